@@ -1,0 +1,112 @@
+"""Centres, lines and agent identities: which centre a call belongs to and who answered it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hotline.centres.models import AgentIdentity, Centre, Line
+from hotline.phone import normalize_line_identifier
+
+
+def ensure_default_centre(session: Session, *, code: str, name: str, timezone: str) -> Centre:
+    centre = session.scalar(select(Centre).where(Centre.is_default.is_(True)))
+    if centre is None:
+        centre = session.scalar(select(Centre).where(Centre.code == code))
+        if centre is None:
+            centre = Centre(code=code, name=name, timezone=timezone, is_default=True)
+            session.add(centre)
+        centre.is_default = True
+        session.flush()
+    return centre
+
+
+def create_centre(session: Session, *, code: str, name: str, timezone: str = "Asia/Ho_Chi_Minh",
+                  province_code: str | None = None) -> Centre:
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {timezone!r}; use an IANA name such as Asia/Ho_Chi_Minh") from None
+    if session.scalar(select(Centre).where(Centre.code == code)):
+        raise ValueError(f"a centre with code {code!r} already exists")
+    centre = Centre(code=code, name=name, timezone=timezone, province_code=province_code)
+    session.add(centre)
+    session.flush()
+    return centre
+
+
+def get_centre(session: Session, code: str) -> Centre:
+    centre = session.scalar(select(Centre).where(Centre.code == code))
+    if centre is None:
+        known = ", ".join(session.scalars(select(Centre.code)).all()) or "none yet"
+        raise LookupError(f"no centre with code {code!r} (known: {known})")
+    return centre
+
+
+def add_line(session: Session, *, centre: Centre, provider: str, kind: str, identifier: str,
+             label: str = "") -> Line:
+    if provider not in {"asterisk", "twilio", "any"}:
+        raise ValueError("provider must be asterisk, twilio or any")
+    if kind not in {"number", "queue"}:
+        raise ValueError("kind must be number (a DID or Twilio number) or queue (an Asterisk or Twilio queue)")
+    ident = normalize_line_identifier(identifier) if kind == "number" else identifier.strip()
+    if not ident:
+        raise ValueError("a line needs an identifier")
+    line = Line(centre_id=centre.id, provider=provider, kind=kind, identifier=ident, label=label)
+    session.add(line)
+    session.flush()
+    return line
+
+
+def map_agent(session: Session, *, centre: Centre, provider: str, identity: str, user_id: int | None) -> AgentIdentity:
+    row = session.scalar(
+        select(AgentIdentity).where(AgentIdentity.provider == provider, AgentIdentity.identity == identity)
+    )
+    if row is None:
+        row = AgentIdentity(centre_id=centre.id, provider=provider, identity=identity)
+        session.add(row)
+    row.user_id = user_id
+    row.centre_id = centre.id
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class Routing:
+    """A snapshot of lines and agent identities for the ingestor (loaded once per batch)."""
+
+    default_centre_id: int
+    numbers: dict[tuple[str, str], Line]  # (provider, E.164) → line
+    queues: dict[tuple[str, str], Line]  # (provider, queue name) → line
+    agents: dict[tuple[str, str], AgentIdentity]
+
+    @classmethod
+    def load(cls, session: Session, default_centre_id: int) -> Routing:
+        numbers: dict[tuple[str, str], Line] = {}
+        queues: dict[tuple[str, str], Line] = {}
+        for line in session.scalars(select(Line).where(Line.active.is_(True))):
+            target = numbers if line.kind == "number" else queues
+            target[(line.provider, line.identifier)] = line
+        agents = {(a.provider, a.identity): a for a in session.scalars(select(AgentIdentity))}
+        return cls(default_centre_id, numbers, queues, agents)
+
+    def line_for(self, provider: str, *, dialed: str | None, queue: str | None) -> Line | None:
+        if queue:
+            for p in (provider, "any"):
+                if (p, queue) in self.queues:
+                    return self.queues[(p, queue)]
+        if dialed:
+            ident = normalize_line_identifier(dialed)
+            for p in (provider, "any"):
+                if (p, ident) in self.numbers:
+                    return self.numbers[(p, ident)]
+        return None
+
+    def counsellor_for(self, provider: str, identity: str | None) -> int | None:
+        if not identity:
+            return None
+        row = self.agents.get((provider, identity))
+        return row.user_id if row else None

@@ -1,0 +1,11 @@
+"""Imports every domain's tables so that ``Base.metadata`` (Alembic, tests) sees them all.
+
+Each domain adds its ``models`` module here; nothing else needs to know the list.
+"""
+
+from hotline.auth import models as auth_models  # noqa: F401
+from hotline.calls import models as calls_models  # noqa: F401
+from hotline.centres import models as centres_models  # noqa: F401
+from hotline.db import Base
+
+metadata = Base.metadata

@@ -1,0 +1,117 @@
+"""Settings from ``HOTLINE_*`` environment variables and an optional env file.
+
+Every setting has a safe default so that ``hotline demo`` runs with nothing configured:
+SQLite in ``var/``, an in-process queue and pub/sub, no telephony.  Secrets are never
+defaulted to a constant: when ``HOTLINE_SECRET_KEY`` is unset outside production, a random key
+is generated once and kept (mode 0600) in the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HOTLINE_",
+        env_file=os.environ.get("HOTLINE_ENV_FILE", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    environment: str = Field("development", description="development | production")
+    data_dir: Path = Field(Path("var"), description="Where SQLite files, spools and generated keys live")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir")
+    redis_url: str = Field("", description="redis://…; empty means an in-process queue and pub/sub")
+
+    secret_key: str = Field("", description="Signs sessions and tokens and keys the caller-number hash")
+    api_token: str = Field("", description="Bearer token for /api until sign-in exists; empty disables the API")
+
+    public_base_url: str = Field("http://127.0.0.1:8000", description="The URL Twilio calls, used to check signatures")
+    twilio_auth_token: str = Field("", description="Twilio auth token (checks X-Twilio-Signature)")
+    twilio_account_sid: str = ""
+    twilio_recording_notice: bool = Field(False, description="Play a recording notice before enqueueing")
+    twilio_queue_prefix: str = "hotline"
+
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = ""
+    ami_secret: str = ""
+    ami_keepalive_seconds: float = 10.0
+    ami_reconnect_max_seconds: float = 30.0
+    ami_centre: str = Field("", description="Centre code the AMI listener's PBX belongs to; empty = default centre")
+
+    default_centre_code: str = "default"
+    default_centre_name: str = "Trung tâm Công tác xã hội"
+    default_timezone: str = "Asia/Ho_Chi_Minh"
+
+    log_level: str = "INFO"
+    log_format: str = Field("json", description="json | console")
+
+    @field_validator("environment")
+    @classmethod
+    def _env(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v not in {"development", "production", "test"}:
+            raise ValueError("HOTLINE_ENVIRONMENT must be development, production or test")
+        return v
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'hotline.sqlite3').resolve()}"
+
+    @property
+    def effective_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        if self.is_production:
+            raise RuntimeError(
+                "HOTLINE_SECRET_KEY is not set. In production set it to a long random value "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+            )
+        return _generated_secret(self.data_dir)
+
+    @property
+    def spool_dir(self) -> Path:
+        path = self.data_dir / "spool"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _generated_secret(data_dir: Path) -> str:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()
+    from hotline import db
+
+    db.reset_engine()
