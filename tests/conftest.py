@@ -23,7 +23,9 @@ from hotline.db import Base
 from hotline.settings import Settings, get_settings, reset_settings
 
 PG_ADMIN_URL = os.environ.get("HOTLINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_TEST_URL = os.environ.get("HOTLINE_TEST_REDIS", "redis://127.0.0.1:6379/9")
+# Each pytest-xdist worker gets its own Redis database (9, 10, …) so that flushes never collide.
+_WORKER_NO = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+REDIS_TEST_URL = os.environ.get("HOTLINE_TEST_REDIS", f"redis://127.0.0.1:6379/{9 + _WORKER_NO}")
 CI = os.environ.get("CI", "").lower() == "true"
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

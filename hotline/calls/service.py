@@ -1,0 +1,156 @@
+"""Reading calls back, and the references counsellors give callers.
+
+Everything that leaves through here shows caller numbers masked; the full number is never
+part of a listing or an export.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from hotline.calls.models import CALL_STATUSES, Call, CallRecord
+from hotline.centres.models import Centre, Line
+
+EXPORT_FIELDS = (
+    "id", "provider", "provider_key", "centre", "line", "unrouted", "queue", "caller_id_status",
+    "caller_masked", "received_at", "queued_at", "answered_at", "ended_at", "queue_wait_seconds",
+    "talk_seconds", "status", "answered_by", "counsellor_id", "end_reason",
+)
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    statuses: Sequence[str] = ()
+    line_id: int | None = None
+    centre_ids: Sequence[int] | None = None  # None: every centre (administrators, exports)
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.statuses if s not in CALL_STATUSES]
+        if unknown:
+            raise ValueError(f"unknown status {', '.join(unknown)}; use one of {', '.join(CALL_STATUSES)}")
+        if self.since and self.until and self.since > self.until:
+            raise ValueError("the start of the range is after its end")
+
+
+def day_start(d: date, tz: str = "Asia/Ho_Chi_Minh") -> datetime:
+    """Local midnight of ``d`` in ``tz``, as UTC: date ranges are the centre's days."""
+    return datetime.combine(d, time(0), ZoneInfo(tz)).astimezone(timezone.utc)
+
+
+def date_range(since: date | None, until: date | None, tz: str = "Asia/Ho_Chi_Minh") -> tuple[datetime | None, datetime | None]:
+    """Inclusive local dates → [start, end) in UTC."""
+    return (day_start(since, tz) if since else None,
+            day_start(until + timedelta(days=1), tz) if until else None)
+
+
+def _query(flt: CallFilter) -> Select[tuple[Call]]:
+    q = select(Call)
+    if flt.since:
+        q = q.where(Call.received_at >= flt.since)
+    if flt.until:
+        q = q.where(Call.received_at < flt.until)
+    if flt.statuses:
+        q = q.where(Call.status.in_(list(flt.statuses)))
+    if flt.line_id is not None:
+        q = q.where(Call.line_id == flt.line_id)
+    if flt.centre_ids is not None:
+        q = q.where(Call.centre_id.in_(list(flt.centre_ids)))
+    return q
+
+
+def list_calls(session: Session, *, flt: CallFilter, limit: int = 100, offset: int = 0) -> list[Call]:
+    q = _query(flt).order_by(Call.received_at.desc(), Call.id.desc()).limit(limit).offset(offset)
+    return list(session.scalars(q))
+
+
+def iter_calls(session: Session, *, flt: CallFilter, chunk: int = 1000) -> Iterator[Call]:
+    """Every matching call, oldest first, in chunks (exports of a whole year stay in memory bounds)."""
+    last_id = 0
+    while True:
+        rows = list(session.scalars(_query(flt).where(Call.id > last_id).order_by(Call.id).limit(chunk)))
+        if not rows:
+            return
+        yield from rows
+        last_id = rows[-1].id
+        session.expunge_all()
+
+
+def _labels(session: Session) -> tuple[dict[int, str], dict[int, str]]:
+    centres = dict(session.execute(select(Centre.id, Centre.code)).tuples().all())
+    lines = dict(session.execute(select(Line.id, Line.identifier)).tuples().all())
+    return centres, lines
+
+
+def to_dict(call: Call, centres: dict[int, str], lines: dict[int, str]) -> dict[str, Any]:
+    def iso(v: datetime | None) -> str | None:
+        return v.isoformat() if v else None
+
+    return {
+        "id": call.id, "provider": call.provider, "provider_key": call.provider_key,
+        "centre": centres.get(call.centre_id), "line": lines.get(call.line_id) if call.line_id else None,
+        "unrouted": call.unrouted, "queue": call.queue, "caller_id_status": call.caller_id_status,
+        "caller_masked": call.caller_masked, "received_at": iso(call.received_at),
+        "queued_at": iso(call.queued_at), "answered_at": iso(call.answered_at), "ended_at": iso(call.ended_at),
+        "queue_wait_seconds": call.queue_wait_seconds, "talk_seconds": call.talk_seconds,
+        "status": call.status, "answered_by": call.answered_by, "counsellor_id": call.counsellor_id,
+        "end_reason": call.end_reason,
+    }
+
+
+def call_dicts(session: Session, calls: Sequence[Call]) -> list[dict[str, Any]]:
+    centres, lines = _labels(session)
+    return [to_dict(c, centres, lines) for c in calls]
+
+
+def export(session: Session, *, flt: CallFilter, fmt: str, out: io.TextIOBase) -> int:
+    """Write calls as JSON lines or CSV; returns how many."""
+    if fmt not in {"jsonl", "csv"}:
+        raise ValueError("format must be jsonl or csv")
+    centres, lines = _labels(session)
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS) if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    count = 0
+    for call in iter_calls(session, flt=flt):
+        row = to_dict(call, centres, lines)
+        if writer:
+            writer.writerow(row)
+        else:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+# ---------------------------------------------------------------------- references
+REFERENCE_KINDS = ("directory", "legal")
+
+
+def add_reference(session: Session, *, record: CallRecord, kind: str, ref_id: str, label: str,
+                  given_by: int | None) -> dict[str, Any]:
+    """Note that an address or an article was given to the caller (once per item)."""
+    if kind not in REFERENCE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(REFERENCE_KINDS)}")
+    if not ref_id or not label.strip():
+        raise ValueError("a reference needs an id and a label")
+    refs = list(record.references_given or [])
+    for ref in refs:
+        if ref["kind"] == kind and str(ref["ref_id"]) == str(ref_id):
+            return ref
+    ref = {"kind": kind, "ref_id": str(ref_id), "label": label.strip()[:500],
+           "given_at": datetime.now(timezone.utc).isoformat(), "given_by": given_by}
+    refs.append(ref)
+    record.references_given = refs
+    session.flush()
+    return ref
