@@ -1,0 +1,323 @@
+"""Accounts: passwords (argon2), server-side sessions, sign-in throttling, user administration.
+
+Plain keyword-only functions over a session.  The cookie holds a random value; the database keeps
+only its SHA-256, so a copy of the database does not let anyone sign in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from hotline.auth.models import LANGUAGES, ROLES, LoginThrottle, User, UserSession
+from hotline.db import insert_ignore, utcnow
+
+SESSION_IDLE = timedelta(hours=2)  # signed out after this long without a request
+SESSION_ABSOLUTE = timedelta(hours=12)  # and after one long shift whatever happens
+TOUCH_EVERY = timedelta(seconds=60)  # last_seen_at is written at most this often
+
+MIN_PASSWORD_LENGTH = 10
+
+
+@dataclass(frozen=True)
+class ThrottleRule:
+    prefix: str
+    max_failures: int
+    window: timedelta
+    lock_for: timedelta
+
+
+# Per user name: 5 failures in 15 minutes lock the account for 15 minutes.  Per IP address the
+# bar is higher, because a whole centre often shares one public address.
+THROTTLE_RULES = (
+    ThrottleRule("user", 5, timedelta(minutes=15), timedelta(minutes=15)),
+    ThrottleRule("ip", 20, timedelta(minutes=15), timedelta(minutes=15)),
+)
+
+_hasher = PasswordHasher()
+# Verifying against this when the user does not exist keeps the timing the same.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
+
+
+class AccountError(ValueError):
+    """A user-facing problem with account data (says what was wrong and what to do)."""
+
+
+class LoginLocked(Exception):
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"locked until {until.isoformat()}")
+        self.until = until
+
+
+# ------------------------------------------------------------------ passwords
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password_strength(password: str, *, username: str = "") -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(
+            f"Mật khẩu cần ít nhất {MIN_PASSWORD_LENGTH} ký tự. / "
+            f"The password needs at least {MIN_PASSWORD_LENGTH} characters."
+        )
+    if username and password.strip().lower() == username.strip().lower():
+        raise AccountError("Mật khẩu không được trùng tên đăng nhập. / The password must not be the user name.")
+
+
+def verify_password(user: User | None, password: str) -> bool:
+    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    try:
+        ok = _hasher.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    return ok and user is not None and bool(user.password_hash)
+
+
+# ------------------------------------------------------------------ users
+def normalize_username(username: str) -> str:
+    return (username or "").strip().lower()
+
+
+def get_user(session: Session, *, user_id: int | None = None, username: str | None = None) -> User | None:
+    if user_id is not None:
+        return session.get(User, user_id)
+    if username is not None:
+        return session.scalar(select(User).where(User.username == normalize_username(username)))
+    raise TypeError("get_user needs user_id or username")
+
+
+def require_user(session: Session, *, username: str) -> User:
+    user = get_user(session, username=username)
+    if user is None:
+        raise AccountError(f"Không có người dùng '{username}'. / No user named '{username}' (see `hotline user list`).")
+    return user
+
+
+def list_users(session: Session, *, centre_id: int | None = None, include_disabled: bool = True) -> list[User]:
+    stmt = select(User).order_by(User.username)
+    if centre_id is not None:
+        stmt = stmt.where(User.centre_id == centre_id)
+    if not include_disabled:
+        stmt = stmt.where(User.active.is_(True))
+    return list(session.scalars(stmt))
+
+
+def create_user(session: Session, *, username: str, password: str, role: str, centre_id: int | None,
+                display_name: str = "", language: str = "vi") -> User:
+    name = normalize_username(username)
+    if not name or len(name) > 128 or any(c.isspace() for c in name):
+        raise AccountError(
+            "Tên đăng nhập không được để trống, không có khoảng trắng, tối đa 128 ký tự. / "
+            "A user name must be 1–128 characters without spaces."
+        )
+    if role not in ROLES:
+        raise AccountError(f"Vai trò không hợp lệ '{role}'. / Unknown role '{role}'; use one of: {', '.join(ROLES)}.")
+    if language not in LANGUAGES:
+        raise AccountError(f"Ngôn ngữ không hợp lệ. / Unknown language '{language}'; use vi or en.")
+    if get_user(session, username=name) is not None:
+        raise AccountError(f"Tên đăng nhập '{name}' đã tồn tại. / The user name '{name}' is taken.")
+    check_password_strength(password, username=name)
+    user = User(username=name, password_hash=hash_password(password), role=role, centre_id=centre_id,
+                display_name=display_name.strip()[:255], language=language, active=True,
+                password_changed_at=utcnow())
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(session: Session, *, user: User, password: str) -> None:
+    """Set a new password and sign the user out everywhere."""
+    check_password_strength(password, username=user.username)
+    user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+    end_all_sessions(session, user_id=user.id)
+    clear_throttle(session, key=f"user:{user.username}")
+    session.flush()
+
+
+def change_password(session: Session, *, user: User, current: str, new: str, keep_session: str | None = None) -> None:
+    """The user's own change: needs the current password; other browsers are signed out."""
+    if not verify_password(user, current):
+        raise AccountError("Mật khẩu hiện tại không đúng. / The current password is wrong.")
+    check_password_strength(new, username=user.username)
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+    stmt = delete(UserSession).where(UserSession.user_id == user.id)
+    if keep_session:
+        stmt = stmt.where(UserSession.id != keep_session)
+    session.execute(stmt)
+    session.flush()
+
+
+def generate_password() -> str:
+    """A temporary password an administrator reads out: 4 groups, no look-alike characters."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
+
+
+def set_active(session: Session, *, user: User, active: bool) -> None:
+    user.active = active
+    if not active:
+        end_all_sessions(session, user_id=user.id)
+    session.flush()
+
+
+def set_language(session: Session, *, user: User, language: str) -> None:
+    if language not in LANGUAGES:
+        raise AccountError(f"Ngôn ngữ không hợp lệ. / Unknown language '{language}'; use vi or en.")
+    user.language = language
+    session.flush()
+
+
+# ------------------------------------------------------------------ throttling
+def _rules_for(username: str, ip: str) -> list[tuple[str, ThrottleRule]]:
+    keys = {"user": f"user:{normalize_username(username)}"[:200], "ip": f"ip:{ip}"[:200]}
+    return [(keys[r.prefix], r) for r in THROTTLE_RULES if keys[r.prefix].split(":", 1)[1]]
+
+
+def locked_until(session: Session, *, username: str, ip: str, now: datetime | None = None) -> datetime | None:
+    now = now or utcnow()
+    latest: datetime | None = None
+    for key, _rule in _rules_for(username, ip):
+        row = session.get(LoginThrottle, key)
+        if row is not None and row.locked_until is not None and row.locked_until > now:
+            latest = max(latest, row.locked_until) if latest else row.locked_until
+    return latest
+
+
+def _register_failure(session: Session, *, username: str, ip: str, now: datetime) -> datetime | None:
+    until: datetime | None = None
+    for key, rule in _rules_for(username, ip):
+        session.execute(insert_ignore(session, LoginThrottle.__table__).values(
+            key=key, failures=0, window_start=now, locked_until=None))
+        row = session.scalar(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
+        assert row is not None
+        session.refresh(row)
+        if now - row.window_start > rule.window:
+            row.failures, row.window_start = 0, now
+        row.failures += 1
+        if row.failures >= rule.max_failures:
+            row.locked_until = now + rule.lock_for
+            row.failures, row.window_start = 0, now
+            until = max(until, row.locked_until) if until else row.locked_until
+    session.flush()
+    return until
+
+
+def clear_throttle(session: Session, *, key: str) -> None:
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User | None
+    locked_until: datetime | None = None
+    reason: str = ""  # "" (signed in) | "locked" | "bad_credentials" | "disabled"
+
+
+def authenticate(session: Session, *, username: str, password: str, ip: str) -> LoginResult:
+    """Check a sign-in attempt, counting failures; a locked account is refused even with the right password."""
+    now = utcnow()
+    until = locked_until(session, username=username, ip=ip, now=now)
+    if until is not None:
+        return LoginResult(None, until, "locked")
+    user = get_user(session, username=username)
+    ok = verify_password(user, password)
+    if ok and user is not None and not user.active:
+        return LoginResult(None, None, "disabled")
+    if not ok or user is None:
+        until = _register_failure(session, username=username, ip=ip, now=now)
+        return LoginResult(None, until, "locked" if until else "bad_credentials")
+    clear_throttle(session, key=f"user:{user.username}")
+    if _hasher.check_needs_rehash(user.password_hash or ""):
+        user.password_hash = hash_password(password)
+    user.last_login_at = now
+    session.flush()
+    return LoginResult(user)
+
+
+# ------------------------------------------------------------------ sessions
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewSession:
+    cookie_value: str
+    row: UserSession
+
+
+def start_session(session: Session, *, user: User, ip: str = "", user_agent: str = "") -> NewSession:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    row = UserSession(id=_digest(token), user_id=user.id, csrf_token=secrets.token_urlsafe(32),
+                      created_at=now, last_seen_at=now, expires_at=now + SESSION_ABSOLUTE,
+                      ip=ip[:64], user_agent=user_agent[:255])
+    session.add(row)
+    session.flush()
+    return NewSession(token, row)
+
+
+def load_session(session: Session, *, cookie_value: str) -> tuple[UserSession, User] | None:
+    """The live session and active user for a cookie, or None (expired sessions are deleted)."""
+    if not cookie_value or len(cookie_value) > 128:
+        return None
+    row = session.get(UserSession, _digest(cookie_value))
+    if row is None:
+        return None
+    now = utcnow()
+    if row.expires_at <= now or now - row.last_seen_at > SESSION_IDLE:
+        session.delete(row)
+        session.flush()
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        session.delete(row)
+        session.flush()
+        return None
+    if now - row.last_seen_at >= TOUCH_EVERY:
+        row.last_seen_at = now
+        session.flush()
+    return row, user
+
+
+def session_id_for(cookie_value: str) -> str:
+    return _digest(cookie_value)
+
+
+def end_session(session: Session, *, cookie_value: str) -> int | None:
+    """Sign one browser out; returns the user id it belonged to."""
+    row = session.get(UserSession, _digest(cookie_value)) if cookie_value else None
+    if row is None:
+        return None
+    user_id = row.user_id
+    session.delete(row)
+    session.flush()
+    return user_id
+
+
+def end_all_sessions(session: Session, *, user_id: int) -> int:
+    result = session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def count_sessions(session: Session, *, user_id: int) -> int:
+    return int(session.scalar(select(func.count()).select_from(UserSession).where(UserSession.user_id == user_id)) or 0)
+
+
+def purge_expired(session: Session) -> int:
+    """Delete sessions past their absolute or idle expiry, and stale throttles (housekeeping)."""
+    now = utcnow()
+    result = session.execute(delete(UserSession).where(
+        (UserSession.expires_at <= now) | (UserSession.last_seen_at < now - SESSION_IDLE)))
+    session.execute(delete(LoginThrottle).where(
+        LoginThrottle.window_start < now - timedelta(days=1),
+        (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until < now)))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,118 @@
+"""Translations: Vietnamese by default, English by choice.
+
+Catalogues live in ``hotline/i18n/<lang>/LC_MESSAGES/messages.po``.  A ``.mo`` missing or older
+than its ``.po`` is compiled on first use (with Babel), so a fresh checkout works without a build
+step; ``pybabel compile`` (see README) does the same ahead of time.
+
+Other domains mark strings in Python with ``gettext_lazy``/``N_`` (for module-level tables) and
+translate at request time with ``translator(lang)``; templates get ``_``/``gettext``/``ngettext``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from pathlib import Path
+from typing import Any
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import LazyProxy, NullTranslations, Translations
+
+DOMAIN = "messages"
+LANGUAGES = ("vi", "en")
+DEFAULT_LANGUAGE = "vi"
+LANGUAGE_NAMES = {"vi": "Tiếng Việt", "en": "English"}
+HERE = Path(__file__).parent
+
+_lock = threading.Lock()
+_cache: dict[str, NullTranslations] = {}
+current_language: contextvars.ContextVar[str] = contextvars.ContextVar("hotline_language", default=DEFAULT_LANGUAGE)
+
+
+def normalize_language(value: str | None) -> str:
+    """``en``, ``en-US``, ``EN`` → ``en``; anything unknown → Vietnamese."""
+    code = (value or "").strip().lower().replace("_", "-").split("-")[0]
+    return code if code in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def _compile_if_needed(lang: str) -> Path | None:
+    folder = HERE / lang / "LC_MESSAGES"
+    po, mo = folder / f"{DOMAIN}.po", folder / f"{DOMAIN}.mo"
+    if not po.exists():
+        return mo if mo.exists() else None
+    if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+        return mo
+    with po.open("rb") as fh:
+        catalog = read_po(fh, locale=lang, domain=DOMAIN)
+    tmp = mo.with_suffix(".mo.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            write_mo(fh, catalog, use_fuzzy=False)
+        tmp.replace(mo)
+    except OSError:
+        # A read-only install: translate from the catalogue in memory instead.
+        return None
+    return mo
+
+
+def get_translations(lang: str | None) -> NullTranslations:
+    lang = normalize_language(lang)
+    with _lock:
+        if lang in _cache:
+            return _cache[lang]
+        mo = _compile_if_needed(lang)
+        if mo is not None and mo.exists():
+            with mo.open("rb") as fh:
+                trans: NullTranslations = Translations(fh, domain=DOMAIN)
+        else:
+            trans = _from_po(lang)
+        _cache[lang] = trans
+        return trans
+
+
+def _from_po(lang: str) -> NullTranslations:
+    po = HERE / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if not po.exists():
+        return NullTranslations()
+    import io
+
+    with po.open("rb") as fh:
+        catalog = read_po(fh, locale=lang, domain=DOMAIN)
+    buf = io.BytesIO()
+    write_mo(buf, catalog, use_fuzzy=False)
+    buf.seek(0)
+    return Translations(buf, domain=DOMAIN)
+
+
+def reload() -> None:
+    """Forget loaded catalogues (after ``pybabel compile`` in a running process, and in tests)."""
+    with _lock:
+        _cache.clear()
+
+
+def translator(lang: str | None) -> Any:
+    """``gettext`` for one language: ``_ = translator("en"); _("Đăng nhập")``."""
+    return get_translations(lang).gettext
+
+
+def gettext(message: str, **variables: Any) -> str:
+    """Translate into the current request's language; ``%(name)s`` placeholders filled from keywords."""
+    text = get_translations(current_language.get()).gettext(message)
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
+    text = get_translations(current_language.get()).ngettext(singular, plural, n)
+    variables.setdefault("num", n)
+    return text % variables
+
+
+def gettext_lazy(message: str, **variables: Any) -> LazyProxy:
+    """For module-level tables: translated when turned into a string, in the language of that moment."""
+    return LazyProxy(gettext, message, enable_cache=False, **variables)
+
+
+def N_(message: str) -> str:
+    """Marks a string for extraction without translating it (translate later with ``gettext``)."""
+    return message

@@ -1,0 +1,226 @@
+"""The web foundation every page builds on: templates, rendering, the home redirect, error pages.
+
+    from hotline.web import render, add_template_dir
+
+    add_template_dir(Path(__file__).parent / "templates")   # once, at import of your views module
+
+    @router.get("/calls")
+    def calls(request: Request, principal: Principal = Depends(require_roles("counsellor"))):
+        return render(request, "calls/list.html", {"calls": rows})
+
+Templates extend ``base.html`` (blocks ``title``, ``content``, ``scripts``) and get
+``principal``, ``csrf_token``, ``_``/``gettext``/``ngettext`` (the request's language), ``lang``,
+``fmt_date`` and ``fmt_datetime`` (dd/mm/yyyy in the user's centre timezone).  Forms include
+``<input type="hidden" name="csrf_token" value="{{ csrf_token }}">``; scripts send the token in the
+``X-CSRF-Token`` header (``base.html`` puts it in ``<meta name="csrf-token">``).
+
+Message ids are English; the Vietnamese lives in ``hotline/i18n/vi/LC_MESSAGES/messages.po``
+(see ``hotline/i18n/README.md``).  Autoescaping is on: never mark user input ``|safe``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+from markupsafe import Markup
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hotline import i18n
+from hotline.auth.deps import (
+    LANGUAGE_COOKIE,
+    PRE_SESSION_COOKIE,
+    Principal,
+    csrf_token,
+    request_language,
+    resolve_principal,
+    wants_json,
+)
+from hotline.i18n import N_
+from hotline.settings import get_settings
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+_loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(TEMPLATE_DIR))])
+_env = jinja2.Environment(
+    loader=_loader,
+    autoescape=True,  # every template, whatever its extension
+    extensions=["jinja2.ext.i18n"],
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+# Fallback for templates rendered outside ``render`` (the current language comes from a context variable).
+_env.install_gettext_callables(  # type: ignore[attr-defined]
+    lambda message: i18n.get_translations(i18n.current_language.get()).gettext(message),
+    lambda singular, plural, n: i18n.get_translations(i18n.current_language.get()).ngettext(singular, plural, n),
+    newstyle=True,
+)
+templates = Jinja2Templates(env=_env)
+
+# Where GET / sends each role.
+HOME_BY_ROLE = {
+    "counsellor": "/calls",
+    "supervisor": "/calls",
+    "administrator": "/calls",
+    "partner": "/partner",
+}
+
+
+def add_template_dir(path: str | Path) -> None:
+    """Let templates in ``path`` be found (after those already added; names should be prefixed by domain)."""
+    folder = str(Path(path).resolve())
+    loaders = _loader.loaders
+    if any(isinstance(ld, jinja2.FileSystemLoader) and folder in ld.searchpath for ld in loaders):
+        return
+    loaders.append(jinja2.FileSystemLoader(folder))
+
+
+# ------------------------------------------------------------------ dates
+def _zone(principal: Principal | None) -> ZoneInfo:
+    name = principal.timezone if principal is not None else get_settings().default_timezone
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def make_formatters(principal: Principal | None) -> tuple[Any, Any]:
+    zone = _zone(principal)
+
+    def fmt_date(value: date | datetime | None) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=timezone.utc)
+            value = value.astimezone(zone).date()
+        return value.strftime("%d/%m/%Y")
+
+    def fmt_datetime(value: datetime | None, seconds: bool = False) -> str:
+        if value is None:
+            return ""
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S" if seconds else "%d/%m/%Y %H:%M")
+
+    return fmt_date, fmt_datetime
+
+
+# ------------------------------------------------------------------ rendering
+def _template_gettext(trans: Any) -> tuple[Any, Any]:
+    """Jinja "newstyle" gettext: ``_("Hello %(name)s", name=x)`` escapes ``x`` and fills it in."""
+
+    @jinja2.pass_context
+    def gettext(ctx: Any, message: str, **variables: Any) -> str:
+        rv = trans.gettext(message)
+        if ctx.eval_ctx.autoescape:
+            rv = Markup(rv)
+        return rv % variables if variables else rv
+
+    @jinja2.pass_context
+    def ngettext(ctx: Any, singular: str, plural: str, num: int, **variables: Any) -> str:
+        variables.setdefault("num", num)
+        rv = trans.ngettext(singular, plural, num)
+        if ctx.eval_ctx.autoescape:
+            rv = Markup(rv)
+        return rv % variables
+
+    return gettext, ngettext
+
+
+def is_secure_cookie() -> bool:
+    return get_settings().public_base_url.lower().startswith("https://")
+
+
+def template_context(request: Request, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    principal = resolve_principal(request)
+    lang = request_language(request)
+    gettext, ngettext = _template_gettext(i18n.get_translations(lang))
+    fmt_date, fmt_datetime = make_formatters(principal)
+    ctx: dict[str, Any] = {
+        "request": request,
+        "principal": principal,
+        "csrf_token": csrf_token(request),
+        "lang": lang,
+        "languages": i18n.LANGUAGE_NAMES,
+        "_": gettext,
+        "gettext": gettext,
+        "ngettext": ngettext,
+        "fmt_date": fmt_date,
+        "fmt_datetime": fmt_datetime,
+    }
+    ctx.update(context or {})
+    return ctx
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None,
+           status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Render a template with the request's principal, CSRF token, language and date formatters."""
+    ctx = template_context(request, context)
+    token = i18n.current_language.set(ctx["lang"])
+    try:
+        response = templates.TemplateResponse(request, name, ctx, status_code=status_code, headers=headers)
+    finally:
+        i18n.current_language.reset(token)
+    new_pre = getattr(request.state, "new_pre_session", None)
+    if new_pre:
+        response.set_cookie(PRE_SESSION_COOKIE, new_pre, httponly=True, samesite="lax",
+                            secure=is_secure_cookie(), path="/")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+# ------------------------------------------------------------------ routes and error pages
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+def home(request: Request) -> Response:
+    principal = resolve_principal(request)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    return RedirectResponse(HOME_BY_ROLE.get(principal.role, "/login"), status_code=303)
+
+
+@router.get("/healthz", include_in_schema=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+ERROR_TITLES = {
+    400: N_("The request could not be understood"),
+    401: N_("Please sign in"),
+    403: N_("Access denied"),
+    404: N_("Page not found"),
+    405: N_("This action is not allowed here"),
+    409: N_("Conflict"),
+    422: N_("Some fields need attention"),
+    429: N_("Too many requests"),
+}
+
+
+async def _html_errors(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    accept = request.headers.get("accept", "")
+    if wants_json(request) or "text/html" not in accept or exc.status_code < 400:
+        return await http_exception_handler(request, exc)
+    title = ERROR_TITLES.get(exc.status_code, N_("Something went wrong"))
+    return render(request, "error.html", {"status": exc.status_code, "title": title, "detail": exc.detail},
+                  status_code=exc.status_code, headers=dict(exc.headers or {}))
+
+
+def setup_app(app: FastAPI) -> None:
+    """Browser page loads get an HTML error page; API and script requests keep FastAPI's JSON."""
+    app.add_exception_handler(StarletteHTTPException, _html_errors)
+
+
+def language_cookie(response: Response, lang: str) -> None:
+    response.set_cookie(LANGUAGE_COOKIE, i18n.normalize_language(lang), max_age=365 * 24 * 3600,
+                        samesite="lax", secure=is_secure_cookie(), path="/")
