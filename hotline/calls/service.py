@@ -88,8 +88,8 @@ def iter_calls(session: Session, *, flt: CallFilter, chunk: int = 1000) -> Itera
 
 
 def _labels(session: Session) -> tuple[dict[int, str], dict[int, str]]:
-    centres = dict(session.execute(select(Centre.id, Centre.code)).tuples().all())
-    lines = dict(session.execute(select(Line.id, Line.identifier)).tuples().all())
+    centres = dict(session.execute(select(Centre.id, Centre.code)).all())
+    lines = dict(session.execute(select(Line.id, Line.identifier)).all())
     return centres, lines
 
 

@@ -1,0 +1,133 @@
+"""Reading calls back over HTTP: ``GET /api/calls`` and the staff calls page."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import jinja2
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hotline.auth.deps import Principal, csrf_protect, require_roles
+from hotline.calls import service
+from hotline.calls.models import CALL_STATUSES, CallRecord
+from hotline.centres.models import Centre, Line
+from hotline.db import new_session
+from hotline.taxonomy import get_taxonomies
+from hotline.web import add_template_dir, render, templates
+
+router = APIRouter()
+add_template_dir(Path(__file__).parent / "templates")
+
+
+@jinja2.pass_context
+def _label(ctx: Any, scheme: str, code: str | None) -> str:
+    """A taxonomy label in the page's language: ``{{ label("call_status", c.status) }}``."""
+    return get_taxonomies().label(scheme, code, ctx.get("lang", "vi"))
+
+
+templates.env.globals.setdefault("label", _label)
+STAFF = ("counsellor", "supervisor", "administrator")
+
+
+def db_session():  # type: ignore[no-untyped-def]
+    session = new_session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+DB = Annotated[Session, Depends(db_session)]
+
+
+def visible_centres(principal: Principal) -> list[int] | None:
+    """Administrators see every centre; everyone else only their own."""
+    if principal.role == "administrator":
+        return None
+    return [principal.centre_id] if principal.centre_id is not None else []
+
+
+def _filter(session: Session, principal: Principal, since: date | None, until: date | None,
+            status: list[str], line: str | None) -> service.CallFilter:
+    centre_ids = visible_centres(principal)
+    tz = "Asia/Ho_Chi_Minh"
+    if centre_ids:
+        centre = session.get(Centre, centre_ids[0])
+        tz = centre.timezone if centre else tz
+    line_id = None
+    if line:
+        q = select(Line.id).where((Line.identifier == line) | (Line.id == (int(line) if line.isdigit() else -1)))
+        line_id = session.scalar(q)
+        if line_id is None:
+            raise HTTPException(404, f"no line {line!r}: give a line id, a number in E.164 or a queue name")
+    start, end = service.date_range(since, until, tz)
+    try:
+        return service.CallFilter(since=start, until=end, statuses=status, line_id=line_id, centre_ids=centre_ids)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.get("/api/calls")
+def api_calls(
+    session: DB,
+    principal: Annotated[Principal, Depends(require_roles(*STAFF))],
+    since: Annotated[date | None, Query(description="first local date (inclusive)")] = None,
+    until: Annotated[date | None, Query(description="last local date (inclusive)")] = None,
+    status: Annotated[list[str], Query(description=f"one of {', '.join(CALL_STATUSES)}")] = [],  # noqa: B006
+    line: Annotated[str | None, Query(description="line id, number or queue name")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    flt = _filter(session, principal, since, until, status, line)
+    calls = service.list_calls(session, flt=flt, limit=limit, offset=offset)
+    return {"calls": service.call_dicts(session, calls), "limit": limit, "offset": offset}
+
+
+@router.get("/calls", response_class=HTMLResponse)
+def calls_page(
+    request: Request,
+    session: DB,
+    principal: Annotated[Principal, Depends(require_roles(*STAFF))],
+    status: Annotated[list[str], Query()] = [],  # noqa: B006
+    day: Annotated[date | None, Query()] = None,
+) -> HTMLResponse:
+    flt = _filter(session, principal, day, day, status, None)
+    calls = service.call_dicts(session, service.list_calls(session, flt=flt, limit=200))
+    return render(request, "calls/list.html", {"calls": calls, "statuses": CALL_STATUSES,
+                                               "selected": status, "day": day})
+
+
+class ReferenceIn(BaseModel):
+    kind: str
+    ref_id: str
+    label: str
+
+
+@router.post("/records/{record_id}/references", dependencies=[Depends(csrf_protect)])
+def add_reference(
+    record_id: int,
+    body: ReferenceIn,
+    session: DB,
+    principal: Annotated[Principal, Depends(require_roles("counsellor", "supervisor"))],
+) -> dict[str, Any]:
+    record = session.get(CallRecord, record_id)
+    if record is None or (principal.centre_id is not None and record.centre_id != principal.centre_id):
+        raise HTTPException(404, "no such record in your centre")
+    if principal.role == "counsellor" and record.state == "draft" and record.counsellor_id not in (None, principal.id):
+        raise HTTPException(403, "this draft belongs to another counsellor")
+    try:
+        ref = service.add_reference(session, record=record, kind=body.kind, ref_id=body.ref_id,
+                                    label=body.label, given_by=principal.id)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {"reference": ref, "references": record.references_given}
