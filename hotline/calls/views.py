@@ -102,7 +102,8 @@ def calls_page(
     day: Annotated[date | None, Query()] = None,
 ) -> HTMLResponse:
     flt = _filter(session, principal, day, day, status, None)
-    calls = service.call_dicts(session, service.list_calls(session, flt=flt, limit=200))
+    rows = service.list_calls(session, flt=flt, limit=200)
+    calls = [{**d, "received_at": c.received_at} for c, d in zip(rows, service.call_dicts(session, rows))]
     return render(request, "calls/list.html", {"calls": calls, "statuses": CALL_STATUSES,
                                                "selected": status, "day": day})
 

@@ -95,3 +95,27 @@ def test_cli_export_refuses_bad_input(env, capsys):
     assert "unknown status" in capsys.readouterr().err
     assert main(["calls", "export", "--centre", "nowhere"]) == 2
     assert "no centre with code 'nowhere'" in capsys.readouterr().err
+
+
+def test_each_centre_sees_only_its_own_calls(client):
+    from tests.helpers import create_user, login
+
+    _seed()
+    with session_scope() as s:
+        other = create_centre(s, code="kt", name="CTXH khác")
+        add_line(s, centre=other, provider="asterisk", kind="queue", identifier="other")
+    # Call C's queue "other" is claimed only after the line exists: a new call on it.
+    _call("D", DAY2 + timedelta(minutes=9), "0977000111", answered=False, queue="other")
+    create_user("gs_qn", "mat-khau-dai-1", "supervisor", centre_code="qn")
+    create_user("gs_kt", "mat-khau-dai-2", "supervisor", centre_code="kt")
+
+    login(client, "gs_qn", "mat-khau-dai-1")
+    page = client.get("/calls")
+    assert page.status_code == 200
+    assert "0912 *** 678" in page.text and "0977 *** 111" not in page.text
+    assert "0912345678" not in page.text
+
+    client.cookies.clear()
+    login(client, "gs_kt", "mat-khau-dai-2")
+    page = client.get("/calls")
+    assert "0977 *** 111" in page.text and "0912 *** 678" not in page.text
