@@ -1,0 +1,1 @@
+"""Legal quick-reference: laws, their articles, our plain-language notes, search and import."""

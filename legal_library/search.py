@@ -1,0 +1,320 @@
+"""Search the library the way counsellors type: numbers, articles, abbreviations, words, issue codes.
+
+``13/2022``, ``nđ 76``, ``76/2023`` find documents by number; ``điều 185``, ``art. 3``,
+``185 blhs`` find articles; ``bạo lực`` and ``bao luc`` find the same words (hotline.text.fold);
+``dv.physical`` or ``issue:child_abuse`` find the articles tagged for an issue.  Word search uses
+the ``legal_terms`` inverted index (exact folded words, the last word as a prefix) so it is fast on
+SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from hotline.taxonomy import get_taxonomies
+from hotline.text import fold, fold_words
+from legal_library.models import LegalArticle, LegalDocument, LegalNote, LegalTag, LegalTerm
+from legal_library.service import MAX_TERM, article_view, document_summary, number_key, supersession_chain
+
+# Common abbreviations counsellors type → the words they stand for (folded).
+ABBREVIATIONS: dict[str, str] = {
+    "blhs": "bo luat hinh su",
+    "blds": "bo luat dan su",
+    "bllđ": "bo luat lao dong",
+    "blld": "bo luat lao dong",
+    "bltths": "bo luat to tung hinh su",
+    "pcblgd": "phong chong bao luc gia dinh",
+    "blgd": "bao luc gia dinh",
+    "hngd": "hon nhan va gia dinh",
+    "bdg": "binh dang gioi",
+    "tgpl": "tro giup phap ly",
+    "pcmbn": "phong chong mua ban nguoi",
+    "mbn": "mua ban nguoi",
+    "lte": "luat tre em",
+    "bvte": "bao ve tre em",
+    "bvdlcn": "bao ve du lieu ca nhan",
+    "ctxh": "cong tac xa hoi",
+    "xlvphc": "xu ly vi pham hanh chinh",
+}
+# Words that name a document type before a number: "nđ 76", "luật 13", "tt 01".
+TYPE_WORDS: dict[str, str] = {
+    "nd": "decree", "nghi dinh": "decree", "decree": "decree",
+    "luat": "law", "law": "law", "bo luat": "code", "code": "code",
+    "tt": "circular", "thong tu": "circular", "circular": "circular",
+    "nq": "resolution", "nghi quyet": "resolution", "resolution": "resolution",
+    "qd": "decision", "quyet dinh": "decision", "decision": "decision",
+}
+_TYPE_ALT = "|".join(sorted((re.escape(k) for k in TYPE_WORDS), key=len, reverse=True))
+DOC_NUMBER = re.compile(r"(?<![\w/])(\d{1,4})\s*/\s*(\d{4})(?:\s*/\s*([a-z0-9]+(?:\s*-\s*[a-z0-9]+)*))?(?![\w/])")
+TYPE_NUMBER = re.compile(rf"(?<!\w)({_TYPE_ALT})\s*\.?\s*(?:so\s+)?(\d{{1,4}})(?![\w/])")
+ARTICLE = re.compile(r"(?<!\w)(?:dieu|art(?:icle)?|d)\s*\.?\s*(\d{1,4}[a-z]?)(?!\w)")
+ISSUE_PREFIX = re.compile(r"(?<!\w)issue:([a-z0-9_.]+)")
+BARE_NUMBER = re.compile(r"(?<![\w/.])(\d{1,4}[a-z]?)(?![\w/])")
+LIMIT = 20
+
+
+@dataclass
+class ParsedQuery:
+    text: str
+    numbers: list[str] = field(default_factory=list)  # number-key prefixes: "13/2022", "13/2022/qh15"
+    typed_numbers: list[tuple[str, str]] = field(default_factory=list)  # ("decree", "76")
+    articles: list[str] = field(default_factory=list)
+    phrases: list[str] = field(default_factory=list)  # document references by abbreviation / alias
+    issues: list[str] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+
+    def has_document_ref(self) -> bool:
+        return bool(self.numbers or self.typed_numbers or self.phrases)
+
+
+def parse_query(query: str, issues: Sequence[str] = ()) -> ParsedQuery:
+    q = fold(query)
+    parsed = ParsedQuery(text=query, issues=list(issues))
+    taxonomies = get_taxonomies()
+
+    def take(pattern: re.Pattern[str], handler: Any) -> None:
+        nonlocal q
+        q = pattern.sub(lambda m: (handler(m), " ")[1], q)
+
+    def on_issue(m: re.Match[str]) -> None:
+        parsed.issues.append(m.group(1))
+    take(ISSUE_PREFIX, on_issue)
+    # A token that is exactly an issue code with a dot or an underscore ("dv.physical", "child_abuse").
+    for token in re.findall(r"[a-z0-9_.]+", q):
+        if ("." in token or "_" in token) and taxonomies.is_valid("issue", token):
+            parsed.issues.append(token)
+            q = re.sub(rf"(?<![\w.]){re.escape(token)}(?![\w.])", " ", q)
+
+    def on_number(m: re.Match[str]) -> None:
+        key = f"{int(m.group(1))}/{m.group(2)}"
+        if m.group(3):
+            key += "/" + re.sub(r"\s+", "", m.group(3))
+        parsed.numbers.append(key)
+    take(DOC_NUMBER, on_number)
+
+    def on_article(m: re.Match[str]) -> None:
+        parsed.articles.append(m.group(1))
+    take(ARTICLE, on_article)
+
+    def on_typed(m: re.Match[str]) -> None:
+        parsed.typed_numbers.append((TYPE_WORDS[re.sub(r"\s+", " ", m.group(1))], m.group(2)))
+    take(TYPE_NUMBER, on_typed)
+
+    words = fold_words(q)
+    rest: list[str] = []
+    for w in words:
+        if w in ABBREVIATIONS or fold(w) in ABBREVIATIONS:
+            parsed.phrases.append(w)
+        else:
+            rest.append(w)
+    # "185 blhs": a bare number beside a document reference is an article number.
+    if parsed.has_document_ref() and not parsed.articles:
+        numbers = [w for w in rest if BARE_NUMBER.fullmatch(w)]
+        if numbers:
+            parsed.articles.extend(numbers)
+            rest = [w for w in rest if w not in numbers]
+    parsed.words = rest
+    return parsed
+
+
+def _documents_for(session: Session, parsed: ParsedQuery) -> tuple[list[LegalDocument], list[str]]:
+    """Documents the query names, and the words that turned out to be part of a document alias."""
+    docs: dict[int, LegalDocument] = {}
+    alias_words: list[str] = []
+    for key in parsed.numbers:
+        stmt = select(LegalDocument).where(or_(LegalDocument.number_key == key,
+                                               LegalDocument.number_key.startswith(key + "/", autoescape=True)))
+        for d in session.scalars(stmt):
+            docs[d.id] = d
+    for doc_type, num in parsed.typed_numbers:
+        types = ("law", "code") if doc_type in {"law", "code"} else (doc_type,)
+        stmt = select(LegalDocument).where(LegalDocument.number_key.startswith(f"{int(num)}/", autoescape=True),
+                                           LegalDocument.doc_type.in_(types))
+        for d in session.scalars(stmt):
+            docs[d.id] = d
+    for phrase in list(parsed.phrases):
+        expansion = ABBREVIATIONS.get(phrase, phrase)
+        stmt = select(LegalDocument).where(LegalDocument.title_key.contains(expansion, autoescape=True))
+        found = list(session.scalars(stmt))
+        if not found:
+            # The abbreviation names no document we hold: search its words in the text instead.
+            parsed.phrases.remove(phrase)
+            parsed.words.extend(expansion.split())
+        for d in found:
+            docs[d.id] = d
+    # Aliases held by documents ("penal code", "children law", "nd 76") made of the remaining words.
+    if parsed.words and not docs:
+        phrase = " ".join(parsed.words)
+        for d in session.scalars(select(LegalDocument).where(LegalDocument.aliases.is_not(None))):
+            for alias in d.aliases or []:
+                a = " ".join(fold_words(alias))
+                if a and (phrase == a or (len(a) > 3 and re.search(rf"(?<!\w){re.escape(a)}(?!\w)", phrase))):
+                    docs[d.id] = d
+                    alias_words.extend(a.split())
+    return list(docs.values()), alias_words
+
+
+def _order_docs(docs: list[LegalDocument], today: date) -> list[LegalDocument]:
+    from legal_library.service import effective_status
+
+    return sorted(docs, key=lambda d: (not effective_status(d, today)["current"], d.number))
+
+
+def _term_condition(word: str, prefix: bool) -> Any:
+    word = word[:MAX_TERM]
+    if not prefix:
+        return LegalTerm.term == word
+    upper = word[:-1] + chr(ord(word[-1]) + 1)
+    return and_(LegalTerm.term >= word, LegalTerm.term < upper)
+
+
+def _word_hits(session: Session, words: list[str], *, doc_ids: list[int] | None,
+               issue_codes: list[str] | None, limit: int) -> list[int]:
+    conds = [_term_condition(w, prefix=(i == len(words) - 1)) for i, w in enumerate(words)]
+    word_no = case(*[(c, i) for i, c in enumerate(conds)], else_=-1)
+    stmt = (select(LegalTerm.article_id, func.sum(LegalTerm.weight).label("score"))
+            .where(or_(*conds))
+            .group_by(LegalTerm.article_id)
+            .having(func.count(func.distinct(word_no)) == len(conds)))
+    if doc_ids is not None or issue_codes is not None:
+        allowed = select(LegalArticle.id).where(LegalArticle.is_current.is_(True))
+        if doc_ids is not None:
+            allowed = allowed.where(LegalArticle.document_id.in_(doc_ids))
+        if issue_codes is not None:
+            allowed = allowed.join(LegalTag, and_(LegalTag.document_id == LegalArticle.document_id,
+                                                  LegalTag.article_number == LegalArticle.number)).where(
+                LegalTag.scheme == "issue", LegalTag.code.in_(issue_codes))
+        stmt = stmt.where(LegalTerm.article_id.in_(allowed))
+    stmt = stmt.order_by(func.sum(LegalTerm.weight).desc(), LegalTerm.article_id).limit(limit)
+    return [row[0] for row in session.execute(stmt)]
+
+
+def expand_issues(codes: Sequence[str]) -> list[str]:
+    """An issue code with its children ("dv" → dv, dv.physical, …); unknown codes are an error."""
+    taxonomies = get_taxonomies()
+    out: list[str] = []
+    for code in codes:
+        taxonomies.require("issue", code)
+        out.append(code)
+        out.extend(t.code for t in taxonomies.terms("issue") if t.parent == code)
+    return list(dict.fromkeys(out))
+
+
+def _tagged(session: Session, codes: list[str], *, doc_ids: list[int] | None, limit: int) -> list[int]:
+    has_note = select(func.count(LegalNote.id)).where(LegalNote.document_id == LegalArticle.document_id,
+                                                     LegalNote.article_number == LegalArticle.number).scalar_subquery()
+    stmt = (select(LegalArticle.id, func.count(func.distinct(LegalTag.code)).label("n"))
+            .join(LegalTag, and_(LegalTag.document_id == LegalArticle.document_id,
+                                 LegalTag.article_number == LegalArticle.number))
+            .where(LegalArticle.is_current.is_(True), LegalTag.scheme == "issue", LegalTag.code.in_(codes))
+            .group_by(LegalArticle.id, LegalArticle.document_id, LegalArticle.sort))
+    if doc_ids is not None:
+        stmt = stmt.where(LegalArticle.document_id.in_(doc_ids))
+    stmt = stmt.order_by(func.count(func.distinct(LegalTag.code)).desc(), has_note.desc(),
+                         LegalArticle.document_id, LegalArticle.sort).limit(limit)
+    return [row[0] for row in session.execute(stmt)]
+
+
+def search(session: Session, query: str, *, issues: Sequence[str] = (), limit: int = LIMIT,
+           today: date | None = None) -> dict[str, Any]:
+    """Documents and articles for a query; each article comes with our note and its document's status."""
+    today = today or date.today()
+    parsed = parse_query(query, issues)
+    issue_codes = expand_issues(parsed.issues) if parsed.issues else None
+    docs, alias_words = _documents_for(session, parsed)
+    doc_ref = parsed.has_document_ref() or bool(alias_words)
+    if alias_words:
+        parsed.words = [w for w in parsed.words if w not in set(alias_words)]
+        if not parsed.articles:
+            numbers = [w for w in parsed.words if BARE_NUMBER.fullmatch(w)]
+            parsed.articles.extend(numbers)
+            parsed.words = [w for w in parsed.words if w not in numbers]
+    # A superseded document brings its replacement along, right after the documents asked for.
+    docs = _order_docs(docs, today)
+    for d in list(docs):
+        for nxt in supersession_chain(session, d):
+            if nxt.id not in {x.id for x in docs}:
+                docs.append(nxt)
+    doc_ids = [d.id for d in docs] if doc_ref else None
+    if doc_ids is not None and not doc_ids:
+        return _answer(session, parsed, [], [], today, message=(
+            "Không tìm thấy văn bản có số hiệu hoặc tên viết tắt này.",
+            "No document with this number or abbreviation."))
+
+    article_ids: list[int] = []
+    if parsed.articles:
+        stmt = select(LegalArticle.id).where(LegalArticle.is_current.is_(True),
+                                             LegalArticle.number.in_(parsed.articles))
+        if doc_ids is not None:
+            stmt = stmt.where(LegalArticle.document_id.in_(doc_ids))
+        stmt = stmt.order_by(LegalArticle.document_id, LegalArticle.sort).limit(limit)
+        article_ids = list(session.scalars(stmt))
+    elif parsed.words:
+        article_ids = _word_hits(session, parsed.words, doc_ids=doc_ids, issue_codes=issue_codes, limit=limit)
+    elif issue_codes:
+        article_ids = _tagged(session, issue_codes, doc_ids=doc_ids, limit=limit)
+    elif doc_ids:
+        has_note = select(func.count(LegalNote.id)).where(
+            LegalNote.document_id == LegalArticle.document_id,
+            LegalNote.article_number == LegalArticle.number).scalar_subquery()
+        stmt = (select(LegalArticle.id).where(LegalArticle.is_current.is_(True), LegalArticle.document_id.in_(doc_ids))
+                .order_by(has_note.desc(), LegalArticle.document_id, LegalArticle.sort).limit(limit))
+        article_ids = list(session.scalars(stmt))
+    if not doc_ref and parsed.words and not docs:
+        # Documents whose title holds every word (diacritics ignored).
+        stmt = select(LegalDocument)
+        for w in parsed.words:
+            stmt = stmt.where(LegalDocument.title_key.contains(w, autoescape=True))
+        docs = _order_docs(list(session.scalars(stmt.limit(limit))), today)
+    return _answer(session, parsed, docs, article_ids, today)
+
+
+def _answer(session: Session, parsed: ParsedQuery, docs: list[LegalDocument], article_ids: list[int],
+            today: date, message: tuple[str, str] | None = None) -> dict[str, Any]:
+    articles = []
+    if article_ids:
+        rows = {a.id: a for a in session.scalars(select(LegalArticle).where(LegalArticle.id.in_(article_ids)))}
+        doc_ids = {a.document_id for a in rows.values()}
+        doc_rows = {d.id: d for d in session.scalars(select(LegalDocument).where(LegalDocument.id.in_(doc_ids)))}
+        notes = {(n.document_id, n.article_number): n for n in session.scalars(
+            select(LegalNote).where(LegalNote.document_id.in_(doc_ids)))}
+        tags: dict[tuple[int, str], list[LegalTag]] = {}
+        for t in session.scalars(select(LegalTag).where(LegalTag.document_id.in_(doc_ids))):
+            tags.setdefault((t.document_id, t.article_number), []).append(t)
+        for aid in article_ids:
+            a = rows[aid]
+            key = (a.document_id, a.number)
+            articles.append(article_view(session, a, doc_rows[a.document_id], note=notes.get(key),
+                                         tags=tags.get(key, []), today=today))
+    if message is None and not docs and not articles:
+        message = ("Không tìm thấy kết quả. Thử số hiệu (13/2022), điều (điều 185 blhs) hoặc từ khóa khác.",
+                   "Nothing found. Try a number (13/2022), an article (điều 185 blhs) or other words.")
+    return {
+        "query": parsed.text,
+        "understood": {"numbers": parsed.numbers, "typed_numbers": [f"{t} {n}" for t, n in parsed.typed_numbers],
+                       "articles": parsed.articles, "abbreviations": parsed.phrases, "issues": parsed.issues,
+                       "words": parsed.words},
+        "documents": [document_summary(session, d, today) for d in docs],
+        "articles": articles,
+        "message": None if message is None else {"vi": message[0], "en": message[1]},
+    }
+
+
+def suggest(session: Session, *, issues: Sequence[str], q: str = "", limit: int = 8,
+            today: date | None = None) -> dict[str, Any]:
+    """Articles tagged for the issue codes the counsellor picked (optionally narrowed by a query)."""
+    if q.strip():
+        return search(session, q, issues=issues, limit=limit, today=today)
+    today = today or date.today()
+    codes = expand_issues(issues) if issues else []
+    ids = _tagged(session, codes, doc_ids=None, limit=limit) if codes else []
+    return _answer(session, ParsedQuery(text="", issues=list(issues)), [], ids, today,
+                   message=None if ids or not codes else ("Chưa có điều luật nào gắn với vấn đề này.",
+                                                           "No article is tagged for these issues yet."))
