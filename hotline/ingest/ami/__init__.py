@@ -1,0 +1,1 @@
+"""Asterisk Manager Interface (AMI) adapter: wire protocol, supervised listener, simulator, CLI."""

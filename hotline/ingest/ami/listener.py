@@ -1,0 +1,535 @@
+"""A supervised AMI listener: ``asterisk-ami`` for the socket, login and actions, our own
+supervisor for everything that library gets wrong.
+
+Measured quirks of ``asterisk-ami`` 0.1.7 and what this module does about them:
+- its reader thread dies on the first socket timeout (3 s of silence): ``_FrameClient.listen``
+  replaces the reader; a timeout just means "nothing to read yet";
+- an exception in any callback kills the reader (and its module misses ``import traceback``):
+  the reader runs no callbacks, it only cuts frames and puts them on a ``queue.Queue``;
+- ``AutoReconnect`` can keep pinging a dead reader: not used; a watchdog notices a dead reader
+  or silence longer than ``silence_factor × keepalive`` and reconnects with exponential backoff;
+- ``disconnect()`` blocks for its timeout: never called; the socket is shut down instead;
+- ``send()`` uses ``socket.send`` (may write part of an action): replaced by ``sendall``.
+
+Threads: the library's reader (one per connection), ``ami-supervisor`` (connect, log in,
+keepalive Ping, watchdog, backoff) and ``ami-applier`` (parse, map, ``spool.submit`` in
+batches).  A database outage spools to disk and never stops the listener.  On every
+(re)connect the listener asks ``CoreShowChannels`` and ``QueueStatus`` and emits one snapshot:
+calls that ended while it was away are closed as ``unknown_outcome``, calls it never saw open.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from asterisk.ami import AMIClient, Action
+from asterisk.ami.response import Response
+
+from hotline.ingest import spool
+from hotline.ingest.ami.protocol import (
+    BANNER_PREFIX,
+    CALL_EVENT_NAMES,
+    AmiMapper,
+    Resync,
+    parse_frame,
+    split_frames,
+)
+from hotline.ingest.events import RawIn
+from hotline.ingest.service import IngestResult
+from hotline.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 1 << 20  # a "frame" longer than this without a blank line is garbage
+READ_SIZE = 1 << 16
+
+
+class AmiLoginError(Exception):
+    """The PBX refused our credentials or did not answer the Login action."""
+
+
+@dataclass
+class ListenerStats:
+    connected: bool = False
+    connects: int = 0
+    reconnects: int = 0
+    login_failures: int = 0
+    frames_received: int = 0
+    events_received: int = 0  # ``Event:`` frames
+    malformed: int = 0
+    submitted: int = 0  # raw items handed to the ingestor (events + snapshots)
+    stored: int = 0  # new raw events in the database
+    duplicates: int = 0
+    applied: int = 0  # call events applied
+    dead: int = 0
+    spooled: int = 0  # raw items written to the disk spool
+    resyncs: int = 0
+    last_error: str = ""
+
+
+class _FrameClient(AMIClient):
+    """``AMIClient`` whose reader only cuts frames and hands them to ``sink``."""
+
+    def __init__(self, host: str, port: int, *, timeout: float,
+                 sink: Callable[[list[bytes], datetime], None]):
+        super().__init__(address=host, port=port, timeout=timeout, buffer_size=READ_SIZE)
+        self._sink = sink
+        self._send_lock = threading.Lock()
+        self._login_future = None
+        self.last_rx = time.monotonic()
+        self.banner: str | None = None
+        self.error: str | None = None
+
+    # -- writing: whole actions, one writer at a time
+    def send(self, pack: object) -> None:  # type: ignore[override]
+        data = (str(pack) + "\r\n").encode(self.encoding)
+        with self._send_lock:
+            self._socket.sendall(data)
+
+    def send_named(self, name: str, action_id: str, **keys: str) -> None:
+        self.send(Action(name, {"ActionID": action_id, **keys}))
+
+    def login_with_events(self, username: str, secret: str, events: str, action_id: str):  # type: ignore[no-untyped-def]
+        if self.finished is None or self.finished.is_set():
+            self.connect()
+        keys = {"ActionID": action_id, "Username": username, "Secret": secret, "Events": events}
+        future = self.send_action(Action("Login", keys))
+        self._login_future = future
+        return future
+
+    def shutdown(self) -> None:
+        """Drop the connection now; unlike ``disconnect()`` this never waits."""
+        if self.finished is not None:
+            self.finished.set()
+        sock = self._socket
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+    @property
+    def reader_alive(self) -> bool:
+        return bool(self._thread is not None and self._thread.is_alive() and not self.finished.is_set())
+
+    # -- reading: the library starts this as its reader thread
+    def listen(self) -> None:
+        try:
+            self._read()
+        except Exception as exc:  # noqa: BLE001 - the watchdog reconnects; say why
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.finished.set()
+
+    def _recv(self) -> bytes | None:
+        """One read; ``b""`` at end of stream, ``None`` when nothing arrived within the timeout."""
+        try:
+            chunk = self._socket.recv(READ_SIZE)
+        except (socket.timeout, TimeoutError):
+            return None  # silence is not death: the library's reader died exactly here
+        except OSError as exc:
+            if not self.finished.is_set():
+                self.error = f"connection lost: {exc}"
+            return b""
+        if chunk:
+            self.last_rx = time.monotonic()
+        return chunk
+
+    def _read(self) -> None:
+        buf = b""
+        while not self.finished.is_set():
+            cut = buf.find(b"\r\n")
+            if cut >= 0:
+                banner = buf[:cut]
+                buf = buf[cut + 2:]
+                if not banner.startswith(BANNER_PREFIX):
+                    self.error = "the server did not greet like Asterisk (no 'Asterisk Call Manager/' banner)"
+                    return
+                self.banner = banner.decode("utf-8", "replace")
+                self._ami_version = self.banner.split("/", 1)[1]
+                break
+            if len(buf) > 4096:
+                self.error = "no AMI banner in the first 4 KiB: is this port an Asterisk manager port?"
+                return
+            chunk = self._recv()
+            if chunk == b"":
+                self.error = self.error or "the server closed the connection before its banner"
+                return
+            if chunk:
+                buf += chunk
+        while not self.finished.is_set():
+            if buf:
+                frames, buf = split_frames(buf)
+                if len(buf) > MAX_FRAME_BYTES:
+                    frames.append(buf)  # stored and dead-lettered as malformed, never dropped
+                    buf = b""
+                if frames:
+                    self._dispatch(frames)
+            chunk = self._recv()
+            if chunk == b"":
+                self.error = self.error or "the server closed the connection"
+                return
+            if chunk:
+                buf += chunk
+
+    def _dispatch(self, frames: list[bytes]) -> None:
+        if self._login_future is not None:
+            for raw in frames:
+                if raw.startswith(b"Response:"):
+                    self._resolve_login(raw)
+                    break
+        self._sink(frames, datetime.now(timezone.utc))
+
+    def _resolve_login(self, raw: bytes) -> None:
+        """AMI answers actions in order: the first response after Login is Login's, even when a
+        recorded stream carries another (or no) ActionID."""
+        future, self._login_future = self._login_future, None
+        response = Response.read(raw.decode(self.encoding, "replace"))
+        self._futures.pop(response.keys.get("ActionID"), None)
+        future.response = response
+
+
+class AmiListener:
+    """Listens to one Asterisk's manager interface and feeds the ingestor."""
+
+    def __init__(self, host: str, port: int, username: str, secret: str, *, source: str | None = None,
+                 keepalive: float | None = None, reconnect_max: float | None = None,
+                 reconnect_min: float = 0.25, silence_factor: float = 3.0, timeout: float = 3.0,
+                 events: str = "call,agent", event_names: Iterable[str] = CALL_EVENT_NAMES,
+                 batch_size: int = 500, batch_wait: float = 0.05, queue_chunks: int = 1000,
+                 resync_timeout: float = 30.0, spool_check_seconds: float = 5.0,
+                 submit: Callable[[Sequence[RawIn]], IngestResult | None] = spool.submit):
+        settings = get_settings()
+        self.host, self.port = host, int(port)
+        self.username, self.secret = username, secret
+        self.source = source or f"ami:{host}:{port}"
+        self.keepalive = float(keepalive if keepalive is not None else settings.ami_keepalive_seconds)
+        self.reconnect_max = float(reconnect_max if reconnect_max is not None else settings.ami_reconnect_max_seconds)
+        self.reconnect_min = min(reconnect_min, self.reconnect_max)
+        self.silence_factor = silence_factor
+        self.timeout = timeout
+        self.events = events
+        self.event_names = tuple(event_names)
+        self.batch_size = batch_size
+        self.batch_wait = batch_wait
+        self.resync_timeout = resync_timeout
+        self.spool_check_seconds = spool_check_seconds
+        self._submit_fn = submit
+
+        self.stats = ListenerStats()
+        self.mapper = AmiMapper(self.source)
+        self._queue: queue.Queue[tuple[int, datetime, list[bytes]] | tuple[int, None, Resync]] = queue.Queue(queue_chunks)
+        self._stop = threading.Event()
+        self._client: _FrameClient | None = None
+        self._generation = 0
+        self._threads: list[threading.Thread] = []
+        self._action_n = 0
+        self._lock = threading.Lock()
+        self.applied_event = threading.Condition()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        if self._threads:
+            raise RuntimeError("this listener is already started; create a new one to start again")
+        self._stop.clear()
+        for name, target in (("ami-applier", self._apply_loop), ("ami-supervisor", self._supervise)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("ami.started", extra={"source": self.source, "host": self.host, "port": self.port})
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop at once: drop the connection (no blocking ``disconnect()``), let the applier
+        hand over what it already received (to the database, or the spool), return."""
+        self._stop.set()
+        client = self._client
+        if client is not None:
+            try:
+                client.send_named("Logoff", self._next_id("logoff"))
+            except OSError:
+                pass
+            client.shutdown()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.stats.connected = False
+        log.info("ami.stopped", extra={"source": self.source, **self._counts()})
+
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        """Run until ``stop`` is set (or ``stop()`` is called from elsewhere)."""
+        if not self._threads:
+            self.start()
+        while not self._stop.is_set():
+            if stop is not None and stop.wait(0.2):
+                break
+            if stop is None:
+                self._stop.wait(0.2)
+        self.stop()
+
+    @property
+    def connected(self) -> bool:
+        return self.stats.connected
+
+    def counters(self) -> dict[str, object]:
+        return asdict(self.stats)
+
+    def _counts(self) -> dict[str, int]:
+        s = self.stats
+        return {"frames": s.frames_received, "applied": s.applied, "reconnects": s.reconnects,
+                "spooled": s.spooled}
+
+    def _next_id(self, kind: str) -> str:
+        with self._lock:
+            self._action_n += 1
+            return f"hotline-{kind}-{self._action_n}"
+
+    # ------------------------------------------------------------------ supervisor
+    def _supervise(self) -> None:
+        delay = self.reconnect_min
+        first = True
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                client = self._connect()
+            except (OSError, AmiLoginError) as exc:
+                self.stats.last_error = str(exc)
+                level = logging.ERROR if isinstance(exc, AmiLoginError) else logging.WARNING
+                log.log(level, "ami.connect_failed", extra={"source": self.source, "reason": str(exc),
+                                                            "retry_in_s": round(delay, 2)})
+            else:
+                if not first:
+                    self.stats.reconnects += 1
+                first = False
+                reason = self._watch(client)
+                client.shutdown()
+                self._client = None
+                self.stats.connected = False
+                if self._stop.is_set():
+                    break
+                self.stats.last_error = reason
+                log.warning("ami.disconnected", extra={"source": self.source, "reason": reason,
+                                                       "retry_in_s": round(delay, 2)})
+                if time.monotonic() - started > 5.0:
+                    delay = self.reconnect_min
+            if self._stop.wait(delay * random.uniform(0.9, 1.1)):
+                break
+            delay = min(self.reconnect_max, delay * 2)
+
+    def _connect(self) -> _FrameClient:
+        self._generation += 1
+        generation = self._generation
+
+        def sink(frames: list[bytes], at: datetime) -> None:
+            self._enqueue((generation, at, frames))
+
+        client = _FrameClient(self.host, self.port, timeout=self.timeout, sink=sink)
+        try:
+            future = client.login_with_events(self.username, self.secret, self.events, self._next_id("login"))
+            response = future.response  # waits up to ``timeout``
+        except OSError:
+            client.shutdown()
+            raise
+        if response is None:
+            client.shutdown()
+            raise AmiLoginError(client.error or f"no answer to Login within {self.timeout:g} s")
+        if response.is_error():
+            client.shutdown()
+            self.stats.login_failures += 1
+            raise AmiLoginError(f"the PBX refused the login ({response.keys.get('Message', 'no reason given')}); "
+                                "check HOTLINE_AMI_USERNAME / HOTLINE_AMI_SECRET and the user in manager.conf")
+        self._client = client
+        self.stats.connected = True
+        self.stats.connects += 1
+        log.info("ami.connected", extra={"source": self.source, "ami_version": client._ami_version})
+        for name in self.event_names:
+            client.send_named("Filter", self._next_id("filter"), Operation="Add", Filter=f"Event: {name}")
+        resync = Resync(self._next_id("resync"), self._next_id("resync"), datetime.now(timezone.utc))
+        self._queue.put((generation, None, resync))  # before the actions, so it precedes their answers
+        client.send_named("CoreShowChannels", resync.channels_id)
+        client.send_named("QueueStatus", resync.queue_id)
+        log.info("ami.resync_requested", extra={"source": self.source})
+        return client
+
+    def _watch(self, client: _FrameClient) -> str:
+        """Keepalive and watchdog; returns why the connection is over."""
+        last_ping = time.monotonic()
+        tick = max(0.02, min(0.5, self.keepalive / 4))
+        while not self._stop.wait(tick):
+            if not client.reader_alive:
+                return f"reader stopped: {client.error or 'connection closed'}"
+            now = time.monotonic()
+            silent = now - client.last_rx
+            if silent > self.silence_factor * self.keepalive and not self._queue.full():
+                return f"no data for {silent:.1f} s although we pinged every {self.keepalive:g} s"
+            if now - last_ping >= self.keepalive:
+                last_ping = now
+                try:
+                    client.send_named("Ping", self._next_id("ping"))
+                except OSError as exc:
+                    return f"keepalive Ping failed: {exc}"
+        return "stopped"
+
+    def _enqueue(self, item: tuple[int, datetime, list[bytes]]) -> None:
+        """Called by the reader. Blocks while the applier is behind: TCP back-pressure instead
+        of unbounded memory (the watchdog counts that as busy, not silent)."""
+        while True:
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                if self._stop.is_set():
+                    break
+                client = self._client
+                if client is not None:
+                    client.last_rx = time.monotonic()
+        # Stopping with a full queue: the frames go to the disk spool, not to the floor.
+        self._spool([self.mapper.to_raw(raw, item[1]) for raw in item[2]], "listener stopping")
+
+    # ------------------------------------------------------------------ applier
+    def _apply_loop(self) -> None:
+        resync: Resync | None = None
+        resync_gen = 0
+        resync_started = 0.0
+        last_spool_check = time.monotonic()
+        while True:
+            stopping = self._stop.is_set()
+            chunks = self._take(stopping)
+            if stopping and not chunks:
+                break
+            items: list[RawIn] = []
+            for generation, at, payload in chunks:
+                if at is None:
+                    assert isinstance(payload, Resync)
+                    if resync is not None:
+                        log.warning("ami.resync_abandoned", extra={"source": self.source,
+                                                                   "reason": "connection lost before the answer"})
+                    resync, resync_gen, resync_started = payload, generation, time.monotonic()
+                    continue
+                assert isinstance(payload, list)
+                for raw in payload:
+                    self.stats.frames_received += 1
+                    frame = parse_frame(raw)
+                    if frame.error:
+                        self.stats.malformed += 1
+                    if frame.response is not None:
+                        if resync is not None and generation == resync_gen and resync.offer(frame, at):
+                            pass
+                        elif frame.response.lower() == "error":
+                            log.warning("ami.action_refused", extra={
+                                "source": self.source, "action_id": frame.action_id,
+                                "reason": frame.get("Message") or "no reason given"})
+                        continue
+                    if frame.event is not None:
+                        self.stats.events_received += 1
+                        if resync is not None and generation == resync_gen and resync.offer(frame, at):
+                            continue
+                    items.append(self.mapper.to_raw(raw, at, frame))
+                if resync is not None and (resync.done or resync.failed):
+                    if resync.failed:
+                        log.error("ami.resync_failed", extra={"source": self.source, "reason": resync.failed})
+                    else:
+                        snap = resync.to_raw(self.source)
+                        items.append(snap)
+                        self.stats.resyncs += 1
+                        log.info("ami.resynced", extra={"source": self.source,
+                                                        "live_calls": len(snap.events[0].live)})
+                    resync = None
+            if resync is not None and time.monotonic() - resync_started > self.resync_timeout:
+                log.error("ami.resync_failed", extra={
+                    "source": self.source,
+                    "reason": f"no complete answer to CoreShowChannels/QueueStatus within {self.resync_timeout:g} s"})
+                resync = None
+            if items:
+                if stopping:
+                    self._spool(items, "listener stopping")
+                else:
+                    self._submit(items)
+            if not stopping and time.monotonic() - last_spool_check > self.spool_check_seconds:
+                last_spool_check = time.monotonic()
+                self._drain_spool()
+
+    def _take(self, stopping: bool) -> list:  # type: ignore[type-arg]
+        """Up to ``batch_size`` frames, waiting at most ``batch_wait`` once something arrived."""
+        chunks: list = []  # type: ignore[type-arg]
+        try:
+            chunks.append(self._queue.get_nowait() if stopping else self._queue.get(timeout=0.1))
+        except queue.Empty:
+            return chunks
+        frames = len(chunks[0][2]) if chunks[0][1] is not None else 0
+        deadline = time.monotonic() + self.batch_wait
+        while frames < self.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                if stopping or remaining <= 0:
+                    item = self._queue.get_nowait()
+                else:
+                    item = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            chunks.append(item)
+            if item[1] is not None:
+                frames += len(item[2])
+        return chunks
+
+    def _submit(self, items: list[RawIn]) -> None:
+        self.stats.submitted += len(items)
+        try:
+            result = self._submit_fn(items)
+        except Exception as exc:  # noqa: BLE001 - keep the events, keep listening
+            log.exception("ami.apply_failed", extra={"source": self.source, "events": len(items)})
+            self._spool(items, f"{type(exc).__name__}")
+            return
+        if result is None:
+            self.stats.spooled += len(items)
+            return
+        self.stats.stored += result.stored
+        self.stats.duplicates += result.duplicates
+        self.stats.applied += result.applied
+        self.stats.dead += result.dead
+        with self.applied_event:
+            self.applied_event.notify_all()
+
+    def _spool(self, items: list[RawIn], why: str) -> None:
+        try:
+            spool.write(items)
+            self.stats.spooled += len(items)
+            log.warning("ami.spooled", extra={"source": self.source, "events": len(items), "reason": why})
+        except OSError as exc:
+            log.critical("ami.spool_failed", extra={"source": self.source, "events": len(items),
+                                                    "reason": f"cannot write the spool: {exc}"})
+
+    def _drain_spool(self) -> None:
+        try:
+            if spool.pending_files():
+                replayed = spool.drain()
+                if replayed:
+                    log.info("ami.spool_replayed", extra={"source": self.source, "events": replayed})
+        except Exception:  # noqa: BLE001 - try again later
+            log.exception("ami.spool_drain_failed", extra={"source": self.source})
+
+    def wait_applied(self, predicate: Callable[[ListenerStats], bool], timeout: float = 10.0) -> bool:
+        """Block until ``predicate(stats)`` holds (tests, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.stats):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self.applied_event:
+                self.applied_event.wait(min(0.05, remaining))
+        return True
+
+
+__all__ = ["AmiListener", "AmiLoginError", "ListenerStats"]

@@ -1,0 +1,432 @@
+"""The AMI wire protocol: frames in, normalised ``RawIn`` / ``CallEvent`` out.
+
+An AMI message is a block of ``Key: Value`` lines ended by a blank line (``\\r\\n\\r\\n``).
+``parse_frame`` turns the bytes of one message into a ``Frame``; ``AmiMapper`` turns a frame
+into the ingestor's ``RawIn`` with the call events the queue lifecycle implies.
+
+What the real captures (Asterisk 22) taught us, and what this module therefore does:
+- one call has several channels tied by ``Linkedid``; the caller's channel is the one whose
+  ``Uniqueid`` equals the ``Linkedid``.  CEL events spell it ``LinkedID`` / ``UniqueID``;
+- ``RingTime`` is in milliseconds in ``AgentRingNoAnswer`` and in seconds in ``AgentConnect``
+  (``ring_seconds`` normalises it);
+- CDRs are per dial attempt (an abandoned call has two "NO ANSWER" CDRs), so the outcome comes
+  from the queue events only;
+- keys repeat (``ChanVariable``) and are kept in order; ``Key:`` without a space is accepted;
+- a line without a colon makes the frame malformed: it is stored and dead-lettered, not dropped;
+- invalid UTF-8 is decoded with replacement characters and the original bytes are kept.
+
+Events are *facts*; the ingestor derives the status, so order across event types is irrelevant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from hotline.ingest.events import CallEvent, Kind, LiveCall, RawIn
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "asterisk"
+FRAME_END = b"\r\n\r\n"
+BANNER_PREFIX = b"Asterisk Call Manager/"
+
+# The events the adapter maps to call events (the listener asks the PBX for these only).
+CALL_EVENT_NAMES = (
+    "Newchannel", "Hangup", "QueueCallerJoin", "QueueCallerAbandon", "AgentCalled",
+    "AgentRingNoAnswer", "AgentConnect", "AgentComplete", "BridgeEnter", "NewCallerid",
+)
+# The list events of the resync actions (answers to our actions are never filtered by Asterisk).
+RESYNC_EVENT_NAMES = ("CoreShowChannel", "CoreShowChannelsComplete", "QueueParams", "QueueMember",
+                      "QueueEntry", "QueueStatusComplete")
+
+
+@dataclass(slots=True)
+class Frame:
+    """One AMI message: ordered headers (repeats kept) plus a first-value lookup."""
+
+    raw: bytes
+    text: str
+    headers: list[tuple[str, str]]
+    fields: dict[str, str]
+    invalid_utf8: bool = False
+    error: str | None = None
+
+    @property
+    def event(self) -> str | None:
+        return self.fields.get("Event")
+
+    @property
+    def response(self) -> str | None:
+        return self.fields.get("Response")
+
+    @property
+    def action_id(self) -> str | None:
+        return self.fields.get("ActionID")
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.fields.get(key, default)
+
+    def get_all(self, key: str) -> list[str]:
+        return [v for k, v in self.headers if k == key]
+
+
+def parse_frame(raw: bytes) -> Frame:
+    """Parse one message (without its terminating blank line). Never raises: a frame that is
+    not ``Key: Value`` lines comes back with ``error`` set and its text intact."""
+    try:
+        text = raw.decode("utf-8")
+        invalid = False
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="replace")
+        invalid = True
+    headers: list[tuple[str, str]] = []
+    fields: dict[str, str] = {}
+    error: str | None = None
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line:
+            continue
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if not sep or not key:
+            error = (f"malformed AMI frame: line {number} has no 'Key: Value' form "
+                     f"(expected a colon after a header name)")
+            continue
+        value = value[1:] if value.startswith(" ") else value
+        headers.append((key, value))
+        if key not in fields:
+            fields[key] = value
+    if not headers and error is None:
+        error = "malformed AMI frame: empty message"
+    return Frame(raw, text, headers, fields, invalid, error)
+
+
+def split_frames(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Cut complete messages off ``buffer``; returns (frames, the incomplete rest)."""
+    frames: list[bytes] = []
+    start = 0
+    find = buffer.find
+    while True:
+        end = find(FRAME_END, start)
+        if end < 0:
+            break
+        if end > start:
+            frames.append(buffer[start:end])
+        start = end + 4
+    return frames, buffer[start:]
+
+
+def ring_seconds(event: str, value: str | None) -> int | None:
+    """``RingTime`` in seconds: AgentRingNoAnswer reports milliseconds, AgentConnect seconds."""
+    n = _int(value)
+    if n is None:
+        return None
+    return round(n / 1000) if event == "AgentRingNoAnswer" else n
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        try:
+            return round(float(value.strip()))
+        except ValueError:
+            return None
+
+
+def _timestamp(value: str | None, default: datetime) -> datetime:
+    """The ``Timestamp:`` header (``timestampevents=yes``: epoch seconds with microseconds)."""
+    if not value:
+        return default
+    try:
+        return datetime.fromtimestamp(float(value), timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return default
+
+
+def _duration(value: str | None) -> timedelta | None:
+    """``Duration: 00:00:07`` of CoreShowChannel."""
+    if not value:
+        return None
+    try:
+        h, m, s = (int(p) for p in value.split(":"))
+    except ValueError:
+        return None
+    return timedelta(hours=h, minutes=m, seconds=s)
+
+
+def _agent(f: Frame) -> str | None:
+    return f.get("Interface") or f.get("StateInterface") or f.get("MemberName") or None
+
+
+# ---------------------------------------------------------------------- event → call events
+@dataclass(slots=True)
+class _Ctx:
+    frame: Frame
+    key: str
+    channel: str
+    at: datetime
+    scope: str
+
+    def ev(self, kind: Kind, **kw: object) -> CallEvent:
+        return CallEvent(kind, PROVIDER, self.key, self.at, channel=self.channel, scope=self.scope, **kw)  # type: ignore[arg-type]
+
+    @property
+    def is_caller_channel(self) -> bool:
+        return self.channel == self.key
+
+
+def _newchannel(c: _Ctx) -> list[CallEvent]:
+    if not c.is_caller_channel:
+        return []
+    f = c.frame
+    return [c.ev(Kind.STARTED, caller=f.get("CallerIDNum"), dialed=f.get("Exten") or None)]
+
+
+def _queue_join(c: _Ctx) -> list[CallEvent]:
+    f = c.frame
+    return [c.ev(Kind.QUEUED, caller=f.get("CallerIDNum"), queue=f.get("Queue") or None)]
+
+
+def _agent_called(c: _Ctx) -> list[CallEvent]:
+    f = c.frame
+    return [c.ev(Kind.OFFERED, caller=f.get("CallerIDNum"), queue=f.get("Queue") or None, agent=_agent(f))]
+
+
+def _ring_no_answer(c: _Ctx) -> list[CallEvent]:
+    f = c.frame
+    rang = ring_seconds("AgentRingNoAnswer", f.get("RingTime"))
+    return [c.ev(Kind.OFFER_MISSED, queue=f.get("Queue") or None, agent=_agent(f),
+                 reason=f"rang {rang} s without answer" if rang is not None else None)]
+
+
+def _agent_connect(c: _Ctx) -> list[CallEvent]:
+    f = c.frame
+    return [c.ev(Kind.ANSWERED, caller=f.get("CallerIDNum"), queue=f.get("Queue") or None, agent=_agent(f),
+                 wait_seconds=_int(f.get("HoldTime")))]
+
+
+def _agent_complete(c: _Ctx) -> list[CallEvent]:
+    f = c.frame
+    return [c.ev(Kind.COMPLETED, caller=f.get("CallerIDNum"), queue=f.get("Queue") or None, agent=_agent(f),
+                 wait_seconds=_int(f.get("HoldTime")), talk_seconds=_int(f.get("TalkTime")),
+                 reason=f.get("Reason") or None)]
+
+
+def _abandon(c: _Ctx) -> list[CallEvent]:
+    f = c.frame
+    return [c.ev(Kind.ABANDONED, caller=f.get("CallerIDNum"), queue=f.get("Queue") or None,
+                 wait_seconds=_int(f.get("HoldTime")))]
+
+
+def _hangup(c: _Ctx) -> list[CallEvent]:
+    if not c.is_caller_channel:
+        return []
+    return [c.ev(Kind.ENDED, reason=c.frame.get("Cause-txt") or None)]
+
+
+MAPPERS: dict[str, Callable[[_Ctx], list[CallEvent]]] = {
+    "Newchannel": _newchannel,
+    "QueueCallerJoin": _queue_join,
+    "AgentCalled": _agent_called,
+    "AgentRingNoAnswer": _ring_no_answer,
+    "AgentConnect": _agent_connect,
+    "AgentComplete": _agent_complete,
+    "QueueCallerAbandon": _abandon,
+    "Hangup": _hangup,
+}
+
+
+_UNTRACKED = frozenset({"CEL", "Cdr"})
+
+
+def _ids(f: Frame) -> tuple[str | None, str | None]:
+    """(Uniqueid, Linkedid) of the channel a frame is about; CEL spells them differently."""
+    fields = f.fields
+    uid = fields.get("Uniqueid") or fields.get("UniqueID")
+    lid = fields.get("Linkedid") or fields.get("LinkedID")
+    return uid or None, lid or None
+
+
+class AmiMapper:
+    """Turns frames of one AMI source into ``RawIn`` items.
+
+    Remembers the Linkedid each live channel was first seen with, so that a channel
+    re-stamped onto another Linkedid (transfer) yields an ``ALIAS`` event and the ingestor
+    merges the two calls.  Entries go when the channel hangs up; the table is capped so a
+    missed ``Hangup`` cannot grow memory without bound.
+    """
+
+    def __init__(self, source: str, *, max_channels: int = 100_000):
+        self.source = source
+        self.max_channels = max_channels
+        self._first: OrderedDict[str, str] = OrderedDict()  # Uniqueid → first Linkedid
+        self._restamped: dict[str, str] = {}  # Uniqueid → Linkedid already reported
+        self._salt = source.encode("utf-8") + b"\x00"
+
+    def dedupe_key(self, raw: bytes) -> str:
+        """Identical frames from one source are the same event."""
+        return "ami:" + hashlib.blake2b(self._salt + raw, digest_size=20).hexdigest()
+
+    def to_raw(self, raw: bytes, received_at: datetime, frame: Frame | None = None) -> RawIn:
+        f = frame or parse_frame(raw)
+        item = RawIn(
+            provider=PROVIDER, dedupe_key=self.dedupe_key(raw), received_at=received_at, payload=f.text,
+            event_type=(f.event or f.response or "")[:64],
+            payload_bytes=raw if f.invalid_utf8 else None,
+        )
+        if f.invalid_utf8:
+            log.warning("ami.invalid_utf8", extra={"source": self.source, "event_type": item.event_type,
+                                                   "reason": "frame is not valid UTF-8; stored with "
+                                                             "replacement characters and its original bytes"})
+        if f.error:
+            item.error = f.error
+            return item
+        uid, lid = _ids(f)
+        item.provider_key = lid
+        if uid is None or lid is None:
+            return item
+        name = f.event or ""
+        at = _timestamp(f.fields.get("Timestamp"), received_at)
+        # CEL records trail the Hangup; tracking them would re-add channels that are gone.
+        alias = self._track(uid, lid, name) if name not in _UNTRACKED else None
+        if alias is not None:
+            item.events.append(CallEvent(Kind.ALIAS, PROVIDER, lid, at, channel=uid, alias_key=alias,
+                                         scope=self.source))
+        mapper = MAPPERS.get(name)
+        if mapper is not None:
+            item.events.extend(mapper(_Ctx(f, lid, uid, at, self.source)))
+        return item
+
+    def _track(self, uid: str, lid: str, event: str) -> str | None:
+        """Returns the old Linkedid when ``uid`` turns up under a new one (once per change)."""
+        first = self._first.get(uid)
+        alias: str | None = None
+        if first is None:
+            self._first[uid] = lid
+            if len(self._first) > self.max_channels:
+                gone, _ = self._first.popitem(last=False)
+                self._restamped.pop(gone, None)
+        elif first != lid and self._restamped.get(uid) != lid:
+            self._restamped[uid] = lid
+            alias = first
+        if event == "Hangup":
+            self._first.pop(uid, None)
+            self._restamped.pop(uid, None)
+        return alias
+
+    @property
+    def tracked_channels(self) -> int:
+        return len(self._first)
+
+
+# ---------------------------------------------------------------------- resync snapshot
+@dataclass
+class Resync:
+    """Collects the answers to ``CoreShowChannels`` and ``QueueStatus`` sent on (re)connect."""
+
+    channels_id: str
+    queue_id: str
+    requested_at: datetime
+    channels: list[Frame] = field(default_factory=list)
+    entries: list[Frame] = field(default_factory=list)
+    channels_done: bool = False
+    queue_done: bool = False
+    failed: str | None = None
+    answered_at: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.channels_done and self.queue_done
+
+    def offer(self, f: Frame, received_at: datetime) -> bool:
+        """Take a frame if it answers one of our two actions; True when it was ours."""
+        aid = f.action_id
+        if aid not in (self.channels_id, self.queue_id):
+            return False
+        if f.response is not None:
+            if aid == self.channels_id and self.answered_at is None:
+                self.answered_at = received_at
+            if f.response.lower() == "error":
+                self.failed = (f"{'CoreShowChannels' if aid == self.channels_id else 'QueueStatus'} "
+                               f"was refused: {f.get('Message') or 'no reason given'}")
+            return True
+        name = f.event
+        if name == "CoreShowChannel":
+            self.channels.append(f)
+        elif name == "CoreShowChannelsComplete":
+            self.channels_done = True
+        elif name == "QueueEntry":
+            self.entries.append(f)
+        elif name == "QueueStatusComplete":
+            self.queue_done = True
+        return True
+
+    def live_calls(self, at: datetime) -> list[LiveCall]:
+        """One ``LiveCall`` per Linkedid still on the PBX."""
+        by_call: dict[str, list[Frame]] = {}
+        uid_to_lid: dict[str, str] = {}
+        for ch in self.channels:
+            uid, lid = _ids(ch)
+            if lid is None:
+                continue
+            by_call.setdefault(lid, []).append(ch)
+            if uid:
+                uid_to_lid[uid] = lid
+        queued: dict[str, Frame] = {}
+        for entry in self.entries:
+            uid = entry.get("Uniqueid") or ""
+            lid = uid_to_lid.get(uid, uid)
+            if lid:
+                queued[lid] = entry
+                by_call.setdefault(lid, [])
+        live: list[LiveCall] = []
+        for lid, channels in by_call.items():
+            caller_ch = next((c for c in channels if _ids(c)[0] == lid), channels[0] if channels else None)
+            entry = queued.get(lid)
+            started = None
+            if caller_ch is not None:
+                duration = _duration(caller_ch.get("Duration"))
+                started = at - duration if duration is not None else None
+            elif entry is not None and _int(entry.get("Wait")) is not None:
+                started = at - timedelta(seconds=_int(entry.get("Wait")) or 0)
+            queue = entry.get("Queue") if entry is not None else None
+            if queue is None and caller_ch is not None and caller_ch.get("Application") == "Queue":
+                queue = (caller_ch.get("ApplicationData") or "").split(",")[0] or None
+            bridged = any(c.get("BridgeId") for c in channels)
+            source = caller_ch if caller_ch is not None else entry
+            live.append(LiveCall(
+                key=lid,
+                caller=source.get("CallerIDNum") if source is not None else None,
+                dialed=(caller_ch.get("Exten") or None) if caller_ch is not None else None,
+                queue=queue or None,
+                answered=bridged and entry is None,
+                started_at=started,
+            ))
+        return live
+
+    def to_raw(self, source: str) -> RawIn:
+        """The snapshot as one raw event (its payload lists what the PBX said)."""
+        at = self.answered_at or self.requested_at
+        live = self.live_calls(at)
+        payload = "\r\n\r\n".join(f.text for f in [*self.channels, *self.entries])
+        digest = hashlib.blake2b(
+            f"{source}\x00{self.channels_id}\x00{at.isoformat()}\x00".encode() + payload.encode(), digest_size=20
+        ).hexdigest()
+        return RawIn(
+            provider=PROVIDER, dedupe_key=f"ami-resync:{digest}", received_at=at, payload=payload,
+            event_type="Resync",
+            events=[CallEvent(Kind.SNAPSHOT, PROVIDER, f"resync:{source}", at, live=live, scope=source)],
+        )
+
+
+__all__ = ["AmiMapper", "CALL_EVENT_NAMES", "Frame", "MAPPERS", "Resync", "parse_frame",
+           "ring_seconds", "split_frames"]
