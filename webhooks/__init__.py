@@ -1,0 +1,1 @@
+"""Telephony webhooks from hosted providers (Twilio), translated into hotline call events."""

@@ -1,0 +1,379 @@
+"""Translate Twilio voice webhooks into the one normalised call event (``hotline.ingest.events``).
+
+Each webhook kind has a table from the value Twilio reports (``CallStatus``, ``QueueResult``,
+``DialCallStatus``) to the call events it means.  Events carry facts only; the ingestor derives
+the call's status from them, so Twilio's retries and out-of-order delivery are harmless.
+
+How the webhooks map (``key`` is the caller's ``CallSid``):
+
+- ``voice`` (the incoming call; we answer with ``<Enqueue>``): STARTED and QUEUED.
+- ``status`` on the caller's call: queued / initiated / ringing / in-progress → STARTED (in-progress
+  only means Twilio answered with TwiML, not that a counsellor did); completed → ENDED at
+  ``Timestamp`` (and STARTED at ``Timestamp − CallDuration``: ``CallDuration`` covers greeting and
+  queue too, so it is not talk time; talk time comes from the answer and end times);
+  busy / failed / no-answer / canceled → FAILED with that reason.
+- ``status`` on a child leg (it has ``ParentCallSid``: a ``<Dial>`` to a counsellor's phone or
+  client): key = ``ParentCallSid``, channel = ``CallSid``; ringing → OFFERED, in-progress → ANSWERED,
+  completed → COMPLETED with talk = ``CallDuration``, busy / no-answer / failed / canceled →
+  OFFER_MISSED, each with the dialled counsellor (``To``) as the agent.
+- ``enqueue-action`` (``QueueResult``, ``QueueTime``): bridged → ANSWERED with wait = ``QueueTime``
+  (Twilio calls this only after both parties hung up, so the dequeue callback's time wins);
+  hangup → ABANDONED with wait; leave and the retryable failures (queue-full, error, system-error)
+  → QUEUED again while retries remain, FAILED with the reason after; redirected → nothing.
+- ``dequeue`` (the ``url`` of the counsellor's ``<Dial><Queue>``; ``CallSid`` is the caller,
+  ``DequeingCallSid`` the counsellor's call, ``agent`` the client identity we put in the url) →
+  ANSWERED by that identity with wait = ``QueueTime``; the counsellor's call is linked as a
+  channel of the caller's call.
+- ``dial-action`` (``DialCallStatus``, ``DialCallDuration``) on the caller's call (a ``<Dial>`` to a
+  counsellor's phone): answered / completed → ANSWERED at ``now − DialCallDuration`` and COMPLETED
+  with talk = ``DialCallDuration``; other results leave the call to its own callbacks.  On the
+  counsellor's client leg (``<Dial><Queue>``) it is stored raw only: the dequeue callback and the
+  caller's own callbacks already carry its facts (talk = end − answer).
+- ``agent`` (the counsellor's Twilio Client call asking for TwiML): stored raw, no call event.
+
+A request a counsellor's own client leg makes (``From`` = ``client:…``) never creates a call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+
+from hotline.ingest.events import CallEvent, Kind, RawIn
+
+PROVIDER = "twilio"
+CLIENT_PREFIX = "client:"
+QUEUE_RETRIES = 2  # re-enqueue a caller this many times after a queue failure before giving up
+
+# What Twilio sends in ``From`` when the caller withheld their number; translated to words the
+# phone module classifies as withheld, so two withheld callers never look like one caller.
+WITHHELD_FROM: dict[str, str] = {
+    "+266696687": "anonymous",
+    "+7378742833": "restricted",
+    "+8656696": "unknown",
+    "+2562533": "blocked",
+}
+
+
+class Hook(StrEnum):
+    VOICE = "voice"
+    STATUS = "status"
+    ENQUEUE_ACTION = "enqueue-action"
+    DEQUEUE = "dequeue"
+    DIAL_ACTION = "dial-action"
+    AGENT = "agent"
+    WAIT = "wait"
+
+
+REQUIRED: dict[Hook, tuple[str, ...]] = {
+    Hook.VOICE: ("CallSid",),
+    Hook.STATUS: ("CallSid", "CallStatus"),
+    Hook.ENQUEUE_ACTION: ("CallSid", "QueueResult"),
+    Hook.DEQUEUE: ("CallSid", "DequeingCallSid"),
+    Hook.DIAL_ACTION: ("CallSid", "DialCallStatus"),
+    Hook.AGENT: ("CallSid", "From"),
+    Hook.WAIT: (),
+}
+
+
+class QueueOutcome(StrEnum):
+    """What the caller's call does after it left the queue (the views turn it into TwiML)."""
+
+    DONE = "done"  # answered and over, or the caller hung up: nothing more to play
+    RETRY = "retry"  # put the caller back in the queue
+    GIVE_UP = "give_up"  # retries exhausted: apologise and say where else to call
+    NONE = "none"  # Twilio ignores our answer (the call was redirected elsewhere)
+
+
+@dataclass
+class Request:
+    """One webhook request as it arrived, after its signature was checked."""
+
+    hook: Hook
+    params: dict[str, str]  # form fields (the last value of a repeated field)
+    received_at: datetime
+    body: bytes = b""
+    path: str = ""  # path and query as requested, kept with the raw payload
+    idempotency_token: str | None = None
+    query: dict[str, str] = field(default_factory=dict)  # our own url parameters (agent, queue, attempt)
+    assigned_queue: str | None = None  # the queue the voice webhook put the caller in
+
+    def get(self, name: str) -> str | None:
+        value = self.params.get(name)
+        return value if value not in (None, "") else None
+
+
+class BadWebhook(ValueError):
+    """The request cannot be applied; the message says what was wrong and what to do."""
+
+
+# ---------------------------------------------------------------------- small parsers
+def to_int(value: str | None) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return max(0, int(float(value)))
+    except ValueError:
+        return None
+
+
+def _timestamp(value: str | None, fallback: datetime) -> datetime:
+    """Twilio's ``Timestamp`` is RFC 2822 (``Mon, 23 Nov 2026 11:00:00 +0000``)."""
+    if not value:
+        return fallback
+    try:
+        at = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return fallback
+    if at is None:
+        return fallback
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+
+
+def _is_client(value: str | None) -> bool:
+    return bool(value) and value.lower().startswith(CLIENT_PREFIX)  # type: ignore[union-attr]
+
+
+def caller_of(req: Request) -> str | None:
+    raw = req.params.get("From", req.params.get("Caller"))
+    if raw is None or _is_client(raw):
+        return None
+    return WITHHELD_FROM.get(raw.strip(), raw)
+
+
+def dialed_of(req: Request) -> str | None:
+    value = req.get("To") or req.get("Called")
+    return None if _is_client(value) else value
+
+
+def agent_identity(req: Request) -> str | None:
+    """The counsellor's client identity (``client:NAME``) a request speaks for."""
+    for value in (req.query.get("agent"), req.get("From"), req.get("Caller")):
+        if _is_client(value):
+            return value
+    return None
+
+
+def queue_outcome(result: str, attempt: int) -> QueueOutcome:
+    outcome, _kind = _QUEUE_RESULTS[result]
+    if outcome is QueueOutcome.RETRY and attempt >= QUEUE_RETRIES:
+        return QueueOutcome.GIVE_UP
+    return outcome
+
+
+# ---------------------------------------------------------------------- event builders
+def _ev(kind: Kind, req: Request, key: str, at: datetime, **kw: object) -> CallEvent:
+    return CallEvent(kind=kind, provider=PROVIDER, key=key, at=at, **kw)  # type: ignore[arg-type]
+
+
+def _voice(req: Request) -> list[CallEvent]:
+    key, at = req.params["CallSid"], req.received_at
+    common = {"caller": caller_of(req), "dialed": dialed_of(req)}
+    return [_ev(Kind.STARTED, req, key, at, **common),
+            _ev(Kind.QUEUED, req, key, at, queue=req.assigned_queue, **common)]
+
+
+def _parent_started(req: Request, key: str, at: datetime) -> list[CallEvent]:
+    return [_ev(Kind.STARTED, req, key, at, caller=caller_of(req), dialed=dialed_of(req))]
+
+
+def _parent_completed(req: Request, key: str, at: datetime) -> list[CallEvent]:
+    common = {"caller": caller_of(req), "dialed": dialed_of(req)}
+    events = []
+    duration = to_int(req.get("CallDuration"))
+    if duration is not None:
+        events.append(_ev(Kind.STARTED, req, key, at - timedelta(seconds=duration), **common))
+    events.append(_ev(Kind.ENDED, req, key, at, reason="completed", **common))
+    return events
+
+
+def _parent_failed(req: Request, key: str, at: datetime) -> list[CallEvent]:
+    return [_ev(Kind.FAILED, req, key, at, reason=req.params["CallStatus"], caller=caller_of(req),
+                dialed=dialed_of(req))]
+
+
+def _child(kind: Kind, talk: bool = False) -> Callable[[Request, str, datetime], list[CallEvent]]:
+    def build(req: Request, key: str, at: datetime) -> list[CallEvent]:
+        return [_ev(kind, req, key, at, channel=req.params["CallSid"], agent=req.get("To"),
+                    talk_seconds=to_int(req.get("CallDuration")) if talk else None,
+                    reason=req.params["CallStatus"] if kind is Kind.OFFER_MISSED else None)]
+    return build
+
+
+_Builder = Callable[[Request, str, datetime], list[CallEvent]]
+
+PARENT_STATUS: dict[str, _Builder] = {
+    "queued": _parent_started,
+    "initiated": _parent_started,
+    "ringing": _parent_started,
+    "in-progress": _parent_started,  # Twilio answered with our TwiML; no counsellor yet
+    "completed": _parent_completed,
+    "busy": _parent_failed,
+    "failed": _parent_failed,
+    "no-answer": _parent_failed,
+    "canceled": _parent_failed,
+}
+
+CHILD_STATUS: dict[str, _Builder] = {
+    "queued": _child(Kind.OFFERED),
+    "initiated": _child(Kind.OFFERED),
+    "ringing": _child(Kind.OFFERED),
+    "in-progress": _child(Kind.ANSWERED),
+    "answered": _child(Kind.ANSWERED),
+    "completed": _child(Kind.COMPLETED, talk=True),
+    "busy": _child(Kind.OFFER_MISSED),
+    "no-answer": _child(Kind.OFFER_MISSED),
+    "failed": _child(Kind.OFFER_MISSED),
+    "canceled": _child(Kind.OFFER_MISSED),
+}
+
+
+def _status(req: Request) -> list[CallEvent]:
+    status = req.params["CallStatus"].strip().lower()
+    at = _timestamp(req.get("Timestamp"), req.received_at)
+    parent = req.get("ParentCallSid")
+    table = CHILD_STATUS if parent else PARENT_STATUS
+    if status not in table:
+        raise BadWebhook(f"unknown CallStatus {status!r} (known: {', '.join(table)}); the request is kept "
+                         "as a dead letter, update the Twilio adapter if Twilio added a status")
+    if not parent and _is_client(req.get("From")):
+        return []  # the counsellor's own client leg: not a hotline call
+    return table[status](req, parent or req.params["CallSid"], at)
+
+
+# QueueResult → (what the caller's call does next, the call event it means)
+_QUEUE_RESULTS: dict[str, tuple[QueueOutcome, Kind | None]] = {
+    "bridged": (QueueOutcome.DONE, Kind.ANSWERED),
+    "bridging-in-progress": (QueueOutcome.DONE, Kind.ANSWERED),
+    "redirected-from-bridged": (QueueOutcome.NONE, Kind.ANSWERED),
+    "hangup": (QueueOutcome.DONE, Kind.ABANDONED),
+    "leave": (QueueOutcome.RETRY, Kind.QUEUED),
+    "redirected": (QueueOutcome.NONE, None),
+    "queue-full": (QueueOutcome.RETRY, Kind.QUEUED),
+    "error": (QueueOutcome.RETRY, Kind.QUEUED),
+    "system-error": (QueueOutcome.RETRY, Kind.QUEUED),
+}
+
+
+def _enqueue_action(req: Request) -> list[CallEvent]:
+    result = req.params["QueueResult"].strip().lower()
+    if result not in _QUEUE_RESULTS:
+        raise BadWebhook(f"unknown QueueResult {result!r} (known: {', '.join(_QUEUE_RESULTS)}); the request "
+                         "is kept as a dead letter, update the Twilio adapter if Twilio added a result")
+    _outcome, kind = _QUEUE_RESULTS[result]
+    if queue_outcome(result, to_int(req.query.get("attempt")) or 0) is QueueOutcome.GIVE_UP:
+        kind = Kind.FAILED
+    if kind is None:
+        return []
+    wait = to_int(req.get("QueueTime"))
+    return [_ev(kind, req, req.params["CallSid"], req.received_at, queue=req.query.get("queue"),
+                wait_seconds=wait if kind in (Kind.ANSWERED, Kind.ABANDONED) else None,
+                reason=result, caller=caller_of(req), dialed=dialed_of(req))]
+
+
+def _dequeue(req: Request) -> list[CallEvent]:
+    return [_ev(Kind.ANSWERED, req, req.params["CallSid"], req.received_at,
+                channel=req.params["DequeingCallSid"], agent=agent_identity(req),
+                wait_seconds=to_int(req.get("QueueTime")), queue=req.query.get("queue"),
+                caller=caller_of(req), dialed=dialed_of(req))]
+
+
+_DIAL_ANSWERED = {"answered", "completed"}
+_DIAL_NOT_ANSWERED = {"busy", "no-answer", "failed", "canceled"}
+
+
+def _dial_action(req: Request) -> list[CallEvent]:
+    status = req.params["DialCallStatus"].strip().lower()
+    if status not in _DIAL_ANSWERED | _DIAL_NOT_ANSWERED:
+        known = ", ".join(sorted(_DIAL_ANSWERED | _DIAL_NOT_ANSWERED))
+        raise BadWebhook(f"unknown DialCallStatus {status!r} (known: {known}); the request is kept as a "
+                         "dead letter, update the Twilio adapter if Twilio added a status")
+    if status in _DIAL_NOT_ANSWERED or _is_client(req.get("From")):
+        # Not answered: the caller's own callbacks say how the call ends.  The counsellor's client
+        # leg: the dequeue callback and the caller's callbacks already said everything, and keyed on
+        # the counsellor's CallSid it would open a second call if it overtook a delayed dequeue.
+        return []
+    key, end = req.params["CallSid"], req.received_at
+    talk = to_int(req.get("DialCallDuration"))
+    kw = {"channel": req.get("DialCallSid"), "agent": agent_identity(req)}
+    events = []
+    if talk is not None:
+        events.append(_ev(Kind.ANSWERED, req, key, end - timedelta(seconds=talk), **kw))
+    events.append(_ev(Kind.COMPLETED, req, key, end, talk_seconds=talk, **kw))
+    return events
+
+
+def _no_events(req: Request) -> list[CallEvent]:
+    return []
+
+
+BUILDERS: dict[Hook, Callable[[Request], list[CallEvent]]] = {
+    Hook.VOICE: _voice,
+    Hook.STATUS: _status,
+    Hook.ENQUEUE_ACTION: _enqueue_action,
+    Hook.DEQUEUE: _dequeue,
+    Hook.DIAL_ACTION: _dial_action,
+    Hook.AGENT: _no_events,
+    Hook.WAIT: _no_events,
+}
+
+
+# ---------------------------------------------------------------------- raw events
+def missing_fields(hook: Hook, params: Mapping[str, str]) -> list[str]:
+    return [name for name in REQUIRED[hook] if not (params.get(name) or "").strip()]
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def dedupe_key(req: Request) -> str:
+    """Twilio's idempotency token when given (same on every retry), else what the request says."""
+    if req.idempotency_token:
+        token = req.idempotency_token.strip()
+        return "twilio:idem:" + (token if len(token) <= 140 else _digest(token)[:48])
+    value = req.get("CallStatus") or req.get("QueueResult") or req.get("DialCallStatus") or "-"
+    sid = (req.get("CallSid") or "-")[:40]
+    seq = (req.get("SequenceNumber") or "-")[:10]
+    digest = _digest(sorted(req.params.items()), sorted(req.query.items()))[:32]
+    return f"twilio:{req.hook.value}:{sid}:{value[:24]}:{seq}:{digest}"[:160]
+
+
+def _payload(req: Request) -> tuple[str, bytes | None]:
+    head = f"POST {req.path}\n\n".encode()
+    try:
+        return (head + req.body).decode("utf-8"), None
+    except UnicodeDecodeError:
+        return (head + req.body).decode("utf-8", errors="replace"), req.body
+
+
+def rejected(req: Request, reason: str) -> RawIn:
+    """A request that failed before translation (bad signature): kept whole with the reason."""
+    payload, raw_bytes = _payload(req)
+    return RawIn(provider=PROVIDER, dedupe_key="twilio:rejected:" + _digest(req.path, payload)[:48],
+                 received_at=req.received_at, payload=payload, payload_bytes=raw_bytes,
+                 event_type=f"{req.hook.value}:rejected", provider_key=(req.get("CallSid") or None),
+                 error=reason)
+
+
+def translate(req: Request) -> RawIn:
+    """The raw event with its call events, or with ``error`` set when it cannot be applied."""
+    payload, raw_bytes = _payload(req)
+    key = req.get("ParentCallSid") or req.get("CallSid")
+    raw = RawIn(provider=PROVIDER, dedupe_key=dedupe_key(req), received_at=req.received_at, payload=payload,
+                payload_bytes=raw_bytes, event_type=req.hook.value, provider_key=key)
+    missing = missing_fields(req.hook, req.params)
+    if missing:
+        raw.error = (f"missing required field(s) {', '.join(missing)} in the twilio {req.hook.value} webhook; "
+                     "Twilio always sends them, so check that this URL is only called by Twilio")
+        return raw
+    try:
+        raw.events = BUILDERS[req.hook](req)
+    except BadWebhook as exc:
+        raw.error = str(exc)
+    return raw

@@ -1,0 +1,344 @@
+"""Twilio voice webhooks: TwiML for callers and counsellors, and call updates from callbacks.
+
+Every request's ``X-Twilio-Signature`` is checked against ``HOTLINE_PUBLIC_BASE_URL`` + path (+
+query) and the form fields, blank values included; a request that fails gets 403, a log line with
+the reason, and is kept as a dead letter.  Events go through ``hotline.ingest.spool.submit``: when
+the database is down they are written to the disk spool and the drainer registered by
+``setup_app`` applies them when it is back.  The voice webhook answers with TwiML that enqueues the
+caller whatever happens to the database: a caller must always reach a counsellor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from urllib.parse import parse_qsl, urlencode
+
+import anyio
+import anyio.to_thread
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Dial, VoiceResponse
+
+from hotline.centres.service import Routing, ensure_default_centre
+from hotline.db import session_scope
+from hotline.ingest import spool
+from hotline.ingest.events import RawIn
+from hotline.settings import Settings, get_settings
+from webhooks.twilio import adapter
+from webhooks.twilio.adapter import Hook, QueueOutcome
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/webhooks/twilio", tags=["twilio"])
+
+LANG = "vi-VN"
+DB_BUDGET_SECONDS = 4.0  # Twilio waits 15 s; past this the voice webhook answers from the spool
+DRAIN_INTERVAL_SECONDS = 5.0
+HOLD_PAUSE_SECONDS = 20  # Twilio fetches the wait URL again when its TwiML ends: a loop
+
+GREETING = ("Xin chào, bạn đã gọi đến đường dây nóng tư vấn và hỗ trợ. Cuộc gọi của bạn được giữ bí mật. "
+            "Xin vui lòng giữ máy, tư vấn viên sẽ trả lời bạn ngay.")
+RECORDING_NOTICE = "Cuộc gọi này có thể được ghi âm để bảo đảm chất lượng hỗ trợ."
+HOLD_FIRST = ("Tất cả tư vấn viên đang bận. Xin vui lòng giữ máy, cuộc gọi của bạn rất quan trọng với chúng tôi. "
+              "Nếu bạn đang gặp nguy hiểm, hãy gọi 113. Trẻ em cần giúp đỡ, hãy gọi 111.")
+HOLD_AGAIN = "Xin vui lòng tiếp tục giữ máy, tư vấn viên sẽ trả lời bạn sớm nhất."
+RETRY = "Xin lỗi, hệ thống đang bận. Chúng tôi đang kết nối lại cho bạn, xin vui lòng giữ máy."
+GIVE_UP = ("Xin lỗi, hiện chưa thể kết nối bạn với tư vấn viên. Xin vui lòng gọi lại sau ít phút. "
+           "Nếu bạn đang gặp nguy hiểm, hãy gọi 113. Trẻ em cần giúp đỡ, hãy gọi 111.")
+
+TEXT_XML = "text/xml; charset=utf-8"
+
+
+# ---------------------------------------------------------------------- helpers
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _url(settings: Settings, path: str, **query: object) -> str:
+    base = settings.public_base_url.rstrip("/") + "/webhooks/twilio/" + path
+    return base + ("?" + urlencode(query) if query else "")
+
+
+def queue_name(settings: Settings, centre_code: str) -> str:
+    return f"{settings.twilio_queue_prefix}-{centre_code}"[:64]  # Twilio allows 64 characters
+
+
+def _twiml(response: VoiceResponse) -> Response:
+    return Response(content=str(response), media_type=TEXT_XML)
+
+
+class _Params:
+    """Form fields with repeats, as ``RequestValidator`` wants them (``getall``)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]):
+        self.multi: dict[str, list[str]] = {}
+        for k, v in pairs:
+            self.multi.setdefault(k, []).append(v)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.multi)
+
+    def getall(self, name: str) -> list[str]:
+        return self.multi[name]
+
+    def last(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in self.multi.items()}
+
+
+def _signature_problem(settings: Settings, request: Request, params: _Params) -> str | None:
+    if not settings.twilio_auth_token:
+        return ("HOTLINE_TWILIO_AUTH_TOKEN is not set, so no Twilio request can be trusted; set it to the "
+                "auth token of the Twilio account")
+    signature = request.headers.get("X-Twilio-Signature")
+    if not signature:
+        return "the request has no X-Twilio-Signature header; only Twilio may call this URL"
+    url = settings.public_base_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    if not RequestValidator(settings.twilio_auth_token).validate(url, params, signature):
+        return (f"X-Twilio-Signature does not match the request for {request.url.path}; check that "
+                "HOTLINE_PUBLIC_BASE_URL is the exact URL configured in Twilio and HOTLINE_TWILIO_AUTH_TOKEN "
+                "is the account's auth token")
+    return None
+
+
+def _submit(items: list[RawIn]) -> bool:
+    """Ingest now or spool; True when it reached the database."""
+    return spool.submit(items) is not None
+
+
+def _keep(raw: RawIn) -> None:
+    """Store a request that cannot be applied (it lands in dead letters, or the spool)."""
+    try:
+        _submit([raw])
+    except Exception:  # noqa: BLE001 - the spool write failed too; the log line is all that is left
+        log.exception("twilio.keep_failed", extra={"hook": raw.event_type})
+
+
+async def _in_thread(fn: Callable[[], object], budget: float | None = None) -> object:
+    if budget is None:
+        return await anyio.to_thread.run_sync(fn)
+    with anyio.fail_after(budget):
+        return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+
+
+async def _read(request: Request, hook: Hook) -> adapter.Request | Response:
+    """Parse and authenticate a webhook; a Response means it was refused (and kept)."""
+    settings = get_settings()
+    body = await request.body()
+    pairs = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    params = _Params(pairs)
+    path = request.url.path + ("?" + request.url.query if request.url.query else "")
+    req = adapter.Request(
+        hook=hook, params=params.last(), received_at=_now(), body=body, path=path,
+        idempotency_token=request.headers.get("I-Twilio-Idempotency-Token"),
+        query=dict(parse_qsl(request.url.query, keep_blank_values=True)),
+    )
+    problem = _signature_problem(settings, request, params)
+    if problem is not None:
+        log.warning("twilio.signature_rejected", extra={"hook": hook.value, "reason": problem,
+                                                        "call_sid": req.get("CallSid")})
+        await _in_thread(lambda: _keep(adapter.rejected(req, problem)))
+        return PlainTextResponse(
+            "Yêu cầu bị từ chối: chữ ký Twilio không hợp lệ.\nForbidden: the Twilio signature is not valid.",
+            status_code=403)
+    return req
+
+
+def _bad_request(req: adapter.Request, raw: RawIn) -> Response:
+    log.warning("twilio.bad_request", extra={"hook": req.hook.value, "reason": raw.error,
+                                             "call_sid": req.get("CallSid")})
+    return PlainTextResponse(f"Yêu cầu không hợp lệ / Bad request: {raw.error}", status_code=400)
+
+
+# ---------------------------------------------------------------------- centre lookup
+def _centre_code_for_number(settings: Settings, dialed: str | None) -> str:
+    with session_scope() as session:
+        default = ensure_default_centre(session, code=settings.default_centre_code,
+                                        name=settings.default_centre_name, timezone=settings.default_timezone)
+        line = Routing.load(session, default.id).line_for(adapter.PROVIDER, dialed=dialed, queue=None)
+        return line.centre.code if line is not None else default.code
+
+
+def _centre_code_for_agent(settings: Settings, identity: str | None) -> str:
+    """The centre whose Twilio numbers the counsellor answers (default when it has none)."""
+    with session_scope() as session:
+        default = ensure_default_centre(session, code=settings.default_centre_code,
+                                        name=settings.default_centre_name, timezone=settings.default_timezone)
+        routing = Routing.load(session, default.id)
+        mapping = routing.agents.get((adapter.PROVIDER, identity or ""))
+        if mapping is None or mapping.centre_id == default.id:
+            return default.code
+        for (provider, _ident), line in routing.numbers.items():
+            if provider in (adapter.PROVIDER, "any") and line.centre_id == mapping.centre_id:
+                return line.centre.code
+        return default.code
+
+
+# ---------------------------------------------------------------------- the caller
+def voice_twiml(settings: Settings, queue: str) -> VoiceResponse:
+    response = VoiceResponse()
+    response.say(GREETING, language=LANG)
+    if settings.twilio_recording_notice:
+        response.say(RECORDING_NOTICE, language=LANG)
+    response.enqueue(queue, action=_url(settings, "enqueue-action", queue=queue, attempt=0), method="POST",
+                     wait_url=_url(settings, "wait"), wait_url_method="POST")
+    return response
+
+
+@router.post("/voice")
+async def voice(request: Request) -> Response:
+    req = await _read(request, Hook.VOICE)
+    if isinstance(req, Response):
+        return req
+    settings = get_settings()
+    fallback_queue = queue_name(settings, settings.default_centre_code)
+    req.assigned_queue = fallback_queue
+    fallback = adapter.translate(req)
+    if fallback.error:
+        await _in_thread(lambda: _keep(fallback))
+        return _bad_request(req, fallback)
+    chosen = {"queue": fallback_queue}
+
+    def work() -> None:
+        try:
+            code = _centre_code_for_number(settings, adapter.dialed_of(req))
+        except spool.DB_ERRORS as exc:
+            path = spool.write([fallback])
+            log.error("twilio.voice_spooled", extra={"reason": f"database unavailable: {type(exc).__name__}",
+                                                     "call_sid": req.get("CallSid"), "spool": path.name})
+            return
+        chosen["queue"] = queue_name(settings, code)
+        req.assigned_queue = chosen["queue"]
+        _submit([adapter.translate(req)])
+
+    try:
+        await _in_thread(work, budget=DB_BUDGET_SECONDS)
+    except TimeoutError:
+        # The database is too slow to answer in time: keep the event on disk and enqueue anyway.
+        # If the slow attempt finishes later, the replay is a duplicate and changes nothing.
+        path = await anyio.to_thread.run_sync(lambda: spool.write([fallback]))
+        chosen["queue"] = fallback_queue
+        log.error("twilio.voice_spooled", extra={"reason": f"database slower than {DB_BUDGET_SECONDS}s",
+                                                 "call_sid": req.get("CallSid"), "spool": path.name})
+    except Exception:  # noqa: BLE001 - never leave a caller without TwiML
+        log.exception("twilio.voice_ingest_failed", extra={"call_sid": req.get("CallSid")})
+        chosen["queue"] = fallback_queue
+        await _in_thread(lambda: _keep(fallback))
+    return _twiml(voice_twiml(settings, chosen["queue"]))
+
+
+@router.post("/wait")
+async def wait(request: Request) -> Response:
+    req = await _read(request, Hook.WAIT)
+    if isinstance(req, Response):
+        return req
+    response = VoiceResponse()
+    first = (adapter.to_int(req.get("QueueTime")) or 0) < HOLD_PAUSE_SECONDS
+    response.say(HOLD_FIRST if first else HOLD_AGAIN, language=LANG)
+    position = adapter.to_int(req.get("QueuePosition"))
+    if position and position > 1:
+        response.say(f"Bạn đang ở vị trí số {position} trong hàng chờ.", language=LANG)
+    response.pause(length=HOLD_PAUSE_SECONDS)
+    return _twiml(response)
+
+
+def _after_queue(settings: Settings, req: adapter.Request) -> VoiceResponse:
+    attempt = adapter.to_int(req.query.get("attempt")) or 0
+    queue = req.query.get("queue") or queue_name(settings, settings.default_centre_code)
+    outcome = adapter.queue_outcome(req.params["QueueResult"].strip().lower(), attempt)
+    response = VoiceResponse()
+    if outcome is QueueOutcome.RETRY:
+        response.say(RETRY, language=LANG)
+        response.enqueue(queue, action=_url(settings, "enqueue-action", queue=queue, attempt=attempt + 1),
+                         method="POST", wait_url=_url(settings, "wait"), wait_url_method="POST")
+    elif outcome is QueueOutcome.GIVE_UP:
+        response.say(GIVE_UP, language=LANG)
+        response.hangup()
+    elif outcome is QueueOutcome.DONE:
+        response.hangup()
+    return response
+
+
+async def _callback(request: Request, hook: Hook,
+                    answer: Callable[[Settings, adapter.Request], VoiceResponse] | None = None) -> Response:
+    req = await _read(request, hook)
+    if isinstance(req, Response):
+        return req
+    raw = adapter.translate(req)
+    await _in_thread(lambda: _keep(raw))
+    if raw.error:
+        return _bad_request(req, raw)
+    settings = get_settings()
+    return _twiml(answer(settings, req) if answer else VoiceResponse())
+
+
+@router.post("/status")
+async def status(request: Request) -> Response:
+    return await _callback(request, Hook.STATUS)
+
+
+@router.post("/enqueue-action")
+async def enqueue_action(request: Request) -> Response:
+    return await _callback(request, Hook.ENQUEUE_ACTION, _after_queue)
+
+
+@router.post("/dequeue")
+async def dequeue(request: Request) -> Response:
+    return await _callback(request, Hook.DEQUEUE)
+
+
+@router.post("/dial-action")
+async def dial_action(request: Request) -> Response:
+    return await _callback(request, Hook.DIAL_ACTION)
+
+
+# ---------------------------------------------------------------------- the counsellor
+def agent_twiml(settings: Settings, queue: str, identity: str | None) -> VoiceResponse:
+    response = VoiceResponse()
+    dial = Dial(action=_url(settings, "dial-action"), method="POST")
+    query = {"queue": queue, **({"agent": identity} if identity else {})}
+    dial.queue(queue, url=_url(settings, "dequeue", **query), method="POST")
+    response.append(dial)
+    return response
+
+
+@router.post("/agent")
+async def agent(request: Request) -> Response:
+    req = await _read(request, Hook.AGENT)
+    if isinstance(req, Response):
+        return req
+    settings = get_settings()
+    raw = adapter.translate(req)
+    if raw.error:
+        await _in_thread(lambda: _keep(raw))
+        return _bad_request(req, raw)
+    identity = adapter.agent_identity(req)
+    chosen = {"queue": queue_name(settings, settings.default_centre_code)}
+
+    def work() -> None:
+        try:
+            chosen["queue"] = queue_name(settings, _centre_code_for_agent(settings, identity))
+        except spool.DB_ERRORS as exc:
+            log.error("twilio.agent_default_queue", extra={"reason": f"database unavailable: {type(exc).__name__}"})
+        _keep(raw)
+
+    try:
+        await _in_thread(work, budget=DB_BUDGET_SECONDS)
+    except TimeoutError:
+        log.error("twilio.agent_default_queue", extra={"reason": f"database slower than {DB_BUDGET_SECONDS}s"})
+    return _twiml(agent_twiml(settings, chosen["queue"], identity))
+
+
+# ---------------------------------------------------------------------- the app
+def _start_drainer(app: FastAPI) -> Callable[[], None]:
+    log.info("twilio.spool_drainer_started", extra={"interval": DRAIN_INTERVAL_SECONDS})
+    return spool.start_drainer(DRAIN_INTERVAL_SECONDS)
+
+
+def setup_app(app: FastAPI) -> None:
+    """Replay spooled Twilio events (written while the database was down) once it is back."""
+    app.state.startup_hooks.append(_start_drainer)
