@@ -10,7 +10,7 @@
 
 Templates extend ``base.html`` (blocks ``title``, ``content``, ``scripts``) and get
 ``principal``, ``csrf_token``, ``_``/``gettext``/``ngettext`` (the request's language), ``lang``,
-``fmt_date`` and ``fmt_datetime`` (dd/mm/yyyy in the user's centre timezone).  Forms include
+``fmt_date`` and ``fmt_datetime`` (dd/mm/yyyy in the user's centre timezone) and ``role_label``.  Forms include
 ``<input type="hidden" name="csrf_token" value="{{ csrf_token }}">``; scripts send the token in the
 ``X-CSRF-Token`` header (``base.html`` puts it in ``<meta name="csrf-token">``).
 
@@ -21,6 +21,7 @@ Message ids are English; the Vietnamese lives in ``hotline/i18n/vi/LC_MESSAGES/m
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -63,6 +64,13 @@ _env.install_gettext_callables(  # type: ignore[attr-defined]
     newstyle=True,
 )
 templates = Jinja2Templates(env=_env)
+
+ROLE_LABELS = {
+    "counsellor": N_("Counsellor"),
+    "supervisor": N_("Supervisor"),
+    "administrator": N_("Administrator"),
+    "partner": N_("Partner service"),
+}
 
 # Where GET / sends each role.
 HOME_BY_ROLE = {
@@ -142,7 +150,8 @@ def is_secure_cookie() -> bool:
 def template_context(request: Request, context: dict[str, Any] | None = None) -> dict[str, Any]:
     principal = resolve_principal(request)
     lang = request_language(request)
-    gettext, ngettext = _template_gettext(i18n.get_translations(lang))
+    trans = i18n.get_translations(lang)
+    gettext, ngettext = _template_gettext(trans)
     fmt_date, fmt_datetime = make_formatters(principal)
     ctx: dict[str, Any] = {
         "request": request,
@@ -155,6 +164,7 @@ def template_context(request: Request, context: dict[str, Any] | None = None) ->
         "ngettext": ngettext,
         "fmt_date": fmt_date,
         "fmt_datetime": fmt_datetime,
+        "role_label": lambda role: trans.gettext(ROLE_LABELS.get(role, role)),
     }
     ctx.update(context or {})
     return ctx
@@ -212,8 +222,18 @@ async def _html_errors(request: Request, exc: Exception) -> Response:
     if wants_json(request) or "text/html" not in accept or exc.status_code < 400:
         return await http_exception_handler(request, exc)
     title = ERROR_TITLES.get(exc.status_code, N_("Something went wrong"))
-    return render(request, "error.html", {"status": exc.status_code, "title": title, "detail": exc.detail},
+    detail = exc.detail if isinstance(exc.detail, str) else ""
+    if detail == _phrase(exc.status_code):
+        detail = ""  # Starlette's English default says nothing the title does not
+    return render(request, "error.html", {"status": exc.status_code, "title": title, "detail": detail},
                   status_code=exc.status_code, headers=dict(exc.headers or {}))
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def setup_app(app: FastAPI) -> None:

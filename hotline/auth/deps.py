@@ -132,7 +132,7 @@ def request_language(request: Request) -> str:
     return normalize_language(request.cookies.get(LANGUAGE_COOKIE))
 
 
-def _(request: Request, message: str) -> str:
+def _tr(request: Request, message: str) -> str:
     return translator(request_language(request))(message)
 
 
@@ -150,12 +150,12 @@ def current_principal(request: Request) -> Principal:
     if principal is not None:
         return principal
     if wants_json(request):
-        raise HTTPException(401, detail=_(request, "Your session has ended. Please sign in again."),
+        raise HTTPException(401, detail=_tr(request, "Your session has ended. Please sign in again."),
                             headers={"WWW-Authenticate": "Bearer"})
     if request.headers.get("hx-request"):
-        raise HTTPException(401, detail=_(request, "Your session has ended. Please sign in again."),
+        raise HTTPException(401, detail=_tr(request, "Your session has ended. Please sign in again."),
                             headers={"HX-Redirect": login_url(request)})
-    raise HTTPException(303, detail=_(request, "Please sign in."), headers={"Location": login_url(request)})
+    raise HTTPException(303, detail=_tr(request, "Please sign in."), headers={"Location": login_url(request)})
 
 
 def require_roles(*roles: str):  # type: ignore[no-untyped-def]
@@ -167,7 +167,7 @@ def require_roles(*roles: str):  # type: ignore[no-untyped-def]
     def dependency(request: Request) -> Principal:
         principal = current_principal(request)
         if principal.role not in allowed:
-            raise HTTPException(403, detail=_(request, "Your account does not have access to this page."))
+            raise HTTPException(403, detail=_tr(request, "Your account does not have access to this page."))
         return principal
 
     dependency.__name__ = "require_" + "_or_".join(roles)
@@ -221,7 +221,7 @@ async def csrf_protect(request: Request) -> None:
             sent = value if isinstance(value, str) else ""
     expected = _expected_csrf(request)
     if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-        raise HTTPException(403, detail=_(
+        raise HTTPException(403, detail=_tr(
             request, "This form has expired or did not come from this site (missing or wrong security "
                      "token). Go back, reload the page and send it again."))
 

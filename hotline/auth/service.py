@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from hotline.auth.models import LANGUAGES, ROLES, LoginThrottle, User, UserSession
 from hotline.db import insert_ignore, utcnow
+from hotline.i18n import N_
 
 SESSION_IDLE = timedelta(hours=2)  # signed out after this long without a request
 SESSION_ABSOLUTE = timedelta(hours=12)  # and after one long shift whatever happens
@@ -47,7 +49,19 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
 
 
 class AccountError(ValueError):
-    """A user-facing problem with account data (says what was wrong and what to do)."""
+    """A user-facing problem with account data (says what was wrong and what to do).
+
+    ``message`` is an English Babel message id with ``%(name)s`` placeholders; pages show
+    ``exc.translate(gettext)``, ``str(exc)`` is the English text.
+    """
+
+    def __init__(self, message: str, **params: object) -> None:
+        self.message, self.params = message, params
+        super().__init__(message % params if params else message)
+
+    def translate(self, gettext: Callable[[str], str]) -> str:
+        text = gettext(self.message)
+        return text % self.params if self.params else text
 
 
 class LoginLocked(Exception):
@@ -63,12 +77,10 @@ def hash_password(password: str) -> str:
 
 def check_password_strength(password: str, *, username: str = "") -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(
-            f"Mật khẩu cần ít nhất {MIN_PASSWORD_LENGTH} ký tự. / "
-            f"The password needs at least {MIN_PASSWORD_LENGTH} characters."
-        )
+        raise AccountError(N_("The password needs at least %(min)d characters; this one has %(len)d."),
+                           min=MIN_PASSWORD_LENGTH, len=len(password))
     if username and password.strip().lower() == username.strip().lower():
-        raise AccountError("Mật khẩu không được trùng tên đăng nhập. / The password must not be the user name.")
+        raise AccountError(N_("The password must not be the user name; choose another."))
 
 
 def verify_password(user: User | None, password: str) -> bool:
@@ -96,7 +108,7 @@ def get_user(session: Session, *, user_id: int | None = None, username: str | No
 def require_user(session: Session, *, username: str) -> User:
     user = get_user(session, username=username)
     if user is None:
-        raise AccountError(f"Không có người dùng '{username}'. / No user named '{username}' (see `hotline user list`).")
+        raise AccountError(N_("No user named '%(user)s'. Check the spelling (see the user list)."), user=username)
     return user
 
 
@@ -113,16 +125,13 @@ def create_user(session: Session, *, username: str, password: str, role: str, ce
                 display_name: str = "", language: str = "vi") -> User:
     name = normalize_username(username)
     if not name or len(name) > 128 or any(c.isspace() for c in name):
-        raise AccountError(
-            "Tên đăng nhập không được để trống, không có khoảng trắng, tối đa 128 ký tự. / "
-            "A user name must be 1–128 characters without spaces."
-        )
+        raise AccountError(N_("A user name must be 1 to 128 characters, without spaces."))
     if role not in ROLES:
-        raise AccountError(f"Vai trò không hợp lệ '{role}'. / Unknown role '{role}'; use one of: {', '.join(ROLES)}.")
+        raise AccountError(N_("Unknown role '%(role)s'; use one of: %(roles)s."), role=role, roles=", ".join(ROLES))
     if language not in LANGUAGES:
-        raise AccountError(f"Ngôn ngữ không hợp lệ. / Unknown language '{language}'; use vi or en.")
+        raise AccountError(N_("Unknown language '%(lang)s'; use vi or en."), lang=language)
     if get_user(session, username=name) is not None:
-        raise AccountError(f"Tên đăng nhập '{name}' đã tồn tại. / The user name '{name}' is taken.")
+        raise AccountError(N_("The user name '%(user)s' is already taken; choose another."), user=name)
     check_password_strength(password, username=name)
     user = User(username=name, password_hash=hash_password(password), role=role, centre_id=centre_id,
                 display_name=display_name.strip()[:255], language=language, active=True,
@@ -145,7 +154,7 @@ def set_password(session: Session, *, user: User, password: str) -> None:
 def change_password(session: Session, *, user: User, current: str, new: str, keep_session: str | None = None) -> None:
     """The user's own change: needs the current password; other browsers are signed out."""
     if not verify_password(user, current):
-        raise AccountError("Mật khẩu hiện tại không đúng. / The current password is wrong.")
+        raise AccountError(N_("The current password is wrong; nothing was changed."))
     check_password_strength(new, username=user.username)
     user.password_hash = hash_password(new)
     user.password_changed_at = utcnow()
@@ -171,7 +180,7 @@ def set_active(session: Session, *, user: User, active: bool) -> None:
 
 def set_language(session: Session, *, user: User, language: str) -> None:
     if language not in LANGUAGES:
-        raise AccountError(f"Ngôn ngữ không hợp lệ. / Unknown language '{language}'; use vi or en.")
+        raise AccountError(N_("Unknown language '%(lang)s'; use vi or en."), lang=language)
     user.language = language
     session.flush()
 
@@ -321,3 +330,73 @@ def purge_expired(session: Session) -> int:
         LoginThrottle.window_start < now - timedelta(days=1),
         (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until < now)))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ------------------------------------------------------------------ centres and phone agents (admin pages)
+@dataclass(frozen=True)
+class CentreChoice:
+    id: int
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    id: int
+    provider: str
+    identity: str
+    centre_id: int
+    user_id: int | None
+
+
+def centre_choices(session: Session) -> list[CentreChoice]:
+    from hotline.centres.models import Centre
+
+    return [CentreChoice(c.id, c.code, c.name) for c in session.scalars(select(Centre).order_by(Centre.name))]
+
+
+def resolve_centre(session: Session, *, code: str | None) -> int | None:
+    """A centre code → id (None for no centre); unknown codes are a clear error."""
+    if not code:
+        return None
+    from hotline.centres.service import get_centre
+
+    try:
+        return get_centre(session, code).id
+    except LookupError:
+        raise AccountError(N_("No centre with code '%(code)s'. Pick one from the list."), code=code) from None
+
+
+def agent_rows(session: Session) -> list[AgentRow]:
+    from hotline.centres.models import AgentIdentity
+
+    rows = session.scalars(select(AgentIdentity).order_by(AgentIdentity.provider, AgentIdentity.identity))
+    return [AgentRow(a.id, a.provider, a.identity, a.centre_id, a.user_id) for a in rows]
+
+
+AGENT_PROVIDERS = ("asterisk", "twilio")
+
+
+def map_phone_agent(session: Session, *, centre_code: str, provider: str, identity: str, username: str | None) -> AgentRow:
+    """Point an AMI queue-member interface or a Twilio client identity at a counsellor (or nobody)."""
+    from hotline.centres.service import get_centre, map_agent
+
+    identity = identity.strip()
+    if provider not in AGENT_PROVIDERS:
+        raise AccountError(N_("The provider must be asterisk or twilio."))
+    if not identity or len(identity) > 255:
+        raise AccountError(N_("Enter the identity, e.g. PJSIP/counsellor1 or client:counsellor1 "
+                              "(at most 255 characters)."))
+    try:
+        centre = get_centre(session, centre_code)
+    except LookupError:
+        raise AccountError(N_("No centre with code '%(code)s'. Pick one from the list."), code=centre_code) from None
+    user_id = None
+    if username:
+        user = require_user(session, username=username)
+        if user.role not in ("counsellor", "supervisor"):
+            raise AccountError(N_("'%(user)s' is not a counsellor; only counsellors and supervisors "
+                                  "answer calls."), user=user.username)
+        user_id = user.id
+    row = map_agent(session, centre=centre, provider=provider, identity=identity, user_id=user_id)
+    return AgentRow(row.id, row.provider, row.identity, row.centre_id, row.user_id)

@@ -7,9 +7,8 @@ written to the audit log in the same transaction.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -18,7 +17,6 @@ from hotline import i18n
 from hotline.audit import service as audit
 from hotline.auth import service
 from hotline.auth.deps import (
-    LANGUAGE_COOKIE,
     SESSION_COOKIE,
     Principal,
     csrf_protect,
@@ -29,6 +27,7 @@ from hotline.auth.deps import (
 )
 from hotline.auth.models import ROLES
 from hotline.db import session_scope, utcnow
+from hotline.i18n import N_
 from hotline.web import is_secure_cookie, language_cookie, render
 
 router = APIRouter()
@@ -175,7 +174,7 @@ def change_password(request: Request, current_password: str = Form(""), new_pass
             service.change_password(db, user=user, current=current_password, new=new_password,
                                     keep_session=getattr(request.state, "session_id", None))
         except service.AccountError as exc:
-            error = str(exc)
+            error = exc.translate(_)
         else:
             error = None
             audit.record(db, actor=principal, action="password.change", object_type="user", object_id=user.id,
@@ -183,3 +182,180 @@ def change_password(request: Request, current_password: str = Form(""), new_pass
     if error:
         return _account_page(request, principal, 400, error=error)
     return RedirectResponse("/account?changed=1", status_code=303)
+
+
+# ------------------------------------------------------------------ administrators: users
+def _users_page(request: Request, status_code: int = 200, **extra: Any) -> Response:
+    with session_scope() as db:
+        users = service.list_users(db)
+        centres = service.centre_choices(db)
+    by_id = {c.id: c for c in centres}
+    context = {"users": users, "centres": centres, "centre_by_id": by_id, "roles": ROLES,
+               "languages": i18n.LANGUAGE_NAMES, "form": {}}
+    context.update(extra)
+    return render(request, "admin/users.html", context, status_code=status_code)
+
+
+@router.get("/admin/users")
+def users_page(request: Request, principal: Principal = Depends(admin_only)) -> Response:
+    return _users_page(request)
+
+
+@router.post("/admin/users", dependencies=[Depends(csrf_protect)])
+def create_user(request: Request, username: str = Form(""), display_name: str = Form(""),
+                role: str = Form("counsellor"), centre: str = Form(""), language: str = Form("vi"),
+                principal: Principal = Depends(admin_only)) -> Response:
+    _ = _t(request)
+    form = {"username": username, "display_name": display_name, "role": role, "centre": centre, "language": language}
+    password = service.generate_password()
+    with session_scope() as db:
+        try:
+            centre_id = service.resolve_centre(db, code=centre)
+            user = service.create_user(db, username=username, password=password, role=role, centre_id=centre_id,
+                                       display_name=display_name, language=i18n.normalize_language(language))
+        except service.AccountError as exc:
+            error: str | None = exc.translate(_)
+        else:
+            error = None
+            audit.record(db, actor=principal, action="user.create", object_type="user", object_id=user.id,
+                         request=request, detail={"role": role, "centre_id": centre_id})
+            created = user.username
+    if error:
+        return _users_page(request, 400, error=error, form=form)
+    return render(request, "admin/password_shown.html", {"username": created, "password": password, "created": True})
+
+
+def _admin_user_action(request: Request, principal: Principal, user_id: int, action: str) -> Response:
+    """Reset, disable or enable one account (table-driven: see ``USER_ACTIONS``)."""
+    _ = _t(request)
+    password = service.generate_password() if action == "reset" else None
+    with session_scope() as db:
+        user = service.get_user(db, user_id=user_id)
+        if user is None:
+            error: str | None = _("That user no longer exists. Reload the list.")
+        elif user.id == principal.id and action == "disable":
+            error = _("You cannot disable your own account. Ask another administrator.")
+        else:
+            error = None
+            if action == "reset":
+                assert password is not None
+                service.set_password(db, user=user, password=password)
+            else:
+                service.set_active(db, user=user, active=(action == "enable"))
+            audit.record(db, actor=principal, action=USER_ACTIONS[action], object_type="user", object_id=user.id,
+                         request=request)
+            username = user.username
+    if error:
+        return _users_page(request, 400, error=error)
+    if password is not None:
+        return render(request, "admin/password_shown.html", {"username": username, "password": password, "created": False})
+    message = _("%(user)s can sign in again.") if action == "enable" else _("%(user)s is disabled and signed out everywhere.")
+    return _users_page(request, notice=message % {"user": username})
+
+
+USER_ACTIONS = {"reset": "user.password_reset", "disable": "user.disable", "enable": "user.enable"}
+
+
+@router.post("/admin/users/{user_id}/{action}", dependencies=[Depends(csrf_protect)])
+def user_action(request: Request, user_id: int, action: str, principal: Principal = Depends(admin_only)) -> Response:
+    if action not in USER_ACTIONS:
+        _ = _t(request)
+        return _users_page(request, 404, error=_("Unknown action. Use the buttons in the list."))
+    return _admin_user_action(request, principal, user_id, action)
+
+
+# ------------------------------------------------------------------ administrators: phone agents
+def _agents_page(request: Request, status_code: int = 200, **extra: Any) -> Response:
+    with session_scope() as db:
+        rows = service.agent_rows(db)
+        centres = service.centre_choices(db)
+        staff = [u for u in service.list_users(db, include_disabled=False) if u.role in ("counsellor", "supervisor")]
+        users = {u.id: u for u in service.list_users(db)}
+    context = {"rows": rows, "centres": centres, "centre_by_id": {c.id: c for c in centres}, "staff": staff,
+               "users": users, "providers": service.AGENT_PROVIDERS, "form": {}}
+    context.update(extra)
+    return render(request, "admin/agents.html", context, status_code=status_code)
+
+
+@router.get("/admin/agents")
+def agents_page(request: Request, principal: Principal = Depends(admin_only)) -> Response:
+    return _agents_page(request)
+
+
+@router.post("/admin/agents", dependencies=[Depends(csrf_protect)])
+def map_agent(request: Request, centre: str = Form(""), provider: str = Form(""), identity: str = Form(""),
+              username: str = Form(""), principal: Principal = Depends(admin_only)) -> Response:
+    _ = _t(request)
+    form = {"centre": centre, "provider": provider, "identity": identity, "username": username}
+    with session_scope() as db:
+        try:
+            row = service.map_phone_agent(db, centre_code=centre, provider=provider, identity=identity,
+                                          username=username or None)
+        except service.AccountError as exc:
+            error: str | None = exc.translate(_)
+        else:
+            error = None
+            audit.record(db, actor=principal, action="agent.map", object_type="agent_identity", object_id=row.id,
+                         request=request, detail={"provider": row.provider, "user_id": row.user_id})
+    if error:
+        return _agents_page(request, 400, error=error, form=form)
+    notice = _("Mapping saved.") if username else _("Mapping saved: this identity is no longer linked to anyone.")
+    return _agents_page(request, notice=notice)
+
+
+# ------------------------------------------------------------------ administrators: audit log
+AUDIT_PAGE_SIZE = 200
+
+
+def _parse_day(value: str, field: str, request: Request) -> datetime | None:
+    """``yyyy-mm-dd`` (the date picker) or ``dd/mm/yyyy`` → midnight in the administrator's timezone."""
+    value = value.strip()
+    if not value:
+        return None
+    from zoneinfo import ZoneInfo
+
+    for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            day = datetime.strptime(value, pattern)
+        except ValueError:
+            continue
+        principal = getattr(request.state, "principal", None)
+        zone = ZoneInfo(principal.timezone if principal else "Asia/Ho_Chi_Minh")
+        return day.replace(tzinfo=zone)
+    raise service.AccountError(N_("%(field)s: write the date as dd/mm/yyyy, for example 15/06/2026."), field=field)
+
+
+@router.get("/admin/audit")
+def audit_page(request: Request, actor: str = "", action: str = "", object_type: str = "", object_id: str = "",
+               since: str = "", until: str = "", page: int = Query(1, ge=1),
+               principal: Principal = Depends(admin_only)) -> Response:
+    _ = _t(request)
+    filters = {"actor": actor.strip(), "action": action.strip(), "object_type": object_type.strip(),
+               "object_id": object_id.strip(), "since": since, "until": until}
+    try:
+        start = _parse_day(since, _("From"), request)
+        end = _parse_day(until, _("To"), request)
+    except service.AccountError as exc:
+        with session_scope() as db:
+            known = audit.actions(db)
+        return render(request, "admin/audit.html", {"entries": [], "filters": filters, "actions": known,
+                                                    "error": exc.translate(_), "page": 1, "more": False,
+                                                    "page_query": lambda n: ""}, status_code=400)
+    if end is not None:
+        end = end + timedelta(days=1)  # "to" includes that whole day
+    with session_scope() as db:
+        entries = audit.search(db, actor=filters["actor"] or None, action=filters["action"] or None,
+                               object_type=filters["object_type"] or None, object_id=filters["object_id"] or None,
+                               since=start, until=end, limit=AUDIT_PAGE_SIZE + 1,
+                               offset=(page - 1) * AUDIT_PAGE_SIZE)
+        known = audit.actions(db)
+        audit.record(db, actor=principal, action="audit.search", object_type="audit", object_id=None,
+                     request=request, detail={k: v for k, v in filters.items() if v})
+    more = len(entries) > AUDIT_PAGE_SIZE
+
+    def page_query(number: int) -> str:
+        return urlencode({**{k: v for k, v in filters.items() if v}, "page": number})
+
+    return render(request, "admin/audit.html", {"entries": entries[:AUDIT_PAGE_SIZE], "filters": filters,
+                                                "actions": known, "page": page, "more": more,
+                                                "page_query": page_query})
