@@ -104,6 +104,7 @@ class Location(Base):
     commune_code: Mapped[str | None] = mapped_column(String(8))
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
 
+    organization: Mapped[Organization] = relationship()
     addresses: Mapped[list[Address]] = relationship(cascade="all, delete-orphan", order_by="Address.pk", lazy="selectin")
 
 

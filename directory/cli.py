@@ -1,0 +1,134 @@
+"""``hotline directory …``: import, export, search, seed, template."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from directory import importers
+from directory.search import Query, SearchError, search
+from directory.seed import place_counts, seed
+from hotline.cli import CliError
+from hotline.db import session_scope
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    d = sub.add_parser("directory", help="danh bạ địa chỉ hỗ trợ / directory of support addresses")
+    ds = d.add_subparsers(dest="directory_command", required=True)
+
+    p = ds.add_parser("import", help="nhập CSV mẫu, thư mục HSDS (datapackage.json) hoặc gói JSON HSDS / import")
+    p.add_argument("path", type=Path)
+    p.add_argument("--skip-invalid", action="store_true", help="ghi các dòng hợp lệ, bỏ dòng lỗi / write valid rows, skip bad ones")
+    p.add_argument("--actor", default="cli")
+    p.set_defaults(handler=cmd_import)
+
+    p = ds.add_parser("export", help="xuất danh bạ / export (public by default: no confidential addresses)")
+    p.add_argument("--format", choices=["csv", "hsds-csv", "hsds-json"], default="csv")
+    p.add_argument("--out", type=Path, help="file (csv, hsds-json) or folder (hsds-csv); default: stdout")
+    p.add_argument("--include-confidential", action="store_true",
+                   help="kèm địa chỉ bảo mật và khóa webhook (chỉ cho sao lưu nội bộ) / include confidential data (internal backups only)")
+    p.set_defaults(handler=cmd_export)
+
+    p = ds.add_parser("search", help="tìm kiếm / search")
+    p.add_argument("query", nargs="?", default="")
+    p.add_argument("--type", dest="service_type")
+    p.add_argument("--province")
+    p.add_argument("--commune")
+    p.add_argument("--open-now", action="store_true")
+    p.add_argument("--free-bed", action="store_true")
+    p.add_argument("--accessible", action="store_true")
+    p.add_argument("--language")
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_search)
+
+    p = ds.add_parser("seed", help="nạp dữ liệu khởi tạo (lặp lại an toàn) / load starter data (idempotent)")
+    p.set_defaults(handler=cmd_seed)
+
+    p = ds.add_parser("template", help="in mẫu CSV có tiêu đề và một dòng ví dụ / print the CSV template")
+    p.set_defaults(handler=cmd_template)
+
+
+def _progress(stage: str, done: int, total: int) -> None:
+    label = {"validate": "kiểm tra / validating", "write": "ghi / writing"}[stage]
+    print(f"\r{label}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        with session_scope() as session:
+            report = importers.import_path(session, path=args.path, skip_invalid=args.skip_invalid,
+                                           actor=args.actor, progress=_progress)
+    except importers.ImportFileError as exc:
+        raise CliError(str(exc)) from None
+    for p in report.errors:
+        print(f"LỖI / ERROR {p.where}{' [' + p.entry_id + ']' if p.entry_id else ''}: {'; '.join(p.reasons)}", file=sys.stderr)
+    for p in report.warnings:
+        print(f"CẢNH BÁO / WARNING {p.where} [{p.entry_id}]: {'; '.join(p.reasons)}", file=sys.stderr)
+    if report.errors and not report.written:
+        raise CliError(
+            f"{len(report.errors)} dòng lỗi trong {report.total}; không ghi gì cả. Sửa các dòng trên rồi nhập lại, "
+            f"hoặc dùng --skip-invalid để chỉ ghi các dòng hợp lệ. / {len(report.errors)} bad rows of {report.total}; "
+            f"nothing was written. Fix them and import again, or use --skip-invalid.")
+    print(f"{report.format}: {report.created} mới / created, {report.updated} cập nhật / updated, "
+          f"{report.unchanged} không đổi / unchanged, {len(report.errors)} bỏ qua / skipped")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        if args.format == "hsds-csv":
+            if args.out is None:
+                raise CliError("hsds-csv cần --out THƯ_MỤC / hsds-csv needs --out FOLDER")
+            n = importers.export_hsds_csv(session, out_dir=args.out, include_confidential=args.include_confidential)
+        else:
+            fn = importers.export_template if args.format == "csv" else importers.export_hsds_json
+            if args.out is None:
+                n = fn(session, out=sys.stdout, include_confidential=args.include_confidential)
+            else:
+                with args.out.open("w", encoding="utf-8", newline="") as fh:
+                    n = fn(session, out=fh, include_confidential=args.include_confidential)
+    print(f"đã xuất {n} mục / exported {n} entries"
+          + (" (kèm dữ liệu bảo mật / including confidential data)" if args.include_confidential else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    q = Query(q=args.query, service_type=args.service_type, province=args.province, commune=args.commune,
+              open_now=args.open_now, free_bed=args.free_bed, accessible=args.accessible, language=args.language,
+              limit=args.limit)
+    try:
+        with session_scope() as session:
+            interp, results = search(session, q)
+    except SearchError as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        print(json.dumps({"query": args.query, "interpreted": interp.as_dict(), "count": len(results),
+                          "results": results}, ensure_ascii=False, default=str, indent=1))
+        return 0
+    if not results:
+        print("không tìm thấy / nothing found")
+        return 0
+    for r in results:
+        state = "ĐANG MỞ / open" if r["open_now"] else "đang đóng / closed"
+        beds = f" · giường trống / free beds {r['beds_free']}" if r["beds_free"] is not None else ""
+        verified = r["last_verified_at"].date().isoformat() if r["last_verified_at"] else "chưa / never"
+        print(f"{r['name']} — {r['service_type_vi']} · {r['call_number'] or '-'} · {state}{beds} · "
+              f"{r['province'] or 'toàn quốc'} · xác minh / verified {verified} [{r['id']}]")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        report = seed(session)
+    provinces, communes = place_counts()
+    print(f"danh bạ / directory: {report.created} mới / created, {report.updated} cập nhật / updated, "
+          f"{report.unchanged} không đổi / unchanged; {provinces} tỉnh / provinces, {communes} xã / communes available")
+    return 0
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    sys.stdout.write(importers.template_text())
+    return 0

@@ -1,0 +1,133 @@
+"""The flat record one directory entry is read from and written to, with the CSV template's
+headers (Vietnamese and English, either accepted), and the API's response shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from hotline.text import fold
+
+# (field, Vietnamese header, English header, help) — the documented CSV template, in order.
+FIELDS: tuple[tuple[str, str, str, str], ...] = (
+    ("id", "Mã", "ID", "stable id; re-importing a row with the same id updates that entry (bắt buộc / required)"),
+    ("organization_id", "Mã tổ chức", "Organization ID", "optional; default: the id"),
+    ("organization", "Tổ chức", "Organization", "organisation name (bắt buộc / required)"),
+    ("name", "Tên dịch vụ", "Service name", "bắt buộc / required"),
+    ("alternate_name", "Tên khác", "Alternate name", ""),
+    ("service_type", "Loại dịch vụ", "Service type", "a type code or its Vietnamese/English label, e.g. shelter / Nhà tạm lánh"),
+    ("description", "Mô tả", "Description", ""),
+    ("phones", "Điện thoại", "Phones", "one or more numbers separated by ';'"),
+    ("email", "Email", "Email", ""),
+    ("url", "Trang web", "Website", ""),
+    ("hours", "Giờ mở cửa", "Opening hours", "'24/7' or 'T2-T6 07:30-17:00; T7 08:00-12:00' (Mo-Fr … also accepted)"),
+    ("languages", "Ngôn ngữ", "Languages", "ISO codes separated by ';' (vi; en; hmn …); default vi"),
+    ("accessible", "Tiếp cận cho người khuyết tật", "Accessible", "có/không, yes/no"),
+    ("beds_total", "Tổng số giường", "Beds total", "shelters: number"),
+    ("beds_free", "Giường trống", "Beds free", "shelters: number free now"),
+    ("beds_women", "Giường cho phụ nữ", "Beds for women", ""),
+    ("beds_men", "Giường cho nam giới", "Beds for men", ""),
+    ("beds_children", "Giường cho trẻ em", "Beds for children", ""),
+    ("province", "Tỉnh/thành phố", "Province", "2025 name or code; old names (Kon Tum) are mapped (bắt buộc / required)"),
+    ("commune", "Xã/phường", "Commune", "2025 commune name or code, within the province"),
+    ("address", "Địa chỉ", "Address", "street address"),
+    ("confidential_address", "Địa chỉ bảo mật", "Confidential address", "có/yes: shown to staff only, never in the public export"),
+    ("latitude", "Vĩ độ", "Latitude", ""),
+    ("longitude", "Kinh độ", "Longitude", ""),
+    ("referral_method", "Cách nhận chuyển gửi", "Referral method", "webhook, email, sms or empty (does not accept referrals)"),
+    ("referral_webhook_url", "URL webhook chuyển gửi", "Referral webhook URL", "https://…"),
+    ("referral_webhook_secret", "Khóa bí mật webhook", "Referral webhook secret", "shared secret that signs webhook calls"),
+    ("referral_email", "Email chuyển gửi", "Referral email", ""),
+    ("referral_sms", "SMS chuyển gửi", "Referral SMS number", ""),
+    ("verified", "Đã xác minh", "Verified", "có/không, yes/no"),
+    ("last_verified_at", "Ngày xác minh", "Last verified", "YYYY-MM-DD"),
+    ("last_verified_by", "Người xác minh", "Verified by", ""),
+    ("source_note", "Nguồn", "Source", "where the facts come from"),
+)
+FIELD_NAMES = tuple(f[0] for f in FIELDS)
+HEADER_TO_FIELD: dict[str, str] = {}
+for _name, _vi, _en, _help in FIELDS:
+    for _h in (_name, _vi, _en):
+        HEADER_TO_FIELD[fold(_h)] = _name
+
+
+@dataclass
+class Record:
+    """A validated entry (codes resolved, numbers normalised)."""
+
+    id: str
+    organization_id: str
+    organization: str
+    name: str
+    alternate_name: str = ""
+    service_type: str = "other"
+    description: str = ""
+    phones: list[tuple[str, str]] = field(default_factory=list)  # (as written, normalised)
+    email: str = ""
+    url: str = ""
+    hours: str = ""
+    open_24_7: bool = False
+    open_on_holidays: bool = False
+    slots: list[tuple[str, str, str]] = field(default_factory=list)
+    languages: list[str] = field(default_factory=lambda: ["vi"])
+    accessible: bool = False
+    beds_total: int | None = None
+    beds_free: int | None = None
+    beds_women: int | None = None
+    beds_men: int | None = None
+    beds_children: int | None = None
+    province_code: str = ""
+    commune_code: str | None = None
+    address: str = ""
+    confidential_address: bool = False
+    latitude: float | None = None
+    longitude: float | None = None
+    referral_method: str = ""
+    referral_webhook_url: str = ""
+    referral_webhook_secret: str = ""
+    referral_email: str = ""
+    referral_sms: str = ""
+    verified: bool = False
+    last_verified_at: datetime | None = None
+    last_verified_by: str = ""
+    source_note: str = ""
+
+
+class PhoneOut(BaseModel):
+    number: str
+    e164: str
+
+
+class SearchResultOut(BaseModel):
+    id: str
+    name: str
+    organization: str
+    service_type: str
+    service_type_vi: str
+    service_type_en: str
+    call_number: str
+    phones: list[PhoneOut]
+    open_now: bool
+    open_24_7: bool
+    hours: str
+    beds_free: int | None
+    beds_total: int | None
+    accessible: bool
+    languages: list[str]
+    province: str
+    commune: str
+    address: str
+    confidential_address: bool
+    verified: bool
+    last_verified_at: datetime | None
+    distance_km: float | None
+    accepts_referrals: bool
+
+
+class SearchResponseOut(BaseModel):
+    query: str
+    interpreted: dict
+    count: int
+    results: list[SearchResultOut]

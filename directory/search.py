@@ -1,0 +1,252 @@
+"""Directory search: one box plus filters.
+
+The query is folded (diacritics ignored both ways, đ included).  Words that name a service
+type ("tạm lánh", "công an") become the preferred type; a place name (2025 province, old
+province, old district) becomes the place to rank by; digit runs are phone fragments; the other
+words are matched as word prefixes against the pre-folded search document, and a word that
+matches nothing is replaced by its closest vocabulary words (typos).  SQLite uses FTS5; PostgreSQL
+uses the trigram-indexed ``search_doc``.  Ranking: right type, right place (commune, then
+province), then distance, then verified entries and the name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, or_, select, text
+from sqlalchemy.orm import Session, selectinload
+
+from directory import hours as hours_mod
+from directory.models import Service, ServiceAtLocation, Word
+from directory.places import UnknownPlace, places
+from directory.service import public_address, staff_address
+from directory.service_types import find_in_words, resolve as resolve_type, service_types
+from hotline.db import utcnow
+from hotline.phone import SHORT_CODES, display
+from hotline.text import fold
+
+
+class SearchError(ValueError):
+    pass
+
+
+@dataclass
+class Query:
+    q: str = ""
+    service_type: str | None = None
+    province: str | None = None
+    commune: str | None = None
+    open_now: bool = False
+    free_bed: bool = False
+    accessible: bool = False
+    language: str | None = None
+    limit: int = 20
+
+
+@dataclass
+class Interpretation:
+    terms: list[list[str]] = field(default_factory=list)  # each term: alternatives (typo expansions)
+    phone: str | None = None
+    type_code: str | None = None
+    type_from_text: bool = False
+    province_code: str | None = None
+    commune_code: str | None = None
+    place_label: str = ""
+    lat: float | None = None
+    lon: float | None = None
+    corrections: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"terms": self.terms, "phone": self.phone, "type": self.type_code, "province": self.province_code,
+                "commune": self.commune_code, "place": self.place_label, "corrections": self.corrections}
+
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _expand(session: Session, word: str, interp: Interpretation) -> list[str]:
+    """The word itself if some entry has a word starting with it, else its closest vocabulary words."""
+    if word.isdigit() or len(word) < 3:
+        return [word]
+    hit = session.scalar(select(Word.word).where(Word.word >= word, Word.word < word + "\uffff").limit(1))
+    if hit is not None:
+        return [word]
+    n = len(word)
+    cands = list(session.scalars(select(Word.word).where(
+        Word.first == word[0], Word.length.between(n - 2, n + 2)).limit(5000)))
+    if len(word) >= 4:  # a typo in the first letter: candidates that start with the 2nd and 3rd letters
+
+        cands += list(session.scalars(select(Word.word).where(
+            Word.word >= word[1:3], Word.word < word[1:3] + "\uffff", Word.length.between(n - 2, n + 2)).limit(2000)))
+    best = difflib.get_close_matches(word, cands, n=3, cutoff=0.72)
+    if best:
+        interp.corrections[word] = best
+        return best
+    return [word]
+
+
+def interpret(session: Session, query: Query) -> Interpretation:
+    interp = Interpretation()
+    words = _TOKEN.findall(fold(query.q).replace("+84", " 0"))
+    # Phone fragments: runs of digit tokens ("0912 345 678") joined.
+    digits, rest = [], []
+    for w in words:
+        (digits if w.isdigit() else rest).append(w)
+    joined = "".join(digits)
+    if joined:
+        if joined.startswith("84") and len(joined) > 9:
+            joined = "0" + joined[2:]
+        if len(joined) >= 3:
+            interp.phone = joined
+    words = rest
+    pl = places()
+    if query.service_type:
+        code = resolve_type(query.service_type)
+        if code is None:
+            raise SearchError(f"loại dịch vụ {query.service_type!r} không có / unknown service type "
+                              f"(known: {', '.join(service_types())})")
+        interp.type_code = code
+    else:
+        code, remaining = find_in_words(words)
+        if code:
+            interp.type_code, interp.type_from_text, words = code, True, remaining
+    try:
+        if query.province:
+            interp.province_code, _ = pl.province(query.province)
+            interp.place_label = pl.province_name(interp.province_code)
+        if query.commune:
+            interp.commune_code = pl.commune(query.commune, interp.province_code)
+            interp.province_code = pl.communes[interp.commune_code].province_code
+            interp.place_label = pl.commune_name(interp.commune_code)
+    except UnknownPlace as exc:
+        raise SearchError(str(exc)) from None
+    if interp.province_code:
+        interp.lat, interp.lon = pl.centroid(interp.province_code, interp.commune_code)
+    else:
+        match, remaining = pl.find_in_text(words)
+        if match:
+            words = remaining
+            interp.province_code, interp.lat, interp.lon = match.province_code, match.lat, match.lon
+            interp.place_label = match.label
+    interp.terms = [_expand(session, w, interp) for w in words if len(w) >= 2 or w.isdigit()]
+    return interp
+
+
+def _fts_expr(terms: list[list[str]]) -> str:
+    return " AND ".join("(" + " OR ".join(f'"{w}"*' for w in alts) + ")" for alts in terms)
+
+
+def _conditions(session: Session, query: Query, interp: Interpretation, hard_type: bool) -> list[Any]:
+    conds: list[Any] = [Service.status == "active"]
+    dialect = session.get_bind().dialect.name
+    if interp.terms:
+        if dialect == "sqlite":
+            conds.append(Service.pk.in_(select(text("rowid")).select_from(text("dir_service_fts"))
+                                        .where(text("dir_service_fts MATCH :fts"))))
+        else:
+            for alts in interp.terms:
+                conds.append(or_(*[Service.search_doc.like(f"% {w}%") for w in alts]))
+    if interp.phone:
+        conds.append(Service.phone_digits.like(f"%{interp.phone}%"))
+    if interp.type_code and hard_type:
+        conds.append(Service.service_type == interp.type_code)
+    if query.province and interp.province_code:
+        conds.append(Service.province_code == interp.province_code)
+    if query.commune and interp.commune_code:
+        conds.append(Service.commune_code == interp.commune_code)
+    if query.free_bed:
+        conds.append(Service.beds_free > 0)
+    if query.accessible:
+        conds.append(Service.accessible.is_(True))
+    if query.language:
+        conds.append(Service.languages.like(f"%,{fold(query.language)},%"))
+    return conds
+
+
+def _order(interp: Interpretation) -> list[Any]:
+    order: list[Any] = []
+    if interp.type_code:
+        order.append(case((Service.service_type == interp.type_code, 0), else_=1))
+    if interp.commune_code:
+        order.append(case((Service.commune_code == interp.commune_code, 0), else_=1))
+    if interp.province_code:
+        order.append(case((Service.province_code == interp.province_code, 0), else_=1))
+    if interp.lat is not None and interp.lon is not None:
+        k = math.cos(math.radians(interp.lat))
+        dist = (Service.lat - interp.lat) * (Service.lat - interp.lat) + \
+            (Service.lon - interp.lon) * (Service.lon - interp.lon) * (k * k)
+        order.append(func.coalesce(dist, 1e9))
+    if interp.terms:
+        first = interp.terms[0][0]
+        order.append(case((Service.search_doc.like(f" {first}%"), 0), else_=1))
+    order += [Service.verified.desc(), Service.name, Service.pk]
+    return order
+
+
+def search(session: Session, query: Query, *, now: datetime | None = None, staff: bool = False) -> tuple[Interpretation, list[dict[str, Any]]]:
+    """Run a search; results are dicts ready for JSON/HTML (see ``SearchResultOut``)."""
+    interp = interpret(session, query)
+    now = now or utcnow()
+    limit = max(1, min(query.limit, 100))
+    params = {"fts": _fts_expr(interp.terms)} if interp.terms else {}
+    hard_type = bool(query.service_type) or interp.type_from_text
+    rows = _run(session, query, interp, hard_type, limit, params, now)
+    if not rows and interp.type_from_text and not query.service_type:
+        # The type words may have been part of a name: search them as text instead.
+        hard_type = False
+        rows = _run(session, query, interp, hard_type, limit, params, now)
+    return interp, [_result(s, interp, now, staff) for s in rows]
+
+
+def _run(session: Session, query: Query, interp: Interpretation, hard_type: bool, limit: int,
+         params: dict[str, str], now: datetime) -> list[Service]:
+    stmt = (select(Service).where(and_(*_conditions(session, query, interp, hard_type))).order_by(*_order(interp))
+            .options(selectinload(Service.phones), selectinload(Service.schedules),
+                     selectinload(Service.locations).joinedload(ServiceAtLocation.location)))
+    if not query.open_now:
+        return list(session.scalars(stmt.limit(limit), params))
+    out: list[Service] = []
+    offset, batch = 0, max(limit * 5, 50)
+    while len(out) < limit and offset < 5000:
+        chunk = list(session.scalars(stmt.limit(batch).offset(offset), params))
+        out += [s for s in chunk if is_open(s, now)]
+        if len(chunk) < batch:
+            break
+        offset += batch
+    return out[:limit]
+
+
+def is_open(svc: Service, now: datetime) -> bool:
+    return hours_mod.is_open(always=svc.open_24_7, open_on_holidays=svc.open_on_holidays, now=now,
+                             slots=[hours_mod.Slot(s.byday, s.opens_at, s.closes_at) for s in svc.schedules],
+                             timezone=svc.timezone)
+
+
+def _result(svc: Service, interp: Interpretation, now: datetime, staff: bool) -> dict[str, Any]:
+    pl = places()
+    t = service_types()[svc.service_type]
+    first = svc.phones[0].e164 if svc.phones else ""
+    dist = None
+    if interp.lat is not None and svc.lat is not None:
+        from directory.places import distance_km
+        dist = round(distance_km(interp.lat, interp.lon, svc.lat, svc.lon), 1)
+    loc = svc.locations[0].location if svc.locations else None
+    confidential = bool(loc and loc.confidential)
+    return {
+        "id": svc.id, "name": svc.name, "organization": svc.organization.name, "service_type": svc.service_type,
+        "service_type_vi": t.vi, "service_type_en": t.en,
+        "call_number": first if first in SHORT_CODES else (display(first) if first else ""),
+        "phones": [{"number": p.number, "e164": p.e164} for p in svc.phones],
+        "open_now": is_open(svc, now), "open_24_7": svc.open_24_7, "hours": svc.hours_text,
+        "beds_free": svc.beds_free, "beds_total": svc.beds_total, "accessible": svc.accessible,
+        "languages": [x for x in svc.languages.split(",") if x],
+        "province": pl.province_name(svc.province_code), "commune": pl.commune_name(svc.commune_code),
+        "address": staff_address(svc) if staff else public_address(svc), "confidential_address": confidential,
+        "verified": svc.verified, "last_verified_at": svc.last_verified_at, "distance_km": dist,
+        "accepts_referrals": svc.referral_accepts,
+    }

@@ -1,0 +1,464 @@
+"""Directory service layer: validate entries, save them (create or update by stable id), verify,
+history, the not-verified list, and the summaries other domains read (``reference_for`` for the
+live-call screen, ``referral_target`` for the referral hand-off).
+
+Functions take keyword arguments over a session; nothing here commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, selectinload
+
+from directory import hours as hours_mod
+from directory.models import (Address, Attribute, Change, Language, Location, Organization, Phone,
+                              Schedule, Service, ServiceArea, ServiceAtLocation, TaxonomyTerm, Word)
+from directory.places import UnknownPlace, places
+from directory.schemas import FIELD_NAMES, Record
+from directory.service_types import TAXONOMY, resolve as resolve_type, service_types
+from hotline.db import insert_ignore, utcnow
+from hotline.phone import SHORT_CODES, display, normalize_number
+from hotline.text import fold, fold_words, nfc
+
+NATIONAL = {"toan quoc", "ca nuoc", "national", "nationwide"}
+REFERRAL_METHODS = {"": "", "none": "", "khong": "", "webhook": "webhook", "email": "email", "sms": "sms"}
+_YES = {"1", "true", "yes", "y", "x", "co", "dung", "c"}
+_NO = {"", "0", "false", "no", "n", "khong", "k", "sai"}
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class RecordError(ValueError):
+    """Everything wrong with one entry (each reason says what to do)."""
+
+    def __init__(self, reasons: list[str]):
+        self.reasons = reasons
+        super().__init__("; ".join(reasons))
+
+
+class NotFound(LookupError):
+    pass
+
+
+# ---------------------------------------------------------------------------- validation
+def _bool(value: str, label: str, errors: list[str]) -> bool:
+    v = fold(value)
+    if v in _YES:
+        return True
+    if v in _NO:
+        return False
+    errors.append(f"{label}: {value!r} không phải có/không / is not yes/no")
+    return False
+
+
+def _int(value: str, label: str, errors: list[str]) -> int | None:
+    v = (value or "").strip()
+    if not v:
+        return None
+    if not v.isdigit():
+        errors.append(f"{label}: {value!r} không phải số nguyên không âm / is not a whole number ≥ 0")
+        return None
+    return int(v)
+
+
+def _float(value: str, label: str, lo: float, hi: float, errors: list[str]) -> float | None:
+    v = (value or "").strip().replace(",", ".")
+    if not v:
+        return None
+    try:
+        f = float(v)
+    except ValueError:
+        errors.append(f"{label}: {value!r} không phải số / is not a number")
+        return None
+    if not lo <= f <= hi:
+        errors.append(f"{label}: {value!r} ngoài khoảng / out of range {lo}…{hi}")
+        return None
+    return f
+
+
+def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
+    """Check one entry given as field → text (CSV template fields). Returns the record and
+    warnings; raises ``RecordError`` listing every problem."""
+    g = {k: nfc(str(raw.get(k) or "")).strip() for k in FIELD_NAMES}
+    errors: list[str] = []
+    warnings: list[str] = []
+    if not g["id"]:
+        errors.append("thiếu mã / missing id: give every row a stable id (e.g. qn-shelter-01)")
+    elif not _ID.match(g["id"]):
+        errors.append(f"mã {g['id']!r} không hợp lệ / invalid id: letters, digits, . _ : - only, up to 64")
+    if not g["name"]:
+        errors.append("thiếu tên dịch vụ / missing service name")
+    if not g["organization"]:
+        errors.append("thiếu tên tổ chức / missing organization name")
+    stype = resolve_type(g["service_type"])
+    if stype is None:
+        known = ", ".join(service_types())
+        errors.append(f"loại dịch vụ {g['service_type']!r} không có / unknown service type (known: {known})")
+    pl = places()
+    province_code, commune_code = "", None
+    if not g["province"]:
+        errors.append("thiếu tỉnh/thành phố / missing province (write 'toàn quốc' / 'national' for a nationwide service)")
+    elif fold(g["province"]) in NATIONAL:
+        province_code = ""
+    else:
+        try:
+            province_code, note = pl.province(g["province"])
+            if note:
+                warnings.append(f"tỉnh cũ đã chuyển / old province mapped: {note}")
+        except UnknownPlace as exc:
+            errors.append(str(exc))
+    if g["commune"] and province_code:
+        try:
+            commune_code = pl.commune(g["commune"], province_code)
+        except UnknownPlace as exc:
+            errors.append(str(exc))
+    phones: list[tuple[str, str]] = []
+    for part in filter(None, (p.strip() for p in re.split(r"[;\n]", g["phones"]))):
+        norm, reason = normalize_number(part)
+        if norm is None:
+            errors.append(f"số điện thoại không hợp lệ / invalid phone number: {reason}")
+        else:
+            phones.append((part, norm))
+    try:
+        h = hours_mod.parse(g["hours"])
+    except hours_mod.HoursError as exc:
+        errors.append(str(exc))
+        h = hours_mod.Hours(False, (), False)
+    langs = [fold(x) for x in re.split(r"[;,\s]+", g["languages"]) if x.strip()] or ["vi"]
+    for lang in langs:
+        if not re.match(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$", lang):
+            errors.append(f"ngôn ngữ {lang!r} không hợp lệ / invalid language: use ISO 639 codes like vi, en, hmn")
+    method_key = fold(g["referral_method"])
+    if method_key not in REFERRAL_METHODS:
+        errors.append(f"cách nhận chuyển gửi {g['referral_method']!r} không có / unknown referral method: webhook, email, sms or empty")
+    method = REFERRAL_METHODS.get(method_key, "")
+    if method == "webhook" and not re.match(r"^https?://\S+$", g["referral_webhook_url"]):
+        errors.append("chuyển gửi qua webhook cần URL http(s) / webhook referrals need a referral_webhook_url (http…)")
+    if method == "webhook" and len(g["referral_webhook_secret"]) < 16:
+        errors.append("webhook cần khóa bí mật ≥ 16 ký tự / webhook referrals need a secret of at least 16 characters")
+    if method == "email" and not _EMAIL.match(g["referral_email"]):
+        errors.append(f"email chuyển gửi {g['referral_email']!r} không hợp lệ / invalid referral email")
+    referral_sms = ""
+    if method == "sms" or g["referral_sms"]:
+        norm, reason = normalize_number(g["referral_sms"])
+        if norm is None:
+            errors.append(f"số SMS chuyển gửi không hợp lệ / invalid referral SMS number: {reason}")
+        else:
+            referral_sms = norm
+    if g["email"] and not _EMAIL.match(g["email"]):
+        errors.append(f"email {g['email']!r} không hợp lệ / invalid email")
+    ints = {k: _int(g[k], k, errors) for k in ("beds_total", "beds_free", "beds_women", "beds_men", "beds_children")}
+    if ints["beds_total"] is not None and ints["beds_free"] is not None and ints["beds_free"] > ints["beds_total"]:
+        errors.append(f"giường trống ({ints['beds_free']}) nhiều hơn tổng số ({ints['beds_total']}) / more free beds than beds")
+    lat = _float(g["latitude"], "latitude", 8.0, 23.5, errors)
+    lon = _float(g["longitude"], "longitude", 102.0, 117.5, errors)
+    verified_at = None
+    if g["last_verified_at"]:
+        try:
+            d = date.fromisoformat(g["last_verified_at"][:10])
+            verified_at = datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+        except ValueError:
+            errors.append(f"ngày xác minh {g['last_verified_at']!r} không hợp lệ / invalid date: use YYYY-MM-DD")
+    accessible = _bool(g["accessible"], "accessible", errors)
+    confidential = _bool(g["confidential_address"], "confidential_address", errors)
+    verified = _bool(g["verified"], "verified", errors)
+    if errors:
+        raise RecordError(errors)
+    rec = Record(
+        id=g["id"], organization_id=g["organization_id"] or g["id"], organization=g["organization"],
+        name=g["name"], alternate_name=g["alternate_name"], service_type=stype or "other",
+        description=g["description"], phones=phones, email=g["email"], url=g["url"], hours=g["hours"],
+        open_24_7=h.always, open_on_holidays=h.open_on_holidays,
+        slots=[(s.byday, s.opens_at, s.closes_at) for s in h.slots], languages=langs,
+        accessible=accessible, **ints, province_code=province_code, commune_code=commune_code,
+        address=g["address"], confidential_address=confidential, latitude=lat, longitude=lon,
+        referral_method=method, referral_webhook_url=g["referral_webhook_url"],
+        referral_webhook_secret=g["referral_webhook_secret"], referral_email=g["referral_email"],
+        referral_sms=referral_sms, verified=verified, last_verified_at=verified_at,
+        last_verified_by=g["last_verified_by"], source_note=g["source_note"],
+    )
+    return rec, warnings
+
+
+def record_hash(rec: Record) -> str:
+    return hashlib.sha256(json.dumps(asdict(rec), default=str, sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------- search document
+def _phone_forms(e164: str) -> list[str]:
+    if e164 in SHORT_CODES:
+        return [e164]
+    digits = e164.lstrip("+")
+    return [digits, "0" + digits[2:]] if digits.startswith("84") else [digits]
+
+
+def search_document(rec: Record) -> tuple[str, str]:
+    """The folded text searched for this entry, and its phone digits (both space-padded)."""
+    pl = places()
+    t = service_types()[rec.service_type]
+    parts = [rec.name, rec.alternate_name, rec.organization, t.vi, t.en, pl.province_name(rec.province_code),
+             *pl.old_names_for(rec.province_code), pl.commune_name(rec.commune_code), rec.description[:300]]
+    if not rec.confidential_address:
+        parts.append(rec.address)
+    doc = " ".join(fold_words(" ".join(parts)))
+    digits = " ".join(f for _, e in rec.phones for f in _phone_forms(e))
+    return f" {doc} ", f" {digits} " if digits else ""
+
+
+# ---------------------------------------------------------------------------- saving
+def _apply(svc: Service, org: Organization, rec: Record, doc: str, digits: str, digest: str) -> None:
+    lat, lon = rec.latitude, rec.longitude
+    if lat is None or lon is None:
+        lat, lon = places().centroid(rec.province_code, rec.commune_code)
+    svc.organization = org
+    svc.name, svc.alternate_name, svc.description = rec.name, rec.alternate_name, rec.description
+    svc.service_type, svc.email, svc.url = rec.service_type, rec.email, rec.url
+    svc.hours_text, svc.open_24_7, svc.open_on_holidays = rec.hours, rec.open_24_7, rec.open_on_holidays
+    svc.languages = "," + ",".join(rec.languages) + ","
+    svc.accessible = rec.accessible
+    svc.beds_total, svc.beds_free = rec.beds_total, rec.beds_free
+    svc.beds_women, svc.beds_men, svc.beds_children = rec.beds_women, rec.beds_men, rec.beds_children
+    svc.referral_accepts = bool(rec.referral_method)
+    svc.referral_method, svc.referral_webhook_url = rec.referral_method, rec.referral_webhook_url
+    svc.referral_webhook_secret, svc.referral_email, svc.referral_sms = (
+        rec.referral_webhook_secret, rec.referral_email, rec.referral_sms)
+    svc.province_code, svc.commune_code = rec.province_code or None, rec.commune_code
+    svc.lat, svc.lon = lat, lon
+    svc.verified, svc.last_verified_at, svc.last_verified_by = rec.verified, rec.last_verified_at, rec.last_verified_by
+    svc.source_note, svc.search_doc, svc.phone_digits, svc.content_hash = rec.source_note, doc, digits, digest
+    svc.updated_at = utcnow()
+
+
+def _children(session: Session, svc: Service, org: Organization, rec: Record, is_new: bool) -> None:
+    pl = places()
+    loc_id = f"{rec.id}-loc"
+    loc = svc.locations[0].location if svc.locations else (None if is_new else session.get(Location, loc_id))
+    if loc is None:
+        loc = Location(id=loc_id)
+        session.add(loc)
+    loc.organization = org
+    loc.name = rec.name
+    loc.latitude, loc.longitude = rec.latitude, rec.longitude
+    loc.province_code, loc.commune_code = rec.province_code or None, rec.commune_code
+    loc.confidential = rec.confidential_address
+    loc.addresses = [Address(id=f"{loc_id}-addr", address_1=rec.address, city=pl.commune_name(rec.commune_code),
+                             state_province=pl.province_name(rec.province_code))]
+    svc.phones = [Phone(number=n, e164=e) for n, e in rec.phones]
+    svc.schedules = [Schedule(byday=d, opens_at=o, closes_at=c) for d, o, c in rec.slots]
+    svc.language_rows = [Language(code=c) for c in rec.languages]
+    svc.areas = [ServiceArea(province_code=rec.province_code or None, commune_code=rec.commune_code,
+                             name=pl.commune_name(rec.commune_code) or pl.province_name(rec.province_code)
+                             or "Toàn quốc / nationwide")]
+    svc.attributes = [Attribute(taxonomy_term_id=f"{TAXONOMY}:{rec.service_type}")]
+    if not svc.locations:
+        svc.locations = [ServiceAtLocation(id=f"{rec.id}@{loc_id}", location_id=loc_id)]
+
+
+def _doc_words(doc: str) -> set[str]:
+    return {w for w in doc.split() if 3 <= len(w) <= 40 and not w.isdigit()}
+
+
+def add_words(session: Session, words: set[str]) -> None:
+    if words:
+        session.execute(insert_ignore(session, Word.__table__),
+                        [{"word": w, "first": w[0], "length": len(w)} for w in sorted(words)])
+
+
+def _organization(session: Session, rec: Record, cache: dict[str, Organization] | None = None) -> Organization:
+    org = (cache or {}).get(rec.organization_id) or session.get(Organization, rec.organization_id)
+    if org is None:
+        org = Organization(id=rec.organization_id, name=rec.organization)
+        session.add(org)
+    elif org.name != rec.organization:
+        org.name, org.updated_at = rec.organization, utcnow()
+    if cache is not None:
+        cache[rec.organization_id] = org
+    return org
+
+
+def ensure_taxonomy(session: Session) -> None:
+    rows = [{"id": f"{TAXONOMY}:{t.code}", "taxonomy": TAXONOMY, "code": t.code, "name_vi": t.vi, "name_en": t.en}
+            for t in service_types().values()]
+    session.execute(insert_ignore(session, TaxonomyTerm.__table__), rows)
+
+
+def save(session: Session, *, record: Record, actor: str, action: str = "update",
+         existing: Service | None = None, known_new: bool = False,
+         org_cache: dict[str, Organization] | None = None, words: set[str] | None = None) -> str:
+    """Create or update the entry with ``record.id``; "created", "updated" or "unchanged".
+
+    Bulk callers pass the loaded ``existing`` entry, or ``known_new`` when there is none."""
+    digest = record_hash(record)
+    svc = existing
+    if svc is None and not known_new:
+        svc = session.scalar(select(Service).where(Service.id == record.id))
+    if svc is not None and svc.content_hash == digest:
+        return "unchanged"
+    if svc is None and org_cache is None:
+        ensure_taxonomy(session)
+    org = _organization(session, record, org_cache)
+    doc, digits = search_document(record)
+    before = _snapshot(svc) if svc is not None else None
+    created = svc is None
+    if created:
+        svc = Service(id=record.id)
+        session.add(svc)
+    _apply(svc, org, record, doc, digits, digest)
+    _children(session, svc, org, record, is_new=created and known_new)
+    if words is None:
+        add_words(session, _doc_words(doc))
+    else:
+        words.update(_doc_words(doc))
+    after = _snapshot(svc)
+    changed = {k: [before.get(k) if before else None, v] for k, v in after.items() if not before or before.get(k) != v}
+    session.add(Change(service_id=record.id, actor=actor, action="create" if created else action,
+                       detail={"fields": sorted(changed) if not created else [], "via": action}))
+    return "created" if created else "updated"
+
+
+_SNAP = ("name", "organization_id", "service_type", "hours_text", "languages", "accessible", "beds_total",
+         "beds_free", "province_code", "commune_code", "referral_method", "verified", "phone_digits", "email", "url")
+
+
+def _snapshot(svc: Service) -> dict[str, Any]:
+    return {k: getattr(svc, k) for k in _SNAP}
+
+
+# ---------------------------------------------------------------------------- reading and upkeep
+def get(session: Session, *, service_id: str) -> Service:
+    svc = session.scalar(select(Service).where(Service.id == service_id).options(
+        selectinload(Service.phones), selectinload(Service.schedules), selectinload(Service.locations)))
+    if svc is None:
+        raise NotFound(f"không có mục {service_id!r} trong danh bạ / no directory entry {service_id!r}")
+    return svc
+
+
+def to_record(svc: Service) -> Record:
+    loc = svc.locations[0].location if svc.locations else None
+    addr = loc.addresses[0] if loc and loc.addresses else None
+    return Record(
+        id=svc.id, organization_id=svc.organization_id, organization=svc.organization.name, name=svc.name,
+        alternate_name=svc.alternate_name, service_type=svc.service_type, description=svc.description,
+        phones=[(p.number, p.e164) for p in svc.phones], email=svc.email, url=svc.url, hours=svc.hours_text,
+        open_24_7=svc.open_24_7, open_on_holidays=svc.open_on_holidays,
+        slots=[(s.byday, s.opens_at, s.closes_at) for s in svc.schedules],
+        languages=[x for x in svc.languages.split(",") if x], accessible=svc.accessible,
+        beds_total=svc.beds_total, beds_free=svc.beds_free, beds_women=svc.beds_women, beds_men=svc.beds_men,
+        beds_children=svc.beds_children, province_code=svc.province_code or "", commune_code=svc.commune_code,
+        address=addr.address_1 if addr else "", confidential_address=bool(loc and loc.confidential),
+        latitude=loc.latitude if loc else None, longitude=loc.longitude if loc else None,
+        referral_method=svc.referral_method, referral_webhook_url=svc.referral_webhook_url,
+        referral_webhook_secret=svc.referral_webhook_secret, referral_email=svc.referral_email,
+        referral_sms=svc.referral_sms, verified=svc.verified, last_verified_at=svc.last_verified_at,
+        last_verified_by=svc.last_verified_by, source_note=svc.source_note,
+    )
+
+
+def to_raw(svc: Service) -> dict[str, str]:
+    """The entry as CSV-template fields (what ``validate`` reads back)."""
+    r = to_record(svc)
+    pl = places()
+    yn = {True: "yes", False: "no"}
+    return {
+        "id": r.id, "organization_id": r.organization_id, "organization": r.organization, "name": r.name,
+        "alternate_name": r.alternate_name, "service_type": r.service_type, "description": r.description,
+        "phones": "; ".join(n for n, _ in r.phones), "email": r.email, "url": r.url, "hours": r.hours,
+        "languages": "; ".join(r.languages), "accessible": yn[r.accessible],
+        **{k: "" if getattr(r, k) is None else str(getattr(r, k))
+           for k in ("beds_total", "beds_free", "beds_women", "beds_men", "beds_children", "latitude", "longitude")},
+        "province": pl.province_name(r.province_code) or "toàn quốc", "commune": pl.commune_name(r.commune_code),
+        "address": r.address, "confidential_address": yn[r.confidential_address],
+        "referral_method": r.referral_method, "referral_webhook_url": r.referral_webhook_url,
+        "referral_webhook_secret": r.referral_webhook_secret, "referral_email": r.referral_email,
+        "referral_sms": r.referral_sms, "verified": yn[r.verified],
+        "last_verified_at": r.last_verified_at.date().isoformat() if r.last_verified_at else "",
+        "last_verified_by": r.last_verified_by, "source_note": r.source_note,
+    }
+
+
+def duplicate_phones(session: Session, *, record: Record) -> list[str]:
+    """Warnings for numbers another entry already lists (short codes excepted)."""
+    out = []
+    for number, e164 in record.phones:
+        if e164 in SHORT_CODES:
+            continue
+        other = session.scalar(select(Service.id).join(Phone).where(Phone.e164 == e164, Service.id != record.id).limit(1))
+        if other:
+            out.append(f"số {number} đã có ở mục {other} / number already listed by entry {other}")
+    return out
+
+
+def mark_verified(session: Session, *, service_id: str, by: str, at: datetime | None = None) -> Service:
+    svc = get(session, service_id=service_id)
+    svc.verified, svc.last_verified_at, svc.last_verified_by = True, at or utcnow(), by
+    rec = to_record(svc)
+    svc.content_hash = record_hash(rec)
+    svc.updated_at = utcnow()
+    session.add(Change(service_id=service_id, actor=by, action="verify", detail={"fields": ["verified"], "via": "verify"}))
+    return svc
+
+
+def not_verified_since(session: Session, *, days: int = 180, now: datetime | None = None) -> list[Service]:
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    return list(session.scalars(
+        select(Service).where((Service.last_verified_at.is_(None)) | (Service.last_verified_at < cutoff))
+        .order_by(Service.last_verified_at.is_not(None), Service.last_verified_at, Service.name)))
+
+
+def history(session: Session, *, service_id: str | None = None, limit: int = 200) -> list[Change]:
+    q = select(Change).order_by(Change.at.desc(), Change.pk.desc()).limit(limit)
+    if service_id:
+        q = q.where(Change.service_id == service_id)
+    return list(session.scalars(q))
+
+
+def _address_line(svc: Service) -> tuple[str, bool]:
+    loc = svc.locations[0].location if svc.locations else None
+    if loc is None:
+        return "", False
+    addr = loc.addresses[0].address_1 if loc.addresses else ""
+    pl = places()
+    place = ", ".join(x for x in (pl.commune_name(loc.commune_code), pl.province_name(loc.province_code)) if x)
+    return ", ".join(x for x in (addr, place) if x), loc.confidential
+
+
+def public_address(svc: Service) -> str:
+    """The address anyone may see: a confidential location shows only its province."""
+    line, confidential = _address_line(svc)
+    if confidential:
+        return f"Địa chỉ bảo mật / confidential address ({places().province_name(svc.province_code)})"
+    return line
+
+
+def staff_address(svc: Service) -> str:
+    return _address_line(svc)[0]
+
+
+def reference_for(session: Session, service_id: str) -> dict[str, Any]:
+    """What the live-call screen records as "given to the caller": label, number, public address."""
+    svc = get(session, service_id=service_id)
+    phone = svc.phones[0].e164 if svc.phones else ""
+    return {
+        "kind": "directory", "ref_id": svc.id,
+        "label": f"{svc.name} ({svc.organization.name})" if svc.organization.name != svc.name else svc.name,
+        "phone": display(phone) if phone and phone not in SHORT_CODES else phone,
+        "address": public_address(svc),
+        "service_type": svc.service_type,
+    }
+
+
+def referral_target(session: Session, service_id: str) -> dict[str, Any]:
+    """How this service accepts referrals (read by the referral hand-off)."""
+    svc = get(session, service_id=service_id)
+    return {
+        "service_id": svc.id, "name": svc.name, "accepts": svc.referral_accepts, "method": svc.referral_method,
+        "webhook_url": svc.referral_webhook_url, "webhook_secret": svc.referral_webhook_secret,
+        "email": svc.referral_email, "sms": svc.referral_sms,
+    }
