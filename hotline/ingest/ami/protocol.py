@@ -58,11 +58,18 @@ class Frame:
 
     @property
     def event(self) -> str | None:
+        """The event name; ``None`` for an action response."""
+        if self.headers and self.headers[0][0] == "Response":
+            return None
         return self.fields.get("Event")
 
     @property
     def response(self) -> str | None:
-        return self.fields.get("Response")
+        """The response status, when the message answers an action (its first line is
+        ``Response:``; an event such as OriginateResponse may carry a Response field too)."""
+        if self.headers and self.headers[0][0] == "Response":
+            return self.headers[0][1]
+        return None
 
     @property
     def action_id(self) -> str | None:
