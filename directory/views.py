@@ -1,0 +1,224 @@
+"""Directory pages and API.
+
+- ``GET /api/directory/search``: JSON search (bearer ``HOTLINE_API_TOKEN`` or a staff session).
+- ``GET /directory``: the counsellors' search page; ``GET /directory/panel``: the same results as
+  an HTML fragment the live-call screen embeds (each result has a "given to the caller" button
+  that POSTs ``{kind: "directory", ref_id, label}`` to ``/records/{record_id}/references``).
+- ``/directory/admin…``: upkeep for administrators: add, edit, mark verified, entries not verified
+  in 180 days, change history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from directory import service as svc_mod
+from directory.models import Service
+from directory.places import places
+from directory.schemas import FIELDS, FIELD_NAMES, SearchResponseOut
+from directory.search import Query as SearchQuery, SearchError, search
+from directory.service_types import service_types
+from hotline.audit.service import record as audit
+from hotline.auth.deps import Principal, csrf_protect, require_roles
+from hotline.db import new_session
+from hotline.web import add_template_dir, render
+
+add_template_dir(Path(__file__).parent / "templates")
+router = APIRouter()
+
+STAFF = ("counsellor", "supervisor", "administrator")
+ADMIN = ("administrator",)
+STALE_DAYS = 180
+
+
+def db_session():  # type: ignore[no-untyped-def]
+    session = new_session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+DB = Annotated[Session, Depends(db_session)]
+
+
+def _query(q: str, type_: str | None, province: str | None, commune: str | None, open_now: bool,
+           free_bed: bool, accessible: bool, language: str | None, limit: int) -> SearchQuery:
+    return SearchQuery(q=q, service_type=type_ or None, province=province or None, commune=commune or None,
+                       open_now=open_now, free_bed=free_bed, accessible=accessible, language=language or None,
+                       limit=limit)
+
+
+@router.get("/api/directory/search", response_model=SearchResponseOut)
+def api_search(
+    session: DB,
+    principal: Annotated[Principal, Depends(require_roles(*STAFF))],
+    q: str = "",
+    type: str | None = None,  # noqa: A002
+    province: str | None = None,
+    commune: str | None = None,
+    open_now: bool = False,
+    free_bed: bool = False,
+    accessible: bool = False,
+    language: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    try:
+        interp, results = search(session, _query(q, type, province, commune, open_now, free_bed, accessible,
+                                                 language, limit), staff=True)
+    except SearchError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {"query": q, "interpreted": interp.as_dict(), "count": len(results), "results": results}
+
+
+def _search_context(session: Session, request: Request, record_id: int | None) -> dict[str, Any]:
+    p = request.query_params
+    flags = {k: p.get(k) in ("1", "true", "on", "yes") for k in ("open_now", "free_bed", "accessible")}
+    form = {"q": p.get("q", ""), "type": p.get("type", ""), "province": p.get("province", ""),
+            "language": p.get("language", ""), **flags}
+    results: list[dict[str, Any]] = []
+    error = ""
+    interp = None
+    searched = any(form[k] for k in ("q", "type", "province")) or any(flags.values())
+    if searched:
+        try:
+            interp, results = search(session, _query(form["q"], form["type"], form["province"], None,
+                                                     flags["open_now"], flags["free_bed"], flags["accessible"],
+                                                     form["language"], 20), staff=True)
+        except SearchError as exc:
+            error = str(exc)
+    return {"form": form, "results": results, "error": error, "searched": searched, "record_id": record_id,
+            "interp": interp, "types": list(service_types().values()),
+            "provinces": sorted(places().provinces.values(), key=lambda u: u.name)}
+
+
+@router.get("/directory")
+def search_page(request: Request, session: DB, principal: Annotated[Principal, Depends(require_roles(*STAFF))],
+                record_id: int | None = None) -> Response:
+    return render(request, "directory/search.html", _search_context(session, request, record_id))
+
+
+@router.get("/directory/panel")
+def panel(request: Request, session: DB, principal: Annotated[Principal, Depends(require_roles(*STAFF))],
+          record_id: int | None = None) -> Response:
+    ctx = _search_context(session, request, record_id)
+    return render(request, "directory/_results.html", ctx, status_code=422 if ctx["error"] else 200)
+
+
+# ---------------------------------------------------------------------------- upkeep
+def _audit(session: Session, principal: Principal, request: Request, action: str, service_id: str,
+           detail: dict[str, Any] | None = None) -> None:
+    audit(session, actor=principal, action=action, object_type="directory_service", object_id=service_id,
+          request=request, detail=detail)
+
+
+@router.get("/directory/admin")
+def admin_list(request: Request, session: DB, principal: Annotated[Principal, Depends(require_roles(*ADMIN))],
+               page: Annotated[int, Query(ge=1)] = 1) -> Response:
+    per = 50
+    total = session.scalar(select(func.count()).select_from(Service)) or 0
+    rows = list(session.scalars(select(Service).order_by(Service.name, Service.pk).offset((page - 1) * per).limit(per)))
+    return render(request, "directory/admin_list.html", {"rows": rows, "page": page, "total": total, "per": per,
+                                                         "types": service_types(), "places": places()})
+
+
+@router.get("/directory/admin/stale")
+def admin_stale(request: Request, session: DB, principal: Annotated[Principal, Depends(require_roles(*ADMIN))]) -> Response:
+    rows = svc_mod.not_verified_since(session, days=STALE_DAYS)
+    return render(request, "directory/admin_stale.html", {"rows": rows, "days": STALE_DAYS, "places": places()})
+
+
+@router.get("/directory/admin/history")
+def admin_history(request: Request, session: DB, principal: Annotated[Principal, Depends(require_roles(*ADMIN))],
+                  service_id: str | None = None) -> Response:
+    return render(request, "directory/admin_history.html",
+                  {"changes": svc_mod.history(session, service_id=service_id), "service_id": service_id})
+
+
+def _form_page(request: Request, raw: dict[str, str], *, mode: str, errors: list[str] | None = None,
+               status_code: int = 200) -> Response:
+    return render(request, "directory/admin_form.html",
+                  {"raw": raw, "fields": FIELDS, "mode": mode, "errors": errors or [], "types": service_types()},
+                  status_code=status_code)
+
+
+@router.get("/directory/admin/new")
+def admin_new(request: Request, principal: Annotated[Principal, Depends(require_roles(*ADMIN))]) -> Response:
+    return _form_page(request, {k: "" for k in FIELD_NAMES} | {"languages": "vi"}, mode="new")
+
+
+async def _posted(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: str(form.get(k) or "") for k in FIELD_NAMES}
+
+
+def _save_form(request: Request, session: Session, principal: Principal, raw: dict[str, str], mode: str,
+               service_id: str | None) -> Response:
+    if service_id is not None:
+        raw["id"] = service_id
+    try:
+        rec, warnings = svc_mod.validate(raw)
+    except svc_mod.RecordError as exc:
+        return _form_page(request, raw, mode=mode, errors=exc.reasons, status_code=422)
+    exists = session.scalar(select(Service.id).where(Service.id == rec.id)) is not None
+    if mode == "new" and exists:
+        return _form_page(request, raw, mode=mode, status_code=409,
+                          errors=[f"mã {rec.id!r} đã có / id already used: choose another id or edit that entry"])
+    warnings += svc_mod.duplicate_phones(session, record=rec)
+    status = svc_mod.save(session, record=rec, actor=principal.username, action="update")
+    _audit(session, principal, request, f"directory.{'create' if mode == 'new' else 'update'}", rec.id,
+           {"status": status})
+    session.commit()
+    notice = "Đã lưu / saved" + (". " + " · ".join(warnings) if warnings else "")
+    svc = svc_mod.get(session, service_id=rec.id)
+    return render(request, "directory/admin_form.html",
+                  {"raw": svc_mod.to_raw(svc), "fields": FIELDS, "mode": "edit", "errors": [], "types": service_types(),
+                   "notice": notice, "warnings": warnings, "svc": svc})
+
+
+@router.post("/directory/admin/new", dependencies=[Depends(csrf_protect)])
+async def admin_create(request: Request, session: DB,
+                       principal: Annotated[Principal, Depends(require_roles(*ADMIN))]) -> Response:
+    return _save_form(request, session, principal, await _posted(request), "new", None)
+
+
+@router.get("/directory/admin/{service_id}/edit")
+def admin_edit(request: Request, session: DB, service_id: str,
+               principal: Annotated[Principal, Depends(require_roles(*ADMIN))]) -> Response:
+    try:
+        svc = svc_mod.get(session, service_id=service_id)
+    except svc_mod.NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    return render(request, "directory/admin_form.html",
+                  {"raw": svc_mod.to_raw(svc), "fields": FIELDS, "mode": "edit", "errors": [],
+                   "types": service_types(), "svc": svc})
+
+
+@router.post("/directory/admin/{service_id}/edit", dependencies=[Depends(csrf_protect)])
+async def admin_update(request: Request, session: DB, service_id: str,
+                       principal: Annotated[Principal, Depends(require_roles(*ADMIN))]) -> Response:
+    if session.scalar(select(Service.id).where(Service.id == service_id)) is None:
+        raise HTTPException(404, f"không có mục {service_id!r} / no directory entry {service_id!r}")
+    return _save_form(request, session, principal, await _posted(request), "edit", service_id)
+
+
+@router.post("/directory/admin/{service_id}/verify", dependencies=[Depends(csrf_protect)])
+def admin_verify(request: Request, session: DB, service_id: str,
+                 principal: Annotated[Principal, Depends(require_roles(*ADMIN))]) -> Response:
+    try:
+        svc_mod.mark_verified(session, service_id=service_id, by=principal.name, at=datetime.now(timezone.utc))
+    except svc_mod.NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    _audit(session, principal, request, "directory.verify", service_id)
+    return RedirectResponse(request.headers.get("referer") or "/directory/admin/stale", status_code=303)
