@@ -143,7 +143,7 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("section", re.compile(rf"^Mục{_SPACE}+(\d+)\b[.:]?{_SPACE}*(.*)$", re.IGNORECASE)),
     ("article", re.compile(rf"^Điều{_SPACE}+(\d+[a-zđ]?)\s*[.:]{_SPACE}*(.*)$", re.IGNORECASE)),
     ("clause", re.compile(rf"^(\d+)\.{_SPACE}+(\S.*)$")),
-    ("point", re.compile(rf"^([a-zđ])\){_SPACE}+(\S.*)$")),
+    ("point", re.compile(rf"^([abcdđeghiklmnopqrstuvxy])\){_SPACE}+(\S.*)$")),
     ("foreign_point", re.compile(rf"^([fjwz])\){_SPACE}+(\S.*)$")),
 )
 _NUMBER = re.compile(r"\b(?:số|so|no\.?)\s*[:.]?\s*(\d{1,4}/\d{4}/[A-ZĐ0-9\-]+)", re.IGNORECASE)
@@ -244,6 +244,8 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
                 number = number or _first_number(line)
                 if not title and _TITLE_START.match(line):
                     title = line
+                elif title and _TITLE_START.fullmatch(title) and line.isupper():
+                    title = f"{title} {line}"  # "LUẬT" on one line, its name on the next
                 continue
             reason = {
                 "clause": "clause outside any article / khoản nằm ngoài điều",

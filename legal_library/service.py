@@ -59,7 +59,10 @@ class LegalError(ValueError):
 
 
 def number_key(number: str) -> str:
-    return fold(number).replace(" ", "")
+    """Folded, without spaces or leading zeros: ``02/2007/QH12`` → ``2/2007/qh12``."""
+    key = fold(number).replace(" ", "")
+    head, sep, tail = key.partition("/")
+    return (head.lstrip("0") or "0") + sep + tail if head.isdigit() else key
 
 
 def vn_date(value: date | None) -> str:
