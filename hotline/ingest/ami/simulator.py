@@ -640,6 +640,11 @@ class DemoPbx(AmiServer):
                 self.push([b"".join(due)])
             self._stopped.wait(0.05)
 
+    def live_linkedids(self) -> list[str]:
+        """The calls the PBX has right now (what its resync answer lists)."""
+        with self._demo_lock:
+            return list(self._live)
+
     def current_channels(self) -> list[dict[str, str]]:
         with self._demo_lock:
             live = list(self._live.values())
