@@ -16,6 +16,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select, text
@@ -25,7 +26,7 @@ from directory import hours as hours_mod
 from directory.models import Service, ServiceAtLocation, Word
 from directory.places import UnknownPlace, places
 from directory.service import public_address, staff_address
-from directory.service_types import find_in_words, resolve as resolve_type, service_types
+from directory.service_types import find_in_words, phrases as type_phrases, resolve as resolve_type, service_types
 from hotline.db import utcnow
 from hotline.phone import SHORT_CODES, display
 from hotline.text import fold
@@ -60,6 +61,7 @@ class Interpretation:
     lat: float | None = None
     lon: float | None = None
     corrections: dict[str, list[str]] = field(default_factory=dict)
+    phrase: str = ""  # the whole query, folded and corrected: entries containing it rank first
 
     def as_dict(self) -> dict[str, Any]:
         return {"terms": self.terms, "phone": self.phone, "type": self.type_code, "province": self.province_code,
@@ -69,9 +71,19 @@ class Interpretation:
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
+@lru_cache(maxsize=1)
+def _static_words() -> frozenset[str]:
+    """Words of place names and type names: known even when no entry uses them yet."""
+    pl = places()
+    words = {w for k in pl.all_place_keys for w in k.split()}
+    words |= {w for phrase, _ in type_phrases() for w in phrase}
+    return frozenset(w for w in words if len(w) >= 2)
+
+
 def _expand(session: Session, word: str, interp: Interpretation) -> list[str]:
-    """The word itself if some entry has a word starting with it, else its closest vocabulary words."""
-    if word.isdigit() or len(word) < 3:
+    """The word itself if it is known (a place or type word, or some entry has a word starting
+    with it), else its closest known words (typos)."""
+    if word.isdigit() or len(word) < 2 or word in _static_words():
         return [word]
     hit = session.scalar(select(Word.word).where(Word.word >= word, Word.word < word + "\uffff").limit(1))
     if hit is not None:
@@ -79,11 +91,11 @@ def _expand(session: Session, word: str, interp: Interpretation) -> list[str]:
     n = len(word)
     cands = list(session.scalars(select(Word.word).where(
         Word.first == word[0], Word.length.between(n - 2, n + 2)).limit(5000)))
-    if len(word) >= 4:  # a typo in the first letter: candidates that start with the 2nd and 3rd letters
-
+    if n >= 4:  # a typo in the first letter: candidates that start with the 2nd and 3rd letters
         cands += list(session.scalars(select(Word.word).where(
             Word.word >= word[1:3], Word.word < word[1:3] + "\uffff", Word.length.between(n - 2, n + 2)).limit(2000)))
-    best = difflib.get_close_matches(word, cands, n=3, cutoff=0.72)
+    cands += [w for w in _static_words() if w[0] == word[0] and abs(len(w) - n) <= 2]
+    best = difflib.get_close_matches(word, cands, n=3, cutoff=0.72 if n > 3 else 0.66)
     if best:
         interp.corrections[word] = best
         return best
@@ -103,7 +115,10 @@ def interpret(session: Session, query: Query) -> Interpretation:
             joined = "0" + joined[2:]
         if len(joined) >= 3:
             interp.phone = joined
-    words = rest
+    expanded = [(_expand(session, w, interp) if len(w) >= 2 else [w]) for w in rest]
+    words = [alts[0] for alts in expanded]
+    alternatives = {alts[0]: alts for alts in expanded}
+    interp.phrase = " ".join(words)
     pl = places()
     if query.service_type:
         code = resolve_type(query.service_type)
@@ -133,7 +148,7 @@ def interpret(session: Session, query: Query) -> Interpretation:
             words = remaining
             interp.province_code, interp.lat, interp.lon = match.province_code, match.lat, match.lon
             interp.place_label = match.label
-    interp.terms = [_expand(session, w, interp) for w in words if len(w) >= 2 or w.isdigit()]
+    interp.terms = [alternatives.get(w, [w]) for w in words if len(w) >= 2]
     return interp
 
 
@@ -176,6 +191,8 @@ def _order(interp: Interpretation) -> list[Any]:
         order.append(case((Service.commune_code == interp.commune_code, 0), else_=1))
     if interp.province_code:
         order.append(case((Service.province_code == interp.province_code, 0), else_=1))
+    if len(interp.phrase) >= 4:
+        order.append(case((Service.search_doc.like(f"% {interp.phrase}%"), 0), else_=1))
     if interp.lat is not None and interp.lon is not None:
         k = math.cos(math.radians(interp.lat))
         dist = (Service.lat - interp.lat) * (Service.lat - interp.lat) + \

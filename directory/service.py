@@ -262,7 +262,7 @@ def _children(session: Session, svc: Service, org: Organization, rec: Record, is
 
 
 def _doc_words(doc: str) -> set[str]:
-    return {w for w in doc.split() if 3 <= len(w) <= 40 and not w.isdigit()}
+    return {w for w in doc.split() if 2 <= len(w) <= 40 and not w.isdigit()}
 
 
 def add_words(session: Session, words: set[str]) -> None:
