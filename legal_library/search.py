@@ -207,9 +207,13 @@ def expand_issues(codes: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _tagged(session: Session, codes: list[str], *, doc_ids: list[int] | None, limit: int) -> list[int]:
+def _tagged(session: Session, codes: list[str], *, doc_ids: list[int] | None, limit: int,
+            exact: Sequence[str] = ()) -> list[int]:
+    """Current articles tagged with any of ``codes``: those tagged with an ``exact`` code first,
+    then those with our note, then by how many of the codes they carry."""
     has_note = select(func.count(LegalNote.id)).where(LegalNote.document_id == LegalArticle.document_id,
                                                      LegalNote.article_number == LegalArticle.number).scalar_subquery()
+    exact_hits = func.sum(case((LegalTag.code.in_(list(exact) or [""]), 1), else_=0))
     stmt = (select(LegalArticle.id, func.count(func.distinct(LegalTag.code)).label("n"))
             .join(LegalTag, and_(LegalTag.document_id == LegalArticle.document_id,
                                  LegalTag.article_number == LegalArticle.number))
@@ -217,7 +221,7 @@ def _tagged(session: Session, codes: list[str], *, doc_ids: list[int] | None, li
             .group_by(LegalArticle.id, LegalArticle.document_id, LegalArticle.sort))
     if doc_ids is not None:
         stmt = stmt.where(LegalArticle.document_id.in_(doc_ids))
-    stmt = stmt.order_by(func.count(func.distinct(LegalTag.code)).desc(), has_note.desc(),
+    stmt = stmt.order_by(exact_hits.desc(), has_note.desc(), func.count(func.distinct(LegalTag.code)).desc(),
                          LegalArticle.document_id, LegalArticle.sort).limit(limit)
     return [row[0] for row in session.execute(stmt)]
 
@@ -259,7 +263,7 @@ def search(session: Session, query: str, *, issues: Sequence[str] = (), limit: i
     elif parsed.words:
         article_ids = _word_hits(session, parsed.words, doc_ids=doc_ids, issue_codes=issue_codes, limit=limit)
     elif issue_codes:
-        article_ids = _tagged(session, issue_codes, doc_ids=doc_ids, limit=limit)
+        article_ids = _tagged(session, issue_codes, doc_ids=doc_ids, limit=limit, exact=parsed.issues)
     elif doc_ids:
         has_note = select(func.count(LegalNote.id)).where(
             LegalNote.document_id == LegalArticle.document_id,
@@ -313,8 +317,16 @@ def suggest(session: Session, *, issues: Sequence[str], q: str = "", limit: int 
     if q.strip():
         return search(session, q, issues=issues, limit=limit, today=today)
     today = today or date.today()
-    codes = expand_issues(issues) if issues else []
-    ids = _tagged(session, codes, doc_ids=None, limit=limit) if codes else []
+    # Each picked issue gets its share: the lists per issue are interleaved.
+    per_issue = [_tagged(session, expand_issues([code]), doc_ids=None, limit=limit, exact=[code])
+                 for code in dict.fromkeys(issues)]
+    ids: list[int] = []
+    for rank in range(limit):
+        for found in per_issue:
+            if rank < len(found) and found[rank] not in ids:
+                ids.append(found[rank])
+    ids = ids[:limit]
+    codes = list(issues)
     return _answer(session, ParsedQuery(text="", issues=list(issues)), [], ids, today,
                    message=None if ids or not codes else ("Chưa có điều luật nào gắn với vấn đề này.",
                                                            "No article is tagged for these issues yet."))
