@@ -188,7 +188,10 @@ def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
 
 
 def record_hash(rec: Record) -> str:
-    return hashlib.sha256(json.dumps(asdict(rec), default=str, sort_keys=True).encode()).hexdigest()
+    """Content fingerprint; the hours count by their meaning (slots), not how they were written."""
+    data = asdict(rec)
+    data.pop("hours")
+    return hashlib.sha256(json.dumps(data, default=str, sort_keys=True).encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------- search document
@@ -248,8 +251,12 @@ def _children(session: Session, svc: Service, org: Organization, rec: Record, is
     loc.latitude, loc.longitude = rec.latitude, rec.longitude
     loc.province_code, loc.commune_code = rec.province_code or None, rec.commune_code
     loc.confidential = rec.confidential_address
-    loc.addresses = [Address(id=f"{loc_id}-addr", address_1=rec.address, city=pl.commune_name(rec.commune_code),
-                             state_province=pl.province_name(rec.province_code))]
+    addr = loc.addresses[0] if loc.addresses else None
+    if addr is None:
+        addr = Address(id=f"{loc_id}-addr")
+        loc.addresses.append(addr)
+    addr.address_1, addr.city = rec.address, pl.commune_name(rec.commune_code)
+    addr.state_province = pl.province_name(rec.province_code)
     svc.phones = [Phone(number=n, e164=e) for n, e in rec.phones]
     svc.schedules = [Schedule(byday=d, opens_at=o, closes_at=c) for d, o, c in rec.slots]
     svc.language_rows = [Language(code=c) for c in rec.languages]
