@@ -28,6 +28,7 @@ ROUTER_MODULES = (
     "legal_library.views",
     "hotline.auth.views",
     "hotline.live.views",
+    "hotline.records.views",
     "daily_log.views",
     "referral.views",
 )

@@ -7,6 +7,7 @@ from hotline.auth import models as auth_models  # noqa: F401
 from hotline.audit import models as audit_models  # noqa: F401
 from hotline.calls import models as calls_models  # noqa: F401
 from hotline.centres import models as centres_models  # noqa: F401
+from hotline.live import models as live_models  # noqa: F401  (presence, record revisions)
 from legal_library import models as legal_models  # noqa: F401
 from directory import models as directory_models  # noqa: F401
 from hotline.db import Base

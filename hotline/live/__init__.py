@@ -1,0 +1,1 @@
+"""The counsellor's live screen: server-sent events, screen pop, caller history, presence, wallboard."""

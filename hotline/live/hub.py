@@ -1,0 +1,206 @@
+"""One bus subscription per centre per web process, fanned out to every connected screen.
+
+Each message gets a per-centre sequence number (the SSE ``id:``) and is kept in a short ring
+buffer so a screen that reconnects with ``Last-Event-ID`` catches up on what it missed.
+
+With Redis the number comes from Redis itself, keyed by a digest of the message: every web
+process that receives the same published message gives it the same number, so a browser may
+reconnect to any process.  Without Redis (the demo, one process) numbers and ring stay in memory.
+
+Memory stays bounded: the ring keeps ``RING_SIZE`` messages per centre, and each screen's
+queue holds at most ``QUEUE_SIZE``; a screen that falls that far behind is disconnected and
+catches up from the ring when its browser reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotline import bus
+
+log = logging.getLogger(__name__)
+
+RING_SIZE = 200
+QUEUE_SIZE = 256
+RING_TTL_SECONDS = 3600
+
+_ASSIGN = """
+local seq = redis.call('GET', KEYS[1])
+if seq then return tonumber(seq) end
+seq = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], seq, 'EX', ARGV[3])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[2]) + 1))
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return seq
+"""
+
+
+class MemoryRing:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq: dict[int, int] = {}
+        self._items: dict[int, deque[tuple[int, dict[str, Any]]]] = {}
+
+    def assign(self, centre_id: int, message: dict[str, Any]) -> int:
+        with self._lock:
+            seq = self._seq.get(centre_id, 0) + 1
+            self._seq[centre_id] = seq
+            self._items.setdefault(centre_id, deque(maxlen=RING_SIZE)).append((seq, message))
+            return seq
+
+    def current(self, centre_id: int) -> int:
+        with self._lock:
+            return self._seq.get(centre_id, 0)
+
+    def since(self, centre_id: int, last: int) -> list[tuple[int, dict[str, Any]]]:
+        with self._lock:
+            return [(s, m) for s, m in self._items.get(centre_id, ()) if s > last]
+
+
+class RedisRing:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._script = client.register_script(_ASSIGN)
+
+    def assign(self, centre_id: int, message: dict[str, Any]) -> int:
+        data = json.dumps(message, sort_keys=True, default=str)
+        digest = hashlib.sha256(data.encode()).hexdigest()
+        base = f"hotline:live:{centre_id}"
+        # The ring member carries its digest, so identical messages are stored once.
+        return int(self._script(keys=[f"{base}:msg:{digest}", f"{base}:seq", f"{base}:ring"],
+                                args=[data, RING_SIZE, RING_TTL_SECONDS]))
+
+    def current(self, centre_id: int) -> int:
+        return int(self.client.get(f"hotline:live:{centre_id}:seq") or 0)
+
+    def since(self, centre_id: int, last: int) -> list[tuple[int, dict[str, Any]]]:
+        rows = self.client.zrangebyscore(f"hotline:live:{centre_id}:ring", f"({last}", "+inf", withscores=True)
+        return [(int(score), json.loads(member)) for member, score in rows]
+
+
+def make_ring() -> MemoryRing | RedisRing:
+    client = bus._redis()
+    return RedisRing(client) if client is not None else MemoryRing()
+
+
+@dataclass(eq=False)
+class Listener:
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[tuple[int, dict[str, Any]] | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE))
+    dropped: bool = False
+
+    def deliver(self, item: tuple[int, dict[str, Any]] | None) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.dropped = True  # the stream ends; the browser reconnects and catches up
+
+
+class CentreFeed:
+    def __init__(self, centre_id: int, ring: MemoryRing | RedisRing, enrich: Any = None):
+        self.centre_id = centre_id
+        self.ring = ring
+        self.enrich = enrich
+        self.listeners: set[Listener] = set()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"live-feed-{centre_id}", daemon=True)
+        self.thread.start()
+        self.ready.wait(5)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                sub = bus.Subscription([f"centre:{self.centre_id}"])
+            except Exception as exc:  # Redis down: retry, screens keep their last state
+                log.warning("live.subscribe_failed", extra={"centre": self.centre_id, "reason": str(exc)})
+                self.ready.set()
+                self.stopping.wait(2)
+                continue
+            self.ready.set()
+            try:
+                while not self.stopping.is_set():
+                    message = sub.get(timeout=1.0)
+                    if message is None:
+                        continue
+                    self._dispatch(message)
+            except Exception as exc:
+                log.warning("live.feed_error", extra={"centre": self.centre_id, "reason": str(exc)})
+                self.stopping.wait(1)
+            finally:
+                sub.close()
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if self.enrich is not None:
+            try:
+                message = self.enrich(message)
+            except Exception as exc:
+                log.warning("live.enrich_failed", extra={"reason": str(exc)})
+        seq = self.ring.assign(self.centre_id, message)
+        with self.lock:
+            targets = list(self.listeners)
+        for listener in targets:
+            listener.loop.call_soon_threadsafe(listener.deliver, (seq, message))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self.lock:
+            targets = list(self.listeners)
+        for listener in targets:
+            listener.loop.call_soon_threadsafe(listener.deliver, None)
+
+
+class Hub:
+    def __init__(self, enrich: Any = None) -> None:
+        self._lock = threading.Lock()
+        self._feeds: dict[int, CentreFeed] = {}
+        self._ring: MemoryRing | RedisRing | None = None
+        self.enrich = enrich
+
+    @property
+    def ring(self) -> MemoryRing | RedisRing:
+        with self._lock:
+            if self._ring is None:
+                self._ring = make_ring()
+            return self._ring
+
+    def feed(self, centre_id: int) -> CentreFeed:
+        ring = self.ring
+        with self._lock:
+            found = self._feeds.get(centre_id)
+            if found is None:
+                found = self._feeds[centre_id] = CentreFeed(centre_id, ring, self.enrich)
+            return found
+
+    def add(self, centre_id: int) -> Listener:
+        listener = Listener(asyncio.get_running_loop())
+        feed = self.feed(centre_id)
+        with feed.lock:
+            feed.listeners.add(listener)
+        return listener
+
+    def remove(self, centre_id: int, listener: Listener) -> None:
+        feed = self._feeds.get(centre_id)
+        if feed is not None:
+            with feed.lock:
+                feed.listeners.discard(listener)
+
+    def connected(self) -> int:
+        return sum(len(f.listeners) for f in list(self._feeds.values()))
+
+    def stop(self) -> None:
+        with self._lock:
+            feeds = list(self._feeds.values())
+            self._feeds.clear()
+        for feed in feeds:
+            feed.stop()

@@ -1,0 +1,238 @@
+"""What the live screens show: who may see which update, pops, presence, the wallboard.
+
+Updates travel on the bus channel ``centre:{id}`` as small JSON messages:
+
+* ``{"type": "call", "call": {…masked summary…}}``: published by the ingestor;
+* ``{"type": "presence", "presence": {"user_id", "state", "at"}}``: published here;
+* ``{"type": "record", "record": {"id", "state", "primary_issue", …}}``: a record was completed.
+
+Presence changes of a counsellor with an Asterisk queue-member interface also publish
+``{"action": "QueuePause", "interface", "paused", "reason"}`` on ``ami-commands``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hotline import bus
+from hotline.calls import service as calls
+from hotline.calls.models import OPEN_STATUSES, Call
+from hotline.centres.models import Centre, Line
+from hotline.centres.service import Routing
+from hotline.db import utcnow
+from hotline.live.models import PRESENCE_STATES, CounsellorPresence
+from hotline.records import service as records
+
+AMI_CHANNEL = "ami-commands"
+REVEAL_ROLES = ("supervisor", "administrator")
+CENTRE_WIDE_ROLES = ("supervisor", "administrator")
+PAUSE_BY_STATE = {"away": True, "available": False}  # busy leaves the queue member as it is
+
+
+class Actor(Protocol):
+    id: int
+    username: str
+    role: str
+    centre_id: int | None
+
+
+class LiveError(ValueError):
+    pass
+
+
+def centre_channel(centre_id: int) -> str:
+    return f"centre:{centre_id}"
+
+
+# ---------------------------------------------------------------------- who sees what
+@dataclass(frozen=True)
+class Viewer:
+    user_id: int
+    role: str
+    centre_id: int
+    identities: frozenset[str]
+
+
+def viewer_for(session: Session, *, actor: Actor, centre_id: int | None = None) -> Viewer:
+    """The live-screen viewer of a signed-in person (administrators may pick a centre)."""
+    centre = actor.centre_id
+    if actor.role == "administrator" and centre_id is not None:
+        centre = centre_id
+    if centre is None:
+        raise LiveError("Tài khoản chưa thuộc trung tâm nào. / Your account belongs to no centre.")
+    agents = Routing.load(session, 0).agents
+    idents = frozenset(ident for (_p, ident), row in agents.items() if row.user_id == actor.id)
+    return Viewer(actor.id, actor.role, centre, idents)
+
+
+def _own_call(v: Viewer, call: dict[str, Any]) -> bool:
+    return (call.get("counsellor_id") == v.user_id
+            or call.get("offered_to") in v.identities
+            or call.get("answered_by") in v.identities)
+
+
+VISIBILITY: dict[tuple[str, str], Callable[[Viewer, dict[str, Any]], bool]] = {
+    ("call", "counsellor"): lambda v, m: _own_call(v, m.get("call") or {}),
+    ("call", "supervisor"): lambda v, m: True,
+    ("call", "administrator"): lambda v, m: True,
+    ("presence", "counsellor"): lambda v, m: (m.get("presence") or {}).get("user_id") == v.user_id,
+    ("presence", "supervisor"): lambda v, m: True,
+    ("presence", "administrator"): lambda v, m: True,
+    ("record", "counsellor"): lambda v, m: (m.get("record") or {}).get("counsellor_id") == v.user_id,
+    ("record", "supervisor"): lambda v, m: True,
+    ("record", "administrator"): lambda v, m: True,
+}
+
+
+def visible(viewer: Viewer, message: dict[str, Any]) -> bool:
+    rule = VISIBILITY.get((str(message.get("type")), viewer.role))
+    return bool(rule and rule(viewer, message))
+
+
+# ---------------------------------------------------------------------- pops
+def line_labels(session: Session) -> dict[int, str]:
+    return {lid: (label or ident) for lid, label, ident in session.execute(select(Line.id, Line.label, Line.identifier))}
+
+
+def get_call(session: Session, *, call_id: int, actor: Actor) -> Call:
+    call = session.get(Call, call_id)
+    if call is None:
+        raise LookupError(call_id)
+    if actor.role == "administrator":
+        return call
+    if actor.role not in ("counsellor", "supervisor") or call.centre_id != actor.centre_id:
+        raise LookupError(call_id)
+    if actor.role == "counsellor":
+        viewer = viewer_for(session, actor=actor)
+        if not _own_call(viewer, {"counsellor_id": call.counsellor_id, "offered_to": call.offered_to,
+                                  "answered_by": call.answered_by}):
+            raise LookupError(call_id)
+    return call
+
+
+def pop(session: Session, *, call_id: int, actor: Actor) -> dict[str, Any]:
+    """A call as the pop shows it, with the caller's history from earlier calls."""
+    call = get_call(session, call_id=call_id, actor=actor)
+    record_id = session.scalar(select(records.CallRecord.id).where(records.CallRecord.call_id == call.id))
+    return {
+        "call": call,
+        "line": line_labels(session).get(call.line_id or 0, call.queue or call.dialed or ""),
+        "history": records.caller_history(session, call=call),
+        "record_id": record_id,
+        "may_reveal": actor.role in REVEAL_ROLES and bool(call.caller_number),
+    }
+
+
+def reveal(session: Session, *, call_id: int, actor: Actor) -> str:
+    """The full number for roles allowed to see it (the caller audits the reveal)."""
+    if actor.role not in REVEAL_ROLES:
+        raise PermissionError("reveal")
+    call = get_call(session, call_id=call_id, actor=actor)
+    if not call.caller_number:
+        raise LookupError(call_id)
+    from hotline.phone import display
+
+    return display(call.caller_number)
+
+
+# ---------------------------------------------------------------------- presence
+def get_presence(session: Session, *, user_id: int) -> str:
+    row = session.get(CounsellorPresence, user_id)
+    return row.state if row else "away"
+
+
+def set_presence(session: Session, *, actor: Actor, state: str, reason: str = "") -> CounsellorPresence:
+    """Record the state; the caller publishes with ``announce_presence`` after the commit."""
+    if state not in PRESENCE_STATES:
+        raise LiveError(f"Trạng thái không hợp lệ '{state}'; chọn: {', '.join(PRESENCE_STATES)}. / "
+                        f"Unknown presence '{state}'; choose one of: {', '.join(PRESENCE_STATES)}.")
+    row = session.get(CounsellorPresence, actor.id)
+    if row is None:
+        row = CounsellorPresence(user_id=actor.id, centre_id=actor.centre_id)
+        session.add(row)
+    row.state = state
+    row.centre_id = actor.centre_id
+    row.changed_at = utcnow()
+    session.flush()
+    return row
+
+
+def asterisk_interfaces(session: Session, *, user_id: int) -> list[str]:
+    agents = Routing.load(session, 0).agents
+    return sorted(ident for (provider, ident), row in agents.items()
+                  if provider == "asterisk" and row.user_id == user_id)
+
+
+def announce_presence(session: Session, *, actor: Actor, row: CounsellorPresence, reason: str = "") -> None:
+    if row.centre_id is not None:
+        bus.publish(centre_channel(row.centre_id), {"type": "presence", "presence": {
+            "user_id": row.user_id, "state": row.state, "at": row.changed_at.isoformat()}})
+    paused = PAUSE_BY_STATE.get(row.state)
+    if paused is None:
+        return
+    for interface in asterisk_interfaces(session, user_id=actor.id):
+        bus.publish(AMI_CHANNEL, {"action": "QueuePause", "interface": interface, "paused": paused,
+                                  "reason": reason or row.state})
+
+
+# ---------------------------------------------------------------------- wallboard
+def _since(at: datetime | None, now: datetime) -> int:
+    return max(0, int((now - at).total_seconds())) if at else 0
+
+
+def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """Calls waiting (and for how long), in progress by counsellor, presence, today's totals."""
+    from hotline.auth import service as users
+
+    now = now or utcnow()
+    centre = session.get(Centre, centre_id)
+    tz = ZoneInfo(centre.timezone if centre and centre.timezone else "Asia/Ho_Chi_Minh")
+    today = now.astimezone(tz).date()
+    start = calls.day_start(today, str(tz))
+    end = start + timedelta(days=1)
+    names = {u.id: (u.display_name or u.username) for u in users.list_users(session, centre_id=centre_id)}
+    labels = line_labels(session)
+    open_calls = calls.list_calls(session, flt=calls.CallFilter(statuses=OPEN_STATUSES, centre_ids=[centre_id]),
+                                  limit=500)
+    waiting, talking = [], []
+    for c in sorted(open_calls, key=lambda c: c.received_at):
+        if c.ended_at is not None:
+            continue
+        line = labels.get(c.line_id or 0, c.queue or "")
+        if c.status in ("ringing", "queued"):
+            waiting.append({"id": c.id, "line": line, "caller": c.caller_masked,
+                            "since": (c.queued_at or c.received_at).isoformat(),
+                            "waited": _since(c.queued_at or c.received_at, now), "offered_to": c.offered_to})
+        else:
+            talking.append({"id": c.id, "line": line, "counsellor": names.get(c.counsellor_id or 0,
+                                                                              c.answered_by or ""),
+                            "since": (c.answered_at or c.received_at).isoformat(),
+                            "talking": _since(c.answered_at or c.received_at, now)})
+    totals = {"received": 0, "answered": 0, "abandoned": 0, "missed": 0}
+    for c in calls.iter_calls(session, flt=calls.CallFilter(since=start, until=end, centre_ids=[centre_id])):
+        totals["received"] += 1
+        totals["answered"] += 1 if c.answered_at else 0
+        totals["abandoned"] += 1 if c.status == "abandoned" else 0
+        totals["missed"] += 1 if c.status == "missed" else 0
+    done = records.completed_between(session, centre_id=centre_id, since=start, until=end)
+    nc = records.non_counselling_codes()
+    totals["records_completed"] = len(done)
+    totals["non_counselling"] = sum(1 for r in done if r.primary_issue in nc)
+    states = {row.user_id: row for row in session.scalars(
+        select(CounsellorPresence).where(CounsellorPresence.centre_id == centre_id))}
+    presence = []
+    for u in users.list_users(session, centre_id=centre_id, include_disabled=False):
+        if u.role != "counsellor":
+            continue
+        row = states.get(u.id)
+        presence.append({"user_id": u.id, "name": names.get(u.id, ""), "state": row.state if row else "away",
+                         "since": row.changed_at.isoformat() if row else None})
+    return {"centre_id": centre_id, "now": now.isoformat(), "waiting": waiting, "in_progress": talking,
+            "presence": presence, "totals": totals}

@@ -1,0 +1,87 @@
+/* Supervisor wallboard: live over the same event stream; each update re-reads the summary
+   (a few rows), so the board is always the server's truth.  Text only, never markup. */
+(function () {
+  "use strict";
+  var board = document.getElementById("wallboard");
+  if (!board) return;
+  var data = JSON.parse(document.getElementById("wallboard-data").textContent);
+  var labels = JSON.parse(document.getElementById("wallboard-labels").textContent);
+  var statusEl = document.getElementById("sse-status");
+  var centre = board.dataset.centre;
+  var pending = null, lastId = null, es = null;
+
+  function fmt(s) { s = Math.max(0, Math.round(s)); var m = Math.floor(s / 60), r = s % 60; return m + ":" + (r < 10 ? "0" : "") + r; }
+  function since(iso) { return (Date.now() - Date.parse(iso)) / 1000; }
+  function row(cells, cls) {
+    var tr = document.createElement("tr");
+    cells.forEach(function (c, i) {
+      var td = document.createElement("td");
+      td.textContent = c == null ? "" : String(c);
+      if (cls && cls[i]) td.className = cls[i];
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+  function fill(id, rows, emptyText) {
+    var tb = document.getElementById(id);
+    tb.textContent = "";
+    if (!rows.length) { tb.appendChild(row([emptyText], ["muted"])); return; }
+    rows.forEach(function (r) { tb.appendChild(r); });
+  }
+  function draw() {
+    fill("wb-waiting", data.waiting.map(function (w) {
+      var s = since(w.since);
+      var tr = row([w.line, w.caller, fmt(s)], [null, "mono", s > 60 ? "long-wait" : null]);
+      tr.dataset.callId = w.id; tr.dataset.since = w.since; return tr;
+    }), labels.nobody_waiting);
+    fill("wb-progress", data.in_progress.map(function (p) {
+      var tr = row([p.counsellor, p.line, fmt(since(p.since))]);
+      tr.dataset.callId = p.id; tr.dataset.since = p.since; return tr;
+    }), labels.no_calls_in_progress);
+    fill("wb-presence", data.presence.map(function (p) {
+      var tr = row([p.name, labels[p.state] || p.state], [null, "state-" + p.state]);
+      tr.dataset.userId = p.user_id; tr.dataset.state = p.state; return tr;
+    }), labels.no_counsellors);
+    Object.keys(data.totals).forEach(function (k) {
+      var dd = board.querySelector('[data-total="' + k + '"]');
+      if (dd) dd.textContent = String(data.totals[k]);
+    });
+  }
+  function refresh() {
+    clearTimeout(pending);
+    pending = setTimeout(function () {
+      fetch("/live/wallboard.json?centre=" + encodeURIComponent(centre), {credentials: "same-origin", headers: {"Accept": "application/json"}})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (d) { if (d) { data = d; draw(); } });
+    }, 150);
+  }
+  function note(e) { if (e.lastEventId) lastId = e.lastEventId; }
+  function connect() {
+    es = new EventSource("/live/events?centre=" + encodeURIComponent(centre) + (lastId ? "&last_event_id=" + lastId : ""));
+    es.addEventListener("hello", function (e) { note(e); statusEl.textContent = labels.connected; refresh(); });
+    ["call", "presence", "record"].forEach(function (t) {
+      es.addEventListener(t, function (e) {
+        note(e);
+        if (t === "record") {
+          var rec = JSON.parse(e.data).record || {}, li = document.createElement("li"), a = document.createElement("a");
+          a.href = "/records/" + rec.id; a.textContent = "#" + rec.id + " " + (rec.primary_issue || "");
+          li.appendChild(a); document.getElementById("wb-records").insertBefore(li, document.getElementById("wb-records").firstChild);
+        }
+        refresh();
+      });
+    });
+    es.addEventListener("skip", note);
+    es.addEventListener("error", function () {
+      statusEl.textContent = labels.connection_lost;
+      if (es.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
+    });
+  }
+  setInterval(function () {
+    document.querySelectorAll("#wb-waiting tr[data-since], #wb-progress tr[data-since]").forEach(function (tr) {
+      var td = tr.lastElementChild, s = since(tr.dataset.since);
+      td.textContent = fmt(s);
+    });
+  }, 1000);
+  draw();
+  connect();
+})();

@@ -1,0 +1,240 @@
+"""The live screen, its server-sent events, presence and the supervisor wallboard.
+
+* ``GET /live``: the counsellor's screen (presence, pops, quick links to records).
+* ``GET /live/events``: ``text/event-stream`` of the centre's updates the viewer may see,
+  with ``id:`` per event; ``Last-Event-ID`` (or ``?last_event_id=``) replays what was missed.
+* ``GET /live/calls/{id}/pop``: the pop's caller history (HTML fragment).
+* ``POST /live/calls/{id}/reveal``: the full number, supervisors and administrators only, audited.
+* ``POST /live/presence``: available / busy / away.
+* ``GET /live/wallboard`` (page) and ``GET /live/wallboard.json`` (data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from hotline.audit import service as audit
+from hotline.auth.deps import Principal, csrf_protect, require_roles, wants_json
+from hotline.db import session_scope
+from hotline.live import service
+from hotline.live.hub import Hub
+from hotline.live.models import PRESENCE_STATES
+from hotline.records.ui import text
+from hotline.taxonomy import get_taxonomies
+from hotline.web import add_template_dir, render
+
+HERE = Path(__file__).parent
+add_template_dir(HERE / "templates")
+router = APIRouter()
+staff = require_roles("counsellor", "supervisor", "administrator")
+
+
+async def staff_write(request: Request, principal: Principal = Depends(staff)) -> Principal:
+    """Signed in first (401 keeps the draft and asks to sign in again), then the CSRF token (403)."""
+    await csrf_protect(request)
+    return principal
+
+supervisors = require_roles("supervisor", "administrator")
+HEARTBEAT_SECONDS = 15.0
+NO_CALL = "Không tìm thấy cuộc gọi, hoặc bạn không có quyền xem. / No such call, or you may not see it."
+
+
+class _LineCache:
+    """Line labels for pops, loaded once and refreshed when an unknown line appears."""
+
+    def __init__(self) -> None:
+        self.labels: dict[int, str] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, message: dict[str, Any]) -> dict[str, Any]:
+        if message.get("type") != "call":
+            return message
+        call = dict(message.get("call") or {})
+        line_id = call.get("line_id")
+        if line_id and line_id not in self.labels:
+            with self.lock, session_scope() as db:
+                self.labels = service.line_labels(db)
+        call["line"] = self.labels.get(line_id or 0) or call.get("queue") or ""
+        return {**message, "call": call}
+
+
+def setup_app(app: FastAPI) -> None:
+    app.mount("/live-static", StaticFiles(directory=HERE / "static"), name="live-static")
+    app.state.live_hub = Hub(enrich=_LineCache())
+
+    def hook(app: FastAPI):  # type: ignore[no-untyped-def]
+        return app.state.live_hub.stop
+
+    app.state.startup_hooks.append(hook)
+
+
+def _hub(request: Request) -> Hub:
+    hub = getattr(request.app.state, "live_hub", None)
+    if hub is None:
+        hub = request.app.state.live_hub = Hub(enrich=_LineCache())
+    return hub
+
+
+def _viewer(principal: Principal, centre: int | None) -> service.Viewer:
+    with session_scope() as db:
+        try:
+            return service.viewer_for(db, actor=principal, centre_id=centre)
+        except service.LiveError as exc:
+            raise HTTPException(409, detail=str(exc)) from None
+
+
+def _event(seq: int, message: dict[str, Any] | None) -> str:
+    if message is None:
+        return f"id: {seq}\nevent: skip\ndata: {{}}\n\n"
+    data = json.dumps(message, ensure_ascii=False, default=str)
+    return f"id: {seq}\nevent: {message.get('type', 'message')}\ndata: {data}\n\n"
+
+
+def _last_id(request: Request) -> int | None:
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@router.get("/live/events")
+async def events(request: Request, centre: int | None = None, principal: Principal = Depends(staff)) -> Response:
+    viewer = await asyncio.to_thread(_viewer, principal, centre)
+    hub = _hub(request)
+    await asyncio.to_thread(hub.feed, viewer.centre_id)  # subscribing may wait on Redis: not on the loop
+    last = _last_id(request)
+    if last is None:  # a fresh screen starts from now; read before listening so nothing falls between
+        last = await asyncio.to_thread(hub.ring.current, viewer.centre_id)
+    listener = hub.add(viewer.centre_id)
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            sent = last
+            for seq, message in await asyncio.to_thread(hub.ring.since, viewer.centre_id, last):
+                yield _event(seq, message if service.visible(viewer, message) else None)
+                sent = max(sent, seq)
+            hello = json.dumps({"role": viewer.role, "centre_id": viewer.centre_id})
+            yield f"id: {sent}\nevent: hello\ndata: {hello}\n\n"
+            while not listener.dropped:
+                try:
+                    item = await asyncio.wait_for(listener.queue.get(), HEARTBEAT_SECONDS)
+                except asyncio.TimeoutError:
+                    yield ": ping\n\n"
+                    continue
+                if item is None:
+                    return
+                seq, message = item
+                if seq <= sent:
+                    continue
+                sent = seq
+                yield _event(seq, message if service.visible(viewer, message) else None)
+        finally:
+            hub.remove(viewer.centre_id, listener)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/live")
+def screen(request: Request, principal: Principal = Depends(staff)) -> Response:
+    lang = principal.language
+    with session_scope() as db:
+        state = service.get_presence(db, user_id=principal.id)
+    return render(request, "live/screen.html", {"t": text(lang), "presence": state,
+                                                "states": PRESENCE_STATES})
+
+
+@router.get("/live/calls/{call_id}/pop")
+def pop_fragment(call_id: int, request: Request, principal: Principal = Depends(staff)) -> Response:
+    lang = principal.language
+    tax = get_taxonomies()
+    with session_scope() as db:
+        try:
+            ctx = service.pop(db, call_id=call_id, actor=principal)
+        except LookupError:
+            raise HTTPException(404, detail=NO_CALL) from None
+        audit.record(db, actor=principal, action="caller_history.view", object_type="call", object_id=call_id,
+                     request=request, detail={"earlier_calls": len(ctx["history"])})
+        return render(request, "live/_history.html", {
+            **ctx, "t": text(lang), "issue_label": lambda c: tax.label("issue", c, lang),
+            "status_label": lambda c: tax.label("call_status", c, lang),
+            "cid_label": lambda c: tax.label("caller_id_status", c, lang),
+            "level_label": lambda c: tax.label("service_level", str(c), lang)})
+
+
+@router.post("/live/calls/{call_id}/reveal")
+def reveal(call_id: int, request: Request, principal: Principal = Depends(staff_write)) -> Response:
+    with session_scope() as db:
+        try:
+            number = service.reveal(db, call_id=call_id, actor=principal)
+        except PermissionError:
+            audit.record(db, actor=principal, action="call.reveal_refused", object_type="call",
+                         object_id=call_id, request=request)
+            db.commit()
+            raise HTTPException(403, detail="Vai trò của bạn không được xem số đầy đủ. / "
+                                            "Your role may not see full numbers.") from None
+        except LookupError:
+            raise HTTPException(404, detail=NO_CALL) from None
+        audit.record(db, actor=principal, action="call.reveal", object_type="call", object_id=call_id,
+                     request=request)
+    return JSONResponse({"call_id": call_id, "number": number}, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/live/presence")
+async def presence(request: Request, principal: Principal = Depends(staff_write)) -> Response:
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.json()
+        state, reason = str(body.get("state") or ""), str(body.get("reason") or "")
+    else:
+        form = await request.form()
+        state, reason = str(form.get("state") or ""), str(form.get("reason") or "")
+    reason = reason[:64]
+
+    def work() -> dict[str, Any]:
+        with session_scope() as db:
+            row = service.set_presence(db, actor=principal, state=state, reason=reason)
+            audit.record(db, actor=principal, action="presence.set", object_type="user", object_id=principal.id,
+                         request=request, detail={"state": state})
+            db.commit()
+            service.announce_presence(db, actor=principal, row=row, reason=reason)
+            return {"user_id": row.user_id, "state": row.state, "at": row.changed_at.isoformat()}
+
+    try:
+        out = await asyncio.to_thread(work)
+    except service.LiveError as exc:
+        raise HTTPException(422, detail=str(exc)) from None
+    if wants_json(request) or request.headers.get("content-type", "").startswith("application/json"):
+        return JSONResponse(out)
+    return RedirectResponse("/live", status_code=303)
+
+
+@router.get("/live/wallboard.json")
+def wallboard_data(centre: int | None = None, principal: Principal = Depends(supervisors)) -> Response:
+    viewer = _viewer(principal, centre)
+    with session_scope() as db:
+        data = service.wallboard(db, centre_id=viewer.centre_id)
+    return JSONResponse(data, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/live/wallboard")
+def wallboard_page(request: Request, centre: int | None = None,
+                   principal: Principal = Depends(supervisors)) -> Response:
+    viewer = _viewer(principal, centre)
+    lang = principal.language
+    with session_scope() as db:
+        data = service.wallboard(db, centre_id=viewer.centre_id)
+    labels = {k: text(lang)(k) for k in ("available", "busy", "away", "nobody_waiting", "no_calls_in_progress",
+                                         "no_counsellors", "connection_lost", "connected")}
+    return render(request, "live/wallboard.html", {"t": text(lang), "data": data, "labels": labels,
+                                                   "centre": viewer.centre_id})

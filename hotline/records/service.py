@@ -1,0 +1,613 @@
+"""Call records as counsellors keep them: drafts saved as they type, completion, later edits.
+
+Plain keyword-only functions over a session.  Every field of ``CallRecord`` is described once in
+``FIELDS`` (kind, taxonomy scheme, bilingual label); parsing, validation, the form and the
+difference shown to a stale tab are all driven from that table.
+
+Optimistic locking: every save names the ``version`` it was based on; a save based on an older
+version raises ``VersionConflict`` carrying the differences, and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hotline.calls.models import Call, CallRecord, CallRecordIssue
+from hotline.db import utcnow
+from hotline.records.models import CallRecordRevision
+from hotline.taxonomy import get_taxonomies, non_counselling_codes
+
+NOTES_MAX = 20000
+RECORD_CHANNELS_WITHOUT_CALL = ("walk_in", "personal_phone", "transfer_111", "other")
+NON_COUNSELLING_QUICK = ("nc.silent", "nc.prank", "nc.wrong_number", "nc.test")
+VIEW_ROLES = ("counsellor", "supervisor", "administrator")
+
+
+class Actor(Protocol):
+    id: int
+    username: str
+    role: str
+    centre_id: int | None
+
+
+class RecordError(ValueError):
+    """Bad input: ``errors`` maps a field name to a bilingual message saying what is wrong.
+
+    ``keep_draft``: the typed values were saved to the draft (commit); otherwise roll back.
+    """
+
+    def __init__(self, errors: dict[str, str], keep_draft: bool = False):
+        self.errors = errors
+        self.keep_draft = keep_draft
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+class NotAllowed(PermissionError):
+    pass
+
+
+class NotFound(LookupError):
+    pass
+
+
+class VersionConflict(Exception):
+    """The record changed since the browser loaded it."""
+
+    def __init__(self, current_version: int, differences: dict[str, dict[str, Any]]):
+        self.current_version = current_version
+        self.differences = differences
+        super().__init__(f"record is at version {current_version}")
+
+
+# ---------------------------------------------------------------------- the field table
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # choice | int_choice | bool | opt_bool | text | date
+    vi: str
+    en: str
+    scheme: str | None = None
+    max_len: int = 255
+    section: str = "caller"
+
+    def label(self, lang: str) -> str:
+        return self.en if lang == "en" else self.vi
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("channel", "choice", "Kênh", "Channel", "record_channel", section="call"),
+    Field("caller_role", "choice", "Người gọi là", "Caller role", "caller_role"),
+    Field("caller_sex", "choice", "Giới tính", "Sex", "sex"),
+    Field("caller_age_group", "choice", "Nhóm tuổi", "Age group", "age_group"),
+    Field("province_code", "text", "Mã tỉnh", "Province code", max_len=16),
+    Field("commune_code", "text", "Mã xã", "Commune code", max_len=16),
+    Field("ethnic_minority", "text", "Dân tộc thiểu số", "Ethnic minority", max_len=64),
+    Field("disability", "opt_bool", "Khuyết tật", "Disability"),
+    Field("language", "text", "Ngôn ngữ", "Language", max_len=32),
+    Field("consent_record", "bool", "Đồng ý lưu hồ sơ", "Consents to the record being kept", section="consent"),
+    Field("consent_statistics", "bool", "Đồng ý dùng cho thống kê", "Consents to statistics", section="consent"),
+    Field("consent_callback", "bool", "Đồng ý được gọi lại", "Consents to a call back", section="consent"),
+    Field("callback_safe_time", "text", "Thời điểm gọi lại an toàn", "Safe time to call back", section="consent"),
+    Field("callback_safe_method", "choice", "Cách liên hệ an toàn", "Safe way to contact", "contact_method",
+          section="consent"),
+    Field("consent_referral", "bool", "Đồng ý chuyển gửi", "Consents to referral", section="consent"),
+    Field("referral_to", "text", "Chuyển gửi tới", "Refer to", section="consent"),
+    Field("referral_data", "text", "Thông tin được chia sẻ", "Information that may be shared", max_len=1000,
+          section="consent"),
+    Field("child_consent", "opt_bool", "Trẻ em đồng ý", "Child consents", section="consent"),
+    Field("representative_consent", "opt_bool", "Người đại diện hợp pháp đồng ý", "Legal representative consents",
+          section="consent"),
+    Field("service_level", "int_choice", "Mức độ tư vấn / can thiệp", "Level of counselling or intervention",
+          "service_level", section="issue"),
+    Field("child_protection_level", "choice", "Cấp độ bảo vệ trẻ em", "Child protection level",
+          "child_protection_level", section="issue"),
+    Field("risk", "choice", "Mức độ nguy cơ", "Risk", "risk", section="issue"),
+    Field("outcome", "choice", "Kết quả", "Outcome", "outcome", section="issue"),
+    Field("follow_up_needed", "bool", "Cần theo dõi tiếp", "Follow-up needed", section="issue"),
+    Field("follow_up_date", "date", "Ngày theo dõi", "Follow-up date", section="issue"),
+    Field("notes", "text", "Ghi chú", "Notes", max_len=NOTES_MAX, section="notes"),
+)
+FIELD_BY_NAME = {f.name: f for f in FIELDS}
+ISSUE_LABEL = ("Vấn đề", "Issues")
+PRIMARY_LABEL = ("Vấn đề chính", "Primary issue")
+# Stored inside ``consent_referral_scope`` rather than in columns of their own.
+SCOPE_FIELDS = {"referral_to": "to", "referral_data": "data"}
+TRUE_WORDS = {"1", "true", "on", "yes", "y", "có"}
+FALSE_WORDS = {"0", "false", "off", "no", "n", "không"}
+
+
+def field_label(name: str, lang: str = "vi") -> str:
+    if name == "issues":
+        return ISSUE_LABEL[lang == "en"]
+    if name == "primary_issue":
+        return PRIMARY_LABEL[lang == "en"]
+    f = FIELD_BY_NAME.get(name)
+    return f.label(lang) if f else name
+
+
+def _msg(name: str, vi: str, en: str) -> str:
+    return f"{field_label(name, 'vi')}: {vi} / {field_label(name, 'en')}: {en}"
+
+
+# ---------------------------------------------------------------------- parsing
+def _parse_choice(f: Field, raw: Any) -> Any:
+    value = "" if raw is None else str(raw).strip()
+    if not value:
+        return None
+    if not get_taxonomies().is_valid(f.scheme or "", value):
+        known = ", ".join(t.code for t in get_taxonomies().terms(f.scheme or ""))
+        raise ValueError(_msg(f.name, f"mã '{value}' không có trong danh mục; chọn một trong: {known}.",
+                              f"'{value}' is not a known code; choose one of: {known}."))
+    return value
+
+
+def _parse_int_choice(f: Field, raw: Any) -> Any:
+    value = _parse_choice(f, raw)
+    return None if value is None else int(value)
+
+
+def _parse_bool(f: Field, raw: Any) -> Any:
+    if isinstance(raw, bool):
+        return raw
+    value = "" if raw is None else str(raw).strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS or value == "":
+        return False if f.kind == "bool" else None
+    raise ValueError(_msg(f.name, f"'{value}' không phải có/không.", f"'{value}' is not yes or no."))
+
+
+def _parse_opt_bool(f: Field, raw: Any) -> Any:
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in {"", "unknown", "none"}):
+        return None
+    return _parse_bool(f, raw)
+
+
+def _parse_text(f: Field, raw: Any) -> Any:
+    value = "" if raw is None else str(raw)
+    value = value.replace("\r\n", "\n").replace("\x00", "")
+    if f.name != "notes":
+        value = value.strip()
+    if len(value) > f.max_len:
+        raise ValueError(_msg(f.name, f"dài {len(value)} ký tự, tối đa {f.max_len}; hãy rút gọn.",
+                              f"{len(value)} characters, at most {f.max_len}; please shorten it."))
+    return value if (value or f.name == "notes") else None
+
+
+def _parse_date(f: Field, raw: Any) -> Any:
+    if isinstance(raw, date):
+        return raw
+    value = "" if raw is None else str(raw).strip()
+    if not value:
+        return None
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(_msg(f.name, f"'{value}' không phải ngày (dd/mm/yyyy).",
+                          f"'{value}' is not a date (dd/mm/yyyy)."))
+
+
+PARSERS: dict[str, Callable[[Field, Any], Any]] = {
+    "choice": _parse_choice,
+    "int_choice": _parse_int_choice,
+    "bool": _parse_bool,
+    "opt_bool": _parse_opt_bool,
+    "text": _parse_text,
+    "date": _parse_date,
+}
+
+
+@dataclass
+class Parsed:
+    values: dict[str, Any] = field(default_factory=dict)
+    issues: list[str] | None = None
+    primary_issue: str | None = None
+    primary_given: bool = False
+
+
+def parse_input(data: Mapping[str, Any], *, present_bools: bool = False) -> Parsed:
+    """Turn form or JSON input into typed values; unknown keys are ignored.
+
+    ``present_bools``: an HTML form omits unticked boxes, so every ``bool`` field counts as given.
+    """
+    out = Parsed()
+    errors: dict[str, str] = {}
+    for f in FIELDS:
+        if f.name not in data and not (present_bools and f.kind == "bool"):
+            continue
+        try:
+            out.values[f.name] = PARSERS[f.kind](f, data.get(f.name))
+        except ValueError as exc:
+            errors[f.name] = str(exc)
+    if "issues" in data:
+        raw = data["issues"]
+        codes = raw if isinstance(raw, list) else [c for c in str(raw or "").split(",")]
+        codes = [str(c).strip() for c in codes if str(c).strip()]
+        bad = [c for c in codes if not get_taxonomies().is_valid("issue", c)]
+        if bad:
+            errors["issues"] = _msg("issues", f"mã không có trong danh mục: {', '.join(bad)}.",
+                                    f"unknown issue codes: {', '.join(bad)}.")
+        out.issues = list(dict.fromkeys(codes))
+    if "primary_issue" in data:
+        out.primary_given = True
+        code = str(data.get("primary_issue") or "").strip() or None
+        if code and not get_taxonomies().is_valid("issue", code):
+            errors["primary_issue"] = _msg("primary_issue", f"mã '{code}' không có trong danh mục.",
+                                           f"'{code}' is not a known issue code.")
+        out.primary_issue = code
+    if errors:
+        raise RecordError(errors)
+    return out
+
+
+# ---------------------------------------------------------------------- reading values back
+def _scope(record: CallRecord) -> dict[str, Any]:
+    return dict(record.consent_referral_scope or {})
+
+
+def get_value(record: CallRecord, name: str) -> Any:
+    if name in SCOPE_FIELDS:
+        return _scope(record).get(SCOPE_FIELDS[name])
+    if name == "issues":
+        return [i.code for i in record.issues]
+    return getattr(record, name)
+
+
+def snapshot(record: CallRecord) -> dict[str, Any]:
+    """Every form value, JSON-ready (dates as ISO text): for the browser and for diffs."""
+    out: dict[str, Any] = {}
+    for f in FIELDS:
+        v = get_value(record, f.name)
+        out[f.name] = v.isoformat() if isinstance(v, date) else v
+    out["issues"] = [i.code for i in record.issues]
+    out["primary_issue"] = record.primary_issue
+    return out
+
+
+def _set_issues(record: CallRecord, codes: list[str], primary: str | None) -> None:
+    if primary and primary not in codes:
+        codes = [primary, *codes]
+    keep = {i.code: i for i in record.issues}
+    record.issues = [keep.get(c) or CallRecordIssue(code=c) for c in codes]
+    for issue in record.issues:
+        issue.is_primary = issue.code == primary
+    record.primary_issue = primary
+
+
+def _apply(record: CallRecord, parsed: Parsed) -> None:
+    scope = _scope(record)
+    for name, value in parsed.values.items():
+        if name in SCOPE_FIELDS:
+            scope[SCOPE_FIELDS[name]] = value
+            continue
+        if value is None and FIELD_BY_NAME[name].kind in {"bool"}:
+            value = False
+        if name == "service_level" and value is None:
+            value = 0
+        if name in {"caller_sex", "caller_age_group"} and value is None:
+            value = "unknown"
+        if name == "channel" and value is None:
+            continue
+        setattr(record, name, value)
+    record.consent_referral_scope = {k: v for k, v in scope.items() if v}
+    if parsed.issues is not None or parsed.primary_given:
+        codes = parsed.issues if parsed.issues is not None else [i.code for i in record.issues]
+        primary = parsed.primary_issue if parsed.primary_given else record.primary_issue
+        if primary is None and codes and parsed.issues is not None and record.primary_issue in codes:
+            primary = record.primary_issue
+        _set_issues(record, list(codes), primary)
+
+
+# ---------------------------------------------------------------------- completeness
+def completeness_errors(record: CallRecord) -> dict[str, str]:
+    """What stops a record from being completed, field by field (bilingual)."""
+    errors: dict[str, str] = {}
+    nc = non_counselling_codes()
+    is_nc = record.primary_issue in nc
+    rules: list[tuple[bool, str, str, str]] = [
+        (not record.primary_issue, "primary_issue", "chọn một vấn đề chính.", "choose one primary issue."),
+        (not is_nc and not record.caller_role, "caller_role", "chọn người gọi là ai.", "choose who is calling."),
+        (not is_nc and not record.outcome, "outcome", "chọn kết quả cuộc gọi.", "choose the outcome of the call."),
+        (is_nc and record.service_level != 0, "service_level",
+         "cuộc gọi không tư vấn phải có mức 0.", "a non-counselling call has level 0."),
+        (record.consent_callback and not record.callback_safe_method, "callback_safe_method",
+         "người gọi đồng ý được gọi lại: hãy ghi cách liên hệ an toàn.",
+         "the caller agreed to a call back: record a safe way to reach them."),
+        (record.consent_referral and not _scope(record).get("to"), "referral_to",
+         "người gọi đồng ý chuyển gửi: hãy ghi chuyển tới đâu.",
+         "the caller agreed to a referral: say to whom."),
+        (record.follow_up_needed and record.follow_up_date is None, "follow_up_date",
+         "cần theo dõi tiếp: hãy chọn ngày.", "a follow-up is needed: choose a date."),
+    ]
+    if record.caller_age_group == "under_16" and not is_nc:
+        rules += [
+            (record.child_consent is None, "child_consent",
+             "người gọi dưới 16 tuổi: ghi trẻ có đồng ý hay không.",
+             "the caller is under 16: record whether the child consents."),
+            (record.representative_consent is None, "representative_consent",
+             "người gọi dưới 16 tuổi: ghi người đại diện hợp pháp có đồng ý hay không.",
+             "the caller is under 16: record whether the legal representative consents."),
+            (bool(record.consent_referral) and not (record.child_consent and record.representative_consent),
+             "consent_referral",
+             "chuyển gửi thông tin của trẻ cần cả trẻ và người đại diện đồng ý.",
+             "referring a child's information needs both the child's and the representative's consent."),
+        ]
+    for failed, name, vi, en in rules:
+        if failed and name not in errors:
+            errors[name] = _msg(name, vi, en)
+    return errors
+
+
+# ---------------------------------------------------------------------- access
+def can_view(actor: Actor, record: CallRecord) -> bool:
+    if actor.role == "administrator":
+        return True
+    if actor.role == "supervisor":
+        return record.centre_id == actor.centre_id
+    if actor.role == "counsellor":
+        if record.counsellor_id == actor.id:
+            return True
+        return record.state == "completed" and record.centre_id == actor.centre_id
+    return False
+
+
+def can_edit(actor: Actor, record: CallRecord) -> bool:
+    if actor.role == "administrator":
+        return True
+    if actor.role == "supervisor":
+        return record.centre_id == actor.centre_id
+    if actor.role == "counsellor":
+        return record.counsellor_id == actor.id
+    return False
+
+
+def get_record(session: Session, *, record_id: int, actor: Actor, for_edit: bool = False) -> CallRecord:
+    record = session.get(CallRecord, record_id)
+    if record is None or not can_view(actor, record):
+        # Not telling a stranger whether the record exists.
+        raise NotFound(record_id)
+    if for_edit and not can_edit(actor, record):
+        raise NotAllowed(record_id)
+    return record
+
+
+def list_records(session: Session, *, actor: Actor, state: str | None = None, limit: int = 100,
+                 offset: int = 0) -> list[CallRecord]:
+    q = select(CallRecord)
+    if actor.role == "supervisor":
+        q = q.where(CallRecord.centre_id == actor.centre_id)
+    elif actor.role == "counsellor":
+        q = q.where(or_(CallRecord.counsellor_id == actor.id,
+                        (CallRecord.centre_id == actor.centre_id) & (CallRecord.state == "completed")))
+    elif actor.role != "administrator":
+        return []
+    if state:
+        q = q.where(CallRecord.state == state)
+    q = q.order_by(CallRecord.created_at.desc(), CallRecord.id.desc()).limit(limit).offset(offset)
+    return list(session.scalars(q))
+
+
+# ---------------------------------------------------------------------- creating
+def _check_creator(actor: Actor, centre_id: int | None) -> int:
+    if actor.role not in VIEW_ROLES:
+        raise NotAllowed("records")
+    if centre_id is None:
+        raise RecordError({"centre": "Tài khoản chưa thuộc trung tâm nào. / Your account belongs to no centre; "
+                                     "ask an administrator to set one."})
+    if actor.role != "administrator" and centre_id != actor.centre_id:
+        raise NotAllowed("centre")
+    return centre_id
+
+
+def open_for_call(session: Session, *, call_id: int, actor: Actor) -> CallRecord:
+    """The record of a call, created as the actor's draft the first time it is opened."""
+    call = session.get(Call, call_id)
+    if call is None:
+        raise NotFound(call_id)
+    existing = session.scalar(select(CallRecord).where(CallRecord.call_id == call_id))
+    if existing is not None:
+        if not can_view(actor, existing):
+            raise NotFound(existing.id)
+        return existing
+    _check_creator(actor, call.centre_id)
+    record = CallRecord(call_id=call.id, centre_id=call.centre_id, channel="telephony",
+                        counsellor_id=actor.id if actor.role == "counsellor" else call.counsellor_id,
+                        state="draft", version=1, created_at=utcnow())
+    try:
+        with session.begin_nested():
+            session.add(record)
+            session.flush()
+    except IntegrityError:  # someone opened it at the same moment
+        existing = session.scalar(select(CallRecord).where(CallRecord.call_id == call_id))
+        if existing is None or not can_view(actor, existing):
+            raise NotFound(call_id) from None
+        return existing
+    return record
+
+
+def create_without_call(session: Session, *, actor: Actor, channel: str, centre_id: int | None = None) -> CallRecord:
+    """A walk-in, a call on a personal phone, a transfer from 111: a record with no telephony call."""
+    if channel not in RECORD_CHANNELS_WITHOUT_CALL:
+        raise RecordError({"channel": _msg("channel", "chọn một trong: " + ", ".join(RECORD_CHANNELS_WITHOUT_CALL),
+                                           "choose one of: " + ", ".join(RECORD_CHANNELS_WITHOUT_CALL))})
+    centre = _check_creator(actor, centre_id if centre_id is not None else actor.centre_id)
+    record = CallRecord(call_id=None, centre_id=centre, channel=channel, state="draft", version=1,
+                        counsellor_id=actor.id if actor.role == "counsellor" else None, created_at=utcnow())
+    session.add(record)
+    session.flush()
+    return record
+
+
+# ---------------------------------------------------------------------- saving
+def _differences(record: CallRecord, parsed: Parsed) -> dict[str, dict[str, Any]]:
+    current = snapshot(record)
+    diffs: dict[str, dict[str, Any]] = {}
+    mine: dict[str, Any] = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in parsed.values.items()}
+    if parsed.issues is not None:
+        mine["issues"] = parsed.issues
+    if parsed.primary_given:
+        mine["primary_issue"] = parsed.primary_issue
+    for name, value in mine.items():
+        theirs = current.get(name)
+        if name == "issues":
+            if sorted(value) != sorted(theirs or []):
+                diffs[name] = {"yours": value, "theirs": theirs}
+        elif (value or None) != (theirs or None):
+            diffs[name] = {"yours": value, "theirs": theirs}
+    return diffs
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    return {k: [before.get(k), after.get(k)] for k in after if before.get(k) != after.get(k)}
+
+
+def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[str, Any], version: int | None,
+         complete: bool = False, present_bools: bool = False) -> CallRecord:
+    """Save the given fields (an autosave of a draft, or an edit), optionally completing the record.
+
+    Raises ``VersionConflict`` when ``version`` is not the record's current one, ``RecordError``
+    when a value is malformed or (on completion) the record is not complete.
+    """
+    if not can_edit(actor, record):
+        raise NotAllowed(record.id)
+    try:
+        base = int(version) if version is not None else None
+    except (TypeError, ValueError):
+        raise RecordError({"version": "Thiếu số phiên bản; hãy tải lại trang. / The version is missing; "
+                                      "reload the page."}) from None
+    parsed = parse_input(data, present_bools=present_bools)
+    if base is None:
+        raise RecordError({"version": "Thiếu số phiên bản; hãy tải lại trang. / The version is missing; "
+                                      "reload the page."})
+    if base != record.version:
+        raise VersionConflict(record.version, _differences(record, parsed))
+    before = snapshot(record)
+    was_completed = record.state == "completed"
+    _apply(record, parsed)
+    if complete or was_completed:
+        errors = completeness_errors(record)
+        if errors:
+            # The draft keeps what was typed; only completion is refused.
+            if not was_completed:
+                record.version += 1
+                record.updated_at = utcnow()
+                session.flush()
+            raise RecordError(errors, keep_draft=not was_completed)
+    after = snapshot(record)
+    changed = _changes(before, after)
+    if not changed and not (complete and not was_completed):
+        return record
+    record.version += 1
+    record.updated_at = utcnow()
+    action = None
+    if complete and not was_completed:
+        record.state = "completed"
+        record.completed_at = utcnow()
+        action = "completed"
+    elif was_completed:
+        action = "edited"
+    if action:
+        session.add(CallRecordRevision(record_id=record.id, version=record.version, action=action,
+                                       user_id=actor.id or None, at=utcnow(), changes=changed))
+    session.flush()
+    return record
+
+
+def close_non_counselling(session: Session, *, record: CallRecord, actor: Actor, code: str,
+                          version: int | None = None) -> CallRecord:
+    """One action for a silent, prank, wrong-number or test call: issue, level 0, outcome, completed."""
+    if code not in non_counselling_codes() or code == "nc":
+        choices = ", ".join(NON_COUNSELLING_QUICK)
+        raise RecordError({"primary_issue": _msg("primary_issue", f"'{code}' không phải cuộc gọi không tư vấn; "
+                                                 f"chọn: {choices}.", f"'{code}' is not a non-counselling "
+                                                 f"call; choose: {choices}.")})
+    if record.state == "completed":
+        raise RecordError({"state": "Hồ sơ đã hoàn tất; hãy sửa trong biểu mẫu. / The record is already "
+                                    "completed; edit it in the form."})
+    data = {"primary_issue": code, "issues": [code], "service_level": "0", "outcome": "non_counselling"}
+    record = save(session, record=record, actor=actor, data=data,
+                  version=record.version if version is None else version, complete=True)
+    rev = session.scalar(select(CallRecordRevision).where(CallRecordRevision.record_id == record.id,
+                                                          CallRecordRevision.version == record.version))
+    if rev is not None:
+        rev.action = "closed_non_counselling"
+    return record
+
+
+def revisions(session: Session, *, record: CallRecord) -> list[CallRecordRevision]:
+    q = select(CallRecordRevision).where(CallRecordRevision.record_id == record.id)
+    return list(session.scalars(q.order_by(CallRecordRevision.version.desc())))
+
+
+# ---------------------------------------------------------------------- caller history
+def caller_history(session: Session, *, call: Call, limit: int = 10) -> list[dict[str, Any]]:
+    """Earlier calls from the same number (same keyed hash) with what was recorded about them.
+
+    Withheld numbers have no hash: two withheld calls are never the same caller.
+    """
+    if not call.number_hash:
+        return []
+    rows = session.execute(
+        select(Call, CallRecord)
+        .outerjoin(CallRecord, CallRecord.call_id == Call.id)
+        .where(Call.number_hash == call.number_hash, Call.id != call.id, Call.received_at <= call.received_at)
+        .order_by(Call.received_at.desc())
+        .limit(limit)
+    ).all()
+    out = []
+    for c, r in rows:
+        out.append({
+            "call_id": c.id,
+            "received_at": c.received_at,
+            "status": c.status,
+            "record_id": r.id if r else None,
+            "state": r.state if r else None,
+            "issues": [i.code for i in r.issues] if r else [],
+            "primary_issue": r.primary_issue if r else None,
+            "service_level": r.service_level if r else None,
+            "risk": r.risk if r else None,
+            "follow_up": bool(r and r.follow_up_needed),
+            "follow_up_date": r.follow_up_date if r else None,
+            "follow_up_open": bool(r and r.follow_up_needed and r.follow_up_date
+                                   and r.follow_up_date >= (call.received_at - timedelta(days=1)).date()),
+        })
+    return out
+
+
+def completed_between(session: Session, *, centre_id: int, since: datetime, until: datetime) -> list[CallRecord]:
+    q = select(CallRecord).where(CallRecord.centre_id == centre_id, CallRecord.state == "completed",
+                                 CallRecord.completed_at >= since, CallRecord.completed_at < until)
+    return list(session.scalars(q))
+
+
+def issue_terms(lang: str) -> list[dict[str, Any]]:
+    """The issue taxonomy as (group, children) for the form."""
+    tax = get_taxonomies()
+    groups: list[dict[str, Any]] = []
+    for term in tax.terms("issue"):
+        if term.parent is None:
+            groups.append({"code": term.code, "label": term.label(lang), "children": []})
+    by_code = {g["code"]: g for g in groups}
+    for term in tax.terms("issue"):
+        if term.parent and term.parent in by_code:
+            by_code[term.parent]["children"].append({"code": term.code, "label": term.label(lang)})
+    return groups
+
+
+def choices(scheme: str, lang: str) -> list[tuple[str, str]]:
+    return [(t.code, t.label(lang)) for t in get_taxonomies().terms(scheme)]
+
+
+def iter_field_sections(lang: str) -> Iterable[tuple[str, list[Field]]]:
+    order = ("call", "caller", "consent", "issue", "notes")
+    for section in order:
+        yield section, [f for f in FIELDS if f.section == section]

@@ -1,0 +1,303 @@
+"""The call record form: pages for people, JSON for the autosaving script.
+
+* ``GET /records``: the records the signed-in person may see.
+* ``GET/POST /records/new``: a record without a telephony call (walk-in, personal phone, 111).
+* ``POST /records/for-call/{call_id}``: open (create on first use) the record of a call.
+* ``GET /records/{id}``: the form.  ``PUT /records/{id}``: autosave (JSON, ``X-CSRF-Token``);
+  409 with the differences when the tab is stale, 422 with field messages.
+* ``POST /records/{id}``: save or complete from the form.
+* ``POST /records/{id}/close-nc``: one-action close of a non-counselling call.
+* ``GET /records/{id}/history``: every edit after completion.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from hotline.audit import service as audit
+from hotline.auth.deps import Principal, csrf_protect, require_roles, wants_json
+from hotline.db import session_scope
+from hotline.records import service
+from hotline.records.ui import text
+from hotline.taxonomy import get_taxonomies
+from hotline.web import add_template_dir, render
+
+add_template_dir(Path(__file__).parent / "templates")
+router = APIRouter()
+staff = require_roles("counsellor", "supervisor", "administrator")
+
+
+async def staff_write(request: Request, principal: Principal = Depends(staff)) -> Principal:
+    """Signed in first (401 keeps the draft and asks to sign in again), then the CSRF token (403)."""
+    await csrf_protect(request)
+    return principal
+
+
+NOT_FOUND = "Không tìm thấy hồ sơ, hoặc bạn không có quyền xem. / No such record, or you may not see it."
+NOT_ALLOWED = "Bạn không được sửa hồ sơ này. / You may not change this record."
+
+
+def _json(request: Request) -> bool:
+    return wants_json(request) or request.headers.get("content-type", "").startswith("application/json")
+
+
+def form_context(record: Any, lang: str, *, values: dict[str, Any] | None = None,
+                 errors: dict[str, str] | None = None, conflict: dict[str, Any] | None = None) -> dict[str, Any]:
+    tax = get_taxonomies()
+    current = service.snapshot(record)
+    if values:
+        current.update(values)
+    return {
+        "record": record,
+        "values": current,
+        "errors": errors or {},
+        "conflict": conflict,
+        "sections": list(service.iter_field_sections(lang)),
+        "choices": {f.scheme: service.choices(f.scheme, lang) for f in service.FIELDS if f.scheme},
+        "issue_groups": service.issue_terms(lang),
+        "nc_quick": [(c, tax.label("issue", c, lang)) for c in service.NON_COUNSELLING_QUICK],
+        "field_label": lambda name: service.field_label(name, lang),
+        "issue_label": lambda code: tax.label("issue", code, lang),
+        "t": text(lang),
+        "snapshot_json": current,
+    }
+
+
+def _lang(principal: Principal) -> str:
+    return principal.language
+
+
+@router.get("/records")
+def list_page(request: Request, state: str | None = None, principal: Principal = Depends(staff)) -> Response:
+    lang = _lang(principal)
+    with session_scope() as db:
+        rows = service.list_records(db, actor=principal, state=state if state in {"draft", "completed"} else None)
+        audit.record(db, actor=principal, action="record.list", object_type="call_record", object_id=None,
+                     request=request, detail={"count": len(rows), "state": state})
+        items = [{"id": r.id, "state": r.state, "created_at": r.created_at, "channel": r.channel,
+                  "primary_issue": r.primary_issue, "counsellor_id": r.counsellor_id, "call_id": r.call_id}
+                 for r in rows]
+    tax = get_taxonomies()
+    return render(request, "records/list.html", {
+        "items": items, "state": state, "t": text(lang),
+        "issue_label": lambda c: tax.label("issue", c, lang),
+        "channel_label": lambda c: tax.label("record_channel", c, lang),
+    })
+
+
+@router.get("/records/new")
+def new_page(request: Request, principal: Principal = Depends(staff)) -> Response:
+    lang = _lang(principal)
+    channels = [(c, get_taxonomies().label("record_channel", c, lang)) for c in service.RECORD_CHANNELS_WITHOUT_CALL]
+    return render(request, "records/new.html", {"channels": channels, "t": text(lang)})
+
+
+@router.post("/records/new")
+async def create(request: Request, principal: Principal = Depends(staff_write)) -> Response:
+    form = await request.form()
+    channel = str(form.get("channel") or "")
+    with session_scope() as db:
+        try:
+            record = service.create_without_call(db, actor=principal, channel=channel)
+        except service.RecordError as exc:
+            raise HTTPException(422, detail=" ".join(exc.errors.values())) from None
+        except service.NotAllowed:
+            raise HTTPException(403, detail=NOT_ALLOWED) from None
+        audit.record(db, actor=principal, action="record.create", object_type="call_record",
+                     object_id=record.id, request=request, detail={"channel": channel})
+        record_id = record.id
+    return RedirectResponse(f"/records/{record_id}", status_code=303)
+
+
+@router.post("/records/for-call/{call_id}")
+def for_call(call_id: int, request: Request, principal: Principal = Depends(staff_write)) -> Response:
+    with session_scope() as db:
+        try:
+            record = service.open_for_call(db, call_id=call_id, actor=principal)
+        except service.NotFound:
+            raise HTTPException(404, detail=NOT_FOUND) from None
+        except service.NotAllowed:
+            raise HTTPException(403, detail=NOT_ALLOWED) from None
+        except service.RecordError as exc:
+            raise HTTPException(422, detail=" ".join(exc.errors.values())) from None
+        audit.record(db, actor=principal, action="record.open", object_type="call_record",
+                     object_id=record.id, request=request, detail={"call_id": call_id})
+        record_id, version = record.id, record.version
+    if _json(request):
+        return JSONResponse({"id": record_id, "version": version, "url": f"/records/{record_id}"})
+    return RedirectResponse(f"/records/{record_id}", status_code=303)
+
+
+@router.get("/records/{record_id}")
+def form_page(record_id: int, request: Request, principal: Principal = Depends(staff)) -> Response:
+    lang = _lang(principal)
+    with session_scope() as db:
+        try:
+            record = service.get_record(db, record_id=record_id, actor=principal)
+        except service.NotFound:
+            raise HTTPException(404, detail=NOT_FOUND) from None
+        audit.record(db, actor=principal, action="record.view", object_type="call_record",
+                     object_id=record.id, request=request)
+        ctx = form_context(record, lang)
+        ctx["editable"] = service.can_edit(principal, record)
+        ctx["call_id"] = record.call_id
+        return render(request, "records/form.html", ctx)
+
+
+def _conflict_body(exc: service.VersionConflict, lang: str) -> dict[str, Any]:
+    return {
+        "detail": ("Hồ sơ đã được sửa ở nơi khác (phiên bản %d). Xem khác biệt rồi chọn giữ bản nào. / "
+                   "The record was changed elsewhere (version %d). Review the differences and choose."
+                   % (exc.current_version, exc.current_version)),
+        "current_version": exc.current_version,
+        "differences": {k: {**v, "label": service.field_label(k, lang)} for k, v in exc.differences.items()},
+    }
+
+
+@router.put("/records/{record_id}")
+async def autosave(record_id: int, request: Request, principal: Principal = Depends(staff_write)) -> Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        return JSONResponse({"detail": "Nội dung không phải JSON. / The body is not JSON."}, status_code=400)
+    if not isinstance(body, dict) or not isinstance(body.get("fields", {}), dict):
+        return JSONResponse({"detail": "Cần {\"version\": n, \"fields\": {…}}. / Expected "
+                                       "{\"version\": n, \"fields\": {…}}."}, status_code=400)
+    fields = body.get("fields", {})
+    complete = bool(body.get("complete"))
+    lang = _lang(principal)
+    with session_scope() as db:
+        try:
+            record = service.get_record(db, record_id=record_id, actor=principal, for_edit=True)
+        except service.NotFound:
+            return JSONResponse({"detail": NOT_FOUND}, status_code=404)
+        except service.NotAllowed:
+            return JSONResponse({"detail": NOT_ALLOWED}, status_code=403)
+        try:
+            record = service.save(db, record=record, actor=principal, data=fields, version=body.get("version"),
+                                  complete=complete)
+        except service.VersionConflict as exc:
+            return JSONResponse(_conflict_body(exc, lang), status_code=409)
+        except service.RecordError as exc:
+            version = record.version
+            if exc.keep_draft:
+                db.commit()
+            else:
+                db.rollback()
+                version = body.get("version")
+            return JSONResponse({"detail": " ".join(exc.errors.values()), "errors": exc.errors,
+                                 "version": version}, status_code=422)
+        audit.record(db, actor=principal, action="record.complete" if complete else "record.save",
+                     object_type="call_record", object_id=record.id, request=request,
+                     detail={"version": record.version, "fields": sorted(fields)})
+        return JSONResponse({"id": record.id, "version": record.version, "state": record.state,
+                             "saved_at": record.updated_at.isoformat()})
+
+
+@router.post("/records/{record_id}")
+async def submit(record_id: int, request: Request, principal: Principal = Depends(staff_write)) -> Response:
+    form = await request.form()
+    data: dict[str, Any] = {k: v for k, v in form.items() if k not in {"csrf_token", "version", "action"}}
+    data["issues"] = [str(v) for v in form.getlist("issues")]
+    complete = form.get("action") == "complete"
+    lang = _lang(principal)
+    with session_scope() as db:
+        try:
+            record = service.get_record(db, record_id=record_id, actor=principal, for_edit=True)
+        except service.NotFound:
+            raise HTTPException(404, detail=NOT_FOUND) from None
+        except service.NotAllowed:
+            raise HTTPException(403, detail=NOT_ALLOWED) from None
+        try:
+            service.save(db, record=record, actor=principal, data=data, version=form.get("version"),
+                         complete=complete, present_bools=True)
+        except service.VersionConflict as exc:
+            ctx = form_context(record, lang, conflict=_conflict_body(exc, lang))
+            ctx["editable"] = True
+            ctx["call_id"] = record.call_id
+            return render(request, "records/form.html", ctx, status_code=409)
+        except service.RecordError as exc:
+            if exc.keep_draft:
+                db.commit()
+            else:
+                db.rollback()
+                record = service.get_record(db, record_id=record_id, actor=principal)
+            values = {k: v for k, v in data.items() if k in service.FIELD_BY_NAME or k in {"issues", "primary_issue"}}
+            ctx = form_context(record, lang, values=values, errors=exc.errors)
+            ctx["editable"] = True
+            ctx["call_id"] = record.call_id
+            return render(request, "records/form.html", ctx, status_code=422)
+        audit.record(db, actor=principal, action="record.complete" if complete else "record.save",
+                     object_type="call_record", object_id=record.id, request=request,
+                     detail={"version": record.version})
+        _announce(record)
+    return RedirectResponse(f"/records/{record_id}", status_code=303)
+
+
+def _announce(record: Any) -> None:
+    """Tell the wallboard a record was completed (ids and codes only)."""
+    if record.state != "completed":
+        return
+    from hotline import bus
+
+    bus.publish(f"centre:{record.centre_id}", {"type": "record", "record": {
+        "id": record.id, "state": record.state, "primary_issue": record.primary_issue,
+        "version": record.version, "counsellor_id": record.counsellor_id}})
+
+
+@router.post("/records/{record_id}/close-nc")
+async def close_nc(record_id: int, request: Request, principal: Principal = Depends(staff_write)) -> Response:
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.json()
+        code, version = str(body.get("code") or ""), body.get("version")
+    else:
+        form = await request.form()
+        code, version = str(form.get("code") or ""), form.get("version")
+    with session_scope() as db:
+        try:
+            record = service.get_record(db, record_id=record_id, actor=principal, for_edit=True)
+            record = service.close_non_counselling(db, record=record, actor=principal, code=code,
+                                                   version=int(version) if version not in (None, "") else None)
+        except service.NotFound:
+            raise HTTPException(404, detail=NOT_FOUND) from None
+        except service.NotAllowed:
+            raise HTTPException(403, detail=NOT_ALLOWED) from None
+        except service.VersionConflict as exc:
+            return JSONResponse(_conflict_body(exc, _lang(principal)), status_code=409)
+        except (service.RecordError, ValueError) as exc:
+            db.rollback()
+            errors = exc.errors if isinstance(exc, service.RecordError) else {"version": str(exc)}
+            if _json(request):
+                return JSONResponse({"detail": " ".join(errors.values()), "errors": errors}, status_code=422)
+            raise HTTPException(422, detail=" ".join(errors.values())) from None
+        audit.record(db, actor=principal, action="record.close_non_counselling", object_type="call_record",
+                     object_id=record.id, request=request, detail={"code": code})
+        _announce(record)
+        out = {"id": record.id, "version": record.version, "state": record.state}
+    if _json(request):
+        return JSONResponse(out)
+    return RedirectResponse(f"/records/{record_id}", status_code=303)
+
+
+@router.get("/records/{record_id}/history")
+def history(record_id: int, request: Request, principal: Principal = Depends(staff)) -> Response:
+    lang = _lang(principal)
+    with session_scope() as db:
+        try:
+            record = service.get_record(db, record_id=record_id, actor=principal)
+        except service.NotFound:
+            raise HTTPException(404, detail=NOT_FOUND) from None
+        audit.record(db, actor=principal, action="record.history", object_type="call_record",
+                     object_id=record.id, request=request)
+        revs = [{"version": r.version, "action": r.action, "user_id": r.user_id, "at": r.at,
+                 "changes": r.changes} for r in service.revisions(db, record=record)]
+        from hotline.auth import service as users
+
+        names = {u.id: (u.display_name or u.username) for u in users.list_users(db)}
+        return render(request, "records/history.html", {
+            "record": record, "revisions": revs, "names": names, "t": text(lang),
+            "field_label": lambda name: service.field_label(name, lang)})
