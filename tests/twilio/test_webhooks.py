@@ -362,3 +362,23 @@ def test_voice_enqueues_while_the_database_is_down_and_replays_later(db_url, env
     assert spool.pending_files() == []
     [call] = all_calls()
     assert call.status == "missed" and call.queue == "hotline-default" and call.ended_at == at(60)
+
+
+def test_concurrent_callbacks_of_many_calls_are_all_applied(post, env) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sids = [f"CA{i:032d}" for i in range(20)]
+    for sid in sids:
+        xml(post("/webhooks/twilio/voice", base_params(CallSid=sid)))
+    requests = [base_params(CallSid=sid, CallStatus=status, SequenceNumber=str(seq), Timestamp=rfc2822(sec),
+                            **({"CallDuration": "60"} if status == "completed" else {}))
+                for sid in sids for seq, (status, sec) in enumerate((("ringing", 0), ("in-progress", 1),
+                                                                     ("completed", 60)))]
+    random.Random(7).shuffle(requests)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        codes = list(pool.map(lambda p: post("/webhooks/twilio/status", p).status_code, requests))
+    assert codes == [200] * len(requests)
+    calls = all_calls()
+    assert len(calls) == 20 and {c.status for c in calls} == {"missed"}
+    assert {c.ended_at for c in calls} == {at(60)}
+    assert count(RawEvent) == 20 + len(requests) and count(DeadLetter) == 0

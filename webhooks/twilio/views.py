@@ -10,6 +10,7 @@ caller whatever happens to the database: a caller must always reach a counsellor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ from hotline.ingest.events import RawIn
 from hotline.settings import Settings, get_settings
 from webhooks.twilio import adapter
 from webhooks.twilio.adapter import Hook, QueueOutcome
+from webhooks.twilio.batcher import batcher
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +107,12 @@ def _signature_problem(settings: Settings, request: Request, params: _Params) ->
     return None
 
 
-def _submit(items: list[RawIn]) -> bool:
-    """Ingest now or spool; True when it reached the database."""
-    return spool.submit(items) is not None
-
-
-def _keep(raw: RawIn) -> None:
-    """Store a request that cannot be applied (it lands in dead letters, or the spool)."""
-    try:
-        _submit([raw])
-    except Exception:  # noqa: BLE001 - the spool write failed too; the log line is all that is left
-        log.exception("twilio.keep_failed", extra={"hook": raw.event_type})
+async def _keep(raw: RawIn, budget: float | None = None) -> bool:
+    """Keep a raw event (committed with its batch, or spooled); True when it reached the database."""
+    if budget is None:
+        return await asyncio.wrap_future(batcher.submit([raw]))
+    with anyio.fail_after(budget):
+        return await asyncio.wrap_future(batcher.submit([raw]))
 
 
 async def _in_thread(fn: Callable[[], object], budget: float | None = None) -> object:
@@ -141,7 +138,7 @@ async def _read(request: Request, hook: Hook) -> adapter.Request | Response:
     if problem is not None:
         log.warning("twilio.signature_rejected", extra={"hook": hook.value, "reason": problem,
                                                         "call_sid": req.get("CallSid")})
-        await _in_thread(lambda: _keep(adapter.rejected(req, problem)))
+        await _keep(adapter.rejected(req, problem))
         return PlainTextResponse(
             "Yêu cầu bị từ chối: chữ ký Twilio không hợp lệ.\nForbidden: the Twilio signature is not valid.",
             status_code=403)
@@ -195,40 +192,31 @@ async def voice(request: Request) -> Response:
     if isinstance(req, Response):
         return req
     settings = get_settings()
-    fallback_queue = queue_name(settings, settings.default_centre_code)
-    req.assigned_queue = fallback_queue
-    fallback = adapter.translate(req)
-    if fallback.error:
-        await _in_thread(lambda: _keep(fallback))
-        return _bad_request(req, fallback)
-    chosen = {"queue": fallback_queue}
-
-    def work() -> None:
+    deadline = anyio.current_time() + DB_BUDGET_SECONDS
+    req.assigned_queue = queue_name(settings, settings.default_centre_code)
+    reachable = True
+    if not adapter.missing_fields(Hook.VOICE, req.params):
         try:
-            code = _centre_code_for_number(settings, adapter.dialed_of(req))
-        except spool.DB_ERRORS as exc:
-            path = spool.write([fallback])
-            log.error("twilio.voice_spooled", extra={"reason": f"database unavailable: {type(exc).__name__}",
-                                                     "call_sid": req.get("CallSid"), "spool": path.name})
-            return
-        chosen["queue"] = queue_name(settings, code)
-        req.assigned_queue = chosen["queue"]
-        _submit([adapter.translate(req)])
-
-    try:
-        await _in_thread(work, budget=DB_BUDGET_SECONDS)
-    except TimeoutError:
-        # The database is too slow to answer in time: keep the event on disk and enqueue anyway.
-        # If the slow attempt finishes later, the replay is a duplicate and changes nothing.
-        path = await anyio.to_thread.run_sync(lambda: spool.write([fallback]))
-        chosen["queue"] = fallback_queue
-        log.error("twilio.voice_spooled", extra={"reason": f"database slower than {DB_BUDGET_SECONDS}s",
-                                                 "call_sid": req.get("CallSid"), "spool": path.name})
-    except Exception:  # noqa: BLE001 - never leave a caller without TwiML
-        log.exception("twilio.voice_ingest_failed", extra={"call_sid": req.get("CallSid")})
-        chosen["queue"] = fallback_queue
-        await _in_thread(lambda: _keep(fallback))
-    return _twiml(voice_twiml(settings, chosen["queue"]))
+            code = await _in_thread(lambda: _centre_code_for_number(settings, adapter.dialed_of(req)),
+                                    budget=DB_BUDGET_SECONDS)
+            req.assigned_queue = queue_name(settings, str(code))
+        except (TimeoutError, *spool.DB_ERRORS) as exc:
+            reachable = False  # answer from the default queue and keep the event on disk
+            log.error("twilio.voice_db_unavailable", extra={"reason": type(exc).__name__,
+                                                            "call_sid": req.get("CallSid")})
+    raw = adapter.translate(req)
+    if raw.error:
+        await _keep(raw)
+        return _bad_request(req, raw)
+    if reachable:
+        try:
+            await _keep(raw, budget=max(0.1, deadline - anyio.current_time()))
+        except TimeoutError:
+            reachable = False  # if the slow commit lands later, the spooled copy is a harmless duplicate
+    if not reachable:
+        path = await anyio.to_thread.run_sync(lambda: spool.write([raw]))
+        log.error("twilio.voice_spooled", extra={"call_sid": req.get("CallSid"), "spool": path.name})
+    return _twiml(voice_twiml(settings, req.assigned_queue))
 
 
 @router.post("/wait")
@@ -269,7 +257,7 @@ async def _callback(request: Request, hook: Hook,
     if isinstance(req, Response):
         return req
     raw = adapter.translate(req)
-    await _in_thread(lambda: _keep(raw))
+    await _keep(raw)
     if raw.error:
         return _bad_request(req, raw)
     settings = get_settings()
@@ -314,29 +302,32 @@ async def agent(request: Request) -> Response:
     settings = get_settings()
     raw = adapter.translate(req)
     if raw.error:
-        await _in_thread(lambda: _keep(raw))
+        await _keep(raw)
         return _bad_request(req, raw)
     identity = adapter.agent_identity(req)
-    chosen = {"queue": queue_name(settings, settings.default_centre_code)}
-
-    def work() -> None:
-        try:
-            chosen["queue"] = queue_name(settings, _centre_code_for_agent(settings, identity))
-        except spool.DB_ERRORS as exc:
-            log.error("twilio.agent_default_queue", extra={"reason": f"database unavailable: {type(exc).__name__}"})
-        _keep(raw)
-
+    queue = queue_name(settings, settings.default_centre_code)
     try:
-        await _in_thread(work, budget=DB_BUDGET_SECONDS)
+        code = await _in_thread(lambda: _centre_code_for_agent(settings, identity), budget=DB_BUDGET_SECONDS)
+        queue = queue_name(settings, str(code))
+    except (TimeoutError, *spool.DB_ERRORS) as exc:
+        log.error("twilio.agent_default_queue", extra={"reason": f"database unavailable: {type(exc).__name__}"})
+    try:
+        await _keep(raw, budget=DB_BUDGET_SECONDS)
     except TimeoutError:
-        log.error("twilio.agent_default_queue", extra={"reason": f"database slower than {DB_BUDGET_SECONDS}s"})
-    return _twiml(agent_twiml(settings, chosen["queue"], identity))
+        await anyio.to_thread.run_sync(lambda: spool.write([raw]))
+    return _twiml(agent_twiml(settings, queue, identity))
 
 
 # ---------------------------------------------------------------------- the app
 def _start_drainer(app: FastAPI) -> Callable[[], None]:
     log.info("twilio.spool_drainer_started", extra={"interval": DRAIN_INTERVAL_SECONDS})
-    return spool.start_drainer(DRAIN_INTERVAL_SECONDS)
+    stop_drainer = spool.start_drainer(DRAIN_INTERVAL_SECONDS)
+
+    def stop() -> None:
+        stop_drainer()
+        batcher.stop()
+
+    return stop
 
 
 def setup_app(app: FastAPI) -> None:

@@ -1,0 +1,199 @@
+"""Benchmark: ``POST /webhooks/twilio/status`` latency with 50 concurrent clients.
+
+A real uvicorn server (``hotline.app:create_app``) on a fresh PostgreSQL database created and
+dropped on 127.0.0.1; every request is signed with ``twilio.request_validator.RequestValidator``
+exactly as Twilio signs it.  Calls are opened with the voice webhook first, then the clients post
+the status callbacks of those calls (ringing, in-progress, completed with SequenceNumber and
+Timestamp), as Twilio would for many simultaneous calls.
+
+Two runs:
+- paced: each client sends one callback, waits ``--think`` seconds, sends the next (Twilio's
+  load is many calls each posting a few callbacks, not one client hammering);
+- saturated: the same clients back to back, to show the ceiling (throughput).
+
+Usage: .venv/bin/python bench/twilio_status.py [--clients 50] [--calls 400] [--think 0.25] [--workers 1]
+Target: p99 ≤ 50 ms in the paced run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+from sqlalchemy import create_engine, text
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hotline import migrate  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("HOTLINE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TOKEN = "bench-twilio-auth-token"
+T0 = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def signed(base: str, path: str, params: dict[str, str]) -> tuple[str, bytes, dict[str, str]]:
+    signature = RequestValidator(TOKEN).compute_signature(base + path, params)
+    return path, urlencode(params).encode(), {"X-Twilio-Signature": signature,
+                                              "Content-Type": "application/x-www-form-urlencoded"}
+
+
+def call_params(i: int) -> dict[str, str]:
+    return {"AccountSid": "AC" + "0" * 32, "CallSid": f"CA{i:032d}", "From": f"+8491{i % 10_000_000:07d}",
+            "Caller": f"+8491{i % 10_000_000:07d}", "To": "+842873001234", "Called": "+842873001234",
+            "Direction": "inbound", "ApiVersion": "2010-04-01", "CallerName": ""}
+
+
+def status_requests(base: str, calls: range) -> list[tuple[str, bytes, dict[str, str]]]:
+    out = []
+    for i in calls:
+        for seq, (status, sec) in enumerate((("ringing", 0), ("in-progress", 1), ("completed", 90))):
+            params = {**call_params(i), "CallStatus": status, "SequenceNumber": str(seq),
+                      "Timestamp": format_datetime(T0 + timedelta(seconds=sec + i), usegmt=True),
+                      "CallbackSource": "call-progress-events"}
+            if status == "completed":
+                params["CallDuration"] = "90"
+            out.append(signed(base, "/webhooks/twilio/status", params))
+    return out
+
+
+async def run(base: str, requests: list, clients: int, think: float) -> tuple[list[float], float]:
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in requests:
+        queue.put_nowait(item)
+    latencies: list[float] = []
+    failures: list[str] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+        async def client() -> None:
+            while True:
+                try:
+                    path, body, headers = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                started = time.perf_counter()
+                response = await http.post(path, content=body, headers=headers)
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+                if think:
+                    await asyncio.sleep(think)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed, first: {failures[0]}")
+    return latencies, elapsed
+
+
+def report(name: str, latencies: list[float], elapsed: float) -> float:
+    ms = sorted(x * 1000 for x in latencies)
+    q = statistics.quantiles(ms, n=100, method="inclusive")
+    print(f"{name:<10} requests={len(ms):>5}  p50={q[49]:6.1f} ms  p95={q[94]:6.1f} ms  p99={q[98]:6.1f} ms  "
+          f"max={ms[-1]:6.1f} ms  throughput={len(ms) / elapsed:7.1f} req/s")
+    return q[98]
+
+
+def wait_ready(base: str, proc: subprocess.Popen) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("uvicorn exited before it was ready")
+        try:
+            httpx.get(base + "/webhooks/twilio/voice", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit("uvicorn did not start within 30 s")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--calls", type=int, default=400, help="calls per run (3 status callbacks each)")
+    ap.add_argument("--think", type=float, default=0.25, help="seconds each client waits between callbacks")
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    args = ap.parse_args()
+
+    name = f"hotline_bench_twilio_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    proc = None
+    try:
+        migrate.upgrade(url)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        data_dir = tempfile.mkdtemp(prefix="hotline-bench-")
+        env = {**os.environ, "HOTLINE_DATABASE_URL": url, "HOTLINE_TWILIO_AUTH_TOKEN": TOKEN,
+               "HOTLINE_PUBLIC_BASE_URL": base, "HOTLINE_SECRET_KEY": "bench-secret-key",
+               "HOTLINE_DATA_DIR": data_dir, "HOTLINE_ENVIRONMENT": "test", "HOTLINE_REDIS_URL": "",
+               "HOTLINE_LOG_LEVEL": "WARNING", "HOTLINE_ENV_FILE": os.devnull, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "hotline.app:create_app", "--factory", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
+            env=env, cwd=ROOT)
+        wait_ready(base, proc)
+
+        total = args.calls * 2 + 50
+        voices = [signed(base, "/webhooks/twilio/voice", {**call_params(i), "CallStatus": "ringing"})
+                  for i in range(total)]
+        asyncio.run(run(base, voices, args.clients, 0))  # open every call (and warm up)
+        warm = status_requests(base, range(args.calls * 2, total))
+        asyncio.run(run(base, warm, args.clients, 0))
+
+        print(f"POST /webhooks/twilio/status, {args.clients} concurrent clients, PostgreSQL, uvicorn workers="
+              f"{args.workers}, {os.cpu_count()} CPUs (load generator on the same machine)")
+        paced = status_requests(base, range(0, args.calls))
+        lat, elapsed = asyncio.run(run(base, paced, args.clients, args.think))
+        p99 = report(f"paced {args.think:g}s", lat, elapsed)
+        saturated = status_requests(base, range(args.calls, args.calls * 2))
+        lat, elapsed = asyncio.run(run(base, saturated, args.clients, 0))
+        report("saturated", lat, elapsed)
+
+        check = create_engine(url)
+        with check.connect() as conn:
+            done = conn.execute(text("SELECT count(*) FROM calls WHERE status = 'missed'")).scalar()
+            raws = conn.execute(text("SELECT count(*) FROM raw_events")).scalar()
+        check.dispose()
+        print(f"calls ended: {done}, raw events stored: {raws}")
+        verdict = "PASS" if p99 <= 50 else "FAIL"
+        print(f"{verdict}: paced p99 {p99:.1f} ms (target ≤ 50 ms)")
+        return 0 if p99 <= 50 else 1
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
