@@ -26,6 +26,12 @@ MAX_BATCH = 256  # raw events per transaction
 SHARDS = 4  # threads applying batches; database round trips of one overlap the others' work
 
 
+def _resolve(future: Future[bool], value: bool) -> None:
+    """Tell the waiting request; it may have stopped waiting (its time budget ran out)."""
+    if future.set_running_or_notify_cancel():
+        future.set_result(value)
+
+
 class Batcher:
     def __init__(self, submit: Callable[[Sequence[RawIn]], IngestResult | None] = spool.submit):
         self._submit = submit
@@ -82,10 +88,10 @@ class Batcher:
         except Exception:  # noqa: BLE001 - one bad request must not take the others down
             log.exception("twilio.batch_failed", extra={"events": len(items)})
             for raws, future in batch:
-                future.set_result(self._alone(raws))
+                _resolve(future, self._alone(raws))
             return
         for _, future in batch:
-            future.set_result(committed)
+            _resolve(future, committed)
 
     def _alone(self, raws: list[RawIn]) -> bool:
         try:
