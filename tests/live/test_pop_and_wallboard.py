@@ -1,0 +1,99 @@
+"""Pop details, caller history, number reveal and the wallboard, over HTTP."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from freezegun import freeze_time
+from sqlalchemy import select
+
+from hotline.audit.models import AuditEntry
+from hotline.db import session_scope
+from tests.live.conftest import call_id, feed_call, sign_in
+
+JSON = {"Accept": "application/json"}
+
+
+def test_caller_history_lists_earlier_calls_of_the_same_number_with_what_was_recorded(client, staff):
+    token = sign_in(client, "tvv1")
+    earlier = call_id(feed_call(caller="0912 345 678", at=datetime.now(timezone.utc) - timedelta(days=3), ended=True))
+    rid = client.post(f"/records/for-call/{earlier}", headers={**JSON, "X-CSRF-Token": token}).json()
+    fields = {"caller_role": "survivor", "issues": ["dv.physical"], "primary_issue": "dv.physical",
+              "service_level": "3", "outcome": "follow_up", "follow_up_needed": True,
+              "follow_up_date": (datetime.now(timezone.utc) + timedelta(days=2)).date().isoformat()}
+    r = client.put(f"/records/{rid['id']}", json={"version": rid["version"], "fields": fields, "complete": True},
+                   headers={**JSON, "X-CSRF-Token": token})
+    assert r.status_code == 200, r.text
+    feed_call(caller="0987654321", at=datetime.now(timezone.utc) - timedelta(days=1))  # someone else
+    withheld = call_id(feed_call(caller="anonymous"))
+    now = call_id(feed_call(caller="+84912345678"))
+    page = client.get(f"/live/calls/{now}/pop").text
+    assert "Bạo lực thể chất" in page or "dv.physical" not in page  # labelled, not coded
+    assert page.count("<tr>") == 2  # header + the one earlier call of this number
+    assert "Còn theo dõi" in page
+    assert "Tham vấn tâm lý" in page
+    assert "Chưa gọi trước đây" in client.get(f"/live/calls/{withheld}/pop").text
+    with session_scope() as db:
+        rows = list(db.scalars(select(AuditEntry).where(AuditEntry.action == "caller_history.view")))
+        assert [r.object_id for r in rows] == [str(now), str(withheld)]
+
+
+def test_counsellor_cannot_see_pops_of_calls_not_offered_to_them(client, staff):
+    sign_in(client, "tvv2")
+    cid = call_id(feed_call(agent="PJSIP/tvv1"))
+    assert client.get(f"/live/calls/{cid}/pop").status_code == 404
+    sign_in(client, "gs_other")
+    assert client.get(f"/live/calls/{cid}/pop").status_code == 404
+    sign_in(client, "gs1")
+    assert client.get(f"/live/calls/{cid}/pop").status_code == 200
+
+
+def test_reveal_is_for_supervisors_and_is_audited(client, staff):
+    cid = call_id(feed_call(agent="PJSIP/tvv1", caller="0912345678"))
+    token = sign_in(client, "tvv1")
+    r = client.post(f"/live/calls/{cid}/reveal", headers={**JSON, "X-CSRF-Token": token})
+    assert r.status_code == 403 and "0912" not in r.text
+    token = sign_in(client, "gs1")
+    assert client.post(f"/live/calls/{cid}/reveal", headers=JSON).status_code == 403  # no CSRF token
+    r = client.post(f"/live/calls/{cid}/reveal", headers={**JSON, "X-CSRF-Token": token})
+    assert r.status_code == 200 and r.json()["number"] == "0912 345 678"
+    with session_scope() as db:
+        rows = {(a.actor_username, a.action) for a in db.scalars(select(AuditEntry))}
+    assert ("gs1", "call.reveal") in rows and ("tvv1", "call.reveal_refused") in rows
+    assert not any("345" in str(a) for a in rows)
+
+
+def test_wallboard_waiting_in_progress_presence_and_totals(client, staff):
+    client.get("/no-such-page")  # every router is built on first use: build them before dates are frozen
+    with freeze_time("2026-11-23 03:00:00"):
+        base = datetime(2026, 11, 23, 2, 59, 0, tzinfo=timezone.utc)
+        waiting = call_id(feed_call(agent=None, at=base))
+        talking = call_id(feed_call(agent="PJSIP/tvv2", answered=True, at=base - timedelta(minutes=5)))
+        call_id(feed_call(agent="PJSIP/tvv1", answered=True, ended=True, at=base - timedelta(hours=1)))
+        call_id(feed_call(agent="PJSIP/tvv1", at=base - timedelta(days=2), ended=True))  # not today
+        token = sign_in(client, "tvv1")
+        client.post("/live/presence", json={"state": "available"}, headers={**JSON, "X-CSRF-Token": token})
+        sign_in(client, "gs1")
+        data = client.get("/live/wallboard.json").json()
+        page = client.get("/live/wallboard")
+    assert [w["id"] for w in data["waiting"]] == [waiting]
+    assert data["waiting"][0]["waited"] == 59 and data["waiting"][0]["caller"] == "0912 *** 678"
+    assert [(p["id"], p["counsellor"]) for p in data["in_progress"]] == [(talking, "TVV2")]
+    assert data["totals"]["received"] == 3 and data["totals"]["answered"] == 2
+    assert {p["name"]: p["state"] for p in data["presence"]} == {"TVV1": "available", "TVV2": "away"}
+    assert page.status_code == 200 and 'id="wb-waiting"' in page.text
+    sign_in(client, "tvv1")
+    assert client.get("/live/wallboard.json", headers=JSON).status_code == 403
+
+
+def test_live_screen_and_form_pages_use_local_assets_only(client, staff):
+    token = sign_in(client, "tvv1")
+    rec = client.post(f"/records/for-call/{call_id(feed_call())}", headers={**JSON, "X-CSRF-Token": token}).json()
+    for path in ("/live", f"/records/{rec['id']}"):
+        page = client.get(path).text
+        assert "http://" not in page.replace("http://testserver", "") and "https://" not in page
+        assert len(page.encode()) < 120_000
+    for asset in ("/live-static/live.js", "/live-static/record.js", "/live-static/wallboard.js",
+                  "/live-static/live.css"):
+        r = client.get(asset)
+        assert r.status_code == 200 and len(r.content) < 20_000 and b"http" not in r.content
