@@ -56,7 +56,8 @@ def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
-            raise CliError("no password on standard input: pipe one line, e.g. `printf '%s\\n' \"$PW\" | hotline user …`")
+            raise CliError("--password-stdin found no password on standard input: pipe one line, "
+                           "e.g. `printf '%s\\n' \"$PW\" | hotline user …`; nothing was changed")
         return password
     if not sys.stdin.isatty():
         raise CliError("no terminal to prompt for the password: use --password-stdin and pipe it in")
