@@ -1,0 +1,123 @@
+"""End to end: a counsellor signs in, a call arrives, the pop appears, the record is filled in,
+the network drops while typing, comes back, the page is reloaded, the record is completed; the
+supervisor sees it on the live wallboard and in the records."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.browser.conftest import sign_in
+from tests.live.conftest import PASSWORD, call_id, feed_call, make_staff
+from tests.live.sse_helpers import LiveServer
+
+pytestmark = pytest.mark.browser
+
+
+def test_counsellor_records_a_call_through_an_outage_and_supervisor_sees_it(browser, live_env):
+    make_staff(live_env)
+    with LiveServer() as server:
+        base = server.url
+        tvv = browser.new_context(viewport={"width": 1366, "height": 768})
+        boss = browser.new_context(viewport={"width": 1366, "height": 768})
+        try:
+            page = tvv.new_page()
+            sign_in(page, base, "tvv1", PASSWORD, "/live")
+            page.wait_for_function("document.getElementById('sse-status').textContent.length > 0")
+
+            board = boss.new_page()
+            sign_in(board, base, "gs1", PASSWORD, "/live/wallboard")
+            board.wait_for_function("document.getElementById('sse-status').textContent.length > 0")
+
+            # a call offered to and answered by this counsellor: the pop appears without a reload
+            cid = call_id(feed_call(agent="PJSIP/tvv1", caller="0912345678", answered=True))
+            pop = page.locator(f'.pop[data-call-id="{cid}"]')
+            pop.wait_for(timeout=5000)
+            assert pop.locator(".pop-caller").inner_text() == "0912 *** 678"
+            assert pop.locator(".pop-line").inner_text() == "Đường dây nóng 1800"
+            assert pop.locator(".pop-reveal").count() == 0  # counsellors cannot reveal numbers
+            pop.locator(".caller-history, .muted").first.wait_for()
+            # the wallboard shows the call in progress with its counsellor, live
+            board.locator(f'#wb-progress tr[data-call-id="{cid}"]').wait_for(timeout=5000)
+            assert "TVV1" in board.locator("#wb-progress").inner_text()
+
+            page.keyboard.press("Alt+r")  # open the record from the pop
+            page.wait_for_url(re.compile(r".*/records/\d+$"))
+            record_url = page.url
+            page.select_option('select[name="caller_role"]', "survivor")
+            page.select_option('select[name="caller_sex"]', "female")
+            page.select_option('select[name="caller_age_group"]', "30_59")
+            page.locator("details", has=page.locator('input[value="dv.physical"]')).locator("summary").click()
+            page.check('input[name="issues"][value="dv.physical"]')
+            page.check('input[name="primary_issue"][value="dv.physical"]')
+            notes = page.locator("#notes")
+            notes.fill("Chị gọi lúc chồng đi vắng. <b>không in đậm</b>")
+            page.wait_for_function("(document.body.dataset.savedVersion || '0') > '1'")
+            status = page.locator("#save-status")
+
+            # the network drops; the counsellor keeps typing
+            tvv.set_offline(True)
+            notes.press("End")
+            notes.type(" Đã hẹn gọi lại an toàn.")
+            page.wait_for_function("document.getElementById('save-status').className.includes('offline')")
+            kept = page.evaluate("JSON.parse(localStorage.getItem('hotline-draft-' + "
+                                 "document.getElementById('record-form').dataset.recordId))")
+            assert kept["dirty"] and kept["fields"]["notes"].endswith("Đã hẹn gọi lại an toàn.")
+
+            # back online, reload at once: nothing typed is lost
+            tvv.set_offline(False)
+            page.goto(record_url)
+            assert notes.input_value().endswith("Đã hẹn gọi lại an toàn.")
+            page.wait_for_function("!JSON.parse(localStorage.getItem('hotline-draft-' + "
+                                   "document.getElementById('record-form').dataset.recordId)).dirty")
+            page.reload()
+            assert notes.input_value() == "Chị gọi lúc chồng đi vắng. <b>không in đậm</b> Đã hẹn gọi lại an toàn."
+            assert page.locator("#notes b").count() == 0
+
+            page.select_option('select[name="service_level"]', "3")
+            page.select_option('select[name="outcome"]', "resolved")
+            page.keyboard.press("Control+Enter")
+            page.wait_for_selector('#record-form[data-state="completed"]')
+            assert status.count() == 1
+
+            # the supervisor's wallboard counts it, live, and the records list has it
+            board.wait_for_function(
+                "document.querySelector('[data-total=\"records_completed\"]').textContent === '1'", timeout=5000)
+            record_id = record_url.rsplit("/", 1)[1]
+            board.goto(f"{base}/records")
+            assert board.locator(f'tr[data-record-id="{record_id}"]').count() == 1
+            board.goto(record_url)
+            assert board.locator("#notes").input_value().endswith("Đã hẹn gọi lại an toàn.")
+            board.locator(".pop-area").wait_for()
+        finally:
+            tvv.close()
+            boss.close()
+
+
+def test_markup_in_notes_stays_text_and_stale_tab_sees_the_difference(browser, live_env):
+    make_staff(live_env)
+    with LiveServer() as server:
+        base = server.url
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+        try:
+            one = ctx.new_page()
+            sign_in(one, base, "tvv1", PASSWORD, "/records/new")
+            one.click('button[type="submit"].primary')
+            one.wait_for_url(re.compile(r".*/records/\d+$"))
+            url = one.url
+            two = ctx.new_page()
+            two.goto(url)
+            one.locator("#notes").fill('<img src=x onerror="document.title=\'owned\'">')
+            one.wait_for_function("(document.body.dataset.savedVersion || '0') > '1'")
+            # the second tab is stale: its save gets 409 and the difference is shown
+            two.evaluate("localStorage.clear()")
+            two.locator("#notes").fill("bản của tab cũ")
+            two.locator("#conflict-box").wait_for(state="visible", timeout=5000)
+            rows = two.locator("#conflict-rows").inner_text()
+            assert "bản của tab cũ" in rows and "<img src=x" in rows
+            assert two.title() != "owned" and two.locator("#conflict-rows img").count() == 0
+            one.reload()
+            assert one.title() != "owned" and one.locator("img[src=x]").count() == 0
+        finally:
+            ctx.close()
