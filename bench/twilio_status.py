@@ -9,7 +9,9 @@ Timestamp), as Twilio would for many simultaneous calls.
 Two runs:
 - paced: each client sends one callback, waits ``--think`` seconds, sends the next (Twilio's
   load is many calls each posting a few callbacks, not one client hammering);
-- saturated: the same clients back to back, to show the ceiling (throughput).
+- saturated: the same clients back to back, to show the ceiling (throughput);
+- no-db ref: the hold-music webhook back to back (signature check and TwiML, no database), the
+  floor that the web stack alone costs on this machine.
 
 Usage: .venv/bin/python bench/twilio_status.py [--clients 50] [--calls 400] [--think 0.25] [--workers 1]
 Target: p99 ≤ 50 ms in the paced run.
@@ -166,13 +168,19 @@ def main() -> int:
         asyncio.run(run(base, warm, args.clients, 0))
 
         print(f"POST /webhooks/twilio/status, {args.clients} concurrent clients, PostgreSQL, uvicorn workers="
-              f"{args.workers}, {os.cpu_count()} CPUs (load generator on the same machine)")
+              f"{args.workers}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+              "(load generator on the same machine)")
         paced = status_requests(base, range(0, args.calls))
         lat, elapsed = asyncio.run(run(base, paced, args.clients, args.think))
         p99 = report(f"paced {args.think:g}s", lat, elapsed)
         saturated = status_requests(base, range(args.calls, args.calls * 2))
         lat, elapsed = asyncio.run(run(base, saturated, args.clients, 0))
         report("saturated", lat, elapsed)
+
+        hold = [signed(base, "/webhooks/twilio/wait", {"CallSid": f"CA{i:032d}", "QueuePosition": "2",
+                                                        "QueueTime": "40"}) for i in range(args.calls * 3)]
+        lat, elapsed = asyncio.run(run(base, hold, args.clients, 0))
+        report("no-db ref", lat, elapsed)  # the hold-music webhook: signature + TwiML, no database
 
         check = create_engine(url)
         with check.connect() as conn:

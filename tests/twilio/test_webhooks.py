@@ -382,3 +382,28 @@ def test_concurrent_callbacks_of_many_calls_are_all_applied(post, env) -> None:
     assert len(calls) == 20 and {c.status for c in calls} == {"missed"}
     assert {c.ended_at for c in calls} == {at(60)}
     assert count(RawEvent) == 20 + len(requests) and count(DeadLetter) == 0
+
+
+def test_dial_action_on_the_callers_own_leg_reports_talk_time(post, kontum) -> None:
+    with freeze_time(at(0)):
+        xml(post("/webhooks/twilio/voice", base_params()))
+    send(post, [(125, "/webhooks/twilio/dial-action", base_params(
+        DialCallStatus="completed", DialCallDuration="120", DialCallSid="CA" + "8" * 32, CallStatus="in-progress"))])
+    [call] = all_calls()
+    assert (call.status, call.answered_at, call.ended_at, call.talk_seconds) == ("completed", at(5), at(125), 120)
+    send(post, [(126, "/webhooks/twilio/dial-action", base_params(
+        CallSid="CA" + "4" * 32, DialCallStatus="no-answer", DialCallDuration="0"))])
+    assert len(all_calls()) == 1  # an unanswered dial says nothing the call's own callbacks will not
+
+
+def test_counsellor_gets_the_default_queue_while_the_database_is_down(db_url, env, tmp_path, monkeypatch) -> None:
+    from hotline.app import create_app
+
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", f"sqlite:///{tmp_path / 'no-such-dir' / 'down.sqlite3'}")
+    reset_settings()
+    params = {"CallSid": AGENT_CALL_SID, "From": "client:lan", "To": ""}
+    headers = {"X-Twilio-Signature": sign("/webhooks/twilio/agent", params)}
+    with TestClient(create_app()) as client:
+        root = xml(client.post("/webhooks/twilio/agent", data=params, headers=headers))
+    assert root.find("Dial/Queue").text == "hotline-default"  # type: ignore[union-attr]
+    assert len(spool.pending_files()) == 1  # the request itself is kept for later
