@@ -277,6 +277,7 @@ def write(session: Session, *, records: list[Record], report: ImportReport, acto
     orgs: dict[str, Organization] = {}
     total = len(records)
     words: set[str] = set()
+    known_orgs: set[str] = set()  # organisations present in the database (loaded or inserted here)
     for start in range(0, total, 500):
         chunk = records[start:start + 500]
         ids = [r.id for r in chunk]
@@ -285,15 +286,21 @@ def write(session: Session, *, records: list[Record], report: ImportReport, acto
                 selectinload(Service.phones), selectinload(Service.schedules), selectinload(Service.language_rows),
                 selectinload(Service.areas), selectinload(Service.attributes),
                 selectinload(Service.locations).joinedload(ServiceAtLocation.location)))}
-        org_ids = {r.organization_id for r in chunk} - set(orgs)
+        org_ids = {r.organization_id for r in chunk if r.id in existing} - set(orgs)
         for o in session.scalars(select(Organization).where(Organization.id.in_(org_ids))):
             orgs[o.id] = o
-        for rec in chunk:
-            status = svc_mod.save(session, record=rec, actor=actor, action=action,
-                                  existing=existing.get(rec.id), known_new=rec.id not in existing, org_cache=orgs,
-                                  words=words)
+        new = [rec for rec in chunk if rec.id not in existing]
+        unknown = {r.organization_id for r in new} - known_orgs - set(orgs)
+        known_orgs.update(session.scalars(select(Organization.id).where(Organization.id.in_(unknown))))
+        with session.no_autoflush:
+            statuses = [svc_mod.save(session, record=rec, actor=actor, action=action, existing=existing[rec.id],
+                                     org_cache=orgs, words=words) for rec in chunk if rec.id in existing]
+        for status in statuses:
             setattr(report, status, getattr(report, status) + 1)
         session.flush()
+        known_orgs.update(orgs)
+        svc_mod.bulk_create(session, records=new, actor=actor, action=action, known_orgs=known_orgs, words=words)
+        report.created += len(new)
         svc_mod.add_words(session, words)
         words.clear()
         if progress:

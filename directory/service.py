@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from directory import hours as hours_mod
@@ -216,27 +216,34 @@ def search_document(rec: Record) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------- saving
-def _apply(svc: Service, org: Organization, rec: Record, doc: str, digits: str, digest: str) -> None:
+def _service_values(rec: Record, doc: str, digits: str, digest: str) -> dict[str, Any]:
+    """Column values of ``dir_services`` for a record (one source for the ORM and bulk paths)."""
     lat, lon = rec.latitude, rec.longitude
     if lat is None or lon is None:
         lat, lon = places().centroid(rec.province_code, rec.commune_code)
+    return {
+        "organization_id": rec.organization_id, "name": rec.name, "alternate_name": rec.alternate_name,
+        "description": rec.description, "service_type": rec.service_type, "email": rec.email, "url": rec.url,
+        "hours_text": rec.hours, "open_24_7": rec.open_24_7, "open_on_holidays": rec.open_on_holidays,
+        "languages": "," + ",".join(rec.languages) + ",", "accessible": rec.accessible,
+        "beds_total": rec.beds_total, "beds_free": rec.beds_free, "beds_women": rec.beds_women,
+        "beds_men": rec.beds_men, "beds_children": rec.beds_children,
+        "referral_accepts": bool(rec.referral_method), "referral_method": rec.referral_method,
+        "referral_webhook_url": rec.referral_webhook_url, "referral_webhook_secret": rec.referral_webhook_secret,
+        "referral_email": rec.referral_email, "referral_sms": rec.referral_sms,
+        "province_code": rec.province_code or None, "commune_code": rec.commune_code, "lat": lat, "lon": lon,
+        "verified": rec.verified, "last_verified_at": rec.last_verified_at, "last_verified_by": rec.last_verified_by,
+        "source_note": rec.source_note, "search_doc": doc, "phone_digits": digits, "content_hash": digest,
+        "updated_at": utcnow(),
+    }
+
+
+def _apply(svc: Service, org: Organization, rec: Record, doc: str, digits: str, digest: str) -> None:
+    values = _service_values(rec, doc, digits, digest)
+    values.pop("organization_id")
     svc.organization = org
-    svc.name, svc.alternate_name, svc.description = rec.name, rec.alternate_name, rec.description
-    svc.service_type, svc.email, svc.url = rec.service_type, rec.email, rec.url
-    svc.hours_text, svc.open_24_7, svc.open_on_holidays = rec.hours, rec.open_24_7, rec.open_on_holidays
-    svc.languages = "," + ",".join(rec.languages) + ","
-    svc.accessible = rec.accessible
-    svc.beds_total, svc.beds_free = rec.beds_total, rec.beds_free
-    svc.beds_women, svc.beds_men, svc.beds_children = rec.beds_women, rec.beds_men, rec.beds_children
-    svc.referral_accepts = bool(rec.referral_method)
-    svc.referral_method, svc.referral_webhook_url = rec.referral_method, rec.referral_webhook_url
-    svc.referral_webhook_secret, svc.referral_email, svc.referral_sms = (
-        rec.referral_webhook_secret, rec.referral_email, rec.referral_sms)
-    svc.province_code, svc.commune_code = rec.province_code or None, rec.commune_code
-    svc.lat, svc.lon = lat, lon
-    svc.verified, svc.last_verified_at, svc.last_verified_by = rec.verified, rec.last_verified_at, rec.last_verified_by
-    svc.source_note, svc.search_doc, svc.phone_digits, svc.content_hash = rec.source_note, doc, digits, digest
-    svc.updated_at = utcnow()
+    for k, v in values.items():
+        setattr(svc, k, v)
 
 
 def _children(session: Session, svc: Service, org: Organization, rec: Record, is_new: bool) -> None:
@@ -279,7 +286,10 @@ def add_words(session: Session, words: set[str]) -> None:
 
 
 def _organization(session: Session, rec: Record, cache: dict[str, Organization] | None = None) -> Organization:
-    org = (cache or {}).get(rec.organization_id) or session.get(Organization, rec.organization_id)
+    if cache is not None:  # bulk writers pre-load the organisations that exist
+        org = cache.get(rec.organization_id)
+    else:
+        org = session.get(Organization, rec.organization_id)
     if org is None:
         org = Organization(id=rec.organization_id, name=rec.organization)
         session.add(org)
@@ -328,6 +338,54 @@ def save(session: Session, *, record: Record, actor: str, action: str = "update"
     session.add(Change(service_id=record.id, actor=actor, action="create" if created else action,
                        detail={"fields": sorted(changed) if not created else [], "via": action}))
     return "created" if created else "updated"
+
+
+def bulk_create(session: Session, *, records: list[Record], actor: str, action: str,
+                known_orgs: set[str], words: set[str]) -> None:
+    """Insert entries known to be new with multi-row INSERTs (imports of tens of thousands)."""
+    if not records:
+        return
+    pl = places()
+    now = utcnow()
+    new_orgs: dict[str, str] = {}
+    for rec in records:
+        if rec.organization_id not in known_orgs:
+            new_orgs.setdefault(rec.organization_id, rec.organization)
+    if new_orgs:
+        session.execute(insert(Organization), [{"id": k, "name": v, "description": "", "email": "", "website": "",
+                                                "created_at": now, "updated_at": now} for k, v in new_orgs.items()])
+        known_orgs.update(new_orgs)
+    rows = []
+    for rec in records:
+        doc, digits = search_document(rec)
+        words.update(_doc_words(doc))
+        rows.append({"id": rec.id, "status": "active", "timezone": "Asia/Ho_Chi_Minh", "created_at": now,
+                     **_service_values(rec, doc, digits, record_hash(rec))})
+    result = session.execute(insert(Service).returning(Service.pk, Service.id, sort_by_parameter_order=True), rows)
+    pks = {sid: pk for pk, sid in result.all()}
+    locs, addrs, sals, phones, scheds, langs, areas, attrs, changes = ([] for _ in range(9))
+    for rec in records:
+        pk, loc_id = pks[rec.id], f"{rec.id}-loc"
+        commune, province = pl.commune_name(rec.commune_code), pl.province_name(rec.province_code)
+        locs.append({"id": loc_id, "organization_id": rec.organization_id, "name": rec.name,
+                     "latitude": rec.latitude, "longitude": rec.longitude, "province_code": rec.province_code or None,
+                     "commune_code": rec.commune_code, "confidential": rec.confidential_address})
+        addrs.append({"id": f"{loc_id}-addr", "location_id": loc_id, "address_1": rec.address, "city": commune,
+                      "state_province": province, "postal_code": "", "country": "VN", "address_type": "physical"})
+        sals.append({"id": f"{rec.id}@{loc_id}", "service_pk": pk, "location_id": loc_id})
+        phones += [{"service_pk": pk, "number": n, "e164": e, "description": ""} for n, e in rec.phones]
+        scheds += [{"service_pk": pk, "byday": d, "opens_at": o, "closes_at": c} for d, o, c in rec.slots]
+        langs += [{"service_pk": pk, "code": c} for c in rec.languages]
+        areas.append({"service_pk": pk, "province_code": rec.province_code or None, "commune_code": rec.commune_code,
+                      "name": commune or province or "Toàn quốc / nationwide"})
+        attrs.append({"service_pk": pk, "taxonomy_term_id": f"{TAXONOMY}:{rec.service_type}"})
+        changes.append({"service_id": rec.id, "at": now, "actor": actor, "action": "create",
+                        "detail": {"fields": [], "via": action}})
+    for model, values in ((Location, locs), (Address, addrs), (ServiceAtLocation, sals), (Phone, phones),
+                          (Schedule, scheds), (Language, langs), (ServiceArea, areas), (Attribute, attrs),
+                          (Change, changes)):
+        if values:
+            session.execute(insert(model), values)
 
 
 _SNAP = ("name", "organization_id", "service_type", "hours_text", "languages", "accessible", "beds_total",
