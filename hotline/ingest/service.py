@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from hotline.calls.models import OPEN_STATUSES, Call, CallKey, CallRecord, DeadLetter, RawEvent
@@ -392,13 +392,42 @@ def store_raw(session: Session, items: Sequence[RawIn]) -> list[RawIn]:
         }
         for i in unique.values()
     ]
-    stmt = insert_ignore(session, RawEvent).returning(RawEvent.id, RawEvent.dedupe_key)
+    table = RawEvent.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        returned = _store_raw_pg(session, rows)
+    else:
+        # A Core insert on the table, not the ORM entity: the ORM's bulk insert splits a batch
+        # into one statement per run of rows with the same non-NULL columns (provider_key and
+        # payload_bytes vary from row to row).
+        stmt = insert_ignore(session, table).returning(table.c.id, table.c.dedupe_key)
+        returned = {key: raw_id for raw_id, key in session.execute(stmt, rows).all()}
+    # In the order given, so events are applied in arrival order.
     new: list[RawIn] = []
-    for raw_id, key in session.execute(stmt, rows).all():
-        item = unique[key]
-        item.raw_id = raw_id
-        new.append(item)
+    for key, item in unique.items():
+        if key in returned:
+            item.raw_id = returned[key]
+            new.append(item)
     return new
+
+
+_PG_RAW_INSERT = text(
+    "INSERT INTO raw_events (provider, dedupe_key, event_type, provider_key, received_at, payload, payload_bytes) "
+    "SELECT * FROM unnest(CAST(:provider AS varchar[]), CAST(:dedupe_key AS varchar[]), "
+    "CAST(:event_type AS varchar[]), CAST(:provider_key AS varchar[]), CAST(:received_at AS timestamptz[]), "
+    "CAST(:payload AS text[]), CAST(:payload_bytes AS bytea[])) "
+    "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
+)
+
+
+def _store_raw_pg(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """PostgreSQL: one statement with one array per column.  A multi-row VALUES list has seven
+    parameters per row, which psycopg re-parses for every batch (~35 ms per 500 events) and the
+    ORM bulk insert splits into many statements; ``unnest`` keeps it to seven parameters."""
+    columns = ("provider", "dedupe_key", "event_type", "provider_key", "received_at", "payload", "payload_bytes")
+    params: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in columns}
+    params["received_at"] = [t.astimezone(timezone.utc) for t in params["received_at"]]
+    result = session.execute(_PG_RAW_INSERT, params)
+    return {key: raw_id for raw_id, key in result.all()}
 
 
 def _dead(session: Session, item: RawIn | None, reason: str, payload: str = "") -> None:
@@ -417,32 +446,43 @@ def ingest(session: Session, items: Sequence[RawIn], *, settings: Settings | Non
     new = store_raw(session, items)
     result.stored = len(new)
     result.duplicates = len({i.dedupe_key for i in items}) - len(new)
-    batch: _Batch | None = None
+    applicable: list[RawIn] = []
     for item in new:
         if item.error:
             _dead(session, item, item.error)
             result.dead += 1
             log.warning("ingest.unparseable", extra={"provider": item.provider, "reason": item.error,
                                                      "event_type": item.event_type})
-            continue
-        if not item.events:
-            continue
-        if batch is None:
-            batch = _Batch(session, settings)
-        for ev in item.events:
-            try:
-                with session.begin_nested():
+        elif item.events:
+            applicable.append(item)
+    if not applicable:
+        return result
+    batch = _Batch(session, settings)
+    try:
+        # Fast path: the whole batch in one savepoint (a savepoint per event cost a flush and two
+        # round trips each, most of an AMI batch's time).
+        with session.begin_nested():
+            for item in applicable:
+                for ev in item.events:
                     batch.apply(ev)
-                result.applied += 1
-            except Exception as exc:  # noqa: BLE001 - the event is kept, with the reason
-                batch.keys.clear()
-                reason = f"{type(exc).__name__}: {exc} while applying {ev.kind.value} for {ev.key}"
-                _dead(session, item, reason)
-                result.dead += 1
-                log.error("ingest.apply_failed", extra={"provider": item.provider, "reason": reason})
-    if batch is not None:
-        session.flush()
-        result.touched = set(batch.touched)
+        result.applied += sum(len(item.events) for item in applicable)
+    except Exception:  # noqa: BLE001 - undone; applied again event by event below
+        batch.keys.clear()
+        batch.touched.clear()
+        for item in applicable:
+            for ev in item.events:
+                try:
+                    with session.begin_nested():
+                        batch.apply(ev)
+                    result.applied += 1
+                except Exception as exc:  # noqa: BLE001 - the event is kept, with the reason
+                    batch.keys.clear()
+                    reason = f"{type(exc).__name__}: {exc} while applying {ev.kind.value} for {ev.key}"
+                    _dead(session, item, reason)
+                    result.dead += 1
+                    log.error("ingest.apply_failed", extra={"provider": item.provider, "reason": reason})
+    session.flush()
+    result.touched = set(batch.touched)
     return result
 
 

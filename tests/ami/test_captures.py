@@ -75,7 +75,8 @@ def test_the_same_capture_twice_counts_nothing_twice(env, rig: Rig, fixtures_dir
     wait_for(lambda: listener.stats.resyncs >= 2, what="the second resync")
     wait_for(lambda: listener.stats.duplicates >= 100, what="duplicates to be recognised")
     assert listener.stats.reconnects >= 1
-    assert count(RawEvent) == before + 1  # only the second resync snapshot is new
+    wait_for(lambda: count(RawEvent) == before + 1, what="the second snapshot")  # the only new raw event
+    assert listener.stats.stored == before + 1
     (c,) = calls()
     assert (c.status, c.queue_wait_seconds, c.talk_seconds) == ("completed", 2, 6)
 

@@ -84,6 +84,8 @@ class _FrameClient(AMIClient):
         self._sink = sink
         self._send_lock = threading.Lock()
         self._login_future = None
+        self.login_answered = threading.Event()
+        self.login_response: Response | None = None
         self.last_rx = time.monotonic()
         self.banner: str | None = None
         self.error: str | None = None
@@ -200,6 +202,16 @@ class _FrameClient(AMIClient):
         response = Response.read(raw.decode(self.encoding, "replace"))
         self._futures.pop(response.keys.get("ActionID"), None)
         future.response = response
+        self.login_response = response
+        self.login_answered.set()
+
+    def wait_login(self, timeout: float, stop: threading.Event) -> Response | None:
+        """The Login answer; gives up at once when stopping or when the reader has died."""
+        deadline = time.monotonic() + timeout
+        while not self.login_answered.wait(0.02):
+            if stop.is_set() or not self.reader_alive or time.monotonic() > deadline:
+                return self.login_response
+        return self.login_response
 
 
 class AmiListener:
@@ -337,13 +349,15 @@ class AmiListener:
 
         client = _FrameClient(self.host, self.port, timeout=self.timeout, sink=sink)
         try:
-            future = client.login_with_events(self.username, self.secret, self.events, self._next_id("login"))
-            response = future.response  # waits up to ``timeout``
+            client.login_with_events(self.username, self.secret, self.events, self._next_id("login"))
+            response = client.wait_login(self.timeout, self._stop)
         except OSError:
             client.shutdown()
             raise
         if response is None:
             client.shutdown()
+            if self._stop.is_set():
+                raise AmiLoginError("stopped while logging in")
             raise AmiLoginError(client.error or f"no answer to Login within {self.timeout:g} s")
         if response.is_error():
             client.shutdown()
