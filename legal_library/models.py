@@ -99,6 +99,7 @@ class LegalArticle(Base):
     __table_args__ = (
         Index("ix_legal_articles_doc_number", "document_id", "number"),
         Index("ix_legal_articles_current", "is_current", "document_id"),
+        Index("ix_legal_articles_number", "number", "document_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -154,12 +155,20 @@ class LegalTag(Base):
 
 
 class LegalTerm(Base):
-    """Inverted index: one row per folded word per current article (weight 3 heading, 1 text)."""
+    """Inverted index over current articles: one row per folded word per article, plus a row
+    ``#word`` for each word of the heading (so heading matches are found without scoring).
+
+    ``(term, article_id)`` drives a search in article order; ``(article_id, term)`` checks the
+    other words of the query for each candidate.
+    """
 
     __tablename__ = "legal_terms"
-    __table_args__ = (Index("ix_legal_terms_term", "term", "article_id"),)
+    __table_args__ = (
+        Index("ix_legal_terms_term", "term", "article_id"),
+        Index("ix_legal_terms_article_term", "article_id", "term"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    article_id: Mapped[int] = mapped_column(ForeignKey("legal_articles.id", ondelete="CASCADE"), index=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("legal_articles.id", ondelete="CASCADE"))
     term: Mapped[str] = mapped_column(TermString)
     weight: Mapped[int] = mapped_column(SmallInteger, default=1)

@@ -16,12 +16,12 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased, defer
 
 from hotline.taxonomy import get_taxonomies
 from hotline.text import fold, fold_words
 from legal_library.models import LegalArticle, LegalDocument, LegalNote, LegalTag, LegalTerm
-from legal_library.service import MAX_TERM, article_view, document_summary, number_key, supersession_chain
+from legal_library.service import HEADING_MARK, MAX_TERM, article_view, document_summary, number_key, supersession_chain
 
 # Common abbreviations counsellors type → the words they stand for (folded).
 ABBREVIATIONS: dict[str, str] = {
@@ -58,6 +58,7 @@ ARTICLE = re.compile(r"(?<!\w)(?:dieu|art(?:icle)?|d)\s*\.?\s*(\d{1,4}[a-z]?)(?!
 ISSUE_PREFIX = re.compile(r"(?<!\w)issue:([a-z0-9_.]+)")
 BARE_NUMBER = re.compile(r"(?<![\w/.])(\d{1,4}[a-z]?)(?![\w/])")
 LIMIT = 20
+DOC_LIMIT = 8  # documents listed for a query made of words
 
 
 @dataclass
@@ -141,7 +142,7 @@ def _documents_for(session: Session, parsed: ParsedQuery) -> tuple[list[LegalDoc
             docs[d.id] = d
     for phrase in list(parsed.phrases):
         expansion = ABBREVIATIONS.get(phrase, phrase)
-        stmt = select(LegalDocument).where(LegalDocument.title_key.contains(expansion, autoescape=True))
+        stmt = select(LegalDocument).where(LegalDocument.title_key.contains(f" {expansion} ", autoescape=True))
         found = list(session.scalars(stmt))
         if not found:
             # The abbreviation names no document we hold: search its words in the text instead.
@@ -152,13 +153,30 @@ def _documents_for(session: Session, parsed: ParsedQuery) -> tuple[list[LegalDoc
     # Aliases held by documents ("penal code", "children law", "nd 76") made of the remaining words.
     if parsed.words and not docs:
         phrase = " ".join(parsed.words)
-        for d in session.scalars(select(LegalDocument).where(LegalDocument.aliases.is_not(None))):
-            for alias in d.aliases or []:
-                a = " ".join(fold_words(alias))
-                if a and (phrase == a or (len(a) > 3 and re.search(rf"(?<!\w){re.escape(a)}(?!\w)", phrase))):
+        for doc_id, alias in _aliases(session):
+            if phrase == alias or (len(alias) > 3 and re.search(rf"(?<!\w){re.escape(alias)}(?!\w)", phrase)):
+                d = session.get(LegalDocument, doc_id)
+                if d is not None:
                     docs[d.id] = d
-                    alias_words.extend(a.split())
+                    alias_words.extend(alias.split())
     return list(docs.values()), alias_words
+
+
+_ALIAS_CACHE: dict[str, tuple[Any, list[tuple[int, str]]]] = {}
+
+
+def _aliases(session: Session) -> list[tuple[int, str]]:
+    """Every document alias, folded; cached until a document changes."""
+    stamp = tuple(session.execute(select(func.count(LegalDocument.id), func.max(LegalDocument.updated_at))).one())
+    key = str(session.get_bind().url)
+    cached = _ALIAS_CACHE.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    pairs = [(doc_id, " ".join(fold_words(a)))
+             for doc_id, aliases in session.execute(select(LegalDocument.id, LegalDocument.aliases))
+             for a in aliases or [] if fold_words(a)]
+    _ALIAS_CACHE[key] = (stamp, pairs)
+    return pairs
 
 
 def _order_docs(docs: list[LegalDocument], today: date) -> list[LegalDocument]:
@@ -167,22 +185,45 @@ def _order_docs(docs: list[LegalDocument], today: date) -> list[LegalDocument]:
     return sorted(docs, key=lambda d: (not effective_status(d, today)["current"], d.number))
 
 
-def _term_condition(word: str, prefix: bool) -> Any:
+def _term_condition(table: Any, word: str, prefix: bool) -> Any:
     word = word[:MAX_TERM]
     if not prefix:
-        return LegalTerm.term == word
+        return table.term == word
     upper = word[:-1] + chr(ord(word[-1]) + 1)
-    return and_(LegalTerm.term >= word, LegalTerm.term < upper)
+    return and_(table.term >= word, table.term < upper)
+
+
+def _all_words(session: Session, words: list[str], *, mark: str, allowed: Any, exclude: Sequence[int],
+               limit: int) -> list[int]:
+    """Current articles holding every word (the last one as a prefix), in article order.
+
+    The longest exact word drives the scan through ``(term, article_id)`` in article order, so
+    ``LIMIT`` stops it early; every other word is a probe on ``(article_id, term)``.
+    """
+    last = len(words) - 1
+    items = [(mark + w[:MAX_TERM - len(mark)], i == last) for i, w in enumerate(words)]
+    exact = [i for i, (_, prefix) in enumerate(items) if not prefix]
+    lead = max(exact, key=lambda i: len(items[i][0])) if exact else last
+    driver = aliased(LegalTerm)
+    stmt = select(driver.article_id).where(_term_condition(driver, *items[lead]))
+    for i, (word, prefix) in enumerate(items):
+        if i == lead:
+            continue
+        probe = aliased(LegalTerm)
+        stmt = stmt.where(select(probe.id).where(probe.article_id == driver.article_id,
+                                                 _term_condition(probe, word, prefix)).exists())
+    if allowed is not None:
+        stmt = stmt.where(driver.article_id.in_(allowed))
+    if exclude:
+        stmt = stmt.where(driver.article_id.not_in(list(exclude)))
+    stmt = stmt.order_by(driver.article_id).limit(limit)
+    return list(dict.fromkeys(session.scalars(stmt)))
 
 
 def _word_hits(session: Session, words: list[str], *, doc_ids: list[int] | None,
                issue_codes: list[str] | None, limit: int) -> list[int]:
-    conds = [_term_condition(w, prefix=(i == len(words) - 1)) for i, w in enumerate(words)]
-    word_no = case(*[(c, i) for i, c in enumerate(conds)], else_=-1)
-    stmt = (select(LegalTerm.article_id, func.sum(LegalTerm.weight).label("score"))
-            .where(or_(*conds))
-            .group_by(LegalTerm.article_id)
-            .having(func.count(func.distinct(word_no)) == len(conds)))
+    """Articles with every word in the heading first, then those with the words anywhere."""
+    allowed = None
     if doc_ids is not None or issue_codes is not None:
         allowed = select(LegalArticle.id).where(LegalArticle.is_current.is_(True))
         if doc_ids is not None:
@@ -191,9 +232,10 @@ def _word_hits(session: Session, words: list[str], *, doc_ids: list[int] | None,
             allowed = allowed.join(LegalTag, and_(LegalTag.document_id == LegalArticle.document_id,
                                                   LegalTag.article_number == LegalArticle.number)).where(
                 LegalTag.scheme == "issue", LegalTag.code.in_(issue_codes))
-        stmt = stmt.where(LegalTerm.article_id.in_(allowed))
-    stmt = stmt.order_by(func.sum(LegalTerm.weight).desc(), LegalTerm.article_id).limit(limit)
-    return [row[0] for row in session.execute(stmt)]
+    hits = _all_words(session, words, mark=HEADING_MARK, allowed=allowed, exclude=(), limit=limit)
+    if len(hits) < limit:
+        hits += _all_words(session, words, mark="", allowed=allowed, exclude=hits, limit=limit - len(hits))
+    return hits
 
 
 def expand_issues(codes: Sequence[str]) -> list[str]:
@@ -274,9 +316,10 @@ def search(session: Session, query: str, *, issues: Sequence[str] = (), limit: i
     if not doc_ref and parsed.words and not docs:
         # Documents whose title holds every word (diacritics ignored).
         stmt = select(LegalDocument)
-        for w in parsed.words:
-            stmt = stmt.where(LegalDocument.title_key.contains(w, autoescape=True))
-        docs = _order_docs(list(session.scalars(stmt.limit(limit))), today)
+        for i, w in enumerate(parsed.words):
+            needle = f" {w}" if i == len(parsed.words) - 1 else f" {w} "  # whole words, the last a prefix
+            stmt = stmt.where(LegalDocument.title_key.contains(needle, autoescape=True))
+        docs = _order_docs(list(session.scalars(stmt.order_by(LegalDocument.id).limit(DOC_LIMIT))), today)
     return _answer(session, parsed, docs, article_ids, today)
 
 
@@ -284,19 +327,26 @@ def _answer(session: Session, parsed: ParsedQuery, docs: list[LegalDocument], ar
             today: date, message: tuple[str, str] | None = None) -> dict[str, Any]:
     articles = []
     if article_ids:
-        rows = {a.id: a for a in session.scalars(select(LegalArticle).where(LegalArticle.id.in_(article_ids)))}
+        rows = {a.id: a for a in session.scalars(
+            select(LegalArticle).options(defer(LegalArticle.clauses), defer(LegalArticle.body))
+            .where(LegalArticle.id.in_(article_ids)))}
         doc_ids = {a.document_id for a in rows.values()}
         doc_rows = {d.id: d for d in session.scalars(select(LegalDocument).where(LegalDocument.id.in_(doc_ids)))}
+        numbers = {a.number for a in rows.values()}
         notes = {(n.document_id, n.article_number): n for n in session.scalars(
-            select(LegalNote).where(LegalNote.document_id.in_(doc_ids)))}
+            select(LegalNote).where(LegalNote.document_id.in_(doc_ids), LegalNote.article_number.in_(numbers)))}
         tags: dict[tuple[int, str], list[LegalTag]] = {}
-        for t in session.scalars(select(LegalTag).where(LegalTag.document_id.in_(doc_ids))):
+        for t in session.scalars(select(LegalTag).where(LegalTag.document_id.in_(doc_ids),
+                                                        LegalTag.article_number.in_(numbers))):
             tags.setdefault((t.document_id, t.article_number), []).append(t)
+        summaries: dict[int, dict[str, Any]] = {}
         for aid in article_ids:
             a = rows[aid]
             key = (a.document_id, a.number)
+            if a.document_id not in summaries:
+                summaries[a.document_id] = document_summary(session, doc_rows[a.document_id], today)
             articles.append(article_view(session, a, doc_rows[a.document_id], note=notes.get(key),
-                                         tags=tags.get(key, []), today=today))
+                                         tags=tags.get(key, []), today=today, summary=summaries[a.document_id]))
     if message is None and not docs and not articles:
         message = ("Không tìm thấy kết quả. Thử số hiệu (13/2022), điều (điều 185 blhs) hoặc từ khóa khác.",
                    "Nothing found. Try a number (13/2022), an article (điều 185 blhs) or other words.")

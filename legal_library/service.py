@@ -52,6 +52,7 @@ DOC_TYPE_LABELS: dict[str, tuple[str, str]] = {
 HEADING_WEIGHT = 3
 TEXT_WEIGHT = 1
 MAX_TERM = 48
+HEADING_MARK = "#"  # legal_terms rows "#word": the word is in the article's heading
 
 
 class LegalError(ValueError):
@@ -142,7 +143,8 @@ def article_label(doc: LegalDocument, article: LegalArticle) -> str:
 
 def article_view(session: Session, article: LegalArticle, doc: LegalDocument, *,
                  note: LegalNote | None = None, tags: Sequence[LegalTag] | None = None,
-                 today: date | None = None, full: bool = False) -> dict[str, Any]:
+                 today: date | None = None, full: bool = False,
+                 summary: dict[str, Any] | None = None) -> dict[str, Any]:
     if note is None:
         note = session.scalar(select(LegalNote).where(LegalNote.document_id == doc.id,
                                                       LegalNote.article_number == article.number))
@@ -162,7 +164,7 @@ def article_view(session: Session, article: LegalArticle, doc: LegalDocument, *,
         "issues": [{"code": t.code, "vi": taxonomies.label("issue", t.code, "vi"), "en": taxonomies.label("issue", t.code, "en")}
                    for t in tags if t.scheme == "issue"],
         "services": [t.code for t in tags if t.scheme == "service"],
-        "document": document_summary(session, doc, today),
+        "document": summary if summary is not None else document_summary(session, doc, today),
     }
     if full:
         view["body"] = article.body
@@ -234,9 +236,11 @@ def article_terms(doc_title_words: Iterable[str], article: LegalArticle) -> dict
     for c in article.clauses or []:
         texts.append(c.get("text", ""))
         texts.extend(p.get("text", "") for p in c.get("points", []))
+    heading = fold_words(article.heading)
     add(fold_words(" ".join(texts)), TEXT_WEIGHT)
     add(doc_title_words, TEXT_WEIGHT)
-    add(fold_words(article.heading), HEADING_WEIGHT)
+    add(heading, HEADING_WEIGHT)
+    add((HEADING_MARK + w[:MAX_TERM - 1] for w in heading), HEADING_WEIGHT)
     return terms
 
 
@@ -249,7 +253,8 @@ def _index_articles(session: Session, doc: LegalDocument, articles: Sequence[Leg
 
 
 def _title_key(doc: LegalDocument) -> str:
-    return " ".join(fold_words(f"{doc.title_vi} {doc.title_en}") + [w for a in doc.aliases or [] for w in fold_words(a)])
+    """Folded words of the titles and aliases, space-delimited at both ends for whole-word matches."""
+    return " %s " % " ".join(fold_words(f"{doc.title_vi} {doc.title_en}") + [w for a in doc.aliases or [] for w in fold_words(a)])
 
 
 # ------------------------------------------------------------------ versions

@@ -120,6 +120,7 @@ def upgrade() -> None:
     with op.batch_alter_table('legal_articles', schema=None) as batch_op:
         batch_op.create_index('ix_legal_articles_current', ['is_current', 'document_id'], unique=False)
         batch_op.create_index('ix_legal_articles_doc_number', ['document_id', 'number'], unique=False)
+        batch_op.create_index('ix_legal_articles_number', ['number', 'document_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_legal_articles_version_id'), ['version_id'], unique=False)
 
     op.create_table('legal_terms',
@@ -131,7 +132,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_legal_terms'))
     )
     with op.batch_alter_table('legal_terms', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_legal_terms_article_id'), ['article_id'], unique=False)
+        batch_op.create_index('ix_legal_terms_article_term', ['article_id', 'term'], unique=False)
         batch_op.create_index('ix_legal_terms_term', ['term', 'article_id'], unique=False)
 
 
@@ -139,11 +140,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('legal_terms', schema=None) as batch_op:
         batch_op.drop_index('ix_legal_terms_term')
-        batch_op.drop_index(batch_op.f('ix_legal_terms_article_id'))
+        batch_op.drop_index('ix_legal_terms_article_term')
 
     op.drop_table('legal_terms')
     with op.batch_alter_table('legal_articles', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_legal_articles_version_id'))
+        batch_op.drop_index('ix_legal_articles_number')
         batch_op.drop_index('ix_legal_articles_doc_number')
         batch_op.drop_index('ix_legal_articles_current')
 
