@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from directory import hours as hours_mod
@@ -189,7 +188,7 @@ def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
 
 def record_hash(rec: Record) -> str:
     """Content fingerprint; the hours count by their meaning (slots), not how they were written."""
-    data = asdict(rec)
+    data = dict(vars(rec))
     data.pop("hours")
     return hashlib.sha256(json.dumps(data, default=str, sort_keys=True).encode()).hexdigest()
 
@@ -361,8 +360,10 @@ def bulk_create(session: Session, *, records: list[Record], actor: str, action: 
         words.update(_doc_words(doc))
         rows.append({"id": rec.id, "status": "active", "timezone": "Asia/Ho_Chi_Minh", "created_at": now,
                      **_service_values(rec, doc, digits, record_hash(rec))})
-    result = session.execute(insert(Service).returning(Service.pk, Service.id, sort_by_parameter_order=True), rows)
-    pks = {sid: pk for pk, sid in result.all()}
+    for row, pk in zip(rows, _next_pks(session, len(rows)), strict=True):
+        row["pk"] = pk
+    _bulk_insert(session, Service, rows)
+    pks = {row["id"]: row["pk"] for row in rows}
     locs, addrs, sals, phones, scheds, langs, areas, attrs, changes = ([] for _ in range(9))
     for rec in records:
         pk, loc_id = pks[rec.id], f"{rec.id}-loc"
@@ -384,8 +385,34 @@ def bulk_create(session: Session, *, records: list[Record], actor: str, action: 
     for model, values in ((Location, locs), (Address, addrs), (ServiceAtLocation, sals), (Phone, phones),
                           (Schedule, scheds), (Language, langs), (ServiceArea, areas), (Attribute, attrs),
                           (Change, changes)):
-        if values:
-            session.execute(insert(model), values)
+        _bulk_insert(session, model, values)
+
+
+def _next_pks(session: Session, n: int) -> list[int]:
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.scalars(text(
+            "SELECT nextval(pg_get_serial_sequence('dir_services', 'pk')) FROM generate_series(1, :n)"), {"n": n}))
+    start = (session.scalar(select(func.max(Service.pk))) or 0) + 1  # SQLite: the write lock is ours
+    return list(range(start, start + n))
+
+
+def _bulk_insert(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
+    """Many rows at once: COPY on PostgreSQL, executemany on SQLite."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(model), rows)
+        return
+    from psycopg.types.json import Jsonb
+
+    table = model.__table__  # type: ignore[attr-defined]
+    cols = list(rows[0])
+    json_cols = {c for c in cols if isinstance(table.c[c].type, type(Change.__table__.c.detail.type))}
+    dbapi = session.connection().connection.driver_connection
+    with dbapi.cursor() as cur:
+        with cur.copy(f'COPY {table.name} ({", ".join(cols)}) FROM STDIN') as copy:
+            for r in rows:
+                copy.write_row([Jsonb(r[c]) if c in json_cols else r[c] for c in cols])
 
 
 _SNAP = ("name", "organization_id", "service_type", "hours_text", "languages", "accessible", "beds_total",
