@@ -23,7 +23,7 @@ from sqlalchemy import and_, case, func, literal, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from directory import hours as hours_mod
-from directory.models import Service, ServiceAtLocation, Word
+from directory.models import Schedule, Service, ServiceAtLocation, Word
 from directory.places import UnknownPlace, places
 from directory.service import public_address, staff_address
 from directory.service_types import find_in_words, phrases as type_phrases, resolve as resolve_type, service_types
@@ -89,11 +89,12 @@ def _expand(session: Session, word: str, interp: Interpretation) -> list[str]:
     if hit is not None:
         return [word]
     n = len(word)
+    # Candidates share the first two letters (most typos), or the 2nd-3rd letters (a wrong first letter).
     cands = list(session.scalars(select(Word.word).where(
-        Word.first == word[0], Word.length.between(n - 2, n + 2)).limit(5000)))
-    if n >= 4:  # a typo in the first letter: candidates that start with the 2nd and 3rd letters
+        Word.word >= word[:2], Word.word < word[:2] + "\uffff", Word.length.between(n - 2, n + 2)).limit(3000)))
+    if n >= 4:
         cands += list(session.scalars(select(Word.word).where(
-            Word.word >= word[1:3], Word.word < word[1:3] + "\uffff", Word.length.between(n - 2, n + 2)).limit(2000)))
+            Word.word >= word[1:3], Word.word < word[1:3] + "\uffff", Word.length.between(n - 2, n + 2)).limit(1000)))
     cands += [w for w in _static_words() if w[0] == word[0] and abs(len(w) - n) <= 2]
     best = difflib.get_close_matches(word, cands, n=3, cutoff=0.72 if n > 3 else 0.66)
     if best:
@@ -156,6 +157,10 @@ def _fts_expr(terms: list[list[str]]) -> str:
     return " AND ".join("(" + " OR ".join(f'"{w}"*' for w in alts) + ")" for alts in terms)
 
 
+def _tsquery(terms: list[list[str]]) -> str:
+    return " & ".join("(" + " | ".join(f"{w}:*" for w in alts) + ")" for alts in terms)
+
+
 def _conditions(session: Session, query: Query, interp: Interpretation, hard_type: bool) -> list[Any]:
     conds: list[Any] = [Service.status == "active"]
     dialect = session.get_bind().dialect.name
@@ -164,8 +169,8 @@ def _conditions(session: Session, query: Query, interp: Interpretation, hard_typ
             conds.append(Service.pk.in_(select(text("rowid")).select_from(text("dir_service_fts"))
                                         .where(text("dir_service_fts MATCH :fts"))))
         else:
-            for alts in interp.terms:
-                conds.append(or_(*[Service.search_doc.like(f"% {w}%") for w in alts]))
+            conds.append(text("to_tsvector('simple'::regconfig, dir_services.search_doc) @@ "
+                              "to_tsquery('simple'::regconfig, :tsq)"))
     if interp.phone:
         conds.append(Service.phone_digits.like(f"%{interp.phone}%"))
     if interp.type_code and hard_type:
@@ -210,7 +215,7 @@ def search(session: Session, query: Query, *, now: datetime | None = None, staff
     interp = interpret(session, query)
     now = now or utcnow()
     limit = max(1, min(query.limit, 100))
-    params = {"fts": _fts_expr(interp.terms)} if interp.terms else {}
+    params = {"fts": _fts_expr(interp.terms), "tsq": _tsquery(interp.terms)} if interp.terms else {}
     hard_type = bool(query.service_type) or interp.type_from_text
     rows = _run(session, query, interp, hard_type, limit, params, now)
     if not rows and interp.type_from_text and not query.service_type:
@@ -222,20 +227,42 @@ def search(session: Session, query: Query, *, now: datetime | None = None, staff
 
 def _run(session: Session, query: Query, interp: Interpretation, hard_type: bool, limit: int,
          params: dict[str, str], now: datetime) -> list[Service]:
-    stmt = (select(Service).where(and_(*_conditions(session, query, interp, hard_type))).order_by(*_order(interp))
-            .options(selectinload(Service.phones), selectinload(Service.schedules),
-                     selectinload(Service.locations).joinedload(ServiceAtLocation.location)))
+    """Rank on the bare table (primary keys only), then load the few entries shown."""
+    ranked = (select(Service.pk).where(and_(*_conditions(session, query, interp, hard_type)))
+              .order_by(*_order(interp)))
     if not query.open_now:
-        return list(session.scalars(stmt.limit(limit), params))
-    out: list[Service] = []
-    offset, batch = 0, max(limit * 5, 50)
-    while len(out) < limit and offset < 5000:
-        chunk = list(session.scalars(stmt.limit(batch).offset(offset), params))
-        out += [s for s in chunk if is_open(s, now)]
-        if len(chunk) < batch:
-            break
-        offset += batch
-    return out[:limit]
+        pks = list(session.scalars(ranked.limit(limit), params))
+    else:
+        pks = _open_pks(session, ranked, params, limit, now)
+    if not pks:
+        return []
+    rows = session.scalars(select(Service).where(Service.pk.in_(pks)).options(
+        selectinload(Service.phones), selectinload(Service.schedules),
+        selectinload(Service.locations).joinedload(ServiceAtLocation.location)))
+    by_pk = {s.pk: s for s in rows}
+    return [by_pk[pk] for pk in pks if pk in by_pk]
+
+
+def _open_pks(session: Session, ranked: Any, params: dict[str, str], limit: int, now: datetime) -> list[int]:
+    """Walk the ranking in order, checking schedules a hundred entries at a time."""
+    out: list[int] = []
+    candidates = list(session.execute(ranked.add_columns(Service.open_24_7, Service.open_on_holidays,
+                                                         Service.timezone).limit(20000), params))
+    for start in range(0, len(candidates), 100):
+        chunk = candidates[start:start + 100]
+        need = [pk for pk, always, _, _ in chunk if not always]
+        slots: dict[int, list[hours_mod.Slot]] = {}
+        if need:
+            for pk, d, o, c in session.execute(select(Schedule.service_pk, Schedule.byday, Schedule.opens_at,
+                                                      Schedule.closes_at).where(Schedule.service_pk.in_(need))):
+                slots.setdefault(pk, []).append(hours_mod.Slot(d, o, c))
+        for pk, always, holidays_open, tz in chunk:
+            if hours_mod.is_open(always=always, slots=slots.get(pk, ()), open_on_holidays=holidays_open,
+                                 now=now, timezone=tz):
+                out.append(pk)
+                if len(out) == limit:
+                    return out
+    return out
 
 
 def is_open(svc: Service, now: datetime) -> bool:
