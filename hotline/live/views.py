@@ -92,9 +92,7 @@ def _viewer(principal: Principal, centre: int | None) -> service.Viewer:
             raise HTTPException(409, detail=str(exc)) from None
 
 
-def _event(seq: int, message: dict[str, Any] | None) -> str:
-    if message is None:
-        return f"id: {seq}\nevent: skip\ndata: {{}}\n\n"
+def _event(seq: int, message: dict[str, Any]) -> str:
     data = json.dumps(message, ensure_ascii=False, default=str)
     return f"id: {seq}\nevent: {message.get('type', 'message')}\ndata: {data}\n\n"
 
@@ -122,8 +120,9 @@ async def events(request: Request, centre: int | None = None, principal: Princip
             yield "retry: 2000\n\n"
             sent = last
             for seq, message in await asyncio.to_thread(hub.ring.since, viewer.centre_id, last):
-                yield _event(seq, message if service.visible(viewer, message) else None)
                 sent = max(sent, seq)
+                if service.visible(viewer, message):
+                    yield _event(seq, message)
             hello = json.dumps({"role": viewer.role, "centre_id": viewer.centre_id})
             yield f"id: {sent}\nevent: hello\ndata: {hello}\n\n"
             while not listener.dropped:
@@ -138,7 +137,10 @@ async def events(request: Request, centre: int | None = None, principal: Princip
                 if seq <= sent:
                     continue
                 sent = seq
-                yield _event(seq, message if service.visible(viewer, message) else None)
+                # Updates for others are not sent at all: no wake-up for 29 idle screens per call.
+                # A reconnect replays from the last id this screen saw and filters the same way.
+                if service.visible(viewer, message):
+                    yield _event(seq, message)
         finally:
             hub.remove(viewer.centre_id, listener)
 

@@ -99,7 +99,6 @@
     es = new EventSource(url, {withCredentials: true});
     es.addEventListener("open", function () { setStatus(true); });
     es.addEventListener("hello", function (e) { onEvent(e); setStatus(true); });
-    es.addEventListener("skip", onEvent);
     es.addEventListener("call", function (e) {
       onEvent(e);
       var msg = JSON.parse(e.data);

@@ -70,7 +70,6 @@
         refresh();
       });
     });
-    es.addEventListener("skip", note);
     es.addEventListener("error", function () {
       statusEl.textContent = labels.connection_lost;
       if (es.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
