@@ -94,25 +94,18 @@ def _load_from_cookie(request: Request) -> Principal | None:
     if not cookie:
         return None
     from hotline.auth import service
-    from hotline.centres.models import Centre
     from hotline.db import session_scope
 
-    settings = get_settings()
     with session_scope() as db:
         found = service.load_session(db, cookie_value=cookie)
         if found is None:
             return None
-        row, user = found
-        tz = settings.default_timezone
-        if user.centre_id is not None:
-            centre = db.get(Centre, user.centre_id)
-            if centre is not None and centre.timezone:
-                tz = centre.timezone
+        row, user, tz = found
         request.state.csrf_token = row.csrf_token
         request.state.session_id = row.id
         return Principal(id=user.id, username=user.username, display_name=user.display_name or "",
                          role=user.role, centre_id=user.centre_id, language=normalize_language(user.language),
-                         timezone=tz)
+                         timezone=tz or get_settings().default_timezone)
 
 
 def resolve_principal(request: Request) -> Principal | None:

@@ -278,27 +278,33 @@ def start_session(session: Session, *, user: User, ip: str = "", user_agent: str
     return NewSession(token, row)
 
 
-def load_session(session: Session, *, cookie_value: str) -> tuple[UserSession, User] | None:
-    """The live session and active user for a cookie, or None (expired sessions are deleted)."""
+def load_session(session: Session, *, cookie_value: str) -> tuple[UserSession, User, str | None] | None:
+    """The live session, its active user and the user's centre timezone for a cookie, or None.
+
+    One query per request; sessions past their idle or absolute expiry are deleted when met.
+    """
+    from hotline.centres.models import Centre
+
     if not cookie_value or len(cookie_value) > 128:
         return None
-    row = session.get(UserSession, _digest(cookie_value))
-    if row is None:
+    found = session.execute(
+        select(UserSession, User, Centre.timezone)
+        .join(User, User.id == UserSession.user_id)
+        .outerjoin(Centre, Centre.id == User.centre_id)
+        .where(UserSession.id == _digest(cookie_value))
+    ).first()
+    if found is None:
         return None
+    row, user, tz = found
     now = utcnow()
-    if row.expires_at <= now or now - row.last_seen_at > SESSION_IDLE:
-        session.delete(row)
-        session.flush()
-        return None
-    user = session.get(User, row.user_id)
-    if user is None or not user.active:
+    if row.expires_at <= now or now - row.last_seen_at > SESSION_IDLE or not user.active:
         session.delete(row)
         session.flush()
         return None
     if now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
         session.flush()
-    return row, user
+    return row, user, tz
 
 
 def session_id_for(cookie_value: str) -> str:
