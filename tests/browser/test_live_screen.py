@@ -121,3 +121,69 @@ def test_markup_in_notes_stays_text_and_stale_tab_sees_the_difference(browser, l
             assert one.title() != "owned" and one.locator("img[src=x]").count() == 0
         finally:
             ctx.close()
+
+
+def test_an_expired_session_keeps_the_draft_and_asks_to_sign_in_again(browser, live_env):
+    from hotline.auth import service as auth
+    from hotline.db import session_scope
+
+    staff = make_staff(live_env)
+    with LiveServer() as server:
+        base = server.url
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+        try:
+            page = ctx.new_page()
+            sign_in(page, base, "tvv1", PASSWORD, "/records/new")
+            page.click('button[type="submit"].primary')
+            page.wait_for_url(re.compile(r".*/records/\d+$"))
+            url = page.url
+            with session_scope() as db:  # signed out everywhere (expiry, or an administrator's action)
+                assert auth.end_all_sessions(db, user_id=staff.ids["tvv1"]) == 1
+            page.locator("#notes").fill("Lời kể của người gọi, không được mất.")
+            page.locator("#save-status a[href^='/login']").wait_for(timeout=5000)
+            assert "đăng nhập lại" in page.locator("#save-status").inner_text()
+            # signing in again brings the counsellor back to the record, and the kept draft is saved
+            sign_in(page, base, "tvv1", PASSWORD, url.replace(base, ""))
+            page.wait_for_function("(document.body.dataset.savedVersion || '0') > '1'")
+            page.reload()
+            assert page.locator("#notes").input_value() == "Lời kể của người gọi, không được mất."
+        finally:
+            ctx.close()
+
+
+def test_a_call_from_a_replayed_ami_stream_pops_on_the_mapped_counsellors_screen(browser, live_env):
+    from hotline.centres import service as centres
+    from hotline.db import session_scope
+    from hotline.ingest.ami.listener import AmiListener
+    from hotline.ingest.ami.simulator import AmiServer, synthetic_call
+
+    staff = make_staff(live_env)
+    agent = "Local/tvv1@agents/n"
+    with session_scope() as db:
+        centre = centres.get_centre(db, live_env.default_centre_code)
+        centres.map_agent(db, centre=centre, provider="asterisk", identity=agent, user_id=staff.ids["tvv1"])
+    pbx = AmiServer(username="hotline", secret="s3cret-for-tests").start()
+    listener = AmiListener("127.0.0.1", pbx.port, "hotline", "s3cret-for-tests", keepalive=0.5, reconnect_max=0.5,
+                           spool_check_seconds=0.2)
+    listener.start()
+    try:
+        with LiveServer() as server:
+            ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+            try:
+                page = ctx.new_page()
+                sign_in(page, server.url, "tvv1", PASSWORD, "/live")
+                page.wait_for_function("document.getElementById('sse-status').textContent.length > 0")
+                deadline = 50
+                while not listener.connected and deadline:
+                    page.wait_for_timeout(100)
+                    deadline -= 1
+                c = synthetic_call(outcome="answered", caller="0987654321", agent=agent, wait=30, talk=60)
+                pbx.push(b"".join(frame for at, frame in c.frames if at < c.wait))  # ringing, not yet answered
+                pop = page.locator(".pop").first
+                pop.wait_for(timeout=5000)
+                assert pop.locator(".pop-caller").inner_text() == "0987 *** 321"
+            finally:
+                ctx.close()
+    finally:
+        listener.stop()
+        pbx.stop()
