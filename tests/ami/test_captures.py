@@ -25,7 +25,16 @@ def _replay(rig: Rig, path: Path, **listener_kw: object):  # type: ignore[no-unt
     return server, listener
 
 
-def test_answered_call_matches_the_ground_truth(env, rig: Rig, fixtures_dir: Path) -> None:
+AUTH = {"Authorization": "Bearer test-api-token"}
+
+
+def _api_call(client, key: str) -> dict:  # type: ignore[no-untyped-def]
+    body = client.get("/api/calls", headers=AUTH).json()
+    (found,) = [c for c in body["calls"] if c["provider_key"] == key]
+    return found
+
+
+def test_answered_call_matches_the_ground_truth(client, rig: Rig, fixtures_dir: Path) -> None:
     path = fixtures_dir / "ami" / "answered_queue_call.txt"
     _, listener = _replay(rig, path)
     c = wait_for(lambda: (x := call("1795424141.0")) is not None and x.status == "completed" and x, what="the call")
@@ -47,9 +56,14 @@ def test_answered_call_matches_the_ground_truth(env, rig: Rig, fixtures_dir: Pat
     assert {r.provider_key for r in stored if r.event_type == "AgentComplete"} == {"1795424141.0"}
     cel = [r for r in stored if r.event_type == "CEL"]
     assert cel and all(r.provider_key == "1795424141.0" for r in cel)  # CEL spells it LinkedID
+    # and through the calls API, number masked
+    api = _api_call(client, "1795424141.0")
+    assert (api["status"], api["queue_wait_seconds"], api["talk_seconds"]) == ("completed", 2, 6)
+    assert api["caller_masked"] == "0901 *** 567" and api["caller_id_status"] == "present"
+    assert api["unrouted"] is True and api["centre"] == "default"
 
 
-def test_abandoned_call_matches_the_ground_truth(env, rig: Rig, fixtures_dir: Path) -> None:
+def test_abandoned_call_matches_the_ground_truth(client, rig: Rig, fixtures_dir: Path) -> None:
     _replay(rig, fixtures_dir / "ami" / "abandoned_queue_call.txt")
     c = wait_for(lambda: (x := call("1795424165.6")) is not None and x.status == "abandoned" and x, what="the call")
     assert len(calls()) == 1
@@ -62,6 +76,9 @@ def test_abandoned_call_matches_the_ground_truth(env, rig: Rig, fixtures_dir: Pa
     assert c.facts["offers"] == ["Local/agent2@agents/n"]
     # two "NO ANSWER" CDRs are stored but say nothing about the outcome
     assert len([r for r in raw_events() if r.event_type == "Cdr"]) == 3
+    api = _api_call(client, "1795424165.6")
+    assert (api["status"], api["queue_wait_seconds"], api["talk_seconds"]) == ("abandoned", 8, None)
+    assert api["caller_masked"] == "0901 *** 567"
 
 
 def test_the_same_capture_twice_counts_nothing_twice(env, rig: Rig, fixtures_dir: Path) -> None:
