@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import Session, aliased, defer
+from sqlalchemy.orm import Session, defer
 
 from hotline.taxonomy import get_taxonomies
 from hotline.text import fold, fold_words
@@ -185,6 +185,11 @@ def _order_docs(docs: list[LegalDocument], today: date) -> list[LegalDocument]:
     return sorted(docs, key=lambda d: (not effective_status(d, today)["current"], d.number))
 
 
+# Built once: fresh aliases per query would defeat SQLAlchemy's statement cache.
+MAX_WORDS = 8  # words after the eighth narrow nothing useful and are ignored
+_TERM_ALIASES = [LegalTerm.__table__.alias(f"t{i}") for i in range(MAX_WORDS)]
+
+
 def _term_condition(table: Any, word: str, prefix: bool) -> Any:
     word = word[:MAX_TERM]
     if not prefix:
@@ -200,23 +205,25 @@ def _all_words(session: Session, words: list[str], *, mark: str, allowed: Any, e
     The longest exact word drives the scan through ``(term, article_id)`` in article order, so
     ``LIMIT`` stops it early; every other word is a probe on ``(article_id, term)``.
     """
+    words = words[:MAX_WORDS]
     last = len(words) - 1
     items = [(mark + w[:MAX_TERM - len(mark)], i == last) for i, w in enumerate(words)]
     exact = [i for i, (_, prefix) in enumerate(items) if not prefix]
     lead = max(exact, key=lambda i: len(items[i][0])) if exact else last
-    driver = aliased(LegalTerm)
-    stmt = select(driver.article_id).where(_term_condition(driver, *items[lead]))
+    driver = _TERM_ALIASES[0]
+    stmt = select(driver.c.article_id).where(_term_condition(driver.c, *items[lead]))
+    probes = iter(_TERM_ALIASES[1:])
     for i, (word, prefix) in enumerate(items):
         if i == lead:
             continue
-        probe = aliased(LegalTerm)
-        stmt = stmt.where(select(probe.id).where(probe.article_id == driver.article_id,
-                                                 _term_condition(probe, word, prefix)).exists())
+        probe = next(probes)
+        stmt = stmt.where(select(probe.c.id).where(probe.c.article_id == driver.c.article_id,
+                                                   _term_condition(probe.c, word, prefix)).exists())
     if allowed is not None:
-        stmt = stmt.where(driver.article_id.in_(allowed))
+        stmt = stmt.where(driver.c.article_id.in_(allowed))
     if exclude:
-        stmt = stmt.where(driver.article_id.not_in(list(exclude)))
-    stmt = stmt.order_by(driver.article_id).limit(limit)
+        stmt = stmt.where(driver.c.article_id.not_in(list(exclude)))
+    stmt = stmt.order_by(driver.c.article_id).limit(limit)
     return list(dict.fromkeys(session.scalars(stmt)))
 
 
@@ -333,11 +340,15 @@ def _answer(session: Session, parsed: ParsedQuery, docs: list[LegalDocument], ar
         doc_ids = {a.document_id for a in rows.values()}
         doc_rows = {d.id: d for d in session.scalars(select(LegalDocument).where(LegalDocument.id.in_(doc_ids)))}
         numbers = {a.number for a in rows.values()}
-        notes = {(n.document_id, n.article_number): n for n in session.scalars(
-            select(LegalNote).where(LegalNote.document_id.in_(doc_ids), LegalNote.article_number.in_(numbers)))}
-        tags: dict[tuple[int, str], list[LegalTag]] = {}
-        for t in session.scalars(select(LegalTag).where(LegalTag.document_id.in_(doc_ids),
-                                                        LegalTag.article_number.in_(numbers))):
+        # Plain rows (attribute access like the models), not ORM objects: this runs on every keystroke.
+        notes = {(n.document_id, n.article_number): n for n in session.execute(
+            select(LegalNote.document_id, LegalNote.article_number, LegalNote.meaning_vi, LegalNote.meaning_en,
+                   LegalNote.next_step_vi, LegalNote.next_step_en, LegalNote.verified)
+            .where(LegalNote.document_id.in_(doc_ids), LegalNote.article_number.in_(numbers)))}
+        tags: dict[tuple[int, str], list[Any]] = {}
+        for t in session.execute(select(LegalTag.document_id, LegalTag.article_number, LegalTag.scheme, LegalTag.code)
+                                 .where(LegalTag.document_id.in_(doc_ids), LegalTag.article_number.in_(numbers))
+                                 .order_by(LegalTag.id)):
             tags.setdefault((t.document_id, t.article_number), []).append(t)
         summaries: dict[int, dict[str, Any]] = {}
         for aid in article_ids:

@@ -141,11 +141,14 @@ def article_label(doc: LegalDocument, article: LegalArticle) -> str:
     return f"Điều {article.number} {name} {doc.number}".replace("  ", " ")
 
 
+_LOOKUP: Any = object()  # "not given: look it up"
+
+
 def article_view(session: Session, article: LegalArticle, doc: LegalDocument, *,
-                 note: LegalNote | None = None, tags: Sequence[LegalTag] | None = None,
+                 note: Any = _LOOKUP, tags: Sequence[Any] | None = None,
                  today: date | None = None, full: bool = False,
                  summary: dict[str, Any] | None = None) -> dict[str, Any]:
-    if note is None:
+    if note is _LOOKUP:
         note = session.scalar(select(LegalNote).where(LegalNote.document_id == doc.id,
                                                       LegalNote.article_number == article.number))
     if tags is None:

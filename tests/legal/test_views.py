@@ -89,6 +89,7 @@ def test_search_and_document_pages(library):
     doc_id = re.search(r'href="/legal/documents/(\d+)">Nghị định 144/2021', r.text).group(1)
     page = library.get(f"/legal/documents/{doc_id}")
     assert page.status_code == 200 and "282/2025/NĐ-CP" in page.text and "chưa kiểm tra" in page.text
+    assert "31/12/2021" in page.text and "01/01/2022" in page.text
     bad = library.get("/legal", params={"issues": "nope"})
     assert bad.status_code == 400 and "unknown issue code" in bad.text
 
