@@ -152,15 +152,22 @@ def _bad_request(req: adapter.Request, raw: RawIn) -> Response:
 
 
 # ---------------------------------------------------------------------- centre lookup
-# The queue each number and counsellor was last routed to, so that callers and counsellors still
-# meet in their own centre's queue while the database is unreachable (the default queue otherwise).
-_LAST_KNOWN: dict[tuple[str, str | None], str] = {}
+# The queue each number and counsellor was last routed to (kept on the app by ``setup_app``), so that
+# callers and counsellors still meet in their own centre's queue while the database is unreachable.
+LAST_KNOWN_MAX = 10_000
 
 
-def _remember(key: tuple[str, str | None], queue: str) -> str:
-    if len(_LAST_KNOWN) > 10_000:
-        _LAST_KNOWN.clear()
-    _LAST_KNOWN[key] = queue
+def _last_known(request: Request) -> dict[tuple[str, str | None], str]:
+    known = getattr(request.app.state, "twilio_last_known", None)
+    if known is None:
+        known = request.app.state.twilio_last_known = {}
+    return known
+
+
+def _remember(known: dict[tuple[str, str | None], str], key: tuple[str, str | None], queue: str) -> str:
+    if len(known) >= LAST_KNOWN_MAX:
+        known.clear()
+    known[key] = queue
     return queue
 
 
@@ -211,10 +218,11 @@ async def voice(request: Request) -> Response:
         try:
             code = await _in_thread(lambda: _centre_code_for_number(settings, adapter.dialed_of(req)),
                                     budget=DB_BUDGET_SECONDS)
-            req.assigned_queue = _remember(("number", adapter.dialed_of(req)), queue_name(settings, str(code)))
+            req.assigned_queue = _remember(_last_known(request), ("number", adapter.dialed_of(req)),
+                                           queue_name(settings, str(code)))
         except Exception as exc:  # noqa: BLE001 - database down, slow or broken: the caller is enqueued anyway
             reachable = False  # the last queue this number was routed to (else the default); event kept on disk
-            req.assigned_queue = _LAST_KNOWN.get(("number", adapter.dialed_of(req)), req.assigned_queue)
+            req.assigned_queue = _last_known(request).get(("number", adapter.dialed_of(req)), req.assigned_queue)
             log.error("twilio.voice_db_unavailable", extra={"reason": type(exc).__name__,
                                                             "call_sid": req.get("CallSid")})
     raw = adapter.translate(req)
@@ -321,9 +329,9 @@ async def agent(request: Request) -> Response:
     queue = queue_name(settings, settings.default_centre_code)
     try:
         code = await _in_thread(lambda: _centre_code_for_agent(settings, identity), budget=DB_BUDGET_SECONDS)
-        queue = _remember(("agent", identity), queue_name(settings, str(code)))
+        queue = _remember(_last_known(request), ("agent", identity), queue_name(settings, str(code)))
     except Exception as exc:  # noqa: BLE001 - a counsellor must always get TwiML that reaches the callers
-        queue = _LAST_KNOWN.get(("agent", identity), queue)
+        queue = _last_known(request).get(("agent", identity), queue)
         log.error("twilio.agent_default_queue", extra={"reason": f"database unavailable: {type(exc).__name__}"})
     try:
         await _keep(raw, budget=DB_BUDGET_SECONDS)
@@ -346,5 +354,5 @@ def _start_drainer(app: FastAPI) -> Callable[[], None]:
 
 def setup_app(app: FastAPI) -> None:
     """Replay spooled Twilio events (written while the database was down) once it is back."""
-    _LAST_KNOWN.clear()  # routing learnt by an earlier app (another configuration) does not apply
+    app.state.twilio_last_known = {}
     app.state.startup_hooks.append(_start_drainer)
