@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlencode
@@ -38,6 +39,7 @@ router = APIRouter(prefix="/webhooks/twilio", tags=["twilio"])
 
 LANG = "vi-VN"
 DB_BUDGET_SECONDS = 4.0  # Twilio waits 15 s; past this the voice webhook answers from the spool
+DB_RETRY_SECONDS = 5.0  # after a failure, incoming calls skip the database this long (no waiting callers)
 DRAIN_INTERVAL_SECONDS = 5.0
 HOLD_PAUSE_SECONDS = 20  # Twilio fetches the wait URL again when its TwiML ends: a loop
 
@@ -205,6 +207,11 @@ def voice_twiml(settings: Settings, queue: str) -> VoiceResponse:
     return response
 
 
+def _mark_down(request: Request) -> None:
+    if time.monotonic() >= getattr(request.app.state, "twilio_db_down_until", 0.0):
+        request.app.state.twilio_db_down_until = time.monotonic() + DB_RETRY_SECONDS
+
+
 @router.post("/voice")
 async def voice(request: Request) -> Response:
     req = await _read(request, Hook.VOICE)
@@ -213,16 +220,19 @@ async def voice(request: Request) -> Response:
     settings = get_settings()
     deadline = anyio.current_time() + DB_BUDGET_SECONDS
     req.assigned_queue = queue_name(settings, settings.default_centre_code)
-    reachable = True
-    if not adapter.missing_fields(Hook.VOICE, req.params):
+    known = _last_known(request)
+    reachable = time.monotonic() >= getattr(request.app.state, "twilio_db_down_until", 0.0)
+    if not reachable:  # the database failed moments ago: answer at once, from memory and the spool
+        req.assigned_queue = known.get(("number", adapter.dialed_of(req)), req.assigned_queue)
+    elif not adapter.missing_fields(Hook.VOICE, req.params):
         try:
             code = await _in_thread(lambda: _centre_code_for_number(settings, adapter.dialed_of(req)),
                                     budget=DB_BUDGET_SECONDS)
-            req.assigned_queue = _remember(_last_known(request), ("number", adapter.dialed_of(req)),
+            req.assigned_queue = _remember(known, ("number", adapter.dialed_of(req)),
                                            queue_name(settings, str(code)))
         except Exception as exc:  # noqa: BLE001 - database down, slow or broken: the caller is enqueued anyway
             reachable = False  # the last queue this number was routed to (else the default); event kept on disk
-            req.assigned_queue = _last_known(request).get(("number", adapter.dialed_of(req)), req.assigned_queue)
+            req.assigned_queue = known.get(("number", adapter.dialed_of(req)), req.assigned_queue)
             log.error("twilio.voice_db_unavailable", extra={"reason": type(exc).__name__,
                                                             "call_sid": req.get("CallSid")})
     raw = adapter.translate(req)
@@ -231,10 +241,12 @@ async def voice(request: Request) -> Response:
         return _bad_request(req, raw)
     if reachable:
         try:
-            await _keep(raw, budget=max(0.1, deadline - anyio.current_time()))
+            if not await _keep(raw, budget=max(0.1, deadline - anyio.current_time())):
+                _mark_down(request)  # the ingestor spooled it: the database went away just now
         except Exception:  # noqa: BLE001 - a late commit and the spooled copy are one event (same dedupe key)
             reachable = False
     if not reachable:
+        _mark_down(request)
         path = await anyio.to_thread.run_sync(lambda: spool.write([raw]))
         log.error("twilio.voice_spooled", extra={"call_sid": req.get("CallSid"), "spool": path.name})
     return _twiml(voice_twiml(settings, req.assigned_queue))
