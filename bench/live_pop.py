@@ -7,7 +7,8 @@ that time minus the moment just before ``hotline.ingest.spool.submit`` was calle
 same clock).  Runs with 1 screen, then with 30 screens connected to the one web process, and
 prints p50/p95/p99/max and the web process's memory.
 
-    .venv/bin/python bench/live_pop.py [--calls 100] [--screens 30] [--redis redis://127.0.0.1:6379/14]
+    .venv/bin/python bench/live_pop.py [--calls 100] [--screens 30] [--gap 0.3] [--pg sqlite|URL]
+                                       [--redis redis://127.0.0.1:6379/14]
 
 Target: p99 ≤ 150 ms in both runs.
 """
@@ -131,7 +132,7 @@ def call_id(key: str) -> int:
         return int(db.scalar(select(Call.id).where(Call.provider_key == key)))
 
 
-def run(browser, base: str, screens: int, calls: int, web_pid: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def run(browser, base: str, screens: int, calls: int, web_pid: int, gap: float) -> dict[str, float]:  # type: ignore[no-untyped-def]
     pages = []
     contexts = []
     for n in range(1, screens + 1):
@@ -158,7 +159,7 @@ def run(browser, base: str, screens: int, calls: int, web_pid: int) -> dict[str,
             latencies.append(painted - t0 * 1000)
             ingest.append(spent)
             delivery.append(painted - t0 * 1000 - spent)
-        time.sleep(0.05)
+        time.sleep(gap)
     mem_after = rss_mb(web_pid)
     for ctx in contexts:
         ctx.close()
@@ -173,6 +174,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=100)
     ap.add_argument("--screens", type=int, default=30)
+    ap.add_argument("--gap", type=float, default=0.3,
+                    help="seconds between calls (the pop's caller-history fetch finishes in between)")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
                     help="PostgreSQL server for a scratch database; 'sqlite' to use SQLite instead")
@@ -209,8 +212,8 @@ def main() -> int:
 
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            results = [run(browser, base, 1, args.calls, web.pid),
-                       run(browser, base, args.screens, args.calls, web.pid)]
+            results = [run(browser, base, 1, args.calls, web.pid, args.gap),
+                       run(browser, base, args.screens, args.calls, web.pid, args.gap)]
             browser.close()
     finally:
         web.terminate()

@@ -194,8 +194,11 @@ async def autosave(record_id: int, request: Request, principal: Principal = Depe
         audit.record(db, actor=principal, action="record.complete" if complete else "record.save",
                      object_type="call_record", object_id=record.id, request=request,
                      detail={"version": record.version, "fields": sorted(fields)})
-        return JSONResponse({"id": record.id, "version": record.version, "state": record.state,
-                             "saved_at": record.updated_at.isoformat()})
+        news = _news(record) if complete else None
+        out = {"id": record.id, "version": record.version, "state": record.state,
+               "saved_at": record.updated_at.isoformat()}
+    _announce(news)
+    return JSONResponse(out)
 
 
 @router.post("/records/{record_id}")
@@ -234,19 +237,26 @@ async def submit(record_id: int, request: Request, principal: Principal = Depend
         audit.record(db, actor=principal, action="record.complete" if complete else "record.save",
                      object_type="call_record", object_id=record.id, request=request,
                      detail={"version": record.version})
-        _announce(record)
+        news = _news(record)
+    _announce(news)  # after the commit, so a wallboard that re-reads sees the record
     return RedirectResponse(f"/records/{record_id}", status_code=303)
 
 
-def _announce(record: Any) -> None:
-    """Tell the wallboard a record was completed (ids and codes only)."""
+def _news(record: Any) -> tuple[int, dict[str, Any]] | None:
+    """What the wallboard is told about a completed record: ids and codes only."""
     if record.state != "completed":
+        return None
+    return record.centre_id, {"type": "record", "record": {
+        "id": record.id, "state": record.state, "primary_issue": record.primary_issue,
+        "version": record.version, "counsellor_id": record.counsellor_id}}
+
+
+def _announce(news: tuple[int, dict[str, Any]] | None) -> None:
+    if news is None:
         return
     from hotline import bus
 
-    bus.publish(f"centre:{record.centre_id}", {"type": "record", "record": {
-        "id": record.id, "state": record.state, "primary_issue": record.primary_issue,
-        "version": record.version, "counsellor_id": record.counsellor_id}})
+    bus.publish(f"centre:{news[0]}", news[1])
 
 
 @router.post("/records/{record_id}/close-nc")
@@ -276,8 +286,9 @@ async def close_nc(record_id: int, request: Request, principal: Principal = Depe
             raise HTTPException(422, detail=" ".join(errors.values())) from None
         audit.record(db, actor=principal, action="record.close_non_counselling", object_type="call_record",
                      object_id=record.id, request=request, detail={"code": code})
-        _announce(record)
+        news = _news(record)
         out = {"id": record.id, "version": record.version, "state": record.state}
+    _announce(news)
     if _json(request):
         return JSONResponse(out)
     return RedirectResponse(f"/records/{record_id}", status_code=303)
