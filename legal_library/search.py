@@ -260,19 +260,22 @@ def _tagged(session: Session, codes: list[str], *, doc_ids: list[int] | None, li
             exact: Sequence[str] = ()) -> list[int]:
     """Current articles tagged with any of ``codes``: those tagged with an ``exact`` code first,
     then those with our note, then by how many of the codes they carry."""
-    has_note = select(func.count(LegalNote.id)).where(LegalNote.document_id == LegalArticle.document_id,
-                                                     LegalNote.article_number == LegalArticle.number).scalar_subquery()
+    # (document, article number, scheme, code) is unique, so count(*) counts distinct codes.
     exact_hits = func.sum(case((LegalTag.code.in_(list(exact) or [""]), 1), else_=0))
-    stmt = (select(LegalArticle.id, func.count(func.distinct(LegalTag.code)).label("n"))
-            .join(LegalTag, and_(LegalTag.document_id == LegalArticle.document_id,
-                                 LegalTag.article_number == LegalArticle.number))
+    has_note = func.max(case((LegalNote.id.is_not(None), 1), else_=0))
+    stmt = (select(LegalArticle.id)
+            .select_from(LegalTag)
+            .join(LegalArticle, and_(LegalArticle.document_id == LegalTag.document_id,
+                                     LegalArticle.number == LegalTag.article_number))
+            .outerjoin(LegalNote, and_(LegalNote.document_id == LegalTag.document_id,
+                                       LegalNote.article_number == LegalTag.article_number))
             .where(LegalArticle.is_current.is_(True), LegalTag.scheme == "issue", LegalTag.code.in_(codes))
             .group_by(LegalArticle.id, LegalArticle.document_id, LegalArticle.sort))
     if doc_ids is not None:
         stmt = stmt.where(LegalArticle.document_id.in_(doc_ids))
-    stmt = stmt.order_by(exact_hits.desc(), has_note.desc(), func.count(func.distinct(LegalTag.code)).desc(),
+    stmt = stmt.order_by(exact_hits.desc(), has_note.desc(), func.count().desc(),
                          LegalArticle.document_id, LegalArticle.sort).limit(limit)
-    return [row[0] for row in session.execute(stmt)]
+    return list(session.scalars(stmt))
 
 
 def search(session: Session, query: str, *, issues: Sequence[str] = (), limit: int = LIMIT,
@@ -334,11 +337,15 @@ def _answer(session: Session, parsed: ParsedQuery, docs: list[LegalDocument], ar
             today: date, message: tuple[str, str] | None = None) -> dict[str, Any]:
     articles = []
     if article_ids:
-        rows = {a.id: a for a in session.scalars(
-            select(LegalArticle).options(defer(LegalArticle.clauses), defer(LegalArticle.body))
-            .where(LegalArticle.id.in_(article_ids)))}
-        doc_ids = {a.document_id for a in rows.values()}
-        doc_rows = {d.id: d for d in session.scalars(select(LegalDocument).where(LegalDocument.id.in_(doc_ids)))}
+        rows: dict[int, LegalArticle] = {}
+        doc_rows: dict[int, LegalDocument] = {}
+        for a, d in session.execute(
+                select(LegalArticle, LegalDocument).join(LegalDocument, LegalDocument.id == LegalArticle.document_id)
+                .options(defer(LegalArticle.clauses), defer(LegalArticle.body))
+                .where(LegalArticle.id.in_(article_ids))):
+            rows[a.id] = a
+            doc_rows[d.id] = d
+        doc_ids = set(doc_rows)
         numbers = {a.number for a in rows.values()}
         # Plain rows (attribute access like the models), not ORM objects: this runs on every keystroke.
         notes = {(n.document_id, n.article_number): n for n in session.execute(
