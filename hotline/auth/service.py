@@ -232,21 +232,23 @@ class LoginResult:
     user: User | None
     locked_until: datetime | None = None
     reason: str = ""  # "" (signed in) | "locked" | "bad_credentials" | "disabled"
+    account_id: int | None = None  # the account a refused attempt named, when it exists
 
 
 def authenticate(session: Session, *, username: str, password: str, ip: str) -> LoginResult:
     """Check a sign-in attempt, counting failures; a locked account is refused even with the right password."""
     now = utcnow()
+    user = get_user(session, username=username)
+    account_id = user.id if user is not None else None
     until = locked_until(session, username=username, ip=ip, now=now)
     if until is not None:
-        return LoginResult(None, until, "locked")
-    user = get_user(session, username=username)
+        return LoginResult(None, until, "locked", account_id)
     ok = verify_password(user, password)
     if ok and user is not None and not user.active:
-        return LoginResult(None, None, "disabled")
+        return LoginResult(None, None, "disabled", account_id)
     if not ok or user is None:
         until = _register_failure(session, username=username, ip=ip, now=now)
-        return LoginResult(None, until, "locked" if until else "bad_credentials")
+        return LoginResult(None, until, "locked" if until else "bad_credentials", account_id)
     clear_throttle(session, key=f"user:{user.username}")
     if _hasher.check_needs_rehash(user.password_hash or ""):
         user.password_hash = hash_password(password)

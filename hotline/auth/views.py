@@ -79,10 +79,13 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
         result = service.authenticate(db, username=username, password=password, ip=ip)
         user = result.user
         if user is None:
-            audit.record(db, actor=None, action=f"login.{result.reason}", object_type="user", object_id=None,
-                         request=request, detail={"username": username[:128]})
+            # The name typed is kept only when it is an account: a mistyped name is often a password.
+            audit.record(db, actor=None, action=f"login.{result.reason}", object_type="user",
+                         object_id=result.account_id, request=request,
+                         detail={"username": username[:128]} if result.account_id else {"unknown_user": True})
             new_session = None
         else:
+            service.end_session(db, cookie_value=request.cookies.get(SESSION_COOKIE, ""))  # no session fixation
             new_session = service.start_session(db, user=user, ip=ip, user_agent=request.headers.get("user-agent", ""))
             audit.record(db, actor=user, action="login.success", object_type="user", object_id=user.id, request=request)
             lang = i18n.normalize_language(user.language)

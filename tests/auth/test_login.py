@@ -159,3 +159,36 @@ def test_password_change_keeps_this_browser_and_ends_the_others(browser, second_
     second_browser.cookies.clear()
     assert _post_login(second_browser, "lan", PASSWORD).status_code == 401
     assert _post_login(second_browser, "lan", "a new long password").status_code == 303
+
+
+def test_failed_sign_ins_are_audited_without_keeping_mistyped_names(browser) -> None:  # type: ignore[no-untyped-def]
+    from hotline.audit import service as audit
+    from hotline.db import session_scope
+
+    uid = create_user("lan", PASSWORD, "counsellor")
+    _post_login(browser, "lan", "wrong password!")
+    _post_login(browser, "correct horse battery", "x")  # a password typed into the name field
+    with session_scope() as db:
+        entries = audit.search(db, action="login.bad_credentials")
+    assert [(e.object_id, e.detail) for e in entries] == [(None, {"unknown_user": True}),
+                                                           (str(uid), {"username": "lan"})]
+    assert all(e.ip == "testclient" for e in entries)
+
+
+def test_signing_in_again_replaces_the_old_session(browser) -> None:  # type: ignore[no-untyped-def]
+    create_user("lan", PASSWORD, "counsellor")
+    create_user("minh", PASSWORD, "supervisor")
+    login(browser, "lan", PASSWORD)
+    first = browser.cookies.get("hotline_session")
+    browser.cookies.clear()
+    browser.cookies.set("hotline_session", first, domain="testserver")
+    r = browser.get("/login?next=/account", follow_redirects=False)  # already signed in: sent on
+    assert r.status_code == 303 and r.headers["location"] == "/account"
+    token = csrf_from(browser.get("/account").text)
+    r = browser.post("/login", data={"username": "minh", "password": PASSWORD, "csrf_token": token},
+                     follow_redirects=False)
+    assert r.status_code == 303
+    assert "(minh)" in browser.get("/account").text
+    browser.cookies.clear()
+    browser.cookies.set("hotline_session", first, domain="testserver")
+    assert browser.get("/account", follow_redirects=False).status_code == 303, "the first session was ended"
