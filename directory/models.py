@@ -92,6 +92,10 @@ class Service(Base):
     attributes: Mapped[list[Attribute]] = relationship(cascade="all, delete-orphan", order_by="Attribute.pk")
 
 
+# Type-only searches walk this index in ranking order (verified first, then by name) and stop early.
+Index("ix_dir_services_type_verified_name", Service.service_type, Service.verified.desc(), Service.name)
+
+
 class Location(Base):
     __tablename__ = "dir_locations"
 

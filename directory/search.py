@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select, text
+from sqlalchemy import and_, case, func, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from directory import hours as hours_mod
@@ -188,16 +188,14 @@ def _conditions(session: Session, query: Query, interp: Interpretation, hard_typ
     return conds
 
 
-def _order(interp: Interpretation) -> list[Any]:
+def _order(interp: Interpretation, *, phrase: bool, hard_type: bool) -> list[Any]:
     order: list[Any] = []
-    if interp.type_code:
+    if interp.type_code and not hard_type:
         order.append(case((Service.service_type == interp.type_code, 0), else_=1))
     if interp.commune_code:
         order.append(case((Service.commune_code == interp.commune_code, 0), else_=1))
-    if interp.province_code:
-        order.append(case((Service.province_code == interp.province_code, 0), else_=1))
-    if len(interp.phrase) >= 4:
-        order.append(case((Service.search_doc.like(f"% {interp.phrase}%"), 0), else_=1))
+    if phrase and len(interp.phrase) >= 4:
+        order.append(case((func.substr(Service.search_doc, 1, 160).like(f"% {interp.phrase}%"), 0), else_=1))
     if interp.lat is not None and interp.lon is not None:
         k = math.cos(math.radians(interp.lat))
         dist = (Service.lat - interp.lat) * (Service.lat - interp.lat) + \
@@ -208,6 +206,24 @@ def _order(interp: Interpretation) -> list[Any]:
         order.append(case((Service.search_doc.like(f" {first}%"), 0), else_=1))
     order += [Service.verified.desc(), Service.name, Service.pk]
     return order
+
+
+def _tiers(query: Query, interp: Interpretation) -> list[tuple[list[Any], bool]]:
+    """Where to look, nearest first: the place's province, then widening boxes around it, then
+    everywhere else.  Each tier is small enough to rank quickly; (conditions, rank by phrase)."""
+    p = interp.province_code
+    if not p:
+        return [([], bool(interp.terms))]
+    tiers: list[tuple[list[Any], bool]] = [([Service.province_code == p], True)]
+    if query.province or query.commune:
+        return tiers
+    elsewhere = or_(Service.province_code != p, Service.province_code.is_(None))
+    if interp.lat is not None and interp.lon is not None:
+        for d in (1.0, 3.0):
+            tiers.append(([elsewhere, Service.lat.between(interp.lat - d, interp.lat + d),
+                           Service.lon.between(interp.lon - d, interp.lon + d)], False))
+    tiers.append(([elsewhere], False))
+    return tiers
 
 
 def search(session: Session, query: Query, *, now: datetime | None = None, staff: bool = False) -> tuple[Interpretation, list[dict[str, Any]]]:
@@ -227,13 +243,21 @@ def search(session: Session, query: Query, *, now: datetime | None = None, staff
 
 def _run(session: Session, query: Query, interp: Interpretation, hard_type: bool, limit: int,
          params: dict[str, str], now: datetime) -> list[Service]:
-    """Rank on the bare table (primary keys only), then load the few entries shown."""
-    ranked = (select(Service.pk).where(and_(*_conditions(session, query, interp, hard_type)))
-              .order_by(*_order(interp)))
-    if not query.open_now:
-        pks = list(session.scalars(ranked.limit(limit), params))
-    else:
-        pks = _open_pks(session, ranked, params, limit, now)
+    """Rank on the bare table (primary keys only), tier by tier, then load the few entries shown."""
+    base = _conditions(session, query, interp, hard_type)
+    pks: list[int] = []
+    for extra, phrase in _tiers(query, interp):
+        conds = [*base, *extra]
+        if pks:
+            conds.append(Service.pk.not_in(pks))
+        ranked = select(Service.pk).where(and_(*conds)).order_by(*_order(interp, phrase=phrase, hard_type=hard_type))
+        want = limit - len(pks)
+        if query.open_now:
+            pks += _open_pks(session, ranked, params, want, now)
+        else:
+            pks += list(session.scalars(ranked.limit(want), params))
+        if len(pks) >= limit:
+            break
     if not pks:
         return []
     rows = session.scalars(select(Service).where(Service.pk.in_(pks)).options(
@@ -246,10 +270,11 @@ def _run(session: Session, query: Query, interp: Interpretation, hard_type: bool
 def _open_pks(session: Session, ranked: Any, params: dict[str, str], limit: int, now: datetime) -> list[int]:
     """Walk the ranking in order, checking schedules a hundred entries at a time."""
     out: list[int] = []
-    candidates = list(session.execute(ranked.add_columns(Service.open_24_7, Service.open_on_holidays,
-                                                         Service.timezone).limit(20000), params))
-    for start in range(0, len(candidates), 100):
-        chunk = candidates[start:start + 100]
+    offset = 0
+    while len(out) < limit and offset < 20000:
+        chunk = list(session.execute(ranked.add_columns(Service.open_24_7, Service.open_on_holidays,
+                                                        Service.timezone).limit(200).offset(offset), params))
+        offset += 200
         need = [pk for pk, always, _, _ in chunk if not always]
         slots: dict[int, list[hours_mod.Slot]] = {}
         if need:
@@ -262,6 +287,8 @@ def _open_pks(session: Session, ranked: Any, params: dict[str, str], limit: int,
                 out.append(pk)
                 if len(out) == limit:
                     return out
+        if len(chunk) < 200:
+            break
     return out
 
 

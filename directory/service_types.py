@@ -51,10 +51,24 @@ def phrases() -> list[tuple[list[str], str]]:
     return sorted(out, key=lambda p: -len(p[0]))
 
 
-def find_in_words(words: list[str]) -> tuple[str | None, list[str]]:
+def _find(words: list[str], only: str | None) -> tuple[str | None, list[str]]:
     for phrase, code in phrases():
+        if only and code != only:
+            continue
         n = len(phrase)
         for i in range(len(words) - n + 1):
             if words[i:i + n] == phrase:
                 return code, words[:i] + words[i + n:]
     return None, words
+
+
+def find_in_words(words: list[str]) -> tuple[str | None, list[str]]:
+    """The type named in the words, and the words left once every phrase of that type is removed
+    ("tham vấn tâm lý" names counselling twice)."""
+    code, rest = _find(words, None)
+    while code:
+        again, shorter = _find(rest, code)
+        if again is None:
+            break
+        rest = shorter
+    return code, rest

@@ -127,6 +127,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_dir_services_province_code'), ['province_code'], unique=False)
         batch_op.create_index('ix_dir_services_type_province', ['service_type', 'province_code'], unique=False)
         batch_op.create_index('ix_dir_services_verified_at', ['last_verified_at'], unique=False)
+        batch_op.create_index('ix_dir_services_type_verified_name', ['service_type', sa.text('verified DESC'), 'name'], unique=False)
 
     op.create_table('dir_addresses',
     sa.Column('pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -288,6 +289,7 @@ def downgrade() -> None:
     op.drop_table('dir_addresses')
     with op.batch_alter_table('dir_services', schema=None) as batch_op:
         batch_op.drop_index('ix_dir_services_verified_at')
+        batch_op.drop_index('ix_dir_services_type_verified_name')
         batch_op.drop_index('ix_dir_services_type_province')
         batch_op.drop_index(batch_op.f('ix_dir_services_province_code'))
         batch_op.drop_index(batch_op.f('ix_dir_services_organization_id'))
