@@ -39,7 +39,7 @@ def test_login_sets_a_safe_cookie_and_logout_ends_the_session(browser) -> None: 
     assert r.status_code == 303 and r.headers["location"] == "/login"
     assert browser.get("/", follow_redirects=False).headers["location"] == "/login"
     # the old cookie value is dead on the server, not just forgotten by the browser
-    browser.cookies.set("hotline_session", old, domain="testserver")
+    browser.cookies.set("hotline_session", old, domain="testserver.local")
     assert browser.get("/account", follow_redirects=False).status_code == 303
 
 
@@ -181,7 +181,7 @@ def test_signing_in_again_replaces_the_old_session(browser) -> None:  # type: ig
     login(browser, "lan", PASSWORD)
     first = browser.cookies.get("hotline_session")
     browser.cookies.clear()
-    browser.cookies.set("hotline_session", first, domain="testserver")
+    browser.cookies.set("hotline_session", first, domain="testserver.local")
     r = browser.get("/login?next=/account", follow_redirects=False)  # already signed in: sent on
     assert r.status_code == 303 and r.headers["location"] == "/account"
     token = csrf_from(browser.get("/account").text)
@@ -190,5 +190,5 @@ def test_signing_in_again_replaces_the_old_session(browser) -> None:  # type: ig
     assert r.status_code == 303
     assert "(minh)" in browser.get("/account").text
     browser.cookies.clear()
-    browser.cookies.set("hotline_session", first, domain="testserver")
+    browser.cookies.set("hotline_session", first, domain="testserver.local")
     assert browser.get("/account", follow_redirects=False).status_code == 303, "the first session was ended"
