@@ -30,6 +30,9 @@ from hotline.ingest.ami.protocol import AmiMapper, parse_frame, split_frames  # 
 from hotline.ingest.ami.simulator import AmiServer, synthetic_stream  # noqa: E402
 
 
+TARGET = 5_000  # events/s, end to end
+
+
 def parse_only(blocks: list[bytes], events: int) -> float:
     mapper = AmiMapper("bench")
     now = datetime.now(timezone.utc)
@@ -69,6 +72,7 @@ def main() -> int:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = args.pg.rsplit("/", 1)[0] + f"/{name}"
     proc = None
+    ok = False
     server = AmiServer(username="bench", secret="bench-secret").start()
     try:
         migrate.upgrade(url)
@@ -123,6 +127,8 @@ def main() -> int:
         print(f"hotline ami used {cpu:.1f} CPU s: {events / cpu:,.0f} events per CPU second of the listener "
               f"(machine load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
         print(f"calls: {', '.join(f'{s} {c}' for s, c in calls)}; dead letters: {dead}")
+        ok = steady >= TARGET
+        print(f"target {TARGET:,} events/s sustained: {'met' if ok else 'MISSED'}")
     finally:
         if proc is not None:
             proc.terminate()
@@ -134,7 +140,7 @@ def main() -> int:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

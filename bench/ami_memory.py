@@ -74,6 +74,7 @@ def main() -> int:
         url = f"sqlite:///{tmp}/hotline.sqlite3"
     server = AmiServer(username="bench", secret="bench-secret").start()
     proc = None
+    flat = False
     try:
         migrate.upgrade(url)
         engine = create_engine(url)
@@ -116,6 +117,7 @@ def main() -> int:
               f"final {samples[-1][1]:.1f} MB; growth {growth:+.1f} % (limit +10 %): "
               f"{'FLAT' if growth <= 10 else 'GROWING'}")
         engine.dispose()
+        flat = growth <= 10
     finally:
         if proc is not None:
             proc.terminate()
@@ -129,7 +131,7 @@ def main() -> int:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
         shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return 0 if flat else 1
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ def test_bad_frames_are_kept_and_the_listener_keeps_running(env, rig: Rig, caplo
     server.push(b"Event: Newchannel\r\nthis line has no colon\r\nUniqueid: 9.1\r\n\r\n"
                 b"Event: SomethingNew\r\nPrivilege: call,all\r\nWhatever: 1\r\n\r\n"
                 b"Event: Newchannel\r\nCallerIDName: Nguy\xff\xfen\r\nCallerIDNum:0912345678\r\nExten: 111\r\n"
-                b"Uniqueid: 77.1\r\nLinkedid: 77.1\r\nChanVariable: A=1\r\nChanVariable: B=2\r\n\r\n")
-    wait_for(lambda: count(RawEvent) >= 4, what="the three frames")  # + the snapshot
+                b"Uniqueid: 77.1\r\nLinkedid: 77.1\r\nChanVariable: A=1\r\nChanVariable: B=2\r\n\r\n"
+                b"Event: UserEvent\r\nPrivilege: user,all\r\nData: a\x00b\r\n\r\n")
+    wait_for(lambda: count(RawEvent) >= 5, what="the four frames")  # + the snapshot
     (dead,) = dead_letters()
     assert "malformed AMI frame" in dead.reason and "no colon" in dead.payload
     by_type = {r.event_type: r for r in raw_events()}
@@ -49,6 +50,8 @@ def test_bad_frames_are_kept_and_the_listener_keeps_running(env, rig: Rig, caplo
     assert bad_utf8.payload_bytes is not None and b"\xff\xfe" in bad_utf8.payload_bytes
     assert "\ufffd" in bad_utf8.payload
     assert "ChanVariable: A=1\r\nChanVariable: B=2" in bad_utf8.payload  # repeated keys kept
+    nul = by_type["UserEvent"]
+    assert nul.payload_bytes == b"Event: UserEvent\r\nPrivilege: user,all\r\nData: a\x00b" and "\x00" not in nul.payload
     c = call("77.1")
     assert c is not None
     assert c.caller_raw == "0912345678" and c.dialed == "111"  # "Key:" without a space is accepted

@@ -13,7 +13,8 @@ What the real captures (Asterisk 22) taught us, and what this module therefore d
   from the queue events only;
 - keys repeat (``ChanVariable``) and are kept in order; ``Key:`` without a space is accepted;
 - a line without a colon makes the frame malformed: it is stored and dead-lettered, not dropped;
-- invalid UTF-8 is decoded with replacement characters and the original bytes are kept.
+- invalid UTF-8 (and NUL, which no text column takes) is decoded with replacement characters
+  and the original bytes are kept.
 
 Events are *facts*; the ingestor derives the status, so order across event types is irrelevant.
 """
@@ -90,6 +91,9 @@ def parse_frame(raw: bytes) -> Frame:
         invalid = False
     except UnicodeDecodeError:
         text = raw.decode("utf-8", errors="replace")
+        invalid = True
+    if "\x00" in text:  # no database text column takes NUL: replace it, keep the original bytes
+        text = text.replace("\x00", "\ufffd")
         invalid = True
     headers: list[tuple[str, str]] = []
     fields: dict[str, str] = {}
