@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
@@ -47,8 +48,34 @@ class NotFound(LookupError):
 
 
 # ---------------------------------------------------------------------------- validation
+# Imports repeat the same short values (yes/no, types, provinces, hours) thousands of times.
+_fold = lru_cache(maxsize=65536)(fold)
+
+
+def _clean(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    text = str(value)
+    return (text if text.isascii() else nfc(text)).strip()
+
+
+@lru_cache(maxsize=4096)
+def _province(value: str) -> tuple[str, str]:
+    return places().province(value)
+
+
+@lru_cache(maxsize=65536)
+def _commune(value: str, province_code: str) -> str:
+    return places().commune(value, province_code)
+
+
+@lru_cache(maxsize=4096)
+def _hours(value: str) -> hours_mod.Hours:
+    return hours_mod.parse(value)
+
+
 def _bool(value: str, label: str, errors: list[str]) -> bool:
-    v = fold(value)
+    v = _fold(value)
     if v in _YES:
         return True
     if v in _NO:
@@ -85,7 +112,7 @@ def _float(value: str, label: str, lo: float, hi: float, errors: list[str]) -> f
 def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
     """Check one entry given as field → text (CSV template fields). Returns the record and
     warnings; raises ``RecordError`` listing every problem."""
-    g = {k: nfc(str(raw.get(k) or "")).strip() for k in FIELD_NAMES}
+    g = {k: _clean(raw.get(k)) for k in FIELD_NAMES}
     errors: list[str] = []
     warnings: list[str] = []
     if not g["id"]:
@@ -100,22 +127,21 @@ def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
     if stype is None:
         known = ", ".join(service_types())
         errors.append(f"loại dịch vụ {g['service_type']!r} không có / unknown service type (known: {known})")
-    pl = places()
     province_code, commune_code = "", None
     if not g["province"]:
         errors.append("thiếu tỉnh/thành phố / missing province (write 'toàn quốc' / 'national' for a nationwide service)")
-    elif fold(g["province"]) in NATIONAL:
+    elif _fold(g["province"]) in NATIONAL:
         province_code = ""
     else:
         try:
-            province_code, note = pl.province(g["province"])
+            province_code, note = _province(g["province"])
             if note:
                 warnings.append(f"tỉnh cũ đã chuyển / old province mapped: {note}")
         except UnknownPlace as exc:
             errors.append(str(exc))
     if g["commune"] and province_code:
         try:
-            commune_code = pl.commune(g["commune"], province_code)
+            commune_code = _commune(g["commune"], province_code)
         except UnknownPlace as exc:
             errors.append(str(exc))
     phones: list[tuple[str, str]] = []
@@ -126,15 +152,15 @@ def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
         else:
             phones.append((part, norm))
     try:
-        h = hours_mod.parse(g["hours"])
+        h = _hours(g["hours"])
     except hours_mod.HoursError as exc:
         errors.append(str(exc))
         h = hours_mod.Hours(False, (), False)
-    langs = [fold(x) for x in re.split(r"[;,\s]+", g["languages"]) if x.strip()] or ["vi"]
+    langs = [_fold(x) for x in re.split(r"[;,\s]+", g["languages"]) if x.strip()] or ["vi"]
     for lang in langs:
         if not re.match(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$", lang):
             errors.append(f"ngôn ngữ {lang!r} không hợp lệ / invalid language: use ISO 639 codes like vi, en, hmn")
-    method_key = fold(g["referral_method"])
+    method_key = _fold(g["referral_method"])
     if method_key not in REFERRAL_METHODS:
         errors.append(f"cách nhận chuyển gửi {g['referral_method']!r} không có / unknown referral method: webhook, email, sms or empty")
     method = REFERRAL_METHODS.get(method_key, "")
@@ -401,7 +427,7 @@ def _bulk_insert(session: Session, model: type, rows: list[dict[str, Any]]) -> N
     if not rows:
         return
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(model), rows)
+        session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
         return
     from psycopg.types.json import Jsonb
 
