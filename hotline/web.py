@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jinja2
 from markupsafe import Markup
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -236,9 +237,23 @@ def _phrase(status: int) -> str:
         return ""
 
 
+async def _html_validation_errors(request: Request, exc: Exception) -> Response:
+    """A browser form that fails validation gets a page naming each field and what is wrong."""
+    assert isinstance(exc, RequestValidationError)
+    if wants_json(request) or "text/html" not in request.headers.get("accept", ""):
+        return await request_validation_exception_handler(request, exc)
+    problems = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path", "form")]
+        problems.append(f"{'.'.join(loc) or '?'}: {err.get('msg', '')}")
+    return render(request, "error.html", {"status": 422, "title": ERROR_TITLES[422], "detail": "",
+                                          "problems": problems}, status_code=422)
+
+
 def setup_app(app: FastAPI) -> None:
     """Browser page loads get an HTML error page; API and script requests keep FastAPI's JSON."""
     app.add_exception_handler(StarletteHTTPException, _html_errors)
+    app.add_exception_handler(RequestValidationError, _html_validation_errors)
 
 
 def language_cookie(response: Response, lang: str) -> None:

@@ -191,3 +191,13 @@ def test_render_helpers_for_other_domains(env: Settings) -> None:
         r = c.get("/probe/page")
     assert r.status_code == 201
     assert '<p id="x">Đăng nhập|vi|True|lan|01/01/2027|&lt;b&gt;</p>' in r.text
+
+
+def test_a_browser_form_failing_validation_gets_a_page_naming_the_field(probe) -> None:  # type: ignore[no-untyped-def]
+    create_user("admin", PASSWORD, "administrator")
+    login(probe, "admin", PASSWORD)
+    r = probe.get("/admin/audit", params={"page": "zero"}, headers={"accept": "text/html"})
+    assert r.status_code == 422
+    assert "Một số trường cần sửa" in r.text and "page:" in r.text and "sửa các trường" in r.text
+    r = probe.get("/admin/audit", params={"page": "zero"}, headers={"accept": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "page"]
