@@ -423,3 +423,14 @@ def test_during_an_outage_callers_and_counsellors_keep_their_centre_queue(post, 
     other = base_params(CallSid="CA" + "6" * 32, To="+842873005555", Called="+842873005555")
     assert xml(post("/webhooks/twilio/voice", other)).find("Enqueue").text == "hotline-default"  # type: ignore[union-attr]
     assert len(spool.pending_files()) == 3
+
+
+def test_simultaneous_first_calls_on_an_empty_database_are_all_applied(post, env) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sids = [f"CA{i:032d}" for i in range(100, 116)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        roots = list(pool.map(lambda sid: xml(post("/webhooks/twilio/voice", base_params(CallSid=sid))), sids))
+    assert {r.find("Enqueue").text for r in roots} == {"hotline-default"}  # type: ignore[union-attr]
+    assert spool.pending_files() == []  # a race on creating the default centre is not an outage
+    assert len(all_calls()) == 16 and {c.status for c in all_calls()} == {"queued"}

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from fastapi.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, VoiceResponse
@@ -39,6 +40,7 @@ router = APIRouter(prefix="/webhooks/twilio", tags=["twilio"])
 
 LANG = "vi-VN"
 DB_BUDGET_SECONDS = 4.0  # Twilio waits 15 s; past this the voice webhook answers from the spool
+OUTAGE_ERRORS = (TimeoutError, ConnectionError, OperationalError, InterfaceError)
 DB_RETRY_SECONDS = 5.0  # after a failure, incoming calls skip the database this long (no waiting callers)
 DRAIN_INTERVAL_SECONDS = 5.0
 HOLD_PAUSE_SECONDS = 20  # Twilio fetches the wait URL again when its TwiML ends: a loop
@@ -173,7 +175,23 @@ def _remember(known: dict[tuple[str, str | None], str], key: tuple[str, str | No
     return queue
 
 
+def _retry_race(fn: Callable[[], str]) -> str:
+    """Run a lookup again when a concurrent request created the default centre first."""
+    try:
+        return fn()
+    except IntegrityError:
+        return fn()
+
+
 def _centre_code_for_number(settings: Settings, dialed: str | None) -> str:
+    return _retry_race(lambda: _number_lookup(settings, dialed))
+
+
+def _centre_code_for_agent(settings: Settings, identity: str | None) -> str:
+    return _retry_race(lambda: _agent_lookup(settings, identity))
+
+
+def _number_lookup(settings: Settings, dialed: str | None) -> str:
     with session_scope() as session:
         default = ensure_default_centre(session, code=settings.default_centre_code,
                                         name=settings.default_centre_name, timezone=settings.default_timezone)
@@ -181,7 +199,7 @@ def _centre_code_for_number(settings: Settings, dialed: str | None) -> str:
         return line.centre.code if line is not None else default.code
 
 
-def _centre_code_for_agent(settings: Settings, identity: str | None) -> str:
+def _agent_lookup(settings: Settings, identity: str | None) -> str:
     """The centre whose Twilio numbers the counsellor answers (default when it has none)."""
     with session_scope() as session:
         default = ensure_default_centre(session, code=settings.default_centre_code,
@@ -230,11 +248,13 @@ async def voice(request: Request) -> Response:
                                     budget=DB_BUDGET_SECONDS)
             req.assigned_queue = _remember(known, ("number", adapter.dialed_of(req)),
                                            queue_name(settings, str(code)))
-        except Exception as exc:  # noqa: BLE001 - database down, slow or broken: the caller is enqueued anyway
-            reachable = False  # the last queue this number was routed to (else the default); event kept on disk
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the caller is enqueued
+            # The last queue this number was routed to, else the default.  Only an outage (no
+            # connection, no answer in time) sends the event straight to the disk spool.
+            reachable = not isinstance(exc, OUTAGE_ERRORS)
             req.assigned_queue = known.get(("number", adapter.dialed_of(req)), req.assigned_queue)
-            log.error("twilio.voice_db_unavailable", extra={"reason": type(exc).__name__,
-                                                            "call_sid": req.get("CallSid")})
+            log.error("twilio.voice_lookup_failed", extra={"reason": f"{type(exc).__name__}: {exc}"[:300],
+                                                           "call_sid": req.get("CallSid")})
     raw = adapter.translate(req)
     if raw.error:
         await _keep(raw)
@@ -344,7 +364,7 @@ async def agent(request: Request) -> Response:
         queue = _remember(_last_known(request), ("agent", identity), queue_name(settings, str(code)))
     except Exception as exc:  # noqa: BLE001 - a counsellor must always get TwiML that reaches the callers
         queue = _last_known(request).get(("agent", identity), queue)
-        log.error("twilio.agent_default_queue", extra={"reason": f"database unavailable: {type(exc).__name__}"})
+        log.error("twilio.agent_lookup_failed", extra={"reason": f"{type(exc).__name__}: {exc}"[:300]})
     try:
         await _keep(raw, budget=DB_BUDGET_SECONDS)
     except Exception:  # noqa: BLE001 - kept on disk instead
