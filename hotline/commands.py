@@ -221,6 +221,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     reset_settings()
     settings = get_settings()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    from hotline.logging import configure_logging
+
+    configure_logging(settings.log_level, args.log_format or settings.log_format)
 
     from hotline import migrate
     from hotline.db import session_scope
@@ -232,6 +235,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with session_scope() as session:
         sync_taxonomies(session)
         info = seed_demo(session)
+    # Starter data of the directory and the legal library, so their panels have content.
+    from directory.seed import seed as seed_directory
+    from legal_library.service import seed as seed_legal
+
+    with session_scope() as session:
+        seed_directory(session)
+    with session_scope() as session:
+        seed_legal(session)
 
     pbx = DemoPbx(host="127.0.0.1", port=0, username="hotline-demo", secret=info["ami_secret"],
                   interval=args.interval, queue="hotline", agents=info["agents"])
