@@ -137,11 +137,23 @@ async def run(base: str, requests: list, clients: int, think: float) -> tuple[li
     return latencies, elapsed
 
 
-def report(name: str, latencies: list[float], elapsed: float) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to show cost apart from machine load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, base: str, requests: list, clients: int, think: float) -> tuple[list[float], float, float]:
+    before = cpu_seconds(pid)
+    latencies, elapsed = asyncio.run(run(base, requests, clients, think))
+    return latencies, elapsed, (cpu_seconds(pid) - before) / len(requests)
+
+
+def report(name: str, latencies: list[float], elapsed: float, cpu: float) -> float:
     ms = sorted(x * 1000 for x in latencies)
     q = statistics.quantiles(ms, n=100, method="inclusive")
     print(f"{name:<10} requests={len(ms):>5}  p50={q[49]:6.1f} ms  p95={q[94]:6.1f} ms  p99={q[98]:6.1f} ms  "
-          f"max={ms[-1]:6.1f} ms  throughput={len(ms) / elapsed:7.1f} req/s")
+          f"max={ms[-1]:6.1f} ms  throughput={len(ms) / elapsed:7.1f} req/s  server CPU={cpu * 1000:5.2f} ms/req")
     return q[98]
 
 
@@ -197,16 +209,13 @@ def main() -> int:
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
               "(load generator on the same machine)")
         paced = status_requests(base, range(0, args.calls))
-        lat, elapsed = asyncio.run(run(base, paced, args.clients, args.think))
-        p99 = report(f"paced {args.think:g}s", lat, elapsed)
+        p99 = report(f"paced {args.think:g}s", *measured(proc.pid, base, paced, args.clients, args.think))
         saturated = status_requests(base, range(args.calls, args.calls * 2))
-        lat, elapsed = asyncio.run(run(base, saturated, args.clients, 0))
-        report("saturated", lat, elapsed)
+        report("saturated", *measured(proc.pid, base, saturated, args.clients, 0))
 
         hold = [signed(base, "/webhooks/twilio/wait", {"CallSid": f"CA{i:032d}", "QueuePosition": "2",
                                                         "QueueTime": "40"}) for i in range(args.calls * 3)]
-        lat, elapsed = asyncio.run(run(base, hold, args.clients, 0))
-        report("no-db ref", lat, elapsed)  # the hold-music webhook: signature + TwiML, no database
+        report("no-db ref", *measured(proc.pid, base, hold, args.clients, 0))  # signature + TwiML, no database
 
         spool_dir = Path(data_dir) / "spool"
         spooled = len(list(spool_dir.glob("*.jsonl")))
