@@ -89,12 +89,16 @@ def _expand(session: Session, word: str, interp: Interpretation) -> list[str]:
     if hit is not None:
         return [word]
     n = len(word)
-    # Candidates share the first two letters (most typos), or the 2nd-3rd letters (a wrong first letter).
-    cands = list(session.scalars(select(Word.word).where(
-        Word.word >= word[:2], Word.word < word[:2] + "\uffff", Word.length.between(n - 2, n + 2)).limit(3000)))
-    if n >= 4:
-        cands += list(session.scalars(select(Word.word).where(
-            Word.word >= word[1:3], Word.word < word[1:3] + "\uffff", Word.length.between(n - 2, n + 2)).limit(1000)))
+    if session.get_bind().dialect.name == "postgresql":  # trigram similarity, GIN-indexed
+        cands = list(session.scalars(select(Word.word).where(Word.word.op("%")(word))
+                                     .order_by(func.similarity(Word.word, word).desc()).limit(30)))
+    else:  # candidates share the first two letters (most typos), or the 2nd-3rd (a wrong first letter)
+        cands = list(session.scalars(select(Word.word).where(
+            Word.word >= word[:2], Word.word < word[:2] + "\uffff", Word.length.between(n - 2, n + 2)).limit(3000)))
+        if n >= 4:
+            cands += list(session.scalars(select(Word.word).where(
+                Word.word >= word[1:3], Word.word < word[1:3] + "\uffff",
+                Word.length.between(n - 2, n + 2)).limit(1000)))
     cands += [w for w in _static_words() if w[0] == word[0] and abs(len(w) - n) <= 2]
     best = difflib.get_close_matches(word, cands, n=3, cutoff=0.72 if n > 3 else 0.66)
     if best:
@@ -157,6 +161,11 @@ def _fts_expr(terms: list[list[str]]) -> str:
     return " AND ".join("(" + " OR ".join(f'"{w}"*' for w in alts) + ")" for alts in terms)
 
 
+def _text_terms(interp: Interpretation) -> list[list[str]]:
+    """Words to match, with the phone fragment as a prefix of the indexed "tel…" suffix words."""
+    return interp.terms + ([[f"tel{interp.phone}"]] if interp.phone else [])
+
+
 def _tsquery(terms: list[list[str]]) -> str:
     return " & ".join("(" + " | ".join(f"{w}:*" for w in alts) + ")" for alts in terms)
 
@@ -164,15 +173,13 @@ def _tsquery(terms: list[list[str]]) -> str:
 def _conditions(session: Session, query: Query, interp: Interpretation, hard_type: bool) -> list[Any]:
     conds: list[Any] = [Service.status == "active"]
     dialect = session.get_bind().dialect.name
-    if interp.terms:
+    if interp.terms or interp.phone:
         if dialect == "sqlite":
             conds.append(Service.pk.in_(select(text("rowid")).select_from(text("dir_service_fts"))
                                         .where(text("dir_service_fts MATCH :fts"))))
         else:
             conds.append(text("to_tsvector('simple'::regconfig, dir_services.search_doc) @@ "
                               "to_tsquery('simple'::regconfig, :tsq)"))
-    if interp.phone:
-        conds.append(Service.phone_digits.like(f"%{interp.phone}%"))
     if interp.type_code and hard_type:
         conds.append(Service.service_type == interp.type_code)
     if query.province and interp.province_code:
@@ -231,7 +238,8 @@ def search(session: Session, query: Query, *, now: datetime | None = None, staff
     interp = interpret(session, query)
     now = now or utcnow()
     limit = max(1, min(query.limit, 100))
-    params = {"fts": _fts_expr(interp.terms), "tsq": _tsquery(interp.terms)} if interp.terms else {}
+    words = _text_terms(interp)
+    params = {"fts": _fts_expr(words), "tsq": _tsquery(words)} if words else {}
     hard_type = bool(query.service_type) or interp.type_from_text
     rows = _run(session, query, interp, hard_type, limit, params, now)
     if not rows and interp.type_from_text and not query.service_type:

@@ -236,8 +236,11 @@ def search_document(rec: Record) -> tuple[str, str]:
     if not rec.confidential_address:
         parts.append(rec.address)
     doc = " ".join(fold_words(" ".join(parts)))
-    digits = " ".join(f for _, e in rec.phones for f in _phone_forms(e))
-    return f" {doc} ", f" {digits} " if digits else ""
+    forms = [f for _, e in rec.phones for f in _phone_forms(e)]
+    # Every suffix of every number as a "tel…" word: a digit fragment is then a word prefix.
+    tel = " ".join(sorted({f"tel{f[i:]}" for f in forms for i in range(max(1, len(f) - 2))}))
+    digits = " ".join(forms)
+    return f" {doc} {tel} ", f" {digits} " if digits else ""
 
 
 # ---------------------------------------------------------------------------- saving
@@ -301,7 +304,7 @@ def _children(session: Session, svc: Service, org: Organization, rec: Record, is
 
 
 def _doc_words(doc: str) -> set[str]:
-    return {w for w in doc.split() if 2 <= len(w) <= 40 and not w.isdigit()}
+    return {w for w in doc.split() if 2 <= len(w) <= 40 and not w.isdigit() and not w.startswith("tel")}
 
 
 def add_words(session: Session, words: set[str]) -> None:
