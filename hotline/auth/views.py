@@ -311,7 +311,7 @@ AUDIT_PAGE_SIZE = 200
 
 
 def _parse_day(value: str, field: str, request: Request) -> datetime | None:
-    """``yyyy-mm-dd`` (the date picker) or ``dd/mm/yyyy`` → midnight in the administrator's timezone."""
+    """``dd/mm/yyyy`` (or ISO ``yyyy-mm-dd``) → midnight in the administrator's timezone."""
     value = value.strip()
     if not value:
         return None

@@ -201,3 +201,15 @@ def test_a_browser_form_failing_validation_gets_a_page_naming_the_field(probe) -
     assert "Một số trường cần sửa" in r.text and "page:" in r.text and "sửa các trường" in r.text
     r = probe.get("/admin/audit", params={"page": "zero"}, headers={"accept": "application/json"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "page"]
+
+
+def test_pages_use_only_local_assets(browser) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    page = browser.get("/login").text
+    assets = re.findall(r'(?:href|src)="([^"]+\.(?:css|js))"', page)
+    assert assets == ["/static/css/app.css", "/static/js/app.js"]
+    for asset in assets:
+        r = browser.get(asset)
+        assert r.status_code == 200 and len(r.content) > 500
+    assert "http://" not in page and "https://" not in page
