@@ -2,9 +2,9 @@
 
 Every request's ``X-Twilio-Signature`` is checked against ``HOTLINE_PUBLIC_BASE_URL`` + path (+
 query) and the form fields, blank values included; a request that fails gets 403, a log line with
-the reason, and is kept as a dead letter.  Events go through ``hotline.ingest.spool.submit``: when
-the database is down they are written to the disk spool and the drainer registered by
-``setup_app`` applies them when it is back.  The voice webhook answers with TwiML that enqueues the
+the reason, and is kept as a dead letter.  Events go through ``hotline.ingest.spool.submit`` in
+batches (``webhooks.twilio.batcher``): when the database is down they are written to the disk
+spool and the drainer registered by ``setup_app`` applies them when it is back.  The voice webhook answers with TwiML that enqueues the
 caller whatever happens to the database: a caller must always reach a counsellor.
 """
 
@@ -20,8 +20,8 @@ from urllib.parse import parse_qsl, urlencode
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
