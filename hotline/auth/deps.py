@@ -82,7 +82,8 @@ def _service_principal(request: Request) -> Principal | None:
     settings = get_settings()
     expected = settings.api_token
     if not expected or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise HTTPException(401, detail="Mã API không đúng. / The API token is wrong.",
+        _ = translator(normalize_language(request.cookies.get(LANGUAGE_COOKIE)))
+        raise HTTPException(401, detail=_("The API token is wrong. Use the value of HOTLINE_API_TOKEN."),
                             headers={"WWW-Authenticate": "Bearer"})
     return Principal(id=0, username=SERVICE_USERNAME, display_name="API", role="administrator",
                      centre_id=None, language=DEFAULT_LANGUAGE, timezone=settings.default_timezone,

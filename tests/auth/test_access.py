@@ -93,7 +93,7 @@ def test_api_token_is_an_administrator_for_the_api_only(probe) -> None:  # type:
     assert probe.get("/api/probe", headers=auth).json() == {"username": "api", "service": True}
     assert probe.post("/api/probe", headers=auth, json={}).json() == {"username": "api"}
     r = probe.get("/api/probe", headers={"Authorization": "Bearer wrong"})
-    assert r.status_code == 401
+    assert r.status_code == 401 and "Mã API không đúng" in r.json()["detail"]
     assert probe.get("/api/probe").status_code == 401
     # outside /api the token means nothing: a page still wants a signed-in user
     r = probe.get("/probe/counsellor", headers={**auth, "accept": "text/html"}, follow_redirects=False)
