@@ -226,7 +226,7 @@ def list_documents(session: Session, *, today: date | None = None) -> list[dict[
 
 
 # ------------------------------------------------------------------ indexing
-def article_terms(doc_title_words: Iterable[str], article: LegalArticle) -> dict[str, int]:
+def article_terms(doc_title_words: Iterable[str], article: LegalArticle, note_text: str = "") -> dict[str, int]:
     terms: dict[str, int] = {}
 
     def add(words: Iterable[str], weight: int) -> None:
@@ -235,7 +235,7 @@ def article_terms(doc_title_words: Iterable[str], article: LegalArticle) -> dict
             if terms.get(w, 0) < weight:
                 terms[w] = weight
 
-    texts = [article.body]
+    texts = [article.body, note_text]
     for c in article.clauses or []:
         texts.append(c.get("text", ""))
         texts.extend(p.get("text", "") for p in c.get("points", []))
@@ -248,11 +248,25 @@ def article_terms(doc_title_words: Iterable[str], article: LegalArticle) -> dict
 
 
 def _index_articles(session: Session, doc: LegalDocument, articles: Sequence[LegalArticle]) -> None:
+    """Index the articles' text, their document's titles and our notes (so a counsellor finds an
+    article by the words of our note too)."""
     title_words = fold_words(f"{doc.title_vi} {doc.title_en}")
+    notes = {n.article_number: f"{n.meaning_vi} {n.next_step_vi}" for n in session.execute(
+        select(LegalNote.article_number, LegalNote.meaning_vi, LegalNote.next_step_vi)
+        .where(LegalNote.document_id == doc.id))}
     rows = [{"article_id": a.id, "term": term, "weight": weight}
-            for a in articles for term, weight in article_terms(title_words, a).items()]
+            for a in articles for term, weight in article_terms(title_words, a, notes.get(a.number, "")).items()]
     if rows:
         session.execute(insert(LegalTerm), rows)
+
+
+def reindex_document(session: Session, doc: LegalDocument) -> None:
+    """Rebuild the search rows of a document's current articles (after its notes or titles change)."""
+    current = select(LegalArticle.id).where(LegalArticle.document_id == doc.id, LegalArticle.is_current.is_(True))
+    session.execute(delete(LegalTerm).where(LegalTerm.article_id.in_(current)))
+    articles = session.scalars(select(LegalArticle).where(LegalArticle.document_id == doc.id,
+                                                          LegalArticle.is_current.is_(True))).all()
+    _index_articles(session, doc, articles)
 
 
 def _title_key(doc: LegalDocument) -> str:
@@ -454,6 +468,8 @@ def load_library(session: Session, *, data: dict[str, Any]) -> dict[str, int]:
         for a in d.articles:
             counts["tags"] += set_tags(session, document_id=doc.id, article_number=a.number,
                                        issues=a.issues, services=a.services)
+        session.flush()
+        reindex_document(session, doc)
     session.flush()
     return counts
 

@@ -70,6 +70,9 @@ def test_words_ignore_diacritics_and_case_and_the_last_word_is_a_prefix(seeded):
         assert _labels(_search(query))[0] == "Điều 22 Luật 13/2022/QH15", query
     # Headings weigh most: the article named by the words comes first.
     assert _labels(_search("hiếp dâm"))[0] == "Điều 141 Bộ luật Hình sự 100/2015/QH13"
+    # The words of our notes find articles too: "72 giờ" is only in the note on Art. 141.
+    assert _labels(_search("72 giờ")) == ["Điều 141 Bộ luật Hình sự 100/2015/QH13"]
+    assert "Điều 22 Luật 13/2022/QH15" in _labels(_search("kế hoạch an toàn"))
 
 
 def test_words_found_in_text_stored_without_diacritics(seeded, samples):
@@ -102,9 +105,11 @@ def test_unknown_issue_code_is_a_clear_error(seeded):
 
 
 def test_abbreviation_without_a_document_falls_back_to_words(seeded):
-    result = _search("bllđ")
+    result = _search("bllđ")  # Bộ luật Lao động: not in the starter library
     assert result["understood"]["words"] == ["bo", "luat", "lao", "dong"]
-    assert result["articles"] == [] and result["message"]["en"].startswith("Nothing found")
+    assert result["understood"]["abbreviations"] == []
+    # Every word must match: the Penal Code article whose note speaks of labour exploitation.
+    assert _labels(result) == ["Điều 150 Bộ luật Hình sự 100/2015/QH13"]
 
 
 @freeze_time("2026-01-10")
