@@ -17,7 +17,7 @@ from hotline.ingest.ami.simulator import AmiServer
 USER, SECRET = "hotline", "s3cret-for-tests"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -78,6 +78,8 @@ class Rig:
     def close(self) -> None:
         for listener in self.listeners:
             listener.stop()
+        for listener in self.listeners:  # nothing of this test may still write to the next one's database
+            assert listener.join(30), "the listener's threads did not finish"
         for server in self.servers:
             server.stop()
 

@@ -168,7 +168,8 @@ class _FrameClient(AMIClient):
                 return
             chunk = self._recv()
             if chunk == b"":
-                self.error = self.error or "the server closed the connection before its banner"
+                if not self.finished.is_set():
+                    self.error = self.error or "the server closed the connection before its banner"
                 return
             if chunk:
                 buf += chunk
@@ -182,7 +183,8 @@ class _FrameClient(AMIClient):
                     self._dispatch(frames)
             chunk = self._recv()
             if chunk == b"":
-                self.error = self.error or "the server closed the connection"
+                if not self.finished.is_set():  # not when we hung up ourselves
+                    self.error = self.error or "the server closed the connection"
                 return
             if chunk:
                 buf += chunk
@@ -220,6 +222,7 @@ class AmiListener:
     def __init__(self, host: str, port: int, username: str, secret: str, *, source: str | None = None,
                  keepalive: float | None = None, reconnect_max: float | None = None,
                  reconnect_min: float = 0.25, silence_factor: float = 3.0, timeout: float = 3.0,
+                 login_timeout: float = 10.0,
                  events: str = "call,agent", event_names: Iterable[str] = CALL_EVENT_NAMES,
                  batch_size: int = 500, batch_wait: float = 0.05, queue_chunks: int = 1000,
                  resync_timeout: float = 30.0, spool_check_seconds: float = 5.0,
@@ -232,7 +235,8 @@ class AmiListener:
         self.reconnect_max = float(reconnect_max if reconnect_max is not None else settings.ami_reconnect_max_seconds)
         self.reconnect_min = min(reconnect_min, self.reconnect_max)
         self.silence_factor = silence_factor
-        self.timeout = timeout
+        self.timeout = timeout  # socket connect / read timeout (a read timeout is not an error)
+        self.login_timeout = login_timeout
         self.events = events
         self.event_names = tuple(event_names)
         self.batch_size = batch_size
@@ -279,6 +283,13 @@ class AmiListener:
             thread.join(max(0.0, deadline - time.monotonic()))
         self.stats.connected = False
         log.info("ami.stopped", extra={"source": self.source, **self._counts()})
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the listener's threads to finish after ``stop()``; True when they have."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
 
     def run_forever(self, stop: threading.Event | None = None) -> None:
         """Run until ``stop`` is set (or ``stop()`` is called from elsewhere)."""
@@ -350,15 +361,14 @@ class AmiListener:
         client = _FrameClient(self.host, self.port, timeout=self.timeout, sink=sink)
         try:
             client.login_with_events(self.username, self.secret, self.events, self._next_id("login"))
-            response = client.wait_login(self.timeout, self._stop)
+            response = client.wait_login(self.login_timeout, self._stop)
         except OSError:
             client.shutdown()
             raise
         if response is None:
+            reason = client.error or f"no answer to Login within {self.login_timeout:g} s"  # before we hang up
             client.shutdown()
-            if self._stop.is_set():
-                raise AmiLoginError("stopped while logging in")
-            raise AmiLoginError(client.error or f"no answer to Login within {self.timeout:g} s")
+            raise AmiLoginError("stopped while logging in" if self._stop.is_set() else reason)
         if response.is_error():
             client.shutdown()
             self.stats.login_failures += 1
