@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from hotline.auth.models import LANGUAGES, ROLES, LoginThrottle, User, UserSession
+from hotline.auth.schemas import AgentRow, CentreChoice, LoginResult, NewSession
 from hotline.db import insert_ignore, utcnow
 from hotline.i18n import N_
 
@@ -65,12 +66,6 @@ class AccountError(ValueError):
     def translate(self, gettext: Callable[[str], str]) -> str:
         text = gettext(self.message)
         return text % self.params if self.params else text
-
-
-class LoginLocked(Exception):
-    def __init__(self, until: datetime) -> None:
-        super().__init__(f"locked until {until.isoformat()}")
-        self.until = until
 
 
 # ------------------------------------------------------------------ passwords
@@ -227,14 +222,6 @@ def clear_throttle(session: Session, *, key: str) -> None:
     session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
 
 
-@dataclass(frozen=True)
-class LoginResult:
-    user: User | None
-    locked_until: datetime | None = None
-    reason: str = ""  # "" (signed in) | "locked" | "bad_credentials" | "disabled"
-    account_id: int | None = None  # the account a refused attempt named, when it exists
-
-
 def authenticate(session: Session, *, username: str, password: str, ip: str) -> LoginResult:
     """Check a sign-in attempt, counting failures; a locked account is refused even with the right password."""
     now = utcnow()
@@ -261,12 +248,6 @@ def authenticate(session: Session, *, username: str, password: str, ip: str) -> 
 # ------------------------------------------------------------------ sessions
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class NewSession:
-    cookie_value: str
-    row: UserSession
 
 
 def start_session(session: Session, *, user: User, ip: str = "", user_agent: str = "") -> NewSession:
@@ -345,22 +326,6 @@ def purge_expired(session: Session) -> int:
 
 
 # ------------------------------------------------------------------ centres and phone agents (admin pages)
-@dataclass(frozen=True)
-class CentreChoice:
-    id: int
-    code: str
-    name: str
-
-
-@dataclass(frozen=True)
-class AgentRow:
-    id: int
-    provider: str
-    identity: str
-    centre_id: int
-    user_id: int | None
-
-
 def centre_choices(session: Session) -> list[CentreChoice]:
     from hotline.centres.models import Centre
 
