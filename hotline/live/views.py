@@ -28,7 +28,7 @@ from hotline.db import session_scope
 from hotline.live import service
 from hotline.live.hub import Hub
 from hotline.live.models import PRESENCE_STATES
-from hotline.records.ui import text
+from hotline.records.ui import PRESENCE_KEYS, pop_labels, text
 from hotline.taxonomy import get_taxonomies
 from hotline.web import add_template_dir, render
 
@@ -153,8 +153,8 @@ def screen(request: Request, principal: Principal = Depends(staff)) -> Response:
     lang = principal.language
     with session_scope() as db:
         state = service.get_presence(db, user_id=principal.id)
-    return render(request, "live/screen.html", {"t": text(lang), "presence": state,
-                                                "states": PRESENCE_STATES})
+    return render(request, "live/screen.html", {"t": text(lang), "presence": state, "states": PRESENCE_STATES,
+                                                "presence_keys": PRESENCE_KEYS, "pop_labels": pop_labels(lang)})
 
 
 @router.get("/live/calls/{call_id}/pop")

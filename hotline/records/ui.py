@@ -108,6 +108,18 @@ TEXT: dict[str, tuple[str, str]] = {
 }
 
 
+PRESENCE_KEYS = {"available": "a", "busy": "b", "away": "w"}
+
+
+def pop_labels(lang: str) -> dict[str, dict[str, str]]:
+    """Caller-ID and call-status labels for the pop script (from the taxonomies)."""
+    from hotline.taxonomy import get_taxonomies
+
+    tax = get_taxonomies()
+    return {"cid": {t.code: t.label(lang) for t in tax.terms("caller_id_status")},
+            "status": {t.code: t.label(lang) for t in tax.terms("call_status")}}
+
+
 def text(lang: str) -> Callable[[str], str]:
     index = 1 if lang == "en" else 0
 

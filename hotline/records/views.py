@@ -22,7 +22,7 @@ from hotline.audit import service as audit
 from hotline.auth.deps import Principal, csrf_protect, require_roles, wants_json
 from hotline.db import session_scope
 from hotline.records import service
-from hotline.records.ui import text
+from hotline.records.ui import pop_labels, text
 from hotline.taxonomy import get_taxonomies
 from hotline.web import add_template_dir, render
 
@@ -64,6 +64,7 @@ def form_context(record: Any, lang: str, *, values: dict[str, Any] | None = None
         "issue_label": lambda code: tax.label("issue", code, lang),
         "t": text(lang),
         "snapshot_json": current,
+        "pop_labels": pop_labels(lang),
     }
 
 

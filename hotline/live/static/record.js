@@ -178,6 +178,15 @@
     }
   }
 
+  // This record's call: facts and the caller's history (server-rendered, escaped).
+  var thisCall = document.getElementById("this-call");
+  if (thisCall) {
+    fetch(thisCall.dataset.historyUrl, {credentials: "same-origin", headers: {"Accept": "text/html"}})
+      .then(function (r) { return r.ok ? r.text() : ""; })
+      .then(function (html) { if (html) thisCall.querySelector(".pop-history").innerHTML = html; })
+      .catch(function () {});
+  }
+
   // Side panels: directory and legal quick-reference, fetched as HTML fragments.
   document.querySelectorAll(".panel").forEach(function (panel) {
     var f = panel.querySelector(".panel-search"), body = panel.querySelector(".panel-body");
