@@ -187,3 +187,49 @@ def test_a_call_from_a_replayed_ami_stream_pops_on_the_mapped_counsellors_screen
     finally:
         listener.stop()
         pbx.stop()
+
+
+def test_a_call_through_signed_twilio_webhooks_pops_on_the_answering_counsellors_screen(browser, live_env):
+    from urllib.parse import urlencode, urlsplit
+    from xml.etree import ElementTree
+
+    import httpx
+
+    from hotline.centres import service as centres
+    from hotline.db import session_scope
+    from tests.twilio.conftest import AGENT_CALL_SID, LINE, base_params, sign
+
+    staff = make_staff(live_env)
+    with session_scope() as db:
+        centre = centres.get_centre(db, live_env.default_centre_code)
+        centres.add_line(db, centre=centre, provider="twilio", kind="number", identifier=LINE)
+        centres.map_agent(db, centre=centre, provider="twilio", identity="client:tvv1", user_id=staff.ids["tvv1"])
+
+    def twilio(client: httpx.Client, path: str, params: dict[str, str]) -> ElementTree.Element:
+        r = client.post(path, content=urlencode(params), headers={
+            "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sign(path, params)})
+        assert r.status_code == 200, r.text
+        return ElementTree.fromstring(r.text)
+
+    def path_of(url: str) -> str:
+        parts = urlsplit(url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    with LiveServer() as server:
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+        try:
+            page = ctx.new_page()
+            sign_in(page, server.url, "tvv1", PASSWORD, "/live")
+            page.wait_for_function("document.getElementById('sse-status').textContent.length > 0")
+            with httpx.Client(base_url=server.url) as tw:
+                twilio(tw, "/webhooks/twilio/voice", base_params(CallStatus="ringing"))
+                agent = twilio(tw, "/webhooks/twilio/agent", {"CallSid": AGENT_CALL_SID, "From": "client:tvv1",
+                                                              "Caller": "client:tvv1", "To": ""})
+                dequeue = path_of(agent.find("Dial/Queue").get("url"))  # type: ignore[union-attr]
+                twilio(tw, dequeue, base_params(CallStatus="in-progress", QueueSid="QU" + "9" * 32, QueueTime="3",
+                                                DequeingCallSid=AGENT_CALL_SID))
+            pop = page.locator(".pop").first
+            pop.wait_for(timeout=8000)
+            assert pop.locator(".pop-caller").inner_text() == "0912 *** 678"
+        finally:
+            ctx.close()
