@@ -82,7 +82,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.is_file():
-        raise CliError(f"{path} is not a file / không tìm thấy tệp {path}")
+        raise CliError(f"không tìm thấy tệp {path} / {path} is not a file")
     try:
         with session_scope() as session:
             result = service.import_text(session, data=path.read_bytes(), filename=path.name,

@@ -131,8 +131,9 @@ def decode(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ImportRefused(
-            f"the file is not UTF-8 text (byte {exc.start} cannot be read); save it as UTF-8 text "
-            "or as the HTML page from the official site / tệp không phải văn bản UTF-8; hãy lưu lại dạng UTF-8"
+            f"tệp không phải văn bản UTF-8 (không đọc được byte {exc.start}); hãy lưu lại dạng UTF-8 "
+            f"/ the file is not UTF-8 text (byte {exc.start} cannot be read); save it as UTF-8 text "
+            "or as the HTML page from the official site"
         ) from exc
 
 
@@ -182,7 +183,7 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
     lines = [(i + 1, re.sub(r"[ \t\u00a0]+", " ", raw).strip()) for i, raw in enumerate(text.splitlines())]
     lines = [(n, line) for n, line in lines if line]
     if not lines:
-        raise ImportRefused("the file is empty / tệp rỗng")
+        raise ImportRefused("tệp rỗng / the file is empty")
 
     preamble: list[str] = []
     articles: list[Article] = []
@@ -225,7 +226,7 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
             pending_title = None if section_title else "section"
             article = clause = None
             if not chapter:
-                warnings.append({"line": n, "text": line, "reason": "section outside any chapter / mục nằm ngoài chương"})
+                warnings.append({"line": n, "text": line, "reason": "mục nằm ngoài chương / section outside any chapter"})
             continue
         if kind == "article":
             assert m
@@ -248,9 +249,9 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
                     title = f"{title} {line}"  # "LUẬT" on one line, its name on the next
                 continue
             reason = {
-                "clause": "clause outside any article / khoản nằm ngoài điều",
-                "point": "point outside any article / điểm nằm ngoài điều",
-            }.get(kind, "text outside any article / đoạn văn nằm ngoài điều")
+                "clause": "khoản nằm ngoài điều / clause outside any article",
+                "point": "điểm nằm ngoài điều / point outside any article",
+            }.get(kind, "đoạn văn nằm ngoài điều / text outside any article")
             unplaced.append({"line": n, "text": line, "reason": reason})
             continue
         if _END.match(line):
@@ -261,8 +262,8 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
             expected = str(len(article.clauses) + 1)
             if m.group(1) != expected:
                 warnings.append({"line": n, "text": line, "reason":
-                                 f"clause {m.group(1)} in Điều {article.number} where {expected} was expected "
-                                 f"/ khoản {m.group(1)} không đúng thứ tự (mong đợi {expected})"})
+                                 f"khoản {m.group(1)} của Điều {article.number} không đúng thứ tự (mong đợi {expected}) "
+                                 f"/ clause {m.group(1)} in Điều {article.number} where {expected} was expected"})
             clause = Clause(number=m.group(1), text=m.group(2).strip())
             article.clauses.append(clause)
             continue
@@ -276,15 +277,15 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
             expected_letter = POINT_LETTERS[len(clause.points)] if len(clause.points) < len(POINT_LETTERS) else "?"
             if letter != expected_letter:
                 warnings.append({"line": n, "text": line, "reason":
-                                 f"point {letter}) in Điều {article.number} where {expected_letter}) was expected "
-                                 f"/ điểm {letter}) không đúng thứ tự (mong đợi {expected_letter}))"})
+                                 f"điểm {letter}) của Điều {article.number} không đúng thứ tự (mong đợi {expected_letter})) "
+                                 f"/ point {letter}) in Điều {article.number} where {expected_letter}) was expected"})
             clause.points.append(Point(letter=letter, text=m.group(2).strip()))
             continue
         if kind == "foreign_point":
             assert m
             unplaced.append({"line": n, "text": line, "reason":
-                             f"“{m.group(1)})” is not a Vietnamese point letter; kept as text of Điều {article.number} "
-                             f"/ “{m.group(1)})” không phải ký hiệu điểm; giữ làm văn bản của Điều {article.number}"})
+                             f"“{m.group(1)})” không phải ký hiệu điểm; giữ làm văn bản của Điều {article.number} "
+                             f"/ “{m.group(1)})” is not a Vietnamese point letter; kept as text of Điều {article.number}"})
         # Continuation text: goes to the last point, clause, or the article body.
         if clause is not None and clause.points:
             clause.points[-1].text += "\n" + line
@@ -297,9 +298,9 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
 
     if not articles:
         raise ImportRefused(
-            "this does not look like a legal text: no article heading (“Điều 1. …”) was found; "
-            "import the full text as published, with its “Điều N.” lines "
-            "/ không giống văn bản pháp luật: không tìm thấy dòng “Điều N.”"
+            "không giống văn bản pháp luật: không tìm thấy dòng “Điều N.”; hãy nhập toàn văn như được công bố "
+            "/ this does not look like a legal text: no article heading (“Điều 1. …”) was found; "
+            "import the full text as published, with its “Điều N.” lines"
         )
     seen: dict[str, list[int]] = {}
     for a in articles:

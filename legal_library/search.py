@@ -250,7 +250,10 @@ def expand_issues(codes: Sequence[str]) -> list[str]:
     taxonomies = get_taxonomies()
     out: list[str] = []
     for code in codes:
-        taxonomies.require("issue", code)
+        if not taxonomies.is_valid("issue", code):
+            known = ", ".join(t.code for t in taxonomies.terms("issue") if t.parent is None)
+            raise ValueError(f"Mã vấn đề không có: {code!r}; dùng mã trong danh mục vấn đề (ví dụ dv.physical). "
+                             f"/ unknown issue code {code!r}; use a code of the issue list, e.g. {known}")
         out.append(code)
         out.extend(t.code for t in taxonomies.terms("issue") if t.parent == code)
     return list(dict.fromkeys(out))

@@ -178,7 +178,7 @@ def article_view(session: Session, article: LegalArticle, doc: LegalDocument, *,
 def get_article(session: Session, article_id: int) -> tuple[LegalArticle, LegalDocument]:
     article = session.get(LegalArticle, article_id)
     if article is None:
-        raise LegalError(f"no article with id {article_id} / không có điều khoản mã {article_id}")
+        raise LegalError(f"không có điều khoản mã {article_id} / no article with id {article_id}")
     doc = session.get(LegalDocument, article.document_id)
     assert doc is not None
     return article, doc
@@ -202,7 +202,7 @@ def reference_for(session: Session, article_id: int) -> dict[str, Any]:
 def document_detail(session: Session, *, document_id: int, today: date | None = None) -> dict[str, Any]:
     doc = session.get(LegalDocument, document_id)
     if doc is None:
-        raise LegalError(f"no document with id {document_id} / không có văn bản mã {document_id}")
+        raise LegalError(f"không có văn bản mã {document_id} / no document with id {document_id}")
     summary = document_summary(session, doc, today)
     articles = session.scalars(select(LegalArticle).where(LegalArticle.document_id == doc.id,
                                                           LegalArticle.is_current.is_(True))
@@ -294,16 +294,16 @@ def publish(session: Session, *, version_id: int, actor: str = "") -> LegalVersi
     """Make a draft the published text; the previous published version is archived, not deleted."""
     version = session.get(LegalVersion, version_id)
     if version is None:
-        raise LegalError(f"no version with id {version_id} / không có phiên bản mã {version_id}")
+        raise LegalError(f"không có phiên bản mã {version_id} / no version with id {version_id}")
     if version.state != "draft":
-        raise LegalError(f"version {version.version_no} is {version.state}, only a draft can be published "
-                         f"/ chỉ bản nháp mới được công bố")
+        raise LegalError(f"phiên bản {version.version_no} đang ở trạng thái {version.state}, chỉ bản nháp mới được công bố "
+                         f"/ version {version.version_no} is {version.state}, only a draft can be published")
     duplicates = (version.report or {}).get("duplicates") or []
     if duplicates:
         numbers = ", ".join(d["number"] for d in duplicates)
         raise LegalError(
-            f"the draft has duplicated article numbers ({numbers}); correct the source text and import it again "
-            f"/ bản nháp có số điều bị trùng ({numbers}); hãy sửa văn bản nguồn rồi nhập lại")
+            f"bản nháp có số điều bị trùng ({numbers}); hãy sửa văn bản nguồn rồi nhập lại "
+            f"/ the draft has duplicated article numbers ({numbers}); correct the source text and import it again")
     doc = session.get(LegalDocument, version.document_id)
     assert doc is not None
     old_ids = select(LegalArticle.id).where(LegalArticle.document_id == doc.id, LegalArticle.is_current.is_(True))
@@ -347,8 +347,9 @@ def import_text(session: Session, *, data: bytes | str, filename: str = "", docu
     number = nfc(document_number or parsed.number or "").strip()
     if not number:
         raise importer.ImportRefused(
-            "the document number was not found in the text (a line such as “Luật số: 13/2022/QH15”); "
-            "give it with --document NUMBER / không tìm thấy số hiệu văn bản; hãy chỉ rõ bằng --document")
+            "không tìm thấy số hiệu văn bản (dòng như “Luật số: 13/2022/QH15”); hãy ghi rõ số hiệu "
+            "(--document SỐ_HIỆU, hoặc ô Số hiệu trên trang nhập) / the document number was not found in the text; "
+            "give it with --document NUMBER or the Number field of the import page")
     doc = session.scalar(select(LegalDocument).where(LegalDocument.number_key == number_key(number)))
     created = doc is None
     if doc is None:
@@ -378,7 +379,7 @@ def import_text(session: Session, *, data: bytes | str, filename: str = "", docu
 def version_review(session: Session, *, version_id: int) -> dict[str, Any]:
     version = session.get(LegalVersion, version_id)
     if version is None:
-        raise LegalError(f"no version with id {version_id} / không có phiên bản mã {version_id}")
+        raise LegalError(f"không có phiên bản mã {version_id} / no version with id {version_id}")
     doc = session.get(LegalDocument, version.document_id)
     assert doc is not None
     articles = session.scalars(select(LegalArticle).where(LegalArticle.version_id == version.id)

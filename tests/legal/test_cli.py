@@ -62,7 +62,7 @@ def test_import_reports_duplicates_and_refuses_to_publish_them(env, samples, cap
     assert main(["legal", "import", str(samples / "trung_lap.txt")]) == 0
     out = capsys.readouterr().out
     assert "! Điều 2 trùng số ở các dòng [7, 12]" in out
-    assert "? dòng/line 4: clause outside any article" in out
+    assert "? dòng/line 4: khoản nằm ngoài điều / clause outside any article" in out
     with session_scope() as session:
         version_id = session.scalar(select(LegalVersion.id))
     assert main(["legal", "publish", str(version_id)]) == 2
