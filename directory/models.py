@@ -109,7 +109,7 @@ class Location(Base):
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
 
     organization: Mapped[Organization] = relationship()
-    addresses: Mapped[list[Address]] = relationship(cascade="all, delete-orphan", order_by="Address.pk", lazy="selectin")
+    addresses: Mapped[list[Address]] = relationship(cascade="all, delete-orphan", order_by="Address.pk", lazy="joined")
 
 
 class Address(Base):

@@ -80,13 +80,21 @@ def _static_words() -> frozenset[str]:
     return frozenset(w for w in words if len(w) >= 2)
 
 
-def _expand(session: Session, word: str, interp: Interpretation) -> list[str]:
+def _known_prefixes(session: Session, words: list[str]) -> set[str]:
+    """Which words begin some vocabulary word: one round trip for the whole query."""
+    words = [w for w in dict.fromkeys(words) if len(w) >= 2 and not w.isdigit() and w not in _static_words()]
+    if not words:
+        return set()
+    checks = [select(Word.word).where(Word.word >= w, Word.word < w + "\uffff").limit(1).exists().label(f"k{i}")
+              for i, w in enumerate(words)]
+    row = session.execute(select(*checks)).one()
+    return {w for w, hit in zip(words, row, strict=True) if hit}
+
+
+def _expand(session: Session, word: str, interp: Interpretation, known: set[str]) -> list[str]:
     """The word itself if it is known (a place or type word, or some entry has a word starting
     with it), else its closest known words (typos)."""
-    if word.isdigit() or len(word) < 2 or word in _static_words():
-        return [word]
-    hit = session.scalar(select(Word.word).where(Word.word >= word, Word.word < word + "\uffff").limit(1))
-    if hit is not None:
+    if word.isdigit() or len(word) < 2 or word in _static_words() or word in known:
         return [word]
     n = len(word)
     if session.get_bind().dialect.name == "postgresql":  # trigram similarity, GIN-indexed
@@ -120,7 +128,8 @@ def interpret(session: Session, query: Query) -> Interpretation:
             joined = "0" + joined[2:]
         if len(joined) >= 3:
             interp.phone = joined
-    expanded = [(_expand(session, w, interp) if len(w) >= 2 else [w]) for w in rest]
+    known = _known_prefixes(session, rest)
+    expanded = [(_expand(session, w, interp, known) if len(w) >= 2 else [w]) for w in rest]
     words = [alts[0] for alts in expanded]
     alternatives = {alts[0]: alts for alts in expanded}
     interp.phrase = " ".join(words)
