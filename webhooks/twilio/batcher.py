@@ -26,6 +26,13 @@ MAX_BATCH = 256  # raw events per transaction
 SHARDS = 4  # threads applying batches; database round trips of one overlap the others' work
 
 
+def describe(exc: BaseException) -> str:
+    """An error for a log line or a dead letter: its type and first line only.  Database errors
+    go on to quote the statement's parameters, which may hold a caller's number."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}"[:300]
+
+
 def _resolve(future: Future[bool], value: bool) -> None:
     """Tell the waiting request; it may have stopped waiting (its time budget ran out)."""
     if future.set_running_or_notify_cancel():
@@ -85,8 +92,8 @@ class Batcher:
         items = [raw for raws, _ in batch for raw in raws]
         try:
             committed = self._submit(items) is not None
-        except Exception:  # noqa: BLE001 - one bad request must not take the others down
-            log.exception("twilio.batch_failed", extra={"events": len(items)})
+        except Exception as exc:  # noqa: BLE001 - one bad request must not take the others down
+            log.error("twilio.batch_failed", extra={"events": len(items), "reason": describe(exc)})
             for raws, future in batch:
                 _resolve(future, self._alone(raws))
             return
@@ -97,15 +104,15 @@ class Batcher:
         try:
             return self._submit(raws) is not None
         except Exception as exc:  # noqa: BLE001 - kept as a dead letter with the reason, never dropped
-            reason = f"could not be applied: {type(exc).__name__}: {exc}"
+            reason = f"could not be applied: {describe(exc)}"
             log.error("twilio.event_dead_lettered", extra={"reason": reason, "events": len(raws)})
             for raw in raws:
                 raw.error, raw.events = reason, []
             try:
                 return self._submit(raws) is not None
-            except Exception:  # noqa: BLE001 - the disk spool is the last resort
+            except Exception as again:  # noqa: BLE001 - the disk spool is the last resort
                 path = spool.write(raws)
-                log.exception("twilio.event_spooled_after_error", extra={"spool": path.name})
+                log.error("twilio.event_spooled_after_error", extra={"spool": path.name, "reason": describe(again)})
                 return False
 
 

@@ -32,7 +32,7 @@ from hotline.ingest.events import RawIn
 from hotline.settings import Settings, get_settings
 from webhooks.twilio import adapter
 from webhooks.twilio.adapter import Hook, QueueOutcome
-from webhooks.twilio.batcher import batcher
+from webhooks.twilio.batcher import batcher, describe
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ async def voice(request: Request) -> Response:
             # connection, no answer in time) sends the event straight to the disk spool.
             reachable = not isinstance(exc, OUTAGE_ERRORS)
             req.assigned_queue = known.get(("number", adapter.dialed_of(req)), req.assigned_queue)
-            log.error("twilio.voice_lookup_failed", extra={"reason": f"{type(exc).__name__}: {exc}"[:300],
+            log.error("twilio.voice_lookup_failed", extra={"reason": describe(exc),
                                                            "call_sid": req.get("CallSid")})
     raw = adapter.translate(req)
     if raw.error:
@@ -364,7 +364,7 @@ async def agent(request: Request) -> Response:
         queue = _remember(_last_known(request), ("agent", identity), queue_name(settings, str(code)))
     except Exception as exc:  # noqa: BLE001 - a counsellor must always get TwiML that reaches the callers
         queue = _last_known(request).get(("agent", identity), queue)
-        log.error("twilio.agent_lookup_failed", extra={"reason": f"{type(exc).__name__}: {exc}"[:300]})
+        log.error("twilio.agent_lookup_failed", extra={"reason": describe(exc)})
     try:
         await _keep(raw, budget=DB_BUDGET_SECONDS)
     except Exception:  # noqa: BLE001 - kept on disk instead
