@@ -20,12 +20,12 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, text
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from directory import hours as hours_mod
-from directory.models import Schedule, Service, ServiceAtLocation, Word
-from directory.places import UnknownPlace, places
-from directory.service import public_address, staff_address
+from directory.models import (Address, Location, Organization, Phone, Schedule, Service, ServiceAtLocation,
+                              Word)
+from directory.places import UnknownPlace, distance_km, places
 from directory.service_types import find_in_words, phrases as type_phrases, resolve as resolve_type, service_types
 from hotline.db import utcnow
 from hotline.phone import SHORT_CODES, display
@@ -255,11 +255,11 @@ def search(session: Session, query: Query, *, now: datetime | None = None, staff
         # The type words may have been part of a name: search them as text instead.
         hard_type = False
         rows = _run(session, query, interp, hard_type, limit, params, now)
-    return interp, [_result(s, interp, now, staff) for s in rows]
+    return interp, _page(session, rows, interp, now, staff)
 
 
 def _run(session: Session, query: Query, interp: Interpretation, hard_type: bool, limit: int,
-         params: dict[str, str], now: datetime) -> list[Service]:
+         params: dict[str, str], now: datetime) -> list[int]:
     """Rank on the bare table (primary keys only), tier by tier, then load the few entries shown."""
     base = _conditions(session, query, interp, hard_type)
     pks: list[int] = []
@@ -275,13 +275,7 @@ def _run(session: Session, query: Query, interp: Interpretation, hard_type: bool
             pks += list(session.scalars(ranked.limit(want), params))
         if len(pks) >= limit:
             break
-    if not pks:
-        return []
-    rows = session.scalars(select(Service).where(Service.pk.in_(pks)).options(
-        selectinload(Service.phones), selectinload(Service.schedules),
-        selectinload(Service.locations).joinedload(ServiceAtLocation.location)))
-    by_pk = {s.pk: s for s in rows}
-    return [by_pk[pk] for pk in pks if pk in by_pk]
+    return pks[:limit]
 
 
 def _open_pks(session: Session, ranked: Any, params: dict[str, str], limit: int, now: datetime) -> list[int]:
@@ -315,26 +309,63 @@ def is_open(svc: Service, now: datetime) -> bool:
                              timezone=svc.timezone)
 
 
-def _result(svc: Service, interp: Interpretation, now: datetime, staff: bool) -> dict[str, Any]:
+def _page(session: Session, pks: list[int], interp: Interpretation, now: datetime, staff: bool) -> list[dict[str, Any]]:
+    """The results shown, read as plain rows (four small queries, no ORM objects)."""
+    if not pks:
+        return []
     pl = places()
-    t = service_types()[svc.service_type]
-    first = svc.phones[0].e164 if svc.phones else ""
-    dist = None
-    if interp.lat is not None and svc.lat is not None:
-        from directory.places import distance_km
-        dist = round(distance_km(interp.lat, interp.lon, svc.lat, svc.lon), 1)
-    loc = svc.locations[0].location if svc.locations else None
-    confidential = bool(loc and loc.confidential)
-    return {
-        "id": svc.id, "name": svc.name, "organization": svc.organization.name, "service_type": svc.service_type,
-        "service_type_vi": t.vi, "service_type_en": t.en,
-        "call_number": first if first in SHORT_CODES else (display(first) if first else ""),
-        "phones": [{"number": p.number, "e164": p.e164} for p in svc.phones],
-        "open_now": is_open(svc, now), "open_24_7": svc.open_24_7, "hours": svc.hours_text,
-        "beds_free": svc.beds_free, "beds_total": svc.beds_total, "accessible": svc.accessible,
-        "languages": [x for x in svc.languages.split(",") if x],
-        "province": pl.province_name(svc.province_code), "commune": pl.commune_name(svc.commune_code),
-        "address": staff_address(svc) if staff else public_address(svc), "confidential_address": confidential,
-        "verified": svc.verified, "last_verified_at": svc.last_verified_at, "distance_km": dist,
-        "accepts_referrals": svc.referral_accepts,
-    }
+    types = service_types()
+    rows = {r.pk: r for r in session.execute(
+        select(Service.pk, Service.id, Service.name, Service.service_type, Service.open_24_7, Service.open_on_holidays,
+               Service.timezone, Service.hours_text, Service.beds_free, Service.beds_total, Service.accessible,
+               Service.languages, Service.province_code, Service.commune_code, Service.verified,
+               Service.last_verified_at, Service.lat, Service.lon, Service.referral_accepts,
+               Organization.name.label("organization"))
+        .join(Organization, Organization.id == Service.organization_id).where(Service.pk.in_(pks)))}
+    phones: dict[int, list[dict[str, str]]] = {}
+    for pk, number, e164 in session.execute(select(Phone.service_pk, Phone.number, Phone.e164)
+                                            .where(Phone.service_pk.in_(pks)).order_by(Phone.pk)):
+        phones.setdefault(pk, []).append({"number": number, "e164": e164})
+    slots: dict[int, list[hours_mod.Slot]] = {}
+    for pk, d, o, c in session.execute(select(Schedule.service_pk, Schedule.byday, Schedule.opens_at,
+                                              Schedule.closes_at).where(Schedule.service_pk.in_(pks))):
+        slots.setdefault(pk, []).append(hours_mod.Slot(d, o, c))
+    places_of: dict[int, tuple[bool, str | None, str | None, str]] = {}
+    for pk, confidential, pcode, ccode, line in session.execute(
+            select(ServiceAtLocation.service_pk, Location.confidential, Location.province_code, Location.commune_code,
+                   Address.address_1)
+            .join(Location, Location.id == ServiceAtLocation.location_id)
+            .outerjoin(Address, Address.location_id == Location.id)
+            .where(ServiceAtLocation.service_pk.in_(pks)).order_by(ServiceAtLocation.pk, Address.pk)):
+        places_of.setdefault(pk, (bool(confidential), pcode, ccode, line or ""))
+    out = []
+    for pk in pks:
+        r = rows.get(pk)
+        if r is None:
+            continue
+        t = types[r.service_type]
+        ph = phones.get(pk, [])
+        first = ph[0]["e164"] if ph else ""
+        dist = None
+        if interp.lat is not None and interp.lon is not None and r.lat is not None and r.lon is not None:
+            dist = round(distance_km(interp.lat, interp.lon, r.lat, r.lon), 1)
+        confidential, pcode, ccode, line = places_of.get(pk, (False, None, None, ""))
+        full = ", ".join(x for x in (line, pl.commune_name(ccode), pl.province_name(pcode)) if x)
+        if confidential and not staff:
+            address = f"Địa chỉ bảo mật / confidential address ({pl.province_name(r.province_code)})"
+        else:
+            address = full
+        out.append({
+            "id": r.id, "name": r.name, "organization": r.organization, "service_type": r.service_type,
+            "service_type_vi": t.vi, "service_type_en": t.en,
+            "call_number": first if first in SHORT_CODES else (display(first) if first else ""),
+            "phones": ph,
+            "open_now": hours_mod.is_open(always=r.open_24_7, slots=slots.get(pk, ()), now=now,
+                                          open_on_holidays=r.open_on_holidays, timezone=r.timezone),
+            "open_24_7": r.open_24_7, "hours": r.hours_text, "beds_free": r.beds_free, "beds_total": r.beds_total,
+            "accessible": r.accessible, "languages": [x for x in r.languages.split(",") if x],
+            "province": pl.province_name(r.province_code), "commune": pl.commune_name(r.commune_code),
+            "address": address, "confidential_address": confidential, "verified": r.verified,
+            "last_verified_at": r.last_verified_at, "distance_km": dist, "accepts_referrals": r.referral_accepts,
+        })
+    return out
