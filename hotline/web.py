@@ -75,8 +75,8 @@ ROLE_LABELS = {
 
 # Where GET / sends each role.
 HOME_BY_ROLE = {
-    "counsellor": "/calls",
-    "supervisor": "/calls",
+    "counsellor": "/live",
+    "supervisor": "/live/wallboard",
     "administrator": "/calls",
     "partner": "/partner",
 }

@@ -31,7 +31,7 @@ def test_login_sets_a_safe_cookie_and_logout_ends_the_session(browser) -> None: 
     assert r.status_code == 303 and r.headers["location"] == "/account"
     cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("hotline_session="))
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" in cookie
-    assert browser.get("/", follow_redirects=False).headers["location"] == "/calls"
+    assert browser.get("/", follow_redirects=False).headers["location"] == "/live"
     old = browser.cookies.get("hotline_session")
 
     token = csrf_from(browser.get("/account").text)
