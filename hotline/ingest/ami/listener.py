@@ -83,7 +83,8 @@ class _FrameClient(AMIClient):
         super().__init__(address=host, port=port, timeout=timeout, buffer_size=READ_SIZE)
         self._sink = sink
         self._send_lock = threading.Lock()
-        self._login_future = None
+        self._awaiting_login = False
+        self._login_action_id = ""
         self.login_answered = threading.Event()
         self.login_response: Response | None = None
         self.last_rx = time.monotonic()
@@ -103,9 +104,10 @@ class _FrameClient(AMIClient):
         if self.finished is None or self.finished.is_set():
             self.connect()
         keys = {"ActionID": action_id, "Username": username, "Secret": secret, "Events": events}
-        future = self.send_action(Action("Login", keys))
-        self._login_future = future
-        return future
+        # Armed before sending: the answer can arrive before send_action() returns.
+        self._login_action_id = action_id
+        self._awaiting_login = True
+        return self.send_action(Action("Login", keys))
 
     def shutdown(self) -> None:
         """Drop the connection now; unlike ``disconnect()`` this never waits."""
@@ -190,7 +192,7 @@ class _FrameClient(AMIClient):
                 buf += chunk
 
     def _dispatch(self, frames: list[bytes]) -> None:
-        if self._login_future is not None:
+        if self._awaiting_login:
             for raw in frames:
                 if raw.startswith(b"Response:"):
                     self._resolve_login(raw)
@@ -200,10 +202,11 @@ class _FrameClient(AMIClient):
     def _resolve_login(self, raw: bytes) -> None:
         """AMI answers actions in order: the first response after Login is Login's, even when a
         recorded stream carries another (or no) ActionID."""
-        future, self._login_future = self._login_future, None
+        self._awaiting_login = False
         response = Response.read(raw.decode(self.encoding, "replace"))
-        self._futures.pop(response.keys.get("ActionID"), None)
-        future.response = response
+        future = self._futures.pop(response.keys.get("ActionID"), None) or self._futures.pop(self._login_action_id, None)
+        if future is not None:
+            future.response = response
         self.login_response = response
         self.login_answered.set()
 
