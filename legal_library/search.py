@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, defer
 
 from hotline.taxonomy import get_taxonomies
@@ -187,7 +187,7 @@ def _order_docs(docs: list[LegalDocument], today: date) -> list[LegalDocument]:
 
 # Built once: fresh aliases per query would defeat SQLAlchemy's statement cache.
 MAX_WORDS = 8  # words after the eighth narrow nothing useful and are ignored
-_TERM_ALIASES = [LegalTerm.__table__.alias(f"t{i}") for i in range(MAX_WORDS)]
+_TERM_ALIASES = [[LegalTerm.__table__.alias(f"t{r}_{i}") for i in range(MAX_WORDS)] for r in range(2)]
 
 
 def _term_condition(table: Any, word: str, prefix: bool) -> Any:
@@ -198,9 +198,9 @@ def _term_condition(table: Any, word: str, prefix: bool) -> Any:
     return and_(table.term >= word, table.term < upper)
 
 
-def _all_words(session: Session, words: list[str], *, mark: str, allowed: Any, exclude: Sequence[int],
-               limit: int) -> list[int]:
-    """Current articles holding every word (the last one as a prefix), in article order.
+def _all_words(words: list[str], *, mark: str, allowed: Any, limit: int, rank: int) -> Any:
+    """A statement for the current articles holding every word (the last one as a prefix), in
+    article order, with a constant ``rank`` column.
 
     The longest exact word drives the scan through ``(term, article_id)`` in article order, so
     ``LIMIT`` stops it early; every other word is a probe on ``(article_id, term)``.
@@ -210,9 +210,9 @@ def _all_words(session: Session, words: list[str], *, mark: str, allowed: Any, e
     items = [(mark + w[:MAX_TERM - len(mark)], i == last) for i, w in enumerate(words)]
     exact = [i for i, (_, prefix) in enumerate(items) if not prefix]
     lead = max(exact, key=lambda i: len(items[i][0])) if exact else last
-    driver = _TERM_ALIASES[0]
-    stmt = select(driver.c.article_id).where(_term_condition(driver.c, *items[lead]))
-    probes = iter(_TERM_ALIASES[1:])
+    terms = _TERM_ALIASES[rank]
+    driver, probes = terms[0], iter(terms[1:])
+    stmt = select(driver.c.article_id, literal(rank).label("rank")).where(_term_condition(driver.c, *items[lead]))
     for i, (word, prefix) in enumerate(items):
         if i == lead:
             continue
@@ -221,15 +221,13 @@ def _all_words(session: Session, words: list[str], *, mark: str, allowed: Any, e
                                                    _term_condition(probe.c, word, prefix)).exists())
     if allowed is not None:
         stmt = stmt.where(driver.c.article_id.in_(allowed))
-    if exclude:
-        stmt = stmt.where(driver.c.article_id.not_in(list(exclude)))
-    stmt = stmt.order_by(driver.c.article_id).limit(limit)
-    return list(dict.fromkeys(session.scalars(stmt)))
+    return stmt.order_by(driver.c.article_id).limit(limit)
 
 
 def _word_hits(session: Session, words: list[str], *, doc_ids: list[int] | None,
                issue_codes: list[str] | None, limit: int) -> list[int]:
-    """Articles with every word in the heading first, then those with the words anywhere."""
+    """Articles with every word in the heading first, then those with the words anywhere (one
+    round trip: both look-ups in one UNION ALL)."""
     allowed = None
     if doc_ids is not None or issue_codes is not None:
         allowed = select(LegalArticle.id).where(LegalArticle.is_current.is_(True))
@@ -239,10 +237,11 @@ def _word_hits(session: Session, words: list[str], *, doc_ids: list[int] | None,
             allowed = allowed.join(LegalTag, and_(LegalTag.document_id == LegalArticle.document_id,
                                                   LegalTag.article_number == LegalArticle.number)).where(
                 LegalTag.scheme == "issue", LegalTag.code.in_(issue_codes))
-    hits = _all_words(session, words, mark=HEADING_MARK, allowed=allowed, exclude=(), limit=limit)
-    if len(hits) < limit:
-        hits += _all_words(session, words, mark="", allowed=allowed, exclude=hits, limit=limit - len(hits))
-    return hits
+    heading = _all_words(words, mark=HEADING_MARK, allowed=allowed, limit=limit, rank=0).subquery()
+    anywhere = _all_words(words, mark="", allowed=allowed, limit=limit, rank=1).subquery()
+    both = union_all(select(heading.c.article_id, heading.c.rank), select(anywhere.c.article_id, anywhere.c.rank))
+    rows = sorted(session.execute(both).all(), key=lambda r: (r[1], r[0]))
+    return list(dict.fromkeys(r[0] for r in rows))[:limit]
 
 
 def expand_issues(codes: Sequence[str]) -> list[str]:
