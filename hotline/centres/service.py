@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hotline.centres.models import AgentIdentity, Centre, Line
@@ -13,15 +14,27 @@ from hotline.phone import normalize_line_identifier
 
 
 def ensure_default_centre(session: Session, *, code: str, name: str, timezone: str) -> Centre:
+    """The centre that takes calls on lines nobody claims; created on first use.
+
+    Several processes may create it at the same moment (the first calls of a new installation):
+    the loser of that race finds the winner's row instead of failing.
+    """
     centre = session.scalar(select(Centre).where(Centre.is_default.is_(True)))
-    if centre is None:
+    if centre is not None:
+        return centre
+    for _ in range(2):
         centre = session.scalar(select(Centre).where(Centre.code == code))
-        if centre is None:
-            centre = Centre(code=code, name=name, timezone=timezone, is_default=True)
-            session.add(centre)
-        centre.is_default = True
-        session.flush()
-    return centre
+        try:
+            with session.begin_nested():
+                if centre is None:
+                    centre = Centre(code=code, name=name, timezone=timezone, is_default=True)
+                    session.add(centre)
+                centre.is_default = True
+                session.flush()
+            return centre
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"could not create or find the default centre {code!r}")
 
 
 def create_centre(session: Session, *, code: str, name: str, timezone: str = "Asia/Ho_Chi_Minh",

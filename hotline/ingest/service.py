@@ -182,8 +182,13 @@ class _Batch:
             keep.caller_id_status, keep.caller_masked = gone.caller_id_status, gone.caller_masked
         if keep.unrouted and not gone.unrouted:
             keep.unrouted, keep.centre_id = False, gone.centre_id
-        facts = dict(gone.facts or {})
-        facts.update({k: v for k, v in (keep.facts or {}).items() if v})
+        kept_facts, gone_facts = keep.facts or {}, gone.facts or {}
+        # A value the provider reported beats one derived from timestamps, whichever call had it.
+        for flag, attr in (("wait_reported", "queue_wait_seconds"), ("talk_reported", "talk_seconds")):
+            if gone_facts.get(flag) and not kept_facts.get(flag):
+                setattr(keep, attr, getattr(gone, attr))
+        facts = dict(gone_facts)
+        facts.update({k: v for k, v in kept_facts.items() if v})
         facts["merged"] = sorted(set(facts.get("merged", [])) | {gone.provider_key})
         keep.facts = facts
         for attr in ("queue_wait_seconds", "talk_seconds"):
@@ -480,7 +485,12 @@ def ingest(session: Session, items: Sequence[RawIn], *, settings: Settings | Non
                     reason = f"{type(exc).__name__}: {exc} while applying {ev.kind.value} for {ev.key}"
                     _dead(session, item, reason)
                     result.dead += 1
-                    log.error("ingest.apply_failed", extra={"provider": item.provider, "reason": reason})
+                    # The log gets the error's type and first line only: a database error's full
+                    # text can carry bound parameters such as a caller's number.
+                    first = str(exc).splitlines()[0][:200] if str(exc) else ""
+                    log.error("ingest.apply_failed", extra={"provider": item.provider, "error": type(exc).__name__,
+                                                            "detail": first, "kind": ev.kind.value,
+                                                            "dead_letter": True})
     session.flush()
     result.touched = set(batch.touched)
     return result

@@ -86,23 +86,68 @@ def submit(items: Sequence[RawIn], *, ingest: Callable[[Sequence[RawIn]], Ingest
         return None
 
 
+STALE_CLAIM_SECONDS = 300
+
+
+def _claim(path: Path) -> Path | None:
+    """Take a spool file for this process with an atomic rename; None if another process has it."""
+    claimed = path.with_name(f"{path.stem}.claimed-{os.getpid()}")
+    try:
+        path.rename(claimed)
+    except FileNotFoundError:
+        return None
+    return claimed
+
+
+def _release(claimed: Path) -> None:
+    """Give a claimed file back (the database went away again while replaying it)."""
+    original = claimed.with_name(claimed.name.split(".claimed-", 1)[0] + ".jsonl")
+    claimed.rename(original)
+
+
+def _reclaim_stale() -> None:
+    """Files claimed by a process that died mid-replay go back to the spool after a while."""
+    now = time.time()
+    for claimed in spool_dir().glob("*.claimed-*"):
+        try:
+            if now - claimed.stat().st_mtime > STALE_CLAIM_SECONDS:
+                _release(claimed)
+        except FileNotFoundError:
+            continue
+
+
 def drain(*, ingest: Callable[[Sequence[RawIn]], IngestResult] = ingest_and_commit) -> int:
-    """Replay every spooled file; returns how many events were replayed. Stops at the first outage."""
+    """Replay every spooled file; returns how many events were replayed.
+
+    Safe with several processes draining at once: each file is claimed by an atomic rename.
+    Stops at the first database outage (the file goes back); an unreadable file is set aside as
+    ``.bad`` with a log line and the others still drain.
+    """
     replayed = 0
     with _lock:
+        _reclaim_stale()
         for path in pending_files():
+            claimed = _claim(path)
+            if claimed is None:
+                continue
             try:
-                items = [_decode(json.loads(line)) for line in path.read_text("utf-8").splitlines() if line.strip()]
+                items = [_decode(json.loads(line)) for line in claimed.read_text("utf-8").splitlines() if line.strip()]
             except (ValueError, KeyError, TypeError) as exc:
                 bad = path.with_suffix(".bad")
-                path.rename(bad)
-                log.error("ingest.spool_unreadable", extra={"spool": bad.name, "reason": str(exc)})
+                claimed.rename(bad)
+                log.error("ingest.spool_unreadable", extra={"spool": bad.name, "reason": str(exc)[:200]})
                 continue
             try:
                 ingest(items)
             except DB_ERRORS:
+                _release(claimed)
                 return replayed
-            path.unlink()
+            except Exception as exc:  # noqa: BLE001 - set aside, keep draining the rest
+                bad = path.with_suffix(".bad")
+                claimed.rename(bad)
+                log.error("ingest.spool_failed", extra={"spool": bad.name, "error": type(exc).__name__})
+                continue
+            claimed.unlink(missing_ok=True)
             replayed += len(items)
             log.info("ingest.spool_replayed", extra={"spool": path.name, "events": len(items)})
     return replayed

@@ -145,3 +145,33 @@ def test_database_outage_spools_then_replays(sqlite_env, monkeypatch):
     assert spool.pending_files() == []
     [call] = calls()
     assert call.status == "queued"
+
+
+def test_spool_drains_safely_when_files_are_taken_or_broken(sqlite_env):
+    from hotline.ingest import spool
+
+    good = spool.write(ANSWERED_CALL[:3])
+    broken = spool.write(ANSWERED_CALL[3:4])
+    broken.write_text("{not json\n")
+    later = spool.write(ANSWERED_CALL[4:])
+    # Another process claimed the first file a moment ago: this one leaves it alone.
+    taken = good.rename(good.with_name(good.stem + ".claimed-99999"))
+    assert spool.drain() == 2  # the broken file is set aside, the later one still drains
+    assert broken.with_suffix(".bad").exists() and not later.exists()
+    assert taken.exists()
+    # The other process died: after a while its claim returns to the spool and drains.
+    import os
+    old = taken.stat().st_mtime - spool.STALE_CLAIM_SECONDS - 1
+    os.utime(taken, (old, old))
+    assert spool.drain() == 3
+    [call] = calls()
+    assert call.status == "completed"
+
+
+def test_merge_keeps_the_reported_talk_time_of_the_merged_call(env):
+    # The talk time is reported on a leg first known under its own key; the merge must keep it.
+    submit([raw("a", ev(Kind.STARTED, "P", channel="P")), raw("b", ev(Kind.ANSWERED, "P", 10))])
+    submit([raw("c", ev(Kind.COMPLETED, "C", 200, talk_seconds=185)), raw("d", ev(Kind.ENDED, "P", 201))])
+    submit([raw("e", CallEvent(Kind.ALIAS, "asterisk", "P", T0, alias_key="C"))])
+    [call] = calls()
+    assert call.talk_seconds == 185 and call.status == "completed"
