@@ -45,7 +45,6 @@ class Settings(BaseSettings):
     ami_secret: str = ""
     ami_keepalive_seconds: float = 10.0
     ami_reconnect_max_seconds: float = 30.0
-    ami_centre: str = Field("", description="Centre code the AMI listener's PBX belongs to; empty = default centre")
 
     default_centre_code: str = "default"
     default_centre_name: str = "Trung tâm Công tác xã hội"

@@ -239,3 +239,22 @@ def test_demo_pbx_places_calls_that_arrive_at_once(env, rig: Rig) -> None:
     live = set(pbx.live_linkedids())
     assert live, "the demo PBX should have calls in progress"
     assert all(c.status != "unknown_outcome" for c in calls() if c.provider_key in live)
+
+
+def test_presence_changes_pause_and_unpause_the_queue_member(sqlite_env, rig: Rig) -> None:
+    from hotline import bus
+
+    server = rig.server()
+    listener = rig.listener(server)
+    assert listener.wait_applied(lambda s: s.connected, timeout=10)
+    time.sleep(0.3)  # the command thread subscribes as the listener starts
+    bus.publish("ami-commands", {"action": "QueuePause", "interface": "PJSIP/tvv1", "paused": True,
+                                 "reason": "away"})
+    bus.publish("ami-commands", {"action": "QueuePause", "interface": "PJSIP/tvv1", "paused": False})
+    deadline = time.monotonic() + 5
+    pauses: list[dict[str, str]] = []
+    while time.monotonic() < deadline and len(pauses) < 2:
+        pauses = [a for a in server.actions if a.get("Action") == "QueuePause"]
+        time.sleep(0.05)
+    assert [(a["Interface"], a["Paused"]) for a in pauses] == [("PJSIP/tvv1", "true"), ("PJSIP/tvv1", "false")]
+    assert pauses[0]["Reason"] == "away"

@@ -52,6 +52,8 @@ MAX_FRAME_BYTES = 1 << 20  # a "frame" longer than this without a blank line is 
 READ_SIZE = 1 << 16
 
 
+AMI_COMMAND_CHANNEL = "ami-commands"  # hotline.live.service publishes presence changes here
+
 class AmiLoginError(Exception):
     """The PBX refused our credentials or did not answer the Login action."""
 
@@ -264,7 +266,8 @@ class AmiListener:
         if self._threads:
             raise RuntimeError("this listener is already started; create a new one to start again")
         self._stop.clear()
-        for name, target in (("ami-applier", self._apply_loop), ("ami-supervisor", self._supervise)):
+        for name, target in (("ami-applier", self._apply_loop), ("ami-supervisor", self._supervise),
+                             ("ami-commands", self._command_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -293,6 +296,43 @@ class AmiListener:
         for thread in self._threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads)
+
+    # ------------------------------------------------------------------ commands from the web
+    def _command_loop(self) -> None:
+        """Carry out what the web processes ask of the PBX (published on the bus channel
+        ``ami-commands``): today ``QueuePause`` when a counsellor goes away or comes back."""
+        from hotline import bus
+
+        sub = bus.Subscription([AMI_COMMAND_CHANNEL])
+        try:
+            while not self._stop.is_set():
+                command = sub.get(timeout=0.5)
+                if command is not None:
+                    self._command(command)
+        finally:
+            sub.close()
+
+    def _command(self, command: dict[str, object]) -> None:
+        if command.get("action") != "QueuePause" or not command.get("interface"):
+            log.warning("ami.command_ignored", extra={"source": self.source, "action": str(command.get("action"))})
+            return
+        keys = {"Interface": str(command["interface"]), "Paused": "true" if command.get("paused") else "false"}
+        if command.get("queue"):
+            keys["Queue"] = str(command["queue"])
+        if command.get("reason"):
+            keys["Reason"] = str(command["reason"])[:80]
+        client = self._client
+        if client is None or not self.stats.connected:
+            log.warning("ami.command_not_sent", extra={"source": self.source, "action": "QueuePause",
+                                                       "reason": "not connected to the PBX"})
+            return
+        try:
+            client.send_named("QueuePause", self._next_id("pause"), **keys)
+            log.info("ami.queue_pause", extra={"source": self.source, "interface": keys["Interface"],
+                                               "paused": keys["Paused"]})
+        except OSError as exc:
+            log.warning("ami.command_not_sent", extra={"source": self.source, "action": "QueuePause",
+                                                       "reason": str(exc)})
 
     def run_forever(self, stop: threading.Event | None = None) -> None:
         """Run until ``stop`` is set (or ``stop()`` is called from elsewhere)."""
