@@ -27,7 +27,7 @@ from directory.search import Query as SearchQuery, SearchError, search
 from directory.service_types import service_types
 from hotline.audit.service import record as audit
 from hotline.auth.deps import Principal, csrf_protect, require_roles
-from hotline.db import new_session
+from hotline.db import db_session
 from hotline.web import add_template_dir, render
 
 add_template_dir(Path(__file__).parent / "templates")
@@ -36,18 +36,6 @@ router = APIRouter()
 STAFF = ("counsellor", "supervisor", "administrator")
 ADMIN = ("administrator",)
 STALE_DAYS = 180
-
-
-def db_session():  # type: ignore[no-untyped-def]
-    session = new_session()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 DB = Annotated[Session, Depends(db_session)]

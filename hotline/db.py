@@ -131,3 +131,9 @@ def insert_ignore(session: Session, table: Any) -> Any:
     if name == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
     raise RuntimeError(f"unsupported database dialect {name!r}: use PostgreSQL or SQLite")
+
+
+def db_session() -> Iterator[Session]:
+    """FastAPI dependency: one session per request, committed when the route returns."""
+    with session_scope() as session:
+        yield session

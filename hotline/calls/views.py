@@ -17,7 +17,7 @@ from hotline.auth.deps import Principal, csrf_protect, require_roles
 from hotline.calls import service
 from hotline.calls.models import CALL_STATUSES, CallRecord
 from hotline.centres.models import Centre, Line
-from hotline.db import new_session
+from hotline.db import db_session
 from hotline.taxonomy import get_taxonomies
 from hotline.web import add_template_dir, render, templates
 
@@ -33,18 +33,6 @@ def _label(ctx: Any, scheme: str, code: str | None) -> str:
 
 templates.env.globals.setdefault("label", _label)
 STAFF = ("counsellor", "supervisor", "administrator")
-
-
-def db_session():  # type: ignore[no-untyped-def]
-    session = new_session()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 DB = Annotated[Session, Depends(db_session)]
