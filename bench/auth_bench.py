@@ -85,7 +85,7 @@ def run(backend: str, url: str, data_dir: str, logins: int, requests: int, audit
             login_ms.append((time.perf_counter() - t0) * 1000)
             assert r.status_code == 303, f"sign-in failed: {r.status_code}"
         figures["login_p50_ms"], figures["login_p95_ms"] = pct(login_ms, .5), pct(login_ms, .95)
-        assert client.get("/", follow_redirects=False).headers["location"] == "/calls"
+        assert client.get("/", follow_redirects=False).headers["location"] == "/live"  # a counsellor lands on the live screen
         signed_in = timed(lambda: client.get("/", follow_redirects=False), requests)
         cookie = client.cookies.pop("hotline_session")
         anonymous = timed(lambda: client.get("/", follow_redirects=False), requests)
