@@ -258,3 +258,13 @@ def test_presence_changes_pause_and_unpause_the_queue_member(sqlite_env, rig: Ri
         time.sleep(0.05)
     assert [(a["Interface"], a["Paused"]) for a in pauses] == [("PJSIP/tvv1", "true"), ("PJSIP/tvv1", "false")]
     assert pauses[0]["Reason"] == "away"
+
+
+def test_demo_pbx_gives_a_counsellor_one_call_at_a_time() -> None:
+    from hotline.ingest.ami.simulator import DemoPbx
+
+    pbx = DemoPbx(username=USER, secret=SECRET, interval=1000, queue="hotline", agents=["Local/a@agents/n"],
+                  seed=3, max_talk=600)
+    calls = [pbx.place_call() for _ in range(6)]  # all within the same second
+    answered = [c for c in calls if c.outcome == "answered"]
+    assert len(answered) == 1, [c.outcome for c in calls]  # the others gave up while the only counsellor talked

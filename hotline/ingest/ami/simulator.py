@@ -595,6 +595,7 @@ class DemoPbx(AmiServer):
         self.calls_placed = 0
         self._heap: list[tuple[float, int, bytes, str, bool]] = []
         self._live: dict[str, tuple[SyntheticCall, float]] = {}
+        self._busy_until: dict[str, float] = {}  # agent → when their current call ends (monotonic)
         self._seq = itertools.count()
         self._demo_lock = threading.Lock()
         self._demo_thread: threading.Thread | None = None
@@ -606,15 +607,21 @@ class DemoPbx(AmiServer):
         return self
 
     def place_call(self) -> SyntheticCall:
+        """A new caller; a counsellor is on one call at a time, so when every counsellor is still
+        busy by the time the caller has waited, the caller gives up (abandoned)."""
         caller, name = random_caller(self.rng)
-        answered = self.rng.random() < 0.8
         wait = self.rng.randint(2, 20)
-        talk = self.rng.randint(5, self.max_talk) if answered else 0
-        call = synthetic_call(outcome="answered" if answered else "abandoned", caller=caller, name=name,
-                              queue=self.queue, agent=self.rng.choice(self.agents), member="Tư vấn viên",
-                              wait=wait, talk=talk)
         now = time.monotonic()
         with self._demo_lock:
+            free = [a for a in self.agents if self._busy_until.get(a, 0.0) <= now + wait]
+        answered = bool(free) and self.rng.random() < 0.85
+        agent = self.rng.choice(free) if answered else self.rng.choice(self.agents)
+        talk = self.rng.randint(5, self.max_talk) if answered else 0
+        call = synthetic_call(outcome="answered" if answered else "abandoned", caller=caller, name=name,
+                              queue=self.queue, agent=agent, member="Tư vấn viên", wait=wait, talk=talk)
+        with self._demo_lock:
+            if answered:
+                self._busy_until[agent] = now + wait + talk + 1
             self._live[call.linkedid] = (call, time.time())
             last = len(call.frames) - 1
             for i, (offset, frame) in enumerate(call.frames):
