@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from _ami_listener import start_listener  # noqa: E402
 from hotline import migrate  # noqa: E402
 from hotline.ingest.ami.protocol import AmiMapper, parse_frame, split_frames  # noqa: E402
 from hotline.ingest.ami.simulator import AmiServer, synthetic_stream  # noqa: E402
@@ -78,12 +79,7 @@ def main() -> int:
         migrate.upgrade(url)
         engine = create_engine(url)
         tmp = tempfile.mkdtemp(prefix="hotline-bench-")
-        env = {**os.environ, "HOTLINE_DATABASE_URL": url, "HOTLINE_DATA_DIR": tmp,
-               "HOTLINE_SECRET_KEY": "bench-secret-key", "HOTLINE_ENV_FILE": os.path.join(tmp, "none.env"),
-               "HOTLINE_REDIS_URL": "", "HOTLINE_AMI_HOST": "127.0.0.1", "HOTLINE_AMI_PORT": str(server.port),
-               "HOTLINE_AMI_USERNAME": "bench", "HOTLINE_AMI_SECRET": "bench-secret", "HOTLINE_LOG_LEVEL": "WARNING",
-               "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen([sys.executable, "-m", "hotline", "ami"], env=env, cwd=ROOT)
+        proc = start_listener(url, server.port, tmp)
         if not server.wait_for_login(timeout=30):
             raise SystemExit("hotline ami did not log in")
 

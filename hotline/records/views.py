@@ -133,16 +133,22 @@ def for_call(call_id: int, request: Request, principal: Principal = Depends(staf
     return RedirectResponse(f"/records/{record_id}", status_code=303)
 
 
+def _viewed(db: Any, record_id: int, principal: Principal, request: Request, action: str) -> Any:
+    """The record if this principal may see it (404 otherwise), with the view audited."""
+    try:
+        record = service.get_record(db, record_id=record_id, actor=principal)
+    except service.NotFound:
+        raise HTTPException(404, detail=NOT_FOUND) from None
+    audit.record(db, actor=principal, action=action, object_type="call_record", object_id=record.id,
+                 request=request)
+    return record
+
+
 @router.get("/records/{record_id}")
 def form_page(record_id: int, request: Request, principal: Principal = Depends(staff)) -> Response:
     lang = _lang(principal)
     with session_scope() as db:
-        try:
-            record = service.get_record(db, record_id=record_id, actor=principal)
-        except service.NotFound:
-            raise HTTPException(404, detail=NOT_FOUND) from None
-        audit.record(db, actor=principal, action="record.view", object_type="call_record",
-                     object_id=record.id, request=request)
+        record = _viewed(db, record_id, principal, request, "record.view")
         ctx = form_context(record, lang)
         ctx["editable"] = service.can_edit(principal, record)
         ctx["call_id"] = record.call_id
@@ -299,12 +305,7 @@ async def close_nc(record_id: int, request: Request, principal: Principal = Depe
 def history(record_id: int, request: Request, principal: Principal = Depends(staff)) -> Response:
     lang = _lang(principal)
     with session_scope() as db:
-        try:
-            record = service.get_record(db, record_id=record_id, actor=principal)
-        except service.NotFound:
-            raise HTTPException(404, detail=NOT_FOUND) from None
-        audit.record(db, actor=principal, action="record.history", object_type="call_record",
-                     object_id=record.id, request=request)
+        record = _viewed(db, record_id, principal, request, "record.history")
         revs = [{"version": r.version, "action": r.action, "user_id": r.user_id, "at": r.at,
                  "changes": r.changes} for r in service.revisions(db, record=record)]
         from hotline.auth import service as users
