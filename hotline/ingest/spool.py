@@ -71,6 +71,12 @@ def write(items: Sequence[RawIn]) -> Path:
 
 
 def pending_files() -> list[Path]:
+    """Every spooled file not yet applied, including those a drainer is replaying right now."""
+    folder = spool_dir()
+    return sorted([*folder.glob("*.jsonl"), *folder.glob("*.claimed-*")])
+
+
+def _unclaimed() -> list[Path]:
     return sorted(spool_dir().glob("*.jsonl"))
 
 
@@ -126,7 +132,7 @@ def drain(*, ingest: Callable[[Sequence[RawIn]], IngestResult] = ingest_and_comm
     replayed = 0
     with _lock:
         _reclaim_stale()
-        for path in pending_files():
+        for path in _unclaimed():
             claimed = _claim(path)
             if claimed is None:
                 continue
