@@ -175,7 +175,8 @@ def test_a_refused_login_is_reported_and_retried(sqlite_env, rig: Rig, caplog: p
     caplog.set_level(logging.ERROR)
     server = rig.server()
     listener = rig.listener(server, secret="wrong", reconnect_max=0.2)
-    wait_for(lambda: server.failed_logins >= 2, what="two attempts")
+    # The server counts a refusal when it answers; the listener once it has read the answer.
+    wait_for(lambda: server.failed_logins >= 2 and listener.stats.login_failures >= 2, what="two attempts")
     assert not listener.connected and listener.stats.login_failures >= 2
     assert "refused the login" in listener.stats.last_error
     assert "HOTLINE_AMI_SECRET" in listener.stats.last_error
