@@ -31,6 +31,7 @@ ROUTER_MODULES = (
     "hotline.records.views",
     "daily_log.views",
     "referral.views",
+    "hotline.ops.views",
 )
 
 STARTUP_HOOKS: list = []  # callables run in the lifespan (e.g. the spool drainer)

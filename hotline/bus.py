@@ -30,13 +30,20 @@ def _redis():  # type: ignore[no-untyped-def]
     return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
+def _channel(client: Any, channel: str) -> str:
+    """Redis pub/sub ignores the database number, so it goes into the channel name: two
+    deployments (or two test runs) sharing one Redis on different databases never cross-talk."""
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    return f"hotline:{db}:{channel}"
+
+
 def publish(channel: str, message: dict[str, Any]) -> None:
     """Publish; a Redis outage is logged, never raised into the caller's path."""
     data = json.dumps(message, default=str)
     client = _redis()
     if client is not None:
         try:
-            client.publish(f"hotline:{channel}", data)
+            client.publish(_channel(client, channel), data)
         except Exception as exc:  # redis down must not break ingest
             log.warning("bus.publish_failed", extra={"channel": channel, "reason": str(exc)})
         return
@@ -53,7 +60,7 @@ class Subscription:
         self._client = _redis()
         if self._client is not None:
             self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            self._pubsub.subscribe(*[f"hotline:{c}" for c in channels])
+            self._pubsub.subscribe(*[_channel(self._client, c) for c in channels])
         else:
             self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
             with _local_lock:

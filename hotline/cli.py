@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "daily_log.cli",
     "referral.cli",
     "hotline.ops.cli",
+    "hotline.security.cli",
 )
 
 

@@ -186,6 +186,15 @@ class CallRecord(Base):
     risk: Mapped[str | None] = mapped_column(String(16))
     notes: Mapped[str] = mapped_column(Text, default="")
     references_given: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    # Caller flags shown in the caller's history (e.g. safety risk, perpetrator, repeat prank).
+    flags: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+    # Set when a supervisor signs off the record's day; a later edit needs a reason.
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Retention: a legal hold keeps free text and full numbers past their retention period.
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    legal_hold_reason: Mapped[str | None] = mapped_column(Text)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # free text removed by retention
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

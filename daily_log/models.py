@@ -1,0 +1,3 @@
+"""Tables of the daily_log domain."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Operations: checks, health and readiness, metrics, backups."""

@@ -1,0 +1,1 @@
+"""Security of stored data: encryption at rest, key rotation, retention."""

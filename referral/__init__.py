@@ -1,0 +1,1 @@
+"""Referral handoffs to partner shelters and services: consent first, minimal data, reliable delivery."""
