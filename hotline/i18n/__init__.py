@@ -1,6 +1,8 @@
 """Translations: Vietnamese by default, English by choice.
 
-Catalogues live in ``hotline/i18n/<lang>/LC_MESSAGES/messages.po``.  A ``.mo`` missing or older
+Catalogues live in ``hotline/i18n/<lang>/LC_MESSAGES/messages.po``; a domain package may keep
+its own strings' translations in ``<package>/i18n/<lang>.po`` (merged in, the domain's own
+entries winning), so each domain owns its wording.  A ``.mo`` missing or older
 than its ``.po`` is compiled on first use (with Babel), so a fresh checkout works without a build
 step; ``pybabel compile`` (see README) does the same ahead of time.
 
@@ -24,6 +26,7 @@ LANGUAGES = ("vi", "en")
 DEFAULT_LANGUAGE = "vi"
 LANGUAGE_NAMES = {"vi": "Tiếng Việt", "en": "English"}
 HERE = Path(__file__).parent
+DOMAIN_PACKAGES = ("directory", "legal_library", "referral", "daily_log", "webhooks", "hotline.ops", "hotline.security")
 
 _lock = threading.Lock()
 _cache: dict[str, NullTranslations] = {}
@@ -67,14 +70,41 @@ def get_translations(lang: str | None) -> NullTranslations:
                 trans: NullTranslations = Translations(fh, domain=DOMAIN)
         else:
             trans = _from_po(lang)
+        for po in _domain_catalogues(lang):
+            extra = _po_translations(po, lang)
+            if isinstance(trans, Translations):
+                trans.merge(extra)
+            else:
+                trans = extra
         _cache[lang] = trans
         return trans
+
+
+def _domain_catalogues(lang: str) -> list[Path]:
+    from importlib import util
+
+    found = []
+    for name in DOMAIN_PACKAGES:
+        try:
+            spec = util.find_spec(name)
+        except ModuleNotFoundError:
+            continue
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        po = Path(next(iter(spec.submodule_search_locations))) / "i18n" / f"{lang}.po"
+        if po.exists():
+            found.append(po)
+    return found
 
 
 def _from_po(lang: str) -> NullTranslations:
     po = HERE / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
     if not po.exists():
         return NullTranslations()
+    return _po_translations(po, lang)
+
+
+def _po_translations(po: Path, lang: str) -> Translations:
     import io
 
     with po.open("rb") as fh:
