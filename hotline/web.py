@@ -10,7 +10,9 @@
 
 Templates extend ``base.html`` (blocks ``title``, ``content``, ``scripts``) and get
 ``principal``, ``csrf_token``, ``_``/``gettext``/``ngettext`` (the request's language), ``lang``,
-``fmt_date`` and ``fmt_datetime`` (dd/mm/yyyy in the user's centre timezone) and ``role_label``.  Forms include
+``fmt_date`` and ``fmt_datetime`` (dd/mm/yyyy in the user's centre timezone) and ``role_label``;
+filters ``|local_date`` (dd/mm/yyyy), ``|local_datetime`` (dd/mm/yyyy HH:MM) and ``|local_time`` (HH:MM),
+also in the centre's timezone, for dates, datetimes and ISO strings.  Forms include
 ``<input type="hidden" name="csrf_token" value="{{ csrf_token }}">``; scripts send the token in the
 ``X-CSRF-Token`` header (``base.html`` puts it in ``<meta name="csrf-token">``).
 
@@ -120,6 +122,48 @@ def make_formatters(principal: Principal | None) -> tuple[Any, Any]:
         return value.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S" if seconds else "%d/%m/%Y %H:%M")
 
     return fmt_date, fmt_datetime
+
+
+def _as_date_or_datetime(value: Any) -> date | datetime | None:
+    """A date, a datetime, or an ISO string (``2026-06-15``, ``2026-06-15T08:30:00+00:00``)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value
+
+
+@jinja2.pass_context
+def _filter_date(ctx: Any, value: Any) -> str:
+    """``{{ when|local_date }}``: dd/mm/yyyy in the centre's timezone (plain dates are not shifted)."""
+    value = _as_date_or_datetime(value)
+    return make_formatters(ctx.get("principal"))[0](value) if value is not None else ""
+
+
+@jinja2.pass_context
+def _filter_datetime(ctx: Any, value: Any, seconds: bool = False) -> str:
+    """``{{ when|local_datetime }}``: dd/mm/yyyy HH:MM in the centre's timezone."""
+    value = _as_date_or_datetime(value)
+    if value is None:
+        return ""
+    if not isinstance(value, datetime):
+        return make_formatters(ctx.get("principal"))[0](value)
+    return make_formatters(ctx.get("principal"))[1](value, seconds)
+
+
+@jinja2.pass_context
+def _filter_time(ctx: Any, value: Any) -> str:
+    """``{{ when|local_time }}``: HH:MM in the centre's timezone."""
+    value = _as_date_or_datetime(value)
+    if not isinstance(value, datetime):
+        return ""
+    return make_formatters(ctx.get("principal"))[1](value)[-5:]
+
+
+_env.filters.update(local_date=_filter_date, local_datetime=_filter_datetime, local_time=_filter_time)
 
 
 # ------------------------------------------------------------------ rendering
