@@ -38,6 +38,19 @@ class Settings(BaseSettings):
     twilio_account_sid: str = ""
     twilio_recording_notice: bool = Field(False, description="Play a recording notice before enqueueing")
     twilio_queue_prefix: str = "hotline"
+    twilio_sms_from: str = Field("", description="The Twilio number (or messaging service SID) referral SMS come from")
+    twilio_api_base_url: str = Field("", description="Empty: Twilio's own API; otherwise a stand-in (tests)")
+
+    smtp_host: str = Field("", description="SMTP server for referral e-mails; empty: e-mail referrals fail with a reason")
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    smtp_from: str = "hotline@localhost"
+
+    referral_escalation_minutes: int = Field(15, description="An emergency referral unanswered this long alerts supervisors")
+    referral_link_hours: int = Field(72, description="How long a partner's single-use referral link stays valid")
+    referral_retry_seconds: str = Field("10,30,90,270,810", description="Waits between delivery tries (backoff)")
 
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
