@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     ami_secret: str = ""
     ami_keepalive_seconds: float = 10.0
     ami_reconnect_max_seconds: float = 30.0
+    ami_pbx_dir: Path | None = Field(
+        None, description="Folder of per-PBX env files (NAME.env), one per hotline-ami@NAME unit; hotline check logs in to each")
 
     default_centre_code: str = "default"
     default_centre_name: str = "Trung tâm Công tác xã hội"
@@ -65,6 +67,12 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: str = Field("json", description="json | console")
+
+    # operations (hotline.ops): metrics access and encrypted backups
+    metrics_token: str = Field("", description="Bearer token for /metrics; empty: readable only from this machine, directly")
+    backup_key: str = Field("", description="Key that encrypts backups (32+ characters); keep a copy away from the backups")
+    backup_passphrase_file: Path | None = Field(
+        None, description="A file holding a backup passphrase, used instead of backup_key when set")
 
     @field_validator("environment")
     @classmethod
