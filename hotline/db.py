@@ -6,12 +6,13 @@ Both SQLite (demo, tests) and PostgreSQL (production) are supported.  Times are 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, LargeBinary, MetaData, Text, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -54,6 +55,67 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # JSON that is JSONB on PostgreSQL.
 JSONType = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class EncryptedText(TypeDecorator[str]):
+    """Text encrypted at rest (``hotline.security.crypto``): code reads and writes plain ``str``.
+
+    The column holds ``enc1:<key id>:…``; never compare it in SQL (each write has a fresh nonce).
+    Rows written before encryption hold plaintext and still read back.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        from hotline.security.crypto import encrypt_text
+
+        return encrypt_text(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        from hotline.security.crypto import decrypt_text
+
+        return decrypt_text(value)
+
+
+class EncryptedBytes(TypeDecorator[bytes]):
+    """Bytes encrypted at rest, as ``EncryptedText``."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: bytes | None, dialect: Any) -> bytes | None:
+        from hotline.security.crypto import encrypt_bytes
+
+        return encrypt_bytes(value)
+
+    def process_result_value(self, value: bytes | None, dialect: Any) -> bytes | None:
+        from hotline.security.crypto import decrypt_bytes
+
+        return decrypt_bytes(bytes(value) if value is not None else None)
+
+
+class EncryptedJSON(TypeDecorator[Any]):
+    """A JSON document encrypted at rest as one text value (not queryable in SQL)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        from hotline.security.crypto import encrypt_text
+
+        if value is None:
+            return None
+        return encrypt_text(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        from hotline.security.crypto import decrypt_text
+
+        if value is None:
+            return None
+        if not isinstance(value, str):  # a JSON column read before its migration ran
+            return value
+        return json.loads(decrypt_text(value) or "null")
 
 
 def utcnow() -> datetime:

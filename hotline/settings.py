@@ -32,6 +32,10 @@ class Settings(BaseSettings):
 
     secret_key: str = Field("", description="Signs sessions and tokens and keys the caller-number hash")
     api_token: str = Field("", description="Bearer token for /api until sign-in exists; empty disables the API")
+    encryption_keys: str = Field("", description="Comma-separated keys for data at rest; the first encrypts, all decrypt")
+    number_hash_keys: str = Field("", description="Comma-separated caller-number hash keys, newest first; default: the secret key")
+    retention_notes_days: int = Field(730, ge=0, description="Free-text notes are removed after this many days (0: never)")
+    retention_numbers_days: int = Field(180, ge=0, description="Full caller numbers are removed after this many days (0: never)")
 
     public_base_url: str = Field("http://127.0.0.1:8000", description="The URL Twilio calls, used to check signatures")
     twilio_auth_token: str = Field("", description="Twilio auth token (checks X-Twilio-Signature)")
@@ -106,21 +110,56 @@ class Settings(BaseSettings):
         return _generated_secret(self.data_dir)
 
     @property
+    def effective_encryption_keys(self) -> list[str]:
+        from hotline.security.crypto import split_keys
+
+        keys = split_keys(self.encryption_keys)
+        if keys:
+            return keys
+        if self.is_production:
+            raise RuntimeError(
+                "HOTLINE_ENCRYPTION_KEYS is not set. In production set it to a key made with "
+                "'hotline keys generate' (notes and full numbers are encrypted with it; keep a copy safe)."
+            )
+        return [_generated_secret(self.data_dir, "encryption_key")]
+
+    @property
+    def effective_number_hash_keys(self) -> list[str]:
+        from hotline.security.crypto import split_keys
+
+        return split_keys(self.number_hash_keys) or [self.effective_secret_key]
+
+    @property
     def spool_dir(self) -> Path:
         path = self.data_dir / "spool"
         path.mkdir(parents=True, exist_ok=True)
         return path
 
 
-def _generated_secret(data_dir: Path) -> str:
+def _generated_secret(data_dir: Path, name: str = "secret_key") -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "secret_key"
+    path = data_dir / name
     if path.exists():
         return path.read_text().strip()
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if name == "encryption_key":
+        from hotline.security.crypto import generate_key
+
+        key = generate_key()
+    else:
+        key = secrets.token_urlsafe(48)
+    # Written aside then linked into place: a process racing us reads a whole key, never half.
+    tmp = data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        key = path.read_text().strip()
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
 
 
@@ -133,5 +172,8 @@ def reset_settings() -> None:
     """Forget cached settings (tests and the CLI change the environment)."""
     get_settings.cache_clear()
     from hotline import db
+    from hotline.security import crypto
+
+    crypto.reset()
 
     db.reset_engine()

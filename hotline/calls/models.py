@@ -12,14 +12,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hotline.db import Base, JSONType, UTCDateTime, utcnow
+from hotline.db import Base, EncryptedBytes, EncryptedJSON, EncryptedText, JSONType, UTCDateTime, utcnow
 
 CALL_STATUSES = (
     "ringing", "queued", "in_progress", "completed", "abandoned", "missed", "failed", "unknown_outcome",
@@ -47,11 +46,12 @@ class Call(Base):
     dialed: Mapped[str | None] = mapped_column(String(128))
     queue: Mapped[str | None] = mapped_column(String(128))
 
-    caller_raw: Mapped[str | None] = mapped_column(String(255))
+    # Full numbers are encrypted at rest (hotline.security); compare callers through number_hash.
+    caller_raw: Mapped[str | None] = mapped_column(EncryptedText)
     caller_id_status: Mapped[str] = mapped_column(String(16), default="unavailable")
-    caller_number: Mapped[str | None] = mapped_column(String(32))  # E.164 or short code
+    caller_number: Mapped[str | None] = mapped_column(EncryptedText)  # E.164 or short code
     caller_masked: Mapped[str] = mapped_column(String(32), default="")
-    number_hash: Mapped[str | None] = mapped_column(String(64))
+    number_hash: Mapped[str | None] = mapped_column(String(80))  # "<key id>:<hmac hex>"
 
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -108,8 +108,9 @@ class RawEvent(Base):
     event_type: Mapped[str] = mapped_column(String(64), default="")
     provider_key: Mapped[str | None] = mapped_column(String(128))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    payload: Mapped[str] = mapped_column(Text)  # decoded text (invalid bytes replaced)
-    payload_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)  # original bytes when not UTF-8
+    payload: Mapped[str] = mapped_column(EncryptedText)  # decoded text (invalid bytes replaced)
+    payload_bytes: Mapped[bytes | None] = mapped_column(EncryptedBytes)  # original bytes when not UTF-8
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # caller IDs removed by retention
 
 
 class DeadLetter(Base):
@@ -120,10 +121,11 @@ class DeadLetter(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     provider: Mapped[str] = mapped_column(String(16))
     raw_event_id: Mapped[int | None] = mapped_column(ForeignKey("raw_events.id", ondelete="SET NULL"))
-    payload: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[str] = mapped_column(EncryptedText, default="")
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # caller IDs removed by retention
 
 
 class TaxonomyTerm(Base):
@@ -170,10 +172,10 @@ class CallRecord(Base):
     consent_record: Mapped[bool] = mapped_column(Boolean, default=True)
     consent_statistics: Mapped[bool] = mapped_column(Boolean, default=True)
     consent_callback: Mapped[bool] = mapped_column(Boolean, default=False)
-    callback_safe_time: Mapped[str | None] = mapped_column(String(255))
+    callback_safe_time: Mapped[str | None] = mapped_column(EncryptedText)
     callback_safe_method: Mapped[str | None] = mapped_column(String(32))
     consent_referral: Mapped[bool] = mapped_column(Boolean, default=False)
-    consent_referral_scope: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    consent_referral_scope: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)  # free text
     child_consent: Mapped[bool | None] = mapped_column(Boolean)
     representative_consent: Mapped[bool | None] = mapped_column(Boolean)
 
@@ -184,7 +186,7 @@ class CallRecord(Base):
     follow_up_needed: Mapped[bool] = mapped_column(Boolean, default=False)
     follow_up_date: Mapped[date | None] = mapped_column(Date)
     risk: Mapped[str | None] = mapped_column(String(16))
-    notes: Mapped[str] = mapped_column(Text, default="")
+    notes: Mapped[str] = mapped_column(EncryptedText, default="")  # encrypted at rest
     references_given: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     # Caller flags shown in the caller's history (e.g. safety risk, perpetrator, repeat prank).
     flags: Mapped[list[Any]] = mapped_column(JSONType, default=list)

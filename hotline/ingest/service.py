@@ -26,6 +26,8 @@ from hotline.centres.service import Routing, ensure_default_centre
 from hotline.db import insert_ignore
 from hotline.ingest.events import CallEvent, Kind, LiveCall, RawIn
 from hotline.phone import parse_caller
+from hotline.security import crypto
+from hotline.security.crypto import hash_keyring
 from hotline.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,7 @@ class _Batch:
     def __init__(self, session: Session, settings: Settings):
         self.session = session
         self.settings = settings
-        self.secret = settings.effective_secret_key
+        self.hashes = hash_keyring()  # the number hash under the newest key, with its key id
         default = ensure_default_centre(
             session, code=settings.default_centre_code, name=settings.default_centre_name,
             timezone=settings.default_timezone,
@@ -230,7 +232,7 @@ class _Batch:
         call.caller_id_status = number.status.value
         call.caller_number = number.normalized
         call.caller_masked = number.masked
-        call.number_hash = number.hash(self.secret)
+        call.number_hash = self.hashes.hash(number.normalized) if number.normalized else None
 
     def apply(self, ev: CallEvent) -> None:
         if ev.kind is Kind.SNAPSHOT:
@@ -431,6 +433,10 @@ def _store_raw_pg(session: Session, rows: list[dict[str, Any]]) -> dict[str, int
     columns = ("provider", "dedupe_key", "event_type", "provider_key", "received_at", "payload", "payload_bytes")
     params: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in columns}
     params["received_at"] = [t.astimezone(timezone.utc) for t in params["received_at"]]
+    # A plain SQL statement skips the columns' types: encrypt payloads here (see RawEvent).
+    ring = crypto.keyring()
+    params["payload"] = [ring.encrypt_text(p) if p else p for p in params["payload"]]
+    params["payload_bytes"] = [ring.encrypt_bytes(b) if b else b for b in params["payload_bytes"]]
     result = session.execute(_PG_RAW_INSERT, params)
     return {key: raw_id for raw_id, key in result.all()}
 

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hotline.ingest.events import CallEvent, Kind, LiveCall, RawIn
 from hotline.ingest.service import IngestResult, ingest_and_commit
+from hotline.security import crypto
 from hotline.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ def write(items: Sequence[RawIn]) -> Path:
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         for item in items:
-            fh.write(json.dumps(_encode(item), ensure_ascii=False) + "\n")
+            # Each line is encrypted like a database column: events carry callers' numbers.
+            fh.write(crypto.encrypt_text(json.dumps(_encode(item), ensure_ascii=False)) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
     tmp.rename(path)
@@ -137,7 +139,8 @@ def drain(*, ingest: Callable[[Sequence[RawIn]], IngestResult] = ingest_and_comm
             if claimed is None:
                 continue
             try:
-                items = [_decode(json.loads(line)) for line in claimed.read_text("utf-8").splitlines() if line.strip()]
+                items = [_decode(json.loads(crypto.decrypt_text(line) or ""))
+                         for line in claimed.read_text("utf-8").splitlines() if line.strip()]
             except (ValueError, KeyError, TypeError) as exc:
                 bad = path.with_suffix(".bad")
                 claimed.rename(bad)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hotline.db import Base, JSONType, UTCDateTime, utcnow
+from hotline.db import Base, EncryptedJSON, UTCDateTime, utcnow
 
 
 class CallRecordRevision(Base):
@@ -26,4 +26,5 @@ class CallRecordRevision(Base):
     action: Mapped[str] = mapped_column(String(32))  # completed | edited | closed_non_counselling
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    changes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # field: [before, after]
+    # field: [before, after]; encrypted at rest (holds note text).
+    changes: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)

@@ -554,12 +554,15 @@ def caller_history(session: Session, *, call: Call, limit: int = 10) -> list[dic
 
     Withheld numbers have no hash: two withheld calls are never the same caller.
     """
-    if not call.number_hash:
+    from hotline.security.crypto import caller_hashes
+
+    hashes = caller_hashes(call.caller_number, call.number_hash)  # under every configured hash key
+    if not hashes:
         return []
     rows = session.execute(
         select(Call, CallRecord)
         .outerjoin(CallRecord, CallRecord.call_id == Call.id)
-        .where(Call.number_hash == call.number_hash, Call.id != call.id, Call.received_at <= call.received_at)
+        .where(Call.number_hash.in_(hashes), Call.id != call.id, Call.received_at <= call.received_at)
         .order_by(Call.received_at.desc())
         .limit(limit)
     ).all()
