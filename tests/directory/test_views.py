@@ -41,7 +41,7 @@ def test_panel_fragment_for_the_live_call_screen(client, cli):
     assert "<html" not in html  # a fragment, not a page
     first = html.split('class="dir-item"')[1]
     assert 'data-id="hn-shelter"' in html.split('class="dir-item"')[0] + first[:40] or "Nha tam lanh Ha Noi" in first
-    assert "Đang mở / Open now" in first and "free beds: 5/20" in first and "15/01/2025" in first
+    assert "Đang mở" in first and "Giường trống: 5/20" in first and "15/01/2025" in first
     assert 'data-url="/records/42/references"' in first and 'data-ref-id="hn-shelter"' in first
     assert re.search(r"024\s?3999\s?8888", first)
 
