@@ -62,7 +62,9 @@ def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(title="hotline", version="0.1.0", lifespan=_lifespan,
                   docs_url="/api/docs" if not settings.is_production else None, redoc_url=None)
-    app.state.startup_hooks = []
+    from hotline.queue import web_scheduler_hook
+
+    app.state.startup_hooks = [web_scheduler_hook]
     static = Path(__file__).parent / "static"
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")

@@ -2,15 +2,41 @@
 
 The in-process pool exists for the demo and single-machine trials: it runs the same job
 functions with the same retry schedule, but nothing survives a restart.
+
+Periodic tasks and worker start hooks
+-------------------------------------
+Each module named in ``WORKER_MODULES`` (when it exists) may define
+
+* ``PERIODIC: list[Periodic]`` - ``Periodic(name, every, func)``: ``func()`` (no arguments) runs
+  about every ``every`` seconds, **cluster-wide at most once per interval** however many workers
+  run: before acting, a scheduler takes the Redis lease ``hotline:periodic:<name>`` with
+  ``SET NX EX every``; whoever does not get it skips.  The lease outlives a crash, so a task never
+  runs twice in one interval, and is taken again in the next one.
+* ``on_worker_start() -> None`` - called once when a worker starts (catch-up work, e.g. building
+  days missed while no worker ran).  It should be cheap: enqueue jobs rather than do long work.
+
+Under Redis, ``hotline worker`` calls every ``on_worker_start``, runs one scheduler tick, then
+keeps a daemon scheduler thread ticking every ``TICK_SECONDS`` (or the shortest ``every``) while
+the RQ worker (started with RQ's scheduler) works; ``--burst`` runs the hooks and one tick and
+exits when the queues are empty.  Without Redis (the demo, a single machine), the web process does
+the same in a daemon thread started from the application's lifespan; in-process, the lease is a
+timestamp kept in memory.  ``HOTLINE_PERIODIC_IN_WEB`` turns that thread off (it is off by default
+when ``HOTLINE_ENVIRONMENT=test``).  A periodic ``func`` that fails is logged and tried again at
+the next interval; for retries with backoff, let ``func`` ``enqueue(...)`` its real work with
+``retry_intervals``.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import util
+from types import ModuleType
 from typing import Any
 
 from hotline.settings import get_settings
@@ -18,6 +44,9 @@ from hotline.settings import get_settings
 log = logging.getLogger(__name__)
 
 QUEUES = ("high", "default", "low")
+WORKER_MODULES = ("daily_log.jobs", "referral.jobs", "hotline.security.jobs")
+TICK_SECONDS = 30
+LEASE_PREFIX = "hotline:periodic:"
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -74,5 +103,116 @@ def run_worker(queues: Sequence[str] = QUEUES, *, burst: bool = False) -> None:
         )
     from rq import Queue, Worker
 
-    worker = Worker([Queue(q, connection=conn) for q in queues], connection=conn)
-    worker.work(with_scheduler=True, burst=burst)
+    run_start_hooks()
+    tick()
+    stop = None if burst else start_scheduler()
+    try:
+        worker = Worker([Queue(q, connection=conn) for q in queues], connection=conn)
+        worker.work(with_scheduler=True, burst=burst)
+    finally:
+        if stop is not None:
+            stop()
+
+
+# ---------------------------------------------------------------------- periodic tasks
+@dataclass(frozen=True)
+class Periodic:
+    """``func()`` runs about every ``every`` seconds, cluster-wide at most once per interval."""
+
+    name: str
+    every: int  # seconds
+    func: Callable[[], None]
+
+
+def worker_modules() -> list[ModuleType]:
+    """The modules of ``WORKER_MODULES`` that exist (a domain not yet built is skipped)."""
+    out = []
+    for name in WORKER_MODULES:
+        try:
+            present = util.find_spec(name) is not None
+        except ModuleNotFoundError:
+            present = False
+        if present:
+            out.append(importlib.import_module(name))
+    return out
+
+
+def periodic_tasks() -> list[Periodic]:
+    tasks: list[Periodic] = []
+    for module in worker_modules():
+        tasks.extend(getattr(module, "PERIODIC", ()) or ())
+    return tasks
+
+
+def run_start_hooks() -> None:
+    """Call every ``on_worker_start``; one failing hook is logged and does not stop the others."""
+    for module in worker_modules():
+        hook = getattr(module, "on_worker_start", None)
+        if hook is None:
+            continue
+        try:
+            hook()
+        except Exception:  # noqa: BLE001 - logged; the worker still starts
+            log.exception("worker.start_hook_failed", extra={"worker_module": module.__name__})
+
+
+_local_leases: dict[str, float] = {}
+_local_lock = threading.Lock()
+
+
+def take_lease(name: str, seconds: int) -> bool:
+    """True for exactly one caller per ``seconds`` (Redis ``SET NX EX``; in memory without Redis)."""
+    seconds = max(1, int(seconds))
+    conn = get_redis()
+    if conn is not None:
+        return bool(conn.set(LEASE_PREFIX + name, str(time.time()), nx=True, ex=seconds))
+    now = time.monotonic()
+    with _local_lock:
+        if _local_leases.get(name, 0.0) > now:
+            return False
+        _local_leases[name] = now + seconds
+        return True
+
+
+def tick() -> list[str]:
+    """Run every periodic task whose lease is free; returns the names that ran here."""
+    ran = []
+    for task in periodic_tasks():
+        try:
+            if not take_lease(task.name, task.every):
+                continue
+        except Exception:  # noqa: BLE001 - Redis unreachable: try at the next tick
+            log.exception("periodic.lease_failed", extra={"task": task.name})
+            continue
+        ran.append(task.name)
+        try:
+            task.func()
+        except Exception:  # noqa: BLE001 - logged; runs again next interval
+            log.exception("periodic.failed", extra={"task": task.name})
+    return ran
+
+
+def start_scheduler(*, run_hooks: bool = False, interval: float | None = None) -> Callable[[], None]:
+    """A daemon thread that ticks (after the start hooks when ``run_hooks``); returns a stop function."""
+    stop = threading.Event()
+    if interval is None:
+        everies = [t.every for t in periodic_tasks()]
+        interval = max(1, min([TICK_SECONDS, *everies]))
+
+    def loop() -> None:
+        if run_hooks:
+            run_start_hooks()
+            tick()
+        while not stop.wait(interval):
+            tick()
+
+    threading.Thread(target=loop, name="periodic-scheduler", daemon=True).start()
+    return stop.set
+
+
+def web_scheduler_hook(app: Any) -> Callable[[], None] | None:
+    """Lifespan hook: without Redis the web process runs start hooks and periodic tasks itself."""
+    settings = get_settings()
+    if settings.redis_url or not settings.periodic_in_web_enabled:
+        return None
+    return start_scheduler(run_hooks=True)

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     default_centre_name: str = "Trung tâm Công tác xã hội"
     default_timezone: str = "Asia/Ho_Chi_Minh"
 
+    periodic_in_web: bool | None = Field(
+        None, description="Without Redis, run periodic tasks in the web process (default: yes, except in tests)")
+
     log_level: str = "INFO"
     log_format: str = Field("json", description="json | console")
 
@@ -90,6 +93,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def periodic_in_web_enabled(self) -> bool:
+        if self.periodic_in_web is None:
+            return self.environment != "test"
+        return self.periodic_in_web
 
     @property
     def effective_database_url(self) -> str:

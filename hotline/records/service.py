@@ -6,6 +6,12 @@ difference shown to a stale tab are all driven from that table.
 
 Optimistic locking: every save names the ``version`` it was based on; a save based on an older
 version raises ``VersionConflict`` carrying the differences, and changes nothing.
+
+Sign-off lock: when a supervisor signs off a record's day, ``locked_at`` is set.  A change to a
+locked record then needs a reason (``lock_reason`` in the input, or ``reason=``); the change is
+kept as an ``edited_after_sign_off`` revision whose changes include ``lock_reason`` and is
+audited (``record.edit_after_sign_off``) with the reason.  Whoever signed the day off finds such
+changes as revisions dated after the sign-off (this module knows nothing of the daily log).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hotline.audit import service as audit
 from hotline.calls.models import Call, CallRecord, CallRecordIssue
 from hotline.db import utcnow
 from hotline.records.models import CallRecordRevision
@@ -116,6 +123,8 @@ FIELDS: tuple[Field, ...] = (
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 ISSUE_LABEL = ("Vấn đề", "Issues")
+LOCK_REASON_LABEL = ("Lý do sửa sau khi ngày đã được ký duyệt", "Reason for changing after the day was signed off")
+LOCK_REASON_MAX = 1000
 PRIMARY_LABEL = ("Vấn đề chính", "Primary issue")
 # Stored inside ``consent_referral_scope`` rather than in columns of their own.
 SCOPE_FIELDS = {"referral_to": "to", "referral_data": "data"}
@@ -128,6 +137,8 @@ def field_label(name: str, lang: str = "vi") -> str:
         return ISSUE_LABEL[lang == "en"]
     if name == "primary_issue":
         return PRIMARY_LABEL[lang == "en"]
+    if name == "lock_reason":
+        return LOCK_REASON_LABEL[lang == "en"]
     f = FIELD_BY_NAME.get(name)
     return f.label(lang) if f else name
 
@@ -470,12 +481,19 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[An
     return {k: [before.get(k), after.get(k)] for k in after if before.get(k) != after.get(k)}
 
 
+def _lock_reason(data: Mapping[str, Any], reason: str | None) -> str:
+    value = reason if reason is not None else data.get("lock_reason")
+    return ("" if value is None else str(value)).replace("\x00", "").strip()
+
+
 def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[str, Any], version: int | None,
-         complete: bool = False, present_bools: bool = False) -> CallRecord:
+         complete: bool = False, present_bools: bool = False, reason: str | None = None,
+         _action: str | None = None) -> CallRecord:
     """Save the given fields (an autosave of a draft, or an edit), optionally completing the record.
 
     Raises ``VersionConflict`` when ``version`` is not the record's current one, ``RecordError``
-    when a value is malformed or (on completion) the record is not complete.
+    when a value is malformed, (on completion) the record is not complete, or the record is locked
+    by a sign-off and no reason was given (``lock_reason``; ``reason=`` overrides the input).
     """
     if not can_edit(actor, record):
         raise NotAllowed(record.id)
@@ -492,7 +510,16 @@ def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[st
         raise VersionConflict(record.version, _differences(record, parsed))
     before = snapshot(record)
     was_completed = record.state == "completed"
+    locked = record.locked_at is not None
+    why = _lock_reason(data, reason) if locked else ""
+    if locked and len(why) > LOCK_REASON_MAX:
+        raise RecordError({"lock_reason": _msg("lock_reason", f"tối đa {LOCK_REASON_MAX} ký tự.",
+                                               f"at most {LOCK_REASON_MAX} characters.")})
     _apply(record, parsed)
+    if locked and not why and (_changes(before, snapshot(record)) or (complete and not was_completed)):
+        raise RecordError({"lock_reason": _msg(
+            "lock_reason", "ngày của hồ sơ này đã được ký duyệt; hãy ghi lý do sửa (thay đổi chưa được lưu).",
+            "this record's day has been signed off; give a reason for the change (nothing was saved).")})
     if complete or was_completed:
         errors = completeness_errors(record)
         if errors:
@@ -515,6 +542,14 @@ def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[st
         action = "completed"
     elif was_completed:
         action = "edited"
+    if _action and action:
+        action = _action
+    if locked:
+        action = "edited_after_sign_off"
+        changed = {**changed, "lock_reason": [None, why]}
+        audit.record(session, actor=actor, action="record.edit_after_sign_off", object_type="call_record",
+                     object_id=record.id, detail={"reason": why, "version": record.version,
+                                                  "fields": sorted(k for k in changed if k != "lock_reason")})
     if action:
         session.add(CallRecordRevision(record_id=record.id, version=record.version, action=action,
                                        user_id=actor.id or None, at=utcnow(), changes=changed))
@@ -523,8 +558,10 @@ def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[st
 
 
 def close_non_counselling(session: Session, *, record: CallRecord, actor: Actor, code: str,
-                          version: int | None = None) -> CallRecord:
-    """One action for a silent, prank, wrong-number or test call: issue, level 0, outcome, completed."""
+                          version: int | None = None, reason: str | None = None) -> CallRecord:
+    """One action for a silent, prank, wrong-number or test call: issue, level 0, outcome, completed.
+
+    A record locked by a sign-off needs ``reason``, as in ``save``."""
     if code not in non_counselling_codes() or code == "nc":
         choices = ", ".join(NON_COUNSELLING_QUICK)
         raise RecordError({"primary_issue": _msg("primary_issue", f"'{code}' không phải cuộc gọi không tư vấn; "
@@ -534,13 +571,9 @@ def close_non_counselling(session: Session, *, record: CallRecord, actor: Actor,
         raise RecordError({"state": "Hồ sơ đã hoàn tất; hãy sửa trong biểu mẫu. / The record is already "
                                     "completed; edit it in the form."})
     data = {"primary_issue": code, "issues": [code], "service_level": "0", "outcome": "non_counselling"}
-    record = save(session, record=record, actor=actor, data=data,
-                  version=record.version if version is None else version, complete=True)
-    rev = session.scalar(select(CallRecordRevision).where(CallRecordRevision.record_id == record.id,
-                                                          CallRecordRevision.version == record.version))
-    if rev is not None:
-        rev.action = "closed_non_counselling"
-    return record
+    return save(session, record=record, actor=actor, data=data,
+                version=record.version if version is None else version, complete=True,
+                reason=reason if reason is not None else "", _action="closed_non_counselling")
 
 
 def revisions(session: Session, *, record: CallRecord) -> list[CallRecordRevision]:

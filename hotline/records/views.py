@@ -65,6 +65,8 @@ def form_context(record: Any, lang: str, *, values: dict[str, Any] | None = None
         "t": text(lang),
         "snapshot_json": current,
         "pop_labels": pop_labels(lang),
+        "locked": record.locked_at is not None,
+        "lock_reason_max": service.LOCK_REASON_MAX,
     }
 
 
@@ -236,7 +238,7 @@ async def submit(record_id: int, request: Request, principal: Principal = Depend
             else:
                 db.rollback()
                 record = service.get_record(db, record_id=record_id, actor=principal)
-            values = {k: v for k, v in data.items() if k in service.FIELD_BY_NAME or k in {"issues", "primary_issue"}}
+            values = {k: v for k, v in data.items() if k in service.FIELD_BY_NAME or k in {"issues", "primary_issue", "lock_reason"}}
             ctx = form_context(record, lang, values=values, errors=exc.errors)
             ctx["editable"] = True
             ctx["call_id"] = record.call_id
@@ -271,14 +273,17 @@ async def close_nc(record_id: int, request: Request, principal: Principal = Depe
     if request.headers.get("content-type", "").startswith("application/json"):
         body = await request.json()
         code, version = str(body.get("code") or ""), body.get("version")
+        reason = str(body.get("lock_reason") or "")
     else:
         form = await request.form()
         code, version = str(form.get("code") or ""), form.get("version")
+        reason = str(form.get("lock_reason") or "")
     with session_scope() as db:
         try:
             record = service.get_record(db, record_id=record_id, actor=principal, for_edit=True)
             record = service.close_non_counselling(db, record=record, actor=principal, code=code,
-                                                   version=int(version) if version not in (None, "") else None)
+                                                   version=int(version) if version not in (None, "") else None,
+                                                   reason=reason)
         except service.NotFound:
             raise HTTPException(404, detail=NOT_FOUND) from None
         except service.NotAllowed:
