@@ -29,6 +29,9 @@ from hotline.web import add_template_dir, render
 add_template_dir(Path(__file__).parent / "templates")
 router = APIRouter()
 staff = require_roles("counsellor", "supervisor", "administrator")
+# Panels other domains add to the record page: ``panel(request, db, record, principal) -> Markup``
+# (e.g. referrals), so core never imports a domain.
+RECORD_PANELS: list[Any] = []
 
 
 async def staff_write(request: Request, principal: Principal = Depends(staff)) -> Principal:
@@ -154,6 +157,7 @@ def form_page(record_id: int, request: Request, principal: Principal = Depends(s
         ctx = form_context(record, lang)
         ctx["editable"] = service.can_edit(principal, record)
         ctx["call_id"] = record.call_id
+        ctx["panels"] = [panel(request, db, record, principal) for panel in RECORD_PANELS]
         return render(request, "records/form.html", ctx)
 
 
