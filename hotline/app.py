@@ -32,6 +32,7 @@ ROUTER_MODULES = (
     "daily_log.views",
     "referral.views",
     "hotline.ops.views",
+    "hotline.security.views",
 )
 
 STARTUP_HOOKS: list = []  # callables run in the lifespan (e.g. the spool drainer)
