@@ -1,0 +1,448 @@
+"""Referral pages and API.
+
+Staff (counsellor, supervisor, administrator):
+* ``GET /records/{id}/referrals/new``: choose services (directory search), urgency, what is asked,
+  optional extra data; ``POST /records/{id}/referrals`` with ``action=preview`` shows exactly what
+  each partner receives, ``action=send`` creates the referrals and queues their delivery.
+* ``GET /referrals``, ``GET /referrals/{id}``; ``POST /referrals/{id}/cancel``, ``/retry``.
+* ``GET/POST /referrals/admin/partners``: administrators link partner accounts to organisations.
+Partners:
+* ``GET /partner``, ``GET/POST /partner/referrals/{public_id}``: signed-in partner users, own
+  organisation only.
+* ``GET/POST /r/{token}``: the single-use signed link for partners without accounts.
+* ``POST /api/referrals/ack``: a webhook partner's signed acknowledgement (see PARTNERS.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from markupsafe import Markup
+
+from hotline.audit import service as audit
+from hotline.auth.deps import Principal, csrf_protect, require_roles, resolve_principal, wants_json
+from hotline.db import session_scope
+from hotline.i18n import translator
+from hotline.taxonomy import get_taxonomies
+from hotline.web import add_template_dir, render, template_context, templates
+from referral import service, signing
+from referral.models import STATES, URGENCIES
+
+add_template_dir(Path(__file__).parent / "templates")
+router = APIRouter()
+staff = require_roles("counsellor", "supervisor", "administrator")
+partners = require_roles("partner")
+admins = require_roles("administrator")
+
+
+async def staff_write(request: Request, principal: Principal = Depends(staff)) -> Principal:
+    await csrf_protect(request)
+    return principal
+
+
+async def partner_write(request: Request, principal: Principal = Depends(partners)) -> Principal:
+    await csrf_protect(request)
+    return principal
+
+
+async def admin_write(request: Request, principal: Principal = Depends(admins)) -> Principal:
+    await csrf_protect(request)
+    return principal
+
+
+def _t(principal: Principal | None, request: Request | None = None) -> Any:
+    from hotline.web import request_language
+
+    return translator(principal.language if principal else request_language(request))
+
+
+def _json(request: Request) -> bool:
+    return wants_json(request) or request.headers.get("content-type", "").startswith("application/json")
+
+
+async def _form_data(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.json()
+        return body if isinstance(body, dict) else {}
+    form = await request.form()
+    data: dict[str, Any] = {k: form.get(k) for k in form.keys()}
+    data["service_ids"] = form.getlist("service_ids")
+    data["extras"] = form.getlist("extras")
+    return data
+
+
+def _labels(lang: str) -> dict[str, Any]:
+    _ = translator(lang)
+    return {
+        "state": {"queued": _("Queued"), "sent": _("Sent"), "delivered": _("Delivered"), "accepted": _("Accepted"),
+                  "declined": _("Declined"), "expired": _("Expired"), "cancelled": _("Cancelled"),
+                  "failed": _("Delivery failed")},
+        "urgency": {"routine": _("Routine"), "urgent": _("Urgent"), "emergency": _("Emergency")},
+        "method": {"webhook": _("Webhook"), "email": _("E-mail"), "sms": _("SMS")},
+        "extras": {k: (v[1] if lang == "en" else v[0]) for k, v in service.EXTRAS.items()},
+    }
+
+
+# ---------------------------------------------------------------------- the record page panel
+def record_panel(request: Request, db: Any, record: Any, principal: Principal) -> Markup:
+    """The referrals of a call record with their states (registered in the record page's panels)."""
+    if principal.role not in service.CREATE_ROLES:
+        return Markup("")
+    ctx = template_context(request, {"record": record, "referrals": service.for_record(db, record_id=record.id),
+                                     "L": _labels(principal.language)})
+    return Markup(templates.get_template("referral/_record_panel.html").render(ctx))
+
+
+def setup_app(app: FastAPI) -> None:
+    try:
+        from hotline.records import views as record_views
+    except ImportError:
+        return
+    panels = getattr(record_views, "RECORD_PANELS", None)
+    if panels is not None and record_panel not in panels:
+        panels.append(record_panel)
+    from hotline.live import service as live
+
+    rules = getattr(live, "VISIBILITY", None)
+    if rules is not None:
+        rules[("referral_alert", "supervisor")] = lambda v, m: True
+        rules[("referral_alert", "administrator")] = lambda v, m: True
+        rules[("referral_alert", "counsellor")] = lambda v, m: (m.get("alert") or {}).get("created_by") == v.user_id
+
+
+# ---------------------------------------------------------------------- creating (staff)
+def _search(db: Any, q: str, service_type: str) -> list[dict[str, Any]]:
+    from directory.search import Query, SearchError, search
+
+    try:
+        _, rows = search(db, Query(q=q, service_type=service_type or None, limit=30), staff=True)
+    except (SearchError, ValueError):
+        return []
+    return rows
+
+
+def _new_context(db: Any, record: Any, principal: Principal, *, values: dict[str, Any] | None = None,
+                 errors: dict[str, str] | None = None, preview: dict[str, Any] | None = None) -> dict[str, Any]:
+    from directory.service import service_types
+
+    values = dict(values or {})
+    q = str(values.get("q") or "")
+    stype = str(values.get("service_type") or "")
+    chosen = list(values.get("service_ids") or [])
+    results = _search(db, q, stype) if (q or stype) else []
+    shown = {r["id"] for r in results}
+    for sid in chosen:  # keep chosen services visible whatever the search
+        if sid not in shown:
+            try:
+                t = service._target(db, sid)
+            except service.ReferralError:
+                continue
+            results.insert(0, {"id": sid, "name": t["name"], "organization": t["organization"],
+                               "beds_free": t["beds_free"], "referral_accepts": t["accepts"], "service_type": t["service_type"]})
+    lang = principal.language
+    return {
+        "record": record, "consent": service.consent_state(record), "values": values, "errors": errors or {},
+        "results": results, "chosen": chosen, "preview": preview, "L": _labels(lang),
+        "urgency": values.get("urgency") or service.default_urgency(record),
+        "types": [(code, (t.en if lang == "en" else t.vi)) for code, t in service_types().items()],
+        "issue": get_taxonomies().label("issue", record.primary_issue, lang) if record.primary_issue else "",
+        "may_override": principal.role in service.OVERRIDE_ROLES, "urgencies": URGENCIES,
+    }
+
+
+def _load_record(db: Any, record_id: int, principal: Principal) -> Any:
+    try:
+        return service._record_for(db, record_id=record_id, actor=principal)
+    except service.NotFound:
+        raise HTTPException(404, detail=_t(principal)("No such record, or you may not see it.")) from None
+    except service.NotAllowed:
+        raise HTTPException(403, detail=_t(principal)("You may not refer this record.")) from None
+
+
+@router.get("/records/{record_id}/referrals/new")
+def new_page(record_id: int, request: Request, q: str = "", service_type: str = "",
+             principal: Principal = Depends(staff)) -> Response:
+    with session_scope() as db:
+        record = _load_record(db, record_id, principal)
+        audit.record(db, actor=principal, action="record.view", object_type="call_record", object_id=record.id,
+                     request=request, detail={"via": "referral.new"})
+        ctx = _new_context(db, record, principal, values={"q": q, "service_type": service_type})
+        return render(request, "referral/new.html", ctx)
+
+
+@router.post("/records/{record_id}/referrals")
+async def create(record_id: int, request: Request, principal: Principal = Depends(staff_write)) -> Response:
+    data = await _form_data(request)
+    action = str(data.get("action") or "send")
+    as_json = _json(request)
+    with session_scope() as db:
+        record = _load_record(db, record_id, principal)
+        try:
+            if action == "preview":
+                pv = service.preview(db, record_id=record_id, actor=principal, data=data)
+                if as_json:
+                    return JSONResponse({"items": [{"service_id": i["service"]["service_id"], "method": i["service"]["method"],
+                                                    "payload": i["payload"]} for i in pv["items"]]})
+                return render(request, "referral/new.html", _new_context(db, record, principal, values=data, preview=pv))
+            made = service.create(db, record_id=record_id, actor=principal, data=data, request=request)
+            ids = [r.id for r in made]
+        except service.ReferralError as exc:
+            db.rollback()
+            if as_json:
+                return JSONResponse({"errors": exc.errors}, status_code=422)
+            record = _load_record(db, record_id, principal)
+            return render(request, "referral/new.html", _new_context(db, record, principal, values=data,
+                                                                     errors=exc.errors), status_code=422)
+    # Queued only once the referrals are committed, so a worker always finds them.
+    from referral import jobs
+
+    with session_scope() as db:
+        refs = [db.get(service.Referral, i) for i in ids]
+        deliveries = [r.delivery.delivery_id for r in refs if r is not None and r.delivery is not None]
+    for delivery_id in deliveries:
+        jobs.queue_delivery(delivery_id)
+    if as_json:
+        return JSONResponse({"referrals": ids}, status_code=201)
+    return RedirectResponse(f"/records/{record_id}#referrals", status_code=303)
+
+
+# ---------------------------------------------------------------------- staff list and detail
+@router.get("/referrals")
+def list_page(request: Request, state: str | None = None, principal: Principal = Depends(staff)) -> Response:
+    with session_scope() as db:
+        items = service.list_for_staff(db, actor=principal, state=state if state in STATES else None)
+        audit.record(db, actor=principal, action="referral.list", object_type="referral", object_id=None,
+                     request=request, detail={"state": state})
+        return render(request, "referral/list.html", {"items": items, "L": _labels(principal.language),
+                                                      "states": STATES, "state": state})
+
+
+def _staff_ref(db: Any, referral_id: int, principal: Principal, for_edit: bool = False) -> Any:
+    try:
+        return service.get_for_staff(db, referral_id=referral_id, actor=principal, for_edit=for_edit)
+    except service.NotFound:
+        raise HTTPException(404, detail=_t(principal)("No such referral, or you may not see it.")) from None
+    except service.NotAllowed:
+        raise HTTPException(403, detail=_t(principal)("You may not change this referral.")) from None
+
+
+def _detail(request: Request, db: Any, ref: Any, principal: Principal, errors: dict[str, str] | None = None,
+            status_code: int = 200) -> Response:
+    return render(request, "referral/detail.html", {
+        "ref": ref, "L": _labels(principal.language), "errors": errors or {},
+        "payload": service.payload_for(db, ref) if ref.delivery else None,
+        "max_attempts": service.max_attempts()}, status_code=status_code)
+
+
+@router.get("/referrals/{referral_id}")
+def detail_page(referral_id: int, request: Request, principal: Principal = Depends(staff)) -> Response:
+    with session_scope() as db:
+        ref = _staff_ref(db, referral_id, principal)
+        audit.record(db, actor=principal, action="referral.view", object_type="referral", object_id=ref.id,
+                     request=request)
+        if _json(request):
+            return JSONResponse({"id": ref.id, "code": ref.code, "state": ref.state, "urgency": ref.urgency,
+                                 "service_id": ref.service_id, "delivery": ref.delivery.status if ref.delivery else None,
+                                 "attempts": ref.delivery.attempts if ref.delivery else 0,
+                                 "failure_reason": ref.failure_reason, "decision_note": ref.decision_note})
+        return _detail(request, db, ref, principal)
+
+
+@router.post("/referrals/{referral_id}/cancel")
+async def cancel(referral_id: int, request: Request, principal: Principal = Depends(staff_write)) -> Response:
+    data = await _form_data(request)
+    with session_scope() as db:
+        _staff_ref(db, referral_id, principal, for_edit=True)
+        try:
+            service.cancel(db, referral_id=referral_id, actor=principal, reason=str(data.get("reason") or ""),
+                           request=request)
+        except service.ReferralError as exc:
+            db.rollback()
+            return _detail(request, db, _staff_ref(db, referral_id, principal), principal, exc.errors, 422)
+    return RedirectResponse(f"/referrals/{referral_id}", status_code=303)
+
+
+@router.post("/referrals/{referral_id}/retry")
+async def retry(referral_id: int, request: Request, principal: Principal = Depends(staff_write)) -> Response:
+    with session_scope() as db:
+        _staff_ref(db, referral_id, principal, for_edit=True)
+        try:
+            ref = service.retry_delivery(db, referral_id=referral_id, actor=principal, request=request)
+            delivery_id = ref.delivery.delivery_id if ref.delivery else None
+        except service.ReferralError as exc:
+            db.rollback()
+            return _detail(request, db, _staff_ref(db, referral_id, principal), principal, exc.errors, 422)
+    from referral import jobs
+
+    if delivery_id:
+        jobs.queue_delivery(delivery_id)
+    return RedirectResponse(f"/referrals/{referral_id}", status_code=303)
+
+
+# ---------------------------------------------------------------------- partner users
+@router.get("/partner")
+def partner_home(request: Request, principal: Principal = Depends(partners)) -> Response:
+    with session_scope() as db:
+        org = service.partner_org(db, user_id=principal.id)
+        items = service.list_for_partner(db, user_id=principal.id)
+        audit.record(db, actor=principal, action="referral.partner_list", object_type="referral", object_id=None,
+                     request=request)
+        return render(request, "referral/partner_list.html", {"items": items, "linked": org is not None,
+                                                              "L": _labels(principal.language)})
+
+
+def _partner_ref(db: Any, public_id: str, principal: Principal) -> Any:
+    try:
+        return service.get_for_partner(db, public_id=public_id, user_id=principal.id)
+    except service.NotFound:
+        raise HTTPException(404, detail=_t(principal)("No such referral for your organisation.")) from None
+
+
+@router.get("/partner/referrals/{public_id}")
+def partner_detail(public_id: str, request: Request, principal: Principal = Depends(partners)) -> Response:
+    with session_scope() as db:
+        ref = _partner_ref(db, public_id, principal)
+        service.mark_opened(db, ref=ref, by=principal.username)
+        audit.record(db, actor=principal, action="referral.partner_view", object_type="referral", object_id=ref.id,
+                     request=request)
+        return render(request, "referral/respond.html", {"ref": ref, "r": ref.content, "L": _labels(principal.language),
+                                                         "action": f"/partner/referrals/{ref.public_id}", "errors": {}})
+
+
+@router.post("/partner/referrals/{public_id}")
+async def partner_decide(public_id: str, request: Request, principal: Principal = Depends(partner_write)) -> Response:
+    data = await _form_data(request)
+    with session_scope() as db:
+        ref = _partner_ref(db, public_id, principal)
+        decision = str(data.get("decision") or "")
+        try:
+            if decision not in ("accepted", "declined"):
+                raise service.ReferralError({"decision": "Chọn nhận hoặc từ chối. / Choose accept or decline."})
+            service.decide(db, ref=ref, decision=decision, note=str(data.get("note") or ""), by=principal.username)
+        except service.ReferralError as exc:
+            db.rollback()
+            ref = _partner_ref(db, public_id, principal)
+            if _json(request):
+                return JSONResponse({"errors": exc.errors}, status_code=422)
+            return render(request, "referral/respond.html", {"ref": ref, "r": ref.content, "L": _labels(principal.language),
+                                                             "action": f"/partner/referrals/{ref.public_id}",
+                                                             "errors": exc.errors, "values": data}, status_code=422)
+        audit.record(db, actor=principal, action=f"referral.{decision}", object_type="referral", object_id=ref.id,
+                     request=request)
+    if _json(request):
+        return JSONResponse({"state": decision})
+    return RedirectResponse(f"/partner/referrals/{public_id}", status_code=303)
+
+
+# ---------------------------------------------------------------------- single-use links
+def _link_problem(request: Request, db: Any, exc: service.LinkProblem) -> Response:
+    from hotline.centres.models import Centre
+
+    centre = db.get(Centre, exc.ref.centre_id) if exc.ref is not None else None
+    status = {"invalid": 404, "expired": 410, "used": 409}[exc.kind]
+    return render(request, "referral/link_problem.html", {"kind": exc.kind, "centre": centre, "ref": exc.ref,
+                                                          "L": _labels("vi")}, status_code=status)
+
+
+@router.get("/r/{token}")
+def link_page(token: str, request: Request) -> Response:
+    with session_scope() as db:
+        try:
+            link, ref = service.open_link(db, token=token)
+        except service.LinkProblem as exc:
+            return _link_problem(request, db, exc)
+        service.mark_opened(db, ref=ref, by="link")
+        audit.record(db, actor="partner-link", action="referral.link_view", object_type="referral", object_id=ref.id,
+                     request=request)
+        principal = resolve_principal(request)
+        return render(request, "referral/respond.html", {"ref": ref, "r": ref.content,
+                                                         "L": _labels(principal.language if principal else "vi"),
+                                                         "action": f"/r/{token}", "errors": {}})
+
+
+@router.post("/r/{token}", dependencies=[Depends(csrf_protect)])
+async def link_answer(token: str, request: Request) -> Response:
+    data = await _form_data(request)
+    with session_scope() as db:
+        try:
+            ref = service.answer_by_link(db, token=token, decision=str(data.get("decision") or ""),
+                                         note=str(data.get("note") or ""))
+        except service.LinkProblem as exc:
+            return _link_problem(request, db, exc)
+        except service.ReferralError as exc:
+            db.rollback()
+            try:
+                _, ref = service.open_link(db, token=token)
+            except service.LinkProblem as exc2:
+                return _link_problem(request, db, exc2)
+            return render(request, "referral/respond.html", {"ref": ref, "r": ref.content, "L": _labels("vi"),
+                                                             "action": f"/r/{token}", "errors": exc.errors,
+                                                             "values": data}, status_code=422)
+        audit.record(db, actor="partner-link", action=f"referral.{ref.state}", object_type="referral",
+                     object_id=ref.id, request=request)
+        return render(request, "referral/answered.html", {"ref": ref, "L": _labels("vi")})
+
+
+# ---------------------------------------------------------------------- webhook acknowledgements
+@router.post("/api/referrals/ack")
+async def acknowledge(request: Request) -> Response:
+    body = await request.body()
+    with session_scope() as db:
+        try:
+            ref = service.acknowledge_signed(db, body=body, timestamp=request.headers.get("x-hotline-timestamp", ""),
+                                             signature=request.headers.get("x-hotline-signature", ""))
+        except signing.BadSignature as exc:
+            db.rollback()
+            return JSONResponse({"error": "refused", "reason": str(exc)}, status_code=401)
+        except service.ReferralError as exc:
+            db.rollback()
+            return JSONResponse({"error": "invalid", "errors": exc.errors}, status_code=422)
+        audit.record(db, actor=f"webhook:{ref.service_id}", action="referral.acknowledge", object_type="referral",
+                     object_id=ref.id, request=request, detail={"state": ref.state})
+        return JSONResponse({"referral_id": ref.public_id, "state": ref.state})
+
+
+# ---------------------------------------------------------------------- administrators: partner accounts
+def _partners_page(request: Request, db: Any, principal: Principal, errors: dict[str, str] | None = None,
+                   values: dict[str, Any] | None = None, status_code: int = 200) -> Response:
+    from hotline.auth import service as accounts
+
+    users = [u for u in accounts.list_users(db) if u.role == "partner"]
+    return render(request, "referral/admin_partners.html", {
+        "members": service.partner_members(db), "users": users, "errors": errors or {}, "values": values or {}},
+        status_code=status_code)
+
+
+@router.get("/referrals/admin/partners")
+def partners_page(request: Request, principal: Principal = Depends(admins)) -> Response:
+    with session_scope() as db:
+        return _partners_page(request, db, principal)
+
+
+@router.post("/referrals/admin/partners")
+async def partners_link(request: Request, principal: Principal = Depends(admin_write)) -> Response:
+    from hotline.auth import service as accounts
+
+    data = await _form_data(request)
+    username = str(data.get("username") or "").strip()
+    org = str(data.get("organization_id") or "").strip()
+    with session_scope() as db:
+        user = accounts.get_user(db, username=username) if username else None
+        try:
+            if user is None:
+                raise service.ReferralError({"username": f"Không có tài khoản {username!r}. / No account {username!r}."})
+            if str(data.get("action") or "link") == "unlink":
+                service.unlink_partner(db, user_id=user.id)
+                action = "referral.partner_unlink"
+            else:
+                service.link_partner(db, user_id=user.id, organization_id=org, by=principal.username)
+                action = "referral.partner_link"
+        except service.ReferralError as exc:
+            db.rollback()
+            return _partners_page(request, db, principal, exc.errors, data, 422)
+        audit.record(db, actor=principal, action=action, object_type="user", object_id=user.id, request=request,
+                     detail={"organization_id": org})
+    return RedirectResponse("/referrals/admin/partners", status_code=303)
