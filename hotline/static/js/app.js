@@ -29,4 +29,21 @@
     var question = form.getAttribute && form.getAttribute("data-confirm");
     if (question && !window.confirm(question)) { event.preventDefault(); }
   });
+
+  /* "?" (outside a text field) or the top-bar button shows the keyboard shortcuts; Esc closes them. */
+  var help = document.getElementById("shortcuts-help");
+  function toggleHelp() {
+    if (!help) return;
+    if (help.open) { help.close(); } else if (help.showModal) { help.showModal(); } else { help.setAttribute("open", ""); }
+  }
+  var helpButton = document.getElementById("shortcuts-button");
+  if (helpButton) helpButton.addEventListener("click", toggleHelp);
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "?" || event.ctrlKey || event.altKey || event.metaKey) return;
+    var el = event.target;
+    var tag = el && el.tagName ? el.tagName.toLowerCase() : "";
+    if (tag === "input" || tag === "textarea" || tag === "select" || (el && el.isContentEditable)) return;
+    event.preventDefault();
+    toggleHelp();
+  });
 })();
