@@ -94,6 +94,42 @@
     if (e.lastEventId) lastId = e.lastEventId;
   }
 
+  // Referral alerts (escalations, failed deliveries, partners' answers): text only, never markup.
+  var alertBox = document.getElementById("referral-alerts");
+  var alertLabels = JSON.parse((document.getElementById("referral-alert-labels") || {}).textContent || "{}");
+  function fill(text, values) {
+    return String(text || "").replace(/%\((\w+)\)s/g, function (_, k) { return values[k] == null ? "" : String(values[k]); });
+  }
+  function referralAlert(a) {
+    if (!alertBox || !a.kind || !alertLabels[a.kind]) return;
+    var v = {code: a.code, service: a.service_name, minutes: a.minutes, reason: a.reason};
+    var el = document.createElement("div");
+    el.className = "card warn referral-alert referral-" + a.kind;
+    el.dataset.referralId = a.referral_id;
+    var p = document.createElement("p");
+    p.textContent = fill(alertLabels[a.kind], v);
+    el.appendChild(p);
+    if (a.kind === "escalation") {
+      var s = document.createElement("p");
+      s.className = "referral-suggestion";
+      s.textContent = a.suggestion ? fill(alertLabels.suggestion, {name: a.suggestion.name, beds: a.suggestion.beds_free,
+        phone: a.suggestion.phone || ""}) : alertLabels.no_suggestion;
+      el.appendChild(s);
+    }
+    var link = document.createElement("a");
+    link.href = "/referrals/" + encodeURIComponent(a.referral_id);
+    link.textContent = alertLabels.open;
+    el.appendChild(link);
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "link";
+    close.textContent = alertLabels.dismiss;
+    close.addEventListener("click", function () { el.remove(); });
+    el.appendChild(document.createTextNode(" "));
+    el.appendChild(close);
+    alertBox.insertBefore(el, alertBox.firstChild);
+  }
+
   function connect() {
     var url = "/live/events" + (lastId ? "?last_event_id=" + encodeURIComponent(lastId) : "");
     es = new EventSource(url, {withCredentials: true});
@@ -104,6 +140,7 @@
       var msg = JSON.parse(e.data);
       if (msg.call) render(msg.call);
     });
+    es.addEventListener("referral_alert", function (e) { onEvent(e); referralAlert(JSON.parse(e.data).alert || {}); });
     es.addEventListener("error", function () {
       setStatus(false);
       if (es.readyState === EventSource.CLOSED) {  // refused (e.g. signed out): try again later
