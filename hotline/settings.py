@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     periodic_in_web: bool | None = Field(
         None, description="Without Redis, run periodic tasks in the web process (default: yes, except in tests)")
 
+    # periodic reports (daily_log.reports): headers, recipients and reporting periods
+    report_header: str = Field("", description="Report header lines, separated by ';' (issuing authority, centre)")
+    report_recipients: str = Field("", description="Recipients of periodic reports, separated by ';'")
+    report_signatory: str = Field("", description="Title of the person who signs periodic reports")
+    report_year_start: str = Field("12-15", description="MM-DD: reporting year N starts on this day of year N-1 "
+                                                        "(01-01: the calendar year)")
+    report_half_year_start: str = Field("06-15", description="MM-DD: the second half of a reporting year starts here")
+    report_due_half_year: str = Field("06-15", description="MM-DD: the six-monthly report is due before this day")
+    report_due_annual: str = Field("12-15", description="MM-DD: the annual report is due before this day")
+
     log_level: str = "INFO"
     log_format: str = Field("json", description="json | console")
 

@@ -1,0 +1,437 @@
+"""Periodic reports: any date range, the six-monthly and the annual report of the provincial plan.
+
+Every figure is computed in the database with ``GROUP BY`` (a year of a million calls stays a
+handful of aggregate queries).  The rules are the daily log's: telephony figures count every
+call; everything taken from records counts only completed records whose caller consented to
+statistics; a call is one row with at most one record, so nothing is counted twice; no free text.
+
+Reporting periods come from settings (``HOTLINE_REPORT_*``): reporting year N starts on
+``report_year_start`` (MM-DD) of year N-1 (``01-01``: the calendar year N), its second half
+starts on ``report_half_year_start``; the six-monthly report is due before
+``report_due_half_year`` and the annual one before ``report_due_annual`` (defaults follow the
+plan: periods from 15 December, due before 15 June and before 15 December).
+
+Indicators (definitions shown on the report page too):
+
+* **detected GBV victim**: a counted record with at least one issue in the domestic-violence
+  (``dv``) or gender-based-violence (``gbv``) groups whose caller is not the perpetrator;
+* **received services**: such a record whose level reached advice or more (level ≥ 2: advice,
+  psychological counselling, referral, intervention, emergency support), or whose outcome was
+  referred, follow-up planned or emergency help dispatched, or which has a referral;
+* **detected perpetrator**: a counted record whose caller role is ``perpetrator``;
+* **counselled**: such a record whose level reached advice or more (level ≥ 2).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, literal, or_, select, union_all
+from sqlalchemy.orm import Session
+
+from daily_log import service
+from daily_log.models import DailyLog
+from hotline.calls.models import Call, CallRecord, CallRecordIssue
+from hotline.centres.models import Centre
+from hotline.db import utcnow
+from hotline.settings import get_settings
+from hotline.taxonomy import get_taxonomies, non_counselling_codes
+
+SEXES = ("female", "male", "other", "unknown")
+GBV_GROUPS = ("dv", "gbv")
+SERVED_LEVEL = 2
+SERVED_OUTCOMES = ("referred", "follow_up", "emergency_dispatched")
+MAX_DAYS = 5 * 366
+
+
+class ReportError(ValueError):
+    """A period that cannot be reported on; the message says why (bilingual)."""
+
+
+@dataclass
+class Period:
+    start: date
+    end: date  # included
+    kind: str = "range"  # range | half_year | annual
+    label: str = ""
+    due: date | None = None
+
+
+@dataclass
+class Report:
+    centre: dict[str, Any]
+    period: Period
+    generated_at: datetime
+    header: list[str]
+    recipients: list[str]
+    signatory: str
+    totals: dict[str, int]
+    waiting: dict[str, Any]
+    talk: dict[str, Any]
+    tables: dict[str, dict[str, dict[str, int]]]  # name -> code -> sex -> n (and "total")
+    indicators: dict[str, dict[str, Any]]
+    by_day: list[tuple[date, int]]
+    by_hour: list[int]
+    by_issue_group: list[tuple[str, int]]
+    days: dict[str, int] = field(default_factory=dict)
+    ended: bool = True
+
+
+# ---------------------------------------------------------------------- periods
+def _mmdd(value: str, name: str) -> tuple[int, int]:
+    try:
+        month, day = (int(x) for x in value.strip().split("-"))
+        date(2024, month, day)
+        return month, day
+    except (ValueError, TypeError):
+        raise ReportError(f"HOTLINE_{name.upper()} = '{value}' không phải MM-DD. / is not MM-DD (e.g. 12-15).") from None
+
+
+def _on(year: int, mmdd: tuple[int, int]) -> date:
+    month, day = mmdd
+    if (month, day) == (2, 29):
+        try:
+            return date(year, 2, 29)
+        except ValueError:
+            return date(year, 2, 28)
+    return date(year, month, day)
+
+
+def reporting_year(year: int) -> tuple[date, date]:
+    s = get_settings()
+    start_md = _mmdd(s.report_year_start, "report_year_start")
+    start = date(year, 1, 1) if start_md == (1, 1) else _on(year - 1, start_md)
+    end = (date(year + 1, 1, 1) if start_md == (1, 1) else _on(year, start_md)) - timedelta(days=1)
+    return start, end
+
+
+def half_years(year: int) -> tuple[Period, Period]:
+    s = get_settings()
+    start, end = reporting_year(year)
+    boundary = _on(year, _mmdd(s.report_half_year_start, "report_half_year_start"))
+    if not start < boundary <= end:
+        boundary = start + (end - start) / 2  # type: ignore[assignment]
+    due_half = _on(year, _mmdd(s.report_due_half_year, "report_due_half_year"))
+    due_annual = _on(year, _mmdd(s.report_due_annual, "report_due_annual"))
+    return (Period(start, boundary - timedelta(days=1), "half_year", f"{year}-1", due_half),
+            Period(boundary, end, "half_year", f"{year}-2", due_annual))
+
+
+def annual(year: int) -> Period:
+    s = get_settings()
+    start, end = reporting_year(year)
+    return Period(start, end, "annual", str(year), _on(year, _mmdd(s.report_due_annual, "report_due_annual")))
+
+
+def resolve_period(*, since: str | None = None, until: str | None = None, half_year: str | None = None,
+                   year: int | str | None = None) -> Period:
+    if half_year:
+        try:
+            y, h = str(half_year).split("-")
+            first, second = half_years(int(y))
+            return first if int(h) == 1 else second if int(h) == 2 else _bad_half(half_year)
+        except ValueError:
+            _bad_half(half_year)
+    if year not in (None, ""):
+        try:
+            return annual(int(year))  # type: ignore[arg-type]
+        except ValueError:
+            raise ReportError(f"'{year}' không phải năm. / '{year}' is not a year.") from None
+    if not since or not until:
+        raise ReportError("Chọn khoảng ngày (từ, đến), sáu tháng hoặc cả năm. / Choose a date range (from and to), "
+                          "a half-year or a year.")
+    try:
+        start, end = service.parse_day(since), service.parse_day(until)
+    except service.DayRefused as exc:
+        raise ReportError(str(exc)) from None
+    if end < start:
+        raise ReportError(f"Ngày kết thúc {service.fmt_day(end)} trước ngày bắt đầu {service.fmt_day(start)}. / "
+                          f"The end {service.fmt_day(end)} is before the start {service.fmt_day(start)}.")
+    if (end - start).days > MAX_DAYS:
+        raise ReportError("Khoảng ngày dài quá 5 năm; hãy chia nhỏ. / The range is longer than 5 years; split it.")
+    return Period(start, end, "range", f"{service.fmt_day(start)}–{service.fmt_day(end)}")
+
+
+def _bad_half(value: str) -> Period:
+    raise ReportError(f"'{value}' không đúng dạng NĂM-1 hoặc NĂM-2 (vd. 2026-1). / '{value}' is not YEAR-1 or "
+                      f"YEAR-2 (e.g. 2026-1).")
+
+
+def upcoming_due(today: date) -> list[Period]:
+    """The next six-monthly and annual reports still to come (due on or after ``today``)."""
+    out = []
+    for y in (today.year, today.year + 1):
+        first, _second = half_years(y)
+        for p in (first, annual(y)):
+            if p.due and p.due >= today:
+                out.append(p)
+    return sorted(out, key=lambda p: p.due or today)[:2]
+
+
+# ---------------------------------------------------------------------- queries
+def _window(centre: Centre, period: Period) -> tuple[datetime, datetime]:
+    tz = ZoneInfo(centre.timezone)
+    start = datetime.combine(period.start, time.min, tzinfo=tz).astimezone(timezone.utc)
+    end = datetime.combine(period.end + timedelta(days=1), time.min, tzinfo=tz).astimezone(timezone.utc)
+    return start, end
+
+
+def _records(centre: Centre, start: datetime, end: datetime):  # type: ignore[no-untyped-def]
+    """Counted records of the period (completed, consenting): calls by the call's time, others by creation."""
+    cols = (CallRecord.id.label("id"), CallRecord.caller_sex.label("sex"), CallRecord.caller_age_group.label("age"),
+            CallRecord.service_level.label("level"), CallRecord.caller_role.label("role"),
+            CallRecord.outcome.label("outcome"), CallRecord.province_code.label("province"),
+            CallRecord.primary_issue.label("primary_issue"))
+    counted = and_(CallRecord.centre_id == centre.id, CallRecord.state == "completed",
+                   CallRecord.consent_statistics.is_(True))
+    with_call = (select(*cols).join(Call, Call.id == CallRecord.call_id)
+                 .where(counted, Call.centre_id == centre.id, Call.received_at >= start, Call.received_at < end))
+    without = select(*cols).where(counted, CallRecord.call_id.is_(None), CallRecord.created_at >= start,
+                                  CallRecord.created_at < end)
+    return union_all(with_call, without).subquery("r")
+
+
+def _gbv_condition(code_col):  # type: ignore[no-untyped-def]
+    return or_(*[or_(code_col == g, code_col.like(f"{g}.%")) for g in GBV_GROUPS])
+
+
+def build_report(session: Session, *, centre: Centre, period: Period, now: datetime | None = None) -> Report:
+    settings = get_settings()
+    start, end = _window(centre, period)
+    pg = session.get_bind().dialect.name == "postgresql"
+    tz = ZoneInfo(centre.timezone)
+    in_period = and_(Call.centre_id == centre.id, Call.received_at >= start, Call.received_at < end)
+
+    # telephony totals
+    totals: Counter[str] = Counter()
+    for status, n, answered, abandoned in session.execute(
+            select(Call.status, func.count(), func.count(Call.answered_at),
+                   func.sum(case((and_(Call.abandoned.is_(True), Call.answered_at.is_(None)), 1), else_=0)))
+            .where(in_period).group_by(Call.status)):
+        totals["received"] += n
+        totals["answered"] += answered
+        totals[status] += n
+        if status != "abandoned":
+            totals["abandoned"] += int(abandoned or 0)
+    totals["other_channels"] = session.scalar(
+        select(func.count()).select_from(CallRecord).where(
+            CallRecord.centre_id == centre.id, CallRecord.call_id.is_(None), CallRecord.created_at >= start,
+            CallRecord.created_at < end)) or 0
+
+    # waiting and talk times
+    if pg:
+        w = session.execute(select(func.count(Call.queue_wait_seconds),
+                                   func.percentile_cont(0.5).within_group(Call.queue_wait_seconds),
+                                   func.percentile_cont(0.9).within_group(Call.queue_wait_seconds))
+                            .where(in_period, Call.queue_wait_seconds.is_not(None))).one()
+        t = session.execute(select(func.count(Call.talk_seconds),
+                                   func.percentile_cont(0.5).within_group(Call.talk_seconds),
+                                   func.percentile_cont(0.9).within_group(Call.talk_seconds))
+                            .where(in_period, Call.talk_seconds.is_not(None), Call.answered_at.is_not(None))).one()
+        waiting = {"n": w[0], "median": _r(w[1]), "p90": _r(w[2])}
+        talk = {"n": t[0], "median": _r(t[1]), "p90": _r(t[2])}
+    else:
+        waits = list(session.scalars(select(Call.queue_wait_seconds).where(in_period,
+                                                                           Call.queue_wait_seconds.is_not(None))))
+        talks = list(session.scalars(select(Call.talk_seconds).where(in_period, Call.talk_seconds.is_not(None),
+                                                                     Call.answered_at.is_not(None))))
+        waiting, talk = service.spread(waits), service.spread(talks)
+
+    # record tables, sex-disaggregated
+    r = _records(centre, start, end)
+    tables: dict[str, dict[str, dict[str, int]]] = {k: defaultdict(Counter) for k in (
+        "age_group", "level", "caller_role", "outcome", "province", "issue", "issue_group", "primary_issue")}
+    nc = non_counselling_codes()
+    records_total: Counter[str] = Counter()
+    non_counselling = 0
+    for sex, age, level, role, outcome, primary, n in session.execute(
+            select(r.c.sex, r.c.age, r.c.level, r.c.role, r.c.outcome, r.c.primary_issue, func.count())
+            .group_by(r.c.sex, r.c.age, r.c.level, r.c.role, r.c.outcome, r.c.primary_issue)):
+        sex = sex or "unknown"
+        records_total[sex] += n
+        tables["age_group"][age or "unknown"][sex] += n
+        tables["level"][str(level if level is not None else 0)][sex] += n
+        tables["caller_role"][role or "unknown"][sex] += n
+        tables["outcome"][outcome or "unknown"][sex] += n
+        tables["primary_issue"][primary or "unknown"][sex] += n
+        if primary in nc:
+            non_counselling += n
+    for sex, province, n in session.execute(select(r.c.sex, r.c.province, func.count())
+                                            .group_by(r.c.sex, r.c.province)):
+        tables["province"][province or "unknown"][sex or "unknown"] += n
+    tax = get_taxonomies()
+    parents = {t.code: (t.parent or t.code) for t in tax.terms("issue")}
+    for sex, code, n in session.execute(
+            select(r.c.sex, CallRecordIssue.code, func.count())
+            .join(CallRecordIssue, CallRecordIssue.record_id == r.c.id)
+            .group_by(r.c.sex, CallRecordIssue.code)):
+        tables["issue"][code][sex or "unknown"] += n
+    # a record with two issues of one group counts once in that group
+    group_expr = case(*[(or_(CallRecordIssue.code == g, CallRecordIssue.code.like(f"{g}.%")), literal(g))
+                        for g in sorted({p for p in parents.values()})], else_=literal("other"))
+    grouped = (select(r.c.id.label("rid"), r.c.sex.label("sex"), group_expr.label("grp"))
+               .join(CallRecordIssue, CallRecordIssue.record_id == r.c.id).distinct().subquery("g"))
+    for sex, grp, n in session.execute(select(grouped.c.sex, grouped.c.grp, func.count())
+                                       .group_by(grouped.c.sex, grouped.c.grp)):
+        tables["issue_group"][grp][sex or "unknown"] += n
+
+    # indicators
+    has_gbv = (select(literal(1)).select_from(CallRecordIssue)
+               .where(CallRecordIssue.record_id == r.c.id, _gbv_condition(CallRecordIssue.code)).exists())
+    served = or_(r.c.level >= SERVED_LEVEL, r.c.outcome.in_(SERVED_OUTCOMES))
+    victims: dict[str, Counter[str]] = {"detected": Counter(), "served": Counter()}
+    for sex, n, n_served in session.execute(
+            select(r.c.sex, func.count(), func.sum(case((served, 1), else_=0)))
+            .where(has_gbv, or_(r.c.role.is_(None), r.c.role != "perpetrator")).group_by(r.c.sex)):
+        victims["detected"][sex or "unknown"] += n
+        victims["served"][sex or "unknown"] += int(n_served or 0)
+    # records served only through a referral (few): ask the referral domain
+    unserved = list(session.execute(select(r.c.id, r.c.sex).where(
+        has_gbv, or_(r.c.role.is_(None), r.c.role != "perpetrator"), ~served)).all())
+    referrals_available = False
+    if unserved:
+        referrals_available, refs = service.referral_states(session, [u.id for u in unserved])
+        for u in unserved:
+            if refs.get(u.id):
+                victims["served"][u.sex or "unknown"] += 1
+    perps: dict[str, Counter[str]] = {"detected": Counter(), "counselled": Counter()}
+    for sex, n, n_c in session.execute(
+            select(r.c.sex, func.count(), func.sum(case((r.c.level >= SERVED_LEVEL, 1), else_=0)))
+            .where(r.c.role == "perpetrator").group_by(r.c.sex)):
+        perps["detected"][sex or "unknown"] += n
+        perps["counselled"][sex or "unknown"] += int(n_c or 0)
+    indicators = {
+        "gbv_victims_served": _indicator(victims["served"], victims["detected"]),
+        "perpetrators_counselled": _indicator(perps["counselled"], perps["detected"]),
+    }
+    indicators["gbv_victims_served"]["referrals_checked"] = referrals_available or not unserved
+
+    # charts: calls by local day, by local hour, records by issue group
+    by_day_counter: Counter[date] = Counter()
+    by_hour = [0] * 24
+    if pg:
+        local = func.timezone(centre.timezone, Call.received_at)
+        bucket = func.date_trunc("hour", local)
+        for b, n in session.execute(select(bucket, func.count()).where(in_period).group_by(bucket)):
+            by_day_counter[b.date()] += n
+            by_hour[b.hour] += n
+    else:
+        bucket = func.strftime("%Y-%m-%d %H", Call.received_at)
+        for b, n in session.execute(select(bucket, func.count()).where(in_period).group_by(bucket)):
+            at = datetime.strptime(b, "%Y-%m-%d %H").replace(tzinfo=timezone.utc).astimezone(tz)
+            by_day_counter[at.date()] += n
+            by_hour[at.hour] += n
+    by_day = []
+    d = period.start
+    while d <= period.end:
+        by_day.append((d, by_day_counter.get(d, 0)))
+        d += timedelta(days=1)
+    by_issue_group = sorted(((g, sum(v.values())) for g, v in tables["issue_group"].items()),
+                            key=lambda kv: (-kv[1], kv[0]))
+
+    # daily log coverage
+    days_total = (period.end - period.start).days + 1
+    built = session.execute(select(func.count(), func.count(DailyLog.signed_off_at)).where(
+        DailyLog.centre_id == centre.id, DailyLog.day >= period.start, DailyLog.day <= period.end)).one()
+
+    def finish(t: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
+        out = {}
+        for code, by_sex in sorted(t.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
+            row = {s: by_sex.get(s, 0) for s in SEXES}
+            row["total"] = sum(by_sex.values())
+            out[code] = row
+        return out
+
+    now = now or utcnow()
+    totals_out = {k: int(totals.get(k, 0)) for k in (
+        "received", "answered", "missed", "abandoned", "failed", "unknown_outcome", "other_channels")}
+    totals_out["records_counted"] = sum(records_total.values())
+    totals_out["non_counselling"] = non_counselling
+    tables_out = {k: finish(v) for k, v in tables.items()}
+    tables_out["sex"] = {s: {**{x: (records_total.get(s, 0) if x == s else 0) for x in SEXES},
+                             "total": records_total.get(s, 0)} for s in SEXES}
+    return Report(
+        centre={"id": centre.id, "code": centre.code, "name": centre.name, "timezone": centre.timezone},
+        period=period, generated_at=now,
+        header=[h.strip() for h in settings.report_header.split(";") if h.strip()] or [centre.name],
+        recipients=[h.strip() for h in settings.report_recipients.split(";") if h.strip()],
+        signatory=settings.report_signatory.strip(),
+        totals=totals_out, waiting=waiting, talk=talk, tables=tables_out, indicators=indicators,
+        by_day=by_day, by_hour=by_hour, by_issue_group=by_issue_group,
+        days={"total": days_total, "built": int(built[0]), "signed_off": int(built[1])},
+        ended=now.astimezone(tz).date() > period.end,
+    )
+
+
+def _r(value: Any) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+def _indicator(numerator: Counter[str], denominator: Counter[str]) -> dict[str, Any]:
+    by_sex = {}
+    for s in SEXES:
+        num, den = numerator.get(s, 0), denominator.get(s, 0)
+        by_sex[s] = {"numerator": num, "denominator": den, "share": round(100 * num / den, 1) if den else None}
+    num, den = sum(numerator.values()), sum(denominator.values())
+    return {"numerator": num, "denominator": den, "share": round(100 * num / den, 1) if den else None,
+            "by_sex": by_sex}
+
+
+# ---------------------------------------------------------------------- output
+def to_json(report: Report) -> dict[str, Any]:
+    p = report.period
+    return {
+        "centre": report.centre,
+        "period": {"start": p.start.isoformat(), "end": p.end.isoformat(), "kind": p.kind, "label": p.label,
+                   "due": p.due.isoformat() if p.due else None, "ended": report.ended},
+        "generated_at": report.generated_at.isoformat(), "header": report.header, "recipients": report.recipients,
+        "signatory": report.signatory, "totals": report.totals, "waiting_seconds": report.waiting,
+        "talk_seconds": report.talk, "tables": report.tables, "indicators": report.indicators,
+        "by_day": [[d.isoformat(), n] for d, n in report.by_day], "by_hour": report.by_hour,
+        "by_issue_group": report.by_issue_group, "daily_logs": report.days,
+    }
+
+
+def to_text(report: Report) -> str:
+    j = to_json(report)
+    lines = [" / ".join(report.header), f"{report.centre['name']} ({report.centre['code']}): {report.period.label}"]
+    lines.append("totals: " + ", ".join(f"{k} {v}" for k, v in j["totals"].items()))
+    for name, ind in j["indicators"].items():
+        lines.append(f"{name}: {ind['numerator']}/{ind['denominator']} = {ind['share']}%")
+    for name, table in j["tables"].items():
+        lines.append(f"[{name}]  " + "  ".join(SEXES) + "  total")
+        for code, row in table.items():
+            lines.append(f"  {code}: " + "  ".join(str(row[s]) for s in SEXES) + f"  {row['total']}")
+    return "\n".join(lines)
+
+
+def to_csv_rows(report: Report, lang: str) -> list[list[Any]]:
+    from daily_log.exports import label
+    from hotline.i18n import translator
+
+    _ = translator(lang)
+    p = report.period
+    rows: list[list[Any]] = [[h] for h in report.header]
+    rows.append([_("Periodic report"), report.centre["name"], p.label, service.fmt_day(p.start),
+                 service.fmt_day(p.end)])
+    if not report.ended:
+        rows.append([_("The period has not ended yet: figures are provisional.")])
+    rows.append([_("Recipients"), "; ".join(report.recipients)])
+    rows.append([])
+    for k, v in report.totals.items():
+        rows.append([k, v])
+    for name, ind in report.indicators.items():
+        rows.append([name, ind["numerator"], ind["denominator"], ind["share"]])
+    schemes = {"age_group": "age_group", "level": "service_level", "caller_role": "caller_role",
+               "outcome": "outcome", "issue": "issue", "issue_group": "issue", "primary_issue": "issue",
+               "province": None, "sex": "sex"}
+    for name, table in report.tables.items():
+        rows.append([])
+        rows.append([name, "", *[label("sex", s, lang) for s in SEXES], _("Total")])
+        for code, row in table.items():
+            rows.append([code, label(schemes.get(name), code, lang), *[row[s] for s in SEXES], row["total"]])
+    return rows

@@ -1,0 +1,609 @@
+"""The daily call log: build a centre's summary of one local day, review it, comment, sign it off.
+
+A **day** is a calendar day in the centre's own timezone: from local midnight to the next local
+midnight (23 or 25 hours on daylight-saving switch days).  A call belongs to the day it was
+*received*, even when it was still open at midnight (those are flagged ``open_at_midnight``); a
+record without a telephony call (walk-in, personal phone, 111 transfer) belongs to the day it was
+created.  Each call is one ``Call`` row (merged legs are one call) with at most one record, so no
+call is counted twice.
+
+What is counted where:
+
+* telephony totals (received, answered, missed, abandoned, …) and waiting / talk times count every
+  call: they carry nothing about the caller;
+* everything taken from what the counsellor recorded (issues, level, sex, age group, province,
+  caller role, outcome, non-counselling, referrals, per-counsellor records) counts only
+  **completed records whose caller consented to statistics**; the others are listed in the day's
+  log but left out of every count (``records.excluded_no_consent``);
+* free-text notes never enter a summary, so they can never reach an export.
+
+States of a day: ``not_built``, ``built``, ``signed_off``, ``changed_after_sign_off`` (a record of
+the day was changed after the sign-off, which needs a reason and is audited by
+``hotline.records``, or the day was rebuilt into something other than what was signed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from daily_log.models import DailyLog, DailyLogComment, DailyLogFailure
+from hotline.auth.models import User
+from hotline.calls.models import OPEN_STATUSES, Call, CallRecord, CallRecordIssue
+from hotline.centres.models import Centre
+from hotline.db import utcnow
+from hotline.records.models import CallRecordRevision
+from hotline.taxonomy import non_counselling_codes
+
+SUMMARY_VERSION = 1
+STATES = ("not_built", "built", "signed_off", "changed_after_sign_off")
+VIEW_ROLES = ("supervisor", "administrator")
+COMMENT_MAX = 4000
+CHUNK = 900  # ids per IN (...) list
+
+
+class Actor(Protocol):
+    id: int
+    username: str
+    role: str
+    centre_id: int | None
+
+
+class DayRefused(ValueError):
+    """A day that cannot be built or signed off; the message says why and what to do (bilingual)."""
+
+
+class NotAllowed(PermissionError):
+    pass
+
+
+# ---------------------------------------------------------------------- days and timezones
+def zone(centre: Centre) -> ZoneInfo:
+    return ZoneInfo(centre.timezone or "Asia/Ho_Chi_Minh")
+
+
+def day_window(centre: Centre, day: date) -> tuple[datetime, datetime]:
+    """[start, end) of the local day in UTC; 23 or 25 hours long on daylight-saving switch days."""
+    tz = zone(centre)
+    start = datetime.combine(day, time.min, tzinfo=tz).astimezone(timezone.utc)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz).astimezone(timezone.utc)
+    return start, end
+
+
+def local_today(centre: Centre, now: datetime | None = None) -> date:
+    return (now or utcnow()).astimezone(zone(centre)).date()
+
+
+def first_day(centre: Centre) -> date:
+    """The centre's first day: the local date it was created."""
+    created = centre.created_at or utcnow()
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    return created.astimezone(zone(centre)).date()
+
+
+def fmt_day(day: date) -> str:
+    return day.strftime("%d/%m/%Y")
+
+
+def parse_day(text: str) -> date:
+    value = (text or "").strip()
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    raise DayRefused(f"'{value}' không phải ngày (dd/mm/yyyy hoặc yyyy-mm-dd). / "
+                     f"'{value}' is not a date (dd/mm/yyyy or yyyy-mm-dd).")
+
+
+def check_buildable(centre: Centre, day: date, now: datetime | None = None) -> None:
+    """Refuse a day that has not ended yet or that is before the centre existed."""
+    today = local_today(centre, now)
+    if day > today:
+        raise DayRefused(f"Ngày {fmt_day(day)} còn ở tương lai (hôm nay ở {centre.code} là {fmt_day(today)}). / "
+                         f"{fmt_day(day)} is in the future (today at {centre.code} is {fmt_day(today)}).")
+    if day == today:
+        _, end = day_window(centre, day)
+        local_end = end.astimezone(zone(centre)).strftime("%H:%M %d/%m/%Y")
+        raise DayRefused(f"Ngày {fmt_day(day)} chưa kết thúc; có thể lập sau {local_end} ({centre.timezone}). / "
+                         f"{fmt_day(day)} has not ended yet; it can be built after {local_end} ({centre.timezone}).")
+    first = first_day(centre)
+    if day < first:
+        raise DayRefused(f"Trung tâm {centre.code} bắt đầu từ {fmt_day(first)}; ngày {fmt_day(day)} có trước đó. / "
+                         f"Centre {centre.code} exists since {fmt_day(first)}; {fmt_day(day)} is before that.")
+
+
+# ---------------------------------------------------------------------- figures
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (PostgreSQL's ``percentile_cont``)."""
+    if not values:
+        return None
+    data = sorted(values)
+    pos = (len(data) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return round(data[lo] + (data[hi] - data[lo]) * (pos - lo), 1)
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    return {"n": len(values), "median": percentile(values, 0.5), "p90": percentile(values, 0.9)}
+
+
+def _counter(values: Iterable[Any]) -> dict[str, int]:
+    counts = Counter("" if v is None else str(v) for v in values)
+    return {k or "unknown": v for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))}
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for i in range(0, len(ids), CHUNK):
+        yield ids[i:i + CHUNK]
+
+
+def referral_states(session: Session, record_ids: Sequence[int]) -> tuple[bool, dict[int, list[dict[str, Any]]]]:
+    """Referrals of these records through ``referral.service`` (absent: no referrals yet)."""
+    try:
+        from referral.service import states_for_records  # type: ignore[import-not-found]
+    except ImportError:
+        return False, {}
+    out: dict[int, list[dict[str, Any]]] = {}
+    for chunk in _chunks(list(record_ids)):
+        out.update(states_for_records(session, record_ids=list(chunk)))
+    return True, out
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def summarise(session: Session, *, centre: Centre, day: date) -> dict[str, Any]:
+    """The summary of one local day (JSON-ready; codes, counts and masked numbers only)."""
+    tz = zone(centre)
+    start, end = day_window(centre, day)
+    nc_codes = non_counselling_codes()
+    rec_cols = (CallRecord.id, CallRecord.state, CallRecord.counsellor_id, CallRecord.channel,
+                CallRecord.caller_role, CallRecord.caller_sex, CallRecord.caller_age_group,
+                CallRecord.province_code, CallRecord.consent_statistics, CallRecord.primary_issue,
+                CallRecord.service_level, CallRecord.outcome, CallRecord.follow_up_needed,
+                CallRecord.follow_up_date, CallRecord.risk, CallRecord.created_at)
+    call_rows = session.execute(
+        select(Call.id.label("call_id"), Call.received_at, Call.answered_at, Call.ended_at, Call.status,
+               Call.abandoned, Call.queue_wait_seconds, Call.talk_seconds, Call.caller_masked,
+               Call.caller_id_status, Call.counsellor_id.label("call_counsellor"), *rec_cols)
+        .outerjoin(CallRecord, CallRecord.call_id == Call.id)
+        .where(Call.centre_id == centre.id, Call.received_at >= start, Call.received_at < end)
+        .order_by(Call.received_at, Call.id)
+    ).all()
+    walkin_rows = session.execute(
+        select(*rec_cols).where(CallRecord.centre_id == centre.id, CallRecord.call_id.is_(None),
+                                CallRecord.created_at >= start, CallRecord.created_at < end)
+        .order_by(CallRecord.created_at, CallRecord.id)
+    ).all()
+    record_ids = [r.id for r in call_rows if r.id is not None] + [r.id for r in walkin_rows]
+    issues: dict[int, list[str]] = defaultdict(list)
+    for chunk in _chunks(record_ids):
+        for rid, code in session.execute(select(CallRecordIssue.record_id, CallRecordIssue.code)
+                                         .where(CallRecordIssue.record_id.in_(chunk))
+                                         .order_by(CallRecordIssue.id)):
+            issues[rid].append(code)
+    available, referrals = referral_states(session, record_ids)
+
+    entries: list[dict[str, Any]] = []
+    counted: list[dict[str, Any]] = []
+    waits: list[float] = []
+    talks: list[float] = []
+    totals = Counter()
+
+    def record_part(r: Any) -> dict[str, Any]:
+        if r.id is None:
+            return {"record_id": None, "record_state": None, "issues": [], "primary_issue": None, "level": None,
+                    "outcome": None, "statistics": False, "follow_up_date": None, "referrals": []}
+        refs = [{k: _iso(v) for k, v in ref.items()} for ref in referrals.get(r.id, [])]
+        return {"record_id": r.id, "record_state": r.state, "issues": issues.get(r.id, []),
+                "primary_issue": r.primary_issue, "level": r.service_level, "outcome": r.outcome,
+                "statistics": bool(r.consent_statistics), "follow_up_date": _iso(r.follow_up_date),
+                "referrals": refs}
+
+    for r in call_rows:
+        totals["received"] += 1
+        if r.answered_at is not None:
+            totals["answered"] += 1
+        status = r.status
+        if status == "missed":
+            totals["missed"] += 1
+        if status == "abandoned" or (r.abandoned and r.answered_at is None):
+            totals["abandoned"] += 1
+        if status in ("failed", "unknown_outcome"):
+            totals[status] += 1
+        open_at_midnight = status in OPEN_STATUSES or (r.ended_at is not None and r.ended_at >= end)
+        if open_at_midnight:
+            totals["open_at_midnight"] += 1
+        if r.queue_wait_seconds is not None:
+            waits.append(r.queue_wait_seconds)
+        if r.talk_seconds is not None and r.answered_at is not None:
+            talks.append(r.talk_seconds)
+        entry = {"call_id": r.call_id, "time": r.received_at.astimezone(tz).strftime("%H:%M"),
+                 "received_at": _iso(r.received_at), "channel": "telephony",
+                 "caller": r.caller_masked or "", "caller_id_status": r.caller_id_status, "status": status,
+                 "wait_seconds": r.queue_wait_seconds, "talk_seconds": r.talk_seconds if r.answered_at else None,
+                 "open_at_midnight": open_at_midnight,
+                 "counsellor_id": r.counsellor_id or r.call_counsellor,
+                 **record_part(r)}
+        entries.append(entry)
+    for r in walkin_rows:
+        totals["other_channels"] += 1
+        entries.append({"call_id": None, "time": r.created_at.astimezone(tz).strftime("%H:%M"),
+                        "received_at": _iso(r.created_at), "channel": r.channel, "caller": "",
+                        "caller_id_status": None, "status": None, "wait_seconds": None, "talk_seconds": None,
+                        "open_at_midnight": False, "counsellor_id": r.counsellor_id, **record_part(r)})
+
+    rows_by_record = {r.id: r for r in [*call_rows, *walkin_rows] if r.id is not None}
+    for e in entries:
+        rid = e["record_id"]
+        if rid is None:
+            continue
+        totals["records"] += 1
+        if e["record_state"] != "completed":
+            totals["records_draft"] += 1
+            continue
+        if not e["statistics"]:
+            totals["excluded_no_consent"] += 1
+            continue
+        totals["records_counted"] += 1
+        r = rows_by_record[rid]
+        counted.append({"entry": e, "row": r})
+        if r.primary_issue in nc_codes:
+            totals["non_counselling"] += 1
+
+    users = _user_names(session, {e["counsellor_id"] for e in entries if e["counsellor_id"]})
+    for e in entries:
+        e["counsellor"] = users.get(e["counsellor_id"], "") if e["counsellor_id"] else ""
+
+    ref_counted = [ref for c in counted for ref in c["entry"]["referrals"]]
+    per: dict[Any, dict[str, Any]] = {}
+    for e in entries:
+        cid = e["counsellor_id"]
+        if cid is None:
+            continue
+        p = per.setdefault(cid, {"counsellor_id": cid, "name": users.get(cid, ""), "calls_answered": 0,
+                                 "records_counted": 0, "talk": [], "by_level": Counter()})
+        if e["talk_seconds"] is not None:
+            p["calls_answered"] += 1
+            p["talk"].append(e["talk_seconds"])
+    for c in counted:
+        cid = c["entry"]["counsellor_id"]
+        if cid in per:
+            per[cid]["records_counted"] += 1
+            per[cid]["by_level"][str(c["row"].service_level)] += 1
+    per_counsellor = [{"counsellor_id": p["counsellor_id"], "name": p["name"], "calls_answered": p["calls_answered"],
+                       "records_counted": p["records_counted"], "talk_seconds_total": int(sum(p["talk"])),
+                       "talk": spread(p["talk"]), "by_level": dict(sorted(p["by_level"].items()))}
+                      for p in sorted(per.values(), key=lambda p: (p["name"], p["counsellor_id"]))]
+
+    follow_rows = session.execute(
+        select(CallRecord.id, CallRecord.follow_up_date, CallRecord.primary_issue, CallRecord.counsellor_id,
+               CallRecord.risk, CallRecord.consent_callback)
+        .where(CallRecord.centre_id == centre.id, CallRecord.follow_up_needed.is_(True),
+               CallRecord.follow_up_date == day)
+        .order_by(CallRecord.id)
+    ).all()
+    users.update(_user_names(session, {f.counsellor_id for f in follow_rows if f.counsellor_id} - set(users)))
+
+    rows = [c["row"] for c in counted]
+    summary = {
+        "version": SUMMARY_VERSION,
+        "centre": {"id": centre.id, "code": centre.code, "name": centre.name, "timezone": centre.timezone},
+        "date": day.isoformat(),
+        "window": {"start": _iso(start), "end": _iso(end), "hours": round((end - start).total_seconds() / 3600, 2)},
+        "totals": {k: totals.get(k, 0) for k in (
+            "received", "answered", "missed", "abandoned", "failed", "unknown_outcome", "open_at_midnight",
+            "non_counselling", "other_channels", "records", "records_counted", "records_draft",
+            "excluded_no_consent")},
+        "by_issue": _counter(code for c in counted for code in dict.fromkeys(c["entry"]["issues"])),
+        "by_primary_issue": _counter(r.primary_issue for r in rows),
+        "by_level": _counter(r.service_level for r in rows),
+        "by_sex": _counter(r.caller_sex for r in rows),
+        "by_age_group": _counter(r.caller_age_group for r in rows),
+        "by_province": _counter(r.province_code for r in rows),
+        "by_caller_role": _counter(r.caller_role for r in rows),
+        "by_outcome": _counter(r.outcome for r in rows),
+        "referrals": {"available": available, "made": len(ref_counted),
+                      "by_state": _counter(ref.get("state") for ref in ref_counted)},
+        "follow_ups_due": [{"record_id": f.id, "due": _iso(f.follow_up_date), "primary_issue": f.primary_issue,
+                            "risk": f.risk, "counsellor": users.get(f.counsellor_id, ""),
+                            "consent_callback": bool(f.consent_callback)} for f in follow_rows],
+        "waiting_seconds": spread(waits),
+        "talk_seconds": spread(talks),
+        "per_counsellor": per_counsellor,
+        "calls": entries,
+        "record_ids": sorted(record_ids),
+    }
+    return summary
+
+
+def _user_names(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return {u.id: (u.display_name or u.username)
+            for u in session.execute(select(User.id, User.display_name, User.username).where(User.id.in_(ids)))}
+
+
+def digest(summary: dict[str, Any]) -> str:
+    body = {k: v for k, v in summary.items() if k not in {"built_at"}}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------- building
+def get_centre(session: Session, *, code: str | None = None, centre_id: int | None = None) -> Centre:
+    if centre_id is not None:
+        centre = session.get(Centre, centre_id)
+        if centre is None:
+            raise LookupError(f"no centre with id {centre_id}")
+        return centre
+    centre = session.scalar(select(Centre).where(Centre.code == (code or "")))
+    if centre is None:
+        known = ", ".join(session.scalars(select(Centre.code).order_by(Centre.code)).all()) or "none yet"
+        raise LookupError(f"Không có trung tâm mã '{code}' (có: {known}). / No centre with code '{code}' "
+                          f"(known: {known}).")
+    return centre
+
+
+def build_day(session: Session, *, centre: Centre, day: date, now: datetime | None = None,
+              by: str = "worker") -> DailyLog:
+    """Build (or rebuild: the summary is replaced) one day; resolves its recorded failures."""
+    check_buildable(centre, day, now)
+    summary = summarise(session, centre=centre, day=day)
+    at = now or utcnow()
+    log = session.scalar(select(DailyLog).where(DailyLog.centre_id == centre.id, DailyLog.day == day))
+    if log is None:
+        log = DailyLog(centre_id=centre.id, day=day, summary=summary, built_at=at, build_count=1, built_by=by[:128])
+        session.add(log)
+    else:
+        log.summary = summary
+        log.built_at = at
+        log.build_count = (log.build_count or 0) + 1
+        log.built_by = by[:128]
+    session.execute(update(DailyLogFailure)
+                    .where(DailyLogFailure.centre_id == centre.id, DailyLogFailure.day == day,
+                           DailyLogFailure.resolved_at.is_(None))
+                    .values(resolved_at=at))
+    session.flush()
+    return log
+
+
+def record_failure(session: Session, *, centre_id: int, day: date, reason: str, now: datetime | None = None) -> DailyLogFailure:
+    at = now or utcnow()
+    row = session.scalar(select(DailyLogFailure).where(DailyLogFailure.centre_id == centre_id,
+                                                       DailyLogFailure.day == day,
+                                                       DailyLogFailure.resolved_at.is_(None)))
+    if row is None:
+        row = DailyLogFailure(centre_id=centre_id, day=day, attempts=1, reason=reason[:4000], first_at=at, last_at=at)
+        session.add(row)
+    else:
+        row.attempts += 1
+        row.reason = reason[:4000]
+        row.last_at = at
+    session.flush()
+    return row
+
+
+def open_failures(session: Session, *, centre_id: int | None = None) -> list[dict[str, Any]]:
+    q = (select(DailyLogFailure, Centre.code).join(Centre, Centre.id == DailyLogFailure.centre_id)
+         .where(DailyLogFailure.resolved_at.is_(None)))
+    if centre_id is not None:
+        q = q.where(DailyLogFailure.centre_id == centre_id)
+    return [{"id": f.id, "centre_id": f.centre_id, "centre": code, "day": f.day, "attempts": f.attempts,
+             "reason": f.reason, "first_at": f.first_at, "last_at": f.last_at}
+            for f, code in session.execute(q.order_by(DailyLogFailure.last_at.desc()))]
+
+
+def missing_days(session: Session, *, centre: Centre, now: datetime | None = None,
+                 skip_failed: bool = False) -> list[date]:
+    """Days since the centre existed, already ended, with no summary (oldest first)."""
+    last = local_today(centre, now) - timedelta(days=1)
+    first = first_day(centre)
+    if last < first:
+        return []
+    built = set(session.scalars(select(DailyLog.day).where(DailyLog.centre_id == centre.id, DailyLog.day >= first)))
+    if skip_failed:
+        built |= set(session.scalars(select(DailyLogFailure.day).where(DailyLogFailure.centre_id == centre.id,
+                                                                      DailyLogFailure.resolved_at.is_(None))))
+    out = []
+    d = first
+    while d <= last:
+        if d not in built:
+            out.append(d)
+        d += timedelta(days=1)
+    return out
+
+
+# ---------------------------------------------------------------------- access
+def can_view_centre(actor: Actor, centre_id: int) -> bool:
+    if actor.role == "administrator":
+        return True
+    return actor.role == "supervisor" and actor.centre_id == centre_id
+
+
+def visible_centres(session: Session, *, actor: Actor) -> list[Centre]:
+    if actor.role == "administrator":
+        return list(session.scalars(select(Centre).order_by(Centre.code)))
+    if actor.role == "supervisor" and actor.centre_id is not None:
+        centre = session.get(Centre, actor.centre_id)
+        return [centre] if centre else []
+    return []
+
+
+def require_centre(session: Session, *, actor: Actor, code: str) -> Centre:
+    """The centre if this actor may see its daily log; ``LookupError`` otherwise (existence not told)."""
+    centre = session.scalar(select(Centre).where(Centre.code == code))
+    if centre is None or not can_view_centre(actor, centre.id):
+        raise LookupError(code)
+    return centre
+
+
+# ---------------------------------------------------------------------- state, review, sign-off
+def get_log(session: Session, *, centre: Centre, day: date) -> DailyLog | None:
+    return session.scalar(select(DailyLog).where(DailyLog.centre_id == centre.id, DailyLog.day == day))
+
+
+def changes_after_sign_off(session: Session, *, log: DailyLog) -> list[dict[str, Any]]:
+    """Record changes made after the day was signed off (each with its reason)."""
+    if log.signed_off_at is None:
+        return []
+    ids = list(log.summary.get("record_ids") or [])
+    out: list[dict[str, Any]] = []
+    for chunk in _chunks(ids):
+        rows = session.execute(
+            select(CallRecordRevision.record_id, CallRecordRevision.at, CallRecordRevision.user_id,
+                   CallRecordRevision.changes, CallRecordRevision.version)
+            .where(CallRecordRevision.record_id.in_(chunk), CallRecordRevision.at > log.signed_off_at)
+            .order_by(CallRecordRevision.at)
+        ).all()
+        for r in rows:
+            changes = dict(r.changes or {})
+            reason = (changes.pop("lock_reason", None) or [None, ""])[1]
+            out.append({"record_id": r.record_id, "at": r.at, "user_id": r.user_id, "version": r.version,
+                        "fields": sorted(changes), "reason": reason})
+    names = _user_names(session, {c["user_id"] for c in out if c["user_id"]})
+    for c in out:
+        c["by"] = names.get(c["user_id"], "")
+    return sorted(out, key=lambda c: c["at"])
+
+
+def state_of(session: Session, log: DailyLog | None) -> str:
+    if log is None:
+        return "not_built"
+    if log.signed_off_at is None:
+        return "built"
+    if log.signed_digest != digest(log.summary) or changes_after_sign_off(session, log=log):
+        return "changed_after_sign_off"
+    return "signed_off"
+
+
+def is_stale(session: Session, *, centre: Centre, log: DailyLog) -> bool:
+    """True when a record of the day changed, or appeared, after the summary was built."""
+    start, end = day_window(centre, log.day)
+    current = set(session.scalars(
+        select(CallRecord.id).outerjoin(Call, Call.id == CallRecord.call_id)
+        .where(CallRecord.centre_id == centre.id,
+               ((Call.id.is_not(None)) & (Call.received_at >= start) & (Call.received_at < end))
+               | ((CallRecord.call_id.is_(None)) & (CallRecord.created_at >= start) & (CallRecord.created_at < end)))))
+    if current != set(log.summary.get("record_ids") or []):
+        return True
+    for chunk in _chunks(sorted(current)):
+        if session.scalar(select(CallRecord.id).where(CallRecord.id.in_(chunk), CallRecord.updated_at > log.built_at)
+                          .limit(1)) is not None:
+            return True
+    return False
+
+
+@dataclass
+class DayRow:
+    day: date
+    state: str
+    log: DailyLog | None
+    failure: str | None = None
+
+
+def list_days(session: Session, *, centre: Centre, until: date, days: int = 31,
+              now: datetime | None = None) -> list[DayRow]:
+    """The ``days`` days up to ``until`` (newest first, never before the centre nor after yesterday)."""
+    last = min(until, local_today(centre, now) - timedelta(days=1))
+    first = max(first_day(centre), last - timedelta(days=days - 1))
+    if last < first:
+        return []
+    logs = {log.day: log for log in session.scalars(
+        select(DailyLog).where(DailyLog.centre_id == centre.id, DailyLog.day >= first, DailyLog.day <= last))}
+    failures = {f.day: f.reason for f in session.scalars(
+        select(DailyLogFailure).where(DailyLogFailure.centre_id == centre.id, DailyLogFailure.resolved_at.is_(None),
+                                      DailyLogFailure.day >= first, DailyLogFailure.day <= last))}
+    out = []
+    d = last
+    while d >= first:
+        log = logs.get(d)
+        out.append(DayRow(d, state_of(session, log), log, failures.get(d)))
+        d -= timedelta(days=1)
+    return out
+
+
+def sign_off(session: Session, *, centre: Centre, day: date, actor: Actor, now: datetime | None = None) -> DailyLog:
+    """Sign the day off and lock its records (a later change needs a reason)."""
+    if not can_view_centre(actor, centre.id):
+        raise NotAllowed(centre.code)
+    log = get_log(session, centre=centre, day=day)
+    if log is None:
+        raise DayRefused(f"Ngày {fmt_day(day)} chưa được lập; hãy lập rồi xem lại trước khi ký duyệt. / "
+                         f"{fmt_day(day)} has not been built; build and review it before signing off.")
+    if is_stale(session, centre=centre, log=log):
+        raise DayRefused(f"Hồ sơ của ngày {fmt_day(day)} đã thay đổi sau khi lập; hãy lập lại, xem lại rồi ký duyệt. / "
+                         f"Records of {fmt_day(day)} changed after it was built; rebuild it, review it, then sign off.")
+    at = now or utcnow()
+    log.signed_off_at = at
+    log.signed_off_by = actor.id or None
+    log.signed_digest = digest(log.summary)
+    ids = list(log.summary.get("record_ids") or [])
+    for chunk in _chunks(ids):
+        session.execute(update(CallRecord).where(CallRecord.id.in_(chunk)).values(locked_at=at)
+                        .execution_options(synchronize_session=False))
+    session.flush()
+    return log
+
+
+def add_comment(session: Session, *, centre: Centre, day: date, actor: Actor, text: str) -> DailyLogComment:
+    if not can_view_centre(actor, centre.id):
+        raise NotAllowed(centre.code)
+    body = (text or "").replace("\x00", "").strip()
+    if not body:
+        raise DayRefused("Nhận xét đang trống; hãy viết nội dung. / The comment is empty; write something.")
+    if len(body) > COMMENT_MAX:
+        raise DayRefused(f"Nhận xét dài {len(body)} ký tự, tối đa {COMMENT_MAX}. / "
+                         f"The comment is {len(body)} characters long, at most {COMMENT_MAX}.")
+    row = DailyLogComment(centre_id=centre.id, day=day, user_id=actor.id or None, at=utcnow(), text=body)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def comments(session: Session, *, centre: Centre, day: date) -> list[dict[str, Any]]:
+    rows = list(session.scalars(select(DailyLogComment).where(DailyLogComment.centre_id == centre.id,
+                                                             DailyLogComment.day == day)
+                                .order_by(DailyLogComment.at, DailyLogComment.id)))
+    names = _user_names(session, {c.user_id for c in rows if c.user_id})
+    return [{"id": c.id, "at": c.at, "by": names.get(c.user_id, ""), "text": c.text} for c in rows]
+
+
+def signer_name(session: Session, log: DailyLog | None) -> str:
+    if log is None or not log.signed_off_by:
+        return ""
+    return _user_names(session, {log.signed_off_by}).get(log.signed_off_by, "")
+
+
+def public_summary(log: DailyLog, state: str, *, signed_by: str = "") -> dict[str, Any]:
+    """The summary with its build and sign-off facts (for ``show --json`` and the API)."""
+    return {**log.summary, "state": state, "built_at": _iso(log.built_at), "build_count": log.build_count,
+            "built_by": log.built_by, "signed_off_at": _iso(log.signed_off_at), "signed_off_by": signed_by or None}
+
+
+def active_centres(session: Session) -> list[Centre]:
+    return list(session.scalars(select(Centre).where(Centre.active.is_(True)).order_by(Centre.id)))
+
+
+__all__ = [
+    "DayRefused", "NotAllowed", "STATES", "add_comment", "build_day", "changes_after_sign_off", "check_buildable",
+    "comments", "day_window", "digest", "first_day", "get_centre", "get_log", "is_stale", "list_days",
+    "local_today", "missing_days", "open_failures", "parse_day", "percentile", "public_summary", "record_failure",
+    "sign_off", "state_of", "summarise", "visible_centres",
+]
