@@ -55,7 +55,7 @@ class Service(Base):
     hours_text: Mapped[str] = mapped_column(String(500), default="")
     open_24_7: Mapped[bool] = mapped_column(Boolean, default=False)
     open_on_holidays: Mapped[bool] = mapped_column(Boolean, default=False)
-    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Ho_Chi_Minh")
+    timezone: Mapped[str] = mapped_column(String(64), default="")  # empty: the centre's timezone
     languages: Mapped[str] = mapped_column(String(120), default=",vi,")  # ",vi,en," for LIKE filters
     accessible: Mapped[bool] = mapped_column(Boolean, default=False)
     beds_total: Mapped[int | None] = mapped_column(Integer)

@@ -15,20 +15,21 @@ import difflib
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, or_, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from directory import hours as hours_mod
-from directory.models import (Address, Location, Organization, Phone, Schedule, Service, ServiceAtLocation,
-                              Word)
+from directory.models import Service, Word
 from directory.places import UnknownPlace, distance_km, places
 from directory.service_types import find_in_words, phrases as type_phrases, resolve as resolve_type, service_types
-from hotline.db import utcnow
+from hotline.db import UTCDateTime, utcnow
 from hotline.phone import SHORT_CODES, display
+from hotline.settings import get_settings
 from hotline.text import fold
 
 
@@ -80,15 +81,30 @@ def _static_words() -> frozenset[str]:
     return frozenset(w for w in words if len(w) >= 2)
 
 
+# Words known to begin some vocabulary word, per database.  The vocabulary only grows (entries add
+# words, nothing removes them), so a word once known stays known: only unknown words (typos, or words
+# new since the last look) cost a round trip.
+_KNOWN: dict[str, set[str]] = {}
+
+
+def clear_caches() -> None:
+    """Forget the known words (tests that empty the tables)."""
+    _KNOWN.clear()
+
+
 def _known_prefixes(session: Session, words: list[str]) -> set[str]:
-    """Which words begin some vocabulary word: one round trip for the whole query."""
+    """Which words begin some vocabulary word: at most one round trip for the whole query."""
     words = [w for w in dict.fromkeys(words) if len(w) >= 2 and not w.isdigit() and w not in _static_words()]
     if not words:
         return set()
-    checks = [select(Word.word).where(Word.word >= w, Word.word < w + "\uffff").limit(1).exists().label(f"k{i}")
-              for i, w in enumerate(words)]
-    row = session.execute(select(*checks)).one()
-    return {w for w, hit in zip(words, row, strict=True) if hit}
+    known = _KNOWN.setdefault(session.get_bind().url.render_as_string(hide_password=True), set())
+    unknown = [w for w in words if w not in known]
+    if unknown:
+        checks = " , ".join(f"EXISTS (SELECT 1 FROM dir_words WHERE word >= :w{i} AND word < :u{i})" for i in range(len(unknown)))
+        params = {**{f"w{i}": w for i, w in enumerate(unknown)}, **{f"u{i}": w + "\uffff" for i, w in enumerate(unknown)}}
+        row = session.execute(_stmt(f"SELECT {checks}", False), params).one()
+        known.update(w for w, hit in zip(unknown, row, strict=True) if hit)
+    return {w for w in words if w in known}
 
 
 def _expand(session: Session, word: str, interp: Interpretation, known: set[str]) -> list[str]:
@@ -179,178 +195,229 @@ def _tsquery(terms: list[list[str]]) -> str:
     return " & ".join("(" + " | ".join(f"{w}:*" for w in alts) + ")" for alts in terms)
 
 
-def _conditions(session: Session, query: Query, interp: Interpretation, hard_type: bool) -> list[Any]:
-    conds: list[Any] = [Service.status == "active"]
-    dialect = session.get_bind().dialect.name
+# ---------------------------------------------------------------------------- one SQL statement per tier
+# Every tier is one statement that ranks on the bare table (a CTE with LIMIT) and then reads the
+# rows shown, with their phones, schedules and first location, in the same round trip.  The SQL is
+# built from a few fixed pieces, so each shape's text (and SQLAlchemy's compiled form) is reused.
+
+@lru_cache(maxsize=512)
+def _stmt(sql: str, typed: bool = True) -> Any:
+    return text(sql).columns(last_verified_at=UTCDateTime()) if typed else text(sql)
+
+
+_US, _RS = "\x1f", "\x1e"  # unit / record separators inside aggregated columns
+_display = lru_cache(maxsize=65536)(display)  # formatting a number costs ~0.2 ms; pages repeat them
+
+
+def _page_sql(dialect: str, ranked: str, keys: int, count: str = "") -> str:
+    pg = dialect == "postgresql"
+    agg = "string_agg" if pg else "group_concat"
+    ch = "chr" if pg else "char"
+    order = ", ".join(f"r.k{i}" for i in range(keys)) + (", " if keys else "") + "r.verified DESC, r.name, r.pk"
+    return (
+        f"{ranked} "
+        "SELECT s.pk, s.id, s.name, s.service_type, s.open_24_7, s.open_on_holidays, s.timezone, s.hours_text, "
+        "s.beds_free, s.beds_total, s.accessible, s.languages, s.province_code, s.commune_code, s.verified, "
+        "s.last_verified_at, s.lat, s.lon, s.referral_accepts, o.name AS organization, "
+        f"(SELECT {agg}(x, {ch}(30)) FROM (SELECT p.number || {ch}(31) || p.e164 AS x FROM dir_phones p "
+        "WHERE p.service_pk = s.pk ORDER BY p.pk) ph) AS phones, "
+        f"(SELECT {agg}(sc.byday || sc.opens_at || sc.closes_at, ',') FROM dir_schedules sc "
+        "WHERE sc.service_pk = s.pk) AS slots, "
+        "l.confidential, l.province_code AS loc_province, l.commune_code AS loc_commune, "
+        "(SELECT a.address_1 FROM dir_addresses a WHERE a.location_id = l.id ORDER BY a.pk LIMIT 1) AS address_1"
+        + (f", (SELECT count(*) FROM {count}) AS n_cand " if count else " ") +
+        "FROM r JOIN dir_services s ON s.pk = r.pk "
+        "JOIN dir_organizations o ON o.id = s.organization_id "
+        "LEFT JOIN dir_service_at_location sal ON sal.pk = "
+        "(SELECT min(x.pk) FROM dir_service_at_location x WHERE x.service_pk = s.pk) "
+        "LEFT JOIN dir_locations l ON l.id = sal.location_id "
+        f"ORDER BY {order}")
+
+
+def _open_sql(t: str) -> str:
+    """Open now, for entries read in the centre's timezone (empty ``timezone``); entries with a
+    timezone of their own pass here and are checked exactly in Python.  ``t``: the row's alias."""
+    overnight = "sc.closes_at <= sc.opens_at"
+    return (
+        f"({t}.open_24_7 = :true OR {t}.timezone <> '' OR EXISTS (SELECT 1 FROM dir_schedules sc "
+        f"WHERE sc.service_pk = {t}.pk AND ("
+        f"(sc.byday = :o_today AND ({t}.open_on_holidays = :true OR :o_today_ok = :true) AND sc.opens_at <= :o_hm "
+        f"AND (sc.closes_at > :o_hm OR {overnight})) OR "
+        f"(sc.byday = :o_yday AND {overnight} AND sc.closes_at > :o_hm "
+        f"AND ({t}.open_on_holidays = :true OR :o_yday_ok = :true)))))")
+
+
+def _open_params(now: datetime, tz: str) -> dict[str, Any]:
+    local = now.astimezone(ZoneInfo(tz))
+    today = local.date()
+    yday = today - timedelta(days=1)
+    hol = hours_mod.holidays()
+    return {"o_today": hours_mod.DAYS[today.weekday()], "o_yday": hours_mod.DAYS[yday.weekday()],
+            "o_hm": f"{local.hour:02d}:{local.minute:02d}", "o_today_ok": today not in hol, "o_yday_ok": yday not in hol}
+
+
+def _where(dialect: str, query: Query, interp: Interpretation, hard_type: bool, params: dict[str, Any]) -> list[str]:
+    conds = ["status = 'active'"]
     if interp.terms or interp.phone:
         if dialect == "sqlite":
-            conds.append(Service.pk.in_(select(text("rowid")).select_from(text("dir_service_fts"))
-                                        .where(text("dir_service_fts MATCH :fts"))))
+            conds.append("pk IN (SELECT rowid FROM dir_service_fts WHERE dir_service_fts MATCH :fts)")
         else:
-            conds.append(text("to_tsvector('simple'::regconfig, dir_services.search_doc) @@ "
-                              "to_tsquery('simple'::regconfig, :tsq)"))
+            conds.append("search_tsv @@ to_tsquery('simple'::regconfig, :tsq)")
     if interp.type_code and hard_type:
-        conds.append(Service.service_type == interp.type_code)
+        conds.append("service_type = :type")
     if query.province and interp.province_code:
-        conds.append(Service.province_code == interp.province_code)
+        conds.append("province_code = :province")
     if query.commune and interp.commune_code:
-        conds.append(Service.commune_code == interp.commune_code)
+        conds.append("commune_code = :commune")
     if query.free_bed:
-        conds.append(Service.beds_free > 0)
+        conds.append("beds_free > 0")
     if query.accessible:
-        conds.append(Service.accessible.is_(True))
+        conds.append("accessible = :true")
     if query.language:
-        conds.append(Service.languages.like(f"%,{fold(query.language)},%"))
+        conds.append("languages LIKE :lang")
+        params["lang"] = f"%,{fold(query.language)},%"
     return conds
 
 
-def _order(interp: Interpretation, *, phrase: bool, hard_type: bool) -> list[Any]:
-    order: list[Any] = []
+def _keys(interp: Interpretation, phrase: bool, hard_type: bool, params: dict[str, Any]) -> list[str]:
+    keys: list[str] = []
     if interp.type_code and not hard_type:
-        order.append(case((Service.service_type == interp.type_code, 0), else_=1))
+        keys.append("CASE WHEN service_type = :type THEN 0 ELSE 1 END")
     if interp.commune_code:
-        order.append(case((Service.commune_code == interp.commune_code, 0), else_=1))
+        keys.append("CASE WHEN commune_code = :commune THEN 0 ELSE 1 END")
     if phrase and len(interp.phrase) >= 4:
-        order.append(case((func.substr(Service.search_doc, 1, 160).like(f"% {interp.phrase}%"), 0), else_=1))
+        keys.append("CASE WHEN substr(search_doc, 1, 160) LIKE :phrase THEN 0 ELSE 1 END")
+        params["phrase"] = f"% {interp.phrase}%"
     if interp.lat is not None and interp.lon is not None:
-        k = math.cos(math.radians(interp.lat))
-        dist = (Service.lat - interp.lat) * (Service.lat - interp.lat) + \
-            (Service.lon - interp.lon) * (Service.lon - interp.lon) * (k * k)
-        order.append(func.coalesce(dist, 1e9))
+        keys.append("COALESCE((lat - :lat) * (lat - :lat) + (lon - :lon) * (lon - :lon) * :k2, 1e9)")
+        params.update(lat=interp.lat, lon=interp.lon, k2=math.cos(math.radians(interp.lat)) ** 2)
     if interp.terms:
-        first = interp.terms[0][0]
-        order.append(case((Service.search_doc.like(f" {first}%"), 0), else_=1))
-    order += [Service.verified.desc(), Service.name, Service.pk]
-    return order
+        keys.append("CASE WHEN search_doc LIKE :first THEN 0 ELSE 1 END")
+        params["first"] = f" {interp.terms[0][0]}%"
+    return keys
 
 
-def _tiers(query: Query, interp: Interpretation) -> list[tuple[list[Any], bool]]:
+def _tiers(query: Query, interp: Interpretation) -> list[tuple[str, bool]]:
     """Where to look, nearest first: the place's province, then widening boxes around it, then
-    everywhere else.  Each tier is small enough to rank quickly; (conditions, rank by phrase)."""
-    p = interp.province_code
-    if not p:
-        return [([], bool(interp.terms))]
-    tiers: list[tuple[list[Any], bool]] = [([Service.province_code == p], True)]
+    everywhere else.  Each tier is small enough to rank quickly; (condition, rank by phrase)."""
+    if not interp.province_code:
+        return [("", bool(interp.terms))]
+    tiers = [("province_code = :tier_p", True)]
     if query.province or query.commune:
         return tiers
-    elsewhere = or_(Service.province_code != p, Service.province_code.is_(None))
+    elsewhere = "(province_code <> :tier_p OR province_code IS NULL)"
     if interp.lat is not None and interp.lon is not None:
-        for d in (1.0, 3.0):
-            tiers.append(([elsewhere, Service.lat.between(interp.lat - d, interp.lat + d),
-                           Service.lon.between(interp.lon - d, interp.lon + d)], False))
-    tiers.append(([elsewhere], False))
+        for d in (1, 3):
+            tiers.append((f"{elsewhere} AND lat BETWEEN :lat - {d} AND :lat + {d} "
+                          f"AND lon BETWEEN :lon - {d} AND :lon + {d}", False))
+    tiers.append((elsewhere, False))
     return tiers
 
 
-def search(session: Session, query: Query, *, now: datetime | None = None, staff: bool = False) -> tuple[Interpretation, list[dict[str, Any]]]:
-    """Run a search; results are dicts ready for JSON/HTML (see ``SearchResultOut``)."""
+def search(session: Session, query: Query, *, now: datetime | None = None, staff: bool = False,
+           timezone: str | None = None) -> tuple[Interpretation, list[dict[str, Any]]]:
+    """Run a search; results are dicts ready for JSON/HTML (see ``SearchResultOut``).
+
+    Opening hours are read in each entry's own timezone, or ``timezone`` (the centre's; default
+    the installation's) for entries without one."""
     interp = interpret(session, query)
     now = now or utcnow()
+    tz = timezone or get_settings().default_timezone
     limit = max(1, min(query.limit, 100))
     words = _text_terms(interp)
-    params = {"fts": _fts_expr(words), "tsq": _tsquery(words)} if words else {}
+    params: dict[str, Any] = {"fts": _fts_expr(words), "tsq": _tsquery(words)} if words else {}
     hard_type = bool(query.service_type) or interp.type_from_text
-    rows = _run(session, query, interp, hard_type, limit, params, now)
+    rows = _run(session, query, interp, hard_type, limit, params, now, tz)
     if not rows and interp.type_from_text and not query.service_type:
         # The type words may have been part of a name: search them as text instead.
-        hard_type = False
-        rows = _run(session, query, interp, hard_type, limit, params, now)
-    return interp, _page(session, rows, interp, now, staff)
+        rows = _run(session, query, interp, False, limit, params, now, tz)
+    return interp, _results(rows, interp, now, staff, tz)
+
+
+def _slots(packed: str | None) -> list[hours_mod.Slot]:
+    return [hours_mod.Slot(x[:2], x[2:7], x[7:12]) for x in packed.split(",")] if packed else []
+
+
+def _open(r: Any, now: datetime, tz: str) -> bool:
+    return hours_mod.is_open(always=bool(r.open_24_7), slots=_slots(r.slots), now=now,
+                             open_on_holidays=bool(r.open_on_holidays), timezone=r.timezone or tz)
 
 
 def _run(session: Session, query: Query, interp: Interpretation, hard_type: bool, limit: int,
-         params: dict[str, str], now: datetime) -> list[int]:
-    """Rank on the bare table (primary keys only), tier by tier, then load the few entries shown."""
-    base = _conditions(session, query, interp, hard_type)
-    pks: list[int] = []
+         params: dict[str, Any], now: datetime, tz: str) -> list[Any]:
+    """Tier by tier until the page is full; open-now is decided in SQL for entries on the centre's
+    timezone and re-checked exactly in Python (entries on another timezone)."""
+    dialect = session.get_bind().dialect.name
+    p = {**params, "true": True, "type": interp.type_code, "province": interp.province_code,
+         "commune": interp.commune_code, "tier_p": interp.province_code}
+    base = _where(dialect, query, interp, hard_type, p)
+    if query.open_now:
+        p.update(_open_params(now, tz))
+    out: list[Any] = []
     for extra, phrase in _tiers(query, interp):
-        conds = [*base, *extra]
-        if pks:
-            conds.append(Service.pk.not_in(pks))
-        ranked = select(Service.pk).where(and_(*conds)).order_by(*_order(interp, phrase=phrase, hard_type=hard_type))
-        want = limit - len(pks)
-        if query.open_now:
-            pks += _open_pks(session, ranked, params, want, now)
-        else:
-            pks += list(session.scalars(ranked.limit(want), params))
-        if len(pks) >= limit:
+        keys = _keys(interp, phrase, hard_type, p)
+        conds = [*base, extra] if extra else list(base)
+        if out:
+            conds.append(f"pk NOT IN ({', '.join(str(int(r.pk)) for r in out)})")
+        cols = ", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))
+        order = ", ".join([*(f"k{i}" for i in range(len(keys))), "verified DESC", "name", "pk"])
+        offset = 0
+        while True:
+            want = limit - len(out)
+            if not query.open_now:
+                ranked = (f"SELECT pk, verified, name{', ' if cols else ''}{cols} FROM dir_services "
+                          f"WHERE {' AND '.join(conds)} ORDER BY {order} LIMIT {want}")
+                rows = list(session.execute(_stmt(_page_sql(dialect, f"WITH r AS ({ranked})", len(keys))), p))
+                out += rows
+                break
+            # Open now: rank a few hundred candidates, keep the open ones (a per-row schedule look-up
+            # on the candidates only), walk on while the page is not full.  Entries on a timezone of
+            # their own pass the SQL test and are decided here; if some were closed, the same chunk is
+            # read again with room for that many more.
+            chunk, extra = max(200, 10 * want), 0
+            cand = (f"SELECT pk, verified, name, open_24_7, open_on_holidays, timezone"
+                    f"{', ' if cols else ''}{cols} FROM dir_services WHERE {' AND '.join(conds)} "
+                    f"ORDER BY {order} LIMIT {chunk} OFFSET {offset}")
+            while True:
+                ranked = (f"WITH c AS ({cand}), "
+                          f"r AS (SELECT * FROM c WHERE {_open_sql('c')} ORDER BY {order} LIMIT {want + extra})")
+                rows = list(session.execute(_stmt(_page_sql(dialect, ranked, len(keys), count="c")), p))
+                kept = [r for r in rows if _open(r, now, tz)]
+                if len(rows) < want + extra or len(kept) >= want:
+                    break
+                extra += want - len(kept)
+            out += kept[:want]
+            if rows:
+                n_cand = rows[0].n_cand
+            else:
+                n_cand = session.execute(_stmt(f"SELECT count(*) FROM ({cand}) c", False), p).scalar_one()
+            if len(out) >= limit or n_cand < chunk or offset > 20000:
+                break
+            offset += chunk
+        if len(out) >= limit:
             break
-    return pks[:limit]
+    return out[:limit]
 
 
-def _open_pks(session: Session, ranked: Any, params: dict[str, str], limit: int, now: datetime) -> list[int]:
-    """Walk the ranking in order, checking schedules a hundred entries at a time."""
-    out: list[int] = []
-    offset = 0
-    while len(out) < limit and offset < 20000:
-        chunk = list(session.execute(ranked.add_columns(Service.open_24_7, Service.open_on_holidays,
-                                                        Service.timezone).limit(200).offset(offset), params))
-        offset += 200
-        need = [pk for pk, always, _, _ in chunk if not always]
-        slots: dict[int, list[hours_mod.Slot]] = {}
-        if need:
-            for pk, d, o, c in session.execute(select(Schedule.service_pk, Schedule.byday, Schedule.opens_at,
-                                                      Schedule.closes_at).where(Schedule.service_pk.in_(need))):
-                slots.setdefault(pk, []).append(hours_mod.Slot(d, o, c))
-        for pk, always, holidays_open, tz in chunk:
-            if hours_mod.is_open(always=always, slots=slots.get(pk, ()), open_on_holidays=holidays_open,
-                                 now=now, timezone=tz):
-                out.append(pk)
-                if len(out) == limit:
-                    return out
-        if len(chunk) < 200:
-            break
-    return out
-
-
-def is_open(svc: Service, now: datetime) -> bool:
+def is_open(svc: Service, now: datetime, timezone: str | None = None) -> bool:
     return hours_mod.is_open(always=svc.open_24_7, open_on_holidays=svc.open_on_holidays, now=now,
                              slots=[hours_mod.Slot(s.byday, s.opens_at, s.closes_at) for s in svc.schedules],
-                             timezone=svc.timezone)
+                             timezone=svc.timezone or timezone or get_settings().default_timezone)
 
 
-def _page(session: Session, pks: list[int], interp: Interpretation, now: datetime, staff: bool) -> list[dict[str, Any]]:
-    """The results shown, read as plain rows (four small queries, no ORM objects)."""
-    if not pks:
-        return []
+def _results(rows: list[Any], interp: Interpretation, now: datetime, staff: bool, tz: str) -> list[dict[str, Any]]:
     pl = places()
     types = service_types()
-    rows = {r.pk: r for r in session.execute(
-        select(Service.pk, Service.id, Service.name, Service.service_type, Service.open_24_7, Service.open_on_holidays,
-               Service.timezone, Service.hours_text, Service.beds_free, Service.beds_total, Service.accessible,
-               Service.languages, Service.province_code, Service.commune_code, Service.verified,
-               Service.last_verified_at, Service.lat, Service.lon, Service.referral_accepts,
-               Organization.name.label("organization"))
-        .join(Organization, Organization.id == Service.organization_id).where(Service.pk.in_(pks)))}
-    phones: dict[int, list[dict[str, str]]] = {}
-    for pk, number, e164 in session.execute(select(Phone.service_pk, Phone.number, Phone.e164)
-                                            .where(Phone.service_pk.in_(pks)).order_by(Phone.pk)):
-        phones.setdefault(pk, []).append({"number": number, "e164": e164})
-    slots: dict[int, list[hours_mod.Slot]] = {}
-    for pk, d, o, c in session.execute(select(Schedule.service_pk, Schedule.byday, Schedule.opens_at,
-                                              Schedule.closes_at).where(Schedule.service_pk.in_(pks))):
-        slots.setdefault(pk, []).append(hours_mod.Slot(d, o, c))
-    places_of: dict[int, tuple[bool, str | None, str | None, str]] = {}
-    for pk, confidential, pcode, ccode, line in session.execute(
-            select(ServiceAtLocation.service_pk, Location.confidential, Location.province_code, Location.commune_code,
-                   Address.address_1)
-            .join(Location, Location.id == ServiceAtLocation.location_id)
-            .outerjoin(Address, Address.location_id == Location.id)
-            .where(ServiceAtLocation.service_pk.in_(pks)).order_by(ServiceAtLocation.pk, Address.pk)):
-        places_of.setdefault(pk, (bool(confidential), pcode, ccode, line or ""))
     out = []
-    for pk in pks:
-        r = rows.get(pk)
-        if r is None:
-            continue
+    for r in rows:
         t = types[r.service_type]
-        ph = phones.get(pk, [])
+        ph = [dict(zip(("number", "e164"), x.split(_US), strict=True)) for x in r.phones.split(_RS)] if r.phones else []
         first = ph[0]["e164"] if ph else ""
         dist = None
         if interp.lat is not None and interp.lon is not None and r.lat is not None and r.lon is not None:
             dist = round(distance_km(interp.lat, interp.lon, r.lat, r.lon), 1)
-        confidential, pcode, ccode, line = places_of.get(pk, (False, None, None, ""))
-        full = ", ".join(x for x in (line, pl.commune_name(ccode), pl.province_name(pcode)) if x)
+        confidential = bool(r.confidential)
+        full = ", ".join(x for x in (r.address_1 or "", pl.commune_name(r.loc_commune), pl.province_name(r.loc_province)) if x)
         if confidential and not staff:
             address = f"Địa chỉ bảo mật / confidential address ({pl.province_name(r.province_code)})"
         else:
@@ -358,14 +425,13 @@ def _page(session: Session, pks: list[int], interp: Interpretation, now: datetim
         out.append({
             "id": r.id, "name": r.name, "organization": r.organization, "service_type": r.service_type,
             "service_type_vi": t.vi, "service_type_en": t.en,
-            "call_number": first if first in SHORT_CODES else (display(first) if first else ""),
-            "phones": ph,
-            "open_now": hours_mod.is_open(always=r.open_24_7, slots=slots.get(pk, ()), now=now,
-                                          open_on_holidays=r.open_on_holidays, timezone=r.timezone),
-            "open_24_7": r.open_24_7, "hours": r.hours_text, "beds_free": r.beds_free, "beds_total": r.beds_total,
-            "accessible": r.accessible, "languages": [x for x in r.languages.split(",") if x],
+            "call_number": first if first in SHORT_CODES else (_display(first) if first else ""),
+            "phones": ph, "open_now": _open(r, now, tz),
+            "open_24_7": bool(r.open_24_7), "hours": r.hours_text, "beds_free": r.beds_free, "beds_total": r.beds_total,
+            "accessible": bool(r.accessible), "languages": [x for x in r.languages.split(",") if x],
+            "timezone": r.timezone or tz,
             "province": pl.province_name(r.province_code), "commune": pl.commune_name(r.commune_code),
-            "address": address, "confidential_address": confidential, "verified": r.verified,
-            "last_verified_at": r.last_verified_at, "distance_km": dist, "accepts_referrals": r.referral_accepts,
+            "address": address, "confidential_address": confidential, "verified": bool(r.verified),
+            "last_verified_at": r.last_verified_at, "distance_km": dist, "accepts_referrals": bool(r.referral_accepts),
         })
     return out

@@ -40,3 +40,11 @@ def search_json(cli, *argv: str) -> dict:  # type: ignore[no-untyped-def]
     code, out, err = cli("directory", "search", *argv, "--json")
     assert code == 0, err
     return json.loads(out)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_search_caches() -> None:
+    """Each test starts with empty tables, so the per-process vocabulary cache starts empty too."""
+    from directory.search import clear_caches
+
+    clear_caches()
