@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from directory import hours as hours_mod
 from directory import service as svc_mod
-from directory.models import Organization, Phone, Service, ServiceAtLocation
+from directory.models import Location, Organization, Phone, Service, ServiceAtLocation
 from directory.places import places
 from directory.schemas import FIELD_NAMES, FIELDS, HEADER_TO_FIELD, Record
 from directory.service_types import TAXONOMY, service_types
@@ -167,9 +167,22 @@ def read_hsds(path: Path, fmt: str) -> list[tuple[str, dict[str, str]]]:
     for where, s in t["service"]:
         sid = str(s.get("id") or "")
         org = orgs.get(str(s.get("organization_id") or ""), {})
-        loc_ids = [str(x.get("location_id")) for x in sal.get(sid, [])]
+        links = sal.get(sid, [])
+        loc_ids = [str(x.get("location_id")) for x in links]
         loc = locs.get(loc_ids[0], {}) if loc_ids else {}
         addr = (addrs.get(str(loc.get("id") or ""), []) or [{}])[0]
+        places_ = []
+        for link in links:
+            lid = str(link.get("location_id") or "")
+            lo = locs.get(lid, {})
+            ad = (addrs.get(lid, []) or [{}])[0]
+            places_.append({
+                "id": lid, "sal_id": str(link.get("id") or ""), "address_id": str(ad.get("id") or ""),
+                "name": str(lo.get("name") or ""),
+                "province": str(lo.get("x_province_code") or ad.get("state_province") or ""),
+                "commune": str(lo.get("x_commune_code") or ad.get("city") or ""),
+                "address": str(ad.get("address_1") or ""), "confidential_address": str(lo.get("x_confidential") or ""),
+                "latitude": str(lo.get("latitude") or ""), "longitude": str(lo.get("longitude") or "")})
         stype = ""
         for a in attrs.get(sid, []):
             term = terms.get(str(a.get("taxonomy_term_id") or ""), {})
@@ -200,6 +213,8 @@ def read_hsds(path: Path, fmt: str) -> list[tuple[str, dict[str, str]]]:
         })
         if loc.get("x_province_code"):
             raw["province"] = str(loc["x_province_code"])
+        raw["timezone"] = str(s.get("x_timezone") or "")
+        raw["__locations__"] = places_  # type: ignore[assignment]
         for k in ("accessible", "beds_total", "beds_free", "beds_women", "beds_men", "beds_children",
                   "referral_method", "referral_webhook_url", "referral_webhook_secret", "referral_email",
                   "referral_sms", "verified", "last_verified_at", "last_verified_by", "source_note"):
@@ -278,8 +293,9 @@ def write(session: Session, *, records: list[Record], report: ImportReport, acto
     total = len(records)
     words: set[str] = set()
     known_orgs: set[str] = set()  # organisations present in the database (loaded or inserted here)
-    for start in range(0, total, 500):
-        chunk = records[start:start + 500]
+    step = 2000  # one COPY per table per 2,000 entries
+    for start in range(0, total, step):
+        chunk = records[start:start + step]
         ids = [r.id for r in chunk]
         existing = {s.id: s for s in session.scalars(
             select(Service).where(Service.id.in_(ids)).options(
@@ -304,7 +320,7 @@ def write(session: Session, *, records: list[Record], report: ImportReport, acto
         svc_mod.add_words(session, words)
         words.clear()
         if progress:
-            progress("write", min(start + 500, total), total)
+            progress("write", min(start + step, total), total)
     report.written = True
 
 
@@ -312,7 +328,7 @@ def write(session: Session, *, records: list[Record], report: ImportReport, acto
 def _services(session: Session) -> Iterable[Service]:
     q = select(Service).order_by(Service.id).options(
         selectinload(Service.phones), selectinload(Service.schedules),
-        selectinload(Service.locations).joinedload(ServiceAtLocation.location))
+        selectinload(Service.locations).joinedload(ServiceAtLocation.location).selectinload(Location.addresses))
     yield from session.scalars(q)
 
 
@@ -346,7 +362,7 @@ def _redact(raw: dict[str, str]) -> None:
 HSDS_TABLES = {
     "organization": ["id", "name", "description", "email", "website"],
     "service": ["id", "organization_id", "name", "alternate_name", "description", "url", "email", "status",
-                "x_service_type", "x_open_24_7", "x_open_on_holidays", "x_accessible", "x_beds_total", "x_beds_free",
+                "x_service_type", "x_timezone", "x_open_24_7", "x_open_on_holidays", "x_accessible", "x_beds_total", "x_beds_free",
                 "x_beds_women", "x_beds_men", "x_beds_children", "x_referral_method", "x_referral_webhook_url",
                 "x_referral_webhook_secret", "x_referral_email", "x_referral_sms", "x_verified",
                 "x_last_verified_at", "x_last_verified_by", "x_source_note"],
@@ -371,6 +387,7 @@ def hsds_tables(session: Session, *, include_confidential: bool = False) -> dict
         t["taxonomy_term"].append({"id": f"{TAXONOMY}:{st.code}", "taxonomy_id": TAXONOMY, "code": st.code,
                                    "name": st.en, "description": st.vi, "x_name_vi": st.vi})
     seen_orgs: set[str] = set()
+    seen_locs: set[str] = set()
     for s in _services(session):
         r = svc_mod.to_record(s)
         if r.organization_id not in seen_orgs:
@@ -381,7 +398,7 @@ def hsds_tables(session: Session, *, include_confidential: bool = False) -> dict
         t["service"].append({
             "id": r.id, "organization_id": r.organization_id, "name": r.name, "alternate_name": r.alternate_name,
             "description": r.description, "url": r.url, "email": r.email, "status": s.status,
-            "x_service_type": r.service_type, "x_open_24_7": r.open_24_7, "x_open_on_holidays": r.open_on_holidays,
+            "x_service_type": r.service_type, "x_timezone": r.timezone, "x_open_24_7": r.open_24_7, "x_open_on_holidays": r.open_on_holidays,
             "x_accessible": r.accessible, "x_beds_total": r.beds_total, "x_beds_free": r.beds_free,
             "x_beds_women": r.beds_women, "x_beds_men": r.beds_men, "x_beds_children": r.beds_children,
             "x_referral_method": r.referral_method, "x_referral_webhook_url": r.referral_webhook_url,
@@ -389,17 +406,21 @@ def hsds_tables(session: Session, *, include_confidential: bool = False) -> dict
             "x_verified": r.verified, "x_last_verified_at": r.last_verified_at.date().isoformat() if r.last_verified_at else None,
             "x_last_verified_by": r.last_verified_by, "x_source_note": r.source_note,
         })
+        for lr in svc_mod.all_locations(r):
+            hidden = lr.confidential and not include_confidential
+            if lr.id not in seen_locs:
+                seen_locs.add(lr.id)
+                t["location"].append({"id": lr.id, "organization_id": r.organization_id, "name": lr.name,
+                                      "latitude": None if hidden else lr.latitude,
+                                      "longitude": None if hidden else lr.longitude,
+                                      "x_province_code": lr.province_code, "x_commune_code": None if hidden else lr.commune_code,
+                                      "x_confidential": lr.confidential})
+                t["address"].append({"id": lr.address_id, "location_id": lr.id, "address_1": "" if hidden else lr.address,
+                                     "city": "" if hidden else pl.commune_name(lr.commune_code),
+                                     "state_province": pl.province_name(lr.province_code), "postal_code": "",
+                                     "country": "VN", "address_type": "physical"})
+            t["service_at_location"].append({"id": lr.sal_id, "service_id": r.id, "location_id": lr.id})
         hidden = r.confidential_address and not include_confidential
-        loc_id = f"{r.id}-loc"
-        t["location"].append({"id": loc_id, "organization_id": r.organization_id, "name": r.name,
-                              "latitude": None if hidden else r.latitude, "longitude": None if hidden else r.longitude,
-                              "x_province_code": r.province_code, "x_commune_code": None if hidden else r.commune_code,
-                              "x_confidential": r.confidential_address})
-        t["address"].append({"id": f"{loc_id}-addr", "location_id": loc_id, "address_1": "" if hidden else r.address,
-                             "city": "" if hidden else pl.commune_name(r.commune_code),
-                             "state_province": pl.province_name(r.province_code), "postal_code": "", "country": "VN",
-                             "address_type": "physical"})
-        t["service_at_location"].append({"id": f"{r.id}@{loc_id}", "service_id": r.id, "location_id": loc_id})
         for i, (number, _) in enumerate(r.phones):
             t["phone"].append({"id": f"{r.id}-ph{i}", "service_id": r.id, "number": number, "description": ""})
         for i, (d, o, c) in enumerate(r.slots):

@@ -23,6 +23,8 @@ FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("email", "Email", "Email", ""),
     ("url", "Trang web", "Website", ""),
     ("hours", "Giờ mở cửa", "Opening hours", "'24/7' or 'T2-T6 07:30-17:00; T7 08:00-12:00' (Mo-Fr … also accepted)"),
+    ("timezone", "Múi giờ", "Timezone", "optional IANA timezone the opening hours are written in (e.g. Asia/Bangkok); "
+     "empty: the centre's timezone"),
     ("languages", "Ngôn ngữ", "Languages", "ISO codes separated by ';' (vi; en; hmn …); default vi"),
     ("accessible", "Tiếp cận cho người khuyết tật", "Accessible", "có/không, yes/no"),
     ("beds_total", "Tổng số giường", "Beds total", "shelters: number"),
@@ -54,6 +56,23 @@ for _name, _vi, _en, _help in FIELDS:
 
 
 @dataclass
+class LocationRecord:
+    """One place a service is offered (HSDS location + its address + the service_at_location link),
+    with the ids it was imported under so that exports give them back."""
+
+    id: str
+    sal_id: str
+    address_id: str
+    name: str = ""
+    province_code: str = ""
+    commune_code: str | None = None
+    address: str = ""
+    confidential: bool = False
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass
 class Record:
     """A validated entry (codes resolved, numbers normalised)."""
 
@@ -68,6 +87,7 @@ class Record:
     email: str = ""
     url: str = ""
     hours: str = ""
+    timezone: str = ""  # IANA name; empty: the centre's timezone
     open_24_7: bool = False
     open_on_holidays: bool = False
     slots: list[tuple[str, str, str]] = field(default_factory=list)
@@ -93,6 +113,9 @@ class Record:
     last_verified_at: datetime | None = None
     last_verified_by: str = ""
     source_note: str = ""
+    # Every location, the first one mirrored by the flat fields above.  Empty: only the flat fields
+    # (the CSV template), written under the default ids "<id>-loc", "<id>@<id>-loc", "<id>-loc-addr".
+    locations: list[LocationRecord] = field(default_factory=list)
 
 
 class PhoneOut(BaseModel):

@@ -7,9 +7,11 @@ Functions take keyword arguments over a session; nothing here commits.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
+import zoneinfo
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
@@ -21,7 +23,7 @@ from directory import hours as hours_mod
 from directory.models import (Address, Attribute, Change, Language, Location, Organization, Phone,
                               Schedule, Service, ServiceArea, ServiceAtLocation, TaxonomyTerm, Word)
 from directory.places import UnknownPlace, places
-from directory.schemas import FIELD_NAMES, Record
+from directory.schemas import FIELD_NAMES, LocationRecord, Record
 from directory.service_types import TAXONOMY, resolve as resolve_type, service_types
 from hotline.db import insert_ignore, utcnow
 from hotline.phone import SHORT_CODES, display, normalize_number
@@ -69,6 +71,24 @@ def _commune(value: str, province_code: str) -> str:
     return places().commune(value, province_code)
 
 
+@lru_cache(maxsize=1)
+def _zone_names() -> dict[str, str]:
+    return {z.lower(): z for z in zoneinfo.available_timezones()}
+
+
+@lru_cache(maxsize=1024)
+def _timezone(value: str) -> str:
+    """The IANA name as the zone database spells it; ``ValueError`` naming the closest ones."""
+    names = _zone_names()
+    key = value.strip().replace(" ", "_")
+    if key.lower() in names:
+        return names[key.lower()]
+    close = difflib.get_close_matches(key.lower(), list(names), n=3, cutoff=0.6)
+    hint = f" Gần nhất / closest: {', '.join(names[c] for c in close)}." if close else ""
+    raise ValueError(f"múi giờ {value!r} không có / unknown timezone {value!r}: dùng tên IANA / use an IANA name "
+                     f"such as Asia/Ho_Chi_Minh, or leave it empty for the centre's timezone.{hint}")
+
+
 @lru_cache(maxsize=4096)
 def _hours(value: str) -> hours_mod.Hours:
     return hours_mod.parse(value)
@@ -109,6 +129,72 @@ def _float(value: str, label: str, lo: float, hi: float, errors: list[str]) -> f
     return f
 
 
+def _place(province: str, commune: str, errors: list[str], warnings: list[str],
+           where: str = "") -> tuple[str, str | None]:
+    """Province and commune codes (province "" = nationwide)."""
+    province_code, commune_code = "", None
+    if not province:
+        errors.append(f"{where}thiếu tỉnh/thành phố / missing province "
+                      "(write 'toàn quốc' / 'national' for a nationwide service)")
+    elif _fold(province) in NATIONAL:
+        province_code = ""
+    else:
+        try:
+            province_code, note = _province(province)
+            if note:
+                warnings.append(f"{where}tỉnh cũ đã chuyển / old province mapped: {note}")
+        except UnknownPlace as exc:
+            errors.append(f"{where}{exc}")
+    if commune and province_code:
+        try:
+            commune_code = _commune(commune, province_code)
+        except UnknownPlace as exc:
+            errors.append(f"{where}{exc}")
+    return province_code, commune_code
+
+
+LOCATION_FIELDS = ("id", "sal_id", "address_id", "name", "province", "commune", "address", "confidential_address",
+                   "latitude", "longitude")
+
+
+def _locations(service_id: str, raws: list[dict[str, Any]], errors: list[str],
+               warnings: list[str]) -> list[LocationRecord]:
+    """Every location of an HSDS service (``raw["__locations__"]``: LOCATION_FIELDS as text)."""
+    out: list[LocationRecord] = []
+    seen: set[str] = set()
+    for raw in raws:
+        g = {k: _clean(raw.get(k)) for k in LOCATION_FIELDS}
+        where = f"địa điểm / location {g['id']!r}: "
+        if not g["id"] or not _ID.match(g["id"]):
+            errors.append(f"{where}mã địa điểm không hợp lệ / invalid location id: letters, digits, . _ : - only, up to 64")
+        if g["id"] in seen:
+            errors.append(f"{where}gắn hai lần với dịch vụ / linked to the service twice")
+        seen.add(g["id"])
+        pcode, ccode = _place(g["province"], g["commune"], errors, warnings, where)
+        n = len(errors)
+        lat = _float(g["latitude"], "latitude", 8.0, 23.5, errors)
+        lon = _float(g["longitude"], "longitude", 102.0, 117.5, errors)
+        confidential = _bool(g["confidential_address"], "confidential_address", errors)
+        errors[n:] = [f"{where}{e}" for e in errors[n:]]
+        out.append(LocationRecord(id=g["id"], sal_id=g["sal_id"] or f"{service_id}@{g['id']}",
+                                  address_id=g["address_id"] or f"{g['id']}-addr", name=g["name"],
+                                  province_code=pcode, commune_code=ccode, address=g["address"],
+                                  confidential=confidential, latitude=lat, longitude=lon))
+    return out
+
+
+def default_location(rec: Record) -> LocationRecord:
+    """The single location of an entry written from the flat fields (the CSV template)."""
+    loc_id = f"{rec.id}-loc"
+    return LocationRecord(id=loc_id, sal_id=f"{rec.id}@{loc_id}", address_id=f"{loc_id}-addr", name=rec.name,
+                          province_code=rec.province_code, commune_code=rec.commune_code, address=rec.address,
+                          confidential=rec.confidential_address, latitude=rec.latitude, longitude=rec.longitude)
+
+
+def all_locations(rec: Record) -> list[LocationRecord]:
+    return rec.locations or [default_location(rec)]
+
+
 def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
     """Check one entry given as field → text (CSV template fields). Returns the record and
     warnings; raises ``RecordError`` listing every problem."""
@@ -127,23 +213,7 @@ def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
     if stype is None:
         known = ", ".join(service_types())
         errors.append(f"loại dịch vụ {g['service_type']!r} không có / unknown service type (known: {known})")
-    province_code, commune_code = "", None
-    if not g["province"]:
-        errors.append("thiếu tỉnh/thành phố / missing province (write 'toàn quốc' / 'national' for a nationwide service)")
-    elif _fold(g["province"]) in NATIONAL:
-        province_code = ""
-    else:
-        try:
-            province_code, note = _province(g["province"])
-            if note:
-                warnings.append(f"tỉnh cũ đã chuyển / old province mapped: {note}")
-        except UnknownPlace as exc:
-            errors.append(str(exc))
-    if g["commune"] and province_code:
-        try:
-            commune_code = _commune(g["commune"], province_code)
-        except UnknownPlace as exc:
-            errors.append(str(exc))
+    province_code, commune_code = _place(g["province"], g["commune"], errors, warnings)
     phones: list[tuple[str, str]] = []
     for part in filter(None, (p.strip() for p in re.split(r"[;\n]", g["phones"]))):
         norm, reason = normalize_number(part)
@@ -156,6 +226,12 @@ def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
     except hours_mod.HoursError as exc:
         errors.append(str(exc))
         h = hours_mod.Hours(False, (), False)
+    tz = ""
+    if g["timezone"]:
+        try:
+            tz = _timezone(g["timezone"])
+        except ValueError as exc:
+            errors.append(str(exc))
     langs = [_fold(x) for x in re.split(r"[;,\s]+", g["languages"]) if x.strip()] or ["vi"]
     for lang in langs:
         if not re.match(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$", lang):
@@ -194,12 +270,13 @@ def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
     accessible = _bool(g["accessible"], "accessible", errors)
     confidential = _bool(g["confidential_address"], "confidential_address", errors)
     verified = _bool(g["verified"], "verified", errors)
+    locations = _locations(g["id"], raw["__locations__"], errors, warnings) if raw.get("__locations__") else []
     if errors:
         raise RecordError(errors)
     rec = Record(
         id=g["id"], organization_id=g["organization_id"] or g["id"], organization=g["organization"],
         name=g["name"], alternate_name=g["alternate_name"], service_type=stype or "other",
-        description=g["description"], phones=phones, email=g["email"], url=g["url"], hours=g["hours"],
+        description=g["description"], phones=phones, email=g["email"], url=g["url"], hours=g["hours"], timezone=tz,
         open_24_7=h.always, open_on_holidays=h.open_on_holidays,
         slots=[(s.byday, s.opens_at, s.closes_at) for s in h.slots], languages=langs,
         accessible=accessible, **ints, province_code=province_code, commune_code=commune_code,
@@ -207,8 +284,10 @@ def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
         referral_method=method, referral_webhook_url=g["referral_webhook_url"],
         referral_webhook_secret=g["referral_webhook_secret"], referral_email=g["referral_email"],
         referral_sms=referral_sms, verified=verified, last_verified_at=verified_at,
-        last_verified_by=g["last_verified_by"], source_note=g["source_note"],
+        last_verified_by=g["last_verified_by"], source_note=g["source_note"], locations=locations,
     )
+    if rec.locations and rec.locations == [default_location(rec)]:
+        rec.locations = []  # one location under the default ids: the same entry as the template's
     return rec, warnings
 
 
@@ -216,6 +295,9 @@ def record_hash(rec: Record) -> str:
     """Content fingerprint; the hours count by their meaning (slots), not how they were written."""
     data = dict(vars(rec))
     data.pop("hours")
+    for k in ("timezone", "locations"):  # fingerprints from before these fields stay valid
+        if not data[k]:
+            data.pop(k)
     return hashlib.sha256(json.dumps(data, default=str, sort_keys=True).encode()).hexdigest()
 
 
@@ -227,6 +309,17 @@ def _phone_forms(e164: str) -> list[str]:
     return [digits, "0" + digits[2:]] if digits.startswith("84") else [digits]
 
 
+@lru_cache(maxsize=262144)
+def _folded_token(token: str) -> str:
+    return " ".join(fold_words(token))
+
+
+def _fold_text(text: str) -> str:
+    """``" ".join(fold_words(text))``, a whitespace-separated token at a time: the tokens of names
+    and places repeat across thousands of entries, so an import folds each one once."""
+    return " ".join(f for f in map(_folded_token, text.split()) if f)
+
+
 def search_document(rec: Record) -> tuple[str, str]:
     """The folded text searched for this entry, and its phone digits (both space-padded)."""
     pl = places()
@@ -235,7 +328,11 @@ def search_document(rec: Record) -> tuple[str, str]:
              *pl.old_names_for(rec.province_code), pl.commune_name(rec.commune_code), rec.description[:300]]
     if not rec.confidential_address:
         parts.append(rec.address)
-    doc = " ".join(fold_words(" ".join(parts)))
+    for loc in rec.locations[1:]:  # the other places it is offered (never a confidential street address)
+        parts += [pl.province_name(loc.province_code), pl.commune_name(loc.commune_code)]
+        if not loc.confidential:
+            parts.append(loc.address)
+    doc = _fold_text(" ".join(parts))
     forms = [f for _, e in rec.phones for f in _phone_forms(e)]
     # Every suffix of every number as a "tel…" word: a digit fragment is then a word prefix.
     tel = " ".join(sorted({f"tel{f[i:]}" for f in forms for i in range(max(1, len(f) - 2))}))
@@ -252,7 +349,7 @@ def _service_values(rec: Record, doc: str, digits: str, digest: str) -> dict[str
     return {
         "organization_id": rec.organization_id, "name": rec.name, "alternate_name": rec.alternate_name,
         "description": rec.description, "service_type": rec.service_type, "email": rec.email, "url": rec.url,
-        "hours_text": rec.hours, "open_24_7": rec.open_24_7, "open_on_holidays": rec.open_on_holidays,
+        "hours_text": rec.hours, "timezone": rec.timezone, "open_24_7": rec.open_24_7, "open_on_holidays": rec.open_on_holidays,
         "languages": "," + ",".join(rec.languages) + ",", "accessible": rec.accessible,
         "beds_total": rec.beds_total, "beds_free": rec.beds_free, "beds_women": rec.beds_women,
         "beds_men": rec.beds_men, "beds_children": rec.beds_children,
@@ -274,24 +371,48 @@ def _apply(svc: Service, org: Organization, rec: Record, doc: str, digits: str, 
         setattr(svc, k, v)
 
 
-def _children(session: Session, svc: Service, org: Organization, rec: Record, is_new: bool) -> None:
+def _fill_location(session: Session, loc: Location, org: Organization, lr: LocationRecord) -> None:
     pl = places()
-    loc_id = f"{rec.id}-loc"
-    loc = svc.locations[0].location if svc.locations else (None if is_new else session.get(Location, loc_id))
-    if loc is None:
-        loc = Location(id=loc_id)
-        session.add(loc)
     loc.organization = org
-    loc.name = rec.name
-    loc.latitude, loc.longitude = rec.latitude, rec.longitude
-    loc.province_code, loc.commune_code = rec.province_code or None, rec.commune_code
-    loc.confidential = rec.confidential_address
+    loc.name = lr.name
+    loc.latitude, loc.longitude = lr.latitude, lr.longitude
+    loc.province_code, loc.commune_code = lr.province_code or None, lr.commune_code
+    loc.confidential = lr.confidential
     addr = loc.addresses[0] if loc.addresses else None
     if addr is None:
-        addr = Address(id=f"{loc_id}-addr")
+        addr = Address(id=lr.address_id)
         loc.addresses.append(addr)
-    addr.address_1, addr.city = rec.address, pl.commune_name(rec.commune_code)
-    addr.state_province = pl.province_name(rec.province_code)
+    addr.address_1, addr.city = lr.address, pl.commune_name(lr.commune_code)
+    addr.state_province = pl.province_name(lr.province_code)
+
+
+def _children(session: Session, svc: Service, org: Organization, rec: Record, is_new: bool) -> None:
+    pl = places()
+    if rec.locations:  # HSDS: every location, under its own ids; links not listed any more are removed
+        linked = {sal.location_id: sal for sal in svc.locations}
+        keep = []
+        for lr in rec.locations:
+            loc = session.get(Location, lr.id)
+            if loc is None:
+                loc = Location(id=lr.id)
+                session.add(loc)
+            _fill_location(session, loc, org, lr)
+            sal = linked.get(lr.id)
+            if sal is None:
+                sal = ServiceAtLocation(id=lr.sal_id, location_id=lr.id)
+            sal.id = lr.sal_id
+            keep.append(sal)
+        svc.locations = keep
+    else:  # the CSV template describes the first location only; the others stay as they are
+        lr = default_location(rec)
+        loc = svc.locations[0].location if svc.locations else (None if is_new else session.get(Location, lr.id))
+        if loc is None:
+            loc = Location(id=lr.id)
+            session.add(loc)
+        lr.address_id = loc.addresses[0].id if loc.addresses else lr.address_id
+        _fill_location(session, loc, org, lr)
+        if not svc.locations:
+            svc.locations = [ServiceAtLocation(id=lr.sal_id, location_id=lr.id)]
     svc.phones = [Phone(number=n, e164=e) for n, e in rec.phones]
     svc.schedules = [Schedule(byday=d, opens_at=o, closes_at=c) for d, o, c in rec.slots]
     svc.language_rows = [Language(code=c) for c in rec.languages]
@@ -299,8 +420,6 @@ def _children(session: Session, svc: Service, org: Organization, rec: Record, is
                              name=pl.commune_name(rec.commune_code) or pl.province_name(rec.province_code)
                              or "Toàn quốc / nationwide")]
     svc.attributes = [Attribute(taxonomy_term_id=f"{TAXONOMY}:{rec.service_type}")]
-    if not svc.locations:
-        svc.locations = [ServiceAtLocation(id=f"{rec.id}@{loc_id}", location_id=loc_id)]
 
 
 def _doc_words(doc: str) -> set[str]:
@@ -387,22 +506,32 @@ def bulk_create(session: Session, *, records: list[Record], actor: str, action: 
     for rec in records:
         doc, digits = search_document(rec)
         words.update(_doc_words(doc))
-        rows.append({"id": rec.id, "status": "active", "timezone": "Asia/Ho_Chi_Minh", "created_at": now,
+        rows.append({"id": rec.id, "status": "active", "created_at": now,
                      **_service_values(rec, doc, digits, record_hash(rec))})
     for row, pk in zip(rows, _next_pks(session, len(rows)), strict=True):
         row["pk"] = pk
     _bulk_insert(session, Service, rows)
     pks = {row["id"]: row["pk"] for row in rows}
     locs, addrs, sals, phones, scheds, langs, areas, attrs, changes = ([] for _ in range(9))
+    # A location may be shared by several services (HSDS): written once, by the first of them.
+    wanted = {lr.id for rec in records for lr in all_locations(rec)}
+    present: set[str] = set()
+    if any(r.locations for r in records):
+        present.update(session.scalars(select(Location.id).where(Location.id.in_(wanted))))
     for rec in records:
-        pk, loc_id = pks[rec.id], f"{rec.id}-loc"
+        pk = pks[rec.id]
+        for lr in all_locations(rec):
+            if lr.id not in present:
+                present.add(lr.id)
+                locs.append({"id": lr.id, "organization_id": rec.organization_id, "name": lr.name,
+                             "latitude": lr.latitude, "longitude": lr.longitude,
+                             "province_code": lr.province_code or None, "commune_code": lr.commune_code,
+                             "confidential": lr.confidential})
+                addrs.append({"id": lr.address_id, "location_id": lr.id, "address_1": lr.address,
+                              "city": pl.commune_name(lr.commune_code), "state_province": pl.province_name(lr.province_code),
+                              "postal_code": "", "country": "VN", "address_type": "physical"})
+            sals.append({"id": lr.sal_id, "service_pk": pk, "location_id": lr.id})
         commune, province = pl.commune_name(rec.commune_code), pl.province_name(rec.province_code)
-        locs.append({"id": loc_id, "organization_id": rec.organization_id, "name": rec.name,
-                     "latitude": rec.latitude, "longitude": rec.longitude, "province_code": rec.province_code or None,
-                     "commune_code": rec.commune_code, "confidential": rec.confidential_address})
-        addrs.append({"id": f"{loc_id}-addr", "location_id": loc_id, "address_1": rec.address, "city": commune,
-                      "state_province": province, "postal_code": "", "country": "VN", "address_type": "physical"})
-        sals.append({"id": f"{rec.id}@{loc_id}", "service_pk": pk, "location_id": loc_id})
         phones += [{"service_pk": pk, "number": n, "e164": e, "description": ""} for n, e in rec.phones]
         scheds += [{"service_pk": pk, "byday": d, "opens_at": o, "closes_at": c} for d, o, c in rec.slots]
         langs += [{"service_pk": pk, "code": c} for c in rec.languages]
@@ -432,16 +561,20 @@ def _bulk_insert(session: Session, model: type, rows: list[dict[str, Any]]) -> N
     if session.get_bind().dialect.name != "postgresql":
         session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
         return
-    from psycopg.types.json import Jsonb
-
     table = model.__table__  # type: ignore[attr-defined]
     cols = list(rows[0])
     json_cols = {c for c in cols if isinstance(table.c[c].type, type(Change.__table__.c.detail.type))}
+    from psycopg.types.json import Jsonb
+
     dbapi = session.connection().connection.driver_connection
     with dbapi.cursor() as cur:
         with cur.copy(f'COPY {table.name} ({", ".join(cols)}) FROM STDIN') as copy:
-            for r in rows:
-                copy.write_row([Jsonb(r[c]) if c in json_cols else r[c] for c in cols])
+            if json_cols:
+                for r in rows:
+                    copy.write_row([Jsonb(r[c]) if c in json_cols else r[c] for c in cols])
+            else:
+                for r in rows:
+                    copy.write_row(tuple(r.values()))
 
 
 _SNAP = ("name", "organization_id", "service_type", "hours_text", "languages", "accessible", "beds_total",
@@ -464,10 +597,11 @@ def get(session: Session, *, service_id: str) -> Service:
 def to_record(svc: Service) -> Record:
     loc = svc.locations[0].location if svc.locations else None
     addr = loc.addresses[0] if loc and loc.addresses else None
-    return Record(
+    rec = Record(
         id=svc.id, organization_id=svc.organization_id, organization=svc.organization.name, name=svc.name,
         alternate_name=svc.alternate_name, service_type=svc.service_type, description=svc.description,
         phones=[(p.number, p.e164) for p in svc.phones], email=svc.email, url=svc.url, hours=svc.hours_text,
+        timezone=svc.timezone,
         open_24_7=svc.open_24_7, open_on_holidays=svc.open_on_holidays,
         slots=[(s.byday, s.opens_at, s.closes_at) for s in svc.schedules],
         languages=[x for x in svc.languages.split(",") if x], accessible=svc.accessible,
@@ -480,6 +614,18 @@ def to_record(svc: Service) -> Record:
         referral_sms=svc.referral_sms, verified=svc.verified, last_verified_at=svc.last_verified_at,
         last_verified_by=svc.last_verified_by, source_note=svc.source_note,
     )
+    rec.locations = [LocationRecord(
+        id=sal.location.id, sal_id=sal.id, address_id=sal.location.addresses[0].id if sal.location.addresses else
+        f"{sal.location.id}-addr", name=sal.location.name, province_code=sal.location.province_code or "",
+        commune_code=sal.location.commune_code,
+        address=sal.location.addresses[0].address_1 if sal.location.addresses else "",
+        confidential=sal.location.confidential, latitude=sal.location.latitude, longitude=sal.location.longitude)
+        for sal in svc.locations]
+    if rec.locations == [default_location(rec)]:
+        rec.locations = []
+    return rec
+
+
 
 
 def to_raw(svc: Service) -> dict[str, str]:
@@ -490,7 +636,7 @@ def to_raw(svc: Service) -> dict[str, str]:
     return {
         "id": r.id, "organization_id": r.organization_id, "organization": r.organization, "name": r.name,
         "alternate_name": r.alternate_name, "service_type": r.service_type, "description": r.description,
-        "phones": "; ".join(n for n, _ in r.phones), "email": r.email, "url": r.url, "hours": r.hours,
+        "phones": "; ".join(n for n, _ in r.phones), "email": r.email, "url": r.url, "hours": r.hours, "timezone": r.timezone,
         "languages": "; ".join(r.languages), "accessible": yn[r.accessible],
         **{k: "" if getattr(r, k) is None else str(getattr(r, k))
            for k in ("beds_total", "beds_free", "beds_women", "beds_men", "beds_children", "latitude", "longitude")},
