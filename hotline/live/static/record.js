@@ -109,6 +109,11 @@
           store(now, !same(now, fields));
           status(ui.saved + " · v" + body.version, "muted");
           document.body.dataset.savedVersion = String(body.version);
+        } else if (r.status === 409 && body.current_version && !Object.keys(body.differences || {}).length) {
+          // The server already holds exactly these values (a save whose answer was lost when the
+          // page reloaded): not a conflict; carry on from the server's version.
+          setVersion(body.current_version);
+          again = true;
         } else if (r.status === 409) {
           showConflict(body);
           status(body.detail, "error");
@@ -165,12 +170,18 @@
     });
     // Replay what this browser kept and the server has not seen.
     var kept = load();
-    if (kept && kept.dirty && kept.fields) {
+    if (kept && kept.fields && !kept.dirty && kept.base > version) {
+      // This browser already saved a newer version than the page shows: the page was rendered
+      // while that save was still being written (a reload right after the network came back).
+      // What the browser kept is what the server now holds, so show it.
+      apply(kept.fields);
+      setVersion(kept.base);
+    } else if (kept && kept.dirty && kept.fields) {
       if (same(kept.fields, server)) {
         store(kept.fields, false);
       } else {
         apply(kept.fields);
-        if (kept.base && kept.base < version) { setVersion(kept.base); }
+        if (kept.base && kept.base !== version) { setVersion(kept.base); }  // older: a conflict to show; newer: the page is stale
         save();
       }
     } else if (kept && form.dataset.state === "completed") {
