@@ -135,6 +135,7 @@ class SearchResultOut(BaseModel):
     open_now: bool
     open_24_7: bool
     hours: str
+    timezone: str  # the one the hours are read in (the entry's own, or the centre's)
     beds_free: int | None
     beds_total: int | None
     accessible: bool

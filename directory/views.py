@@ -64,13 +64,14 @@ def api_search(
 ) -> dict[str, Any]:
     try:
         interp, results = search(session, _query(q, type, province, commune, open_now, free_bed, accessible,
-                                                 language, limit), staff=True)
+                                                 language, limit), staff=True, timezone=principal.timezone)
     except SearchError as exc:
         raise HTTPException(422, str(exc)) from None
     return {"query": q, "interpreted": interp.as_dict(), "count": len(results), "results": results}
 
 
-def _search_context(session: Session, request: Request, record_id: int | None) -> dict[str, Any]:
+def _search_context(session: Session, request: Request, record_id: int | None,
+                    principal: Principal) -> dict[str, Any]:
     p = request.query_params
     flags = {k: p.get(k) in ("1", "true", "on", "yes") for k in ("open_now", "free_bed", "accessible")}
     form = {"q": p.get("q", ""), "type": p.get("type", ""), "province": p.get("province", ""),
@@ -83,7 +84,8 @@ def _search_context(session: Session, request: Request, record_id: int | None) -
         try:
             interp, results = search(session, _query(form["q"], form["type"], form["province"], None,
                                                      flags["open_now"], flags["free_bed"], flags["accessible"],
-                                                     form["language"], 20), staff=True)
+                                                     form["language"], 20), staff=True,
+                                      timezone=principal.timezone)
         except SearchError as exc:
             error = str(exc)
     return {"form": form, "results": results, "error": error, "searched": searched, "record_id": record_id,
@@ -94,13 +96,13 @@ def _search_context(session: Session, request: Request, record_id: int | None) -
 @router.get("/directory")
 def search_page(request: Request, session: DB, principal: Annotated[Principal, Depends(require_roles(*STAFF))],
                 record_id: int | None = None) -> Response:
-    return render(request, "directory/search.html", _search_context(session, request, record_id))
+    return render(request, "directory/search.html", _search_context(session, request, record_id, principal))
 
 
 @router.get("/directory/panel")
 def panel(request: Request, session: DB, principal: Annotated[Principal, Depends(require_roles(*STAFF))],
           record_id: int | None = None) -> Response:
-    ctx = _search_context(session, request, record_id)
+    ctx = _search_context(session, request, record_id, principal)
     return render(request, "directory/_results.html", ctx, status_code=422 if ctx["error"] else 200)
 
 
