@@ -30,6 +30,16 @@
     if (question && !window.confirm(question)) { event.preventDefault(); }
   });
 
+  /* <button data-shortcut="Alt+A">: the key combination clicks it (focuses it when it is a field).
+     Handled here rather than with accesskey, whose modifier keys differ between browsers. */
+  document.addEventListener("keydown", function (event) {
+    if (!event.altKey || event.ctrlKey || event.metaKey || !event.key || event.key.length !== 1) return;
+    var el = document.querySelector('[data-shortcut="Alt+' + event.key.toUpperCase() + '"]');
+    if (!el) return;
+    event.preventDefault();
+    if (/^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName)) { el.focus(); } else { el.click(); }
+  });
+
   /* "?" (outside a text field) or the top-bar button shows the keyboard shortcuts; Esc closes them. */
   var help = document.getElementById("shortcuts-help");
   function toggleHelp() {
