@@ -10,7 +10,8 @@
 
 Templates extend ``base.html`` (blocks ``title``, ``content``, ``scripts``) and get
 ``principal``, ``csrf_token``, ``_``/``gettext``/``ngettext`` (the request's language), ``lang``,
-``fmt_date`` and ``fmt_datetime`` (dd/mm/yyyy in the user's centre timezone) and ``role_label``;
+``fmt_date`` and ``fmt_datetime`` (dd/mm/yyyy in the user's centre timezone), ``role_label`` and
+``term_label(scheme, code)`` (a taxonomy label in the page's language);
 filters ``|local_date`` (dd/mm/yyyy), ``|local_datetime`` (dd/mm/yyyy HH:MM) and ``|local_time`` (HH:MM),
 also in the centre's timezone, for dates, datetimes and ISO strings.  Forms include
 ``<input type="hidden" name="csrf_token" value="{{ csrf_token }}">``; scripts send the token in the
@@ -192,6 +193,13 @@ def is_secure_cookie() -> bool:
     return get_settings().public_base_url.lower().startswith("https://")
 
 
+def _term_label(scheme: str, code: Any, lang: str) -> str:
+    """A taxonomy term's label in the page's language (taxonomies carry both languages as data)."""
+    from hotline.taxonomy import get_taxonomies
+
+    return get_taxonomies().label(scheme, None if code is None else str(code), lang)
+
+
 def template_context(request: Request, context: dict[str, Any] | None = None) -> dict[str, Any]:
     principal = resolve_principal(request)
     lang = request_language(request)
@@ -210,6 +218,7 @@ def template_context(request: Request, context: dict[str, Any] | None = None) ->
         "fmt_date": fmt_date,
         "fmt_datetime": fmt_datetime,
         "role_label": lambda role: trans.gettext(ROLE_LABELS.get(role, role)),
+        "term_label": lambda scheme, code: _term_label(scheme, code, lang),
     }
     ctx.update(context or {})
     return ctx
