@@ -92,28 +92,46 @@ def clear_caches() -> None:
     _KNOWN.clear()
 
 
-def _known_prefixes(session: Session, words: list[str]) -> set[str]:
-    """Which words begin some vocabulary word: at most one round trip for the whole query."""
+_PG_VOCAB = (
+    "SELECT w, EXISTS (SELECT 1 FROM dir_words WHERE word >= w AND word < w || :top), "
+    "ARRAY(SELECT word FROM dir_words WHERE word % w ORDER BY similarity(word, w) DESC LIMIT 30) "
+    "FROM unnest(CAST(:ws AS text[])) AS w")
+
+
+def _known_prefixes(session: Session, words: list[str]) -> tuple[set[str], dict[str, list[str]]]:
+    """Which words begin some vocabulary word, at most one round trip for the whole query; on
+    PostgreSQL the same trip brings the typo candidates (trigram similarity, GIN-indexed) of the
+    words that do not."""
     words = [w for w in dict.fromkeys(words) if len(w) >= 2 and not w.isdigit() and w not in _static_words()]
     if not words:
-        return set()
+        return set(), {}
     known = _KNOWN.setdefault(session.get_bind().url.render_as_string(hide_password=True), set())
     unknown = [w for w in words if w not in known]
-    if unknown:
+    cands: dict[str, list[str]] = {}
+    if unknown and session.get_bind().dialect.name == "postgresql":
+        for w, hit, similar in session.execute(_stmt(_PG_VOCAB, False), {"ws": unknown, "top": "\uffff"}):
+            if hit:
+                known.add(w)
+            else:
+                cands[w] = list(similar)
+    elif unknown:
         checks = " , ".join(f"EXISTS (SELECT 1 FROM dir_words WHERE word >= :w{i} AND word < :u{i})" for i in range(len(unknown)))
         params = {**{f"w{i}": w for i, w in enumerate(unknown)}, **{f"u{i}": w + "\uffff" for i, w in enumerate(unknown)}}
         row = session.execute(_stmt(f"SELECT {checks}", False), params).one()
         known.update(w for w, hit in zip(unknown, row, strict=True) if hit)
-    return {w for w in words if w in known}
+    return {w for w in words if w in known}, cands
 
 
-def _expand(session: Session, word: str, interp: Interpretation, known: set[str]) -> list[str]:
+def _expand(session: Session, word: str, interp: Interpretation, known: set[str],
+            prefetched: dict[str, list[str]]) -> list[str]:
     """The word itself if it is known (a place or type word, or some entry has a word starting
     with it), else its closest known words (typos)."""
     if word.isdigit() or len(word) < 2 or word in _static_words() or word in known:
         return [word]
     n = len(word)
-    if session.get_bind().dialect.name == "postgresql":  # trigram similarity, GIN-indexed
+    if word in prefetched:
+        cands = list(prefetched[word])
+    elif session.get_bind().dialect.name == "postgresql":  # trigram similarity, GIN-indexed
         cands = list(session.scalars(select(Word.word).where(Word.word.op("%")(word))
                                      .order_by(func.similarity(Word.word, word).desc()).limit(30)))
     else:  # candidates share the first two letters (most typos), or the 2nd-3rd (a wrong first letter)
@@ -144,8 +162,8 @@ def interpret(session: Session, query: Query) -> Interpretation:
             joined = "0" + joined[2:]
         if len(joined) >= 3:
             interp.phone = joined
-    known = _known_prefixes(session, rest)
-    expanded = [(_expand(session, w, interp, known) if len(w) >= 2 else [w]) for w in rest]
+    known, prefetched = _known_prefixes(session, rest)
+    expanded = [(_expand(session, w, interp, known, prefetched) if len(w) >= 2 else [w]) for w in rest]
     words = [alts[0] for alts in expanded]
     alternatives = {alts[0]: alts for alts in expanded}
     interp.phrase = " ".join(words)

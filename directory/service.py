@@ -12,6 +12,8 @@ import hashlib
 import json
 import re
 import zoneinfo
+
+import phonenumbers
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
@@ -92,6 +94,23 @@ def _timezone(value: str) -> str:
 @lru_cache(maxsize=4096)
 def _hours(value: str) -> hours_mod.Hours:
     return hours_mod.parse(value)
+
+
+_DOMESTIC = re.compile(r"0[1-9][0-9]{8,9}")
+_SEPARATORS = str.maketrans("", "", " .-()")
+
+
+def _normalize_number(text: str) -> tuple[str | None, str]:
+    """``hotline.phone.normalize_number`` with a shortcut for numbers written the domestic way
+    ("0912 345 678"): parsing is most of its cost, and for these the parse result is known — country
+    84, the digits after the trunk 0 — so only the numbering-plan check runs.  Anything else, or a
+    number that check refuses, takes the full path (same answer, same reason)."""
+    digits = text.translate(_SEPARATORS)
+    if _DOMESTIC.fullmatch(digits):
+        number = phonenumbers.PhoneNumber(country_code=84, national_number=int(digits[1:]))
+        if phonenumbers.is_valid_number(number):
+            return "+84" + digits[1:], ""
+    return normalize_number(text)
 
 
 def _bool(value: str, label: str, errors: list[str]) -> bool:
@@ -216,7 +235,7 @@ def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
     province_code, commune_code = _place(g["province"], g["commune"], errors, warnings)
     phones: list[tuple[str, str]] = []
     for part in filter(None, (p.strip() for p in re.split(r"[;\n]", g["phones"]))):
-        norm, reason = normalize_number(part)
+        norm, reason = _normalize_number(part)
         if norm is None:
             errors.append(f"số điện thoại không hợp lệ / invalid phone number: {reason}")
         else:
