@@ -1,7 +1,7 @@
 """Call records as counsellors keep them: drafts saved as they type, completion, later edits.
 
 Plain keyword-only functions over a session.  Every field of ``CallRecord`` is described once in
-``FIELDS`` (kind, taxonomy scheme, bilingual label); parsing, validation, the form and the
+``FIELDS`` (kind, taxonomy scheme, English label translated through Babel); parsing, validation, the form and the
 difference shown to a stale tab are all driven from that table.
 
 Optimistic locking: every save names the ``version`` it was based on; a save based on an older
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from hotline.audit import service as audit
 from hotline.calls.models import Call, CallRecord, CallRecordIssue
 from hotline.db import utcnow
+from hotline.i18n import N_, current_language, translator
 from hotline.records.models import CallRecordRevision
 from hotline.taxonomy import get_taxonomies, non_counselling_codes
 
@@ -44,16 +45,43 @@ class Actor(Protocol):
     centre_id: int | None
 
 
+@dataclass(frozen=True)
+class Message:
+    """What is wrong with a field and what to do, as an English message id and its values;
+    shown in the reader's language (the field's label first)."""
+
+    about: str  # a field name, or "" when the message is about no single field
+    msgid: str
+    values: tuple[tuple[str, Any], ...] = ()
+
+    def translate(self, lang: str) -> str:
+        text = translator(lang)(self.msgid)
+        if self.values:
+            text = text % dict(self.values)
+        return f"{field_label(self.about, lang)}: {text}" if self.about else text
+
+    def __str__(self) -> str:
+        return self.translate(current_language.get())
+
+
 class RecordError(ValueError):
-    """Bad input: ``errors`` maps a field name to a bilingual message saying what is wrong.
+    """Bad input: ``messages`` maps a field name to a ``Message``; ``translated(lang)`` gives them
+    as text in a language, ``errors`` in the current one.
 
     ``keep_draft``: the typed values were saved to the draft (commit); otherwise roll back.
     """
 
-    def __init__(self, errors: dict[str, str], keep_draft: bool = False):
-        self.errors = errors
+    def __init__(self, errors: Mapping[str, Any], keep_draft: bool = False):
+        self.messages = {k: v if isinstance(v, Message) else Message("", str(v)) for k, v in errors.items()}
         self.keep_draft = keep_draft
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        super().__init__("; ".join(f"{k}: {m.translate('en')}" for k, m in self.messages.items()))
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return self.translated(current_language.get())
+
+    def translated(self, lang: str) -> dict[str, str]:
+        return {k: m.translate(lang) for k, m in self.messages.items()}
 
 
 class NotAllowed(PermissionError):
@@ -77,74 +105,70 @@ class VersionConflict(Exception):
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # choice | int_choice | bool | opt_bool | text | date
-    vi: str
-    en: str
+    kind: str  # choice | multi_choice | int_choice | bool | opt_bool | text | date
+    en: str  # the label's English message id (Vietnamese in the catalogue)
     scheme: str | None = None
     max_len: int = 255
     section: str = "caller"
 
     def label(self, lang: str) -> str:
-        return self.en if lang == "en" else self.vi
+        return translator(lang)(self.en)
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("channel", "choice", "Kênh", "Channel", "record_channel", section="call"),
-    Field("caller_role", "choice", "Người gọi là", "Caller role", "caller_role"),
-    Field("caller_sex", "choice", "Giới tính", "Sex", "sex"),
-    Field("caller_age_group", "choice", "Nhóm tuổi", "Age group", "age_group"),
-    Field("province_code", "text", "Mã tỉnh", "Province code", max_len=16),
-    Field("commune_code", "text", "Mã xã", "Commune code", max_len=16),
-    Field("ethnic_minority", "text", "Dân tộc thiểu số", "Ethnic minority", max_len=64),
-    Field("disability", "opt_bool", "Khuyết tật", "Disability"),
-    Field("language", "text", "Ngôn ngữ", "Language", max_len=32),
-    Field("consent_record", "bool", "Đồng ý lưu hồ sơ", "Consents to the record being kept", section="consent"),
-    Field("consent_statistics", "bool", "Đồng ý dùng cho thống kê", "Consents to statistics", section="consent"),
-    Field("consent_callback", "bool", "Đồng ý được gọi lại", "Consents to a call back", section="consent"),
-    Field("callback_safe_time", "text", "Thời điểm gọi lại an toàn", "Safe time to call back", section="consent"),
-    Field("callback_safe_method", "choice", "Cách liên hệ an toàn", "Safe way to contact", "contact_method",
-          section="consent"),
-    Field("consent_referral", "bool", "Đồng ý chuyển gửi", "Consents to referral", section="consent"),
-    Field("referral_to", "text", "Chuyển gửi tới", "Refer to", section="consent"),
-    Field("referral_data", "text", "Thông tin được chia sẻ", "Information that may be shared", max_len=1000,
-          section="consent"),
-    Field("child_consent", "opt_bool", "Trẻ em đồng ý", "Child consents", section="consent"),
-    Field("representative_consent", "opt_bool", "Người đại diện hợp pháp đồng ý", "Legal representative consents",
-          section="consent"),
-    Field("service_level", "int_choice", "Mức độ tư vấn / can thiệp", "Level of counselling or intervention",
-          "service_level", section="issue"),
-    Field("child_protection_level", "choice", "Cấp độ bảo vệ trẻ em", "Child protection level",
-          "child_protection_level", section="issue"),
-    Field("risk", "choice", "Mức độ nguy cơ", "Risk", "risk", section="issue"),
-    Field("outcome", "choice", "Kết quả", "Outcome", "outcome", section="issue"),
-    Field("follow_up_needed", "bool", "Cần theo dõi tiếp", "Follow-up needed", section="issue"),
-    Field("follow_up_date", "date", "Ngày theo dõi", "Follow-up date", section="issue"),
-    Field("notes", "text", "Ghi chú", "Notes", max_len=NOTES_MAX, section="notes"),
+    Field("channel", "choice", N_("Channel"), 'record_channel', section='call'),
+    Field("caller_role", "choice", N_("Caller role"), 'caller_role'),
+    Field("caller_sex", "choice", N_("Sex"), 'sex'),
+    Field("caller_age_group", "choice", N_("Age group"), 'age_group'),
+    Field("province_code", "text", N_("Province code"), max_len=16),
+    Field("commune_code", "text", N_("Commune code"), max_len=16),
+    Field("ethnic_minority", "text", N_("Ethnic minority"), max_len=64),
+    Field("disability", "opt_bool", N_("Disability")),
+    Field("language", "text", N_("Language"), max_len=32),
+    Field("flags", "multi_choice", N_("Caller flags"), "caller_flag", section="caller"),
+    Field("consent_record", "bool", N_("Consents to the record being kept"), section='consent'),
+    Field("consent_statistics", "bool", N_("Consents to statistics"), section='consent'),
+    Field("consent_callback", "bool", N_("Consents to a call back"), section='consent'),
+    Field("callback_safe_time", "text", N_("Safe time to call back"), section='consent'),
+    Field("callback_safe_method", "choice", N_("Safe way to contact"), 'contact_method', section='consent'),
+    Field("consent_referral", "bool", N_("Consents to referral"), section='consent'),
+    Field("referral_to", "text", N_("Refer to"), section='consent'),
+    Field("referral_data", "text", N_("Information that may be shared"), max_len=1000, section='consent'),
+    Field("child_consent", "opt_bool", N_("Child consents"), section='consent'),
+    Field("representative_consent", "opt_bool", N_("Legal representative consents"), section='consent'),
+    Field("service_level", "int_choice", N_("Level of counselling or intervention"), 'service_level', section='issue'),
+    Field("child_protection_level", "choice", N_("Child protection level"), 'child_protection_level', section='issue'),
+    Field("risk", "choice", N_("Risk"), 'risk', section='issue'),
+    Field("outcome", "choice", N_("Outcome"), 'outcome', section='issue'),
+    Field("follow_up_needed", "bool", N_("Follow-up needed"), section='issue'),
+    Field("follow_up_date", "date", N_("Follow-up date"), section='issue'),
+    Field("notes", "text", N_("Notes"), max_len=NOTES_MAX, section='notes'),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
-ISSUE_LABEL = ("Vấn đề", "Issues")
-LOCK_REASON_LABEL = ("Lý do sửa sau khi ngày đã được ký duyệt", "Reason for changing after the day was signed off")
+ISSUE_LABEL = N_("Issues")
+LOCK_REASON_LABEL = N_("Reason for changing after the day was signed off")
 LOCK_REASON_MAX = 1000
-PRIMARY_LABEL = ("Vấn đề chính", "Primary issue")
+PRIMARY_LABEL = N_("Primary issue")
 # Stored inside ``consent_referral_scope`` rather than in columns of their own.
 SCOPE_FIELDS = {"referral_to": "to", "referral_data": "data"}
 TRUE_WORDS = {"1", "true", "on", "yes", "y", "có"}
 FALSE_WORDS = {"0", "false", "off", "no", "n", "không"}
 
 
+OTHER_LABELS = {"issues": ISSUE_LABEL, "primary_issue": PRIMARY_LABEL, "lock_reason": LOCK_REASON_LABEL,
+                "version": N_("Version"), "channel": N_("Channel"), "centre": N_("Centre"), "state": N_("State")}
+
+
 def field_label(name: str, lang: str = "vi") -> str:
-    if name == "issues":
-        return ISSUE_LABEL[lang == "en"]
-    if name == "primary_issue":
-        return PRIMARY_LABEL[lang == "en"]
-    if name == "lock_reason":
-        return LOCK_REASON_LABEL[lang == "en"]
     f = FIELD_BY_NAME.get(name)
-    return f.label(lang) if f else name
+    if f is not None:
+        return f.label(lang)
+    return translator(lang)(OTHER_LABELS[name]) if name in OTHER_LABELS else name
 
 
-def _msg(name: str, vi: str, en: str) -> str:
-    return f"{field_label(name, 'vi')}: {vi} / {field_label(name, 'en')}: {en}"
+def _msg(name: str, msgid: str, **values: Any) -> Message:
+    """A message about field ``name``: ``msgid`` is English with ``%(name)s`` placeholders."""
+    return Message(name, msgid, tuple(values.items()))
 
 
 # ---------------------------------------------------------------------- parsing
@@ -154,8 +178,8 @@ def _parse_choice(f: Field, raw: Any) -> Any:
         return None
     if not get_taxonomies().is_valid(f.scheme or "", value):
         known = ", ".join(t.code for t in get_taxonomies().terms(f.scheme or ""))
-        raise ValueError(_msg(f.name, f"mã '{value}' không có trong danh mục; chọn một trong: {known}.",
-                              f"'{value}' is not a known code; choose one of: {known}."))
+        raise ValueError(_msg(f.name, N_("'%(value)s' is not a known code; choose one of: %(known)s."),
+                              value=value, known=known))
     return value
 
 
@@ -172,7 +196,7 @@ def _parse_bool(f: Field, raw: Any) -> Any:
         return True
     if value in FALSE_WORDS or value == "":
         return False if f.kind == "bool" else None
-    raise ValueError(_msg(f.name, f"'{value}' không phải có/không.", f"'{value}' is not yes or no."))
+    raise ValueError(_msg(f.name, N_("'%(value)s' is not yes or no."), value=value))
 
 
 def _parse_opt_bool(f: Field, raw: Any) -> Any:
@@ -187,8 +211,8 @@ def _parse_text(f: Field, raw: Any) -> Any:
     if f.name != "notes":
         value = value.strip()
     if len(value) > f.max_len:
-        raise ValueError(_msg(f.name, f"dài {len(value)} ký tự, tối đa {f.max_len}; hãy rút gọn.",
-                              f"{len(value)} characters, at most {f.max_len}; please shorten it."))
+        raise ValueError(_msg(f.name, N_("%(length)s characters, at most %(max)s; please shorten it."),
+                              length=len(value), max=f.max_len))
     return value if (value or f.name == "notes") else None
 
 
@@ -203,12 +227,24 @@ def _parse_date(f: Field, raw: Any) -> Any:
             return datetime.strptime(value, fmt).date()
         except ValueError:
             continue
-    raise ValueError(_msg(f.name, f"'{value}' không phải ngày (dd/mm/yyyy).",
-                          f"'{value}' is not a date (dd/mm/yyyy)."))
+    raise ValueError(_msg(f.name, N_("'%(value)s' is not a date (dd/mm/yyyy)."), value=value))
+
+
+def _parse_multi_choice(f: Field, raw: Any) -> Any:
+    """Several codes of one scheme (a list, or text separated by commas); order kept, repeats dropped."""
+    items = raw if isinstance(raw, (list, tuple)) else ("" if raw is None else str(raw)).split(",")
+    codes = list(dict.fromkeys(str(c).strip() for c in items if str(c).strip()))
+    bad = [c for c in codes if not get_taxonomies().is_valid(f.scheme or "", c)]
+    if bad:
+        known = ", ".join(t.code for t in get_taxonomies().terms(f.scheme or ""))
+        raise ValueError(_msg(f.name, N_("unknown codes: %(codes)s; choose from: %(known)s."),
+                              codes=", ".join(bad), known=known))
+    return codes
 
 
 PARSERS: dict[str, Callable[[Field, Any], Any]] = {
     "choice": _parse_choice,
+    "multi_choice": _parse_multi_choice,
     "int_choice": _parse_int_choice,
     "bool": _parse_bool,
     "opt_bool": _parse_opt_bool,
@@ -228,32 +264,32 @@ class Parsed:
 def parse_input(data: Mapping[str, Any], *, present_bools: bool = False) -> Parsed:
     """Turn form or JSON input into typed values; unknown keys are ignored.
 
-    ``present_bools``: an HTML form omits unticked boxes, so every ``bool`` field counts as given.
+    ``present_bools``: an HTML form omits unticked boxes, so every ``bool`` and ``multi_choice``
+    field counts as given.
     """
     out = Parsed()
     errors: dict[str, str] = {}
     for f in FIELDS:
-        if f.name not in data and not (present_bools and f.kind == "bool"):
+        if f.name not in data and not (present_bools and f.kind in ("bool", "multi_choice")):
             continue
         try:
             out.values[f.name] = PARSERS[f.kind](f, data.get(f.name))
         except ValueError as exc:
-            errors[f.name] = str(exc)
+            problem = exc.args[0] if exc.args else ""
+            errors[f.name] = problem if isinstance(problem, Message) else _msg(f.name, str(problem))
     if "issues" in data:
         raw = data["issues"]
         codes = raw if isinstance(raw, list) else [c for c in str(raw or "").split(",")]
         codes = [str(c).strip() for c in codes if str(c).strip()]
         bad = [c for c in codes if not get_taxonomies().is_valid("issue", c)]
         if bad:
-            errors["issues"] = _msg("issues", f"mã không có trong danh mục: {', '.join(bad)}.",
-                                    f"unknown issue codes: {', '.join(bad)}.")
+            errors["issues"] = _msg("issues", N_("unknown issue codes: %(codes)s."), codes=", ".join(bad))
         out.issues = list(dict.fromkeys(codes))
     if "primary_issue" in data:
         out.primary_given = True
         code = str(data.get("primary_issue") or "").strip() or None
         if code and not get_taxonomies().is_valid("issue", code):
-            errors["primary_issue"] = _msg("primary_issue", f"mã '{code}' không có trong danh mục.",
-                                           f"'{code}' is not a known issue code.")
+            errors["primary_issue"] = _msg("primary_issue", N_("'%(code)s' is not a known issue code."), code=code)
         out.primary_issue = code
     if errors:
         raise RecordError(errors)
@@ -308,6 +344,8 @@ def _apply(record: CallRecord, parsed: Parsed) -> None:
             value = "unknown"
         if name == "channel" and value is None:
             continue
+        if FIELD_BY_NAME[name].kind == "multi_choice":
+            value = list(value or [])
         setattr(record, name, value)
     record.consent_referral_scope = {k: v for k, v in scope.items() if v}
     if parsed.issues is not None or parsed.primary_given:
@@ -319,42 +357,40 @@ def _apply(record: CallRecord, parsed: Parsed) -> None:
 
 
 # ---------------------------------------------------------------------- completeness
-def completeness_errors(record: CallRecord) -> dict[str, str]:
-    """What stops a record from being completed, field by field (bilingual)."""
-    errors: dict[str, str] = {}
+def completeness_errors(record: CallRecord) -> dict[str, Message]:
+    """What stops a record from being completed, field by field."""
+    errors: dict[str, Message] = {}
     nc = non_counselling_codes()
     is_nc = record.primary_issue in nc
-    rules: list[tuple[bool, str, str, str]] = [
-        (not record.primary_issue, "primary_issue", "chọn một vấn đề chính.", "choose one primary issue."),
-        (not is_nc and not record.caller_role, "caller_role", "chọn người gọi là ai.", "choose who is calling."),
-        (not is_nc and not record.outcome, "outcome", "chọn kết quả cuộc gọi.", "choose the outcome of the call."),
+    rules: list[tuple[bool, str, str]] = [
+        (not record.primary_issue, "primary_issue",
+         N_("choose one primary issue.")),
+        (not is_nc and (not record.caller_role), "caller_role",
+         N_("choose who is calling.")),
+        (not is_nc and (not record.outcome), "outcome",
+         N_("choose the outcome of the call.")),
         (is_nc and record.service_level != 0, "service_level",
-         "cuộc gọi không tư vấn phải có mức 0.", "a non-counselling call has level 0."),
-        (record.consent_callback and not record.callback_safe_method, "callback_safe_method",
-         "người gọi đồng ý được gọi lại: hãy ghi cách liên hệ an toàn.",
-         "the caller agreed to a call back: record a safe way to reach them."),
-        (record.consent_referral and not _scope(record).get("to"), "referral_to",
-         "người gọi đồng ý chuyển gửi: hãy ghi chuyển tới đâu.",
-         "the caller agreed to a referral: say to whom."),
+         N_("a non-counselling call has level 0.")),
+        (record.consent_callback and (not record.callback_safe_method), "callback_safe_method",
+         N_("the caller agreed to a call back: record a safe way to reach them.")),
+        (record.consent_referral and (not _scope(record).get('to')), "referral_to",
+         N_("the caller agreed to a referral: say to whom.")),
         (record.follow_up_needed and record.follow_up_date is None, "follow_up_date",
-         "cần theo dõi tiếp: hãy chọn ngày.", "a follow-up is needed: choose a date."),
+         N_("a follow-up is needed: choose a date.")),
     ]
     if record.caller_age_group == "under_16" and not is_nc:
         rules += [
             (record.child_consent is None, "child_consent",
-             "người gọi dưới 16 tuổi: ghi trẻ có đồng ý hay không.",
-             "the caller is under 16: record whether the child consents."),
+             N_("the caller is under 16: record whether the child consents.")),
             (record.representative_consent is None, "representative_consent",
-             "người gọi dưới 16 tuổi: ghi người đại diện hợp pháp có đồng ý hay không.",
-             "the caller is under 16: record whether the legal representative consents."),
-            (bool(record.consent_referral) and not (record.child_consent and record.representative_consent),
+             N_("the caller is under 16: record whether the legal representative consents.")),
+            (bool(record.consent_referral) and (not (record.child_consent and record.representative_consent)),
              "consent_referral",
-             "chuyển gửi thông tin của trẻ cần cả trẻ và người đại diện đồng ý.",
-             "referring a child's information needs both the child's and the representative's consent."),
+             N_("referring a child's information needs both the child's and the representative's consent.")),
         ]
-    for failed, name, vi, en in rules:
+    for failed, name, msgid in rules:
         if failed and name not in errors:
-            errors[name] = _msg(name, vi, en)
+            errors[name] = _msg(name, msgid)
     return errors
 
 
@@ -412,8 +448,8 @@ def _check_creator(actor: Actor, centre_id: int | None) -> int:
     if actor.role not in VIEW_ROLES:
         raise NotAllowed("records")
     if centre_id is None:
-        raise RecordError({"centre": "Tài khoản chưa thuộc trung tâm nào. / Your account belongs to no centre; "
-                                     "ask an administrator to set one."})
+        raise RecordError({"centre": _msg("", N_("Your account belongs to no centre; ask an administrator "
+                                                  "to set one."))})
     if actor.role != "administrator" and centre_id != actor.centre_id:
         raise NotAllowed("centre")
     return centre_id
@@ -448,8 +484,8 @@ def open_for_call(session: Session, *, call_id: int, actor: Actor) -> CallRecord
 def create_without_call(session: Session, *, actor: Actor, channel: str, centre_id: int | None = None) -> CallRecord:
     """A walk-in, a call on a personal phone, a transfer from 111: a record with no telephony call."""
     if channel not in RECORD_CHANNELS_WITHOUT_CALL:
-        raise RecordError({"channel": _msg("channel", "chọn một trong: " + ", ".join(RECORD_CHANNELS_WITHOUT_CALL),
-                                           "choose one of: " + ", ".join(RECORD_CHANNELS_WITHOUT_CALL))})
+        raise RecordError({"channel": _msg("channel", N_("choose one of: %(known)s."),
+                                           known=", ".join(RECORD_CHANNELS_WITHOUT_CALL))})
     centre = _check_creator(actor, centre_id if centre_id is not None else actor.centre_id)
     record = CallRecord(call_id=None, centre_id=centre, channel=channel, state="draft", version=1,
                         counsellor_id=actor.id if actor.role == "counsellor" else None, created_at=utcnow())
@@ -469,7 +505,7 @@ def _differences(record: CallRecord, parsed: Parsed) -> dict[str, dict[str, Any]
         mine["primary_issue"] = parsed.primary_issue
     for name, value in mine.items():
         theirs = current.get(name)
-        if name == "issues":
+        if name == "issues" or isinstance(value, list):
             if sorted(value) != sorted(theirs or []):
                 diffs[name] = {"yours": value, "theirs": theirs}
         elif (value or None) != (theirs or None):
@@ -500,12 +536,10 @@ def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[st
     try:
         base = int(version) if version is not None else None
     except (TypeError, ValueError):
-        raise RecordError({"version": "Thiếu số phiên bản; hãy tải lại trang. / The version is missing; "
-                                      "reload the page."}) from None
+        raise RecordError({"version": _msg("version", N_("missing; reload the page."))}) from None
     parsed = parse_input(data, present_bools=present_bools)
     if base is None:
-        raise RecordError({"version": "Thiếu số phiên bản; hãy tải lại trang. / The version is missing; "
-                                      "reload the page."})
+        raise RecordError({"version": _msg("version", N_("missing; reload the page."))})
     if base != record.version:
         raise VersionConflict(record.version, _differences(record, parsed))
     before = snapshot(record)
@@ -513,13 +547,12 @@ def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[st
     locked = record.locked_at is not None
     why = _lock_reason(data, reason) if locked else ""
     if locked and len(why) > LOCK_REASON_MAX:
-        raise RecordError({"lock_reason": _msg("lock_reason", f"tối đa {LOCK_REASON_MAX} ký tự.",
-                                               f"at most {LOCK_REASON_MAX} characters.")})
+        raise RecordError({"lock_reason": _msg("lock_reason", N_("at most %(max)s characters."), max=LOCK_REASON_MAX)})
     _apply(record, parsed)
     if locked and not why and (_changes(before, snapshot(record)) or (complete and not was_completed)):
         raise RecordError({"lock_reason": _msg(
-            "lock_reason", "ngày của hồ sơ này đã được ký duyệt; hãy ghi lý do sửa (thay đổi chưa được lưu).",
-            "this record's day has been signed off; give a reason for the change (nothing was saved).")})
+            "lock_reason", N_("this record's day has been signed off; give a reason for the change "
+                              "(nothing was saved)."))})
     if complete or was_completed:
         errors = completeness_errors(record)
         if errors:
@@ -564,12 +597,11 @@ def close_non_counselling(session: Session, *, record: CallRecord, actor: Actor,
     A record locked by a sign-off needs ``reason``, as in ``save``."""
     if code not in non_counselling_codes() or code == "nc":
         choices = ", ".join(NON_COUNSELLING_QUICK)
-        raise RecordError({"primary_issue": _msg("primary_issue", f"'{code}' không phải cuộc gọi không tư vấn; "
-                                                 f"chọn: {choices}.", f"'{code}' is not a non-counselling "
-                                                 f"call; choose: {choices}.")})
+        raise RecordError({"primary_issue": _msg("primary_issue", N_("'%(code)s' is not a non-counselling "
+                                                                     "call; choose: %(known)s."),
+                                                 code=code, known=choices)})
     if record.state == "completed":
-        raise RecordError({"state": "Hồ sơ đã hoàn tất; hãy sửa trong biểu mẫu. / The record is already "
-                                    "completed; edit it in the form."})
+        raise RecordError({"state": _msg("", N_("The record is already completed; edit it in the form."))})
     data = {"primary_issue": code, "issues": [code], "service_level": "0", "outcome": "non_counselling"}
     return save(session, record=record, actor=actor, data=data,
                 version=record.version if version is None else version, complete=True,
@@ -611,6 +643,8 @@ def caller_history(session: Session, *, call: Call, limit: int = 10) -> list[dic
             "primary_issue": r.primary_issue if r else None,
             "service_level": r.service_level if r else None,
             "risk": r.risk if r else None,
+            "flags": [{"code": t.code, "vi": t.vi, "en": t.en} for t in
+                      (get_taxonomies().get("caller_flag", code) for code in ((r.flags or []) if r else [])) if t],
             "follow_up": bool(r and r.follow_up_needed),
             "follow_up_date": r.follow_up_date if r else None,
             "follow_up_open": bool(r and r.follow_up_needed and r.follow_up_date

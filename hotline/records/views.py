@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from hotline.audit import service as audit
 from hotline.auth.deps import Principal, csrf_protect, require_roles, wants_json
 from hotline.db import session_scope
+from hotline.i18n import N_, translator
 from hotline.records import service
 from hotline.records.ui import pop_labels, text
 from hotline.taxonomy import get_taxonomies
@@ -40,8 +41,13 @@ async def staff_write(request: Request, principal: Principal = Depends(staff)) -
     return principal
 
 
-NOT_FOUND = "Không tìm thấy hồ sơ, hoặc bạn không có quyền xem. / No such record, or you may not see it."
-NOT_ALLOWED = "Bạn không được sửa hồ sơ này. / You may not change this record."
+NOT_FOUND = N_("No such record, or you may not see it.")
+NOT_ALLOWED = N_("You may not change this record.")
+
+
+def _t(principal: Principal, msgid: str) -> str:
+    """``msgid`` in the principal's language."""
+    return translator(principal.language)(msgid)
 
 
 def _json(request: Request) -> bool:
@@ -110,9 +116,9 @@ async def create(request: Request, principal: Principal = Depends(staff_write)) 
         try:
             record = service.create_without_call(db, actor=principal, channel=channel)
         except service.RecordError as exc:
-            raise HTTPException(422, detail=" ".join(exc.errors.values())) from None
+            raise HTTPException(422, detail=" ".join(exc.translated(_lang(principal)).values())) from None
         except service.NotAllowed:
-            raise HTTPException(403, detail=NOT_ALLOWED) from None
+            raise HTTPException(403, detail=_t(principal, NOT_ALLOWED)) from None
         audit.record(db, actor=principal, action="record.create", object_type="call_record",
                      object_id=record.id, request=request, detail={"channel": channel})
         record_id = record.id
@@ -125,11 +131,11 @@ def for_call(call_id: int, request: Request, principal: Principal = Depends(staf
         try:
             record = service.open_for_call(db, call_id=call_id, actor=principal)
         except service.NotFound:
-            raise HTTPException(404, detail=NOT_FOUND) from None
+            raise HTTPException(404, detail=_t(principal, NOT_FOUND)) from None
         except service.NotAllowed:
-            raise HTTPException(403, detail=NOT_ALLOWED) from None
+            raise HTTPException(403, detail=_t(principal, NOT_ALLOWED)) from None
         except service.RecordError as exc:
-            raise HTTPException(422, detail=" ".join(exc.errors.values())) from None
+            raise HTTPException(422, detail=" ".join(exc.translated(_lang(principal)).values())) from None
         audit.record(db, actor=principal, action="record.open", object_type="call_record",
                      object_id=record.id, request=request, detail={"call_id": call_id})
         record_id, version = record.id, record.version
@@ -143,7 +149,7 @@ def _viewed(db: Any, record_id: int, principal: Principal, request: Request, act
     try:
         record = service.get_record(db, record_id=record_id, actor=principal)
     except service.NotFound:
-        raise HTTPException(404, detail=NOT_FOUND) from None
+        raise HTTPException(404, detail=_t(principal, NOT_FOUND)) from None
     audit.record(db, actor=principal, action=action, object_type="call_record", object_id=record.id,
                  request=request)
     return record
@@ -163,9 +169,8 @@ def form_page(record_id: int, request: Request, principal: Principal = Depends(s
 
 def _conflict_body(exc: service.VersionConflict, lang: str) -> dict[str, Any]:
     return {
-        "detail": ("Hồ sơ đã được sửa ở nơi khác (phiên bản %d). Xem khác biệt rồi chọn giữ bản nào. / "
-                   "The record was changed elsewhere (version %d). Review the differences and choose."
-                   % (exc.current_version, exc.current_version)),
+        "detail": translator(lang)(N_("The record was changed elsewhere (version %(version)s). Review the "
+                                      "differences and choose.")) % {"version": exc.current_version},
         "current_version": exc.current_version,
         "differences": {k: {**v, "label": service.field_label(k, lang)} for k, v in exc.differences.items()},
     }
@@ -176,10 +181,10 @@ async def autosave(record_id: int, request: Request, principal: Principal = Depe
     try:
         body = await request.json()
     except ValueError:
-        return JSONResponse({"detail": "Nội dung không phải JSON. / The body is not JSON."}, status_code=400)
+        return JSONResponse({"detail": _t(principal, N_("The body is not JSON."))}, status_code=400)
     if not isinstance(body, dict) or not isinstance(body.get("fields", {}), dict):
-        return JSONResponse({"detail": "Cần {\"version\": n, \"fields\": {…}}. / Expected "
-                                       "{\"version\": n, \"fields\": {…}}."}, status_code=400)
+        return JSONResponse({"detail": _t(principal, N_('Expected {"version": n, "fields": {…}}.'))},
+                            status_code=400)
     fields = body.get("fields", {})
     complete = bool(body.get("complete"))
     lang = _lang(principal)
@@ -187,9 +192,9 @@ async def autosave(record_id: int, request: Request, principal: Principal = Depe
         try:
             record = service.get_record(db, record_id=record_id, actor=principal, for_edit=True)
         except service.NotFound:
-            return JSONResponse({"detail": NOT_FOUND}, status_code=404)
+            return JSONResponse({"detail": _t(principal, NOT_FOUND)}, status_code=404)
         except service.NotAllowed:
-            return JSONResponse({"detail": NOT_ALLOWED}, status_code=403)
+            return JSONResponse({"detail": _t(principal, NOT_ALLOWED)}, status_code=403)
         try:
             record = service.save(db, record=record, actor=principal, data=fields, version=body.get("version"),
                                   complete=complete)
@@ -202,7 +207,8 @@ async def autosave(record_id: int, request: Request, principal: Principal = Depe
             else:
                 db.rollback()
                 version = body.get("version")
-            return JSONResponse({"detail": " ".join(exc.errors.values()), "errors": exc.errors,
+            errors = exc.translated(_lang(principal))
+            return JSONResponse({"detail": " ".join(errors.values()), "errors": errors,
                                  "version": version}, status_code=422)
         audit.record(db, actor=principal, action="record.complete" if complete else "record.save",
                      object_type="call_record", object_id=record.id, request=request,
@@ -225,9 +231,9 @@ async def submit(record_id: int, request: Request, principal: Principal = Depend
         try:
             record = service.get_record(db, record_id=record_id, actor=principal, for_edit=True)
         except service.NotFound:
-            raise HTTPException(404, detail=NOT_FOUND) from None
+            raise HTTPException(404, detail=_t(principal, NOT_FOUND)) from None
         except service.NotAllowed:
-            raise HTTPException(403, detail=NOT_ALLOWED) from None
+            raise HTTPException(403, detail=_t(principal, NOT_ALLOWED)) from None
         try:
             service.save(db, record=record, actor=principal, data=data, version=form.get("version"),
                          complete=complete, present_bools=True)
@@ -243,7 +249,7 @@ async def submit(record_id: int, request: Request, principal: Principal = Depend
                 db.rollback()
                 record = service.get_record(db, record_id=record_id, actor=principal)
             values = {k: v for k, v in data.items() if k in service.FIELD_BY_NAME or k in {"issues", "primary_issue", "lock_reason"}}
-            ctx = form_context(record, lang, values=values, errors=exc.errors)
+            ctx = form_context(record, lang, values=values, errors=exc.translated(_lang(principal)))
             ctx["editable"] = True
             ctx["call_id"] = record.call_id
             return render(request, "records/form.html", ctx, status_code=422)
@@ -289,14 +295,14 @@ async def close_nc(record_id: int, request: Request, principal: Principal = Depe
                                                    version=int(version) if version not in (None, "") else None,
                                                    reason=reason)
         except service.NotFound:
-            raise HTTPException(404, detail=NOT_FOUND) from None
+            raise HTTPException(404, detail=_t(principal, NOT_FOUND)) from None
         except service.NotAllowed:
-            raise HTTPException(403, detail=NOT_ALLOWED) from None
+            raise HTTPException(403, detail=_t(principal, NOT_ALLOWED)) from None
         except service.VersionConflict as exc:
             return JSONResponse(_conflict_body(exc, _lang(principal)), status_code=409)
         except (service.RecordError, ValueError) as exc:
             db.rollback()
-            errors = exc.errors if isinstance(exc, service.RecordError) else {"version": str(exc)}
+            errors = exc.translated(_lang(principal)) if isinstance(exc, service.RecordError) else {"version": str(exc)}
             if _json(request):
                 return JSONResponse({"detail": " ".join(errors.values()), "errors": errors}, status_code=422)
             raise HTTPException(422, detail=" ".join(errors.values())) from None

@@ -31,7 +31,7 @@ def test_edit_of_a_locked_record_is_refused_without_a_reason(client, staff):
     r = client.put(f"/records/{rid}", json={"version": 1, "fields": {"risk": "high"}},
                    headers={**JSON, "X-CSRF-Token": token})
     assert r.status_code == 422
-    assert "lock_reason" in r.json()["errors"] and "signed off" in r.json()["detail"]
+    assert "lock_reason" in r.json()["errors"] and "ký duyệt" in r.json()["detail"]
     with session_scope() as db:
         rec = db.get(CallRecord, rid)
         assert (rec.risk, rec.version) == (None, 1)

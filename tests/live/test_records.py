@@ -146,9 +146,9 @@ def test_completion_says_which_field_and_why_and_keeps_the_draft(client, staff):
         "issues": "child_abuse", "primary_issue": "child_abuse", "notes": "em bé 12 tuổi", "consent_referral": "1",
         "caller_sex": "female", "service_level": "2"})
     assert r.status_code == 422
-    for name, words in [("caller_role", "Người gọi là"), ("outcome", "Outcome"),
-                        ("child_consent", "under 16"), ("representative_consent", "legal representative"),
-                        ("referral_to", "to whom")]:
+    for name, words in [("caller_role", "Người gọi là"), ("outcome", "Kết quả"),
+                        ("child_consent", "dưới 16 tuổi"), ("representative_consent", "người đại diện hợp pháp"),
+                        ("referral_to", "chuyển tới đâu")]:
         assert f'id="err-{name}"' in r.text, name
         assert words in r.text, words
     assert "em bé 12 tuổi" in r.text

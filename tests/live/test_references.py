@@ -49,7 +49,7 @@ def test_panel_buttons_add_references_to_the_record(client, staff):
     assert len(again.json()["references"]) == 2
     # What was given shows on the record.
     page = client.get(f"/records/{rid}").text
-    assert "directory: Tổng đài 111" in page and "legal: Điều 3 Luật PCBLGĐ 2022" in page
+    assert "Danh bạ dịch vụ: Tổng đài 111" in page and "Tra cứu pháp luật: Điều 3 Luật PCBLGĐ 2022" in page
 
 
 def test_references_are_checked(client, staff):

@@ -15,6 +15,9 @@
   var statusEl = document.getElementById("save-status");
   var timer = null, inFlight = false, again = false, conflictVersion = null;
   var SKIP = {csrf_token: 1, version: 1, action: 1};
+  // Checkbox groups that give a list of codes (issues, caller flags), not one yes/no.
+  var MULTI = {issues: 1};
+  form.querySelectorAll("fieldset.multi input[type=checkbox]").forEach(function (el) { MULTI[el.name] = 1; });
 
   function status(text, cls) {
     statusEl.textContent = text || "";
@@ -22,10 +25,11 @@
   }
 
   function collect() {
-    var out = {issues: [], primary_issue: ""};
+    var out = {primary_issue: ""};
+    Object.keys(MULTI).forEach(function (k) { out[k] = []; });
     Array.prototype.forEach.call(form.elements, function (el) {
       if (!el.name || SKIP[el.name]) return;
-      if (el.name === "issues") { if (el.checked) out.issues.push(el.value); return; }
+      if (MULTI[el.name]) { if (el.checked) out[el.name].push(el.value); return; }
       if (el.type === "radio") { if (el.checked) out[el.name] = el.value; return; }
       if (el.type === "checkbox") { out[el.name] = el.checked; return; }
       out[el.name] = el.value;
@@ -37,7 +41,7 @@
     Array.prototype.forEach.call(form.elements, function (el) {
       if (!el.name || SKIP[el.name] || !(el.name in fields)) return;
       var v = fields[el.name];
-      if (el.name === "issues") { el.checked = (v || []).indexOf(el.value) >= 0; return; }
+      if (MULTI[el.name]) { el.checked = (v || []).indexOf(el.value) >= 0; return; }
       if (el.type === "radio") { el.checked = v === el.value; return; }
       if (el.type === "checkbox") { el.checked = !!v; return; }
       el.value = v == null ? "" : v;
@@ -60,7 +64,10 @@
     var keys = Object.keys(a);
     for (var i = 0; i < keys.length; i++) {
       var k = keys[i], x = a[k], y = b[k];
-      if (k === "issues") { if ((x || []).slice().sort().join() !== (y || []).slice().sort().join()) return false; continue; }
+      if (MULTI[k] || Array.isArray(x) || Array.isArray(y)) {
+        if ((x || []).slice().sort().join() !== (y || []).slice().sort().join()) return false;
+        continue;
+      }
       if (x === "" || x === false) x = null;
       if (y === "" || y === false) y = null;
       if (x != null && y != null && String(x) === String(y)) continue;
