@@ -4,7 +4,8 @@ File format (``.hlbk``), streamed in both directions so a dump of any size needs
 
 * ``MAGIC`` (16 bytes), then a 4-byte big-endian length and a JSON header: the format version,
   how the key was derived (``hkdf`` from ``HOTLINE_BACKUP_KEY`` or ``scrypt`` from a passphrase
-  file), the salt, a random nonce prefix, when and from which database the dump was made.
+  file), the salt, a check value of the derived key (a wrong key is told apart from damage), a
+  random nonce prefix, when and from which database the dump was made.
 * Then chunks: a 4-byte length and the AES-256-GCM ciphertext of up to ``CHUNK`` bytes of the
   ``pg_dump --format=custom`` output.  Each chunk's 12-byte nonce is the 7-byte prefix, a 4-byte
   counter and a final-chunk flag, and every chunk authenticates the header, so chunks cannot be
@@ -82,6 +83,11 @@ def key_source(*, backup_key: str = "", passphrase_file: str | Path | None = Non
                       "backups, without it they cannot be read")
 
 
+def _key_check(derived: bytes) -> str:
+    """Tells a wrong key from a damaged file before any part is decrypted (reveals nothing of the key)."""
+    return base64.b64encode(hashlib.sha256(b"hotline backup key check\x00" + derived).digest()[:16]).decode()
+
+
 def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
     return prefix + struct.pack(">I", counter) + (b"\x01" if last else b"\x00")
 
@@ -91,12 +97,14 @@ def encrypt_stream(source: IO[bytes], dest: IO[bytes], key: KeySource, meta: dic
     """Encrypt ``source`` into ``dest``; returns the number of plaintext bytes."""
     salt = os.urandom(16)
     prefix = os.urandom(7)
+    derived = key.derive(salt)
     header = json.dumps({"version": VERSION, "kdf": key.kind, "salt": base64.b64encode(salt).decode(),
-                         "nonce_prefix": base64.b64encode(prefix).decode(), "chunk": CHUNK, **meta},
+                         "key_check": _key_check(derived), "nonce_prefix": base64.b64encode(prefix).decode(),
+                         "chunk": CHUNK, **meta},
                         sort_keys=True).encode()
     dest.write(MAGIC + _LEN.pack(len(header)) + header)
     aad = hashlib.sha256(MAGIC + header).digest()
-    aes = AESGCM(key.derive(salt))
+    aes = AESGCM(derived)
     total, counter = 0, 0
     current = _read_full(source, CHUNK)
     while True:
@@ -152,7 +160,10 @@ def decrypt_stream(source: IO[bytes], key: KeySource) -> Iterator[bytes]:
             else "the key HOTLINE_BACKUP_KEY"
         raise BackupError(f"this backup was encrypted with {want}, but {key.origin} was given")
     aad = hashlib.sha256(MAGIC + raw).digest()
-    aes = AESGCM(key.derive(base64.b64decode(header["salt"])))
+    derived = key.derive(base64.b64decode(header["salt"]))
+    if header.get("key_check") != _key_check(derived):
+        raise BackupError(f"cannot decrypt the backup with {key.origin}: it was made with another key or passphrase")
+    aes = AESGCM(derived)
     prefix = base64.b64decode(header["nonce_prefix"])
     counter = 0
     while True:
@@ -172,9 +183,6 @@ def decrypt_stream(source: IO[bytes], key: KeySource) -> Iterator[bytes]:
             except InvalidTag:
                 continue
         else:
-            if counter == 0:
-                raise BackupError(f"cannot decrypt the backup with {key.origin}: wrong key or passphrase, or the "
-                                  "file is damaged")
             raise BackupError(f"the backup file is damaged or was altered at part {counter + 1}")
         yield plain
         counter += 1

@@ -53,7 +53,7 @@ def test_a_good_installation_passes(sqlite_env, redis_url, ami, monkeypatch, cap
     assert "Redis" in checks["clock"]["details"]["skew"]
 
 
-def test_a_broken_installation_fails_with_what_to_do(tmp_path: Path, ami):
+def test_a_broken_installation_fails_with_what_to_do(tmp_path: Path, ami, monkeypatch, capsys):
     """Unmigrated database, Redis unreachable, a wrong AMI secret, a PBX that is down, example
     secrets, an unknown timezone, plain http in production: each reported, exit code 1."""
     pbx = tmp_path / "pbx"
@@ -80,22 +80,26 @@ def test_a_broken_installation_fails_with_what_to_do(tmp_path: Path, ami):
     assert "not-the-secret" not in text and "whatever-secret" not in text  # secrets never printed
     assert ami.failed_logins == 1
 
-    result = run_hotline("check", "--json", env=env)
-    assert result.returncode == 1
-    checks = _checks(result.stdout)
+    for name, value in env.items():  # the same configuration, in this process, as JSON
+        monkeypatch.setenv(name, value)
+    reset_settings()
+    assert main(["check", "--json"]) == 1
+    checks = _checks(capsys.readouterr().out)
+    reset_settings()
     assert checks["_ok"] is False and checks["migrations"]["status"] == "fail"
     assert checks["migrations"]["fix"].startswith("run: hotline db upgrade")
     assert checks["database"]["status"] == "warn"  # SQLite in production
 
 
-def test_an_unreachable_database_is_a_failure_that_names_the_setting(tmp_path: Path):
-    env = {"PATH": "/usr/bin:/bin", "HOTLINE_ENV_FILE": str(tmp_path / "none.env"), "HOTLINE_DATA_DIR": str(tmp_path),
-           "HOTLINE_DATABASE_URL": "postgresql+psycopg://hotline:pw-never-shown@127.0.0.1:9/hotline"}
-    result = run_hotline("check", "--json", env=env)
-    assert result.returncode == 1
-    checks = _checks(result.stdout)
+def test_an_unreachable_database_is_a_failure_that_names_the_setting(sqlite_env, monkeypatch, capsys):
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", "postgresql+psycopg://hotline:pw-never-shown@127.0.0.1:9/hotline")
+    reset_settings()
+    assert main(["check", "--json"]) == 1
+    out = capsys.readouterr().out
+    checks = _checks(out)
     assert checks["database"]["status"] == "fail" and "HOTLINE_DATABASE_URL" in checks["database"]["fix"]
-    assert "pw-never-shown" not in result.stdout and "***" in checks["database"]["message"]
+    assert "pw-never-shown" not in out and "***" in checks["database"]["message"]
+    assert "migrations" not in checks  # nothing further is asked of a database that is not there
 
 
 def test_twilio_lines_without_a_token_fail(env, capsys, monkeypatch):
