@@ -91,7 +91,8 @@ def list_page(request: Request, state: str | None = None, principal: Principal =
         audit.record(db, actor=principal, action="record.list", object_type="call_record", object_id=None,
                      request=request, detail={"count": len(rows), "state": state})
         items = [{"id": r.id, "state": r.state, "created_at": r.created_at, "channel": r.channel,
-                  "primary_issue": r.primary_issue, "counsellor_id": r.counsellor_id, "call_id": r.call_id}
+                  "primary_issue": r.primary_issue, "counsellor_id": r.counsellor_id, "call_id": r.call_id,
+                  "flags": list(r.flags or [])}
                  for r in rows]
     tax = get_taxonomies()
     return render(request, "records/list.html", {
