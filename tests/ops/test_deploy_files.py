@@ -62,8 +62,7 @@ def test_env_template_placeholders_fail_hotline_check(tmp_path):
 def nginx_conf(tmp_path: Path) -> Path:
     """deploy/nginx/hotline.conf with its paths moved into tmp and its ports free, inside a
     minimal nginx.conf like Debian's (http context, mime types)."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
+    if not Path(nginx_binary()).exists():
         pytest.fail("nginx is not installed: run scripts/setup --test (it installs Debian's nginx)")
     (tmp_path / "logs").mkdir()
     twilio = tmp_path / "twilio"
@@ -107,8 +106,12 @@ http {{
     return tmp_path / "nginx.conf"
 
 
+def nginx_binary() -> str:
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
 def test_nginx_accepts_the_shipped_configuration(nginx_conf: Path):
-    result = subprocess.run(["nginx", "-t", "-c", str(nginx_conf), "-p", str(nginx_conf.parent)],
+    result = subprocess.run([nginx_binary(), "-t", "-c", str(nginx_conf), "-p", str(nginx_conf.parent)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "syntax is ok" in result.stderr and "test is successful" in result.stderr
@@ -118,7 +121,7 @@ def test_nginx_serves_the_fallback_twiml_to_twilio_posts_and_redirects_http(ngin
     """Twilio POSTs to its fallback URL; nginx answers with the static TwiML even with no web
     process running at all."""
     http_port, https_port = (int(p) for p in (nginx_conf.parent / "ports").read_text().split())
-    proc = subprocess.Popen(["nginx", "-c", str(nginx_conf), "-p", str(nginx_conf.parent), "-g", "daemon off;"],
+    proc = subprocess.Popen([nginx_binary(), "-c", str(nginx_conf), "-p", str(nginx_conf.parent), "-g", "daemon off;"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         base = f"https://127.0.0.1:{https_port}"
