@@ -25,6 +25,22 @@ class World:
     record_id: int
     users: dict[str, int]
 
+    ROLES = {"lan": "counsellor", "hoa": "counsellor", "sup": "supervisor", "admin": "administrator",
+             "pa": "partner", "pb": "partner", "far": "supervisor"}
+
+    def uid(self, name: str) -> int:
+        """The account's id, created on first use (argon2 hashing is slow: only what a test needs)."""
+        if name not in self.users:
+            self.users[name] = create_user(name, PASSWORD, self.ROLES[name],
+                                           centre_code="other" if name == "far" else None)
+        return self.users[name]
+
+    def login(self, client, name: str) -> str:  # type: ignore[no-untyped-def]
+        from tests.helpers import login
+
+        self.uid(name)
+        return login(client, name, PASSWORD)
+
     def record(self, **changes: Any) -> int:
         """Change the call record's fields (consent, age, risk …) as the counsellor would."""
         from hotline.calls.models import CallRecord
@@ -67,10 +83,7 @@ def make_world(receiver: Receiver, smtp: SMTPSink, twilio: TwilioStandIn) -> Wor
                  referral_sms="0987 654 321")
         _service(db, id="t-police", organization_id="org-d", organization="Công an xã", name="Công an xã",
                  service_type="police")
-    users = {name: create_user(name, PASSWORD, role) for name, role in
-             (("lan", "counsellor"), ("hoa", "counsellor"), ("sup", "supervisor"), ("admin", "administrator"),
-              ("pa", "partner"), ("pb", "partner"))}
-    users["far"] = create_user("far", PASSWORD, "supervisor", centre_code="other")
+    users = {"lan": create_user("lan", PASSWORD, "counsellor")}
     with session_scope() as db:
         lan = db.get(User, users["lan"])
         rec = CallRecord(centre_id=lan.centre_id, counsellor_id=lan.id, channel="walk_in", state="draft", version=1,
@@ -91,13 +104,32 @@ def peer_env(receiver_port: int, smtp: SMTPSink, twilio: TwilioStandIn) -> dict[
             "HOTLINE_REFERRAL_RETRY_SECONDS": "1,1"}
 
 
-@pytest.fixture
-def peers() -> Iterator[tuple[Receiver, SMTPSink, TwilioStandIn]]:
+@pytest.fixture(scope="session")
+def _peers() -> Iterator[tuple[Receiver, SMTPSink, TwilioStandIn]]:
     receiver, smtp, twilio = Receiver(SECRET).start(), SMTPSink().start(), TwilioStandIn().start()
     yield receiver, smtp, twilio
     receiver.stop()
     smtp.stop()
     twilio.stop()
+
+
+@pytest.fixture
+def peers(_peers: tuple[Receiver, SMTPSink, TwilioStandIn]) -> tuple[Receiver, SMTPSink, TwilioStandIn]:
+    """The same running peers for every test, emptied (and started again if a test stopped them)."""
+    receiver, smtp, twilio = _peers
+    if receiver._server is None:
+        receiver.start()
+    if not getattr(smtp, "running", False):
+        smtp.start()
+    with receiver.lock:
+        receiver.requests.clear()
+        receiver.accepted.clear()
+        receiver.bad_signatures = 0
+        receiver.fail_next = 0
+    smtp.messages.clear()
+    twilio.messages.clear()
+    twilio.auth.clear()
+    return _peers
 
 
 @pytest.fixture
@@ -127,3 +159,11 @@ def fresh_client():  # type: ignore[no-untyped-def]
     return TestClient(create_app())
 
 
+
+
+@pytest.fixture
+def fast_retries(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    """Tries follow each other at once (dead-letter tests need not wait for the backoff)."""
+    monkeypatch.setenv("HOTLINE_REFERRAL_RETRY_SECONDS", "0,0")
+    reset_settings()
+    return world

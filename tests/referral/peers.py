@@ -109,14 +109,21 @@ class SMTPSink:
                 return "250 OK"
 
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self._make = lambda: Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller = None
+        self.running = False
 
     def start(self) -> SMTPSink:
+        """Start (again, on the same port: a stopped aiosmtpd controller cannot be restarted)."""
+        self.controller = self._make()
         self.controller.start()
+        self.running = True
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.running and self.controller is not None:
+            self.controller.stop()
+            self.running = False
 
 
 class TwilioStandIn:

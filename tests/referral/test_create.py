@@ -28,7 +28,7 @@ def _referrals():  # type: ignore[no-untyped-def]
 
 def test_missing_consent_blocks_and_keeps_what_was_typed(world, app_client):
     world.record(consent_referral=False)
-    token = login(app_client, "lan", PASSWORD)
+    token = world.login(app_client, "lan")
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-shelter-a"))
     assert r.status_code == 422
     assert "consent to referral is not recorded" in r.text
@@ -39,7 +39,7 @@ def test_missing_consent_blocks_and_keeps_what_was_typed(world, app_client):
 
 def test_scope_of_consent_is_respected(world, app_client):
     world.record(consent_referral_scope={"to": "nhà tạm lánh"})
-    token = login(app_client, "lan", PASSWORD)
+    token = world.login(app_client, "lan")
     # The caller agreed to a shelter, not to legal aid.
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-legal"))
     assert r.status_code == 422 and "Outside what the caller agreed to" in r.text
@@ -59,12 +59,12 @@ def test_scope_of_consent_is_respected(world, app_client):
 
 def test_child_without_both_consents_needs_supervisor_override_with_reason(world, app_client):
     world.record(caller_age_group="under_16", child_consent=True, representative_consent=None, risk="high")
-    token = login(app_client, "lan", PASSWORD)
+    token = world.login(app_client, "lan")
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-shelter-a"))
     assert r.status_code == 422 and "both the child and the legal representative" in r.text
     assert "a supervisor may refer" in r.text
     app_client.cookies.clear()
-    token = login(app_client, "sup", PASSWORD)
+    token = world.login(app_client, "sup")
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-shelter-a", override_reason="x"))
     assert r.status_code == 422 and "Write why you refer without consent" in r.text
     reason = "Trẻ bị đánh, mẹ không liên lạc được, cần tạm lánh ngay"
@@ -82,14 +82,14 @@ def test_child_without_both_consents_needs_supervisor_override_with_reason(world
 
 def test_no_override_without_child_or_imminent_danger(world, app_client):
     world.record(consent_referral=False, risk="high")
-    token = login(app_client, "sup", PASSWORD)
+    token = world.login(app_client, "sup")
     r = app_client.post(f"/records/{world.record_id}/referrals",
                         data=_form(token, "t-shelter-a", override_reason="Tôi nghĩ là nên chuyển gửi"))
     assert r.status_code == 422 and "record the consent on the call record first" in r.text
 
 
 def test_preview_shows_exactly_the_minimal_content(world, app_client):
-    token = login(app_client, "lan", PASSWORD)
+    token = world.login(app_client, "lan")
     r = app_client.post(f"/records/{world.record_id}/referrals",
                         data=_form(token, "t-shelter-a", action="preview"), headers={"Accept": "application/json"})
     assert r.status_code == 200, r.text
@@ -107,7 +107,7 @@ def test_preview_shows_exactly_the_minimal_content(world, app_client):
 def test_webhook_email_and_sms_delivery(world, app_client):
     from referral.models import Referral
 
-    token = login(app_client, "lan", PASSWORD)
+    token = world.login(app_client, "lan")
     r = app_client.post(f"/records/{world.record_id}/referrals",
                         data=_form(token, "t-shelter-a", "t-shelter-b", "t-legal"), follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/records/{world.record_id}#referrals"
@@ -148,7 +148,7 @@ def test_webhook_email_and_sms_delivery(world, app_client):
 
 def test_service_that_takes_no_referrals_is_refused(world, app_client):
     world.record(consent_referral_scope={"to": "bất kỳ"})
-    token = login(app_client, "lan", PASSWORD)
+    token = world.login(app_client, "lan")
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-police"))
     assert r.status_code == 422 and "does not take referrals through hotline" in r.text
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "nope"))
@@ -156,11 +156,11 @@ def test_service_that_takes_no_referrals_is_refused(world, app_client):
 
 
 def test_other_centre_and_partners_cannot_refer(world, app_client):
-    token = login(app_client, "far", PASSWORD)
+    token = world.login(app_client, "far")
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-shelter-a"))
     assert r.status_code == 404
     app_client.cookies.clear()
-    token = login(app_client, "pa", PASSWORD)
+    token = world.login(app_client, "pa")
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-shelter-a"))
     assert r.status_code == 403
     assert _referrals() == []

@@ -22,7 +22,7 @@ def _make(world, *services, urgency="urgent"):  # type: ignore[no-untyped-def]
     from hotline.auth.deps import Principal
     from referral import service
 
-    p = Principal(id=world.users["lan"], username="lan", display_name="", role="counsellor", centre_id=1, language="vi")
+    p = Principal(id=world.uid("lan"), username="lan", display_name="", role="counsellor", centre_id=1, language="vi")
     with session_scope() as db:
         made = service.create(db, record_id=world.record_id, actor=p,
                               data={"service_ids": list(services), "urgency": urgency, "ask": "Nhận tạm lánh"})
@@ -50,10 +50,11 @@ def test_partner_sees_only_their_organisation(world, app_client):
     [(b_id, b_pub)] = _make(world, "t-shelter-b")
     from hotline.cli import main
 
+    world.uid("pa"), world.uid("pb")
     assert main(["referral", "partner", "link", "pa", "org-a"]) == 0
     assert main(["referral", "partner", "link", "pb", "org-b"]) == 0
     assert main(["referral", "partner", "link", "lan", "org-b"]) != 0  # not a partner account
-    token = login(app_client, "pa", PASSWORD)
+    token = world.login(app_client, "pa")
     home = app_client.get("/partner")
     assert home.status_code == 200 and a_pub in home.text and b_pub not in home.text
     assert app_client.get(f"/partner/referrals/{b_pub}").status_code == 404
@@ -75,7 +76,7 @@ def test_partner_sees_only_their_organisation(world, app_client):
     assert r.status_code == 422 and _state(a_id) == "declined"
     # The other partner sees its own only.
     app_client.cookies.clear()
-    login(app_client, "pb", PASSWORD)
+    world.login(app_client, "pb")
     home = app_client.get("/partner")
     assert b_pub in home.text and a_pub not in home.text
     assert app_client.get(f"/partner/referrals/{a_pub}").status_code == 404
@@ -83,7 +84,7 @@ def test_partner_sees_only_their_organisation(world, app_client):
 
 def test_unlinked_partner_sees_nothing(world, app_client):
     _make(world, "t-shelter-a")
-    login(app_client, "pa", PASSWORD)
+    world.login(app_client, "pa")
     home = app_client.get("/partner")
     assert home.status_code == 200 and 'id="not-linked"' in home.text and "HL-" not in home.text
 
@@ -99,7 +100,7 @@ def test_single_use_link(world, app_client):
     assert r.status_code == 200 and 'id="answered"' in r.text
     assert _state(ref_id) == "accepted"
     again = app_client.get(f"/r/{token}")
-    assert again.status_code == 409 and "already used" in again.text
+    assert again.status_code == 409 and 'data-kind="used"' in again.text
     r = app_client.post(f"/r/{token}", data={"csrf_token": csrf, "decision": "declined", "note": "x"})
     assert r.status_code == 409 and _state(ref_id) == "accepted"
     # A forged or altered token is not a link.
@@ -171,7 +172,8 @@ def test_webhook_acknowledgement_signed_forged_replayed(world, app_client):
 
 
 def test_admin_links_partner_accounts_in_the_page(world, app_client):
-    token = login(app_client, "admin", PASSWORD)
+    world.uid("pa")
+    token = world.login(app_client, "admin")
     page = app_client.get("/referrals/admin/partners")
     assert page.status_code == 200
     r = app_client.post("/referrals/admin/partners", data={"csrf_token": token, "username": "pa",
@@ -182,5 +184,5 @@ def test_admin_links_partner_accounts_in_the_page(world, app_client):
     assert r.status_code == 303
     assert "org-a" in app_client.get("/referrals/admin/partners").text
     app_client.cookies.clear()
-    token = login(app_client, "sup", PASSWORD)
+    token = world.login(app_client, "sup")
     assert app_client.get("/referrals/admin/partners").status_code == 403
