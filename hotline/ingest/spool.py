@@ -62,10 +62,11 @@ def spool_dir() -> Path:
 def write(items: Sequence[RawIn]) -> Path:
     path = spool_dir() / f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
     tmp = path.with_suffix(".tmp")
+    ring = crypto.keyring()  # a key problem shows before a file is started
     with open(tmp, "w", encoding="utf-8") as fh:
         for item in items:
             # Each line is encrypted like a database column: events carry callers' numbers.
-            fh.write(crypto.encrypt_text(json.dumps(_encode(item), ensure_ascii=False)) + "\n")
+            fh.write(ring.encrypt_text(json.dumps(_encode(item), ensure_ascii=False)) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
     tmp.rename(path)
