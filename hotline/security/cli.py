@@ -140,6 +140,8 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
         print(f"full numbers of calls before {report.numbers_cutoff:%Y-%m-%d}: {verb} from {len(report.calls)} calls"
               f"{ids(report.calls)}; caller IDs in {report.raw_events} raw events and {report.dead_letters} dead letters")
         print(f"  kept for a follow-up still due: {report.follow_up_calls} calls")
+    for name, count in sorted(report.domains.items()):
+        print(f"{name}: {verb} from {count} rows")
     if args.dry_run:
         print("dry run: nothing was changed")
     return 0

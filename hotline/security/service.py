@@ -47,6 +47,29 @@ class SecurityError(ValueError):
     """Bad input to a security command: says what was wrong and what to do."""
 
 
+@dataclass(frozen=True)
+class RetentionHook:
+    """A domain's own retention step (core never imports a domain; domains register here).
+
+    ``func(*, now, notes_cutoff, numbers_cutoff, dry_run) -> int`` removes (or, on a dry run,
+    counts) the domain's free text older than ``notes_cutoff`` and full numbers older than
+    ``numbers_cutoff`` (either may be None: kept forever), skipping anything tied to a call record
+    under legal hold, commits its own batches, and returns how many rows it changed.  Register from
+    a module that both the worker and the CLI import (e.g. the domain's ``service.py``).
+    """
+
+    name: str
+    func: Callable[..., int]
+
+
+RETENTION_HOOKS: list[RetentionHook] = []
+
+
+def register_retention(name: str, func: Callable[..., int]) -> None:
+    if not any(h.name == name for h in RETENTION_HOOKS):
+        RETENTION_HOOKS.append(RetentionHook(name, func))
+
+
 # ---------------------------------------------------------------------- encrypted columns
 @dataclass(frozen=True)
 class EncryptedColumn:
@@ -234,6 +257,7 @@ class RetentionReport:
     dead_letters: int = 0
     held_records: int = 0  # skipped: legal hold
     follow_up_calls: int = 0  # skipped: follow-up still due
+    domains: dict[str, int] = field(default_factory=dict)  # rows changed by each RetentionHook
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -322,13 +346,16 @@ def run_retention(*, now: datetime | None = None, dry_run: bool = False, batch_s
         _retain_notes(report, report.notes_cutoff, dry_run, batch_size)
     if report.numbers_cutoff is not None:
         _retain_numbers(report, report.numbers_cutoff, today, dry_run, batch_size)
+    for hook in list(RETENTION_HOOKS):
+        report.domains[hook.name] = int(hook.func(now=now, notes_cutoff=report.notes_cutoff,
+                                                  numbers_cutoff=report.numbers_cutoff, dry_run=dry_run) or 0)
     if not dry_run:
         with session_scope() as session:
             audit.record(session, actor=None, action="retention.run", object_type="retention", object_id=None,
                          detail={"records": len(report.records), "revisions": report.revisions,
                                  "calls": len(report.calls), "raw_events": report.raw_events,
                                  "dead_letters": report.dead_letters, "held_records": report.held_records,
-                                 "follow_up_calls": report.follow_up_calls})
+                                 "follow_up_calls": report.follow_up_calls, "domains": report.domains})
     return report
 
 
@@ -483,6 +510,6 @@ def legal_holds(session: Session) -> list[CallRecord]:
     return list(session.scalars(select(CallRecord).where(CallRecord.legal_hold.is_(True)).order_by(CallRecord.id)))
 
 
-__all__ = ["EncryptedColumn", "KeyStatus", "RetentionReport", "RotationResult", "SecurityError",
-           "encrypted_columns", "key_status", "legal_holds", "number_variants", "redact_payload",
-           "release_legal_hold", "rotate_keys", "run_retention", "set_legal_hold"]
+__all__ = ["RETENTION_HOOKS", "EncryptedColumn", "KeyStatus", "RetentionHook", "RetentionReport", "RotationResult",
+           "SecurityError", "encrypted_columns", "key_status", "legal_holds", "number_variants", "redact_payload",
+           "register_retention", "release_legal_hold", "rotate_keys", "run_retention", "set_legal_hold"]

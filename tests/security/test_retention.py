@@ -240,3 +240,23 @@ def test_redaction_of_twilio_and_ami_payloads():
     ami = "Event: QueueCallerJoin\r\nCallerIDNum: 0912345678\r\nDestCallerIDName: X\r\nQueue: hotline\r\n"
     out = redact_payload(ami, [])
     assert out == f"Event: QueueCallerJoin\r\nCallerIDNum: {PURGED}\r\nDestCallerIDName: {PURGED}\r\nQueue: hotline\r\n"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_domains_add_their_own_retention_step(env, monkeypatch, capsys):
+    from hotline.security import service
+
+    seen = []
+
+    def step(*, now, notes_cutoff, numbers_cutoff, dry_run):
+        seen.append((now, notes_cutoff, numbers_cutoff, dry_run))
+        return 3
+
+    monkeypatch.setattr(service, "RETENTION_HOOKS", [])
+    service.register_retention("referral", step)
+    service.register_retention("referral", step)  # once only
+    build_parser()
+    with freeze_time(NOW):
+        assert main(["retention", "run", "--dry-run"]) == 0
+    assert "referral: would remove from 3 rows" in capsys.readouterr().out
+    assert seen == [(NOW, NOW - timedelta(days=730), NOW - timedelta(days=180), True)]
