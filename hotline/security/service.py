@@ -399,36 +399,35 @@ def _retain_numbers(report: RetentionReport, cutoff: datetime, today: date, dry_
     last = 0
     while True:
         with session_scope() as session:
-            rows = session.execute(
-                select(RawEvent.id, RawEvent.provider, RawEvent.provider_key)
-                .where(RawEvent.received_at < cutoff, RawEvent.purged_at.is_(None), RawEvent.id > last)
-                .order_by(RawEvent.id).limit(batch_size)).all()
-            if not rows:
+            events = list(session.scalars(
+                select(RawEvent).where(RawEvent.received_at < cutoff, RawEvent.purged_at.is_(None), RawEvent.id > last)
+                .order_by(RawEvent.id).limit(batch_size)))
+            if not events:
                 break
-            last = rows[-1][0]
-            keys = {(p, k) for _i, p, k in rows if k}
+            last = events[-1].id
+            keys = {e.provider_key for e in events if e.provider_key}
             owner: dict[tuple[str, str], int] = {}
             if keys:
                 for provider, key, call_id in session.execute(
-                        select(CallKey.provider, CallKey.key, CallKey.call_id).where(
-                            or_(*[and_(CallKey.provider == p, CallKey.key == k) for p, k in keys]))):
+                        select(CallKey.provider, CallKey.key, CallKey.call_id).where(CallKey.key.in_(keys))):
                     owner[(provider, key)] = call_id
             held, due = _held_call_ids(session, sorted(set(owner.values())), today)
             numbers = {cid: (raw, num) for cid, raw, num in session.execute(
                 select(Call.id, Call.caller_raw, Call.caller_number).where(Call.id.in_(set(owner.values()))))}
-            for raw_id, provider, key in rows:
-                call_id = owner.get((provider, key)) if key else None
+            letters: dict[int, list[DeadLetter]] = {}
+            for letter in session.scalars(select(DeadLetter).where(
+                    DeadLetter.raw_event_id.in_([e.id for e in events]), DeadLetter.purged_at.is_(None))):
+                letters.setdefault(letter.raw_event_id or 0, []).append(letter)
+            for event in events:
+                call_id = owner.get((event.provider, event.provider_key)) if event.provider_key else None
                 if call_id in held or call_id in due:
                     continue
                 report.raw_events += 1
-                variants = number_variants(*numbers.get(call_id, (None, None)))
-                dead = list(session.scalars(select(DeadLetter).where(DeadLetter.raw_event_id == raw_id,
-                                                                     DeadLetter.purged_at.is_(None))))
+                dead = letters.get(event.id, [])
                 report.dead_letters += len(dead)
                 if dry_run:
                     continue
-                event = session.get(RawEvent, raw_id)
-                assert event is not None
+                variants = number_variants(*numbers.get(call_id, (None, None)))
                 event.payload = redact_payload(event.payload, variants)
                 event.payload_bytes = None
                 event.purged_at = report.now
