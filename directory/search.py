@@ -63,6 +63,8 @@ class Interpretation:
     lon: float | None = None
     corrections: dict[str, list[str]] = field(default_factory=dict)
     phrase: str = ""  # the whole query, folded and corrected: entries containing it rank first
+    whole: set[str] = field(default_factory=set)  # words matched as whole words, not as prefixes
+    typing: set[str] = field(default_factory=set)  # the last word of the query (or its corrections): prefixes
 
     def as_dict(self) -> dict[str, Any]:
         return {"terms": self.terms, "phone": self.phone, "type": self.type_code, "province": self.province_code,
@@ -85,41 +87,52 @@ def _static_words() -> frozenset[str]:
 # words, nothing removes them), so a word once known stays known: only unknown words (typos, or words
 # new since the last look) cost a round trip.
 _KNOWN: dict[str, set[str]] = {}
+_WHOLE: dict[str, set[str]] = {}  # words that are vocabulary words themselves
 
 
 def clear_caches() -> None:
     """Forget the known words (tests that empty the tables)."""
     _KNOWN.clear()
+    _WHOLE.clear()
 
 
 _PG_VOCAB = (
     "SELECT w, EXISTS (SELECT 1 FROM dir_words WHERE word >= w AND word < w || :top), "
+    "EXISTS (SELECT 1 FROM dir_words WHERE word = w), "
     "ARRAY(SELECT word FROM dir_words WHERE word % w ORDER BY similarity(word, w) DESC LIMIT 30) "
     "FROM unnest(CAST(:ws AS text[])) AS w")
 
 
-def _known_prefixes(session: Session, words: list[str]) -> tuple[set[str], dict[str, list[str]]]:
-    """Which words begin some vocabulary word, at most one round trip for the whole query; on
-    PostgreSQL the same trip brings the typo candidates (trigram similarity, GIN-indexed) of the
-    words that do not."""
+def _known_prefixes(session: Session, words: list[str]) -> tuple[set[str], set[str], dict[str, list[str]]]:
+    """Which words begin some vocabulary word, and which are whole vocabulary words; at most one
+    round trip for the whole query.  On PostgreSQL the same trip brings the typo candidates
+    (trigram similarity, GIN-indexed) of the words that begin none."""
     words = [w for w in dict.fromkeys(words) if len(w) >= 2 and not w.isdigit() and w not in _static_words()]
     if not words:
-        return set(), {}
-    known = _KNOWN.setdefault(session.get_bind().url.render_as_string(hide_password=True), set())
-    unknown = [w for w in words if w not in known]
+        return set(), set(), {}
+    db = session.get_bind().url.render_as_string(hide_password=True)
+    known, whole = _KNOWN.setdefault(db, set()), _WHOLE.setdefault(db, set())
+    ask = [w for w in words if w not in whole]  # whole words are known prefixes too
     cands: dict[str, list[str]] = {}
-    if unknown and session.get_bind().dialect.name == "postgresql":
-        for w, hit, similar in session.execute(_stmt(_PG_VOCAB, False), {"ws": unknown, "top": "\uffff"}):
+    if ask and session.get_bind().dialect.name == "postgresql":
+        for w, hit, exact, similar in session.execute(_stmt(_PG_VOCAB, False), {"ws": ask, "top": "\uffff"}):
             if hit:
                 known.add(w)
             else:
                 cands[w] = list(similar)
-    elif unknown:
-        checks = " , ".join(f"EXISTS (SELECT 1 FROM dir_words WHERE word >= :w{i} AND word < :u{i})" for i in range(len(unknown)))
-        params = {**{f"w{i}": w for i, w in enumerate(unknown)}, **{f"u{i}": w + "\uffff" for i, w in enumerate(unknown)}}
+            if exact:
+                whole.add(w)
+    elif ask:
+        checks = " , ".join(f"EXISTS (SELECT 1 FROM dir_words WHERE word >= :w{i} AND word < :u{i}), "
+                            f"EXISTS (SELECT 1 FROM dir_words WHERE word = :w{i})" for i in range(len(ask)))
+        params = {**{f"w{i}": w for i, w in enumerate(ask)}, **{f"u{i}": w + "\uffff" for i, w in enumerate(ask)}}
         row = session.execute(_stmt(f"SELECT {checks}", False), params).one()
-        known.update(w for w, hit in zip(unknown, row, strict=True) if hit)
-    return {w for w in words if w in known}, cands
+        for i, w in enumerate(ask):
+            if row[2 * i]:
+                known.add(w)
+            if row[2 * i + 1]:
+                whole.add(w)
+    return {w for w in words if w in known or w in whole}, {w for w in words if w in whole}, cands
 
 
 def _expand(session: Session, word: str, interp: Interpretation, known: set[str],
@@ -162,9 +175,18 @@ def interpret(session: Session, query: Query) -> Interpretation:
             joined = "0" + joined[2:]
         if len(joined) >= 3:
             interp.phone = joined
-    known, prefetched = _known_prefixes(session, rest)
+    known, whole, prefetched = _known_prefixes(session, rest)
     expanded = [(_expand(session, w, interp, known, prefetched) if len(w) >= 2 else [w]) for w in rest]
     words = [alts[0] for alts in expanded]
+    # Words matched whole: place and type words, typo corrections and vocabulary words, except the
+    # last one typed (it may be unfinished).  A short whole word ("phu", "nu") as a prefix matches
+    # "phuong", "nuoc", … in most entries: slower, and it ranks the wrong entries in.
+    static = _static_words()
+    interp.whole = {w for alts in expanded for w in alts if w in whole or w in static}
+    for alts in interp.corrections.values():
+        interp.whole.update(alts)
+    if expanded:
+        interp.typing = set(expanded[-1])
     alternatives = {alts[0]: alts for alts in expanded}
     interp.phrase = " ".join(words)
     pl = places()
@@ -200,8 +222,13 @@ def interpret(session: Session, query: Query) -> Interpretation:
     return interp
 
 
-def _fts_expr(terms: list[list[str]]) -> str:
-    return " AND ".join("(" + " OR ".join(f'"{w}"*' for w in alts) + ")" for alts in terms)
+def _as_prefix(w: str, interp: Interpretation | None) -> bool:
+    return interp is None or w not in interp.whole or w in interp.typing
+
+
+def _fts_expr(terms: list[list[str]], interp: Interpretation | None = None) -> str:
+    return " AND ".join("(" + " OR ".join(f'"{w}"' + ("*" if _as_prefix(w, interp) else "") for w in alts) + ")"
+                        for alts in terms)
 
 
 def _text_terms(interp: Interpretation) -> list[list[str]]:
@@ -209,8 +236,9 @@ def _text_terms(interp: Interpretation) -> list[list[str]]:
     return interp.terms + ([[f"tel{interp.phone}"]] if interp.phone else [])
 
 
-def _tsquery(terms: list[list[str]]) -> str:
-    return " & ".join("(" + " | ".join(f"{w}:*" for w in alts) + ")" for alts in terms)
+def _tsquery(terms: list[list[str]], interp: Interpretation | None = None) -> str:
+    return " & ".join("(" + " | ".join(w + (":*" if _as_prefix(w, interp) else "") for w in alts) + ")"
+                      for alts in terms)
 
 
 # ---------------------------------------------------------------------------- one SQL statement per tier
@@ -315,20 +343,21 @@ def _keys(interp: Interpretation, phrase: bool, hard_type: bool, params: dict[st
     return keys
 
 
-def _tiers(query: Query, interp: Interpretation) -> list[tuple[str, bool]]:
-    """Where to look, nearest first: the place's province, then widening boxes around it, then
-    everywhere else.  Each tier is small enough to rank quickly; (condition, rank by phrase)."""
+def _tiers(query: Query, interp: Interpretation) -> list[tuple[str, bool, str]]:
+    """Where to look, nearest first: the place's province (small, so quick to rank, and it usually
+    fills the page), then everywhere else in one statement ranked by boxes of ±1° and ±3° around the
+    place before the other keys.  (condition, rank by phrase, leading rank key)."""
     if not interp.province_code:
-        return [("", bool(interp.terms))]
-    tiers = [("province_code = :tier_p", True)]
+        return [("", bool(interp.terms), "")]
+    tiers = [("province_code = :tier_p", True, "")]
     if query.province or query.commune:
         return tiers
     elsewhere = "(province_code <> :tier_p OR province_code IS NULL)"
+    box = ""
     if interp.lat is not None and interp.lon is not None:
-        for d in (1, 3):
-            tiers.append((f"{elsewhere} AND lat BETWEEN :lat - {d} AND :lat + {d} "
-                          f"AND lon BETWEEN :lon - {d} AND :lon + {d}", False))
-    tiers.append((elsewhere, False))
+        box = ("CASE " + " ".join(f"WHEN lat BETWEEN :lat - {d} AND :lat + {d} AND lon BETWEEN :lon - {d} AND :lon + {d} "
+                                  f"THEN {i}" for i, d in enumerate((1, 3))) + " ELSE 2 END")
+    tiers.append((elsewhere, False, box))
     return tiers
 
 
@@ -343,7 +372,7 @@ def search(session: Session, query: Query, *, now: datetime | None = None, staff
     tz = timezone or get_settings().default_timezone
     limit = max(1, min(query.limit, 100))
     words = _text_terms(interp)
-    params: dict[str, Any] = {"fts": _fts_expr(words), "tsq": _tsquery(words)} if words else {}
+    params: dict[str, Any] = {"fts": _fts_expr(words, interp), "tsq": _tsquery(words, interp)} if words else {}
     hard_type = bool(query.service_type) or interp.type_from_text
     rows = _run(session, query, interp, hard_type, limit, params, now, tz)
     if not rows and interp.type_from_text and not query.service_type:
@@ -372,8 +401,8 @@ def _run(session: Session, query: Query, interp: Interpretation, hard_type: bool
     if query.open_now:
         p.update(_open_params(now, tz))
     out: list[Any] = []
-    for extra, phrase in _tiers(query, interp):
-        keys = _keys(interp, phrase, hard_type, p)
+    for extra, phrase, lead in _tiers(query, interp):
+        keys = ([lead] if lead else []) + _keys(interp, phrase, hard_type, p)
         conds = [*base, extra] if extra else list(base)
         if out:
             conds.append(f"pk NOT IN ({', '.join(str(int(r.pk)) for r in out)})")
