@@ -60,7 +60,7 @@ def extract(package_dir: Path, exclude: list[Path]) -> Catalog:
     for filename, lineno, message, comments, context in extract_from_dir(
             str(package_dir), method_map, options_map, keywords=KEYWORDS, comment_tags=("Translators:",),
             strip_comment_tags=True, directory_filter=keep_dir):
-        rel = (package_dir / filename).resolve().relative_to(ROOT).as_posix()
+        rel = _shown(package_dir / filename)
         catalog.add(message, None, [(rel, lineno)], auto_comments=comments, context=context)
     return catalog
 
@@ -75,6 +75,13 @@ def _write(catalog: Catalog, po: Path) -> None:
     write_po(buf, catalog, width=76, sort_output=True, ignore_obsolete=False, include_previous=False)
     po.parent.mkdir(parents=True, exist_ok=True)
     po.write_bytes(buf.getvalue())
+
+
+def _shown(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def update(template: Catalog, po: Path, lang: str, *, prune: bool, label: str) -> Catalog:
@@ -94,13 +101,13 @@ def update(template: Catalog, po: Path, lang: str, *, prune: bool, label: str) -
             catalog[mid] = old  # kept: may be a string built at run time
     if gone:
         verb = "retired" if prune else "kept (not found in the sources; --prune retires them)"
-        print(f"{po.relative_to(ROOT)}: {len(gone)} entries {verb}", file=sys.stderr)
+        print(f"{_shown(po)}: {len(gone)} entries {verb}", file=sys.stderr)
     if prune:
         catalog.obsolete.clear()
     _write(catalog, po)
     missing = [m.id for m in catalog if m.id and lang == "vi"
                and not (all(m.string) if isinstance(m.string, tuple) else m.string)]
-    print(f"{po.relative_to(ROOT)}: {len(template)} strings, {len(missing)} without a translation")
+    print(f"{_shown(po)}: {len(template)} strings, {len(missing)} without a translation")
     return catalog
 
 
