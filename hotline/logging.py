@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import datetime, timezone
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+# Database errors quote the statement's values (SQLAlchemy's "[parameters: …]", PostgreSQL's
+# "Key (column)=(value)"), which may be a caller's number or a note: never let them into a log.
+_SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
+_PG_KEY_VALUE = re.compile(r"(Key \([^)]*\))=\((?:[^()]|\([^)]*\))*\)")
+
+
+def redact(text: str) -> str:
+    return _PG_KEY_VALUE.sub(r"\1=(hidden)", _SQL_PARAMETERS.sub("[parameters: hidden]", text))
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,13 +30,13 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": redact(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
-                data[key] = value
+                data[key] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
+            data["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
@@ -40,7 +50,7 @@ class ConsoleFormatter(logging.Formatter):
             line += f" {extras}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return redact(line)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:

@@ -66,3 +66,33 @@ def test_ingested_calls_never_put_a_full_number_in_the_logs(client, capsys):
     assert "twilio.signature_rejected" in events and "ami.connected" in events  # the logs were captured
     for number in (TWILIO_CALLER, TWILIO_CALLER[3:], "0" + TWILIO_CALLER[3:], AMI_CALLER, AMI_CALLER[1:]):
         assert number not in err, f"the log contains {number}"
+
+
+def test_database_errors_are_logged_without_the_values_they_quote(env, capsys):
+    """A real unique violation quotes the row's values (SQLAlchemy's [parameters: …] and, on
+    PostgreSQL, Key (…)=(…)); the log keeps the error and drops the values."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy.exc import IntegrityError
+
+    from hotline.calls.models import RawEvent
+    from hotline.db import session_scope
+
+    def row() -> RawEvent:
+        return RawEvent(provider="twilio", dedupe_key="dup-0912345678", event_type="t",
+                        received_at=datetime.now(timezone.utc), payload="From=+84912345678")
+
+    with session_scope() as db:
+        db.add(row())
+    for fmt in ("json", "console"):
+        configure_logging("INFO", fmt)
+        try:
+            with session_scope() as db:
+                db.add(row())
+        except IntegrityError as exc:
+            assert "0912345678" in str(exc)  # the error itself does quote it
+            logging.getLogger("hotline.test").exception("ingest.apply_failed", extra={"reason": str(exc)})
+    configure_logging("INFO", "console")
+    err = capsys.readouterr().err
+    assert err.count("ingest.apply_failed") == 2 and "IntegrityError" in err and "[parameters: hidden]" in err
+    assert "0912345678" not in err and "912345678" not in err
