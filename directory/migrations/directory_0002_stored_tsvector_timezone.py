@@ -27,7 +27,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("ALTER TABLE dir_services ADD COLUMN search_tsv tsvector "
-               "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, search_doc)) STORED")
+               "GENERATED ALWAYS AS (strip(to_tsvector('simple'::regconfig, search_doc))) STORED")
     op.execute("DROP INDEX IF EXISTS ix_dir_services_search_doc_tsv")
     op.execute("CREATE INDEX ix_dir_services_search_tsv ON dir_services USING gin (search_tsv)")
 
