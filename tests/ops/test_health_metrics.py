@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -177,3 +178,40 @@ def test_metrics_are_open_to_a_direct_local_scrape_only(sqlite_env):
         assert r.status_code == 403
         assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"{server.url}/readyz").status_code == 200
+
+
+MULTIPROC_SCRIPT = """
+import os, sys
+from hotline.ops import metrics
+assert metrics.MULTIPROC
+metrics.WEBHOOK_LATENCY.labels("twilio/voice", "200").observe(0.02)
+children = []
+for n in range(2):  # two more worker processes, as uvicorn --workers forks them
+    pid = os.fork()
+    if pid == 0:
+        for _ in range(n + 1):
+            metrics.WEBHOOK_LATENCY.labels("twilio/voice", "200").observe(0.2)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+sys.stdout.write(metrics.render().decode())
+"""
+
+
+def test_one_server_with_several_workers_adds_up_every_workers_timings(sqlite_env, tmp_path):
+    """With PROMETHEUS_MULTIPROC_DIR, whichever worker answers the scrape reports all of them."""
+    import subprocess
+
+    from tests.ops.conftest import hotline_env
+
+    folder = tmp_path / "prom"
+    folder.mkdir()
+    result = subprocess.run([sys.executable, "-c", MULTIPROC_SCRIPT], capture_output=True, text=True, timeout=60,
+                            env=hotline_env(PROMETHEUS_MULTIPROC_DIR=str(folder)))
+    assert result.returncode == 0, result.stderr
+    found = samples(result.stdout)
+    assert value(found, "hotline_webhook_request_duration_seconds_count", hook="twilio/voice", status="200") == 4
+    assert value(found, "hotline_webhook_request_duration_seconds_bucket", hook="twilio/voice", status="200",
+                 le="0.025") == 1
+    assert value(found, "hotline_database_up") == 1  # the shared figures come along
