@@ -53,9 +53,15 @@ def build_day_job(centre_id: int, day: str) -> str:
 def queue_missing_days(*, retry_failed: bool = False) -> list[tuple[int, str]]:
     """Queue a build for every ended, unbuilt day of every active centre; returns what was queued."""
     queued: list[tuple[int, str]] = []
+    todo: list[tuple[int, str]] = []
     with session_scope() as db:
-        todo = [(c.id, d.isoformat()) for c in service.active_centres(db)
-                for d in service.missing_days(db, centre=c, skip_failed=not retry_failed)]
+        for centre in service.active_centres(db):
+            try:
+                days = service.missing_days(db, centre=centre, skip_failed=not retry_failed)
+            except Exception:  # noqa: BLE001 - e.g. an unknown timezone: the other centres go on
+                log.exception("daily_log.scan_failed", extra={"centre_id": centre.id})
+                continue
+            todo.extend((centre.id, d.isoformat()) for d in days)
     for centre_id, day in todo:
         if not take_lease(f"daily_log.build:{centre_id}:{day}", LEASE_SECONDS):
             continue  # already queued by another scheduler

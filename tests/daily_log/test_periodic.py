@@ -9,6 +9,9 @@ import time
 import pytest
 
 from hotline import queue
+
+# The scheduler does not touch the database: one backend is enough.
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 from tests.daily_log import periodic_probe
 
 
