@@ -86,10 +86,14 @@ def test_live_screen_and_record_page_shortcuts_help_and_weight(browser, live_env
             page.reload()
             page.wait_for_load_state("load")
             weight = page.evaluate("""() => performance.getEntriesByType('navigation').concat(
-                performance.getEntriesByType('resource')).map(e => [e.name, e.decodedBodySize])""")
-            total = sum(size for _, size in weight)
-            print(f"record page: {total} bytes in {len(weight)} requests")
+                performance.getEntriesByType('resource')).map(e => [e.name, e.decodedBodySize, e.encodedBodySize])""")
+            total = sum(size for _, size, _ in weight)
+            sent = sum(size for _, _, size in weight)
+            print(f"record page: {total} bytes in {len(weight)} requests, {sent} bytes over the wire")
             assert 0 < total < PAGE_BUDGET, f"the record page weighs {total} bytes: {weight}"
+            # compressed on the wire: the page itself (issue lists, labels) shrinks several times
+            document = weight[0]
+            assert document[2] * 3 < document[1], f"the record page is not compressed: {document}"
         finally:
             ctx.close()
 
