@@ -91,7 +91,10 @@ def wait_http(url: str, proc: Proc, timeout: float = 30.0) -> None:
         except httpx.HTTPError:
             return False
 
-    wait_for(up, timeout, f"{proc.name} at {url}")
+    try:
+        wait_for(up, timeout, f"{proc.name} at {url}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; its log ends with: {proc.output()[-1500:]}") from None
 
 
 @pytest.fixture
