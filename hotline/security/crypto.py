@@ -4,7 +4,7 @@ Encrypted values
 ----------------
 AES-256-GCM with a random 96-bit nonce.  A stored value names the key that encrypted it::
 
-    text:   enc1:<kid>:<base64url(nonce | ciphertext | tag)>
+    text:   enc1:<kid>:<base64(nonce | ciphertext | tag)>
     bytes:  b"enc1:<kid>:" + nonce | ciphertext | tag
 
 ``kid`` is eight hex digits derived from the key itself, so the key list needs no names.
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -42,6 +43,7 @@ PREFIX_B = PREFIX.encode()
 KID_LEN = 8
 NONCE_LEN = 12
 HEADER_LEN = len(PREFIX) + KID_LEN + 1  # "enc1:" + kid + ":"
+SHORT = 128  # encrypted values up to this length (numbers, short texts) are cached once decrypted
 
 
 class CryptoError(ValueError):
@@ -92,6 +94,7 @@ class Keyring:
         self._current_aead = self._aead[self.current]
         self._text_header = f"{PREFIX}{self.current}:"
         self._bytes_header = self._text_header.encode()
+        self._decrypt_short = functools.lru_cache(maxsize=4096)(self._decrypt_text)
 
     # ------------------------------------------------------------------ bytes
     def encrypt_bytes(self, data: bytes) -> bytes:
@@ -109,14 +112,20 @@ class Keyring:
     def encrypt_text(self, value: str) -> str:
         nonce = os.urandom(NONCE_LEN)
         sealed = self._current_aead.encrypt(nonce, value.encode("utf-8"), None)
-        return self._text_header + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+        return self._text_header + binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
 
     def decrypt_text(self, value: str) -> str:
         if not value.startswith(PREFIX):
             return value  # written before encryption
+        if len(value) <= SHORT:
+            # Short values (numbers) are read again and again while a call is live: decrypt once.
+            return self._decrypt_short(value)
+        return self._decrypt_text(value)
+
+    def _decrypt_text(self, value: str) -> str:
         kid = value[len(PREFIX):len(PREFIX) + KID_LEN]
         try:
-            body = base64.urlsafe_b64decode(value[HEADER_LEN:].encode("ascii"))
+            body = binascii.a2b_base64(value[HEADER_LEN:].encode("ascii"), strict_mode=True)
         except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
             raise CryptoError(f"a value marked as encrypted (key {kid}) is damaged: {exc}") from None
         return self._open(kid, body[:NONCE_LEN], body[NONCE_LEN:]).decode("utf-8")

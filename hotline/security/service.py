@@ -25,7 +25,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, LargeBinary, MetaData, Table, Text, and_, case, func, literal, or_, select, update
+from sqlalchemy import (
+    Column, LargeBinary, MetaData, Table, Text, and_, bindparam, case, func, literal, or_, select, update,
+)
 from sqlalchemy.orm import Session
 
 from hotline.audit import service as audit
@@ -201,17 +203,20 @@ def rotate_keys(*, batch_size: int = 500, pause: float = 0.0, encryption: bool =
                 q = select(pk, c).where(stale).order_by(pk).limit(batch_size)
                 return q.where(pk > last) if last is not None else q
 
+            stmt = update(t).where(pk == bindparam("row_id"), c == bindparam("old")).values({col.column: bindparam("new")})
             done = 0
             for session, rows in _batches(session_scope, q_for, pause):
+                params = []
                 for row_id, old in rows:
                     if isinstance(old, memoryview):
                         old = bytes(old)
                     new = ring.reencrypt_bytes(old) if col.kind == "bytes" else ring.reencrypt_text(old)
-                    hit = session.execute(update(t).where(pk == row_id, c == old).values({col.column: new}))
-                    if hit.rowcount:
-                        done += 1
-                    else:
-                        result.changed_meanwhile += 1
+                    params.append({"row_id": row_id, "old": old, "new": new})
+                # One executemany per batch; a row the application rewrote meanwhile matches no "old".
+                hit = session.connection().execute(stmt, params).rowcount
+                hit = len(params) if hit is None or hit < 0 else hit
+                done += hit
+                result.changed_meanwhile += len(params) - hit
                 if progress:
                     progress(col.name, done)
             if done:
@@ -226,17 +231,21 @@ def rotate_keys(*, batch_size: int = 500, pause: float = 0.0, encryption: bool =
             q = select(Call.id, Call.number_hash, Call.caller_number).where(stale_hash).order_by(Call.id).limit(batch_size)
             return q.where(Call.id > last) if last is not None else q
 
+        calls = Call.__table__
+        hstmt = (update(calls).where(calls.c.id == bindparam("row_id"), calls.c.number_hash == bindparam("old"))
+                 .values(number_hash=bindparam("new")))
         for session, rows in _batches(session_scope, hq, pause):
+            params = []
             for call_id, old, number in rows:
                 if not number:
                     result.hash_kept += 1
                     continue
-                hit = session.execute(update(Call).where(Call.id == call_id, Call.number_hash == old)
-                                      .values(number_hash=hk.hash(number)).execution_options(synchronize_session=False))
-                if hit.rowcount:
-                    result.rehashed += 1
-                else:
-                    result.changed_meanwhile += 1
+                params.append({"row_id": call_id, "old": old, "new": hk.hash(number)})
+            if params:
+                hit = session.connection().execute(hstmt, params).rowcount
+                hit = len(params) if hit is None or hit < 0 else hit
+                result.rehashed += hit
+                result.changed_meanwhile += len(params) - hit
             if progress:
                 progress("calls.number_hash", result.rehashed)
     return result
@@ -311,9 +320,9 @@ def redact_payload(payload: str, variants: Sequence[str] = ()) -> str:
     return out
 
 
-def _purge_revisions(session: Session, record_id: int) -> int:
+def _purge_revisions(revisions: list[CallRecordRevision]) -> int:
     changed = 0
-    for rev in session.scalars(select(CallRecordRevision).where(CallRecordRevision.record_id == record_id)):
+    for rev in revisions:
         changes = dict(rev.changes or {})
         touched = False
         for name in REVISION_TEXT_FIELDS:
@@ -372,6 +381,10 @@ def _retain_notes(report: RetentionReport, cutoff: datetime, dry_run: bool, batc
             if not records:
                 return
             last = records[-1].id
+            revisions: dict[int, list[CallRecordRevision]] = {}
+            for rev in session.scalars(select(CallRecordRevision).where(
+                    CallRecordRevision.record_id.in_([r.id for r in records]))):
+                revisions.setdefault(rev.record_id, []).append(rev)
             for record in records:
                 scope = dict(record.consent_referral_scope or {})
                 has_text = bool(record.notes or record.callback_safe_time
@@ -380,16 +393,15 @@ def _retain_notes(report: RetentionReport, cutoff: datetime, dry_run: bool, batc
                 report.records_with_text += has_text
                 if dry_run:
                     report.revisions += sum(
-                        1 for rev in session.scalars(select(CallRecordRevision.changes)
-                                                     .where(CallRecordRevision.record_id == record.id))
-                        if any(isinstance(rev.get(n), list) and any(v not in (None, "") for v in rev[n])
-                               for n in REVISION_TEXT_FIELDS))
+                        1 for rev in revisions.get(record.id, [])
+                        if any(isinstance((rev.changes or {}).get(n), list)
+                               and any(v not in (None, "") for v in rev.changes[n]) for n in REVISION_TEXT_FIELDS))
                     continue
                 record.notes = ""
                 record.callback_safe_time = None
                 record.consent_referral_scope = {k: v for k, v in scope.items() if k not in SCOPE_TEXT_KEYS}
                 record.purged_at = report.now
-                report.revisions += _purge_revisions(session, record.id)
+                report.revisions += _purge_revisions(revisions.get(record.id, []))
             if dry_run:
                 session.rollback()
 
