@@ -255,7 +255,7 @@ def check_ami(settings: Settings, state: dict[str, Any]) -> list[Result]:
         else:
             out.append(Result(name, FAIL, problem,
                               "check that Asterisk runs, manager.conf has this user and secret, its permit= covers "
-                              "this machine, and the firewall lets this machine reach port 5038"))
+                              f"this machine, and the firewall lets this machine reach port {pbx['port']}"))
     return out
 
 
