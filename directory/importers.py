@@ -292,6 +292,7 @@ def write(session: Session, *, records: list[Record], report: ImportReport, acto
     orgs: dict[str, Organization] = {}
     total = len(records)
     words: set[str] = set()
+    written_words: set[str] = set()  # already in dir_words: names and places repeat across chunks
     known_orgs: set[str] = set()  # organisations present in the database (loaded or inserted here)
     step = 2000  # one COPY per table per 2,000 entries
     for start in range(0, total, step):
@@ -317,7 +318,8 @@ def write(session: Session, *, records: list[Record], report: ImportReport, acto
         known_orgs.update(orgs)
         svc_mod.bulk_create(session, records=new, actor=actor, action=action, known_orgs=known_orgs, words=words)
         report.created += len(new)
-        svc_mod.add_words(session, words)
+        svc_mod.add_words(session, words - written_words)
+        written_words |= words
         words.clear()
         if progress:
             progress("write", min(start + step, total), total)
