@@ -69,35 +69,34 @@ def queue_for(referrals: list[Any]) -> None:
 
 # ---------------------------------------------------------------------- one try
 def deliver(delivery_id: str) -> str:
-    """Send one delivery once; returns what happened (sent, skipped, retry, dead)."""
+    """Send one delivery once; returns what happened (sent, skipped, dead) or raises to be retried."""
     with session_scope() as db:
-        d = service.claim(db, delivery_id=delivery_id)
-        if d is None:
-            return "skipped"  # already sent, dead, or another worker holds this try
-        ref = d.referral
-        if ref.state == "cancelled":
-            d.status, d.last_error = "dead", "cancelled before delivery"
-            return "skipped"
-        payload = service.payload_for(db, ref)
-        method, target, attempt = d.method, d.target, d.attempts
-        db.commit()
+        claimed = service.claim(db, delivery_id=delivery_id)
+        if claimed is None:
+            return "skipped"  # already sent, dead, cancelled, or another worker holds this try
+        if claimed["method"] == "webhook":
+            from directory import service as directory
+
+            try:
+                claimed["secret"] = directory.referral_target(db, claimed["service_id"])["webhook_secret"]
+            except LookupError:
+                claimed["secret"] = ""
     try:
-        provider_ref = SENDERS[method](target=target, payload=payload, delivery_id=delivery_id, service_id=ref.service_id)
+        provider_ref = SENDERS[claimed["method"]](target=claimed["target"], payload=claimed["payload"],
+                                                  delivery_id=delivery_id, secret=claimed.get("secret", ""))
     except Exception as exc:  # noqa: BLE001 - any failure is a failed try, kept with its reason
         reason = _reason(exc)
         with session_scope() as db:
-            d = db.scalar(service.select(service.Delivery).where(service.Delivery.delivery_id == delivery_id))
+            d = db.get(service.Delivery, claimed["pk"])
             assert d is not None
             dead = service.mark_failed(db, delivery=d, reason=reason)
-        log.warning("referral.delivery_failed", extra={"delivery": delivery_id, "attempt": attempt, "dead": dead,
-                                                       "reason": reason[:200]})
+        log.warning("referral.delivery_failed", extra={"delivery": delivery_id, "attempt": claimed["attempts"],
+                                                       "dead": dead, "reason": reason[:200]})
         if dead:
             return "dead"
         raise DeliveryFailed(reason) from None
     with session_scope() as db:
-        d = db.scalar(service.select(service.Delivery).where(service.Delivery.delivery_id == delivery_id))
-        assert d is not None
-        service.mark_sent(db, delivery=d, provider_ref=provider_ref or "")
+        service.mark_sent(db, claimed=claimed, provider_ref=provider_ref or "")
     return "sent"
 
 
@@ -114,21 +113,33 @@ def _check_url(url: str) -> None:
         raise ValueError(f"webhook URL must be https:// (got {parts.scheme or 'nothing'}://)")
 
 
-def send_webhook(*, target: str, payload: dict[str, Any], delivery_id: str, service_id: str) -> str:
+_http: Any = None
+
+
+def http_client() -> Any:
+    """One HTTP client per process, made when the module is imported: RQ forks a child per job,
+    and building a client (its TLS context) in every child would cost more than the delivery."""
+    global _http
+    if _http is None:
+        import httpx
+
+        _http = httpx.Client(follow_redirects=False, headers={"User-Agent": USER_AGENT})
+    return _http
+
+
+def send_webhook(*, target: str, payload: dict[str, Any], delivery_id: str, secret: str = "") -> str:
     import httpx
 
-    from directory import service as directory
-
     _check_url(target)
-    with session_scope() as db:
-        secret = directory.referral_target(db, service_id)["webhook_secret"]
+    if not secret:
+        raise ValueError("the directory entry has no webhook secret: add one (at least 16 characters)")
     body = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
     ts = int(time.time())
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT,
                "X-Hotline-Delivery": delivery_id, "X-Hotline-Timestamp": str(ts),
                "X-Hotline-Signature": signing.sign(secret, ts, body)}
     try:
-        resp = httpx.post(target, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
+        resp = http_client().post(target, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT)
     except httpx.TimeoutException:
         raise ConnectionError(f"the partner's webhook did not answer within {WEBHOOK_TIMEOUT:.0f} s") from None
     except httpx.HTTPError as exc:
@@ -146,7 +157,7 @@ def render_email(payload: dict[str, Any]) -> tuple[str, str, str]:
     return subject, _emails.get_template("referral.txt").render(ctx), _emails.get_template("referral.html").render(ctx)
 
 
-def send_email(*, target: str, payload: dict[str, Any], delivery_id: str, service_id: str) -> str:
+def send_email(*, target: str, payload: dict[str, Any], delivery_id: str, secret: str = "") -> str:
     s = get_settings()
     if not s.smtp_host:
         raise RuntimeError("no SMTP server configured: set HOTLINE_SMTP_HOST (and port, user, password)")
@@ -200,7 +211,7 @@ def sms_text(payload: dict[str, Any]) -> str:
     return f"Hotline: {urgent}chuyển gửi {r['code']} / referral. Xem và trả lời / open: {payload['respond_url']}"
 
 
-def send_sms(*, target: str, payload: dict[str, Any], delivery_id: str, service_id: str) -> str:
+def send_sms(*, target: str, payload: dict[str, Any], delivery_id: str, secret: str = "") -> str:
     from twilio.base.exceptions import TwilioException
 
     client = twilio_client()
@@ -240,6 +251,7 @@ def _sweep() -> None:
 
 
 PERIODIC = [Periodic("referral.sweep", SWEEP_SECONDS, _sweep)]
+http_client()  # in the worker's parent, before it forks
 
 
 def on_worker_start() -> None:

@@ -455,41 +455,66 @@ def payload_for(session: Session, ref: Referral) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- delivery bookkeeping
-def claim(session: Session, *, delivery_id: str, now: datetime | None = None) -> Delivery | None:
-    """Take a delivery for one try, atomically: two workers never send the same try twice."""
+def claim(session: Session, *, delivery_id: str, now: datetime | None = None) -> dict[str, Any] | None:
+    """Take a delivery for one try, atomically (two workers never send the same try twice), and
+    return what the try needs: ``{delivery pk, method, target, attempts, referral fields, payload}``.
+    None when there is nothing to send (already sent, dead, cancelled, or another worker has it).
+    Few round trips on purpose: it runs once per job."""
     from sqlalchemy import or_, update
 
     now = now or utcnow()
     stale = now - timedelta(minutes=5)
-    res = session.execute(
+    row = session.execute(
         update(Delivery)
         .where(Delivery.delivery_id == delivery_id,
                or_(Delivery.status.in_(("pending", "retrying")),
                    (Delivery.status == "sending") & (Delivery.claimed_at < stale)))
         .values(status="sending", claimed_at=now, attempts=Delivery.attempts + 1)
-        .execution_options(synchronize_session=False))
-    session.commit()
-    if res.rowcount != 1:
+        .returning(Delivery.id, Delivery.referral_id, Delivery.method, Delivery.target, Delivery.attempts)
+        .execution_options(synchronize_session=False)).first()
+    if row is None:
+        session.commit()
         return None
-    d = session.scalar(select(Delivery).where(Delivery.delivery_id == delivery_id))
-    if d is not None:
-        session.refresh(d)
-    return d
+    pk, referral_id, method, target, attempts = row
+    ref = session.execute(
+        select(Referral.state, Referral.content, Referral.public_id, Referral.created_at, Referral.expires_at,
+               Referral.service_id, Link.id)
+        .outerjoin(Link, Link.referral_id == Referral.id).where(Referral.id == referral_id)
+        .order_by(Link.created_at.desc()).limit(1)).first()
+    if ref is None or ref[0] == "cancelled":
+        session.execute(update(Delivery).where(Delivery.id == pk)
+                        .values(status="dead", last_error="cancelled before delivery"))
+        session.commit()
+        return None
+    state, content, public_id, created_at, expires_at, service_id, link_id = ref
+    respond_url = ""
+    if link_id:
+        respond_url = f"{_base()}/r/{signing.link_token(get_settings().effective_secret_key, link_id)}"
+    payload = partner_payload(content=content, public_id=public_id, delivery_id=delivery_id, created_at=created_at,
+                              expires_at=expires_at, respond_url=respond_url)
+    session.commit()
+    return {"pk": pk, "referral_id": referral_id, "method": method, "target": target, "attempts": attempts,
+            "service_id": service_id, "payload": payload}
 
 
-def mark_sent(session: Session, *, delivery: Delivery, provider_ref: str = "") -> None:
+def mark_sent(session: Session, *, claimed: dict[str, Any], provider_ref: str = "") -> None:
+    """The try succeeded: a webhook that answered 2xx has the referral (delivered); e-mail and
+    SMS are only handed over (sent).  Three statements, one transaction."""
+    from sqlalchemy import insert, update
+
     now = utcnow()
-    delivery.status, delivery.sent_at, delivery.last_error = "sent", now, ""
-    delivery.provider_ref = provider_ref[:128]
-    ref = delivery.referral
-    if ref.state in ("queued", "failed"):
-        # A webhook that answered 2xx has the referral; e-mail and SMS are only handed over.
-        ref.state = "delivered" if delivery.method == "webhook" else "sent"
-        ref.sent_at = now
-        if ref.state == "delivered":
-            ref.delivered_at = now
-        ref.updated_at = now
-        _event(session, ref, ref.state, "system", method=delivery.method, attempt=delivery.attempts)
+    session.execute(update(Delivery).where(Delivery.id == claimed["pk"])
+                    .values(status="sent", sent_at=now, last_error="", provider_ref=provider_ref[:128]))
+    new_state = "delivered" if claimed["method"] == "webhook" else "sent"
+    values: dict[str, Any] = {"state": new_state, "sent_at": now, "updated_at": now}
+    if new_state == "delivered":
+        values["delivered_at"] = now
+    moved = session.execute(update(Referral).where(Referral.id == claimed["referral_id"],
+                                                   Referral.state.in_(("queued", "failed"))).values(**values))
+    if moved.rowcount:
+        session.execute(insert(Event).values(referral_id=claimed["referral_id"], at=now, action=new_state,
+                                             state=new_state, actor="system",
+                                             detail={"method": claimed["method"], "attempt": claimed["attempts"]}))
 
 
 def mark_failed(session: Session, *, delivery: Delivery, reason: str) -> bool:
