@@ -83,18 +83,23 @@ class Proc:
 
 
 def wait_http(url: str, proc: Proc, timeout: float = 30.0) -> None:
+    last = {"answer": "no answer"}
+
     def up() -> bool:
         if not proc.alive():
             raise AssertionError(f"{proc.name} exited: {proc.output()[-2000:]}")
         try:
-            return httpx.get(url, timeout=1).status_code == 200
+            r = httpx.get(url, timeout=1)
         except httpx.HTTPError:
             return False
+        last["answer"] = f"{r.status_code} {r.text[:300]}"
+        return r.status_code == 200
 
     try:
         wait_for(up, timeout, f"{proc.name} at {url}")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; its log ends with: {proc.output()[-1500:]}") from None
+        raise AssertionError(f"{exc}; last answer: {last['answer']}; its log ends with: "
+                             f"{proc.output()[-800:]}") from None
 
 
 @pytest.fixture
