@@ -102,7 +102,7 @@ def main() -> int:
         print(f"backend {backend}, {args.count} referrals, {args.workers} workers, {args.flaky} first tries answered 503")
         ids = setup(receiver.url, args.count)
         for _ in range(args.workers):
-            workers.append(subprocess.Popen([sys.executable, "-m", "hotline", "--log-level", "ERROR", "worker"],
+            workers.append(subprocess.Popen([sys.executable, "-m", "hotline", "--log-format", "console", "worker"],
                                             cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL, start_new_session=True))
         time.sleep(2.0)  # let the workers start and register
