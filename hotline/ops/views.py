@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import threading
 import time
 from typing import Any
@@ -48,6 +49,7 @@ def _database_ready(url: str) -> str | None:
             return None
     from hotline import migrate
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # a probe every few seconds is not news
     try:
         missing = migrate.pending(url)
     except Exception as exc:  # noqa: BLE001
