@@ -34,7 +34,14 @@ def run_migrations_online() -> None:
 UNMODELLED_PREFIXES = ("dir_service_fts", "legal_fts")
 
 
+# Columns and indexes made by hand on PostgreSQL (the directory's stored tsvector, trigram index).
+UNMODELLED_NAMES = {("column", "search_tsv"), ("index", "ix_dir_services_search_tsv"),
+                    ("index", "ix_dir_words_word_trgm")}
+
+
 def include_name(name, type_, parent_names) -> bool:  # type: ignore[no-untyped-def]
+    if (type_, name) in UNMODELLED_NAMES:
+        return False
     return not (type_ == "table" and name and name.startswith(UNMODELLED_PREFIXES))
 
 
