@@ -74,6 +74,13 @@ async def _form_data(request: Request) -> dict[str, Any]:
     return data
 
 
+def pretty(value: Any) -> str:
+    """JSON as a person reads it (Vietnamese letters as they are); the template escapes it."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
 def _labels(lang: str) -> dict[str, Any]:
     _ = translator(lang)
     return {
@@ -149,7 +156,7 @@ def _new_context(db: Any, record: Any, principal: Principal, *, values: dict[str
         "urgency": values.get("urgency") or service.default_urgency(record),
         "types": [(code, (t.en if lang == "en" else t.vi)) for code, t in service_types().items()],
         "issue": get_taxonomies().label("issue", record.primary_issue, lang) if record.primary_issue else "",
-        "may_override": principal.role in service.OVERRIDE_ROLES, "urgencies": URGENCIES,
+        "may_override": principal.role in service.OVERRIDE_ROLES, "urgencies": URGENCIES, "pretty": pretty,
     }
 
 
@@ -234,7 +241,7 @@ def _detail(request: Request, db: Any, ref: Any, principal: Principal, errors: d
     return render(request, "referral/detail.html", {
         "ref": ref, "L": _labels(principal.language), "errors": errors or {},
         "payload": service.payload_for(db, ref) if ref.delivery else None,
-        "max_attempts": service.max_attempts()}, status_code=status_code)
+        "max_attempts": service.max_attempts(), "pretty": pretty}, status_code=status_code)
 
 
 @router.get("/referrals/{referral_id}")
