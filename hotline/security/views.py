@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
 
 from hotline import i18n
 from hotline.auth.deps import Principal, csrf_protect, request_language, require_roles
@@ -14,7 +16,7 @@ from hotline.db import session_scope
 from hotline.security import crypto
 from hotline.security import service
 from hotline.settings import get_settings
-from hotline.web import add_template_dir, render
+from hotline.web import add_template_dir, render, template_context, templates
 
 router = APIRouter()
 admin_only = require_roles("administrator")
@@ -22,9 +24,29 @@ add_template_dir(Path(__file__).parent / "templates")
 
 
 def setup_app(app: FastAPI) -> None:
-    """Refuse to start without usable keys (in production ``HOTLINE_ENCRYPTION_KEYS`` must be set)."""
+    """Refuse to start without usable keys (in production ``HOTLINE_ENCRYPTION_KEYS`` must be set),
+    and add the retention panel to the record page."""
     crypto.keyring()
     crypto.hash_keyring()
+    from hotline.records import views as record_views
+
+    panels = getattr(record_views, "RECORD_PANELS", None)
+    if panels is not None and record_panel not in panels:
+        panels.append(record_panel)
+
+
+def record_panel(request: Request, db: Any, record: Any, principal: Principal) -> Markup:
+    """On the record page: a legal hold and its reason, text removed by retention, and for
+    administrators the hold form."""
+    if not (record.legal_hold or record.purged_at or principal.role == "administrator"):
+        return Markup("")
+    ctx = template_context(request, {"record": record, "notes_days": get_settings().retention_notes_days})
+    return Markup(templates.get_template("security/_record_panel.html").render(ctx))
+
+
+def _back(next_url: str, default: str) -> str:
+    """Only a record page of this site (no open redirect)."""
+    return next_url if re.fullmatch(r"/records/\d+", next_url or "") else default
 
 
 def _t(request: Request) -> Any:
@@ -53,7 +75,7 @@ def retention_page(request: Request, principal: Principal = Depends(admin_only))
 
 
 @router.post("/admin/retention/holds", dependencies=[Depends(csrf_protect)])
-def place_hold(request: Request, record: str = Form(""), reason: str = Form(""),
+def place_hold(request: Request, record: str = Form(""), reason: str = Form(""), next: str = Form(""),  # noqa: A002
                principal: Principal = Depends(admin_only)) -> Response:
     _ = _t(request)
     form = {"record": record, "reason": reason}
@@ -73,15 +95,16 @@ def place_hold(request: Request, record: str = Form(""), reason: str = Form(""),
         else:
             message = _("There is no call record %(id)s; check the number on the record's page.") % {"id": record_id}
         return _page(request, 400, form=form, error=message)
-    return RedirectResponse("/admin/retention?done=held", status_code=303)
+    return RedirectResponse(_back(next, "/admin/retention?done=held"), status_code=303)
 
 
 @router.post("/admin/retention/holds/{record_id}/release", dependencies=[Depends(csrf_protect)])
-def release_hold(record_id: int, request: Request, principal: Principal = Depends(admin_only)) -> Response:
+def release_hold(record_id: int, request: Request, next: str = Form(""),  # noqa: A002
+                 principal: Principal = Depends(admin_only)) -> Response:
     _ = _t(request)
     try:
         with session_scope() as db:
             service.release_legal_hold(db, record_id=record_id, actor=principal, request=request)
     except service.SecurityError:
         return _page(request, 400, error=_("Call record %(id)s is not under legal hold.") % {"id": record_id})
-    return RedirectResponse("/admin/retention?done=released", status_code=303)
+    return RedirectResponse(_back(next, "/admin/retention?done=released"), status_code=303)

@@ -224,11 +224,32 @@ def test_legal_hold_from_the_administrators_page(client, scene):
         assert record is not None and record.legal_hold and record.legal_hold_reason == "Tòa án <b>yêu cầu</b>"
         entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "record.legal_hold"))
         assert entry is not None and entry.actor_username == "admin1" and entry.object_id == str(rid)
+    # On the record page: the hold, its reason, and for administrators the button that ends it.
+    page = client.get(f"/records/{rid}")
+    assert 'id="retention-panel"' in page.text and "Giữ theo yêu cầu pháp lý" in page.text
+    assert "Tòa án &lt;b&gt;yêu cầu&lt;/b&gt;" in page.text and f"/admin/retention/holds/{rid}/release" in page.text
+    done = client.post(f"/admin/retention/holds/{rid}/release", data={"csrf_token": token, "next": f"/records/{rid}"},
+                       follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/records/{rid}"
+    page = client.get(f"/records/{rid}")
+    assert 'action="/admin/retention/holds"' in page.text and "Giữ theo yêu cầu pháp lý" not in page.text
+    again = client.post("/admin/retention/holds", data={"record": str(rid), "reason": "lại", "csrf_token": token,
+                                                        "next": "https://evil.example/records/1"},
+                        follow_redirects=False)
+    assert again.headers["location"] == "/admin/retention?done=held"  # never off-site
     done = client.post(f"/admin/retention/holds/{rid}/release", data={"csrf_token": token}, follow_redirects=False)
     assert done.status_code == 303
     with session_scope() as db:
         assert not db.get(CallRecord, rid).legal_hold  # type: ignore[union-attr]
         assert db.scalar(select(AuditEntry).where(AuditEntry.action == "record.legal_hold_released")) is not None
+    # A counsellor sees a hold and a removal on the record, but no hold form.
+    with freeze_time(NOW):
+        assert main(["retention", "run"]) == 0
+    sign_in(client, "tvv1")
+    held = client.get(f"/records/{scene['held'][1]}").text
+    assert "Giữ theo yêu cầu pháp lý" in held and "Vụ án 12/2026" in held and "/admin/retention/holds" not in held
+    purged = client.get(f"/records/{scene['old'][1]}").text
+    assert "đã được xoá khi hết thời hạn lưu trữ vào ngày 23/11/2026" in purged
 
 
 def test_redaction_of_twilio_and_ami_payloads():
