@@ -167,3 +167,24 @@ def test_number_hash_rotation_keeps_caller_history(env, monkeypatch):
     # Once the old hash key is removed, the call whose number is gone no longer links (documented).
     use_keys(monkeypatch, hashes="second-hash-key-9876543210")
     assert history() == {a2}
+
+
+def test_hashes_written_before_key_ids_still_match_and_are_rehashed(env, monkeypatch):
+    from hotline.phone import number_hash
+    from tests.security.helpers import raw_exec
+
+    use_keys(monkeypatch, hashes="the-old-secret-key-0123456789")
+    old = call_id(feed_call(caller="0912345678", agent=None, ended=True))
+    # As an earlier version stored it: the bare HMAC of the secret key, no key id.
+    raw_exec("UPDATE calls SET number_hash = :h WHERE id = :id",
+             h=number_hash("+84912345678", "the-old-secret-key-0123456789"), id=old)
+    time.sleep(0.01)
+    new = call_id(feed_call(caller="0912345678", agent=None))
+    with session_scope() as db:
+        assert key_status(db).hashes["legacy"] == {"rows": 1, "number_removed": 0}
+        call = db.get(Call, new)
+        assert [h["call_id"] for h in caller_history(db, call=call)] == [old]
+    assert rotate_keys(encryption=False).rehashed == 1
+    with session_scope() as db:
+        assert "legacy" not in key_status(db).hashes
+        assert [h["call_id"] for h in caller_history(db, call=db.get(Call, new))] == [old]
