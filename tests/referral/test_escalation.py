@@ -100,3 +100,43 @@ def test_alerts_reach_supervisors_not_other_counsellors(world, app_client):
     lan = live.Viewer(world.uid("lan"), "counsellor", 1, frozenset())
     hoa = live.Viewer(world.uid("hoa"), "counsellor", 1, frozenset())
     assert live.visible(sup, msg) and live.visible(lan, msg) and not live.visible(hoa, msg)
+
+
+def test_escalation_reaches_the_supervisors_live_screen(world):
+    """Over a real server and real server-sent events: the supervisor's live stream gets the alert,
+    another counsellor's does not."""
+    from datetime import datetime, timezone
+
+    from hotline.auth import service as auth
+    from referral import service
+    from tests.live.sse_helpers import SSE, LiveServer
+
+    def cookie(name: str) -> str:
+        world.uid(name)
+        with session_scope() as db:
+            return auth.start_session(db, user=auth.require_user(db, username=name)).cookie_value
+
+    ref_id, _ = _create(world)
+    with LiveServer() as server:
+        boss, other = SSE(server.url, cookie("sup")), SSE(server.url, cookie("hoa"))
+        try:
+            assert boss.status == 200 and other.status == 200
+            boss.next("hello"), other.next("hello")
+            with session_scope() as db:
+                service.escalate_due(db, now=datetime.now(timezone.utc) + timedelta(minutes=16))
+            ev = boss.next("referral_alert", timeout=10)
+            assert ev["data"]["alert"]["kind"] == "escalation" and ev["data"]["alert"]["referral_id"] == ref_id
+            assert ev["data"]["alert"]["suggestion"]["name"] == "Ngôi nhà Bình Yên"
+            assert [e for e in other.drain(0.5) if e.get("event") == "referral_alert"] == []
+        finally:
+            boss.close()
+            other.close()
+    # The live screen page carries the place the alert is shown in, and its wording.
+    from fastapi.testclient import TestClient
+
+    from hotline.app import create_app
+
+    with TestClient(create_app()) as c:
+        world.login(c, "sup")
+        page = c.get("/live")
+        assert 'id="referral-alerts"' in page.text and 'id="referral-alert-labels"' in page.text
