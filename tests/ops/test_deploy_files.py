@@ -41,17 +41,25 @@ def test_every_setting_in_the_env_template_has_a_comment_above_it():
                 f"no explanation above {line!r} in deploy/hotline.env.example"
 
 
-def test_env_template_placeholders_fail_hotline_check(tmp_path):
+def test_env_template_placeholders_fail_hotline_check(sqlite_env, tmp_path, monkeypatch, capsys):
     """The values an IT officer must replace are caught by hotline check, not run in production."""
-    env = {"PATH": "/usr/bin:/bin", "HOTLINE_ENV_FILE": str(ENV_TEMPLATE),
-           "HOTLINE_DATA_DIR": str(tmp_path / "data"),
-           "HOTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}", "HOTLINE_REDIS_URL": "",
-           "HOTLINE_AMI_PBX_DIR": str(tmp_path / "none")}
-    result = subprocess.run([HOTLINE, "check", "--json"], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1, result.stderr
     import json
 
-    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    from dotenv import dotenv_values
+
+    from hotline.cli import main
+    from hotline.settings import reset_settings
+
+    for name, value in dotenv_values(ENV_TEMPLATE).items():  # what systemd would put in the environment
+        monkeypatch.setenv(name, value or "")
+    for name in ("HOTLINE_DATABASE_URL", "HOTLINE_REDIS_URL", "HOTLINE_DATA_DIR", "HOTLINE_AMI_PBX_DIR"):
+        monkeypatch.setenv(name, {"HOTLINE_DATABASE_URL": sqlite_env.database_url, "HOTLINE_REDIS_URL": "",
+                                  "HOTLINE_DATA_DIR": str(tmp_path / "data"),
+                                  "HOTLINE_AMI_PBX_DIR": str(tmp_path / "none")}[name])
+    reset_settings()
+    assert main(["check", "--json"]) == 1
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    reset_settings()
     assert checks["secrets"]["status"] == "fail"
     for name in ("HOTLINE_SECRET_KEY", "HOTLINE_BACKUP_KEY"):
         assert name in checks["secrets"]["message"]
