@@ -6,14 +6,28 @@ Plain keyword-only functions over a session.  Other domains read referrals throu
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from referral.models import STATES, Referral
+from hotline.audit import service as audit
+from hotline.calls.models import CallRecord
+from hotline.centres.models import Centre
+from hotline.db import utcnow
+from hotline.records import service as records
+from hotline.settings import get_settings
+from hotline.taxonomy import get_taxonomies
+from hotline.text import fold
+from referral import signing
+from referral.models import (FINAL_STATES, OPEN_STATES, STATES, URGENCIES, AckNonce, Delivery, Event, Link,
+                             PartnerMember, Referral)
 
 
 # ---------------------------------------------------------------------- reading (other domains)
@@ -52,24 +66,6 @@ def counts_by_state(session: Session, *, centre_id: int | None, since: datetime,
 
 
 # ====================================================================== creating referrals
-import hashlib  # noqa: E402
-import secrets  # noqa: E402
-import uuid  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from datetime import timedelta  # noqa: E402
-
-from hotline.audit import service as audit  # noqa: E402
-from hotline.calls.models import CallRecord  # noqa: E402
-from hotline.centres.models import Centre  # noqa: E402
-from hotline.db import utcnow  # noqa: E402
-from hotline.records import service as records  # noqa: E402
-from hotline.settings import get_settings  # noqa: E402
-from hotline.taxonomy import get_taxonomies  # noqa: E402
-from hotline.text import fold  # noqa: E402
-from referral import signing  # noqa: E402
-from referral.models import (FINAL_STATES, OPEN_STATES, URGENCIES, AckNonce, Delivery, Event, Link,  # noqa: E402
-                             PartnerMember)
-
 ASK_MAX = 1000
 NAME_MAX = 120
 REASON_MIN = 10
