@@ -84,3 +84,9 @@ def test_open_now_on_public_holidays(loaded):
     assert _open_ids(loaded, "2026-09-02T03:00:00Z") == always  # National Day, Wednesday 10:00
     assert _open_ids(loaded, "2026-02-18T03:00:00Z") == always  # Tết (lunar), Wednesday
     assert _open_ids(loaded, "2026-09-09T03:00:00Z") == always | {"hn-shelter"}  # an ordinary Wednesday
+
+
+def test_the_last_word_may_be_unfinished(loaded):
+    # "hoa" is a whole word of the entry; "cuo" is the start of "Cường", still being typed
+    assert search_ids(loaded, "hoa cuo")[0] == "dn-shelter"
+    assert search_ids(loaded, "dia chi tin ca")[0] == "dn-shelter"
