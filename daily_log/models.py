@@ -32,6 +32,8 @@ class DailyLog(Base):
     signed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     signed_off_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     signed_digest: Mapped[str | None] = mapped_column(String(64))  # the summary's digest when signed off
+    digest: Mapped[str | None] = mapped_column(String(64))  # the current summary's digest
+    received: Mapped[int | None] = mapped_column(Integer)  # calls received (for lists, without the summary)
 
 
 class DailyLogComment(Base):

@@ -30,7 +30,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, literal, or_, select, union_all
+from sqlalchemy import Integer, and_, case, cast, func, or_, select, text, union_all
 from sqlalchemy.orm import Session
 
 from daily_log import service
@@ -205,18 +205,33 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
     pg = session.get_bind().dialect.name == "postgresql"
     tz = ZoneInfo(centre.timezone)
     in_period = and_(Call.centre_id == centre.id, Call.received_at >= start, Call.received_at < end)
+    if pg:
+        # a few large aggregates: JIT compilation costs seconds and saves nothing here, and the hash
+        # tables fit in memory instead of spilling to disk (both for this transaction only)
+        session.execute(text("SET LOCAL jit = off"))
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
 
-    # telephony totals
+    # telephony totals and the charts' series in one scan: per UTC quarter hour (exact for every
+    # timezone offset; local day and hour from Python) and status
+    if pg:
+        bucket = func.floor(func.extract("epoch", Call.received_at) / 900)
+    else:
+        bucket = cast(func.strftime("%s", Call.received_at), Integer) / 900
     totals: Counter[str] = Counter()
-    for status, n, answered, abandoned in session.execute(
-            select(Call.status, func.count(), func.count(Call.answered_at),
-                   func.sum(case((and_(Call.abandoned.is_(True), Call.answered_at.is_(None)), 1), else_=0)))
-            .where(in_period).group_by(Call.status)):
+    by_day_counter: Counter[date] = Counter()
+    by_hour = [0] * 24
+    lost = and_(Call.abandoned.is_(True), Call.answered_at.is_(None))
+    for b, status, n, answered, abandoned in session.execute(
+            select(bucket, Call.status, func.count(), func.count(Call.answered_at),
+                   func.sum(case((lost, 1), else_=0))).where(in_period).group_by(bucket, Call.status)):
         totals["received"] += n
         totals["answered"] += answered
         totals[status] += n
         if status != "abandoned":
             totals["abandoned"] += int(abandoned or 0)
+        at = datetime.fromtimestamp(int(b) * 900, tz=timezone.utc).astimezone(tz)
+        by_day_counter[at.date()] += n
+        by_hour[at.hour] += n
     totals["other_channels"] = session.scalar(
         select(func.count()).select_from(CallRecord).where(
             CallRecord.centre_id == centre.id, CallRecord.call_id.is_(None), CallRecord.created_at >= start,
@@ -224,16 +239,17 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
 
     # waiting and talk times
     if pg:
-        w = session.execute(select(func.count(Call.queue_wait_seconds),
-                                   func.percentile_cont(0.5).within_group(Call.queue_wait_seconds),
-                                   func.percentile_cont(0.9).within_group(Call.queue_wait_seconds))
-                            .where(in_period, Call.queue_wait_seconds.is_not(None))).one()
-        t = session.execute(select(func.count(Call.talk_seconds),
-                                   func.percentile_cont(0.5).within_group(Call.talk_seconds),
-                                   func.percentile_cont(0.9).within_group(Call.talk_seconds))
-                            .where(in_period, Call.talk_seconds.is_not(None), Call.answered_at.is_not(None))).one()
+        talked = and_(Call.talk_seconds.is_not(None), Call.answered_at.is_not(None))
+        w = session.execute(select(
+            func.count(Call.queue_wait_seconds),
+            func.percentile_cont(0.5).within_group(Call.queue_wait_seconds),
+            func.percentile_cont(0.9).within_group(Call.queue_wait_seconds),
+            func.count(Call.talk_seconds).filter(talked),
+            func.percentile_cont(0.5).within_group(Call.talk_seconds).filter(talked),
+            func.percentile_cont(0.9).within_group(Call.talk_seconds).filter(talked),
+        ).where(in_period)).one()
         waiting = {"n": w[0], "median": _r(w[1]), "p90": _r(w[2])}
-        talk = {"n": t[0], "median": _r(t[1]), "p90": _r(t[2])}
+        talk = {"n": w[3], "median": _r(w[4]), "p90": _r(w[5])}
     else:
         waits = list(session.scalars(select(Call.queue_wait_seconds).where(in_period,
                                                                            Call.queue_wait_seconds.is_not(None))))
@@ -241,16 +257,26 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
                                                                      Call.answered_at.is_not(None))))
         waiting, talk = service.spread(waits), service.spread(talks)
 
-    # record tables, sex-disaggregated
+    # record tables, sex-disaggregated, and both indicators: one GROUP BY over the period's counted
+    # records with a "has a GBV issue" flag (PostgreSQL adds the province table to the same scan)
     r = _records(centre, start, end)
-    tables: dict[str, dict[str, dict[str, int]]] = {k: defaultdict(Counter) for k in (
+    # "id IN (uncorrelated subquery)": PostgreSQL hashes the GBV record ids once
+    gbv_ids = select(CallRecordIssue.record_id).where(_gbv_condition(CallRecordIssue.code))
+    gbv = case((r.c.id.in_(gbv_ids), 1), else_=0)
+    keys = (r.c.sex, r.c.age, r.c.level, r.c.role, r.c.outcome, r.c.primary_issue)
+    tables: dict[str, dict[str, Counter[str]]] = {k: defaultdict(Counter) for k in (
         "age_group", "level", "caller_role", "outcome", "province", "issue", "issue_group", "primary_issue")}
     nc = non_counselling_codes()
+    parents = {t.code: (t.parent or t.code) for t in get_taxonomies().terms("issue")}
     records_total: Counter[str] = Counter()
     non_counselling = 0
-    for sex, age, level, role, outcome, primary, n in session.execute(
-            select(r.c.sex, r.c.age, r.c.level, r.c.role, r.c.outcome, r.c.primary_issue, func.count())
-            .group_by(r.c.sex, r.c.age, r.c.level, r.c.role, r.c.outcome, r.c.primary_issue)):
+    victims: dict[str, Counter[str]] = {"detected": Counter(), "served": Counter()}
+    perps: dict[str, Counter[str]] = {"detected": Counter(), "counselled": Counter()}
+    combos = list(session.execute(select(*keys, gbv.label("gbv"), func.count()).group_by(*keys, gbv)))
+    for sex, province, n in session.execute(select(r.c.sex, r.c.province, func.count())
+                                            .group_by(r.c.sex, r.c.province)):
+        tables["province"][province or "unknown"][sex or "unknown"] += n
+    for sex, age, level, role, outcome, primary, is_gbv, n in combos:
         sex = sex or "unknown"
         records_total[sex] += n
         tables["age_group"][age or "unknown"][sex] += n
@@ -258,73 +284,41 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
         tables["caller_role"][role or "unknown"][sex] += n
         tables["outcome"][outcome or "unknown"][sex] += n
         tables["primary_issue"][primary or "unknown"][sex] += n
+        tables["issue_group"][parents.get(primary or "", "other") if primary else "unknown"][sex] += n
         if primary in nc:
             non_counselling += n
-    for sex, province, n in session.execute(select(r.c.sex, r.c.province, func.count())
-                                            .group_by(r.c.sex, r.c.province)):
-        tables["province"][province or "unknown"][sex or "unknown"] += n
-    tax = get_taxonomies()
-    parents = {t.code: (t.parent or t.code) for t in tax.terms("issue")}
+        counselled = (level or 0) >= SERVED_LEVEL
+        if is_gbv and role != "perpetrator":
+            victims["detected"][sex] += n
+            if counselled or outcome in SERVED_OUTCOMES:
+                victims["served"][sex] += n
+        if role == "perpetrator":
+            perps["detected"][sex] += n
+            if counselled:
+                perps["counselled"][sex] += n
     for sex, code, n in session.execute(
             select(r.c.sex, CallRecordIssue.code, func.count())
             .join(CallRecordIssue, CallRecordIssue.record_id == r.c.id)
             .group_by(r.c.sex, CallRecordIssue.code)):
         tables["issue"][code][sex or "unknown"] += n
-    # a record with two issues of one group counts once in that group
-    group_expr = case(*[(or_(CallRecordIssue.code == g, CallRecordIssue.code.like(f"{g}.%")), literal(g))
-                        for g in sorted({p for p in parents.values()})], else_=literal("other"))
-    grouped = (select(r.c.id.label("rid"), r.c.sex.label("sex"), group_expr.label("grp"))
-               .join(CallRecordIssue, CallRecordIssue.record_id == r.c.id).distinct().subquery("g"))
-    for sex, grp, n in session.execute(select(grouped.c.sex, grouped.c.grp, func.count())
-                                       .group_by(grouped.c.sex, grouped.c.grp)):
-        tables["issue_group"][grp][sex or "unknown"] += n
 
-    # indicators
-    has_gbv = (select(literal(1)).select_from(CallRecordIssue)
-               .where(CallRecordIssue.record_id == r.c.id, _gbv_condition(CallRecordIssue.code)).exists())
-    served = or_(r.c.level >= SERVED_LEVEL, r.c.outcome.in_(SERVED_OUTCOMES))
-    victims: dict[str, Counter[str]] = {"detected": Counter(), "served": Counter()}
-    for sex, n, n_served in session.execute(
-            select(r.c.sex, func.count(), func.sum(case((served, 1), else_=0)))
-            .where(has_gbv, or_(r.c.role.is_(None), r.c.role != "perpetrator")).group_by(r.c.sex)):
-        victims["detected"][sex or "unknown"] += n
-        victims["served"][sex or "unknown"] += int(n_served or 0)
-    # records served only through a referral (few): ask the referral domain
-    unserved = list(session.execute(select(r.c.id, r.c.sex).where(
-        has_gbv, or_(r.c.role.is_(None), r.c.role != "perpetrator"), ~served)).all())
+    # victims served only through a referral (few): ask the referral domain about just those records
+    unserved_q = (select(r.c.id, r.c.sex)
+                  .where(r.c.id.in_(gbv_ids), or_(r.c.role.is_(None), r.c.role != "perpetrator"), or_(r.c.level.is_(None),
+                         r.c.level < SERVED_LEVEL), or_(r.c.outcome.is_(None), r.c.outcome.not_in(SERVED_OUTCOMES))))
+    unserved = list(session.execute(unserved_q).all()) if victims["detected"] != victims["served"] else []
     referrals_available = False
     if unserved:
         referrals_available, refs = service.referral_states(session, [u.id for u in unserved])
         for u in unserved:
             if refs.get(u.id):
                 victims["served"][u.sex or "unknown"] += 1
-    perps: dict[str, Counter[str]] = {"detected": Counter(), "counselled": Counter()}
-    for sex, n, n_c in session.execute(
-            select(r.c.sex, func.count(), func.sum(case((r.c.level >= SERVED_LEVEL, 1), else_=0)))
-            .where(r.c.role == "perpetrator").group_by(r.c.sex)):
-        perps["detected"][sex or "unknown"] += n
-        perps["counselled"][sex or "unknown"] += int(n_c or 0)
     indicators = {
         "gbv_victims_served": _indicator(victims["served"], victims["detected"]),
         "perpetrators_counselled": _indicator(perps["counselled"], perps["detected"]),
     }
     indicators["gbv_victims_served"]["referrals_checked"] = referrals_available or not unserved
 
-    # charts: calls by local day, by local hour, records by issue group
-    by_day_counter: Counter[date] = Counter()
-    by_hour = [0] * 24
-    if pg:
-        local = func.timezone(centre.timezone, Call.received_at)
-        bucket = func.date_trunc("hour", local)
-        for b, n in session.execute(select(bucket, func.count()).where(in_period).group_by(bucket)):
-            by_day_counter[b.date()] += n
-            by_hour[b.hour] += n
-    else:
-        bucket = func.strftime("%Y-%m-%d %H", Call.received_at)
-        for b, n in session.execute(select(bucket, func.count()).where(in_period).group_by(bucket)):
-            at = datetime.strptime(b, "%Y-%m-%d %H").replace(tzinfo=timezone.utc).astimezone(tz)
-            by_day_counter[at.date()] += n
-            by_hour[at.hour] += n
     by_day = []
     d = period.start
     while d <= period.end:

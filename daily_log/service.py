@@ -33,8 +33,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, union_all, update
+from sqlalchemy.orm import Session, defer
 
 from daily_log.models import DailyLog, DailyLogComment, DailyLogFailure
 from hotline.auth.models import User
@@ -194,11 +194,11 @@ def summarise(session: Session, *, centre: Centre, day: date) -> dict[str, Any]:
     ).all()
     record_ids = [r.id for r in call_rows if r.id is not None] + [r.id for r in walkin_rows]
     issues: dict[int, list[str]] = defaultdict(list)
-    for chunk in _chunks(record_ids):
-        for rid, code in session.execute(select(CallRecordIssue.record_id, CallRecordIssue.code)
-                                         .where(CallRecordIssue.record_id.in_(chunk))
-                                         .order_by(CallRecordIssue.id)):
-            issues[rid].append(code)
+    day_ids = day_record_ids(centre, start, end).subquery()
+    for rid, code in session.execute(select(CallRecordIssue.record_id, CallRecordIssue.code)
+                                     .join(day_ids, day_ids.c.id == CallRecordIssue.record_id)
+                                     .order_by(CallRecordIssue.id)):
+        issues[rid].append(code)
     available, referrals = referral_states(session, record_ids)
 
     entries: list[dict[str, Any]] = []
@@ -334,6 +334,15 @@ def summarise(session: Session, *, centre: Centre, day: date) -> dict[str, Any]:
     return summary
 
 
+def day_record_ids(centre: Centre, start: datetime, end: datetime):  # type: ignore[no-untyped-def]
+    """SELECT of the ids of a day's records: by the call's time, or by creation without a call."""
+    with_call = (select(CallRecord.id.label("id")).join(Call, Call.id == CallRecord.call_id)
+                 .where(Call.centre_id == centre.id, Call.received_at >= start, Call.received_at < end))
+    without = select(CallRecord.id.label("id")).where(CallRecord.centre_id == centre.id, CallRecord.call_id.is_(None),
+                                                      CallRecord.created_at >= start, CallRecord.created_at < end)
+    return union_all(with_call, without)
+
+
 def _user_names(session: Session, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
@@ -367,7 +376,9 @@ def build_day(session: Session, *, centre: Centre, day: date, now: datetime | No
     check_buildable(centre, day, now)
     summary = summarise(session, centre=centre, day=day)
     at = now or utcnow()
-    log = session.scalar(select(DailyLog).where(DailyLog.centre_id == centre.id, DailyLog.day == day))
+    # the previous summary is replaced without being read back (it can be large)
+    log = session.scalar(select(DailyLog).options(defer(DailyLog.summary))
+                         .where(DailyLog.centre_id == centre.id, DailyLog.day == day))
     if log is None:
         log = DailyLog(centre_id=centre.id, day=day, summary=summary, built_at=at, build_count=1, built_by=by[:128])
         session.add(log)
@@ -376,6 +387,8 @@ def build_day(session: Session, *, centre: Centre, day: date, now: datetime | No
         log.built_at = at
         log.build_count = (log.build_count or 0) + 1
         log.built_by = by[:128]
+    log.digest = digest(summary)
+    log.received = summary["totals"]["received"]
     session.execute(update(DailyLogFailure)
                     .where(DailyLogFailure.centre_id == centre.id, DailyLogFailure.day == day,
                            DailyLogFailure.resolved_at.is_(None))
@@ -459,24 +472,24 @@ def get_log(session: Session, *, centre: Centre, day: date) -> DailyLog | None:
     return session.scalar(select(DailyLog).where(DailyLog.centre_id == centre.id, DailyLog.day == day))
 
 
-def changes_after_sign_off(session: Session, *, log: DailyLog) -> list[dict[str, Any]]:
+def changes_after_sign_off(session: Session, *, log: DailyLog, limit: int | None = None) -> list[dict[str, Any]]:
     """Record changes made after the day was signed off (each with its reason)."""
     if log.signed_off_at is None:
         return []
-    ids = list(log.summary.get("record_ids") or [])
+    centre = session.get(Centre, log.centre_id)
+    ids = day_record_ids(centre, *day_window(centre, log.day)).subquery()
     out: list[dict[str, Any]] = []
-    for chunk in _chunks(ids):
-        rows = session.execute(
-            select(CallRecordRevision.record_id, CallRecordRevision.at, CallRecordRevision.user_id,
-                   CallRecordRevision.changes, CallRecordRevision.version)
-            .where(CallRecordRevision.record_id.in_(chunk), CallRecordRevision.at > log.signed_off_at)
-            .order_by(CallRecordRevision.at)
-        ).all()
-        for r in rows:
-            changes = dict(r.changes or {})
-            reason = (changes.pop("lock_reason", None) or [None, ""])[1]
-            out.append({"record_id": r.record_id, "at": r.at, "user_id": r.user_id, "version": r.version,
-                        "fields": sorted(changes), "reason": reason})
+    q = (select(CallRecordRevision.record_id, CallRecordRevision.at, CallRecordRevision.user_id,
+                CallRecordRevision.changes, CallRecordRevision.version)
+         .join(ids, ids.c.id == CallRecordRevision.record_id)
+         .where(CallRecordRevision.at > log.signed_off_at).order_by(CallRecordRevision.at))
+    if limit:
+        q = q.limit(limit)
+    for r in session.execute(q).all():
+        changes = dict(r.changes or {})
+        reason = (changes.pop("lock_reason", None) or [None, ""])[1]
+        out.append({"record_id": r.record_id, "at": r.at, "user_id": r.user_id, "version": r.version,
+                    "fields": sorted(changes), "reason": reason})
     names = _user_names(session, {c["user_id"] for c in out if c["user_id"]})
     for c in out:
         c["by"] = names.get(c["user_id"], "")
@@ -488,26 +501,20 @@ def state_of(session: Session, log: DailyLog | None) -> str:
         return "not_built"
     if log.signed_off_at is None:
         return "built"
-    if log.signed_digest != digest(log.summary) or changes_after_sign_off(session, log=log):
+    current = log.digest or digest(log.summary)
+    if log.signed_digest != current or changes_after_sign_off(session, log=log, limit=1):
         return "changed_after_sign_off"
     return "signed_off"
 
 
 def is_stale(session: Session, *, centre: Centre, log: DailyLog) -> bool:
     """True when a record of the day changed, or appeared, after the summary was built."""
-    start, end = day_window(centre, log.day)
-    current = set(session.scalars(
-        select(CallRecord.id).outerjoin(Call, Call.id == CallRecord.call_id)
-        .where(CallRecord.centre_id == centre.id,
-               ((Call.id.is_not(None)) & (Call.received_at >= start) & (Call.received_at < end))
-               | ((CallRecord.call_id.is_(None)) & (CallRecord.created_at >= start) & (CallRecord.created_at < end)))))
+    ids = day_record_ids(centre, *day_window(centre, log.day)).subquery()
+    current = set(session.scalars(select(ids.c.id)))
     if current != set(log.summary.get("record_ids") or []):
         return True
-    for chunk in _chunks(sorted(current)):
-        if session.scalar(select(CallRecord.id).where(CallRecord.id.in_(chunk), CallRecord.updated_at > log.built_at)
-                          .limit(1)) is not None:
-            return True
-    return False
+    return session.scalar(select(CallRecord.id).join(ids, ids.c.id == CallRecord.id)
+                          .where(CallRecord.updated_at > log.built_at).limit(1)) is not None
 
 
 @dataclass
@@ -526,7 +533,8 @@ def list_days(session: Session, *, centre: Centre, until: date, days: int = 31,
     if last < first:
         return []
     logs = {log.day: log for log in session.scalars(
-        select(DailyLog).where(DailyLog.centre_id == centre.id, DailyLog.day >= first, DailyLog.day <= last))}
+        select(DailyLog).options(defer(DailyLog.summary))
+        .where(DailyLog.centre_id == centre.id, DailyLog.day >= first, DailyLog.day <= last))}
     failures = {f.day: f.reason for f in session.scalars(
         select(DailyLogFailure).where(DailyLogFailure.centre_id == centre.id, DailyLogFailure.resolved_at.is_(None),
                                       DailyLogFailure.day >= first, DailyLogFailure.day <= last))}
@@ -553,11 +561,10 @@ def sign_off(session: Session, *, centre: Centre, day: date, actor: Actor, now: 
     at = now or utcnow()
     log.signed_off_at = at
     log.signed_off_by = actor.id or None
-    log.signed_digest = digest(log.summary)
-    ids = list(log.summary.get("record_ids") or [])
-    for chunk in _chunks(ids):
-        session.execute(update(CallRecord).where(CallRecord.id.in_(chunk)).values(locked_at=at)
-                        .execution_options(synchronize_session=False))
+    log.signed_digest = log.digest or digest(log.summary)
+    ids = day_record_ids(centre, *day_window(centre, day))
+    session.execute(update(CallRecord).where(CallRecord.id.in_(ids)).values(locked_at=at)
+                    .execution_options(synchronize_session=False))
     session.flush()
     return log
 

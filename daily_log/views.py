@@ -97,7 +97,7 @@ def days_page(request: Request, centre: str | None = None, until: str | None = N
         ctx = {
             "centres": [(c.code, c.name) for c in centres], "centre": chosen,
             "rows": [{"day": r.day, "state": r.state, "failure": r.failure,
-                      "received": (r.log.summary.get("totals", {}).get("received") if r.log else None),
+                      "received": r.log.received if r.log else None,
                       "built_at": r.log.built_at if r.log else None} for r in rows],
             "earlier": earlier if earlier and earlier >= service.first_day(chosen) else None,
             "later": (end + timedelta(days=31)) if end + timedelta(days=1) < service.local_today(chosen) else None,
