@@ -11,6 +11,9 @@ starts on ``report_half_year_start``; the six-monthly report is due before
 ``report_due_half_year`` and the annual one before ``report_due_annual`` (defaults follow the
 plan: periods from 15 December, due before 15 June and before 15 December).
 
+Issues: "by issue" counts a record under each of its issue codes; "by issue group" (and the
+chart) counts each record once, under the group of its primary issue.
+
 Indicators (definitions shown on the report page too):
 
 * **detected GBV victim**: a counted record with at least one issue in the domestic-violence

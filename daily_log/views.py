@@ -315,7 +315,7 @@ def report_page(request: Request, principal: Principal = Depends(viewer)) -> Res
                                             title=_("Calls by hour of the day"), label_every=2),
                 "by_issue": charts.hbar_chart([(tax.label("issue", g, lang) if g != "other" else _("Other"), n)
                                                for g, n in report.by_issue_group],
-                                              title=_("Records by issue")),
+                                              title=_("Records by issue group (primary issue)")),
             }
             ctx["query"] = str(request.url.query)
         return render(request, "daily_log/report.html", ctx, status_code=422 if error else 200)
