@@ -177,6 +177,7 @@ def test_periods_come_from_settings_and_zero_keeps_forever(scene, monkeypatch):
     assert _state(*scene["follow"][:2])["number"] == "+84914000444"
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the hold's SQL runs on both in the page test
 def test_legal_hold_from_the_cli(scene, capsys):
     cid, rid, _ = scene["old"]
     assert main(["retention", "hold", str(rid), "--reason", "   "]) == 2
