@@ -74,7 +74,7 @@ def test_database_holds_ciphertext_while_the_app_shows_plaintext(client, staff):
         assert call is not None and call.caller_number == "+84912345678" and call.caller_raw == "0912345678"
 
 
-def test_raw_events_dead_letters_and_odd_bytes_are_encrypted(env):
+def test_raw_events_dead_letters_and_odd_bytes_are_encrypted(env, monkeypatch):
     body = b"Event: Newchannel\r\nCallerIDNum: 0987654321\r\nData: \xff\xfe"
     now = datetime.now(timezone.utc)
     good = RawIn("asterisk", "enc-1", now,
@@ -92,6 +92,17 @@ def test_raw_events_dead_letters_and_odd_bytes_are_encrypted(env):
         events = {e.dedupe_key: e for e in db.scalars(select(RawEvent))}
         assert events["enc-1"].payload_bytes == body and "CallerIDNum: 0987654321" in events["enc-1"].payload
         assert db.scalar(select(DeadLetter.payload)).startswith("CallerIDNum: 0987654321")
+    # Binary values rotate like text.
+    from hotline.security.service import rotate_keys
+
+    old = ",".join(env.effective_encryption_keys)  # the development key generated into the data dir
+    use_keys(monkeypatch, encryption=f"{crypto.generate_key()},{old}")
+    new = crypto.keyring().current
+    assert rotate_keys(hashes=False).reencrypted["raw_events.payload_bytes"] == 1
+    [(stored,)] = [r for r in raw_rows("SELECT payload_bytes FROM raw_events") if r[0] is not None]
+    assert bytes(stored).startswith(f"enc1:{new}:".encode())
+    with session_scope() as db:
+        assert db.scalar(select(RawEvent.payload_bytes).where(RawEvent.dedupe_key == "enc-1")) == body
 
 
 def test_rows_written_before_encryption_still_read_and_rotation_encrypts_them(env):
