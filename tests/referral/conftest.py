@@ -134,6 +134,16 @@ def peers(_peers: tuple[Receiver, SMTPSink, TwilioStandIn]) -> tuple[Receiver, S
 
 @pytest.fixture
 def world(env, peers, monkeypatch: pytest.MonkeyPatch) -> World:  # type: ignore[no-untyped-def]
+    return _world(peers, monkeypatch)
+
+
+@pytest.fixture
+def sqlite_world(sqlite_env, peers, monkeypatch: pytest.MonkeyPatch) -> World:  # type: ignore[no-untyped-def]
+    """For tests of transport (live stream) rather than storage: SQLite only."""
+    return _world(peers, monkeypatch)
+
+
+def _world(peers: tuple[Receiver, SMTPSink, TwilioStandIn], monkeypatch: pytest.MonkeyPatch) -> World:
     receiver, smtp, twilio = peers
     for k, v in peer_env(receiver.port, smtp, twilio).items():
         monkeypatch.setenv(k, v)

@@ -102,9 +102,10 @@ def test_alerts_reach_supervisors_not_other_counsellors(world, app_client):
     assert live.visible(sup, msg) and live.visible(lan, msg) and not live.visible(hoa, msg)
 
 
-def test_escalation_reaches_the_supervisors_live_screen(world):
+def test_escalation_reaches_the_supervisors_live_screen(sqlite_world):
     """Over a real server and real server-sent events: the supervisor's live stream gets the alert,
     another counsellor's does not."""
+    world = sqlite_world
     from datetime import datetime, timezone
 
     from hotline.auth import service as auth
