@@ -1,4 +1,4 @@
-"""``hotline referral …``: partner accounts, the referral list, the sweep, a delivery test."""
+"""``hotline referral …``: partner accounts, the referral list, the sweep."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 
 from hotline.cli import CliError
 from hotline.db import session_scope
+from referral import service as _service  # noqa: F401  (registers the retention step)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
