@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hotline.db import Base, JSONType, UTCDateTime, utcnow
+from hotline.db import Base, EncryptedJSON, EncryptedText, JSONType, UTCDateTime, utcnow
 
 STATES = ("queued", "sent", "delivered", "accepted", "declined", "expired", "cancelled", "failed")
 OPEN_STATES = ("queued", "sent", "delivered")
@@ -48,10 +48,10 @@ class Referral(Base):
     method: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), default="queued")
     urgency: Mapped[str] = mapped_column(String(16), default="routine")
-    ask: Mapped[str] = mapped_column(Text, default="")
+    ask: Mapped[str] = mapped_column(EncryptedText, default="")  # free text: encrypted at rest
     extras: Mapped[list[Any]] = mapped_column(JSONType, default=list)  # which optional fields were ticked
-    content: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # exactly what the partner receives
-    override_reason: Mapped[str | None] = mapped_column(Text)  # supervisor override of missing consent
+    content: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)  # exactly what the partner receives
+    override_reason: Mapped[str | None] = mapped_column(EncryptedText)  # supervisor override of missing consent
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -61,10 +61,11 @@ class Referral(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_by: Mapped[str] = mapped_column(String(255), default="")
-    decision_note: Mapped[str] = mapped_column(Text, default="")
+    decision_note: Mapped[str] = mapped_column(EncryptedText, default="")
     failure_reason: Mapped[str] = mapped_column(Text, default="")
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalation: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # free text removed by retention
 
     delivery: Mapped[Delivery | None] = relationship(back_populates="referral", uselist=False,
                                                      cascade="all, delete-orphan")
@@ -101,7 +102,7 @@ class Event(Base):
     action: Mapped[str] = mapped_column(String(32))  # created, sent, delivered, accepted, retry, escalated …
     state: Mapped[str] = mapped_column(String(16))  # the referral's state after the event
     actor: Mapped[str] = mapped_column(String(255), default="")
-    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    detail: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)  # may hold notes and reasons
 
     referral: Mapped[Referral] = relationship(back_populates="events")
 

@@ -866,7 +866,7 @@ def retain(*, now: datetime, notes_cutoff: datetime | None, numbers_cutoff: date
     if notes_cutoff is None:
         return 0
     due = (select(Referral.id).outerjoin(CallRecord, CallRecord.id == Referral.record_id)
-           .where(Referral.created_at < notes_cutoff, Referral.ask != PURGED_TEXT,
+           .where(Referral.created_at < notes_cutoff, Referral.purged_at.is_(None),
                   or_(CallRecord.id.is_(None), CallRecord.legal_hold.is_(False)))
            .order_by(Referral.id))
     if dry_run:
@@ -881,6 +881,7 @@ def retain(*, now: datetime, notes_cutoff: datetime | None, numbers_cutoff: date
             for ref in db.scalars(select(Referral).where(Referral.id.in_(ids))):
                 ref.content = _purge_content(ref.content or {})
                 ref.ask = PURGED_TEXT
+                ref.purged_at = now
                 if ref.decision_note:
                     ref.decision_note = PURGED_TEXT
                 if ref.override_reason:

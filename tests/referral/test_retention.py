@@ -24,6 +24,14 @@ def test_old_referral_text_is_removed_except_under_legal_hold(world):
         old.created_at = utcnow() - timedelta(days=800)
         service.decide(db, ref=old, decision="declined", note="Hết chỗ cho chị ấy", by="test")
         old_id, new_id = old.id, new.id
+    # Free text is encrypted at rest: the database never holds it in clear.
+    from sqlalchemy import text
+
+    with session_scope() as db:
+        raw = db.execute(text("SELECT content, ask FROM referral_referrals WHERE id = :i"), {"i": new_id}).first()
+        raw_events = " ".join(r[0] for r in db.execute(text("SELECT detail FROM referral_events")))
+    assert raw[0].startswith("enc1:") and raw[1].startswith("enc1:") and "ly hôn" not in raw[0] + raw[1]
+    assert "Hết chỗ" not in raw_events
     assert run_retention(dry_run=True).domains["referrals"] == 1
     report = run_retention()
     assert report.domains["referrals"] == 1
