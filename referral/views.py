@@ -190,9 +190,18 @@ async def create(record_id: int, request: Request, principal: Principal = Depend
         try:
             if action == "preview":
                 pv = service.preview(db, record_id=record_id, actor=principal, data=data)
+                from referral import jobs
+
+                for item in pv["items"]:  # the message itself, as the partner will see it
+                    if item["service"]["method"] == "email":
+                        subject, plain, _html = jobs.render_email(item["payload"])
+                        item["message"] = f"Subject: {subject}\n\n{plain}"
+                    elif item["service"]["method"] == "sms":
+                        item["message"] = jobs.sms_text(item["payload"])
                 if as_json:
                     return JSONResponse({"items": [{"service_id": i["service"]["service_id"], "method": i["service"]["method"],
-                                                    "payload": i["payload"]} for i in pv["items"]]})
+                                                    "payload": i["payload"], "message": i.get("message")}
+                                                   for i in pv["items"]]})
                 return render(request, "referral/new.html", _new_context(db, record, principal, values=data, preview=pv))
             made = service.create(db, record_id=record_id, actor=principal, data=data, request=request)
             ids = [r.id for r in made]

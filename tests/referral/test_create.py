@@ -101,6 +101,12 @@ def test_preview_shows_exactly_the_minimal_content(world, app_client):
     assert "Chồng" not in json.dumps(item, ensure_ascii=False)  # notes are not shared unless ticked
     page = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-shelter-a", action="preview"))
     assert page.status_code == 200 and 'id="preview"' in page.text
+    # E-mail and SMS partners: the preview is the message itself.
+    r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-shelter-b", "t-legal", action="preview"),
+                        headers={"Accept": "application/json"})
+    email, sms = r.json()["items"]
+    assert email["message"].startswith("Subject: Hotline: yêu cầu chuyển gửi HL-") and "Tiếp nhận tạm lánh tối nay" in email["message"]
+    assert sms["message"].startswith("Hotline: ") and "/r/" in sms["message"]
     assert _referrals() == []  # a preview sends nothing
 
 
