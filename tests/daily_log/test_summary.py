@@ -135,3 +135,8 @@ def test_cli_build_show_and_refusals(centre, capsys):
     assert "has not been built" in capsys.readouterr().err
     assert main(["daily-log", "build", "--centre", "nowhere", "--date", "2026-11-19"]) == 2
     assert "No centre with code 'nowhere'" in capsys.readouterr().err
+    assert main(["daily-log", "export", "--centre", "default", "--date", "2026-11-20", "--lang", "en"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Daily call log,") and "NOT SIGNED OFF" in out and "ghi chú" not in out
+    assert main(["daily-log", "export", "--centre", "default", "--date", "2026-11-20", "--format", "xlsx"]) == 2
+    assert "--out" in capsys.readouterr().err
