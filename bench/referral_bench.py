@@ -70,8 +70,8 @@ def main() -> int:
     ap.add_argument("--flaky", type=int, default=50, help="how many first tries the receiver answers with 503")
     ap.add_argument("--redis", default=os.environ.get("HOTLINE_BENCH_REDIS", "redis://127.0.0.1:6379/2"))
     ap.add_argument("--target", type=float, default=60.0)
-    ap.add_argument("--no-fork", action="store_true",
-                    help="experiment: run `hotline worker` with RQ's SimpleWorker (no fork per job) to see the fork's cost")
+    ap.add_argument("--fork", action="store_true",
+                    help="run `hotline worker --fork` (a forked child per job) to see the fork's cost")
     args = ap.parse_args()
     backend = args.backend or ("postgresql" if reachable(5432) else "sqlite")
     if not reachable(6379):
@@ -102,12 +102,9 @@ def main() -> int:
     workers: list[subprocess.Popen[bytes]] = []
     try:
         print(f"backend {backend}, {args.count} referrals, {args.workers} workers"
-              f"{' (no fork per job)' if args.no_fork else ''}, {args.flaky} first tries answered 503")
+              f"{' (a forked child per job)' if args.fork else ''}, {args.flaky} first tries answered 503")
         ids = setup(receiver.url, args.count)
-        cmd = [sys.executable, "-m", "hotline", "--log-format", "console", "worker"]
-        if args.no_fork:
-            cmd = [sys.executable, "-c", "import sys, rq; rq.Worker = rq.SimpleWorker; from hotline.cli import main; "
-                   "sys.exit(main(['--log-format', 'console', 'worker']))"]
+        cmd = [sys.executable, "-m", "hotline", "--log-format", "console", "worker", *(["--fork"] if args.fork else [])]
         for _ in range(args.workers):
             workers.append(subprocess.Popen(cmd,
                                             cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL,

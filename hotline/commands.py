@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sub.add_parser("worker", help="run background jobs (RQ, with the scheduler)")
     p.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    p.add_argument("--fork", action="store_true", help="run each job in a forked child (isolation; ~140 ms per job)")
     p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("demo", help="start everything with demo data: SQLite, in-process queue, simulated calls")
@@ -112,7 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     uvicorn.run("hotline.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, proxy_headers=True, log_config=None)
+                workers=args.workers, proxy_headers=True, log_config=None, timeout_graceful_shutdown=5)
     return 0
 
 
@@ -122,7 +123,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     stop = start_drainer()
     try:
-        run_worker(burst=args.burst)
+        run_worker(burst=args.burst, fork=args.fork)
     finally:
         stop()
     return 0
@@ -261,7 +262,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     reset_settings()
     stopper = threading.Event()
     try:
-        uvicorn.run("hotline.app:create_app", factory=True, host=args.host, port=args.port, log_config=None)
+        uvicorn.run("hotline.app:create_app", factory=True, host=args.host, port=args.port, log_config=None,
+                    timeout_graceful_shutdown=5)
     finally:
         stopper.set()
         listener.stop()

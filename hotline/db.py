@@ -7,6 +7,7 @@ Both SQLite (demo, tests) and PostgreSQL (production) are supported.  Times are 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -155,6 +156,17 @@ def get_engine() -> Engine:
         _engine = make_engine(get_settings().effective_database_url)
         _sessionmaker = sessionmaker(_engine, expire_on_commit=False)
     return _engine
+
+
+def _forget_parent_connections() -> None:
+    """A forked child (``hotline worker --fork``, uvicorn's workers) must not reuse the parent's
+    pooled connections, which the parent's threads still use: the child's pool starts empty."""
+    if _engine is not None:
+        _engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
 def reset_engine() -> None:

@@ -51,13 +51,21 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+_clients: dict[str, Any] = {}
+
+
 def get_redis():  # type: ignore[no-untyped-def]
+    """One client (and connection pool) per Redis URL per process: a new client per enqueue
+    made queueing cost ~11 ms a job.  redis-py resets the pool in a forked child by itself."""
     url = get_settings().redis_url
     if not url:
         return None
-    import redis
+    client = _clients.get(url)
+    if client is None:
+        import redis
 
-    return redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
+        client = _clients.setdefault(url, redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10))
+    return client
 
 
 def _inprocess() -> ThreadPoolExecutor:
@@ -93,21 +101,27 @@ def enqueue(func: Callable[..., Any], *args: Any, queue: str = "default", job_id
     return job_id
 
 
-def run_worker(queues: Sequence[str] = QUEUES, *, burst: bool = False) -> None:
-    """``hotline worker``: an RQ worker with RQ's scheduler."""
+def run_worker(queues: Sequence[str] = QUEUES, *, burst: bool = False, fork: bool = False) -> None:
+    """``hotline worker``: an RQ worker with RQ's scheduler.
+
+    Jobs run in the worker process itself (RQ's SimpleWorker) unless ``fork`` is set: forking
+    this process costs ~140 ms per job, which capped two workers at under ten referral
+    deliveries a second (bench/referral_bench.py).  Our jobs are idempotent and claim their
+    work in the database, so a crash loses nothing; ``--fork`` isolates each job instead."""
     conn = get_redis()
     if conn is None:
         raise RuntimeError(
             "hotline worker needs Redis: set HOTLINE_REDIS_URL (for example redis://127.0.0.1:6379/0). "
             "The demo runs its jobs in-process and needs no worker."
         )
-    from rq import Queue, Worker
+    from rq import Queue, SimpleWorker, Worker
 
+    worker_class = Worker if fork else SimpleWorker
     run_start_hooks()
     tick()
     stop = None if burst else start_scheduler()
     try:
-        worker = Worker([Queue(q, connection=conn) for q in queues], connection=conn)
+        worker = worker_class([Queue(q, connection=conn) for q in queues], connection=conn)
         worker.work(with_scheduler=True, burst=burst)
     finally:
         if stop is not None:

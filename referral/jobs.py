@@ -31,18 +31,6 @@ from referral import service, signing
 log = logging.getLogger(__name__)
 
 
-def _forget_parent_connections() -> None:
-    """RQ runs each job in a forked child: it must not reuse the parent's pooled database
-    connections (the parent's scheduler thread uses them too), so the child's pool starts empty."""
-    from hotline import db
-
-    engine = getattr(db, "_engine", None)
-    if engine is not None:
-        engine.dispose(close=False)
-
-
-os.register_at_fork(after_in_child=_forget_parent_connections)
-
 SWEEP_SECONDS = 30
 WEBHOOK_TIMEOUT = 10.0
 USER_AGENT = "hotline-referral/1"

@@ -127,8 +127,6 @@ class SharedStateCollector(Collector):
             log.warning("metrics.redis_failed", extra={"reason": type(exc).__name__})
             up.add_metric([], 0)
             return [up]
-        finally:
-            conn.close()
         up.add_metric([], 1)
         return [up, length, failed, scheduled, workers]
 

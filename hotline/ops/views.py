@@ -71,8 +71,6 @@ def _redis_ready() -> str | None:
         conn.ping()
     except Exception as exc:  # noqa: BLE001
         return f"redis unreachable ({type(exc).__name__})"
-    finally:
-        conn.close()
     return None
 
 
