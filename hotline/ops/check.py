@@ -392,8 +392,50 @@ def check_data_dir(settings: Settings, state: dict[str, Any]) -> list[Result]:
     return [Result("data-dir", OK, f"{folder.resolve()} is writable")]
 
 
+# ---------------------------------------------------------------------- keys for data at rest
+def check_encryption(settings: Settings, state: dict[str, Any]) -> list[Result]:
+    """The keys for notes and full numbers load, and every stored value is readable with them."""
+    from sqlalchemy.orm import Session
+
+    from hotline.security import crypto, service
+
+    fix_keys = ("set HOTLINE_ENCRYPTION_KEYS to a key made with 'hotline keys generate' (newest first, old keys "
+                "after it until 'hotline keys rotate' has finished); keep a copy off this machine")
+    try:
+        crypto.Keyring(settings.effective_encryption_keys)
+        crypto.HashKeyring.from_secrets(settings.effective_number_hash_keys)
+    except Exception as exc:  # noqa: BLE001 - reported
+        return [Result("encryption", FAIL, f"the data-at-rest keys cannot be used: {exc}"[:300], fix_keys)]
+    out: list[Result] = []
+    if not settings.encryption_keys.strip():
+        out.append(Result("encryption", WARN, "HOTLINE_ENCRYPTION_KEYS is not set: a key generated into the data "
+                          "directory encrypts notes and full numbers", fix_keys))
+    if state.get("db_ok") and state.get("migrated"):
+        engine = _engine(settings.effective_database_url)
+        try:
+            with Session(engine) as session:
+                status = service.key_status(session)
+        except Exception as exc:  # noqa: BLE001 - reported
+            out.append(Result("encryption", WARN, f"cannot count values per key: {type(exc).__name__}", ""))
+            return out
+        finally:
+            engine.dispose()
+        missing = status.unreadable()
+        if missing:
+            out.append(Result("encryption", FAIL, f"values are encrypted with key(s) {', '.join(missing)} that are not "
+                              "configured: those notes and numbers cannot be read",
+                              "add the old key(s) back to HOTLINE_ENCRYPTION_KEYS (after the newest), then run: "
+                              "hotline keys rotate"))
+        elif status.rows_left():
+            out.append(Result("encryption", WARN, f"{status.rows_left()} value(s) are not yet under the newest keys",
+                              "run: hotline keys rotate (safe while the service runs)"))
+    if not out:
+        out.append(Result("encryption", OK, "the data-at-rest keys load and protect every stored value"))
+    return out
+
+
 CHECKS: tuple[Callable[[Settings, dict[str, Any]], list[Result]], ...] = (
-    check_database, check_redis, check_ami, check_secrets, check_clock, check_timezone, check_twilio, check_data_dir,
+    check_database, check_redis, check_ami, check_secrets, check_encryption, check_clock, check_timezone, check_twilio, check_data_dir,
 )
 
 

@@ -151,3 +151,39 @@ def test_spooled_events_waiting_are_a_warning(env, capsys):
     assert main(["check", "--json"]) == 0
     checks = _checks(capsys.readouterr().out)
     assert checks["data-dir"]["status"] == "warn" and "1 spool file(s)" in checks["data-dir"]["message"]
+
+
+def test_data_at_rest_keys_are_checked_against_what_the_database_holds(env, monkeypatch, capsys):
+    """A stored value under a key that is no longer configured is a failure naming the key; values
+    under an older key still configured are a warning to run the rotation; after it, OK."""
+    from hotline.security import crypto
+    from tests.live.conftest import feed_call
+    from tests.security.helpers import use_keys
+
+    feed_call(caller="0912345678")
+    first = ",".join(env.effective_encryption_keys)
+    old_id = crypto.keyring().current
+
+    def encryption_line() -> dict:
+        main(["check", "--json"])
+        return _checks(capsys.readouterr().out)["encryption"]
+
+    assert encryption_line()["status"] == "warn"  # the development key in the data directory
+    use_keys(monkeypatch, encryption=f"{crypto.generate_key()},{first}")
+    line = encryption_line()
+    assert line["status"] == "warn" and "not yet under the newest keys" in line["message"]
+    assert "hotline keys rotate" in line["fix"]
+
+    use_keys(monkeypatch, encryption=crypto.generate_key())  # the old key dropped too early
+    line = encryption_line()
+    assert line["status"] == "fail" and old_id in line["message"]
+    assert "add the old key" in line["fix"]
+
+    use_keys(monkeypatch, encryption="not a key")
+    assert encryption_line()["status"] == "fail"
+
+    use_keys(monkeypatch, encryption=f"{crypto.generate_key()},{first}")
+    assert main(["keys", "rotate"]) == 0
+    capsys.readouterr()
+    line = encryption_line()
+    assert line["status"] == "ok", line
