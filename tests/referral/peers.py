@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import socket
 import threading
 import time
@@ -95,6 +96,10 @@ class SMTPSink:
 
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
+
+        # aiosmtpd logs each command at INFO from its own thread, which outlives a test's captured
+        # stderr ("I/O operation on closed file" noise): only its warnings matter here.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
 
         self.messages: list[Any] = []
         sink = self
