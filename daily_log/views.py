@@ -223,43 +223,43 @@ def _filename(centre: Any, day: date, ext: str) -> str:
     return f"daily-log-{safe}-{day.isoformat()}.{ext}"
 
 
+def _exported(db: Any, principal: Principal, request: Request, code: str, day_text: str,
+              action: str) -> tuple[Any, date, dict[str, Any]]:
+    """A built day the principal may see, its export audited (the summary's state goes in the audit)."""
+    centre = _centre(db, principal, code)
+    day = _day(principal, day_text)
+    summary = _built(db, principal, centre, day)
+    audit.record(db, actor=principal, action=f"daily_log.{action}", object_type="daily_log",
+                 object_id=f"{centre.code}:{day.isoformat()}", request=request, detail={"state": summary["state"]})
+    return centre, day, summary
+
+
+def _download(body: bytes, media_type: str, filename: str) -> Response:
+    return Response(body, media_type=media_type, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+
 @router.get("/daily-log/{code}/{day_text}/export.csv")
 def export_csv(code: str, day_text: str, request: Request, principal: Principal = Depends(viewer)) -> Response:
     with session_scope() as db:
-        centre = _centre(db, principal, code)
-        day = _day(principal, day_text)
-        summary = _built(db, principal, centre, day)
-        audit.record(db, actor=principal, action="daily_log.export_csv", object_type="daily_log",
-                     object_id=f"{centre.code}:{day.isoformat()}", request=request, detail={"state": summary["state"]})
+        centre, day, summary = _exported(db, principal, request, code, day_text, "export_csv")
     body = "\ufeff" + exports.to_csv(summary, lang=principal.language)
-    return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{_filename(centre, day, "csv")}"',
-        "Cache-Control": "no-store"})
+    return _download(body.encode("utf-8"), "text/csv; charset=utf-8", _filename(centre, day, "csv"))
 
 
 @router.get("/daily-log/{code}/{day_text}/export.xlsx")
 def export_xlsx(code: str, day_text: str, request: Request, principal: Principal = Depends(viewer)) -> Response:
     with session_scope() as db:
-        centre = _centre(db, principal, code)
-        day = _day(principal, day_text)
-        summary = _built(db, principal, centre, day)
-        audit.record(db, actor=principal, action="daily_log.export_xlsx", object_type="daily_log",
-                     object_id=f"{centre.code}:{day.isoformat()}", request=request, detail={"state": summary["state"]})
-    return Response(exports.to_xlsx(summary, lang=principal.language),
-                    media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", headers={
-                        "Content-Disposition": f'attachment; filename="{_filename(centre, day, "xlsx")}"',
-                        "Cache-Control": "no-store"})
+        centre, day, summary = _exported(db, principal, request, code, day_text, "export_xlsx")
+    return _download(exports.to_xlsx(summary, lang=principal.language),
+                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _filename(centre, day, "xlsx"))
 
 
 @router.get("/daily-log/{code}/{day_text}/print")
 def print_page(code: str, day_text: str, request: Request, principal: Principal = Depends(viewer)) -> Response:
     with session_scope() as db:
-        centre = _centre(db, principal, code)
-        day = _day(principal, day_text)
-        summary = _built(db, principal, centre, day)
+        centre, day, summary = _exported(db, principal, request, code, day_text, "print")
         ctx = _day_context(db, principal, centre, day)
-        audit.record(db, actor=principal, action="daily_log.print", object_type="daily_log",
-                     object_id=f"{centre.code}:{day.isoformat()}", request=request, detail={"state": summary["state"]})
         ctx["public"] = summary
         return render(request, "daily_log/print.html", ctx)
 
@@ -335,8 +335,7 @@ def report_csv(request: Request, principal: Principal = Depends(viewer)) -> Resp
     for row in reports.to_csv_rows(report, principal.language):
         writer.writerow([exports._safe(v) for v in row])
     name = f"report-{centre.code}-{report.period.start.isoformat()}-{report.period.end.isoformat()}.csv"
-    return Response(("\ufeff" + buf.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    return _download(("\ufeff" + buf.getvalue()).encode("utf-8"), "text/csv; charset=utf-8", name)
 
 
 def setup_app(app: Any) -> None:
