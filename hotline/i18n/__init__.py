@@ -146,3 +146,47 @@ def gettext_lazy(message: str, **variables: Any) -> LazyProxy:
 def N_(message: str) -> str:
     """Marks a string for extraction without translating it (translate later with ``gettext``)."""
     return message
+
+
+class Text:
+    """A user-visible message kept as its English msgid and values, translated when shown.
+
+    Services raise errors carrying ``Text(...)`` (the extractor knows the name); a view shows
+    ``text.translate(principal.language)``, a CLI ``str(text)`` (the current language, Vietnamese by
+    default).  Values that are ``Text`` themselves are translated into the same language.
+    """
+
+    __slots__ = ("msgid", "values")
+
+    def __init__(self, msgid: str, **values: Any) -> None:
+        self.msgid, self.values = msgid, values
+
+    def translate(self, lang: str | None = None) -> str:
+        lang = lang or current_language.get()
+        text = translator(lang)(self.msgid)
+        if not self.values:
+            return text
+        return text % {k: v.translate(lang) if isinstance(v, Text) else v for k, v in self.values.items()}
+
+    def __str__(self) -> str:
+        return self.translate()
+
+    def __repr__(self) -> str:
+        return f"Text({self.msgid!r}, {self.values!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Text) and (self.msgid, self.values) == (other.msgid, other.values)
+
+    def __hash__(self) -> int:
+        return hash(self.msgid)
+
+
+def translate_value(value: Any, lang: str | None = None) -> Any:
+    """``value`` in ``lang`` when it is a ``Text`` (or a list / dict of them); anything else as is."""
+    if isinstance(value, Text):
+        return value.translate(lang)
+    if isinstance(value, dict):
+        return {k: translate_value(v, lang) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(translate_value(v, lang) for v in value)
+    return value

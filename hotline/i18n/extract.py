@@ -30,7 +30,7 @@ from hotline.i18n import DOMAIN_PACKAGES, HERE
 
 ROOT = HERE.parent.parent
 KEYWORDS = {
-    "_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "gettext_lazy": None, "_tr": (2,),
+    "_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "gettext_lazy": None, "_tr": (2,), "Text": None,
     "lazy_gettext": None, "pgettext": ((1, "c"), 2), "npgettext": ((1, "c"), 2, 3),
 }
 VI_TRANSLATION_HEADER = "Vietnamese translations for hotline"
