@@ -166,7 +166,7 @@ class Text:
         text = translator(lang)(self.msgid)
         if not self.values:
             return text
-        return text % {k: v.translate(lang) if isinstance(v, Text) else v for k, v in self.values.items()}
+        return text % {k: _shown(v, lang) for k, v in self.values.items()}
 
     def __str__(self) -> str:
         return self.translate()
@@ -179,6 +179,15 @@ class Text:
 
     def __hash__(self) -> int:
         return hash(self.msgid)
+
+
+def _shown(value: Any, lang: str) -> Any:
+    """A value filled into a ``Text``: a ``Text`` translated, a list of values joined with "; "."""
+    if isinstance(value, Text):
+        return value.translate(lang)
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(_shown(v, lang)) for v in value)
+    return value
 
 
 def translate_value(value: Any, lang: str | None = None) -> Any:
