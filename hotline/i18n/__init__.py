@@ -182,9 +182,12 @@ class Text:
 
 
 def _shown(value: Any, lang: str) -> Any:
-    """A value filled into a ``Text``: a ``Text`` translated, a list of values joined with "; "."""
+    """A value filled into a ``Text``: a ``Text`` translated, a ``{"vi": …, "en": …}`` label (data in
+    both languages) in ``lang``, a list of values joined with "; "."""
     if isinstance(value, Text):
         return value.translate(lang)
+    if isinstance(value, dict):
+        return value.get(lang) or value.get("en") or ""
     if isinstance(value, (list, tuple)):
         return "; ".join(str(_shown(v, lang)) for v in value)
     return value
