@@ -202,3 +202,10 @@ def translate_value(value: Any, lang: str | None = None) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(translate_value(v, lang) for v in value)
     return value
+
+
+def error_text(exc: BaseException, lang: str | None = None) -> str:
+    """An exception's message in ``lang`` (default: the current language) when it was raised with a
+    ``Text`` (``raise SomeError(Text("…", x=1))``); otherwise ``str(exc)``."""
+    arg = exc.args[0] if len(exc.args) == 1 else None
+    return arg.translate(lang) if isinstance(arg, Text) else str(exc)
