@@ -7,6 +7,7 @@ import json
 
 from hotline.cli import CliError
 from hotline.db import session_scope
+from hotline.i18n import Text
 from referral import service as _service  # noqa: F401  (registers the retention step)
 
 
@@ -41,7 +42,7 @@ def _user(db, username: str):  # type: ignore[no-untyped-def]
 
     user = accounts.get_user(db, username=username)
     if user is None:
-        raise CliError(f"không có tài khoản {username!r} / no account {username!r}")
+        raise CliError(str(Text("No account %(user)r.", user=username)))
     return user
 
 
@@ -53,7 +54,7 @@ def cmd_link(args: argparse.Namespace) -> int:
         try:
             service.link_partner(db, user_id=user.id, organization_id=args.organization_id, by="cli")
         except service.ReferralError as exc:
-            raise CliError("; ".join(exc.errors.values())) from None
+            raise CliError(str(exc)) from None
         from hotline.audit import service as audit
 
         audit.record(db, actor="cli", action="referral.partner_link", object_type="user", object_id=user.id,
@@ -68,7 +69,7 @@ def cmd_unlink(args: argparse.Namespace) -> int:
     with session_scope() as db:
         user = _user(db, args.username)
         if not service.unlink_partner(db, user_id=user.id):
-            raise CliError(f"{args.username} chưa được liên kết / {args.username} is not linked")
+            raise CliError(str(Text("%(user)s is not linked.", user=args.username)))
     print(f"{args.username} unlinked")
     return 0
 

@@ -21,6 +21,7 @@ from hotline.audit import service as audit
 from hotline.calls.models import CallRecord
 from hotline.centres.models import Centre
 from hotline.db import utcnow
+from hotline.i18n import Text, current_language, translate_value
 from hotline.records import service as records
 from hotline.settings import get_settings
 from hotline.taxonomy import get_taxonomies
@@ -85,11 +86,22 @@ ANY_WORDS = ("tat ca", "bat ky", "moi", "all", "any", "everything")
 
 
 class ReferralError(ValueError):
-    """Bad input: ``errors`` maps a field to a bilingual message saying what is wrong and what to do."""
+    """Bad input: ``messages`` maps a field to a ``Text`` saying what is wrong and what to do;
+    ``translated(lang)`` gives them in a reader's language, ``errors`` in the current one."""
 
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+    def __init__(self, errors: dict[str, Text | str]):
+        self.messages = dict(errors)
+        super().__init__("; ".join(f"{k}: {translate_value(v, 'en')}" for k, v in self.messages.items()))
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return self.translated(current_language.get())
+
+    def translated(self, lang: str) -> dict[str, str]:
+        return {k: str(translate_value(v, lang)) for k, v in self.messages.items()}
+
+    def __str__(self) -> str:
+        return "; ".join(self.errors.values())
 
 
 class NotAllowed(PermissionError):
@@ -129,40 +141,36 @@ def default_urgency(record: CallRecord) -> str:
 
 def parse_request(data: dict[str, Any]) -> ReferralRequest:
     """Typed, validated input (form or JSON); raises ``ReferralError`` naming each bad field."""
-    errors: dict[str, str] = {}
+    errors: dict[str, Text] = {}
     raw_ids = data.get("service_ids") or []
     if isinstance(raw_ids, str):
         raw_ids = [raw_ids]
     ids = list(dict.fromkeys(str(x).strip() for x in raw_ids if str(x).strip()))
     if not ids:
-        errors["service_ids"] = ("Chọn ít nhất một dịch vụ để chuyển gửi. / "
-                                 "Choose at least one service to refer to.")
+        errors["service_ids"] = Text("Choose at least one service to refer to.")
     elif len(ids) > MAX_SERVICES:
-        errors["service_ids"] = (f"Tối đa {MAX_SERVICES} dịch vụ một lần. / At most {MAX_SERVICES} services at once.")
+        errors["service_ids"] = Text("At most %(max)d services at once.", max=MAX_SERVICES)
     urgency = str(data.get("urgency") or "routine").strip()
     if urgency not in URGENCIES:
-        errors["urgency"] = ("Mức khẩn cấp phải là routine, urgent hoặc emergency. / "
-                             "Urgency must be routine, urgent or emergency.")
+        errors["urgency"] = Text("Urgency must be routine, urgent or emergency.")
     ask = str(data.get("ask") or "").replace("\r\n", "\n").strip()
     if not ask:
-        errors["ask"] = ("Hãy ghi điều đề nghị đối tác làm (ví dụ: tiếp nhận tạm lánh tối nay). / "
-                         "Say what the partner is asked to do (e.g. take her in tonight).")
+        errors["ask"] = Text("Say what the partner is asked to do (e.g. take her in tonight).")
     elif len(ask) > ASK_MAX:
-        errors["ask"] = f"Dài {len(ask)} ký tự, tối đa {ASK_MAX}. / {len(ask)} characters, at most {ASK_MAX}."
+        errors["ask"] = Text("%(length)d characters, at most %(max)d.", length=len(ask), max=ASK_MAX)
     raw_extras = data.get("extras") or []
     if isinstance(raw_extras, str):
         raw_extras = [raw_extras]
     extras = [str(x) for x in raw_extras if str(x)]
     unknown = [x for x in extras if x not in EXTRAS]
     if unknown:
-        errors["extras"] = (f"Không rõ mục: {', '.join(unknown)}; chọn trong {', '.join(EXTRAS)}. / "
-                            f"Unknown items: {', '.join(unknown)}; choose from {', '.join(EXTRAS)}.")
+        errors["extras"] = Text("Unknown items: %(unknown)s; choose from %(choices)s.",
+                                unknown=", ".join(unknown), choices=", ".join(EXTRAS))
     name = str(data.get("caller_name") or "").strip()
     if len(name) > NAME_MAX:
-        errors["caller_name"] = f"Tối đa {NAME_MAX} ký tự. / At most {NAME_MAX} characters."
+        errors["caller_name"] = Text("At most %(max)d characters.", max=NAME_MAX)
     if "caller_name" in extras and not name:
-        errors["caller_name"] = ("Đã chọn chia sẻ tên nhưng chưa ghi tên. / "
-                                 "You ticked the name but did not type it.")
+        errors["caller_name"] = Text("You ticked the name but did not type it.")
     reason = str(data.get("override_reason") or "").strip()
     if errors:
         raise ReferralError(errors)
@@ -180,13 +188,13 @@ def consent_state(record: CallRecord) -> dict[str, Any]:
     scope = dict(record.consent_referral_scope or {})
     child = is_child(record)
     given = bool(record.consent_referral) and (not child or bool(record.child_consent and record.representative_consent))
+    missing: Text | str
     if given:
         missing = ""
     elif not record.consent_referral:
-        missing = ("Chưa ghi nhận người gọi đồng ý chuyển gửi. / The caller's consent to referral is not recorded.")
+        missing = Text("The caller's consent to referral is not recorded.")
     else:
-        missing = ("Người gọi dưới 16 tuổi: cần cả trẻ và người đại diện hợp pháp đồng ý. / The caller is under 16: "
-                   "both the child and the legal representative must consent.")
+        missing = Text("The caller is under 16: both the child and the legal representative must consent.")
     return {"given": given, "missing": missing, "to": scope.get("to") or "", "data": scope.get("data") or "",
             "child": child, "imminent": record.risk == "imminent",
             "override_possible": child or record.risk == "imminent"}
@@ -230,29 +238,26 @@ def check_consent(record: CallRecord, *, actor: Any, req: ReferralRequest, targe
     c = consent_state(record)
     if not c["given"]:
         if not c["override_possible"]:
-            raise ReferralError({"consent": c["missing"] + " Hãy hỏi và ghi sự đồng ý trên hồ sơ trước. / "
-                                 "Ask the caller and record the consent on the call record first."})
+            raise ReferralError({"consent": Text("%(missing)s Ask the caller and record the consent on the call "
+                                                 "record first.", missing=c["missing"])})
         if actor.role not in OVERRIDE_ROLES:
-            raise ReferralError({"consent": c["missing"] + " Với trẻ em hoặc nguy hiểm tức thời, giám sát viên có "
-                                 "thể chuyển gửi kèm lý do. / For a child or imminent danger a supervisor may refer "
-                                 "with a written reason."})
+            raise ReferralError({"consent": Text("%(missing)s For a child or imminent danger a supervisor may refer "
+                                                 "with a written reason.", missing=c["missing"])})
         if len(req.override_reason) < REASON_MIN:
-            raise ReferralError({"override_reason": f"Ghi lý do chuyển gửi không có sự đồng ý (ít nhất {REASON_MIN} "
-                                 f"ký tự). / Write why you refer without consent (at least {REASON_MIN} characters)."})
+            raise ReferralError({"override_reason": Text("Write why you refer without consent (at least %(min)d "
+                                                         "characters).", min=REASON_MIN)})
         return True
-    errors: dict[str, str] = {}
+    errors: dict[str, Text] = {}
     outside = [t["name"] for t in targets if not _within_to(c["to"], t)]
     if outside:
-        errors["service_ids"] = (f"Ngoài phạm vi người gọi đồng ý (\"{c['to']}\"): {', '.join(outside)}. Sửa sự đồng "
-                                 f"ý trên hồ sơ nếu người gọi đồng ý, hoặc chọn dịch vụ khác. / Outside what the "
-                                 f"caller agreed to (\"{c['to']}\"): {', '.join(outside)}. Change the consent on the "
-                                 f"record if the caller agrees, or choose another service.")
+        errors["service_ids"] = Text("Outside what the caller agreed to (\"%(scope)s\"): %(services)s. Change the "
+                                     "consent on the record if the caller agrees, or choose another service.",
+                                     scope=c["to"], services=", ".join(outside))
     refused = [x for x in req.extras if not _extra_allowed(c["data"], x)]
     if refused:
-        labels = ", ".join(EXTRAS[x][1] for x in refused)
-        errors["extras"] = (f"Người gọi không đồng ý chia sẻ: {', '.join(EXTRAS[x][0] for x in refused)} (đã ghi: "
-                            f"\"{c['data'] or '-'}\"). / The caller did not agree to share: {labels} (recorded: "
-                            f"\"{c['data'] or '-'}\"). Untick them, or record the caller's wider consent first.")
+        errors["extras"] = Text("The caller did not agree to share: %(items)s (recorded: \"%(scope)s\"). Untick "
+                                "them, or record the caller's wider consent first.",
+                                items=[{"vi": EXTRAS[x][0], "en": EXTRAS[x][1]} for x in refused], scope=c["data"] or "-")
     if errors:
         raise ReferralError(errors)
     return False
@@ -311,34 +316,33 @@ def _target(session: Session, service_id: str) -> dict[str, Any]:
         t = directory.referral_target(session, service_id)
         svc = directory.get(session, service_id=service_id)
     except LookupError:
-        raise ReferralError({"service_ids": f"Không có dịch vụ {service_id!r} trong danh bạ. / "
-                                            f"No directory service {service_id!r}."}) from None
+        raise ReferralError({"service_ids": Text("No directory service %(id)r.", id=service_id)}) from None
     t = dict(t)
     t.update({"organization_id": svc.organization_id, "organization": svc.organization.name,
               "service_type": svc.service_type, "beds_free": svc.beds_free})
-    problem = ""
+    problem: Text | str = ""
     if not t["accepts"]:
-        problem = "dịch vụ này không nhận chuyển gửi qua hệ thống / this service does not take referrals through hotline"
+        problem = Text("this service does not take referrals through hotline")
     elif t["method"] == "webhook" and not t["webhook_url"]:
-        problem = "thiếu địa chỉ webhook trong danh bạ / the directory has no webhook URL"
+        problem = Text("the directory has no webhook URL")
     elif t["method"] == "webhook" and not t["webhook_secret"]:
-        problem = "thiếu khoá ký webhook trong danh bạ / the directory has no webhook secret"
+        problem = Text("the directory has no webhook secret")
     elif t["method"] == "email" and not t["email"]:
-        problem = "thiếu e-mail nhận chuyển gửi / the directory has no referral e-mail"
+        problem = Text("the directory has no referral e-mail")
     elif t["method"] == "sms" and not t["sms"]:
-        problem = "thiếu số nhận SMS / the directory has no referral SMS number"
+        problem = Text("the directory has no referral SMS number")
     elif t["method"] not in ("webhook", "email", "sms"):
-        problem = "chưa chọn cách nhận chuyển gửi / no referral method chosen in the directory"
+        problem = Text("no referral method chosen in the directory")
     t["problem"] = problem
     return t
 
 
 def _targets(session: Session, req: ReferralRequest) -> list[dict[str, Any]]:
     targets = [_target(session, sid) for sid in req.service_ids]
-    bad = [f"{t['name']}: {t['problem']}" for t in targets if t["problem"]]
+    bad = [Text("service %(service)s: %(problem)s", service=t["name"], problem=t["problem"]) for t in targets if t["problem"]]
     if bad:
-        raise ReferralError({"service_ids": "; ".join(bad) + ". Sửa mục danh bạ hoặc chọn dịch vụ khác. / "
-                             "Fix the directory entry or choose another service."})
+        raise ReferralError({"service_ids": Text("%(problems)s. Fix the directory entry or choose another service.",
+                                                 problems=bad)})
     return targets
 
 
@@ -543,8 +547,7 @@ def retry_delivery(session: Session, *, referral_id: int, actor: Any, request: A
     ref = get_for_staff(session, referral_id=referral_id, actor=actor, for_edit=True)
     d = ref.delivery
     if d is None or d.status != "dead":
-        raise ReferralError({"state": "Chỉ gửi lại được khi việc gửi đã thất bại. / "
-                                      "Only a failed delivery can be tried again."})
+        raise ReferralError({"state": Text("Only a failed delivery can be tried again.")})
     d.status, d.attempts, d.dead_at = "pending", 0, None
     ref.state, ref.failure_reason, ref.updated_at = "queued", "", utcnow()
     _event(session, ref, "requeued", actor.username)
@@ -591,9 +594,9 @@ def cancel(session: Session, *, referral_id: int, actor: Any, reason: str, reque
     ref = get_for_staff(session, referral_id=referral_id, actor=actor, for_edit=True)
     reason = (reason or "").strip()
     if ref.state in FINAL_STATES:
-        raise ReferralError({"state": "Chuyển gửi này đã kết thúc, không huỷ được. / This referral is already closed."})
+        raise ReferralError({"state": Text("This referral is already closed.")})
     if len(reason) < 3:
-        raise ReferralError({"reason": "Ghi lý do huỷ. / Write why the referral is cancelled."})
+        raise ReferralError({"reason": Text("Write why the referral is cancelled.")})
     ref.state, ref.decision_note, ref.updated_at = "cancelled", reason[:2000], utcnow()
     if ref.delivery is not None and ref.delivery.status in ("pending", "retrying"):
         ref.delivery.status, ref.delivery.last_error = "dead", "cancelled before delivery"
@@ -608,13 +611,12 @@ def decide(session: Session, *, ref: Referral, decision: str, note: str, by: str
     """Accept or decline (with a reason), or acknowledge receipt ("received")."""
     note = (note or "").strip()[:2000]
     if decision not in ("accepted", "declined", "received"):
-        raise ReferralError({"decision": "Chọn nhận hoặc từ chối. / Choose accept or decline."})
+        raise ReferralError({"decision": Text("Choose accept or decline.")})
     if ref.state not in OPEN_STATES:
-        raise ReferralError({"state": f"Chuyển gửi này đã ở trạng thái '{ref.state}', không đổi được nữa. / "
-                                      f"This referral is already {ref.state}; it cannot change any more."})
+        raise ReferralError({"state": Text("This referral is already %(state)s; it cannot change any more.",
+                                           state=ref.state)})
     if decision == "declined" and not note:
-        raise ReferralError({"note": "Hãy ghi lý do từ chối để trung tâm tìm nơi khác. / "
-                                     "Say why you decline, so the centre can look elsewhere."})
+        raise ReferralError({"note": Text("Say why you decline, so the centre can look elsewhere.")})
     now = utcnow()
     ref.acknowledged_at = ref.acknowledged_at or now
     if ref.delivered_at is None:
@@ -671,7 +673,7 @@ def open_link(session: Session, *, token: str, now: datetime | None = None) -> t
 def answer_by_link(session: Session, *, token: str, decision: str, note: str,
                    now: datetime | None = None) -> Referral:
     if decision not in ("accepted", "declined"):
-        raise ReferralError({"decision": "Chọn nhận hoặc từ chối. / Choose accept or decline."})
+        raise ReferralError({"decision": Text("Choose accept or decline.")})
     link, ref = open_link(session, token=token, now=now)
     decide(session, ref=ref, decision=decision, note=note, by="link")
     link.used_at = now or utcnow()
@@ -691,11 +693,10 @@ def link_partner(session: Session, *, user_id: int, organization_id: str, by: st
 
     user = session.get(User, user_id)
     if user is None or user.role != "partner":
-        raise ReferralError({"username": "Chỉ liên kết được tài khoản có vai trò partner. / "
-                                         "Only an account with the partner role can be linked."})
+        raise ReferralError({"username": Text("Only an account with the partner role can be linked.")})
     if session.get(Organization, organization_id) is None:
-        raise ReferralError({"organization_id": f"Không có tổ chức {organization_id!r} trong danh bạ. / "
-                                                f"No organisation {organization_id!r} in the directory."})
+        raise ReferralError({"organization_id": Text("No organisation %(id)r in the directory.",
+                                                     id=organization_id)})
     m = session.get(PartnerMember, user_id)
     if m is None:
         m = PartnerMember(user_id=user_id, organization_id=organization_id, created_at=utcnow(), created_by=by)

@@ -23,9 +23,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from hotline.audit import service as audit
-from hotline.auth.deps import Principal, csrf_protect, require_roles, resolve_principal, wants_json
+from hotline.auth.deps import Principal, csrf_protect, request_language, require_roles, resolve_principal, wants_json
 from hotline.db import session_scope
-from hotline.i18n import translator
+from hotline.i18n import Text, translator
 from hotline.taxonomy import get_taxonomies
 from hotline.web import add_template_dir, render, template_context, templates
 from referral import service, signing
@@ -57,6 +57,11 @@ def _t(principal: Principal | None, request: Request | None = None) -> Any:
     from hotline.web import request_language
 
     return translator(principal.language if principal else request_language(request))
+
+
+def _errors(request: Request, exc: service.ReferralError) -> dict[str, str]:
+    """The refusal's messages in the reader's language (Vietnamese for a partner's link page)."""
+    return exc.translated(request_language(request))
 
 
 def _json(request: Request) -> bool:
@@ -208,10 +213,10 @@ async def create(record_id: int, request: Request, principal: Principal = Depend
         except service.ReferralError as exc:
             db.rollback()
             if as_json:
-                return JSONResponse({"errors": exc.errors}, status_code=422)
+                return JSONResponse({"errors": _errors(request, exc)}, status_code=422)
             record = _load_record(db, record_id, principal)
             return render(request, "referral/new.html", _new_context(db, record, principal, values=data,
-                                                                     errors=exc.errors), status_code=422)
+                                                                     errors=_errors(request, exc)), status_code=422)
     # Queued only once the referrals are committed, so a worker always finds them.
     from referral import jobs
 
@@ -277,7 +282,7 @@ async def cancel(referral_id: int, request: Request, principal: Principal = Depe
                            request=request)
         except service.ReferralError as exc:
             db.rollback()
-            return _detail(request, db, _staff_ref(db, referral_id, principal), principal, exc.errors, 422)
+            return _detail(request, db, _staff_ref(db, referral_id, principal), principal, _errors(request, exc), 422)
     return RedirectResponse(f"/referrals/{referral_id}", status_code=303)
 
 
@@ -290,7 +295,7 @@ async def retry(referral_id: int, request: Request, principal: Principal = Depen
             delivery_id = ref.delivery.delivery_id if ref.delivery else None
         except service.ReferralError as exc:
             db.rollback()
-            return _detail(request, db, _staff_ref(db, referral_id, principal), principal, exc.errors, 422)
+            return _detail(request, db, _staff_ref(db, referral_id, principal), principal, _errors(request, exc), 422)
     from referral import jobs
 
     if delivery_id:
@@ -336,16 +341,16 @@ async def partner_decide(public_id: str, request: Request, principal: Principal 
         decision = str(data.get("decision") or "")
         try:
             if decision not in ("accepted", "declined"):
-                raise service.ReferralError({"decision": "Chọn nhận hoặc từ chối. / Choose accept or decline."})
+                raise service.ReferralError({"decision": Text("Choose accept or decline.")})
             service.decide(db, ref=ref, decision=decision, note=str(data.get("note") or ""), by=principal.username)
         except service.ReferralError as exc:
             db.rollback()
             ref = _partner_ref(db, public_id, principal)
             if _json(request):
-                return JSONResponse({"errors": exc.errors}, status_code=422)
+                return JSONResponse({"errors": _errors(request, exc)}, status_code=422)
             return render(request, "referral/respond.html", {"ref": ref, "r": ref.content, "L": _labels(principal.language),
                                                              "action": f"/partner/referrals/{ref.public_id}",
-                                                             "errors": exc.errors, "values": data}, status_code=422)
+                                                             "errors": _errors(request, exc), "values": data}, status_code=422)
         audit.record(db, actor=principal, action=f"referral.{decision}", object_type="referral", object_id=ref.id,
                      request=request)
     if _json(request):
@@ -395,7 +400,7 @@ async def link_answer(token: str, request: Request) -> Response:
             except service.LinkProblem as exc2:
                 return _link_problem(request, db, exc2)
             return render(request, "referral/respond.html", {"ref": ref, "r": ref.content, "L": _labels("vi"),
-                                                             "action": f"/r/{token}", "errors": exc.errors,
+                                                             "action": f"/r/{token}", "errors": _errors(request, exc),
                                                              "values": data}, status_code=422)
         audit.record(db, actor="partner-link", action=f"referral.{ref.state}", object_type="referral",
                      object_id=ref.id, request=request)
@@ -415,7 +420,7 @@ async def acknowledge(request: Request) -> Response:
             return JSONResponse({"error": "refused", "reason": str(exc)}, status_code=401)
         except service.ReferralError as exc:
             db.rollback()
-            return JSONResponse({"error": "invalid", "errors": exc.errors}, status_code=422)
+            return JSONResponse({"error": "invalid", "errors": _errors(request, exc)}, status_code=422)
         audit.record(db, actor=f"webhook:{ref.service_id}", action="referral.acknowledge", object_type="referral",
                      object_id=ref.id, request=request, detail={"state": ref.state})
         return JSONResponse({"referral_id": ref.public_id, "state": ref.state})
@@ -449,7 +454,7 @@ async def partners_link(request: Request, principal: Principal = Depends(admin_w
         user = accounts.get_user(db, username=username) if username else None
         try:
             if user is None:
-                raise service.ReferralError({"username": f"Không có tài khoản {username!r}. / No account {username!r}."})
+                raise service.ReferralError({"username": Text("No account %(user)r.", user=username)})
             if str(data.get("action") or "link") == "unlink":
                 service.unlink_partner(db, user_id=user.id)
                 action = "referral.partner_unlink"
@@ -458,7 +463,7 @@ async def partners_link(request: Request, principal: Principal = Depends(admin_w
                 action = "referral.partner_link"
         except service.ReferralError as exc:
             db.rollback()
-            return _partners_page(request, db, principal, exc.errors, data, 422)
+            return _partners_page(request, db, principal, _errors(request, exc), data, 422)
         audit.record(db, actor=principal, action=action, object_type="user", object_id=user.id, request=request,
                      detail={"organization_id": org})
     return RedirectResponse("/referrals/admin/partners", status_code=303)

@@ -31,7 +31,7 @@ def test_missing_consent_blocks_and_keeps_what_was_typed(world, app_client):
     token = world.login(app_client, "lan")
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-shelter-a"))
     assert r.status_code == 422
-    assert "consent to referral is not recorded" in r.text
+    assert "Chưa ghi nhận người gọi đồng ý chuyển gửi" in r.text
     assert "Tiếp nhận tạm lánh tối nay" in r.text  # nothing typed is lost
     assert _referrals() == []
     assert world.receiver.requests == []
@@ -42,11 +42,11 @@ def test_scope_of_consent_is_respected(world, app_client):
     token = world.login(app_client, "lan")
     # The caller agreed to a shelter, not to legal aid.
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-legal"))
-    assert r.status_code == 422 and "Outside what the caller agreed to" in r.text
+    assert r.status_code == 422 and "Ngoài phạm vi người gọi đồng ý" in r.text
     # Extra data beyond the minimum needs the caller's agreement to share it.
     r = app_client.post(f"/records/{world.record_id}/referrals",
                         data=_form(token, "t-shelter-b", extras=["notes"]))
-    assert r.status_code == 422 and "did not agree to share" in r.text
+    assert r.status_code == 422 and "Người gọi không đồng ý chia sẻ" in r.text
     assert _referrals() == []
     world.record(consent_referral_scope={"to": "nhà tạm lánh", "data": "ghi chú, tuổi"})
     r = app_client.post(f"/records/{world.record_id}/referrals",
@@ -61,12 +61,12 @@ def test_child_without_both_consents_needs_supervisor_override_with_reason(world
     world.record(caller_age_group="under_16", child_consent=True, representative_consent=None, risk="high")
     token = world.login(app_client, "lan")
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-shelter-a"))
-    assert r.status_code == 422 and "both the child and the legal representative" in r.text
-    assert "a supervisor may refer" in r.text
+    assert r.status_code == 422 and "cần cả trẻ và người đại diện hợp pháp" in r.text
+    assert "giám sát viên có thể chuyển gửi kèm lý do" in r.text
     app_client.cookies.clear()
     token = world.login(app_client, "sup")
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-shelter-a", override_reason="x"))
-    assert r.status_code == 422 and "Write why you refer without consent" in r.text
+    assert r.status_code == 422 and "Ghi lý do chuyển gửi không có sự đồng ý" in r.text
     reason = "Trẻ bị đánh, mẹ không liên lạc được, cần tạm lánh ngay"
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-shelter-a", override_reason=reason),
                         follow_redirects=False)
@@ -85,7 +85,7 @@ def test_no_override_without_child_or_imminent_danger(world, app_client):
     token = world.login(app_client, "sup")
     r = app_client.post(f"/records/{world.record_id}/referrals",
                         data=_form(token, "t-shelter-a", override_reason="Tôi nghĩ là nên chuyển gửi"))
-    assert r.status_code == 422 and "record the consent on the call record first" in r.text
+    assert r.status_code == 422 and "Hãy hỏi và ghi sự đồng ý trên hồ sơ trước" in r.text
 
 
 def test_preview_shows_exactly_the_minimal_content(world, app_client):
@@ -156,9 +156,32 @@ def test_service_that_takes_no_referrals_is_refused(world, app_client):
     world.record(consent_referral_scope={"to": "bất kỳ"})
     token = world.login(app_client, "lan")
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-police"))
-    assert r.status_code == 422 and "does not take referrals through hotline" in r.text
+    assert r.status_code == 422 and "dịch vụ này không nhận chuyển gửi qua hệ thống" in r.text
     r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "nope"))
-    assert r.status_code == 422 and "No directory service" in r.text
+    assert r.status_code == 422 and "Không có dịch vụ &#39;nope&#39; trong danh bạ" in r.text
+
+
+def test_errors_come_in_the_users_language(world, app_client):
+    """The same refusal in English for a counsellor who chose English, in Vietnamese by default."""
+    from hotline.auth.models import User
+
+    world.record(consent_referral=False)
+    token = world.login(app_client, "lan")
+    with session_scope() as db:
+        db.get(User, world.uid("lan")).language = "en"  # lan chose English
+    r = app_client.post(f"/records/{world.record_id}/referrals", data=_form(token, "t-shelter-a"))
+    assert r.status_code == 422
+    assert "The caller&#39;s consent to referral is not recorded." in r.text
+    assert "Ask the caller and record the consent on the call record first." in r.text
+    assert "Chưa ghi nhận" not in r.text
+    r = app_client.post(f"/records/{world.record_id}/referrals", headers={"Accept": "application/json"},
+                        data=_form(token, "nope"))
+    assert r.status_code == 422 and r.json()["errors"]["service_ids"] == "No directory service 'nope'."
+    with session_scope() as db:
+        db.get(User, world.uid("lan")).language = "vi"  # back to the default
+    r = app_client.post(f"/records/{world.record_id}/referrals", headers={"Accept": "application/json"},
+                        data=_form(token, "nope"))
+    assert r.status_code == 422 and r.json()["errors"]["service_ids"] == "Không có dịch vụ 'nope' trong danh bạ."
 
 
 def test_other_centre_and_partners_cannot_refer(world, app_client):

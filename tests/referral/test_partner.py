@@ -68,7 +68,7 @@ def test_partner_sees_only_their_organisation(world, app_client):
     assert app_client.get(f"/referrals/{a_id}").status_code == 403
     # Declining needs a reason; accepting takes a note.
     r = app_client.post(f"/partner/referrals/{a_pub}", data={"csrf_token": token, "decision": "declined", "note": ""})
-    assert r.status_code == 422 and "Say why you decline" in r.text
+    assert r.status_code == 422 and "Hãy ghi lý do từ chối để trung tâm tìm nơi khác" in r.text
     r = app_client.post(f"/partner/referrals/{a_pub}", data={"csrf_token": token, "decision": "declined",
                                                               "note": "Hết giường tối nay"}, follow_redirects=False)
     assert r.status_code == 303 and _state(a_id) == "declined"
@@ -178,7 +178,7 @@ def test_admin_links_partner_accounts_in_the_page(world, app_client):
     assert page.status_code == 200
     r = app_client.post("/referrals/admin/partners", data={"csrf_token": token, "username": "pa",
                                                            "organization_id": "no-such-org"})
-    assert r.status_code == 422 and "No organisation" in r.text
+    assert r.status_code == 422 and "Không có tổ chức" in r.text
     r = app_client.post("/referrals/admin/partners", data={"csrf_token": token, "username": "pa",
                                                            "organization_id": "org-a"}, follow_redirects=False)
     assert r.status_code == 303
