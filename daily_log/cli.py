@@ -21,6 +21,7 @@ from daily_log import exports, reports, service
 from hotline.audit import service as audit
 from hotline.cli import CliError
 from hotline.db import session_scope
+from hotline.i18n import Text
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -91,9 +92,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
         log = service.get_log(db, centre=centre, day=day)
         if log is None:
-            raise CliError(f"Ngày {service.fmt_day(day)} của {centre.code} chưa được lập. / {service.fmt_day(day)} "
-                           f"has not been built for {centre.code}; run: hotline daily-log build --centre "
-                           f"{centre.code} --date {day.isoformat()}")
+            raise CliError(str(Text("%(day)s has not been built for %(centre)s; run: %(command)s",
+                                    day=service.fmt_day(day), centre=centre.code,
+                                    command=f"hotline daily-log build --centre {centre.code} --date {day.isoformat()}")))
         out = service.public_summary(log, service.state_of(db, log), signed_by=service.signer_name(db, log))
         audit.record(db, actor="cli", action="daily_log.view", object_type="daily_log",
                      object_id=f"{centre.code}:{day.isoformat()}")

@@ -41,6 +41,7 @@ from daily_log.models import DailyLog
 from hotline.calls.models import Call, CallRecord, CallRecordIssue
 from hotline.centres.models import Centre
 from hotline.db import utcnow
+from hotline.i18n import Text
 from hotline.settings import get_settings
 from hotline.taxonomy import get_taxonomies, non_counselling_codes
 
@@ -52,7 +53,7 @@ MAX_DAYS = 5 * 366
 
 
 class ReportError(ValueError):
-    """A period that cannot be reported on; the message says why (bilingual)."""
+    """A period that cannot be reported on; raised with a ``Text`` saying why (``error_text(exc, lang)``)."""
 
 
 @dataclass
@@ -91,7 +92,8 @@ def _mmdd(value: str, name: str) -> tuple[int, int]:
         date(2024, month, day)
         return month, day
     except (ValueError, TypeError):
-        raise ReportError(f"HOTLINE_{name.upper()} = '{value}' không phải MM-DD. / is not MM-DD (e.g. 12-15).") from None
+        raise ReportError(Text("%(setting)s = '%(value)s' is not MM-DD (e.g. 12-15).",
+                               setting=f"HOTLINE_{name.upper()}", value=value)) from None
 
 
 def _on(year: int, mmdd: tuple[int, int]) -> date:
@@ -143,25 +145,23 @@ def resolve_period(*, since: str | None = None, until: str | None = None, half_y
         try:
             return annual(int(year))  # type: ignore[arg-type]
         except ValueError:
-            raise ReportError(f"'{year}' không phải năm. / '{year}' is not a year.") from None
+            raise ReportError(Text("'%(year)s' is not a year.", year=year)) from None
     if not since or not until:
-        raise ReportError("Chọn khoảng ngày (từ, đến), sáu tháng hoặc cả năm. / Choose a date range (from and to), "
-                          "a half-year or a year.")
+        raise ReportError(Text("Choose a date range (from and to), a half-year or a year."))
     try:
         start, end = service.parse_day(since), service.parse_day(until)
     except service.DayRefused as exc:
-        raise ReportError(str(exc)) from None
+        raise ReportError(*exc.args) from None
     if end < start:
-        raise ReportError(f"Ngày kết thúc {service.fmt_day(end)} trước ngày bắt đầu {service.fmt_day(start)}. / "
-                          f"The end {service.fmt_day(end)} is before the start {service.fmt_day(start)}.")
+        raise ReportError(Text("The end %(end)s is before the start %(start)s.",
+                               end=service.fmt_day(end), start=service.fmt_day(start)))
     if (end - start).days > MAX_DAYS:
-        raise ReportError("Khoảng ngày dài quá 5 năm; hãy chia nhỏ. / The range is longer than 5 years; split it.")
+        raise ReportError(Text("The range is longer than 5 years; split it."))
     return Period(start, end, "range", f"{service.fmt_day(start)}–{service.fmt_day(end)}")
 
 
 def _bad_half(value: str) -> Period:
-    raise ReportError(f"'{value}' không đúng dạng NĂM-1 hoặc NĂM-2 (vd. 2026-1). / '{value}' is not YEAR-1 or "
-                      f"YEAR-2 (e.g. 2026-1).")
+    raise ReportError(Text("'%(value)s' is not YEAR-1 or YEAR-2 (e.g. 2026-1).", value=value))
 
 
 def upcoming_due(today: date) -> list[Period]:

@@ -41,6 +41,7 @@ from hotline.auth.models import User
 from hotline.calls.models import OPEN_STATUSES, Call, CallRecord, CallRecordIssue
 from hotline.centres.models import Centre
 from hotline.db import utcnow
+from hotline.i18n import Text
 from hotline.records.models import CallRecordRevision
 from hotline.taxonomy import non_counselling_codes
 
@@ -59,7 +60,8 @@ class Actor(Protocol):
 
 
 class DayRefused(ValueError):
-    """A day that cannot be built or signed off; the message says why and what to do (bilingual)."""
+    """A day that cannot be built or signed off; raised with a ``Text`` that says why and what to do
+    (views show ``error_text(exc, lang)``)."""
 
 
 class NotAllowed(PermissionError):
@@ -102,25 +104,24 @@ def parse_day(text: str) -> date:
             return datetime.strptime(value, fmt).date()
         except ValueError:
             continue
-    raise DayRefused(f"'{value}' không phải ngày (dd/mm/yyyy hoặc yyyy-mm-dd). / "
-                     f"'{value}' is not a date (dd/mm/yyyy or yyyy-mm-dd).")
+    raise DayRefused(Text("'%(value)s' is not a date (dd/mm/yyyy or yyyy-mm-dd).", value=value))
 
 
 def check_buildable(centre: Centre, day: date, now: datetime | None = None) -> None:
     """Refuse a day that has not ended yet or that is before the centre existed."""
     today = local_today(centre, now)
     if day > today:
-        raise DayRefused(f"Ngày {fmt_day(day)} còn ở tương lai (hôm nay ở {centre.code} là {fmt_day(today)}). / "
-                         f"{fmt_day(day)} is in the future (today at {centre.code} is {fmt_day(today)}).")
+        raise DayRefused(Text("%(day)s is in the future (today at %(centre)s is %(today)s).",
+                              day=fmt_day(day), centre=centre.code, today=fmt_day(today)))
     if day == today:
         _, end = day_window(centre, day)
         local_end = end.astimezone(zone(centre)).strftime("%H:%M %d/%m/%Y")
-        raise DayRefused(f"Ngày {fmt_day(day)} chưa kết thúc; có thể lập sau {local_end} ({centre.timezone}). / "
-                         f"{fmt_day(day)} has not ended yet; it can be built after {local_end} ({centre.timezone}).")
+        raise DayRefused(Text("%(day)s has not ended yet; it can be built after %(end)s (%(zone)s).",
+                              day=fmt_day(day), end=local_end, zone=centre.timezone))
     first = first_day(centre)
     if day < first:
-        raise DayRefused(f"Trung tâm {centre.code} bắt đầu từ {fmt_day(first)}; ngày {fmt_day(day)} có trước đó. / "
-                         f"Centre {centre.code} exists since {fmt_day(first)}; {fmt_day(day)} is before that.")
+        raise DayRefused(Text("Centre %(centre)s exists since %(first)s; %(day)s is before that.",
+                              centre=centre.code, first=fmt_day(first), day=fmt_day(day)))
 
 
 # ---------------------------------------------------------------------- figures
@@ -365,8 +366,7 @@ def get_centre(session: Session, *, code: str | None = None, centre_id: int | No
     centre = session.scalar(select(Centre).where(Centre.code == (code or "")))
     if centre is None:
         known = ", ".join(session.scalars(select(Centre.code).order_by(Centre.code)).all()) or "none yet"
-        raise LookupError(f"Không có trung tâm mã '{code}' (có: {known}). / No centre with code '{code}' "
-                          f"(known: {known}).")
+        raise LookupError(Text("No centre with code '%(code)s' (known: %(known)s).", code=code, known=known))
     return centre
 
 
@@ -553,11 +553,11 @@ def sign_off(session: Session, *, centre: Centre, day: date, actor: Actor, now: 
         raise NotAllowed(centre.code)
     log = get_log(session, centre=centre, day=day)
     if log is None:
-        raise DayRefused(f"Ngày {fmt_day(day)} chưa được lập; hãy lập rồi xem lại trước khi ký duyệt. / "
-                         f"{fmt_day(day)} has not been built; build and review it before signing off.")
+        raise DayRefused(Text("%(day)s has not been built; build and review it before signing off.",
+                              day=fmt_day(day)))
     if is_stale(session, centre=centre, log=log):
-        raise DayRefused(f"Hồ sơ của ngày {fmt_day(day)} đã thay đổi sau khi lập; hãy lập lại, xem lại rồi ký duyệt. / "
-                         f"Records of {fmt_day(day)} changed after it was built; rebuild it, review it, then sign off.")
+        raise DayRefused(Text("Records of %(day)s changed after it was built; rebuild it, review it, then sign off.",
+                              day=fmt_day(day)))
     at = now or utcnow()
     log.signed_off_at = at
     log.signed_off_by = actor.id or None
@@ -574,10 +574,10 @@ def add_comment(session: Session, *, centre: Centre, day: date, actor: Actor, te
         raise NotAllowed(centre.code)
     body = (text or "").replace("\x00", "").strip()
     if not body:
-        raise DayRefused("Nhận xét đang trống; hãy viết nội dung. / The comment is empty; write something.")
+        raise DayRefused(Text("The comment is empty; write something."))
     if len(body) > COMMENT_MAX:
-        raise DayRefused(f"Nhận xét dài {len(body)} ký tự, tối đa {COMMENT_MAX}. / "
-                         f"The comment is {len(body)} characters long, at most {COMMENT_MAX}.")
+        raise DayRefused(Text("The comment is %(length)d characters long, at most %(max)d.",
+                              length=len(body), max=COMMENT_MAX))
     row = DailyLogComment(centre_id=centre.id, day=day, user_id=actor.id or None, at=utcnow(), text=body)
     session.add(row)
     session.flush()

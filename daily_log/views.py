@@ -30,7 +30,7 @@ from daily_log import charts, exports, reports, service
 from hotline.audit import service as audit
 from hotline.auth.deps import Principal, csrf_protect, require_roles
 from hotline.db import session_scope
-from hotline.i18n import translator
+from hotline.i18n import error_text, translator
 from hotline.taxonomy import get_taxonomies
 from hotline.web import add_template_dir, render
 
@@ -61,7 +61,7 @@ def _day(principal: Principal, text: str) -> date:
     try:
         return service.parse_day(text)
     except service.DayRefused as exc:
-        raise HTTPException(422, detail=str(exc)) from None
+        raise HTTPException(422, detail=error_text(exc, principal.language)) from None
 
 
 def _labels(lang: str) -> dict[str, Any]:
@@ -127,7 +127,7 @@ def _day_context(db: Any, principal: Principal, centre: Any, day: date) -> dict[
     try:
         service.check_buildable(centre, day)
     except service.DayRefused as exc:
-        ctx["refusal"] = str(exc)
+        ctx["refusal"] = error_text(exc, principal.language)
     if log is not None:
         ctx["summary"] = log.summary
         ctx["changes"] = service.changes_after_sign_off(db, log=log)
@@ -170,7 +170,7 @@ def build(code: str, day_text: str, request: Request, principal: Principal = Dep
         try:
             log = service.build_day(db, centre=centre, day=day, by=principal.username)
         except service.DayRefused as exc:
-            return _refused(request, db, principal, centre, day, str(exc))
+            return _refused(request, db, principal, centre, day, error_text(exc, principal.language))
         audit.record(db, actor=principal, action="daily_log.build", object_type="daily_log",
                      object_id=f"{centre.code}:{day.isoformat()}", request=request,
                      detail={"build_count": log.build_count})
@@ -185,7 +185,7 @@ def sign_off(code: str, day_text: str, request: Request, principal: Principal = 
         try:
             log = service.sign_off(db, centre=centre, day=day, actor=principal)
         except service.DayRefused as exc:
-            return _refused(request, db, principal, centre, day, str(exc))
+            return _refused(request, db, principal, centre, day, error_text(exc, principal.language))
         audit.record(db, actor=principal, action="daily_log.sign_off", object_type="daily_log",
                      object_id=f"{centre.code}:{day.isoformat()}", request=request,
                      detail={"records_locked": len(log.summary.get("record_ids") or [])})
@@ -203,7 +203,7 @@ async def comment(code: str, day_text: str, request: Request,
         try:
             row = service.add_comment(db, centre=centre, day=day, actor=principal, text=text)
         except service.DayRefused as exc:
-            resp = _refused(request, db, principal, centre, day, str(exc))
+            resp = _refused(request, db, principal, centre, day, error_text(exc, principal.language))
             return resp
         audit.record(db, actor=principal, action="daily_log.comment", object_type="daily_log",
                      object_id=f"{centre.code}:{day.isoformat()}", request=request, detail={"comment_id": row.id})
@@ -284,7 +284,7 @@ def _report(request: Request, db: Any, principal: Principal) -> tuple[Any, Any, 
                                         year=params["year"])
         report = reports.build_report(db, centre=centre, period=period)
     except reports.ReportError as exc:
-        return centres, centre, None, str(exc), []
+        return centres, centre, None, error_text(exc, principal.language), []
     return centres, centre, report, None, []
 
 
@@ -326,7 +326,7 @@ def report_csv(request: Request, principal: Principal = Depends(viewer)) -> Resp
     with session_scope() as db:
         centres, centre, report, error, _unused = _report(request, db, principal)
         if report is None:
-            raise HTTPException(422, detail=error or "Choose a period. / Chọn kỳ báo cáo.")
+            raise HTTPException(422, detail=error or translator(principal.language)("Choose a period."))
         audit.record(db, actor=principal, action="report.export_csv", object_type="report", object_id=centre.code,
                      request=request, detail={"from": report.period.start.isoformat(),
                                               "to": report.period.end.isoformat()})

@@ -126,7 +126,7 @@ def test_a_failed_build_is_recorded_and_cleared_by_the_next_success(env):
     assert jobs.build_day_job(cid, "2026-11-20").startswith("bad 2026-11-20")
     with session_scope() as db:
         assert service.open_failures(db) == []
-    assert "future" in jobs.build_day_job(cid, "2099-01-01")  # refused, not retried
+    assert "còn ở tương lai" in jobs.build_day_job(cid, "2099-01-01")  # refused, not retried
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # the production pair: RQ workers on PostgreSQL

@@ -17,6 +17,7 @@ from daily_log import charts, reports, service
 from hotline.centres.models import Centre
 from hotline.cli import build_parser, main
 from hotline.db import session_scope
+from hotline.i18n import error_text
 from hotline.settings import reset_settings
 from referral.models import Referral
 from tests.daily_log.conftest import add_call, add_record, sign_in, utc
@@ -42,10 +43,14 @@ def test_reporting_periods_follow_the_plan_and_settings(env, monkeypatch):
     assert first.due == date(2026, 7, 20)
     p = reports.resolve_period(half_year="2026-2")
     assert (p.start, p.end, p.kind) == (date(2026, 7, 1), date(2026, 12, 31), "half_year")
-    for bad, why in ((dict(half_year="2026-3"), "YEAR-1"), (dict(since="10/11/2026", until="01/11/2026"), "before"),
-                     (dict(since="2026-11-01"), "date range"), (dict(since="31/02/2026", until="01/03/2026"), "not a date")):
-        with pytest.raises(reports.ReportError, match=why):
+    # The message is in the current language: Vietnamese by default (the CLI), English on request.
+    for bad, why, why_en in ((dict(half_year="2026-3"), "NĂM-1", "YEAR-1"),
+                             (dict(since="10/11/2026", until="01/11/2026"), "trước ngày bắt đầu", "before"),
+                             (dict(since="2026-11-01"), "Chọn khoảng ngày", "date range"),
+                             (dict(since="31/02/2026", until="01/03/2026"), "không phải ngày", "not a date")):
+        with pytest.raises(reports.ReportError, match=why) as caught:
             reports.resolve_period(**bad)
+        assert why_en in error_text(caught.value, "en") and why not in error_text(caught.value, "en")
     monkeypatch.setenv("HOTLINE_REPORT_YEAR_START", "13-45")
     reset_settings()
     with pytest.raises(reports.ReportError, match="MM-DD"):

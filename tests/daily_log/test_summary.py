@@ -126,15 +126,15 @@ def test_cli_build_show_and_refusals(centre, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["state"] == "built" and shown["totals"]["received"] == 1 and shown["date"] == "2026-11-20"
     assert main(["daily-log", "build", "--centre", "default", "--date", "2026-11-22"]) == 2
-    assert "future" in capsys.readouterr().err
+    assert "còn ở tương lai" in capsys.readouterr().err
     assert main(["daily-log", "build", "--centre", "default", "--date", "2026-11-21"]) == 2
-    assert "has not ended yet" in capsys.readouterr().err
+    assert "chưa kết thúc" in capsys.readouterr().err
     assert main(["daily-log", "build", "--centre", "default", "--date", "2025-12-31"]) == 2
-    assert "exists since 01/01/2026" in capsys.readouterr().err
+    assert "bắt đầu từ 01/01/2026" in capsys.readouterr().err
     assert main(["daily-log", "show", "--centre", "default", "--date", "2026-11-19", "--json"]) == 2
-    assert "has not been built" in capsys.readouterr().err
+    assert "chưa được lập" in capsys.readouterr().err
     assert main(["daily-log", "build", "--centre", "nowhere", "--date", "2026-11-19"]) == 2
-    assert "No centre with code 'nowhere'" in capsys.readouterr().err
+    assert "Không có trung tâm mã 'nowhere'" in capsys.readouterr().err
     assert main(["daily-log", "export", "--centre", "default", "--date", "2026-11-20", "--lang", "en"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Daily call log,") and "NOT SIGNED OFF" in out and "ghi chú" not in out

@@ -116,6 +116,20 @@ def test_future_and_unended_days_are_refused_with_the_reason(client, day):
     assert client.get("/daily-log/default/not-a-date").status_code == 422
 
 
+def test_refusals_come_in_english_for_an_english_user(client, day, staff):
+    from hotline.auth.models import User
+
+    with session_scope() as db:
+        db.get(User, staff.ids["gs1"]).language = "en"
+    token = sign_in(client, "gs1")
+    r = client.post(f"/daily-log/default/{(TODAY + timedelta(days=3)).isoformat()}/build", data={"csrf_token": token})
+    assert r.status_code == 422 and "is in the future (today at default is" in r.text and "tương lai" not in r.text
+    r = client.post("/daily-log/default/2025-12-31/build", data={"csrf_token": token})
+    assert r.status_code == 422 and "Centre default exists since 01/01/2026" in r.text
+    r = client.get("/daily-log/default/not-a-date")
+    assert r.status_code == 422 and "is not a date (dd/mm/yyyy or yyyy-mm-dd)" in r.text
+
+
 def test_exports_carry_no_notes_say_unsigned_and_are_audited(client, day):
     token = sign_in(client, "gs1")
     client.post(URL + "/build", data={"csrf_token": token})
