@@ -27,6 +27,7 @@ from hotline.calls.models import OPEN_STATUSES, Call
 from hotline.centres.models import Centre, Line
 from hotline.centres.service import Routing
 from hotline.db import utcnow
+from hotline.i18n import Text
 from hotline.live.models import PRESENCE_STATES, CounsellorPresence
 from hotline.records import service as records
 
@@ -44,7 +45,7 @@ class Actor(Protocol):
 
 
 class LiveError(ValueError):
-    pass
+    """Raised with a ``Text``; views show ``error_text(exc, lang)``."""
 
 
 def centre_channel(centre_id: int) -> str:
@@ -66,7 +67,7 @@ def viewer_for(session: Session, *, actor: Actor, centre_id: int | None = None) 
     if actor.role == "administrator" and centre_id is not None:
         centre = centre_id
     if centre is None:
-        raise LiveError("Tài khoản chưa thuộc trung tâm nào. / Your account belongs to no centre.")
+        raise LiveError(Text("Your account belongs to no centre."))
     agents = Routing.load(session, 0).agents
     idents = frozenset(ident for (_p, ident), row in agents.items() if row.user_id == actor.id)
     return Viewer(actor.id, actor.role, centre, idents)
@@ -151,8 +152,8 @@ def get_presence(session: Session, *, user_id: int) -> str:
 def set_presence(session: Session, *, actor: Actor, state: str, reason: str = "") -> CounsellorPresence:
     """Record the state; the caller publishes with ``announce_presence`` after the commit."""
     if state not in PRESENCE_STATES:
-        raise LiveError(f"Trạng thái không hợp lệ '{state}'; chọn: {', '.join(PRESENCE_STATES)}. / "
-                        f"Unknown presence '{state}'; choose one of: {', '.join(PRESENCE_STATES)}.")
+        raise LiveError(Text("Unknown presence '%(state)s'; choose one of: %(choices)s.",
+                             state=state, choices=", ".join(PRESENCE_STATES)))
     row = session.get(CounsellorPresence, actor.id)
     if row is None:
         row = CounsellorPresence(user_id=actor.id, centre_id=actor.centre_id)

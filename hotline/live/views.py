@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from hotline.audit import service as audit
 from hotline.auth.deps import Principal, csrf_protect, require_roles, wants_json
 from hotline.db import session_scope
+from hotline.i18n import N_, error_text, translator
 from hotline.live import service
 from hotline.live.hub import Hub
 from hotline.live.models import PRESENCE_STATES
@@ -45,7 +46,7 @@ async def staff_write(request: Request, principal: Principal = Depends(staff)) -
 
 supervisors = require_roles("supervisor", "administrator")
 HEARTBEAT_SECONDS = 15.0
-NO_CALL = "Không tìm thấy cuộc gọi, hoặc bạn không có quyền xem. / No such call, or you may not see it."
+NO_CALL = N_("No such call, or you may not see it.")
 
 
 class _LineCache:
@@ -89,7 +90,7 @@ def _viewer(principal: Principal, centre: int | None) -> service.Viewer:
         try:
             return service.viewer_for(db, actor=principal, centre_id=centre)
         except service.LiveError as exc:
-            raise HTTPException(409, detail=str(exc)) from None
+            raise HTTPException(409, detail=error_text(exc, principal.language)) from None
 
 
 def _event(seq: int, message: dict[str, Any]) -> str:
@@ -165,7 +166,7 @@ def pop_fragment(call_id: int, request: Request, principal: Principal = Depends(
         try:
             ctx = service.pop(db, call_id=call_id, actor=principal)
         except LookupError:
-            raise HTTPException(404, detail=NO_CALL) from None
+            raise HTTPException(404, detail=translator(lang)(NO_CALL)) from None
         audit.record(db, actor=principal, action="caller_history.view", object_type="call", object_id=call_id,
                      request=request, detail={"earlier_calls": len(ctx["history"])})
         return render(request, "live/_history.html", {
@@ -184,10 +185,10 @@ def reveal(call_id: int, request: Request, principal: Principal = Depends(staff_
             audit.record(db, actor=principal, action="call.reveal_refused", object_type="call",
                          object_id=call_id, request=request)
             db.commit()
-            raise HTTPException(403, detail="Vai trò của bạn không được xem số đầy đủ. / "
-                                            "Your role may not see full numbers.") from None
+            raise HTTPException(403, detail=translator(principal.language)(
+                N_("Your role may not see full numbers."))) from None
         except LookupError:
-            raise HTTPException(404, detail=NO_CALL) from None
+            raise HTTPException(404, detail=translator(principal.language)(NO_CALL)) from None
         audit.record(db, actor=principal, action="call.reveal", object_type="call", object_id=call_id,
                      request=request)
     return JSONResponse({"call_id": call_id, "number": number}, headers={"Cache-Control": "no-store"})
@@ -215,7 +216,7 @@ async def presence(request: Request, principal: Principal = Depends(staff_write)
     try:
         out = await asyncio.to_thread(work)
     except service.LiveError as exc:
-        raise HTTPException(422, detail=str(exc)) from None
+        raise HTTPException(422, detail=error_text(exc, principal.language)) from None
     if wants_json(request) or request.headers.get("content-type", "").startswith("application/json"):
         return JSONResponse(out)
     return RedirectResponse("/live", status_code=303)

@@ -63,6 +63,25 @@ def test_reveal_is_for_supervisors_and_is_audited(client, staff):
     assert not any("345" in str(a) for a in rows)
 
 
+def test_refusals_come_in_the_users_language(client, staff):
+    """Vietnamese by default; English once the counsellor chose English."""
+    from hotline.auth.models import User
+
+    cid = call_id(feed_call(agent="PJSIP/tvv1", caller="0912345678"))
+    token = sign_in(client, "tvv1")
+    headers = {**JSON, "X-CSRF-Token": token}
+    r = client.post(f"/live/calls/{cid}/reveal", headers=headers)
+    assert r.status_code == 403 and r.json()["detail"] == "Vai trò của bạn không được xem số đầy đủ."
+    r = client.post("/live/presence", json={"state": "asleep"}, headers=headers)
+    assert r.status_code == 422 and r.json()["detail"].startswith("Trạng thái không hợp lệ 'asleep'; chọn: ")
+    with session_scope() as db:
+        db.get(User, staff.ids["tvv1"]).language = "en"
+    r = client.post(f"/live/calls/{cid}/reveal", headers=headers)
+    assert r.status_code == 403 and r.json()["detail"] == "Your role may not see full numbers."
+    r = client.post("/live/presence", json={"state": "asleep"}, headers=headers)
+    assert r.status_code == 422 and r.json()["detail"].startswith("Unknown presence 'asleep'; choose one of: ")
+
+
 def test_wallboard_waiting_in_progress_presence_and_totals(client, staff):
     client.get("/no-such-page")  # every router is built on first use: build them before dates are frozen
     with freeze_time("2026-11-23 03:00:00"):
