@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from hotline.cli import CliError
 from hotline.db import session_scope
+from hotline.i18n import Text, current_language, translator
 from legal_library import service
 from legal_library.importer import ImportRefused
 from legal_library.search import search
@@ -55,13 +56,13 @@ def _print_result(result: dict[str, Any]) -> None:
         print(f"#{a['id']} {a['label']}. {a['heading']}{mark}")
         if a["note"]:
             nmark = "" if a["note"]["verified"] else f" [{service.UNVERIFIED[0]}]"
-            print(f"    Ý nghĩa{nmark}: {a['note']['meaning_vi']}")
+            print("    " + str(Text("Meaning%(mark)s: %(text)s", mark=nmark, text=a["note"]["meaning_vi"])))
             if a["note"]["next_step_vi"]:
-                print(f"    Việc cần làm: {a['note']['next_step_vi']}")
+                print("    " + str(Text("What to do: %(text)s", text=a["note"]["next_step_vi"])))
         if doc["status"]["code"] != "in_force":
             print(f"    ! {doc['status']['label_vi']} / {doc['status']['label_en']}")
     if result["message"]:
-        print(f"{result['message']['vi']} / {result['message']['en']}")
+        print(translator(current_language.get())(result["message"]["en"]))  # the msgid, in the current language
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -82,7 +83,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.is_file():
-        raise CliError(f"không tìm thấy tệp {path} / {path} is not a file")
+        raise CliError(str(Text("%(path)s is not a file", path=str(path))))
     try:
         with session_scope() as session:
             result = service.import_text(session, data=path.read_bytes(), filename=path.name,
@@ -97,18 +98,22 @@ def cmd_import(args: argparse.Namespace) -> int:
                   sys.stdout, ensure_ascii=False, indent=1)
         print()
     else:
-        print(f"{number}: phiên bản #{version_id} ({state}) / version #{version_id} ({state})")
-        print(f"  {report['chapters']} chương/chapters, {report['sections']} mục/sections, "
-              f"{report['articles']} điều/articles, {report['clauses']} khoản/clauses, {report['points']} điểm/points")
+        print(f"{number}: " + str(Text("version #%(version)s (%(state)s)", version=version_id, state=state)))
+        print("  " + str(Text("%(chapters)d chapters, %(sections)d sections, %(articles)d articles, %(clauses)d "
+                              "clauses, %(points)d points", **{k: report[k] for k in
+                                                              ("chapters", "sections", "articles", "clauses", "points")})))
         for d in report["duplicates"]:
-            print(f"  ! Điều {d['number']} trùng số ở các dòng {d['lines']} / duplicated article number at lines {d['lines']}")
+            print("  ! " + str(Text("Điều %(number)s: duplicated article number at lines %(lines)s",
+                                    number=d["number"], lines=str(d["lines"]))))
         for u in report["unplaced"]:
-            print(f"  ? dòng/line {u['line']}: {u['reason']}: {u['text'][:80]}")
+            print("  ? " + str(Text("line %(line)s: %(reason)s: %(text)s", line=u["line"],
+                                    reason=service.report_reason(u), text=u["text"][:80])))
         for w in report["warnings"]:
-            print(f"  ~ dòng/line {w['line']}: {w['reason']}")
+            print("  ~ " + str(Text("line %(line)s: %(reason)s", line=w["line"], reason=service.report_reason(w))))
         if state == "draft":
-            print(f"  Xem lại tại /legal/admin/versions/{version_id} rồi công bố (hotline legal publish {version_id}) "
-                  f"/ review it, then publish")
+            print("  " + str(Text("Review it at %(url)s, then publish (%(command)s)",
+                                  url=f"/legal/admin/versions/{version_id}",
+                                  command=f"hotline legal publish {version_id}")))
     return 0
 
 
@@ -116,7 +121,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     try:
         with session_scope() as session:
             version = service.publish(session, version_id=args.version_id, actor="cli")
-            print(f"published version #{version.id} / đã công bố phiên bản #{version.id}")
+            print(Text("published version #%(version)s", version=version.id))
     except service.LegalError as exc:
         raise CliError(str(exc)) from exc
     return 0

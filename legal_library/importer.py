@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+from hotline.i18n import N_, Text
 from hotline.text import nfc
 
 POINT_LETTERS = "a b c d đ e g h i k l m n o p q r s t u v x y".split()
@@ -130,11 +131,9 @@ def decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ImportRefused(
-            f"tệp không phải văn bản UTF-8 (không đọc được byte {exc.start}); hãy lưu lại dạng UTF-8 "
-            f"/ the file is not UTF-8 text (byte {exc.start} cannot be read); save it as UTF-8 text "
-            "or as the HTML page from the official site"
-        ) from exc
+        raise ImportRefused(Text(
+            "the file is not UTF-8 text (byte %(byte)d cannot be read); save it as UTF-8 text "
+            "or as the HTML page from the official site", byte=exc.start)) from exc
 
 
 # ------------------------------------------------------------------ line patterns
@@ -183,7 +182,7 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
     lines = [(i + 1, re.sub(r"[ \t\u00a0]+", " ", raw).strip()) for i, raw in enumerate(text.splitlines())]
     lines = [(n, line) for n, line in lines if line]
     if not lines:
-        raise ImportRefused("tệp rỗng / the file is empty")
+        raise ImportRefused(Text("the file is empty"))
 
     preamble: list[str] = []
     articles: list[Article] = []
@@ -226,7 +225,7 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
             pending_title = None if section_title else "section"
             article = clause = None
             if not chapter:
-                warnings.append({"line": n, "text": line, "reason": "mục nằm ngoài chương / section outside any chapter"})
+                warnings.append({"line": n, "text": line, "reason": N_("section outside any chapter")})
             continue
         if kind == "article":
             assert m
@@ -249,9 +248,9 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
                     title = f"{title} {line}"  # "LUẬT" on one line, its name on the next
                 continue
             reason = {
-                "clause": "khoản nằm ngoài điều / clause outside any article",
-                "point": "điểm nằm ngoài điều / point outside any article",
-            }.get(kind, "đoạn văn nằm ngoài điều / text outside any article")
+                "clause": N_("clause outside any article"),
+                "point": N_("point outside any article"),
+            }.get(kind, N_("text outside any article"))
             unplaced.append({"line": n, "text": line, "reason": reason})
             continue
         if _END.match(line):
@@ -261,9 +260,9 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
             assert m
             expected = str(len(article.clauses) + 1)
             if m.group(1) != expected:
-                warnings.append({"line": n, "text": line, "reason":
-                                 f"khoản {m.group(1)} của Điều {article.number} không đúng thứ tự (mong đợi {expected}) "
-                                 f"/ clause {m.group(1)} in Điều {article.number} where {expected} was expected"})
+                warnings.append({"line": n, "text": line,
+                                 "reason": N_("clause %(clause)s in Điều %(article)s where %(expected)s was expected"),
+                                 "values": {"clause": m.group(1), "article": article.number, "expected": expected}})
             clause = Clause(number=m.group(1), text=m.group(2).strip())
             article.clauses.append(clause)
             continue
@@ -276,16 +275,16 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
                 article.clauses.append(clause)
             expected_letter = POINT_LETTERS[len(clause.points)] if len(clause.points) < len(POINT_LETTERS) else "?"
             if letter != expected_letter:
-                warnings.append({"line": n, "text": line, "reason":
-                                 f"điểm {letter}) của Điều {article.number} không đúng thứ tự (mong đợi {expected_letter})) "
-                                 f"/ point {letter}) in Điều {article.number} where {expected_letter}) was expected"})
+                warnings.append({"line": n, "text": line,
+                                 "reason": N_("point %(point)s) in Điều %(article)s where %(expected)s) was expected"),
+                                 "values": {"point": letter, "article": article.number, "expected": expected_letter}})
             clause.points.append(Point(letter=letter, text=m.group(2).strip()))
             continue
         if kind == "foreign_point":
             assert m
-            unplaced.append({"line": n, "text": line, "reason":
-                             f"“{m.group(1)})” không phải ký hiệu điểm; giữ làm văn bản của Điều {article.number} "
-                             f"/ “{m.group(1)})” is not a Vietnamese point letter; kept as text of Điều {article.number}"})
+            unplaced.append({"line": n, "text": line,
+                             "reason": N_("“%(letter)s)” is not a Vietnamese point letter; kept as text of Điều %(article)s"),
+                             "values": {"letter": m.group(1), "article": article.number}})
         # Continuation text: goes to the last point, clause, or the article body.
         if clause is not None and clause.points:
             clause.points[-1].text += "\n" + line
@@ -297,11 +296,9 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
             article.body = f"{article.body}\n{line}".strip()
 
     if not articles:
-        raise ImportRefused(
-            "không giống văn bản pháp luật: không tìm thấy dòng “Điều N.”; hãy nhập toàn văn như được công bố "
-            "/ this does not look like a legal text: no article heading (“Điều 1. …”) was found; "
-            "import the full text as published, with its “Điều N.” lines"
-        )
+        raise ImportRefused(Text(
+            "this does not look like a legal text: no article heading (“Điều 1. …”) was found; "
+            "import the full text as published, with its “Điều N.” lines"))
     seen: dict[str, list[int]] = {}
     for a in articles:
         seen.setdefault(a.number, []).append(a.line)

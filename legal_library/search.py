@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, defer
 
+from hotline.i18n import N_, Text, translator
 from hotline.taxonomy import get_taxonomies
 from hotline.text import fold, fold_words
 from legal_library.models import LegalArticle, LegalDocument, LegalNote, LegalTag, LegalTerm
@@ -251,8 +252,8 @@ def expand_issues(codes: Sequence[str]) -> list[str]:
     for code in codes:
         if not taxonomies.is_valid("issue", code):
             known = ", ".join(t.code for t in taxonomies.terms("issue") if t.parent is None)
-            raise ValueError(f"Mã vấn đề không có: {code!r}; dùng mã trong danh mục vấn đề (ví dụ dv.physical). "
-                             f"/ unknown issue code {code!r}; use a code of the issue list, e.g. {known}")
+            raise ValueError(Text("unknown issue code %(code)r; use a code of the issue list, e.g. %(known)s",
+                                  code=code, known=known))
         out.append(code)
         out.extend(t.code for t in taxonomies.terms("issue") if t.parent == code)
     return list(dict.fromkeys(out))
@@ -302,9 +303,7 @@ def search(session: Session, query: str, *, issues: Sequence[str] = (), limit: i
                 docs.append(nxt)
     doc_ids = [d.id for d in docs] if doc_ref else None
     if doc_ids is not None and not doc_ids:
-        return _answer(session, parsed, [], [], today, message=(
-            "Không tìm thấy văn bản có số hiệu hoặc tên viết tắt này.",
-            "No document with this number or abbreviation."))
+        return _answer(session, parsed, [], [], today, message=N_("No document with this number or abbreviation."))
 
     article_ids: list[int] = []
     if parsed.articles:
@@ -336,7 +335,7 @@ def search(session: Session, query: str, *, issues: Sequence[str] = (), limit: i
 
 
 def _answer(session: Session, parsed: ParsedQuery, docs: list[LegalDocument], article_ids: list[int],
-            today: date, message: tuple[str, str] | None = None) -> dict[str, Any]:
+            today: date, message: str | None = None) -> dict[str, Any]:
     articles = []
     if article_ids:
         rows: dict[int, LegalArticle] = {}
@@ -368,8 +367,7 @@ def _answer(session: Session, parsed: ParsedQuery, docs: list[LegalDocument], ar
             articles.append(article_view(session, a, doc_rows[a.document_id], note=notes.get(key),
                                          tags=tags.get(key, []), today=today, summary=summaries[a.document_id]))
     if message is None and not docs and not articles:
-        message = ("Không tìm thấy kết quả. Thử số hiệu (13/2022), điều (điều 185 blhs) hoặc từ khóa khác.",
-                   "Nothing found. Try a number (13/2022), an article (điều 185 blhs) or other words.")
+        message = N_("Nothing found. Try a number (13/2022), an article (điều 185 blhs) or other words.")
     return {
         "query": parsed.text,
         "understood": {"numbers": parsed.numbers, "typed_numbers": [f"{t} {n}" for t, n in parsed.typed_numbers],
@@ -377,7 +375,8 @@ def _answer(session: Session, parsed: ParsedQuery, docs: list[LegalDocument], ar
                        "words": parsed.words},
         "documents": [document_summary(session, d, today) for d in docs],
         "articles": articles,
-        "message": None if message is None else {"vi": message[0], "en": message[1]},
+        # Both languages (the JSON API's readers choose); the wording lives in the catalogue.
+        "message": None if message is None else {"vi": translator("vi")(message), "en": message},
     }
 
 
@@ -398,5 +397,4 @@ def suggest(session: Session, *, issues: Sequence[str], q: str = "", limit: int 
     ids = ids[:limit]
     codes = list(issues)
     return _answer(session, ParsedQuery(text="", issues=list(issues)), [], ids, today,
-                   message=None if ids or not codes else ("Chưa có điều luật nào gắn với vấn đề này.",
-                                                           "No article is tagged for these issues yet."))
+                   message=None if ids or not codes else N_("No article is tagged for these issues yet."))

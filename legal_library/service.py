@@ -18,6 +18,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from hotline.db import utcnow
+from hotline.i18n import Text
 from hotline.taxonomy import get_taxonomies
 from hotline.text import fold, fold_words, nfc
 from legal_library import importer
@@ -56,7 +57,22 @@ HEADING_MARK = "#"  # legal_terms rows "#word": the word is in the article's hea
 
 
 class LegalError(ValueError):
-    """A user-facing error about the library (unknown document, unpublishable draft…)."""
+    """A user-facing error about the library (unknown document, unpublishable draft…), raised with a
+    ``Text``: views show ``error_text(exc, lang)``."""
+
+
+def report_reason(item: dict[str, Any]) -> Text:
+    """An import report's reason (an English msgid and its values, kept in the stored report) as a
+    ``Text`` to show in the reader's language; reports stored before that keep their own wording."""
+    return Text(str(item.get("reason") or ""), **(item.get("values") or {}))
+
+
+def translated_report(report: dict[str, Any] | None) -> dict[str, Any]:
+    """The stored import report with each line's reason as a ``Text``."""
+    out = dict(report or {})
+    for key in ("unplaced", "warnings"):
+        out[key] = [{**item, "reason": report_reason(item)} for item in out.get(key) or []]
+    return out
 
 
 def number_key(number: str) -> str:
@@ -178,7 +194,7 @@ def article_view(session: Session, article: LegalArticle, doc: LegalDocument, *,
 def get_article(session: Session, article_id: int) -> tuple[LegalArticle, LegalDocument]:
     article = session.get(LegalArticle, article_id)
     if article is None:
-        raise LegalError(f"không có điều khoản mã {article_id} / no article with id {article_id}")
+        raise LegalError(Text("no article with id %(id)s", id=article_id))
     doc = session.get(LegalDocument, article.document_id)
     assert doc is not None
     return article, doc
@@ -202,7 +218,7 @@ def reference_for(session: Session, article_id: int) -> dict[str, Any]:
 def document_detail(session: Session, *, document_id: int, today: date | None = None) -> dict[str, Any]:
     doc = session.get(LegalDocument, document_id)
     if doc is None:
-        raise LegalError(f"không có văn bản mã {document_id} / no document with id {document_id}")
+        raise LegalError(Text("no document with id %(id)s", id=document_id))
     summary = document_summary(session, doc, today)
     articles = session.scalars(select(LegalArticle).where(LegalArticle.document_id == doc.id,
                                                           LegalArticle.is_current.is_(True))
@@ -294,16 +310,15 @@ def publish(session: Session, *, version_id: int, actor: str = "") -> LegalVersi
     """Make a draft the published text; the previous published version is archived, not deleted."""
     version = session.get(LegalVersion, version_id)
     if version is None:
-        raise LegalError(f"không có phiên bản mã {version_id} / no version with id {version_id}")
+        raise LegalError(Text("no version with id %(id)s", id=version_id))
     if version.state != "draft":
-        raise LegalError(f"phiên bản {version.version_no} đang ở trạng thái {version.state}, chỉ bản nháp mới được công bố "
-                         f"/ version {version.version_no} is {version.state}, only a draft can be published")
+        raise LegalError(Text("version %(version)s is %(state)s, only a draft can be published",
+                              version=version.version_no, state=version.state))
     duplicates = (version.report or {}).get("duplicates") or []
     if duplicates:
         numbers = ", ".join(d["number"] for d in duplicates)
-        raise LegalError(
-            f"bản nháp có số điều bị trùng ({numbers}); hãy sửa văn bản nguồn rồi nhập lại "
-            f"/ the draft has duplicated article numbers ({numbers}); correct the source text and import it again")
+        raise LegalError(Text("the draft has duplicated article numbers (%(numbers)s); correct the source text and "
+                              "import it again", numbers=numbers))
     doc = session.get(LegalDocument, version.document_id)
     assert doc is not None
     old_ids = select(LegalArticle.id).where(LegalArticle.document_id == doc.id, LegalArticle.is_current.is_(True))
@@ -346,10 +361,9 @@ def import_text(session: Session, *, data: bytes | str, filename: str = "", docu
     parsed = importer.parse(text, html=is_html)
     number = nfc(document_number or parsed.number or "").strip()
     if not number:
-        raise importer.ImportRefused(
-            "không tìm thấy số hiệu văn bản (dòng như “Luật số: 13/2022/QH15”); hãy ghi rõ số hiệu "
-            "(--document SỐ_HIỆU, hoặc ô Số hiệu trên trang nhập) / the document number was not found in the text; "
-            "give it with --document NUMBER or the Number field of the import page")
+        raise importer.ImportRefused(Text(
+            "the document number was not found in the text (a line like “Luật số: 13/2022/QH15”); "
+            "give it with --document NUMBER or the Number field of the import page"))
     doc = session.scalar(select(LegalDocument).where(LegalDocument.number_key == number_key(number)))
     created = doc is None
     if doc is None:
@@ -379,7 +393,7 @@ def import_text(session: Session, *, data: bytes | str, filename: str = "", docu
 def version_review(session: Session, *, version_id: int) -> dict[str, Any]:
     version = session.get(LegalVersion, version_id)
     if version is None:
-        raise LegalError(f"không có phiên bản mã {version_id} / no version with id {version_id}")
+        raise LegalError(Text("no version with id %(id)s", id=version_id))
     doc = session.get(LegalDocument, version.document_id)
     assert doc is not None
     articles = session.scalars(select(LegalArticle).where(LegalArticle.version_id == version.id)
@@ -388,7 +402,7 @@ def version_review(session: Session, *, version_id: int) -> dict[str, Any]:
             "source_kind": version.source_kind, "source_name": version.source_name,
             "created_by": version.created_by, "created_at": version.created_at.isoformat(),
             "document": {"id": doc.id, "number": doc.number, "title_vi": doc.title_vi},
-            "report": version.report, "preamble": version.preamble,
+            "report": translated_report(version.report), "preamble": version.preamble,
             "articles": [{"id": a.id, "number": a.number, "heading": a.heading, "chapter": a.chapter,
                           "chapter_title": a.chapter_title, "section": a.section, "section_title": a.section_title,
                           "body": a.body, "clauses": a.clauses, "duplicate": a.duplicate} for a in articles]}

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from hotline.audit import service as audit
 from hotline.auth.deps import Principal, csrf_protect, require_roles
 from hotline.db import session_scope
+from hotline.i18n import N_, error_text, translator
 from hotline.web import add_template_dir, render
 from legal_library import service
 from legal_library.importer import ImportRefused
@@ -29,21 +30,21 @@ def _issues(value: str | None) -> list[str]:
     return [c.strip() for c in (value or "").split(",") if c.strip()]
 
 
-def _bad_request(exc: Exception) -> HTTPException:
-    return HTTPException(400, detail=str(exc))
+def _bad_request(exc: Exception, lang: str) -> HTTPException:
+    return HTTPException(400, detail=error_text(exc, lang))
 
 
 @router.get("/api/legal/search")
 def api_search(q: str = "", issues: str | None = None, limit: int = Query(20, ge=1, le=100),
                principal: Principal = Depends(staff)) -> JSONResponse:
     if not q.strip() and not _issues(issues):
-        raise HTTPException(400, detail="Nhập từ khóa (q) hoặc mã vấn đề (issues). / Give a query (q) or issue codes (issues).")
+        raise HTTPException(400, detail=translator(principal.language)(N_("Give a query (q) or issue codes (issues).")))
     try:
         with session_scope() as session:
             result = suggest(session, issues=_issues(issues), q=q, limit=limit) if not q.strip() else \
                 search(session, q, issues=_issues(issues), limit=limit)
     except ValueError as exc:
-        raise _bad_request(exc) from exc
+        raise _bad_request(exc, principal.language) from exc
     return JSONResponse(result)
 
 
@@ -53,7 +54,7 @@ def api_reference(article_id: int, principal: Principal = Depends(staff)) -> dic
         with session_scope() as session:
             return service.reference_for(session, article_id)
     except service.LegalError as exc:
-        raise HTTPException(404, detail=str(exc)) from exc
+        raise HTTPException(404, detail=error_text(exc, principal.language)) from exc
 
 
 @router.get("/legal")
@@ -66,7 +67,7 @@ def search_page(request: Request, q: str = "", issues: str | None = None,
             with session_scope() as session:
                 result = search(session, q, issues=_issues(issues))
         except ValueError as exc:
-            error = str(exc)
+            error = error_text(exc, principal.language)
     with session_scope() as session:
         documents = service.list_documents(session) if result is None else []
     return render(request, "legal_library/search.html",
@@ -80,7 +81,7 @@ def document_page(request: Request, document_id: int, principal: Principal = Dep
         with session_scope() as session:
             doc = service.document_detail(session, document_id=document_id)
     except service.LegalError as exc:
-        raise HTTPException(404, detail=str(exc)) from exc
+        raise HTTPException(404, detail=error_text(exc, principal.language)) from exc
     return render(request, "legal_library/document.html", {"doc": doc})
 
 
@@ -92,7 +93,7 @@ def read_page(request: Request, article_id: int, record_id: int | None = None,
             article = service.article_detail(session, article_id=article_id)
             reference = service.reference_for(session, article_id)
     except service.LegalError as exc:
-        raise HTTPException(404, detail=str(exc)) from exc
+        raise HTTPException(404, detail=error_text(exc, principal.language)) from exc
     return render(request, "legal_library/read.html",
                   {"a": article, "reference": reference, "record_id": record_id})
 
@@ -106,7 +107,7 @@ def panel(request: Request, issues: str | None = None, q: str = "", record_id: i
             result = suggest(session, issues=_issues(issues), q=q, limit=limit)
             refs = {a["id"]: service.reference_for(session, a["id"]) for a in result["articles"]}
     except ValueError as exc:
-        raise _bad_request(exc) from exc
+        raise _bad_request(exc, principal.language) from exc
     return render(request, "legal_library/panel.html",
                   {"result": result, "refs": refs, "record_id": record_id, "issues": issues or "", "q": q})
 
@@ -125,7 +126,7 @@ async def admin_import(request: Request, file: UploadFile = File(...), document:
     data = await file.read(MAX_UPLOAD + 1)
     error = None
     if len(data) > MAX_UPLOAD:
-        error = "Tệp quá lớn (tối đa 5 MB). / The file is too large (5 MB at most)."
+        error = translator(principal.language)(N_("The file is too large (5 MB at most)."))
     else:
         try:
             with session_scope() as session:
@@ -137,7 +138,7 @@ async def admin_import(request: Request, file: UploadFile = File(...), document:
                              detail={"document": result.document.number, "articles": result.report["articles"]})
                 version_id = result.version.id
         except (ImportRefused, service.LegalError) as exc:
-            error = str(exc)
+            error = error_text(exc, principal.language)
     if error:
         with session_scope() as session:
             versions = service.list_versions(session)
@@ -152,7 +153,7 @@ def review_page(request: Request, version_id: int, principal: Principal = Depend
         with session_scope() as session:
             review = service.version_review(session, version_id=version_id)
     except service.LegalError as exc:
-        raise HTTPException(404, detail=str(exc)) from exc
+        raise HTTPException(404, detail=error_text(exc, principal.language)) from exc
     return render(request, "legal_library/review.html", {"v": review})
 
 
@@ -168,6 +169,6 @@ def publish_version(request: Request, version_id: int, principal: Principal = De
             try:
                 review = service.version_review(session, version_id=version_id)
             except service.LegalError:
-                raise HTTPException(404, detail=str(exc)) from exc
-        return render(request, "legal_library/review.html", {"v": review, "error": str(exc)}, status_code=409)
+                raise HTTPException(404, detail=error_text(exc, principal.language)) from exc
+        return render(request, "legal_library/review.html", {"v": review, "error": error_text(exc, principal.language)}, status_code=409)
     return RedirectResponse(f"/legal/admin/versions/{version_id}", status_code=303)

@@ -20,12 +20,12 @@ def test_search_json_and_text(seeded, capsys):
     text = capsys.readouterr().out
     assert "thay bằng 282/2025/NĐ-CP" in text and "[chưa kiểm chứng / unverified]" in text
     assert main(["legal", "search", "không có gì như thế này"]) == 1
-    assert "Nothing found" in capsys.readouterr().out
+    assert "Không tìm thấy kết quả" in capsys.readouterr().out
 
 
 def test_unknown_issue_is_a_user_error(seeded, capsys):
     assert main(["legal", "search", "x", "--issue", "dv.nothing"]) == 2
-    assert "unknown issue code 'dv.nothing'" in capsys.readouterr().err
+    assert "Mã vấn đề không có: 'dv.nothing'" in capsys.readouterr().err
 
 
 def test_import_makes_a_draft_then_publish_keeps_the_earlier_version(env, samples, capsys):
@@ -38,7 +38,7 @@ def test_import_makes_a_draft_then_publish_keeps_the_earlier_version(env, sample
     assert main(["legal", "search", "cấm tiếp xúc", "--json"]) == 1
     capsys.readouterr()
     assert main(["legal", "publish", str(first["version_id"])]) == 0
-    assert "published version" in capsys.readouterr().out
+    assert "đã công bố phiên bản #" in capsys.readouterr().out
     assert main(["legal", "search", "cấm tiếp xúc 99/2030", "--json"]) == 0
     hit = json.loads(capsys.readouterr().out)["articles"][0]
     assert hit["label"] == "Điều 3 Luật 99/2030/QH99"
@@ -55,23 +55,23 @@ def test_import_makes_a_draft_then_publish_keeps_the_earlier_version(env, sample
         assert indexed == 5  # only the current articles are indexed
     assert second["version_id"] != first["version_id"]
     assert main(["legal", "publish", str(first["version_id"])]) == 2
-    assert "only a draft can be published" in capsys.readouterr().err
+    assert "chỉ bản nháp mới được công bố" in capsys.readouterr().err
 
 
 def test_import_reports_duplicates_and_refuses_to_publish_them(env, samples, capsys):
     assert main(["legal", "import", str(samples / "trung_lap.txt")]) == 0
     out = capsys.readouterr().out
     assert "! Điều 2 trùng số ở các dòng [7, 12]" in out
-    assert "? dòng/line 4: khoản nằm ngoài điều / clause outside any article" in out
+    assert "? dòng 4: khoản nằm ngoài điều: " in out
     with session_scope() as session:
         version_id = session.scalar(select(LegalVersion.id))
     assert main(["legal", "publish", str(version_id)]) == 2
-    assert "duplicated article numbers (2)" in capsys.readouterr().err
+    assert "bản nháp có số điều bị trùng (2)" in capsys.readouterr().err
 
 
 def test_import_refusals(env, samples, tmp_path, capsys):
     assert main(["legal", "import", str(samples / "khong_phai_luat.txt")]) == 2
-    assert "does not look like a legal text" in capsys.readouterr().err
+    assert "không giống văn bản pháp luật" in capsys.readouterr().err
     nameless = tmp_path / "khong_so.txt"
     nameless.write_text("Điều 1. Phạm vi\nNội dung.\n", encoding="utf-8")
     assert main(["legal", "import", str(nameless)]) == 2

@@ -6,6 +6,7 @@ import pytest
 
 from legal_library import importer
 from legal_library.importer import ImportRefused, parse
+from legal_library.service import report_reason
 
 
 def test_plain_text_is_split_into_chapters_sections_articles_clauses_and_points(samples):
@@ -43,23 +44,26 @@ def test_duplicates_are_reported_not_merged_and_unplaced_lines_are_reported_and_
     assert parsed.duplicates == [{"number": "2", "lines": [7, 12]}]
     assert [(a.number, a.heading, a.duplicate) for a in parsed.articles] == [
         ("1", "Phạm vi", False), ("2", "Đối tượng", True), ("2", "Đối tượng lặp lại", True)]
-    reasons = {u["line"]: u["reason"] for u in parsed.unplaced}
+    # Reasons are kept as English msgids with their values, shown in the reader's language.
+    reasons = {u["line"]: report_reason(u).translate("en") for u in parsed.unplaced}
     assert "clause outside any article" in reasons[4]
     assert "not a Vietnamese point letter" in reasons[11]
     # Kept, not lost: the "f)" line stays in the text of the point before it.
     assert "f) Ký hiệu điểm" in parsed.articles[1].clauses[0].points[-1].text
-    assert any("point c) in Điều 2 where b) was expected" in w["reason"] for w in parsed.warnings)
+    assert any("point c) in Điều 2 where b) was expected" in report_reason(w).translate("en") for w in parsed.warnings)
+    assert any("điểm c) của Điều 2 không đúng thứ tự (mong đợi b))" in report_reason(w).translate("vi")
+               for w in parsed.warnings)
 
 
 def test_a_text_without_articles_is_refused_with_the_reason(samples):
-    with pytest.raises(ImportRefused, match="no article heading"):
+    with pytest.raises(ImportRefused, match="không tìm thấy dòng “Điều N.”"):
         parse((samples / "khong_phai_luat.txt").read_text("utf-8"))
-    with pytest.raises(ImportRefused, match="empty"):
+    with pytest.raises(ImportRefused, match="tệp rỗng"):
         parse("   \n\n")
 
 
 def test_a_file_that_is_not_utf8_is_refused():
-    with pytest.raises(ImportRefused, match="not UTF-8"):
+    with pytest.raises(ImportRefused, match="không phải văn bản UTF-8"):
         importer.decode("Điều 1. Phạm vi".encode("cp1258", errors="replace") + b"\xff\xfe\x00"[1:])
     assert importer.decode("\ufeffĐiều 1.".encode("utf-8")) == "Điều 1."
 

@@ -100,7 +100,7 @@ def test_by_issue_code(seeded):
 
 
 def test_unknown_issue_code_is_a_clear_error(seeded):
-    with pytest.raises(ValueError, match="unknown issue code 'dv.nothing'"):
+    with pytest.raises(ValueError, match="Mã vấn đề không có: 'dv.nothing'"):
         _search("", issues=["dv.nothing"])
 
 
@@ -158,7 +158,7 @@ def test_reference_for_an_article(seeded):
         ref = service.reference_for(session, article_id)
     assert ref["kind"] == "legal" and ref["ref_id"] == str(article_id)
     assert ref["label"].startswith("Điều 185 Bộ luật Hình sự 100/2015/QH13: Tội ngược đãi")
-    with session_scope() as session, pytest.raises(service.LegalError, match="no article with id 999999"):
+    with session_scope() as session, pytest.raises(service.LegalError, match="không có điều khoản mã 999999"):
         service.reference_for(session, 999999)
 
 

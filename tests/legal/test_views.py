@@ -23,9 +23,24 @@ def library(client):  # type: ignore[no-untyped-def]
     return client
 
 
-def _signed_in(client, role: str) -> str:  # type: ignore[no-untyped-def]
-    create_user(f"user_{role}", PASSWORD, role)
+def _signed_in(client, role: str, language: str = "vi") -> str:  # type: ignore[no-untyped-def]
+    create_user(f"user_{role}", PASSWORD, role, language=language)
     return login(client, f"user_{role}", PASSWORD)
+
+
+def test_errors_come_in_the_users_language(library, samples):
+    """English for an administrator who chose English; the same refusal in Vietnamese by default."""
+    token = _signed_in(library, "administrator", language="en")
+    bad = library.get("/legal", params={"issues": "nope"})
+    assert bad.status_code == 400 and "unknown issue code &#39;nope&#39;" in bad.text
+    assert "Mã vấn đề" not in bad.text
+    r = library.post("/legal/admin/import", data={"csrf_token": token},
+                     files={"file": ("list.txt", (samples / "khong_phai_luat.txt").read_bytes(), "text/plain")})
+    assert r.status_code == 400 and "this does not look like a legal text" in r.text
+    library.cookies.clear()
+    _signed_in(library, "counsellor")
+    bad = library.get("/legal", params={"issues": "nope"})
+    assert bad.status_code == 400 and "Mã vấn đề không có: &#39;nope&#39;" in bad.text
 
 
 def test_api_search_needs_the_token_or_a_signed_in_user(library):
@@ -36,7 +51,7 @@ def test_api_search_needs_the_token_or_a_signed_in_user(library):
     r = library.get("/api/legal/search", params={"issues": "dv.sexual"}, headers=API)
     assert "Điều 141 Bộ luật Hình sự 100/2015/QH13" in [a["label"] for a in r.json()["articles"]]
     bad = library.get("/api/legal/search", params={"issues": "nope"}, headers=API)
-    assert bad.status_code == 400 and "unknown issue code 'nope'" in bad.json()["detail"]
+    assert bad.status_code == 400 and "Mã vấn đề không có: 'nope'" in bad.json()["detail"]
     assert library.get("/api/legal/search", headers=API).status_code == 400
 
 
@@ -91,7 +106,7 @@ def test_search_and_document_pages(library):
     assert page.status_code == 200 and "282/2025/NĐ-CP" in page.text and "chưa kiểm tra" in page.text
     assert "31/12/2021" in page.text and "01/01/2022" in page.text
     bad = library.get("/legal", params={"issues": "nope"})
-    assert bad.status_code == 400 and "unknown issue code" in bad.text
+    assert bad.status_code == 400 and "Mã vấn đề không có" in bad.text
 
 
 def test_partner_cannot_read_the_library(library):
@@ -108,9 +123,10 @@ def test_admin_imports_reviews_and_publishes(library, samples):
     review = library.get(r.headers["location"])
     assert "Số điều bị trùng (không gộp)" in review.text and "dòng 7, 12" in review.text
     assert "Khoản này nằm ngoài điều nào" in review.text
+    assert "khoản nằm ngoài điều: <q>" in review.text  # the stored reason, shown in the reader's language
     version_id = int(r.headers["location"].rsplit("/", 1)[1])
     refused = library.post(f"/legal/admin/versions/{version_id}/publish", data={"csrf_token": token})
-    assert refused.status_code == 409 and "duplicated article numbers" in refused.text
+    assert refused.status_code == 409 and "bản nháp có số điều bị trùng" in refused.text
 
     html = (samples / "nghi_dinh_mau.html").read_bytes().replace("Tổng đài 111".encode(), b"<script>alert(1)</script>")
     r = library.post("/legal/admin/import", data={"csrf_token": token},
@@ -137,7 +153,7 @@ def test_admin_import_refusal_and_csrf(library, samples):
     token = _signed_in(library, "administrator")
     r = library.post("/legal/admin/import", data={"csrf_token": token},
                      files={"file": ("list.txt", (samples / "khong_phai_luat.txt").read_bytes(), "text/plain")})
-    assert r.status_code == 400 and "does not look like a legal text" in r.text
+    assert r.status_code == 400 and "không giống văn bản pháp luật" in r.text
     no_token = library.post("/legal/admin/import", files={"file": ("a.txt", b"x", "text/plain")})
     assert no_token.status_code == 403
 
