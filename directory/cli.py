@@ -12,6 +12,7 @@ from directory.search import Query, SearchError, search
 from directory.seed import place_counts, seed
 from hotline.cli import CliError
 from hotline.db import session_scope
+from hotline.i18n import Text
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _progress(stage: str, done: int, total: int) -> None:
-    label = {"validate": "kiểm tra / validating", "write": "ghi / writing"}[stage]
+    label = Text("validating") if stage == "validate" else Text("writing")
     print(f"\r{label}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
@@ -63,17 +64,21 @@ def cmd_import(args: argparse.Namespace) -> int:
                                            actor=args.actor, progress=_progress)
     except importers.ImportFileError as exc:
         raise CliError(str(exc)) from None
+    # Reasons are Texts: printed in the current language (Vietnamese, the administrators' default).
     for p in report.errors:
-        print(f"LỖI / ERROR {p.where}{' [' + p.entry_id + ']' if p.entry_id else ''}: {'; '.join(p.reasons)}", file=sys.stderr)
+        entry = f" [{p.entry_id}]" if p.entry_id else ""
+        print(Text("ERROR %(where)s%(entry)s: %(reasons)s", where=p.where, entry=entry, reasons=list(p.reasons)),
+              file=sys.stderr)
     for p in report.warnings:
-        print(f"CẢNH BÁO / WARNING {p.where} [{p.entry_id}]: {'; '.join(p.reasons)}", file=sys.stderr)
+        print(Text("WARNING %(where)s [%(entry)s]: %(reasons)s", where=p.where, entry=p.entry_id,
+                   reasons=list(p.reasons)), file=sys.stderr)
     if report.errors and not report.written:
-        raise CliError(
-            f"{len(report.errors)} dòng lỗi trong {report.total}; không ghi gì cả. Sửa các dòng trên rồi nhập lại, "
-            f"hoặc dùng --skip-invalid để chỉ ghi các dòng hợp lệ. / {len(report.errors)} bad rows of {report.total}; "
-            f"nothing was written. Fix them and import again, or use --skip-invalid.")
-    print(f"{report.format}: {report.created} mới / created, {report.updated} cập nhật / updated, "
-          f"{report.unchanged} không đổi / unchanged, {len(report.errors)} bỏ qua / skipped")
+        raise CliError(str(Text("%(bad)d bad rows of %(total)d; nothing was written. Fix the rows above and import "
+                                "again, or use --skip-invalid to write only the valid rows.",
+                                bad=len(report.errors), total=report.total)))
+    print(Text("%(format)s: %(created)d created, %(updated)d updated, %(unchanged)d unchanged, %(skipped)d skipped",
+               format=report.format, created=report.created, updated=report.updated, unchanged=report.unchanged,
+               skipped=len(report.errors)))
     return 0
 
 
@@ -81,7 +86,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     with session_scope() as session:
         if args.format == "hsds-csv":
             if args.out is None:
-                raise CliError("hsds-csv cần --out THƯ_MỤC / hsds-csv needs --out FOLDER")
+                raise CliError(str(Text("hsds-csv needs --out FOLDER")))
             n = importers.export_hsds_csv(session, out_dir=args.out, include_confidential=args.include_confidential)
         else:
             fn = importers.export_template if args.format == "csv" else importers.export_hsds_json
@@ -90,8 +95,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             else:
                 with args.out.open("w", encoding="utf-8", newline="") as fh:
                     n = fn(session, out=fh, include_confidential=args.include_confidential)
-    print(f"đã xuất {n} mục / exported {n} entries"
-          + (" (kèm dữ liệu bảo mật / including confidential data)" if args.include_confidential else ""), file=sys.stderr)
+    print(Text("exported %(n)d entries (including confidential data)", n=n) if args.include_confidential
+          else Text("exported %(n)d entries", n=n), file=sys.stderr)
     return 0
 
 
@@ -109,14 +114,15 @@ def cmd_search(args: argparse.Namespace) -> int:
                           "results": results}, ensure_ascii=False, default=str, indent=1))
         return 0
     if not results:
-        print("không tìm thấy / nothing found")
+        print(Text("nothing found"))
         return 0
     for r in results:
-        state = "ĐANG MỞ / open" if r["open_now"] else "đang đóng / closed"
-        beds = f" · giường trống / free beds {r['beds_free']}" if r["beds_free"] is not None else ""
-        verified = r["last_verified_at"].date().isoformat() if r["last_verified_at"] else "chưa / never"
+        state = Text("OPEN") if r["open_now"] else Text("closed")
+        beds = " · " + str(Text("free beds %(n)s", n=r["beds_free"])) if r["beds_free"] is not None else ""
+        when = r["last_verified_at"].date().isoformat() if r["last_verified_at"] else Text("never")
+        verified = Text("verified %(when)s", when=when)
         print(f"{r['name']} — {r['service_type_vi']} · {r['call_number'] or '-'} · {state}{beds} · "
-              f"{r['province'] or 'toàn quốc'} · xác minh / verified {verified} [{r['id']}]")
+              f"{r['province'] or 'toàn quốc'} · {verified} [{r['id']}]")
     return 0
 
 
@@ -124,8 +130,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
     with session_scope() as session:
         report = seed(session)
     provinces, communes = place_counts()
-    print(f"danh bạ / directory: {report.created} mới / created, {report.updated} cập nhật / updated, "
-          f"{report.unchanged} không đổi / unchanged; {provinces} tỉnh / provinces, {communes} xã / communes available")
+    print(Text("directory: %(created)d created, %(updated)d updated, %(unchanged)d unchanged; %(provinces)d "
+               "provinces, %(communes)d communes available", created=report.created, updated=report.updated,
+               unchanged=report.unchanged, provinces=provinces, communes=communes))
     return 0
 
 

@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from hotline.i18n import Text
 from hotline.text import fold
 
 DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # HSDS byday codes, Monday first
@@ -34,7 +35,11 @@ _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 
 class HoursError(ValueError):
-    pass
+    """Raised with a ``Text`` naming the value and what is wrong with it."""
+
+
+def _bad(original: str, problem: Text) -> HoursError:
+    return HoursError(Text("invalid opening hours %(value)r: %(problem)s", value=original, problem=problem))
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,8 @@ class Hours:
 def _hm(text: str, original: str) -> str:
     m = _TIME.match(text.strip())
     if not m or int(m.group(1)) > 24 or int(m.group(2)) > 59 or (int(m.group(1)) == 24 and m.group(2) != "00"):
-        raise HoursError(
-            f"giờ mở cửa không hợp lệ / invalid opening hours {original!r}: {text.strip()!r} không phải giờ HH:MM "
-            f"(ví dụ / example: 'T2-T6 07:30-17:00; T7 08:00-12:00' hoặc / or '24/7')")
+        raise _bad(original, Text("%(time)r is not a time HH:MM (example: 'T2-T6 07:30-17:00; T7 08:00-12:00' or "
+                                  "'24/7')", time=text.strip()))
     return f"{int(m.group(1)):02d}:{m.group(2)}"
 
 
@@ -69,12 +73,12 @@ def _days(text: str, original: str) -> list[int]:
         if "-" in part:
             a, b = (p.strip() for p in part.split("-", 1))
             if a not in _DAY_WORDS or b not in _DAY_WORDS:
-                raise HoursError(f"giờ mở cửa không hợp lệ / invalid opening hours {original!r}: không hiểu ngày / unknown day in {part!r} (T2…T7, CN or Mo…Su)")
+                raise _bad(original, Text("unknown day in %(part)r (T2…T7, CN or Mo…Su)", part=part))
             i, j = _DAY_WORDS[a], _DAY_WORDS[b]
             out.extend(range(i, j + 1) if i <= j else [*range(i, 7), *range(0, j + 1)])
         else:
             if part not in _DAY_WORDS:
-                raise HoursError(f"giờ mở cửa không hợp lệ / invalid opening hours {original!r}: không hiểu ngày / unknown day {part!r} (T2…T7, CN or Mo…Su)")
+                raise _bad(original, Text("unknown day %(part)r (T2…T7, CN or Mo…Su)", part=part))
             out.append(_DAY_WORDS[part])
     return out
 
@@ -93,15 +97,15 @@ def parse(value: str | None) -> Hours:
     for group in filter(None, (g.strip() for g in text.split(";"))):
         m = re.match(r"^(.*?)\s+(\d.*)$", group)
         if not m:
-            raise HoursError(f"giờ mở cửa không hợp lệ / invalid opening hours {original!r}: nhóm {group!r} cần ngày rồi giờ / needs days then times, e.g. 'T2-T6 07:30-17:00'")
+            raise _bad(original, Text("group %(group)r needs days then times, e.g. 'T2-T6 07:30-17:00'", group=group))
         days = _days(m.group(1), original)
         for span in m.group(2).split(","):
             if "-" not in span:
-                raise HoursError(f"giờ mở cửa không hợp lệ / invalid opening hours {original!r}: {span.strip()!r} cần dạng / needs the form HH:MM-HH:MM")
+                raise _bad(original, Text("%(span)r needs the form HH:MM-HH:MM", span=span.strip()))
             a, b = span.split("-", 1)
             opens, closes = _hm(a, original), _hm(b, original)
             if opens == closes:
-                raise HoursError(f"giờ mở cửa không hợp lệ / invalid opening hours {original!r}: giờ mở và đóng trùng nhau / opens and closes at the same time ({opens})")
+                raise _bad(original, Text("opens and closes at the same time (%(time)s)", time=opens))
             slots.extend(Slot(DAYS[d], opens, closes) for d in days)
     return Hours(False, tuple(slots), open_holidays)
 

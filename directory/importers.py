@@ -26,6 +26,7 @@ from directory.models import Location, Organization, Phone, Service, ServiceAtLo
 from directory.places import places
 from directory.schemas import FIELD_NAMES, FIELDS, HEADER_TO_FIELD, Record
 from directory.service_types import TAXONOMY, service_types
+from hotline.i18n import Text
 from hotline.phone import SHORT_CODES
 from hotline.text import fold
 
@@ -40,7 +41,7 @@ class ImportFileError(ValueError):
 class RowProblem:
     where: str  # "line 7" or "service.csv line 3"
     entry_id: str
-    reasons: list[str]
+    reasons: list[Any]  # Text (shown in the reader's language) or str
 
 
 @dataclass
@@ -61,9 +62,9 @@ def detect(path: Path) -> str:
     if path.is_dir():
         if (path / "datapackage.json").is_file():
             return "hsds-csv"
-        raise ImportFileError(f"{path} là thư mục nhưng không có datapackage.json / is a folder without datapackage.json")
+        raise ImportFileError(Text("%(path)s is a folder without datapackage.json", path=str(path)))
     if not path.is_file():
-        raise ImportFileError(f"không tìm thấy tệp / file not found: {path}")
+        raise ImportFileError(Text("file not found: %(path)s", path=str(path)))
     if path.name == "datapackage.json":
         pkg = json.loads(path.read_text(encoding="utf-8-sig"))
         return "hsds-json" if all("data" in r for r in pkg.get("resources", [])) else "hsds-csv"
@@ -77,14 +78,15 @@ def _read_csv_text(text: str, where: str) -> tuple[list[str], list[tuple[int, di
     try:
         header = next(reader)
     except StopIteration:
-        raise ImportFileError(f"{where}: tệp rỗng / the file is empty") from None
+        raise ImportFileError(Text("%(file)s: the file is empty", file=where)) from None
     rows = []
     for values in reader:
         if not any(v.strip() for v in values):
             continue
         line = reader.line_num
         if len(values) > len(header):
-            rows.append((line, {"__error__": f"{len(values)} cột nhưng tiêu đề có {len(header)} / {len(values)} columns but the header has {len(header)}"}))
+            rows.append((line, {"__error__": Text("%(columns)d columns but the header has %(header)d",
+                                                  columns=len(values), header=len(header))}))
             continue
         rows.append((line, dict(zip(header, values + [""] * (len(header) - len(values)), strict=True))))
     return header, rows
@@ -94,7 +96,7 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise ImportFileError(f"{path.name}: không phải UTF-8 / is not UTF-8; save the file as CSV UTF-8") from None
+        raise ImportFileError(Text("%(file)s is not UTF-8; save the file as CSV UTF-8", file=path.name)) from None
 
 
 def read_template(path: Path) -> list[tuple[str, dict[str, str]]]:
@@ -106,16 +108,15 @@ def read_template(path: Path) -> list[tuple[str, dict[str, str]]]:
         if f is None:
             unknown.append(h)
         elif f in mapping.values():
-            raise ImportFileError(f"cột {h!r} lặp lại trường {f} / column {h!r} repeats field {f}")
+            raise ImportFileError(Text("column %(column)r repeats field %(field)s", column=h, field=f))
         else:
             mapping[h] = f
     if unknown:
-        raise ImportFileError(
-            f"cột không có trong mẫu / columns not in the template: {', '.join(map(repr, unknown))}. "
-            f"Dùng tiêu đề tiếng Việt hoặc tiếng Anh của mẫu / use the template's Vietnamese or English headers "
-            f"(hotline directory template)")
+        raise ImportFileError(Text(
+            "columns not in the template: %(columns)s. Use the template's Vietnamese or English headers "
+            "(hotline directory template)", columns=", ".join(map(repr, unknown))))
     if "id" not in mapping.values():
-        raise ImportFileError("thiếu cột Mã / ID column missing")
+        raise ImportFileError(Text("ID column missing"))
     out = []
     for line, row in rows:
         if "__error__" in row:
@@ -130,7 +131,8 @@ def _hsds_tables(path: Path, fmt: str) -> dict[str, list[tuple[str, dict[str, An
     try:
         pkg = json.loads(pkg_path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
-        raise ImportFileError(f"{pkg_path.name}: JSON không hợp lệ / invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        raise ImportFileError(Text("%(file)s: invalid JSON at line %(line)d: %(problem)s", file=pkg_path.name,
+                                   line=exc.lineno, problem=exc.msg)) from None
     tables: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for res in pkg.get("resources", []):
         name = res.get("name", "")
@@ -139,11 +141,11 @@ def _hsds_tables(path: Path, fmt: str) -> dict[str, list[tuple[str, dict[str, An
         else:
             file = pkg_path.parent / res.get("path", f"{name}.csv")
             if not file.is_file():
-                raise ImportFileError(f"datapackage.json nêu {file.name} nhưng không có tệp / lists {file.name} but it is missing")
+                raise ImportFileError(Text("datapackage.json lists %(file)s but it is missing", file=file.name))
             _, rows = _read_csv_text(_read(file), file.name)
             tables[name] = [(f"{file.name} line {line}", row) for line, row in rows]
     if "service" not in tables:
-        raise ImportFileError("gói HSDS thiếu bảng service / the HSDS package has no service table")
+        raise ImportFileError(Text("the HSDS package has no service table"))
     return tables
 
 
@@ -247,7 +249,8 @@ def validate_rows(session: Session, rows: list[tuple[str, dict[str, str]]], repo
             report.errors.append(RowProblem(where, str(raw.get("id") or ""), exc.reasons))
             continue
         if rec.id in seen_ids:
-            report.errors.append(RowProblem(where, rec.id, [f"mã {rec.id!r} trùng với {seen_ids[rec.id]} / duplicate id, also on {seen_ids[rec.id]}"]))
+            report.errors.append(RowProblem(where, rec.id, [Text("duplicate id %(id)r, also on %(other)s", id=rec.id,
+                                                                 other=seen_ids[rec.id])]))
             continue
         seen_ids[rec.id] = where
         for number, e164 in rec.phones:
@@ -255,7 +258,8 @@ def validate_rows(session: Session, rows: list[tuple[str, dict[str, str]]], repo
                 continue
             prev = seen_phones.get(e164)
             if prev and prev[1] != rec.id:
-                warnings.append(f"số {number} trùng với {prev[0]} ({prev[1]}) / duplicate phone, also on {prev[0]}")
+                warnings.append(Text("duplicate phone %(number)s, also on %(other)s (%(id)s)", number=number,
+                                     other=prev[0], id=prev[1]))
             seen_phones.setdefault(e164, (where, rec.id))
         if warnings:
             report.warnings.append(RowProblem(where, rec.id, warnings))
@@ -269,7 +273,8 @@ def validate_rows(session: Session, rows: list[tuple[str, dict[str, str]]], repo
         for e164, sid in session.execute(select(Phone.e164, Service.id).join(Service).where(Phone.e164.in_(chunk))):
             where, rid = seen_phones[e164]
             if sid != rid and sid not in seen_ids:
-                report.warnings.append(RowProblem(where, rid, [f"số {e164} đã có ở mục {sid} / number already listed by entry {sid}"]))
+                report.warnings.append(RowProblem(where, rid, [Text("number %(number)s already listed by entry %(other)s",
+                                                                    number=e164, other=sid)]))
     report.valid = len(valid)
     return valid
 

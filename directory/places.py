@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vietnam_provinces import Province, Ward
 
+from hotline.i18n import Text
 from hotline.text import fold
 
 DATA = Path(__file__).parent / "data" / "places.json"
@@ -40,9 +41,14 @@ class UnknownPlace(ValueError):
 
     def __init__(self, kind: str, value: str, suggestions: list[str]):
         self.kind, self.value, self.suggestions = kind, value, suggestions
-        hint = f"; gần đúng nhất / closest: {', '.join(suggestions)}" if suggestions else ""
-        label = {"province": "tỉnh/thành phố / province", "commune": "xã/phường / commune"}[kind]
-        super().__init__(f"không tìm thấy {label} {value!r} / unknown {kind} {value!r}{hint}")
+        closest = ", ".join(suggestions)
+        if kind == "province":
+            message = (Text("unknown province %(value)r; closest: %(closest)s", value=value, closest=closest)
+                       if suggestions else Text("unknown province %(value)r", value=value))
+        else:
+            message = (Text("unknown commune %(value)r; closest: %(closest)s", value=value, closest=closest)
+                       if suggestions else Text("unknown commune %(value)r", value=value))
+        super().__init__(message)
 
 
 @dataclass(frozen=True)

@@ -8,45 +8,47 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from hotline.i18n import N_
 from hotline.text import fold
 
-# (field, Vietnamese header, English header, help) — the documented CSV template, in order.
+# (field, Vietnamese header, English header, help) — the documented CSV template, in order; the help is an
+# English msgid (N_), translated where it is shown.
 FIELDS: tuple[tuple[str, str, str, str], ...] = (
-    ("id", "Mã", "ID", "stable id; re-importing a row with the same id updates that entry (bắt buộc / required)"),
-    ("organization_id", "Mã tổ chức", "Organization ID", "optional; default: the id"),
-    ("organization", "Tổ chức", "Organization", "organisation name (bắt buộc / required)"),
-    ("name", "Tên dịch vụ", "Service name", "bắt buộc / required"),
+    ("id", "Mã", "ID", N_("stable id; re-importing a row with the same id updates that entry (required)")),
+    ("organization_id", "Mã tổ chức", "Organization ID", N_("optional; default: the id")),
+    ("organization", "Tổ chức", "Organization", N_("organisation name (required)")),
+    ("name", "Tên dịch vụ", "Service name", N_("required")),
     ("alternate_name", "Tên khác", "Alternate name", ""),
-    ("service_type", "Loại dịch vụ", "Service type", "a type code or its Vietnamese/English label, e.g. shelter / Nhà tạm lánh"),
+    ("service_type", "Loại dịch vụ", "Service type", N_("a type code or its Vietnamese/English label, e.g. shelter / Nhà tạm lánh")),
     ("description", "Mô tả", "Description", ""),
-    ("phones", "Điện thoại", "Phones", "one or more numbers separated by ';'"),
+    ("phones", "Điện thoại", "Phones", N_("one or more numbers separated by ';'")),
     ("email", "Email", "Email", ""),
     ("url", "Trang web", "Website", ""),
-    ("hours", "Giờ mở cửa", "Opening hours", "'24/7' or 'T2-T6 07:30-17:00; T7 08:00-12:00' (Mo-Fr … also accepted)"),
-    ("timezone", "Múi giờ", "Timezone", "optional IANA timezone the opening hours are written in (e.g. Asia/Bangkok); "
-     "empty: the centre's timezone"),
-    ("languages", "Ngôn ngữ", "Languages", "ISO codes separated by ';' (vi; en; hmn …); default vi"),
-    ("accessible", "Tiếp cận cho người khuyết tật", "Accessible", "có/không, yes/no"),
-    ("beds_total", "Tổng số giường", "Beds total", "shelters: number"),
-    ("beds_free", "Giường trống", "Beds free", "shelters: number free now"),
+    ("hours", "Giờ mở cửa", "Opening hours", N_("'24/7' or 'T2-T6 07:30-17:00; T7 08:00-12:00' (Mo-Fr … also accepted)")),
+    ("timezone", "Múi giờ", "Timezone", N_("optional IANA timezone the opening hours are written in (e.g. Asia/Bangkok); "
+        "empty: the centre's timezone")),
+    ("languages", "Ngôn ngữ", "Languages", N_("ISO codes separated by ';' (vi; en; hmn …); default vi")),
+    ("accessible", "Tiếp cận cho người khuyết tật", "Accessible", N_("có/không, yes/no")),
+    ("beds_total", "Tổng số giường", "Beds total", N_("shelters: number")),
+    ("beds_free", "Giường trống", "Beds free", N_("shelters: number free now")),
     ("beds_women", "Giường cho phụ nữ", "Beds for women", ""),
     ("beds_men", "Giường cho nam giới", "Beds for men", ""),
     ("beds_children", "Giường cho trẻ em", "Beds for children", ""),
-    ("province", "Tỉnh/thành phố", "Province", "2025 name or code; old names (Kon Tum) are mapped (bắt buộc / required)"),
-    ("commune", "Xã/phường", "Commune", "2025 commune name or code, within the province"),
-    ("address", "Địa chỉ", "Address", "street address"),
-    ("confidential_address", "Địa chỉ bảo mật", "Confidential address", "có/yes: shown to staff only, never in the public export"),
+    ("province", "Tỉnh/thành phố", "Province", N_("2025 name or code; old names (Kon Tum) are mapped (required)")),
+    ("commune", "Xã/phường", "Commune", N_("2025 commune name or code, within the province")),
+    ("address", "Địa chỉ", "Address", N_("street address")),
+    ("confidential_address", "Địa chỉ bảo mật", "Confidential address", N_("có/yes: shown to staff only, never in the public export")),
     ("latitude", "Vĩ độ", "Latitude", ""),
     ("longitude", "Kinh độ", "Longitude", ""),
-    ("referral_method", "Cách nhận chuyển gửi", "Referral method", "webhook, email, sms or empty (does not accept referrals)"),
+    ("referral_method", "Cách nhận chuyển gửi", "Referral method", N_("webhook, email, sms or empty (does not accept referrals)")),
     ("referral_webhook_url", "URL webhook chuyển gửi", "Referral webhook URL", "https://…"),
-    ("referral_webhook_secret", "Khóa bí mật webhook", "Referral webhook secret", "shared secret that signs webhook calls"),
+    ("referral_webhook_secret", "Khóa bí mật webhook", "Referral webhook secret", N_("shared secret that signs webhook calls")),
     ("referral_email", "Email chuyển gửi", "Referral email", ""),
     ("referral_sms", "SMS chuyển gửi", "Referral SMS number", ""),
-    ("verified", "Đã xác minh", "Verified", "có/không, yes/no"),
+    ("verified", "Đã xác minh", "Verified", N_("có/không, yes/no")),
     ("last_verified_at", "Ngày xác minh", "Last verified", "YYYY-MM-DD"),
     ("last_verified_by", "Người xác minh", "Verified by", ""),
-    ("source_note", "Nguồn", "Source", "where the facts come from"),
+    ("source_note", "Nguồn", "Source", N_("where the facts come from")),
 )
 FIELD_NAMES = tuple(f[0] for f in FIELDS)
 HEADER_TO_FIELD: dict[str, str] = {}

@@ -28,6 +28,7 @@ from directory.models import Service, Word
 from directory.places import UnknownPlace, distance_km, places
 from directory.service_types import find_in_words, phrases as type_phrases, resolve as resolve_type, service_types
 from hotline.db import UTCDateTime, utcnow
+from hotline.i18n import Text
 from hotline.phone import SHORT_CODES, display
 from hotline.settings import get_settings
 from hotline.text import fold
@@ -193,8 +194,8 @@ def interpret(session: Session, query: Query) -> Interpretation:
     if query.service_type:
         code = resolve_type(query.service_type)
         if code is None:
-            raise SearchError(f"loại dịch vụ {query.service_type!r} không có / unknown service type "
-                              f"(known: {', '.join(service_types())})")
+            raise SearchError(Text("unknown service type %(type)r (known: %(known)s)", type=query.service_type,
+                                   known=", ".join(service_types())))
         interp.type_code = code
     else:
         code, remaining = find_in_words(words)
@@ -209,7 +210,7 @@ def interpret(session: Session, query: Query) -> Interpretation:
             interp.province_code = pl.communes[interp.commune_code].province_code
             interp.place_label = pl.commune_name(interp.commune_code)
     except UnknownPlace as exc:
-        raise SearchError(str(exc)) from None
+        raise SearchError(*exc.args) from None
     if interp.province_code:
         interp.lat, interp.lon = pl.centroid(interp.province_code, interp.commune_code)
     else:

@@ -28,7 +28,7 @@ def seed(session: Session, *, actor: str = "seed") -> importers.ImportReport:
     report = importers.ImportReport(format="starter", total=len(rows))
     valid = importers.validate_rows(session, rows, report)
     if report.errors:
-        raise ValueError("; ".join(f"{p.where}: {', '.join(p.reasons)}" for p in report.errors))
+        raise ValueError("; ".join(f"{p.where}: {', '.join(map(str, p.reasons))}" for p in report.errors))
     importers.write(session, records=[r for _, r in valid], report=report, actor=actor, action="seed")
     return report
 

@@ -28,6 +28,7 @@ from directory.places import UnknownPlace, places
 from directory.schemas import FIELD_NAMES, LocationRecord, Record
 from directory.service_types import TAXONOMY, resolve as resolve_type, service_types
 from hotline.db import insert_ignore, utcnow
+from hotline.i18n import Text
 from hotline.phone import SHORT_CODES, display, normalize_number
 from hotline.text import fold, fold_words, nfc
 
@@ -40,11 +41,28 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class RecordError(ValueError):
-    """Everything wrong with one entry (each reason says what to do)."""
+    """Everything wrong with one entry (each reason says what to do), as ``Text``s: pages and import
+    reports show them in the reader's language (``translated(lang)``), ``str()`` in the current one."""
 
-    def __init__(self, reasons: list[str]):
+    def __init__(self, reasons: list[Text | str]):
         self.reasons = reasons
-        super().__init__("; ".join(reasons))
+        super().__init__(*reasons)
+
+    def translated(self, lang: str) -> list[str]:
+        return [r.translate(lang) if isinstance(r, Text) else str(r) for r in self.reasons]
+
+    def __str__(self) -> str:
+        return "; ".join(map(str, self.reasons))
+
+
+def reason_of(exc: Exception) -> Text | str:
+    """The ``Text`` an error was raised with (kept for later translation), else its message."""
+    return exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Text) else str(exc)
+
+
+def _at(location: str | None, problem: Text | str) -> Text | str:
+    """A problem about one location of the entry: "location 'x': …" (``None``: the entry itself)."""
+    return problem if location is None else Text("location %(id)r: %(problem)s", id=location, problem=problem)
 
 
 class NotFound(LookupError):
@@ -86,9 +104,12 @@ def _timezone(value: str) -> str:
     if key.lower() in names:
         return names[key.lower()]
     close = difflib.get_close_matches(key.lower(), list(names), n=3, cutoff=0.6)
-    hint = f" Gần nhất / closest: {', '.join(names[c] for c in close)}." if close else ""
-    raise ValueError(f"múi giờ {value!r} không có / unknown timezone {value!r}: dùng tên IANA / use an IANA name "
-                     f"such as Asia/Ho_Chi_Minh, or leave it empty for the centre's timezone.{hint}")
+    if close:
+        raise ValueError(Text("unknown timezone %(value)r: use an IANA name such as Asia/Ho_Chi_Minh, or leave it "
+                              "empty for the centre's timezone. Closest: %(close)s.",
+                              value=value, close=", ".join(names[c] for c in close)))
+    raise ValueError(Text("unknown timezone %(value)r: use an IANA name such as Asia/Ho_Chi_Minh, or leave it empty "
+                          "for the centre's timezone.", value=value))
 
 
 @lru_cache(maxsize=4096)
@@ -113,62 +134,62 @@ def _normalize_number(text: str) -> tuple[str | None, str]:
     return normalize_number(text)
 
 
-def _bool(value: str, label: str, errors: list[str]) -> bool:
+def _bool(value: str, label: str, errors: list[Any]) -> bool:
     v = _fold(value)
     if v in _YES:
         return True
     if v in _NO:
         return False
-    errors.append(f"{label}: {value!r} không phải có/không / is not yes/no")
+    errors.append(Text("%(field)s: %(value)r is not yes/no", field=label, value=value))
     return False
 
 
-def _int(value: str, label: str, errors: list[str]) -> int | None:
+def _int(value: str, label: str, errors: list[Any]) -> int | None:
     v = (value or "").strip()
     if not v:
         return None
     if not v.isdigit():
-        errors.append(f"{label}: {value!r} không phải số nguyên không âm / is not a whole number ≥ 0")
+        errors.append(Text("%(field)s: %(value)r is not a whole number ≥ 0", field=label, value=value))
         return None
     return int(v)
 
 
-def _float(value: str, label: str, lo: float, hi: float, errors: list[str]) -> float | None:
+def _float(value: str, label: str, lo: float, hi: float, errors: list[Any]) -> float | None:
     v = (value or "").strip().replace(",", ".")
     if not v:
         return None
     try:
         f = float(v)
     except ValueError:
-        errors.append(f"{label}: {value!r} không phải số / is not a number")
+        errors.append(Text("%(field)s: %(value)r is not a number", field=label, value=value))
         return None
     if not lo <= f <= hi:
-        errors.append(f"{label}: {value!r} ngoài khoảng / out of range {lo}…{hi}")
+        errors.append(Text("%(field)s: %(value)r is out of range %(low)s…%(high)s", field=label, value=value,
+                           low=lo, high=hi))
         return None
     return f
 
 
-def _place(province: str, commune: str, errors: list[str], warnings: list[str],
-           where: str = "") -> tuple[str, str | None]:
+def _place(province: str, commune: str, errors: list[Any], warnings: list[Any],
+           where: str | None = None) -> tuple[str, str | None]:
     """Province and commune codes (province "" = nationwide)."""
     province_code, commune_code = "", None
     if not province:
-        errors.append(f"{where}thiếu tỉnh/thành phố / missing province "
-                      "(write 'toàn quốc' / 'national' for a nationwide service)")
+        errors.append(_at(where, Text("missing province (write 'toàn quốc' or 'national' for a nationwide service)")))
     elif _fold(province) in NATIONAL:
         province_code = ""
     else:
         try:
             province_code, note = _province(province)
             if note:
-                warnings.append(f"{where}tỉnh cũ đã chuyển / old province mapped: {note}")
+                warnings.append(_at(where, Text("old province mapped: %(note)s", note=note)))
         except UnknownPlace as exc:
-            errors.append(f"{where}{exc}")
+            errors.append(_at(where, reason_of(exc)))
     if commune and province_code:
         try:
             commune_code = _commune(commune, province_code)
         except UnknownPlace as exc:
-            errors.append(f"{where}{exc}")
+            errors.append(_at(where, reason_of(exc)))
     return province_code, commune_code
 
 
@@ -176,25 +197,25 @@ LOCATION_FIELDS = ("id", "sal_id", "address_id", "name", "province", "commune", 
                    "latitude", "longitude")
 
 
-def _locations(service_id: str, raws: list[dict[str, Any]], errors: list[str],
-               warnings: list[str]) -> list[LocationRecord]:
+def _locations(service_id: str, raws: list[dict[str, Any]], errors: list[Any],
+               warnings: list[Any]) -> list[LocationRecord]:
     """Every location of an HSDS service (``raw["__locations__"]``: LOCATION_FIELDS as text)."""
     out: list[LocationRecord] = []
     seen: set[str] = set()
     for raw in raws:
         g = {k: _clean(raw.get(k)) for k in LOCATION_FIELDS}
-        where = f"địa điểm / location {g['id']!r}: "
+        where = g["id"]
         if not g["id"] or not _ID.match(g["id"]):
-            errors.append(f"{where}mã địa điểm không hợp lệ / invalid location id: letters, digits, . _ : - only, up to 64")
+            errors.append(_at(where, Text("invalid location id: letters, digits, . _ : - only, up to 64")))
         if g["id"] in seen:
-            errors.append(f"{where}gắn hai lần với dịch vụ / linked to the service twice")
+            errors.append(_at(where, Text("linked to the service twice")))
         seen.add(g["id"])
         pcode, ccode = _place(g["province"], g["commune"], errors, warnings, where)
         n = len(errors)
         lat = _float(g["latitude"], "latitude", 8.0, 23.5, errors)
         lon = _float(g["longitude"], "longitude", 102.0, 117.5, errors)
         confidential = _bool(g["confidential_address"], "confidential_address", errors)
-        errors[n:] = [f"{where}{e}" for e in errors[n:]]
+        errors[n:] = [_at(where, e) for e in errors[n:]]
         out.append(LocationRecord(id=g["id"], sal_id=g["sal_id"] or f"{service_id}@{g['id']}",
                                   address_id=g["address_id"] or f"{g['id']}-addr", name=g["name"],
                                   province_code=pcode, commune_code=ccode, address=g["address"],
@@ -214,69 +235,71 @@ def all_locations(rec: Record) -> list[LocationRecord]:
     return rec.locations or [default_location(rec)]
 
 
-def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
+def validate(raw: dict[str, Any]) -> tuple[Record, list[Any]]:
     """Check one entry given as field → text (CSV template fields). Returns the record and
     warnings; raises ``RecordError`` listing every problem."""
     g = {k: _clean(raw.get(k)) for k in FIELD_NAMES}
-    errors: list[str] = []
-    warnings: list[str] = []
+    errors: list[Text | str] = []
+    warnings: list[Text | str] = []
     if not g["id"]:
-        errors.append("thiếu mã / missing id: give every row a stable id (e.g. qn-shelter-01)")
+        errors.append(Text("missing id: give every row a stable id (e.g. qn-shelter-01)"))
     elif not _ID.match(g["id"]):
-        errors.append(f"mã {g['id']!r} không hợp lệ / invalid id: letters, digits, . _ : - only, up to 64")
+        errors.append(Text("invalid id %(id)r: letters, digits, . _ : - only, up to 64", id=g["id"]))
     if not g["name"]:
-        errors.append("thiếu tên dịch vụ / missing service name")
+        errors.append(Text("missing service name"))
     if not g["organization"]:
-        errors.append("thiếu tên tổ chức / missing organization name")
+        errors.append(Text("missing organization name"))
     stype = resolve_type(g["service_type"])
     if stype is None:
         known = ", ".join(service_types())
-        errors.append(f"loại dịch vụ {g['service_type']!r} không có / unknown service type (known: {known})")
+        errors.append(Text("unknown service type %(type)r (known: %(known)s)", type=g["service_type"], known=known))
     province_code, commune_code = _place(g["province"], g["commune"], errors, warnings)
     phones: list[tuple[str, str]] = []
     for part in filter(None, (p.strip() for p in re.split(r"[;\n]", g["phones"]))):
         norm, reason = _normalize_number(part)
         if norm is None:
-            errors.append(f"số điện thoại không hợp lệ / invalid phone number: {reason}")
+            errors.append(Text("invalid phone number: %(reason)s", reason=reason))
         else:
             phones.append((part, norm))
     try:
         h = _hours(g["hours"])
     except hours_mod.HoursError as exc:
-        errors.append(str(exc))
+        errors.append(reason_of(exc))
         h = hours_mod.Hours(False, (), False)
     tz = ""
     if g["timezone"]:
         try:
             tz = _timezone(g["timezone"])
         except ValueError as exc:
-            errors.append(str(exc))
+            errors.append(reason_of(exc))
     langs = [_fold(x) for x in re.split(r"[;,\s]+", g["languages"]) if x.strip()] or ["vi"]
     for lang in langs:
         if not re.match(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$", lang):
-            errors.append(f"ngôn ngữ {lang!r} không hợp lệ / invalid language: use ISO 639 codes like vi, en, hmn")
+            errors.append(Text("invalid language %(lang)r: use ISO 639 codes like vi, en, hmn", lang=lang))
     method_key = _fold(g["referral_method"])
     if method_key not in REFERRAL_METHODS:
-        errors.append(f"cách nhận chuyển gửi {g['referral_method']!r} không có / unknown referral method: webhook, email, sms or empty")
+        errors.append(Text("unknown referral method %(method)r: webhook, email, sms or empty",
+                           method=g["referral_method"]))
     method = REFERRAL_METHODS.get(method_key, "")
     if method == "webhook" and not re.match(r"^https?://\S+$", g["referral_webhook_url"]):
-        errors.append("chuyển gửi qua webhook cần URL http(s) / webhook referrals need a referral_webhook_url (http…)")
+        errors.append(Text("webhook referrals need a referral_webhook_url (http…)"))
     if method == "webhook" and len(g["referral_webhook_secret"]) < 16:
-        errors.append("webhook cần khóa bí mật ≥ 16 ký tự / webhook referrals need a secret of at least 16 characters")
+        errors.append(Text("webhook referrals need a secret of at least 16 characters"))
     if method == "email" and not _EMAIL.match(g["referral_email"]):
-        errors.append(f"email chuyển gửi {g['referral_email']!r} không hợp lệ / invalid referral email")
+        errors.append(Text("invalid referral email %(email)r", email=g["referral_email"]))
     referral_sms = ""
     if method == "sms" or g["referral_sms"]:
         norm, reason = normalize_number(g["referral_sms"])
         if norm is None:
-            errors.append(f"số SMS chuyển gửi không hợp lệ / invalid referral SMS number: {reason}")
+            errors.append(Text("invalid referral SMS number: %(reason)s", reason=reason))
         else:
             referral_sms = norm
     if g["email"] and not _EMAIL.match(g["email"]):
-        errors.append(f"email {g['email']!r} không hợp lệ / invalid email")
+        errors.append(Text("invalid email %(email)r", email=g["email"]))
     ints = {k: _int(g[k], k, errors) for k in ("beds_total", "beds_free", "beds_women", "beds_men", "beds_children")}
     if ints["beds_total"] is not None and ints["beds_free"] is not None and ints["beds_free"] > ints["beds_total"]:
-        errors.append(f"giường trống ({ints['beds_free']}) nhiều hơn tổng số ({ints['beds_total']}) / more free beds than beds")
+        errors.append(Text("more free beds (%(free)s) than beds (%(total)s)", free=ints["beds_free"],
+                           total=ints["beds_total"]))
     lat = _float(g["latitude"], "latitude", 8.0, 23.5, errors)
     lon = _float(g["longitude"], "longitude", 102.0, 117.5, errors)
     verified_at = None
@@ -285,7 +308,7 @@ def validate(raw: dict[str, Any]) -> tuple[Record, list[str]]:
             d = date.fromisoformat(g["last_verified_at"][:10])
             verified_at = datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
         except ValueError:
-            errors.append(f"ngày xác minh {g['last_verified_at']!r} không hợp lệ / invalid date: use YYYY-MM-DD")
+            errors.append(Text("invalid verification date %(value)r: use YYYY-MM-DD", value=g["last_verified_at"]))
     accessible = _bool(g["accessible"], "accessible", errors)
     confidential = _bool(g["confidential_address"], "confidential_address", errors)
     verified = _bool(g["verified"], "verified", errors)
@@ -609,7 +632,7 @@ def get(session: Session, *, service_id: str) -> Service:
     svc = session.scalar(select(Service).where(Service.id == service_id).options(
         selectinload(Service.phones), selectinload(Service.schedules), selectinload(Service.locations)))
     if svc is None:
-        raise NotFound(f"không có mục {service_id!r} trong danh bạ / no directory entry {service_id!r}")
+        raise NotFound(Text("no directory entry %(id)r", id=service_id))
     return svc
 
 
@@ -669,7 +692,7 @@ def to_raw(svc: Service) -> dict[str, str]:
     }
 
 
-def duplicate_phones(session: Session, *, record: Record) -> list[str]:
+def duplicate_phones(session: Session, *, record: Record) -> list[Text]:
     """Warnings for numbers another entry already lists (short codes excepted)."""
     out = []
     for number, e164 in record.phones:
@@ -677,7 +700,7 @@ def duplicate_phones(session: Session, *, record: Record) -> list[str]:
             continue
         other = session.scalar(select(Service.id).join(Phone).where(Phone.e164 == e164, Service.id != record.id).limit(1))
         if other:
-            out.append(f"số {number} đã có ở mục {other} / number already listed by entry {other}")
+            out.append(Text("number %(number)s already listed by entry %(other)s", number=number, other=other))
     return out
 
 

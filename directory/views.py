@@ -26,8 +26,9 @@ from directory.schemas import FIELDS, FIELD_NAMES, SearchResponseOut
 from directory.search import Query as SearchQuery, SearchError, search
 from directory.service_types import service_types
 from hotline.audit.service import record as audit
-from hotline.auth.deps import Principal, csrf_protect, require_roles
+from hotline.auth.deps import Principal, csrf_protect, request_language, require_roles
 from hotline.db import db_session
+from hotline.i18n import N_, Text, error_text, translate_value, translator
 from hotline.web import add_template_dir, render
 
 add_template_dir(Path(__file__).parent / "templates")
@@ -66,7 +67,7 @@ def api_search(
         interp, results = search(session, _query(q, type, province, commune, open_now, free_bed, accessible,
                                                  language, limit), staff=True, timezone=principal.timezone)
     except SearchError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(422, error_text(exc, principal.language)) from None
     return {"query": q, "interpreted": interp.as_dict(), "count": len(results), "results": results}
 
 
@@ -87,7 +88,7 @@ def _search_context(session: Session, request: Request, record_id: int | None,
                                                      form["language"], 20), staff=True,
                                       timezone=principal.timezone)
         except SearchError as exc:
-            error = str(exc)
+            error = error_text(exc, principal.language)
     return {"form": form, "results": results, "error": error, "searched": searched, "record_id": record_id,
             "interp": interp, "types": list(service_types().values()),
             "provinces": sorted(places().provinces.values(), key=lambda u: u.name)}
@@ -136,10 +137,16 @@ def admin_history(request: Request, session: DB, principal: Annotated[Principal,
                   {"changes": svc_mod.history(session, service_id=service_id), "service_id": service_id})
 
 
+def _fields(request: Request) -> list[tuple[str, str, str, str]]:
+    """The form's fields with their help (English msgids) in the reader's language."""
+    _ = translator(request_language(request))
+    return [(name, vi, en, _(help_) if help_ else "") for name, vi, en, help_ in FIELDS]
+
+
 def _form_page(request: Request, raw: dict[str, str], *, mode: str, errors: list[str] | None = None,
                status_code: int = 200) -> Response:
     return render(request, "directory/admin_form.html",
-                  {"raw": raw, "fields": FIELDS, "mode": mode, "errors": errors or [], "types": service_types()},
+                  {"raw": raw, "fields": _fields(request), "mode": mode, "errors": errors or [], "types": service_types()},
                   status_code=status_code)
 
 
@@ -160,20 +167,23 @@ def _save_form(request: Request, session: Session, principal: Principal, raw: di
     try:
         rec, warnings = svc_mod.validate(raw)
     except svc_mod.RecordError as exc:
-        return _form_page(request, raw, mode=mode, errors=exc.reasons, status_code=422)
+        return _form_page(request, raw, mode=mode, errors=exc.translated(principal.language), status_code=422)
     exists = session.scalar(select(Service.id).where(Service.id == rec.id)) is not None
     if mode == "new" and exists:
         return _form_page(request, raw, mode=mode, status_code=409,
-                          errors=[f"mã {rec.id!r} đã có / id already used: choose another id or edit that entry"])
+                          errors=[Text("id %(id)r already used: choose another id or edit that entry",
+                                       id=rec.id).translate(principal.language)])
     warnings += svc_mod.duplicate_phones(session, record=rec)
     status = svc_mod.save(session, record=rec, actor=principal.username, action="update")
     _audit(session, principal, request, f"directory.{'create' if mode == 'new' else 'update'}", rec.id,
            {"status": status})
     session.commit()
-    notice = "Đã lưu / saved" + (". " + " · ".join(warnings) if warnings else "")
+    warnings = translate_value(warnings, principal.language)
+    _ = translator(principal.language)
+    notice = _(N_("Saved")) + (". " + " · ".join(warnings) if warnings else "")
     svc = svc_mod.get(session, service_id=rec.id)
     return render(request, "directory/admin_form.html",
-                  {"raw": svc_mod.to_raw(svc), "fields": FIELDS, "mode": "edit", "errors": [], "types": service_types(),
+                  {"raw": svc_mod.to_raw(svc), "fields": _fields(request), "mode": "edit", "errors": [], "types": service_types(),
                    "notice": notice, "warnings": warnings, "svc": svc})
 
 
@@ -189,9 +199,9 @@ def admin_edit(request: Request, session: DB, service_id: str,
     try:
         svc = svc_mod.get(session, service_id=service_id)
     except svc_mod.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise HTTPException(404, error_text(exc, principal.language)) from None
     return render(request, "directory/admin_form.html",
-                  {"raw": svc_mod.to_raw(svc), "fields": FIELDS, "mode": "edit", "errors": [],
+                  {"raw": svc_mod.to_raw(svc), "fields": _fields(request), "mode": "edit", "errors": [],
                    "types": service_types(), "svc": svc})
 
 
@@ -199,7 +209,7 @@ def admin_edit(request: Request, session: DB, service_id: str,
 async def admin_update(request: Request, session: DB, service_id: str,
                        principal: Annotated[Principal, Depends(require_roles(*ADMIN))]) -> Response:
     if session.scalar(select(Service.id).where(Service.id == service_id)) is None:
-        raise HTTPException(404, f"không có mục {service_id!r} / no directory entry {service_id!r}")
+        raise HTTPException(404, Text("no directory entry %(id)r", id=service_id).translate(principal.language))
     return _save_form(request, session, principal, await _posted(request), "edit", service_id)
 
 
@@ -209,6 +219,6 @@ def admin_verify(request: Request, session: DB, service_id: str,
     try:
         svc_mod.mark_verified(session, service_id=service_id, by=principal.name, at=datetime.now(timezone.utc))
     except svc_mod.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise HTTPException(404, error_text(exc, principal.language)) from None
     _audit(session, principal, request, "directory.verify", service_id)
     return RedirectResponse(request.headers.get("referer") or "/directory/admin/stale", status_code=303)

@@ -33,15 +33,15 @@ def test_broken_rows_are_all_reported_and_nothing_is_written(env, cli):
     assert "line 3 [bad-province]" in err and "Kon Tum" in err  # closest match suggested
     assert "line 4 [bad-hours]" in err and "T2-T6 25:00-17:00" in err  # the value is shown
     assert "line 5 [bad-commune]" in err and "Phường Hoàn Kiếm" in err
-    assert "nothing was written" in err
+    assert "không ghi gì cả" in err  # the administrators' default language
     assert _count(env.database_url, "dir_services") == 0
 
 
 def test_skip_invalid_writes_the_valid_rows_and_warns_on_duplicate_phones(env, cli):
     code, out, err = cli("directory", "import", str(DATA / "broken.csv"), "--skip-invalid")
     assert code == 0, err
-    assert "2 mới / created" in out and "3 bỏ qua / skipped" in out
-    assert "WARNING line 6 [ok-2]" in err and "duplicate phone" in err
+    assert "2 mới" in out and "3 bỏ qua" in out
+    assert "CẢNH BÁO line 6 [ok-2]" in err and "trùng với" in err
     assert _count(env.database_url, "dir_services") == 2
     assert search_ids(cli, "second good") == ["ok-2"]
 
@@ -49,7 +49,7 @@ def test_skip_invalid_writes_the_valid_rows_and_warns_on_duplicate_phones(env, c
 def test_progress_is_shown(env, cli):
     code, out, err = cli("directory", "import", str(DATA / "sample.csv"))
     assert code == 0
-    assert "validating: 6/6" in err and "writing: 6/6" in err
+    assert "kiểm tra: 6/6" in err and "ghi: 6/6" in err
 
 
 def test_reimport_updates_by_id_and_changes_nothing_else(env, cli, tmp_path: Path):
@@ -57,7 +57,7 @@ def test_reimport_updates_by_id_and_changes_nothing_else(env, cli, tmp_path: Pat
     before = _updated(env.database_url)
     history_before = _count(env.database_url, "dir_changes")
     code, out, err = cli("directory", "import", str(DATA / "sample.csv"))
-    assert "0 mới / created, 0 cập nhật / updated, 6 không đổi / unchanged" in out
+    assert "0 mới, 0 cập nhật, 6 không đổi" in out
     assert _updated(env.database_url) == before
     assert _count(env.database_url, "dir_changes") == history_before
     # change one row: only that row is updated
@@ -65,7 +65,7 @@ def test_reimport_updates_by_id_and_changes_nothing_else(env, cli, tmp_path: Pat
     changed = tmp_path / "changed.csv"
     changed.write_text(text_, encoding="utf-8")
     code, out, err = cli("directory", "import", str(changed))
-    assert "0 mới / created, 1 cập nhật / updated, 5 không đổi / unchanged" in out
+    assert "0 mới, 1 cập nhật, 5 không đổi" in out
     after = _updated(env.database_url)
     assert [k for k in after if after[k] != before[k]] == ["gl-shelter"]
     assert search_ids(cli, "pleiku") == ["gl-shelter"]
@@ -113,11 +113,11 @@ def test_hsds_round_trip_csv_tables_and_json(env, cli, tmp_path: Path):
         assert len(list(csv.DictReader(fh))) == 6
     code, out, err = cli("directory", "import", str(folder))
     assert code == 0, err
-    assert "hsds-csv" in out and "6 không đổi / unchanged" in out
+    assert "hsds-csv" in out and "6 không đổi" in out
     js = tmp_path / "hsds.json"
     assert cli("directory", "export", "--format", "hsds-json", "--out", str(js), "--include-confidential")[0] == 0
     code, out, err = cli("directory", "import", str(js))
-    assert code == 0 and "hsds-json" in out and "6 không đổi / unchanged" in out
+    assert code == 0 and "hsds-json" in out and "6 không đổi" in out
 
 
 def test_hsds_json_with_a_bad_row_names_it(env, cli, tmp_path: Path):
@@ -132,4 +132,4 @@ def test_hsds_json_with_a_bad_row_names_it(env, cli, tmp_path: Path):
     path = tmp_path / "pkg.json"
     path.write_text(json.dumps(pkg), encoding="utf-8")
     code, out, err = cli("directory", "import", str(path))
-    assert code == 2 and "service[1] [s2]" in err and "missing service name" in err
+    assert code == 2 and "service[1] [s2]" in err and "thiếu tên dịch vụ" in err

@@ -88,7 +88,22 @@ def test_admin_adds_and_bad_input_is_refused_without_losing_it(client, cli):
     r = client.post("/directory/admin/new", data=dict(FORM, id="new-2", province="Huế", csrf_token=token))
     assert r.status_code == 200 and "duplicate" not in r.text.lower() and "đã có ở mục new-1" in r.text  # phone warns
     r = client.post("/directory/admin/new", data=dict(FORM, province="Huế", csrf_token=token))
-    assert r.status_code == 409
+    assert r.status_code == 409 and "mã &#39;new-1&#39; đã có" in r.text
+
+
+def test_form_errors_come_in_the_administrators_language(client):
+    """English for an administrator who chose English, Vietnamese by default; the value is shown."""
+    create_user("admin_en", "a-long-password-2", "administrator", language="en")
+    token = login(client, "admin_en", "a-long-password-2")
+    r = client.post("/directory/admin/new", data=dict(FORM, hours="T2-T6 7h-17h", name="", csrf_token=token))
+    assert r.status_code == 422
+    assert "invalid opening hours &#39;T2-T6 7h-17h&#39;" in r.text and "missing service name" in r.text
+    assert "giờ mở cửa không hợp lệ" not in r.text and "thiếu tên dịch vụ" not in r.text
+    client.cookies.clear()
+    token = _admin(client)
+    r = client.post("/directory/admin/new", data=dict(FORM, hours="T2-T6 7h-17h", name="", csrf_token=token))
+    assert r.status_code == 422
+    assert "giờ mở cửa không hợp lệ &#39;T2-T6 7h-17h&#39;" in r.text and "thiếu tên dịch vụ" in r.text
 
 
 def test_admin_edit_verify_stale_list_and_history(client, cli):
