@@ -68,6 +68,10 @@ def _safe(value: Any) -> Any:
 def label(scheme: str | None, code: str, lang: str) -> str:
     if scheme is None:
         return code
+    if scheme == "referral_state":
+        from daily_log.service import referral_state_label
+
+        return referral_state_label(code, lang)
     return get_taxonomies().label(scheme, code, lang) or code
 
 
@@ -105,7 +109,8 @@ def call_row(call: dict[str, Any], lang: str) -> list[Any]:
         elif key in ("open_at_midnight", "statistics"):
             v = "x" if v else ""
         elif key == "referrals":
-            v = "; ".join(f"{r.get('service_name', '')} ({r.get('state', '')})" for r in (v or []))
+            v = "; ".join(f"{r.get('service_name', '')} ({label('referral_state', r.get('state', ''), lang)})"
+                          for r in (v or []))
         elif key == "level" and v is not None:
             v = int(v)
         out.append(_safe("" if v is None else v))
@@ -133,7 +138,7 @@ def table_rows(summary: dict[str, Any], lang: str) -> list[list[Any]]:
     rows.append([])
     rows.append([_("Referrals made"), summary["referrals"]["made"]])
     for state, n in summary["referrals"]["by_state"].items():
-        rows.append([_safe(state), n])
+        rows.append([_safe(state), _safe(label("referral_state", state, lang)), n])
     rows.append([])
     rows.append([_("Follow-ups due"), len(summary["follow_ups_due"])])
     for f in summary["follow_ups_due"]:

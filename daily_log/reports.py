@@ -83,6 +83,7 @@ class Report:
     by_issue_group: list[tuple[str, int]]
     days: dict[str, int] = field(default_factory=dict)
     ended: bool = True
+    referrals: dict[str, Any] = field(default_factory=dict)  # available, made, by_state
 
 
 # ---------------------------------------------------------------------- periods
@@ -343,6 +344,10 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
             out[code] = row
         return out
 
+    available, by_state = service.referral_counts(session, centre_id=centre.id, since=start, until=end)
+    referrals = {"available": available, "made": sum(by_state.values()),
+                 "by_state": {k: v for k, v in by_state.items() if v}}
+
     now = now or utcnow()
     totals_out = {k: int(totals.get(k, 0)) for k in (
         "received", "answered", "missed", "abandoned", "failed", "unknown_outcome", "other_channels")}
@@ -360,7 +365,7 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
         totals=totals_out, waiting=waiting, talk=talk, tables=tables_out, indicators=indicators,
         by_day=by_day, by_hour=by_hour, by_issue_group=by_issue_group,
         days={"total": days_total, "built": int(built[0]), "signed_off": int(built[1])},
-        ended=now.astimezone(tz).date() > period.end,
+        ended=now.astimezone(tz).date() > period.end, referrals=referrals,
     )
 
 
@@ -389,7 +394,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "signatory": report.signatory, "totals": report.totals, "waiting_seconds": report.waiting,
         "talk_seconds": report.talk, "tables": report.tables, "indicators": report.indicators,
         "by_day": [[d.isoformat(), n] for d, n in report.by_day], "by_hour": report.by_hour,
-        "by_issue_group": report.by_issue_group, "daily_logs": report.days,
+        "by_issue_group": report.by_issue_group, "daily_logs": report.days, "referrals": report.referrals,
     }
 
 
@@ -423,6 +428,10 @@ def to_csv_rows(report: Report, lang: str) -> list[list[Any]]:
         rows.append([k, v])
     for name, ind in report.indicators.items():
         rows.append([name, ind["numerator"], ind["denominator"], ind["share"]])
+    rows.append([])
+    rows.append([_("Referrals made"), report.referrals.get("made", 0)])
+    for state, n in report.referrals.get("by_state", {}).items():
+        rows.append([state, service.referral_state_label(state, lang), n])
     schemes = {"age_group": "age_group", "level": "service_level", "caller_role": "caller_role",
                "outcome": "outcome", "issue": "issue", "issue_group": "issue", "primary_issue": "issue",
                "province": None, "sex": "sex"}

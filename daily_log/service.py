@@ -162,6 +162,24 @@ def referral_states(session: Session, record_ids: Sequence[int]) -> tuple[bool, 
     return True, out
 
 
+def referral_counts(session: Session, *, centre_id: int, since: datetime,
+                    until: datetime) -> tuple[bool, dict[str, int]]:
+    """Referrals created in ``[since, until)`` by their state now (absent module: none)."""
+    try:
+        from referral.service import counts_by_state  # type: ignore[import-not-found]
+    except ImportError:
+        return False, {}
+    return True, counts_by_state(session, centre_id=centre_id, since=since, until=until)
+
+
+def referral_state_label(state: str, lang: str) -> str:
+    try:
+        from referral.service import state_labels  # type: ignore[import-not-found]
+    except ImportError:
+        return state
+    return state_labels(lang).get(state, state)
+
+
 def _iso(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat()

@@ -21,7 +21,7 @@ from hotline.audit import service as audit
 from hotline.calls.models import CallRecord
 from hotline.centres.models import Centre
 from hotline.db import utcnow
-from hotline.i18n import Text, current_language, translate_value
+from hotline.i18n import N_, Text, current_language, translate_value, translator
 from hotline.records import service as records
 from hotline.settings import get_settings
 from hotline.taxonomy import get_taxonomies
@@ -49,6 +49,17 @@ def states_for_records(session: Session, *, record_ids: Sequence[int]) -> dict[i
             out.setdefault(record_id, []).append({"id": rid, "service_name": name, "state": state,
                                                   "urgency": urgency, "created_at": created_at})
     return out
+
+
+STATE_LABELS = {"queued": N_("Queued"), "sent": N_("Sent"), "delivered": N_("Delivered"),
+                "accepted": N_("Accepted"), "declined": N_("Declined"), "expired": N_("Expired"),
+                "cancelled": N_("Cancelled"), "failed": N_("Delivery failed")}
+
+
+def state_labels(lang: str) -> dict[str, str]:
+    """Each referral state's name in a language (for the daily log and reports too)."""
+    _ = translator(lang)
+    return {state: _(label) for state, label in STATE_LABELS.items()}
 
 
 def counts_by_state(session: Session, *, centre_id: int | None, since: datetime,

@@ -89,9 +89,7 @@ def pretty(value: Any) -> str:
 def _labels(lang: str) -> dict[str, Any]:
     _ = translator(lang)
     return {
-        "state": {"queued": _("Queued"), "sent": _("Sent"), "delivered": _("Delivered"), "accepted": _("Accepted"),
-                  "declined": _("Declined"), "expired": _("Expired"), "cancelled": _("Cancelled"),
-                  "failed": _("Delivery failed")},
+        "state": service.state_labels(lang),
         "urgency": {"routine": _("Routine"), "urgent": _("Urgent"), "emergency": _("Emergency")},
         "method": {"webhook": _("Webhook"), "email": _("E-mail"), "sms": _("SMS")},
         "extras": {k: (v[1] if lang == "en" else v[0]) for k, v in service.EXTRAS.items()},

@@ -82,7 +82,8 @@ def _seed(staff) -> dict[str, int]:  # type: ignore[no-untyped-def]
                                     issues=("legal_info",), level=1, sex="other", role="survivor")
         db.add(Referral(public_id=secrets.token_hex(8), code="HL-TEST01", record_id=ids["via_referral"], centre_id=cid,
                         service_id="svc-1", service_name="Nhà tạm lánh", organization_id="org-1", method="webhook",
-                        state="acknowledged", urgency="urgent", expires_at=t + timedelta(days=30)))
+                        state="accepted", urgency="urgent", expires_at=t + timedelta(days=30),
+                        created_at=t + timedelta(days=1, minutes=5)))
     return ids
 
 
@@ -149,9 +150,9 @@ def test_referrals_reach_the_daily_summary(staff):
         c = db.get(Centre, staff.centre_id)
         c.created_at = utc(2026, 1, 1)
         s = service.build_day(db, centre=c, day=date(2026, 3, 3)).summary
-    assert s["referrals"] == {"available": True, "made": 1, "by_state": {"acknowledged": 1}}
+    assert s["referrals"] == {"available": True, "made": 1, "by_state": {"accepted": 1}}
     entry = next(e for e in s["calls"] if e["record_id"] == ids["via_referral"])
-    assert entry["referrals"][0]["service_name"] == "Nhà tạm lánh" and entry["referrals"][0]["state"] == "acknowledged"
+    assert entry["referrals"][0]["service_name"] == "Nhà tạm lánh" and entry["referrals"][0]["state"] == "accepted"
 
 
 def test_svg_charts_escape_their_labels():
@@ -159,3 +160,19 @@ def test_svg_charts_escape_their_labels():
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "b&amp;c" in svg and "<img" not in svg
     svg = str(charts.hbar_chart([("<b>x</b>", 2)], title="t"))
     assert "<b>" not in svg and "&lt;b&gt;" in svg
+
+
+def test_referrals_by_state_in_the_report_page_csv_and_json(staff, client):
+    """Issue #7 item 6: referrals and their states appear in the periodic reports."""
+    _seed(staff)
+    r = _report(staff)
+    assert r.referrals == {"available": True, "made": 1, "by_state": {"accepted": 1}}
+    assert reports.to_json(r)["referrals"]["made"] == 1
+    rows = reports.to_csv_rows(r, "en")
+    at = rows.index(["Referrals made", 1])
+    assert rows[at + 1] == ["accepted", "Accepted", 1]
+    sign_in(client, "gs1")
+    page = client.get("/reports?from=01/03/2026&to=31/03/2026")
+    assert page.status_code == 200
+    assert '<span id="report-referrals-made">1</span>' in page.text
+    assert "Đã tiếp nhận" in page.text.split('id="report-referrals"')[1].split("</table>")[0]
