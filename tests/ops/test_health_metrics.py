@@ -147,6 +147,10 @@ def test_metrics_report_queue_lengths_and_failed_jobs_from_redis(sqlite_env, red
     from hotline.cli import main
     from hotline.queue import enqueue, get_redis
 
+    from hotline.ops import metrics as metrics_module
+
+    # Scrapes are cached for a few seconds: an earlier test's scrape must not answer for this one.
+    monkeypatch.setattr(metrics_module, "CACHE_SECONDS", 0.0)
     enqueue(os.path.getsize, "/nonexistent/file", queue="low")  # fails when run
     enqueue(os.path.exists, "/", queue="default")
     enqueue(os.path.exists, "/", queue="default")
@@ -158,9 +162,6 @@ def test_metrics_report_queue_lengths_and_failed_jobs_from_redis(sqlite_env, red
     assert value(found, "hotline_jobs_failed", queue="low") == 0
     assert main(["worker", "--burst"]) == 0
     assert Queue("low", connection=get_redis()).failed_job_registry.count == 1
-    from hotline.ops import metrics as metrics_module
-
-    monkeypatch.setattr(metrics_module, "CACHE_SECONDS", 0.0)
     with TestClient(create_app()) as c:
         found = samples(c.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text)
     assert value(found, "hotline_queue_jobs", queue="default") == 0

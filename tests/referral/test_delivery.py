@@ -160,6 +160,9 @@ def test_through_the_real_rq_worker(world, redis_url, monkeypatch):
     """Redis queue, ``hotline worker`` in its own process: a receiver down at first gets the
     referral once it is back, through RQ's retry with backoff."""
     monkeypatch.setenv("HOTLINE_REDIS_URL", redis_url)
+    # Tries a second apart, enough of them that a loaded machine restarting the receiver late
+    # still leaves one (with "1,1" all three tries could fail before it was back).
+    monkeypatch.setenv("HOTLINE_REFERRAL_RETRY_SECONDS", ",".join(["1"] * 20))
     from hotline.settings import reset_settings
 
     reset_settings()
