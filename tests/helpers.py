@@ -9,6 +9,10 @@
 from __future__ import annotations
 
 import re
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
 
 from hotline.auth import service
 from hotline.centres.service import ensure_default_centre, get_centre
@@ -59,3 +63,23 @@ def login(client, username: str, password: str) -> str:  # type: ignore[no-untyp
     account = client.get("/account")
     assert account.status_code == 200, f"/account after sign-in gave {account.status_code}"
     return csrf_from(account.text)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition",
+             interval: float = 0.05) -> Any:
+    """Poll until ``predicate()`` is truthy and return its value; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)

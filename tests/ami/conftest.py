@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,19 +12,11 @@ from hotline.calls.models import Call, DeadLetter, RawEvent
 from hotline.db import session_scope
 from hotline.ingest.ami.listener import AmiListener
 from hotline.ingest.ami.simulator import AmiServer
+from tests.helpers import wait_for  # noqa: F401  (re-exported for the tests here)
 
 USER, SECRET = "hotline", "s3cret-for-tests"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def calls() -> list[Call]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,6 +24,7 @@ from hotline.cli import build_parser
 from hotline.db import session_scope
 from hotline.settings import get_settings, reset_settings
 from tests.daily_log.conftest import add_call, utc
+from tests.helpers import wait_for
 
 build_parser()
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,26 +49,19 @@ def built_days(centre_id: int) -> list[date]:
         return sorted(db.scalars(select(DailyLog.day).where(DailyLog.centre_id == centre_id)))
 
 
-def wait_for(predicate, seconds: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def test_catch_up_after_the_worker_was_down_three_days(env):
     cid = make_centre("qn", "Asia/Ho_Chi_Minh", utc(2026, 11, 10, 3))
     with freeze_time("2026-11-17 17:30:00", tick=True):  # 00:30 on the 18th in Hồ Chí Minh City
         assert jobs.queue_missing_days() == [(cid, f"2026-11-{d}") for d in range(10, 18)]
-        wait_for(lambda: len(built_days(cid)) == 8)
+        wait_for(lambda: len(built_days(cid)) == 8, what='eight built days')
     add_call(cid, utc(2026, 11, 18, 5))  # the worker is down from here ...
     add_call(cid, utc(2026, 11, 20, 16, 59))  # 23:59 on the 20th
     queue._local_leases.clear()
     with freeze_time("2026-11-20 17:05:00", tick=True):  # ... until 00:05 on the 21st
         jobs.on_worker_start()
-        wait_for(lambda: len(built_days(cid)) == 11)
+        wait_for(lambda: len(built_days(cid)) == 11, what='eleven built days')
         assert built_days(cid)[-3:] == [date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)]
         with session_scope() as db:
             c = db.get(Centre, cid)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import queue
-import socket
 import threading
 import time
 from typing import Any
@@ -13,12 +12,9 @@ import httpx
 import uvicorn
 
 from hotline.auth.deps import SESSION_COOKIE
+from tests.helpers import free_port  # noqa: F401  (re-exported for the tests here)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LiveServer:

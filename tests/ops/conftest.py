@@ -4,39 +4,24 @@ real ``hotline`` command, free ports."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from hotline.settings import Settings, reset_settings
 from tests.conftest import ROOT, _configure
+from tests.helpers import free_port, wait_for  # noqa: F401  (re-exported for the tests here)
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 DEPLOY = ROOT / "deploy"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def hotline_env(**extra: str) -> dict[str, str]:

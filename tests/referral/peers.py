@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,12 +13,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from referral import signing
+from tests.helpers import free_port, wait_for  # noqa: F401  (re-exported for the referral tests)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Receiver:
@@ -178,13 +174,3 @@ class TwilioStandIn:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-
-def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
