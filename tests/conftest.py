@@ -28,7 +28,7 @@ _WORKER_NO = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
 REDIS_TEST_URL = os.environ.get("HOTLINE_TEST_REDIS", f"redis://127.0.0.1:6379/{9 + _WORKER_NO}")
 CI = os.environ.get("CI", "").lower() == "true"
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -169,7 +169,6 @@ def client(env: Settings):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def fixtures_dir() -> Path:
-    path = SHARED / "fixtures"
-    if not path.is_dir():
-        pytest.fail(f"shared fixtures not found at {path}: the checkout needs ../shared beside it")
-    return path
+    """``tests/fixtures/``: captures and other recorded inputs, kept in the repository so that a
+    plain clone runs every test (nothing is read from outside the checkout)."""
+    return FIXTURES

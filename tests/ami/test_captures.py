@@ -35,7 +35,7 @@ def _api_call(client, key: str) -> dict:  # type: ignore[no-untyped-def]
 
 
 def test_answered_call_matches_the_ground_truth(client, rig: Rig, fixtures_dir: Path) -> None:
-    path = fixtures_dir / "ami" / "answered_queue_call.txt"
+    path = fixtures_dir / "ami" / "legacy" / "answered_queue_call.txt"
     _, listener = _replay(rig, path)
     c = wait_for(lambda: (x := call("1795424141.0")) is not None and x.status == "completed" and x, what="the call")
     assert len(calls()) == 1
@@ -64,7 +64,7 @@ def test_answered_call_matches_the_ground_truth(client, rig: Rig, fixtures_dir: 
 
 
 def test_abandoned_call_matches_the_ground_truth(client, rig: Rig, fixtures_dir: Path) -> None:
-    _replay(rig, fixtures_dir / "ami" / "abandoned_queue_call.txt")
+    _replay(rig, fixtures_dir / "ami" / "legacy" / "abandoned_queue_call.txt")
     c = wait_for(lambda: (x := call("1795424165.6")) is not None and x.status == "abandoned" and x, what="the call")
     assert len(calls()) == 1
     assert c.caller_raw == "0901234567"
@@ -82,7 +82,7 @@ def test_abandoned_call_matches_the_ground_truth(client, rig: Rig, fixtures_dir:
 
 
 def test_the_same_capture_twice_counts_nothing_twice(env, rig: Rig, fixtures_dir: Path) -> None:
-    path = fixtures_dir / "ami" / "answered_queue_call.txt"
+    path = fixtures_dir / "ami" / "legacy" / "answered_queue_call.txt"
     server, listener = _replay(rig, path)
     wait_for(lambda: (x := call("1795424141.0")) is not None and x.status == "completed", what="the call")
     before = count(RawEvent)
@@ -99,7 +99,7 @@ def test_the_same_capture_twice_counts_nothing_twice(env, rig: Rig, fixtures_dir
 
 
 def test_an_unclaimed_queue_goes_to_the_default_centre_flagged(env, rig: Rig, fixtures_dir: Path) -> None:
-    _replay(rig, fixtures_dir / "ami" / "answered_queue_call.txt")
+    _replay(rig, fixtures_dir / "ami" / "legacy" / "answered_queue_call.txt")
     c = wait_for(lambda: call("1795424141.0"), what="the call")
     with session_scope() as s:
         centre = s.get(Centre, c.centre_id)
@@ -112,13 +112,13 @@ def test_a_configured_queue_line_routes_the_call(env, rig: Rig, fixtures_dir: Pa
         centre = create_centre(s, code="kontum", name="Trung tâm CTXH Kon Tum")
         line = add_line(s, centre=centre, provider="asterisk", kind="queue", identifier="hotline")
         centre_id, line_id = centre.id, line.id
-    _replay(rig, fixtures_dir / "ami" / "answered_queue_call.txt")
+    _replay(rig, fixtures_dir / "ami" / "legacy" / "answered_queue_call.txt")
     c = wait_for(lambda: (x := call("1795424141.0")) is not None and x.status == "completed" and x, what="the call")
     assert (c.centre_id, c.line_id, c.unrouted) == (centre_id, line_id, False)
 
 
 def test_resync_capture_opens_the_waiting_call_and_closes_the_vanished_one(env, rig: Rig, fixtures_dir: Path) -> None:
-    ami = fixtures_dir / "ami"
+    ami = fixtures_dir / "ami" / "legacy"
     server = rig.server()
     listener = rig.listener(server)
     wait_for(lambda: listener.stats.resyncs >= 1, what="the first resync")  # (it lists no calls)
