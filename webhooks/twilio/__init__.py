@@ -1,4 +1,4 @@
-"""The Twilio adapter: signed voice webhooks in, TwiML out, call events to the one ingestor.
+"""Twilio webhooks: signed voice webhooks in, TwiML out, call events to the one ingestor.
 
 ``hotline.app`` mounts ``router`` and calls ``setup_app`` from this package.
 """

@@ -30,8 +30,8 @@ from hotline.db import session_scope
 from hotline.ingest import spool
 from hotline.ingest.events import RawIn
 from hotline.settings import Settings, get_settings
-from webhooks.twilio import adapter
-from webhooks.twilio.adapter import Hook, QueueOutcome
+from hotline.ingest.providers.twilio import translator
+from hotline.ingest.providers.twilio.translator import Hook, QueueOutcome
 from webhooks.twilio.batcher import batcher, describe
 
 log = logging.getLogger(__name__)
@@ -126,14 +126,14 @@ async def _in_thread(fn: Callable[[], object], budget: float | None = None) -> o
         return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
 
 
-async def _read(request: Request, hook: Hook) -> adapter.Request | Response:
+async def _read(request: Request, hook: Hook) -> translator.Request | Response:
     """Parse and authenticate a webhook; a Response means it was refused (and kept)."""
     settings = get_settings()
     body = await request.body()
     pairs = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     params = _Params(pairs)
     path = request.url.path + ("?" + request.url.query if request.url.query else "")
-    req = adapter.Request(
+    req = translator.Request(
         hook=hook, params=params.last(), received_at=_now(), body=body, path=path,
         idempotency_token=request.headers.get("I-Twilio-Idempotency-Token"),
         query=dict(parse_qsl(request.url.query, keep_blank_values=True)),
@@ -142,14 +142,14 @@ async def _read(request: Request, hook: Hook) -> adapter.Request | Response:
     if problem is not None:
         log.warning("twilio.signature_rejected", extra={"hook": hook.value, "reason": problem,
                                                         "call_sid": req.get("CallSid")})
-        await _keep(adapter.rejected(req, problem))
+        await _keep(translator.rejected(req, problem))
         return PlainTextResponse(
             "Yêu cầu bị từ chối: chữ ký Twilio không hợp lệ.\nForbidden: the Twilio signature is not valid.",
             status_code=403)
     return req
 
 
-def _bad_request(req: adapter.Request, raw: RawIn) -> Response:
+def _bad_request(req: translator.Request, raw: RawIn) -> Response:
     log.warning("twilio.bad_request", extra={"hook": req.hook.value, "reason": raw.error,
                                              "call_sid": req.get("CallSid")})
     return PlainTextResponse(f"Yêu cầu không hợp lệ / Bad request: {raw.error}", status_code=400)
@@ -195,7 +195,7 @@ def _number_lookup(settings: Settings, dialed: str | None) -> str:
     with session_scope() as session:
         default = ensure_default_centre(session, code=settings.default_centre_code,
                                         name=settings.default_centre_name, timezone=settings.default_timezone)
-        line = Routing.load(session, default.id).line_for(adapter.PROVIDER, dialed=dialed, queue=None)
+        line = Routing.load(session, default.id).line_for(translator.PROVIDER, dialed=dialed, queue=None)
         return line.centre.code if line is not None else default.code
 
 
@@ -205,11 +205,11 @@ def _agent_lookup(settings: Settings, identity: str | None) -> str:
         default = ensure_default_centre(session, code=settings.default_centre_code,
                                         name=settings.default_centre_name, timezone=settings.default_timezone)
         routing = Routing.load(session, default.id)
-        mapping = routing.agents.get((adapter.PROVIDER, identity or ""))
+        mapping = routing.agents.get((translator.PROVIDER, identity or ""))
         if mapping is None or mapping.centre_id == default.id:
             return default.code
         for (provider, _ident), line in routing.numbers.items():
-            if provider in (adapter.PROVIDER, "any") and line.centre_id == mapping.centre_id:
+            if provider in (translator.PROVIDER, "any") and line.centre_id == mapping.centre_id:
                 return line.centre.code
         return default.code
 
@@ -241,21 +241,21 @@ async def voice(request: Request) -> Response:
     known = _last_known(request)
     reachable = time.monotonic() >= getattr(request.app.state, "twilio_db_down_until", 0.0)
     if not reachable:  # the database failed moments ago: answer at once, from memory and the spool
-        req.assigned_queue = known.get(("number", adapter.dialed_of(req)), req.assigned_queue)
-    elif not adapter.missing_fields(Hook.VOICE, req.params):
+        req.assigned_queue = known.get(("number", translator.dialed_of(req)), req.assigned_queue)
+    elif not translator.missing_fields(Hook.VOICE, req.params):
         try:
-            code = await _in_thread(lambda: _centre_code_for_number(settings, adapter.dialed_of(req)),
+            code = await _in_thread(lambda: _centre_code_for_number(settings, translator.dialed_of(req)),
                                     budget=DB_BUDGET_SECONDS)
-            req.assigned_queue = _remember(known, ("number", adapter.dialed_of(req)),
+            req.assigned_queue = _remember(known, ("number", translator.dialed_of(req)),
                                            queue_name(settings, str(code)))
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the caller is enqueued
             # The last queue this number was routed to, else the default.  Only an outage (no
             # connection, no answer in time) sends the event straight to the disk spool.
             reachable = not isinstance(exc, OUTAGE_ERRORS)
-            req.assigned_queue = known.get(("number", adapter.dialed_of(req)), req.assigned_queue)
+            req.assigned_queue = known.get(("number", translator.dialed_of(req)), req.assigned_queue)
             log.error("twilio.voice_lookup_failed", extra={"reason": describe(exc),
                                                            "call_sid": req.get("CallSid")})
-    raw = adapter.translate(req)
+    raw = translator.translate(req)
     if raw.error:
         await _keep(raw)
         return _bad_request(req, raw)
@@ -278,19 +278,19 @@ async def wait(request: Request) -> Response:
     if isinstance(req, Response):
         return req
     response = VoiceResponse()
-    first = (adapter.to_int(req.get("QueueTime")) or 0) < HOLD_PAUSE_SECONDS
+    first = (translator.to_int(req.get("QueueTime")) or 0) < HOLD_PAUSE_SECONDS
     response.say(HOLD_FIRST if first else HOLD_AGAIN, language=LANG)
-    position = adapter.to_int(req.get("QueuePosition"))
+    position = translator.to_int(req.get("QueuePosition"))
     if position and position > 1:
         response.say(f"Bạn đang ở vị trí số {position} trong hàng chờ.", language=LANG)
     response.pause(length=HOLD_PAUSE_SECONDS)
     return _twiml(response)
 
 
-def _after_queue(settings: Settings, req: adapter.Request) -> VoiceResponse:
-    attempt = adapter.to_int(req.query.get("attempt")) or 0
+def _after_queue(settings: Settings, req: translator.Request) -> VoiceResponse:
+    attempt = translator.to_int(req.query.get("attempt")) or 0
     queue = req.query.get("queue") or queue_name(settings, settings.default_centre_code)
-    outcome = adapter.queue_outcome(req.params["QueueResult"].strip().lower(), attempt)
+    outcome = translator.queue_outcome(req.params["QueueResult"].strip().lower(), attempt)
     response = VoiceResponse()
     if outcome is QueueOutcome.RETRY:
         response.say(RETRY, language=LANG)
@@ -305,11 +305,11 @@ def _after_queue(settings: Settings, req: adapter.Request) -> VoiceResponse:
 
 
 async def _callback(request: Request, hook: Hook,
-                    answer: Callable[[Settings, adapter.Request], VoiceResponse] | None = None) -> Response:
+                    answer: Callable[[Settings, translator.Request], VoiceResponse] | None = None) -> Response:
     req = await _read(request, hook)
     if isinstance(req, Response):
         return req
-    raw = adapter.translate(req)
+    raw = translator.translate(req)
     await _keep(raw)
     if raw.error:
         return _bad_request(req, raw)
@@ -353,11 +353,11 @@ async def agent(request: Request) -> Response:
     if isinstance(req, Response):
         return req
     settings = get_settings()
-    raw = adapter.translate(req)
+    raw = translator.translate(req)
     if raw.error:
         await _keep(raw)
         return _bad_request(req, raw)
-    identity = adapter.agent_identity(req)
+    identity = translator.agent_identity(req)
     queue = queue_name(settings, settings.default_centre_code)
     try:
         code = await _in_thread(lambda: _centre_code_for_agent(settings, identity), budget=DB_BUDGET_SECONDS)

@@ -240,7 +240,7 @@ def _status(req: Request) -> list[CallEvent]:
     table = CHILD_STATUS if parent else PARENT_STATUS
     if status not in table:
         raise BadWebhook(f"unknown CallStatus {status!r} (known: {', '.join(table)}); the request is kept "
-                         "as a dead letter, update the Twilio adapter if Twilio added a status")
+                         "as a dead letter, update the Twilio translator if Twilio added a status")
     if not parent and _is_client(req.get("From")):
         return []  # the counsellor's own client leg: not a hotline call
     return table[status](req, parent or req.params["CallSid"], at)
@@ -264,7 +264,7 @@ def _enqueue_action(req: Request) -> list[CallEvent]:
     result = req.params["QueueResult"].strip().lower()
     if result not in _QUEUE_RESULTS:
         raise BadWebhook(f"unknown QueueResult {result!r} (known: {', '.join(_QUEUE_RESULTS)}); the request "
-                         "is kept as a dead letter, update the Twilio adapter if Twilio added a result")
+                         "is kept as a dead letter, update the Twilio translator if Twilio added a result")
     _outcome, kind = _QUEUE_RESULTS[result]
     if queue_outcome(result, to_int(req.query.get("attempt")) or 0) is QueueOutcome.GIVE_UP:
         kind = Kind.FAILED
@@ -292,7 +292,7 @@ def _dial_action(req: Request) -> list[CallEvent]:
     if status not in _DIAL_ANSWERED | _DIAL_NOT_ANSWERED:
         known = ", ".join(sorted(_DIAL_ANSWERED | _DIAL_NOT_ANSWERED))
         raise BadWebhook(f"unknown DialCallStatus {status!r} (known: {known}); the request is kept as a "
-                         "dead letter, update the Twilio adapter if Twilio added a status")
+                         "dead letter, update the Twilio translator if Twilio added a status")
     if status in _DIAL_NOT_ANSWERED or _is_client(req.get("From")):
         # Not answered: the caller's own callbacks say how the call ends.  The counsellor's client
         # leg: the dequeue callback and the caller's callbacks already said everything, and keyed on

@@ -1,0 +1,1 @@
+"""Telephony providers side by side: each translates its own events into ``hotline.ingest.events``."""
