@@ -29,8 +29,8 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from _ami_listener import start_listener  # noqa: E402
 from hotline import migrate  # noqa: E402
-from hotline.ingest.ami.protocol import split_frames  # noqa: E402
-from hotline.ingest.ami.simulator import AmiServer, synthetic_stream  # noqa: E402
+from hotline.ingest.providers.asterisk.translator import split_frames  # noqa: E402
+from hotline.ingest.providers.asterisk.simulator import AmiServer, synthetic_stream  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:

@@ -19,7 +19,7 @@ from hotline.settings import get_settings
 COMMAND_MODULES = (
     "hotline.commands",
     "hotline.calls.cli",
-    "hotline.ingest.ami.cli",
+    "hotline.ingest.providers.asterisk.cli",
     "directory.cli",
     "legal_library.cli",
     "hotline.auth.cli",

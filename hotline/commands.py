@@ -228,8 +228,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from hotline import migrate
     from hotline.db import session_scope
-    from hotline.ingest.ami.listener import AmiListener
-    from hotline.ingest.ami.simulator import DemoPbx
+    from hotline.ingest.providers.asterisk.listener import AmiListener
+    from hotline.ingest.providers.asterisk.simulator import DemoPbx
     from hotline.seed import seed_demo, sync_taxonomies
 
     migrate.upgrade(settings.effective_database_url)

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from hotline.calls.models import Call, DeadLetter, RawEvent
 from hotline.db import session_scope
-from hotline.ingest.ami.listener import AmiListener
-from hotline.ingest.ami.simulator import AmiServer
+from hotline.ingest.providers.asterisk.listener import AmiListener
+from hotline.ingest.providers.asterisk.simulator import AmiServer
 from tests.helpers import wait_for  # noqa: F401  (re-exported for the tests here)
 
 USER, SECRET = "hotline", "s3cret-for-tests"

@@ -10,7 +10,7 @@ from hotline.calls.models import Call, RawEvent
 from hotline.centres.models import Centre
 from hotline.centres.service import add_line, create_centre
 from hotline.db import session_scope
-from hotline.ingest.ami.simulator import Capture
+from hotline.ingest.providers.asterisk.simulator import Capture
 from tests.ami.conftest import Rig, call, calls, count, raw_events, wait_for
 
 

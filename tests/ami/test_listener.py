@@ -15,7 +15,7 @@ import pytest
 from hotline.calls.models import Call, RawEvent
 from hotline.cli import main
 from hotline.ingest import spool
-from hotline.ingest.ami.simulator import AmiServer, DemoPbx, live_call, message, synthetic_call
+from hotline.ingest.providers.asterisk.simulator import AmiServer, DemoPbx, live_call, message, synthetic_call
 from hotline.settings import reset_settings
 from tests.ami.conftest import SECRET, USER, Rig, call, calls, count, dead_letters, raw_events, wait_for
 
@@ -262,7 +262,7 @@ def test_presence_changes_pause_and_unpause_the_queue_member(sqlite_env, rig: Ri
 
 
 def test_demo_pbx_gives_a_counsellor_one_call_at_a_time() -> None:
-    from hotline.ingest.ami.simulator import DemoPbx
+    from hotline.ingest.providers.asterisk.simulator import DemoPbx
 
     pbx = DemoPbx(username=USER, secret=SECRET, interval=1000, queue="hotline", agents=["Local/a@agents/n"],
                   seed=3, max_talk=600)

@@ -231,8 +231,8 @@ def test_an_expired_session_keeps_the_draft_and_asks_to_sign_in_again(browser, l
 def test_a_call_from_a_replayed_ami_stream_pops_on_the_mapped_counsellors_screen(browser, live_env):
     from hotline.centres import service as centres
     from hotline.db import session_scope
-    from hotline.ingest.ami.listener import AmiListener
-    from hotline.ingest.ami.simulator import AmiServer, synthetic_call
+    from hotline.ingest.providers.asterisk.listener import AmiListener
+    from hotline.ingest.providers.asterisk.simulator import AmiServer, synthetic_call
 
     staff = make_staff(live_env)
     agent = "Local/tvv1@agents/n"

@@ -11,7 +11,7 @@ import pytest
 from freezegun import freeze_time
 
 from hotline.cli import main
-from hotline.ingest.ami.simulator import AmiServer
+from hotline.ingest.providers.asterisk.simulator import AmiServer
 from hotline.settings import reset_settings
 from tests.ops.conftest import run_hotline
 

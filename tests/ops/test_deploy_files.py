@@ -331,7 +331,7 @@ def test_asterisk_manager_user_is_least_privilege_and_bound_to_the_pbx_network()
     assert set(d["write"].split(",")) == {"system", "agent"}
     assert "CHANGE-ME" in d["secret"]
     # The listener asks for exactly the event classes the user may read.
-    from hotline.ingest.ami.listener import AmiListener
+    from hotline.ingest.providers.asterisk.listener import AmiListener
 
     assert AmiListener.__init__.__kwdefaults__["events"] == "call,agent"  # type: ignore[index]
 

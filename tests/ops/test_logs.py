@@ -7,8 +7,8 @@ import json
 import logging
 from urllib.parse import urlencode
 
-from hotline.ingest.ami.listener import AmiListener
-from hotline.ingest.ami.simulator import AmiServer, synthetic_call
+from hotline.ingest.providers.asterisk.listener import AmiListener
+from hotline.ingest.providers.asterisk.simulator import AmiServer, synthetic_call
 from hotline.logging import configure_logging
 from tests.ops.conftest import wait_for
 from tests.twilio.conftest import base_params, sign

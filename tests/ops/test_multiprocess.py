@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from hotline.ingest.ami.simulator import AmiServer, synthetic_call
+from hotline.ingest.providers.asterisk.simulator import AmiServer, synthetic_call
 from hotline.settings import get_settings, reset_settings
 from tests.live.conftest import PASSWORD, make_staff, session_cookie
 from tests.live.sse_helpers import SSE

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def cmd_ami(args: argparse.Namespace) -> int:
     from hotline.cli import CliError
-    from hotline.ingest.ami.listener import AmiListener
+    from hotline.ingest.providers.asterisk.listener import AmiListener
 
     settings = get_settings()
     missing = [name for name, value in (("HOTLINE_AMI_USERNAME", settings.ami_username),

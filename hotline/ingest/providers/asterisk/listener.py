@@ -34,7 +34,7 @@ from asterisk.ami import AMIClient, Action
 from asterisk.ami.response import Response
 
 from hotline.ingest import spool
-from hotline.ingest.ami.protocol import (
+from hotline.ingest.providers.asterisk.translator import (
     BANNER_PREFIX,
     CALL_EVENT_NAMES,
     AmiMapper,

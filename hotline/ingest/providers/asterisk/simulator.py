@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
-from hotline.ingest.ami.protocol import FRAME_END, parse_frame, split_frames
+from hotline.ingest.providers.asterisk.translator import FRAME_END, parse_frame, split_frames
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 CHUNK = 1 << 16
@@ -460,7 +460,7 @@ _template_lock = threading.Lock()
 def _template(outcome: str) -> _Template:
     with _template_lock:
         if outcome not in _TEMPLATES:
-            files = resources.files("hotline.ingest.ami") / "templates"
+            files = resources.files("hotline.ingest.providers.asterisk") / "templates"
             if outcome == "answered":
                 marks = [(b"Event: QueueCallerLeave", None), (b"Event: SoftHangupRequest", None)]
             elif outcome == "abandoned":

@@ -1,1 +1,0 @@
-"""Asterisk Manager Interface (AMI) adapter: wire protocol, supervised listener, simulator, CLI."""

@@ -1,0 +1,1 @@
+"""Asterisk provider: translator (AMI frames → call events), supervised listener, simulator, CLI."""
