@@ -83,10 +83,12 @@ def test_reading_view_is_large_text_with_the_status_and_the_given_button(library
     article_id = library.get("/api/legal/search", params={"q": "điều 3 pcblgđ"}).json()["articles"][0]["id"]
     r = library.get(f"/legal/articles/{article_id}/read", params={"record_id": 7})
     assert r.status_code == 200
-    assert "font-size:1.5rem" in r.text
+    assert 'class="legal-read"' in r.text  # large text: the stylesheet's .legal-read (no inline style under the CSP)
     assert "Hành vi bạo lực gia đình" in r.text and "Việc cần làm" in r.text
     assert f'data-record-id="7" data-ref-id="{article_id}"' in r.text
-    assert "/records/" in r.text and "X-CSRF-Token" in r.text
+    assert '<script src="/static/js/legal-given.js"' in r.text and "<script>" not in r.text
+    js = library.get("/static/js/legal-given.js").text
+    assert "/records/" in js and "X-CSRF-Token" in js
     assert library.get("/legal/articles/999999/read").status_code == 404
     ref = library.get(f"/api/legal/articles/{article_id}/reference").json()
     assert ref == {"kind": "legal", "ref_id": str(article_id), "label": "Điều 3 Luật 13/2022/QH15: Hành vi bạo lực gia đình",
