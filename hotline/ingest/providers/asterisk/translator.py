@@ -37,9 +37,14 @@ FRAME_END = b"\r\n\r\n"
 BANNER_PREFIX = b"Asterisk Call Manager/"
 
 # The events the adapter maps to call events (the listener asks the PBX for these only).
+# AMI filters are regular expressions matched anywhere in the event text: "Event: Hangup" also
+# lets HangupRequest through; it is listed anyway because the abandon/timeout decision needs it.
+# BridgeEnter/BridgeLeave give each counsellor's part of a transferred call; Blind/AttendedTransfer
+# and QueueCallerLeave are kept as raw evidence.
 CALL_EVENT_NAMES = (
-    "Newchannel", "Hangup", "QueueCallerJoin", "QueueCallerAbandon", "AgentCalled",
-    "AgentRingNoAnswer", "AgentConnect", "AgentComplete", "BridgeEnter", "NewCallerid",
+    "Newchannel", "Hangup", "HangupRequest", "QueueCallerJoin", "QueueCallerAbandon", "QueueCallerLeave",
+    "AgentCalled", "AgentRingNoAnswer", "AgentConnect", "AgentComplete", "BridgeEnter", "BridgeLeave",
+    "BlindTransfer", "AttendedTransfer", "NewCallerid",
 )
 # The list events of the resync actions (answers to our actions are never filtered by Asterisk).
 RESYNC_EVENT_NAMES = ("CoreShowChannel", "CoreShowChannelsComplete", "QueueParams", "QueueMember",
