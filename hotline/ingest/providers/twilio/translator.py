@@ -19,7 +19,8 @@ How the webhooks map (``key`` is the caller's ``CallSid``):
 - ``enqueue-action`` (``QueueResult``, ``QueueTime``): bridged → ANSWERED with wait = ``QueueTime``
   (Twilio calls this only after both parties hung up, so the dequeue callback's time wins);
   hangup → ABANDONED with wait; leave and the retryable failures (queue-full, error, system-error)
-  → QUEUED again while retries remain, FAILED with the reason after; redirected → nothing.
+  → QUEUED again while retries remain; after them FAILED with the reason, except leave (a time
+  limit: nothing, the call ends missed); redirected → nothing (missed unless a dialled leg answers).
 - ``dequeue`` (the ``url`` of the counsellor's ``<Dial><Queue>``; ``CallSid`` is the caller,
   ``DequeingCallSid`` the counsellor's call, ``agent`` the client identity we put in the url) →
   ANSWERED by that identity with wait = ``QueueTime``; the counsellor's call is linked as a
@@ -267,7 +268,9 @@ def _enqueue_action(req: Request) -> list[CallEvent]:
                          "is kept as a dead letter, update the Twilio translator if Twilio added a result")
     _outcome, kind = _QUEUE_RESULTS[result]
     if queue_outcome(result, to_int(req.query.get("attempt")) or 0) is QueueOutcome.GIVE_UP:
-        kind = Kind.FAILED
+        # ``leave`` is the queue's time limit (a wait URL's ``<Leave>``): nobody answered, so the
+        # call ends as missed; the other results are Twilio failing to queue the caller.
+        kind = None if result == "leave" else Kind.FAILED
     if kind is None:
         return []
     wait = to_int(req.get("QueueTime"))
