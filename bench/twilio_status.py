@@ -175,6 +175,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--calls", type=int, default=200, help="calls per run (3 status callbacks each)")
     ap.add_argument("--think", type=float, default=1.0, help="seconds each client waits between callbacks")
+    ap.add_argument("--profile", metavar="FILE", help="sample the server with py-spy during the paced run "
+                    "(collapsed stacks written to FILE; pip install py-spy)")
     args = ap.parse_args()
 
     name = f"hotline_bench_twilio_{uuid.uuid4().hex[:8]}"
@@ -209,7 +211,16 @@ def main() -> int:
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
               "(load generator on the same machine)")
         paced = status_requests(base, range(0, args.calls))
+        spy = None
+        if args.profile:
+            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid),
+                                    "--rate", "250", "--nonblocking", "--threads", "--format", "raw",
+                                    "--output", args.profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
         p99 = report(f"paced {args.think:g}s", *measured(proc.pid, base, paced, args.clients, args.think))
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(30)
         saturated = status_requests(base, range(args.calls, args.calls * 2))
         report("saturated", *measured(proc.pid, base, saturated, args.clients, 0))
 
