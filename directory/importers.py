@@ -22,7 +22,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from directory import hours as hours_mod
 from directory import service as svc_mod
-from directory.models import Location, Organization, Phone, Service, ServiceAtLocation
+from directory import validation
+from directory import hsds_import
+from directory import schedules as sched_mod
+from directory.models import Location, Organization, Phone, Service, ServiceAtLocation, TaxonomyTerm
 from directory.places import places
 from directory.schemas import FIELD_NAMES, FIELDS, HEADER_TO_FIELD, Record
 from directory.service_types import TAXONOMY, service_types
@@ -126,110 +129,15 @@ def read_template(path: Path) -> list[tuple[str, dict[str, str]]]:
     return out
 
 
-def _hsds_tables(path: Path, fmt: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    pkg_path = path / "datapackage.json" if path.is_dir() else path
-    try:
-        pkg = json.loads(pkg_path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise ImportFileError(Text("%(file)s: invalid JSON at line %(line)d: %(problem)s", file=pkg_path.name,
-                                   line=exc.lineno, problem=exc.msg)) from None
-    tables: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for res in pkg.get("resources", []):
-        name = res.get("name", "")
-        if "data" in res:
-            tables[name] = [(f"{name}[{i}]", dict(r)) for i, r in enumerate(res["data"])]
-        else:
-            file = pkg_path.parent / res.get("path", f"{name}.csv")
-            if not file.is_file():
-                raise ImportFileError(Text("datapackage.json lists %(file)s but it is missing", file=file.name))
-            _, rows = _read_csv_text(_read(file), file.name)
-            tables[name] = [(f"{file.name} line {line}", row) for line, row in rows]
-    if "service" not in tables:
-        raise ImportFileError(Text("the HSDS package has no service table"))
-    return tables
-
-
-def read_hsds(path: Path, fmt: str) -> list[tuple[str, dict[str, str]]]:
-    """HSDS tables → CSV-template rows (one per service)."""
-    t = _hsds_tables(path, fmt)
-
-    def by(table: str, key: str) -> dict[str, list[dict[str, Any]]]:
-        out: dict[str, list[dict[str, Any]]] = {}
-        for _, r in t.get(table, []):
-            out.setdefault(str(r.get(key) or ""), []).append(r)
-        return out
-
-    orgs = {str(r.get("id")): r for _, r in t.get("organization", [])}
-    locs = {str(r.get("id")): r for _, r in t.get("location", [])}
-    addrs = by("address", "location_id")
-    phones, scheds, langs = by("phone", "service_id"), by("schedule", "service_id"), by("language", "service_id")
-    sal, attrs = by("service_at_location", "service_id"), by("attribute", "link_id")
-    terms = {str(r.get("id")): r for _, r in t.get("taxonomy_term", [])}
-    out = []
-    for where, s in t["service"]:
-        sid = str(s.get("id") or "")
-        org = orgs.get(str(s.get("organization_id") or ""), {})
-        links = sal.get(sid, [])
-        loc_ids = [str(x.get("location_id")) for x in links]
-        loc = locs.get(loc_ids[0], {}) if loc_ids else {}
-        addr = (addrs.get(str(loc.get("id") or ""), []) or [{}])[0]
-        places_ = []
-        for link in links:
-            lid = str(link.get("location_id") or "")
-            lo = locs.get(lid, {})
-            ad = (addrs.get(lid, []) or [{}])[0]
-            places_.append({
-                "id": lid, "sal_id": str(link.get("id") or ""), "address_id": str(ad.get("id") or ""),
-                "name": str(lo.get("name") or ""),
-                "province": str(lo.get("x_province_code") or ad.get("state_province") or ""),
-                "commune": str(lo.get("x_commune_code") or ad.get("city") or ""),
-                "address": str(ad.get("address_1") or ""), "confidential_address": str(lo.get("x_confidential") or ""),
-                "latitude": str(lo.get("latitude") or ""), "longitude": str(lo.get("longitude") or "")})
-        stype = ""
-        for a in attrs.get(sid, []):
-            term = terms.get(str(a.get("taxonomy_term_id") or ""), {})
-            if str(term.get("taxonomy_id") or term.get("taxonomy") or TAXONOMY) == TAXONOMY or not stype:
-                stype = str(term.get("code") or term.get("name") or "")
-        stype = stype or str(s.get("x_service_type") or "")
-        if str(s.get("x_open_24_7") or "").lower() in {"true", "1", "yes"}:
-            hours = "24/7"
-        else:
-            slots = tuple(hours_mod.Slot(str(x.get("byday") or "").upper()[:2], str(x.get("opens_at") or "")[:5],
-                                         str(x.get("closes_at") or "")[:5]) for x in scheds.get(sid, []))
-            bad = [sl for sl in slots if sl.byday not in hours_mod.DAYS]
-            hours = ("invalid byday " + ",".join(sl.byday for sl in bad)) if bad else hours_mod.render(
-                hours_mod.Hours(False, slots, str(s.get("x_open_on_holidays") or "").lower() in {"true", "1", "yes"}))
-        raw = {k: "" for k in FIELD_NAMES}
-        raw.update({
-            "id": sid, "organization_id": str(s.get("organization_id") or ""), "organization": str(org.get("name") or ""),
-            "name": str(s.get("name") or ""), "alternate_name": str(s.get("alternate_name") or ""),
-            "service_type": stype, "description": str(s.get("description") or ""),
-            "phones": "; ".join(str(p.get("number") or "") for p in phones.get(sid, [])),
-            "email": str(s.get("email") or ""), "url": str(s.get("url") or ""), "hours": hours,
-            "languages": "; ".join(str(x.get("code") or x.get("name") or "") for x in langs.get(sid, [])),
-            "province": str(addr.get("state_province") or loc.get("x_province_code") or ""),
-            "commune": str(loc.get("x_commune_code") or addr.get("city") or ""),
-            "address": str(addr.get("address_1") or ""),
-            "confidential_address": str(loc.get("x_confidential") or ""),
-            "latitude": str(loc.get("latitude") or ""), "longitude": str(loc.get("longitude") or ""),
-        })
-        if loc.get("x_province_code"):
-            raw["province"] = str(loc["x_province_code"])
-        raw["timezone"] = str(s.get("x_timezone") or "")
-        raw["__locations__"] = places_  # type: ignore[assignment]
-        for k in ("accessible", "beds_total", "beds_free", "beds_women", "beds_men", "beds_children",
-                  "referral_method", "referral_webhook_url", "referral_webhook_secret", "referral_email",
-                  "referral_sms", "verified", "last_verified_at", "last_verified_by", "source_note"):
-            v = s.get(f"x_{k}")
-            raw[k] = "" if v is None else str(v)
-        out.append((where, raw))
-    return out
-
-
-def read_rows(path: Path) -> tuple[str, list[tuple[str, dict[str, str]]]]:
+def read_rows(session: Session, path: Path) -> tuple[str, list[tuple[str, dict[str, Any]]], Any]:
     fmt = detect(path)
-    rows = read_template(path) if fmt == "csv" else read_hsds(path, fmt)
-    return fmt, rows
+    if fmt == "csv":
+        return fmt, read_template(path), None
+    try:
+        rows, pkg = hsds_import.read(session, path)
+    except hsds_import.PackageError as exc:
+        raise ImportFileError(*exc.args) from None
+    return fmt, rows, pkg
 
 
 # ---------------------------------------------------------------------------- importing
@@ -244,8 +152,8 @@ def validate_rows(session: Session, rows: list[tuple[str, dict[str, str]]], repo
             report.errors.append(RowProblem(where, "", [raw["__error__"]]))
             continue
         try:
-            rec, warnings = svc_mod.validate(raw)
-        except svc_mod.RecordError as exc:
+            rec, warnings = validation.validate(raw)
+        except validation.RecordError as exc:
             report.errors.append(RowProblem(where, str(raw.get("id") or ""), exc.reasons))
             continue
         if rec.id in seen_ids:
@@ -282,13 +190,41 @@ def validate_rows(session: Session, rows: list[tuple[str, dict[str, str]]], repo
 def import_path(session: Session, *, path: Path, skip_invalid: bool = False, actor: str = "import",
                 progress: Progress | None = None) -> ImportReport:
     """Validate the whole file, then (all valid, or ``skip_invalid``) write it. Caller commits."""
-    fmt, rows = read_rows(path)
+    fmt, rows, pkg = read_rows(session, path)
     report = ImportReport(format=fmt, total=len(rows))
+    if pkg is not None:
+        report.errors += [RowProblem(w, sid, r if isinstance(r, list) else [r]) for w, sid, r in pkg.problems]
+        report.warnings += [RowProblem(w, sid, r if isinstance(r, list) else [r]) for w, sid, r in pkg.warnings]
+        report.total = len(pkg.tables.get("service", []))
     valid = validate_rows(session, rows, report, progress)
     if report.errors and not skip_invalid:
         return report
+    if pkg is not None:
+        save_partner_terms(session, pkg.terms)
     write(session, records=[r for _, r in valid], report=report, actor=actor, progress=progress)
     return report
+
+
+def save_partner_terms(session: Session, terms: dict[str, dict[str, Any]]) -> None:
+    """Keep a partner's taxonomy terms (code and name); a term already mapped keeps its choice."""
+    svc_mod.ensure_taxonomy(session)
+    if not terms:
+        return
+    existing = {t.id: t for t in session.scalars(select(TaxonomyTerm).where(TaxonomyTerm.id.in_(list(terms))))}
+    for tid, term in terms.items():
+        row = existing.get(tid)
+        if row is None:
+            row = TaxonomyTerm(id=tid[:80], maps_to=None)
+            session.add(row)
+        taxonomy = str(term.get("taxonomy_id") or term.get("taxonomy") or "partner")[:64]
+        code = str(term.get("code") or tid)[:64]
+        clash = session.scalar(select(TaxonomyTerm.id).where(TaxonomyTerm.taxonomy == taxonomy, TaxonomyTerm.code == code,
+                                                             TaxonomyTerm.id != row.id))
+        row.taxonomy, row.code = taxonomy, code if clash is None else tid[:64]
+        name = str(term.get("name") or code)[:255]
+        row.name_en, row.name_vi = name, str(term.get("x_name_vi") or name)[:255]
+        row.description = str(term.get("description") or "")
+    session.flush()
 
 
 def write(session: Session, *, records: list[Record], report: ImportReport, actor: str,
@@ -334,7 +270,7 @@ def write(session: Session, *, records: list[Record], report: ImportReport, acto
 # ---------------------------------------------------------------------------- exporting
 def _services(session: Session) -> Iterable[Service]:
     q = select(Service).order_by(Service.id).options(
-        selectinload(Service.phones), selectinload(Service.schedules),
+        selectinload(Service.phones), selectinload(Service.schedules), selectinload(Service.attributes),
         selectinload(Service.locations).joinedload(ServiceAtLocation.location).selectinload(Location.addresses))
     yield from session.scalars(q)
 
@@ -366,33 +302,99 @@ def _redact(raw: dict[str, str]) -> None:
         raw["latitude"] = raw["longitude"] = ""
 
 
-HSDS_TABLES = {
-    "organization": ["id", "name", "description", "email", "website"],
-    "service": ["id", "organization_id", "name", "alternate_name", "description", "url", "email", "status",
-                "x_service_type", "x_timezone", "x_open_24_7", "x_open_on_holidays", "x_accessible", "x_beds_total", "x_beds_free",
-                "x_beds_women", "x_beds_men", "x_beds_children", "x_referral_method", "x_referral_webhook_url",
-                "x_referral_webhook_secret", "x_referral_email", "x_referral_sms", "x_verified",
-                "x_last_verified_at", "x_last_verified_by", "x_source_note"],
-    "location": ["id", "organization_id", "name", "latitude", "longitude", "x_province_code", "x_commune_code", "x_confidential"],
-    "address": ["id", "location_id", "address_1", "city", "state_province", "postal_code", "country", "address_type"],
-    "service_at_location": ["id", "service_id", "location_id"],
-    "phone": ["id", "service_id", "number", "description"],
-    "schedule": ["id", "service_id", "byday", "opens_at", "closes_at", "freq"],
-    "language": ["id", "service_id", "code", "name"],
-    "service_area": ["id", "service_id", "name", "extent_type", "x_province_code", "x_commune_code"],
-    "taxonomy": ["id", "name", "description"],
-    "taxonomy_term": ["id", "taxonomy_id", "code", "name", "description", "x_name_vi"],
-    "attribute": ["id", "link_id", "link_type", "link_entity", "taxonomy_term_id"],
+HSDS_TABLES = {  # HSDS 3.0 table: (file, columns); x_ columns are our extensions
+    "organization": ("organizations.csv", ["id", "name", "description", "email", "website"]),
+    "service": ("services.csv", [
+        "id", "organization_id", "name", "alternate_name", "description", "url", "email", "status", "assured_date",
+        "x_service_type", "x_timezone", "x_open_24_7", "x_open_on_holidays", "x_accessible", "x_beds_total",
+        "x_beds_free", "x_beds_women", "x_beds_men", "x_beds_children", "x_referral_method", "x_referral_webhook_url",
+        "x_referral_webhook_secret", "x_referral_email", "x_referral_sms", "x_verified", "x_last_verified_at",
+        "x_last_verified_by", "x_source_note"]),
+    "location": ("locations.csv", ["id", "location_type", "organization_id", "name", "latitude", "longitude",
+                                   "x_province_code", "x_commune_code", "x_confidential"]),
+    "address": ("addresses.csv", ["id", "location_id", "address_1", "city", "state_province", "postal_code", "country",
+                                  "address_type"]),
+    "service_at_location": ("service_at_location.csv", ["id", "service_id", "location_id"]),
+    "phone": ("phones.csv", ["id", "service_id", "location_id", "number", "description"]),
+    "schedule": ("schedules.csv", ["id", "service_id", "location_id", "valid_from", "valid_to", "dtstart", "timezone",
+                                   "until", "freq", "interval", "byday", "bymonthday", "description", "opens_at",
+                                   "closes_at", "x_timezone"]),
+    "language": ("languages.csv", ["id", "service_id", "name", "code"]),
+    "service_area": ("service_areas.csv", ["id", "service_id", "name", "description", "extent_type", "x_province_code"]),
+    "taxonomy": ("taxonomies.csv", ["id", "name", "description"]),
+    "taxonomy_term": ("taxonomy_terms.csv", ["id", "code", "name", "description", "taxonomy_id", "x_name_vi"]),
+    "attribute": ("attributes.csv", ["id", "link_id", "taxonomy_term_id", "link_type", "link_entity"]),
 }
+
+
+def _taxonomy_rows(session: Session, t: dict[str, list[dict[str, Any]]]) -> None:
+    t["taxonomy"].append({"id": TAXONOMY, "name": "Loại dịch vụ / Service type", "description": "hotline service types"})
+    for st in service_types().values():
+        t["taxonomy_term"].append({"id": f"{TAXONOMY}:{st.code}", "taxonomy_id": TAXONOMY, "code": st.code,
+                                   "name": st.en, "description": st.vi, "x_name_vi": st.vi})
+    partner = list(session.scalars(select(TaxonomyTerm).where(TaxonomyTerm.taxonomy != TAXONOMY).order_by(TaxonomyTerm.id)))
+    for tx in sorted({x.taxonomy for x in partner}):
+        t["taxonomy"].append({"id": tx, "name": tx, "description": "partner taxonomy"})
+    for x in partner:
+        t["taxonomy_term"].append({"id": x.id, "taxonomy_id": x.taxonomy, "code": x.code, "name": x.name_en,
+                                   "description": x.description or x.name_en, "x_name_vi": x.name_vi})
+
+
+def _service_row(s: Service, r: Record, include_confidential: bool) -> dict[str, Any]:
+    secret = r.referral_webhook_secret if include_confidential else ""
+    return {
+        "id": r.id, "organization_id": r.organization_id, "name": r.name, "alternate_name": r.alternate_name,
+        "description": r.description, "url": r.url, "email": r.email, "status": s.status,
+        "assured_date": r.last_verified_at.date().isoformat() if r.last_verified_at else None,
+        "x_service_type": r.service_type, "x_timezone": r.timezone, "x_open_24_7": r.open_24_7,
+        "x_open_on_holidays": r.open_on_holidays, "x_accessible": r.accessible, "x_beds_total": r.beds_total,
+        "x_beds_free": r.beds_free, "x_beds_women": r.beds_women, "x_beds_men": r.beds_men,
+        "x_beds_children": r.beds_children, "x_referral_method": r.referral_method,
+        "x_referral_webhook_url": r.referral_webhook_url, "x_referral_webhook_secret": secret,
+        "x_referral_email": r.referral_email, "x_referral_sms": r.referral_sms, "x_verified": r.verified,
+        "x_last_verified_at": r.last_verified_at.date().isoformat() if r.last_verified_at else None,
+        "x_last_verified_by": r.last_verified_by, "x_source_note": r.source_note,
+    }
+
+
+def _location_rows(t: dict[str, list[dict[str, Any]]], r: Record, seen: set[str], include_confidential: bool) -> None:
+    pl = places()
+    for lr in svc_mod.all_locations(r):
+        hidden = lr.confidential and not include_confidential
+        if lr.id not in seen:
+            seen.add(lr.id)
+            t["location"].append({"id": lr.id, "location_type": lr.location_type, "organization_id": r.organization_id,
+                                  "name": lr.name, "latitude": None if hidden else lr.latitude,
+                                  "longitude": None if hidden else lr.longitude, "x_province_code": lr.province_code,
+                                  "x_commune_code": None if hidden else lr.commune_code,
+                                  "x_confidential": lr.confidential})
+            if lr.location_type != "virtual":
+                t["address"].append({"id": lr.address_id, "location_id": lr.id,
+                                     "address_1": "" if hidden else lr.address,
+                                     "city": "" if hidden else pl.commune_name(lr.commune_code),
+                                     "state_province": pl.province_name(lr.province_code), "postal_code": "",
+                                     "country": "VN", "address_type": "physical"})
+            for i, (number, _) in enumerate(lr.phones):
+                t["phone"].append({"id": f"{lr.id}-ph{i}", "service_id": r.id, "location_id": lr.id, "number": number,
+                                   "description": ""})
+        t["service_at_location"].append({"id": lr.sal_id, "service_id": r.id, "location_id": lr.id})
+
+
+def _schedule_row(r: Record, rule: Any) -> dict[str, Any]:
+    d = rule.as_dict()
+    tz = d.pop("timezone", "")
+    row = {"service_id": r.id, **d, "location_id": d.get("location_id") or None}
+    if tz and sched_mod.is_offset(tz):
+        row["timezone"] = tz
+    elif tz:
+        row["x_timezone"] = tz
+    return row
 
 
 def hsds_tables(session: Session, *, include_confidential: bool = False) -> dict[str, list[dict[str, Any]]]:
     pl = places()
     t: dict[str, list[dict[str, Any]]] = {k: [] for k in HSDS_TABLES}
-    t["taxonomy"].append({"id": TAXONOMY, "name": "Loại dịch vụ / Service type", "description": "hotline service types"})
-    for st in service_types().values():
-        t["taxonomy_term"].append({"id": f"{TAXONOMY}:{st.code}", "taxonomy_id": TAXONOMY, "code": st.code,
-                                   "name": st.en, "description": st.vi, "x_name_vi": st.vi})
+    _taxonomy_rows(session, t)
     seen_orgs: set[str] = set()
     seen_locs: set[str] = set()
     for s in _services(session):
@@ -400,59 +402,37 @@ def hsds_tables(session: Session, *, include_confidential: bool = False) -> dict
         if r.organization_id not in seen_orgs:
             seen_orgs.add(r.organization_id)
             o = s.organization
-            t["organization"].append({"id": o.id, "name": o.name, "description": o.description, "email": o.email, "website": o.website})
-        secret = r.referral_webhook_secret if include_confidential else ""
-        t["service"].append({
-            "id": r.id, "organization_id": r.organization_id, "name": r.name, "alternate_name": r.alternate_name,
-            "description": r.description, "url": r.url, "email": r.email, "status": s.status,
-            "x_service_type": r.service_type, "x_timezone": r.timezone, "x_open_24_7": r.open_24_7, "x_open_on_holidays": r.open_on_holidays,
-            "x_accessible": r.accessible, "x_beds_total": r.beds_total, "x_beds_free": r.beds_free,
-            "x_beds_women": r.beds_women, "x_beds_men": r.beds_men, "x_beds_children": r.beds_children,
-            "x_referral_method": r.referral_method, "x_referral_webhook_url": r.referral_webhook_url,
-            "x_referral_webhook_secret": secret, "x_referral_email": r.referral_email, "x_referral_sms": r.referral_sms,
-            "x_verified": r.verified, "x_last_verified_at": r.last_verified_at.date().isoformat() if r.last_verified_at else None,
-            "x_last_verified_by": r.last_verified_by, "x_source_note": r.source_note,
-        })
-        for lr in svc_mod.all_locations(r):
-            hidden = lr.confidential and not include_confidential
-            if lr.id not in seen_locs:
-                seen_locs.add(lr.id)
-                t["location"].append({"id": lr.id, "organization_id": r.organization_id, "name": lr.name,
-                                      "latitude": None if hidden else lr.latitude,
-                                      "longitude": None if hidden else lr.longitude,
-                                      "x_province_code": lr.province_code, "x_commune_code": None if hidden else lr.commune_code,
-                                      "x_confidential": lr.confidential})
-                t["address"].append({"id": lr.address_id, "location_id": lr.id, "address_1": "" if hidden else lr.address,
-                                     "city": "" if hidden else pl.commune_name(lr.commune_code),
-                                     "state_province": pl.province_name(lr.province_code), "postal_code": "",
-                                     "country": "VN", "address_type": "physical"})
-            t["service_at_location"].append({"id": lr.sal_id, "service_id": r.id, "location_id": lr.id})
-        hidden = r.confidential_address and not include_confidential
+            t["organization"].append({"id": o.id, "name": o.name, "description": o.description or o.name,
+                                      "email": o.email, "website": o.website})
+        t["service"].append(_service_row(s, r, include_confidential))
+        _location_rows(t, r, seen_locs, include_confidential)
         for i, (number, _) in enumerate(r.phones):
             t["phone"].append({"id": f"{r.id}-ph{i}", "service_id": r.id, "number": number, "description": ""})
-        for i, (d, o, c) in enumerate(r.slots):
-            t["schedule"].append({"id": f"{r.id}-sc{i}", "service_id": r.id, "byday": d, "opens_at": o, "closes_at": c, "freq": "WEEKLY"})
+        for rule in r.schedules:
+            t["schedule"].append(_schedule_row(r, rule))
         for i, code in enumerate(r.languages):
             t["language"].append({"id": f"{r.id}-lang{i}", "service_id": r.id, "code": code, "name": code})
-        t["service_area"].append({"id": f"{r.id}-area", "service_id": r.id, "extent_type": "",
-                                  "name": pl.province_name(r.province_code), "x_province_code": r.province_code,
-                                  "x_commune_code": None if hidden else r.commune_code})
-        t["attribute"].append({"id": f"{r.id}-type", "link_id": r.id, "link_type": "service", "link_entity": "service",
-                               "taxonomy_term_id": f"{TAXONOMY}:{r.service_type}"})
+        for i, c in enumerate(r.coverage):
+            t["service_area"].append({"id": f"{r.id}-area{i}", "service_id": r.id, "extent_type": "",
+                                      "name": "Toàn quốc" if c == "*" else pl.province_name(c),
+                                      "description": "", "x_province_code": "" if c == "*" else c})
+        for i, term in enumerate(svc_mod.term_ids(r)):
+            t["attribute"].append({"id": f"{r.id}-type" if i == 0 else f"{r.id}-term{i}", "link_id": r.id,
+                                   "link_type": "service", "link_entity": "service", "taxonomy_term_id": term})
     return t
 
 
 def _package(tables: dict[str, list[dict[str, Any]]], inline: bool) -> dict[str, Any]:
     resources = []
-    for name, cols in HSDS_TABLES.items():
-        res: dict[str, Any] = {"name": name, "profile": "tabular-data-resource",
+    for name, (file, cols) in HSDS_TABLES.items():
+        res: dict[str, Any] = {"name": name, "profile": "tabular-data-resource", "format": "csv",
                                "schema": {"fields": [{"name": c, "type": "string"} for c in cols]}}
         if inline:
-            res["data"] = tables[name]
+            res["data"] = [{k: v for k, v in row.items() if v is not None} for row in tables[name]]
         else:
-            res["path"] = f"{name}.csv"
+            res["path"] = file
         resources.append(res)
-    return {"name": "hotline-directory", "profile": "tabular-data-package",
+    return {"name": "hotline-directory", "profile": "tabular-data-package", "version": "3.0.0",
             "description": "Open Referral HSDS 3.0 with x_ extensions (2025 province/commune codes, capacity, referrals)",
             "resources": resources}
 
@@ -468,8 +448,8 @@ def _cell(v: Any) -> str:
 def export_hsds_csv(session: Session, *, out_dir: Path, include_confidential: bool = False) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = hsds_tables(session, include_confidential=include_confidential)
-    for name, cols in HSDS_TABLES.items():
-        with (out_dir / f"{name}.csv").open("w", encoding="utf-8", newline="") as fh:
+    for name, (file, cols) in HSDS_TABLES.items():
+        with (out_dir / file).open("w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(cols)
             for row in tables[name]:

@@ -80,6 +80,13 @@ class Service(Base):
     search_doc: Mapped[str] = mapped_column(Text, default="")  # pre-folded (hotline.text.fold)
     phone_digits: Mapped[str] = mapped_column(String(500), default="")  # " 0912345678 84912345678 111 "
     content_hash: Mapped[str] = mapped_column(String(64), default="")
+    # Where it serves when that is not (only) where it stands: ",51,48," (province codes of its HSDS
+    # service_area / virtual locations); "" = its own province only (or nationwide when that is empty).
+    coverage: Mapped[str] = mapped_column(String(500), default="")
+    # Hours that the quick SQL test cannot decide (monthly, every other week, validity dates, a
+    # schedule's own timezone): searches decide them in Python from the full schedule rows.
+    hours_complex: Mapped[bool] = mapped_column(Boolean, default=False)
+    hours_note: Mapped[str] = mapped_column(Text, default="")  # schedules given only as a description
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -107,6 +114,7 @@ class Location(Base):
     province_code: Mapped[str | None] = mapped_column(String(8))
     commune_code: Mapped[str | None] = mapped_column(String(8))
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
+    location_type: Mapped[str] = mapped_column(String(16), default="physical")  # HSDS: physical | postal | virtual
 
     organization: Mapped[Organization] = relationship()
     addresses: Mapped[list[Address]] = relationship(cascade="all, delete-orphan", order_by="Address.pk", lazy="joined")
@@ -146,6 +154,7 @@ class Phone(Base):
     number: Mapped[str] = mapped_column(String(64))  # as written
     e164: Mapped[str] = mapped_column(String(32), index=True)  # normalised (or the short code)
     description: Mapped[str] = mapped_column(String(255), default="")
+    location_id: Mapped[str | None] = mapped_column(String(64))  # a number of one location (HSDS phone.location_id)
 
 
 class Schedule(Base):
@@ -153,9 +162,13 @@ class Schedule(Base):
 
     pk: Mapped[int] = mapped_column(PK, primary_key=True, autoincrement=True)
     service_pk: Mapped[int] = mapped_column(ForeignKey("dir_services.pk", ondelete="CASCADE"), index=True)
-    byday: Mapped[str] = mapped_column(String(2))  # MO..SU (HSDS/iCal)
+    byday: Mapped[str] = mapped_column(String(2))  # MO..SU: one row per day of a rule ("" for a text-only one)
     opens_at: Mapped[str] = mapped_column(String(5))
     closes_at: Mapped[str] = mapped_column(String(5))
+    # The HSDS schedule the row was expanded from (kept whole for exports and exact "open at").
+    schedule_id: Mapped[str] = mapped_column(String(140), default="")
+    location_id: Mapped[str | None] = mapped_column(String(64))
+    rule: Mapped[dict | None] = mapped_column(JSONType, default=dict)  # freq, interval, byday, valid_from, … (non-empty only)
 
 
 class Language(Base):
@@ -187,6 +200,10 @@ class TaxonomyTerm(Base):
     code: Mapped[str] = mapped_column(String(64))
     name_vi: Mapped[str] = mapped_column(String(255))
     name_en: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # A partner's term: the service type it stands for (chosen by an administrator on the mapping page,
+    # or found by code or label); NULL while nobody has chosen.
+    maps_to: Mapped[str | None] = mapped_column(String(32))
 
 
 class Attribute(Base):

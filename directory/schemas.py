@@ -72,6 +72,8 @@ class LocationRecord:
     confidential: bool = False
     latitude: float | None = None
     longitude: float | None = None
+    location_type: str = "physical"  # HSDS: physical | postal | virtual (no address, no place)
+    phones: list[tuple[str, str]] = field(default_factory=list)  # this location's own numbers
 
 
 @dataclass
@@ -118,6 +120,12 @@ class Record:
     # Every location, the first one mirrored by the flat fields above.  Empty: only the flat fields
     # (the CSV template), written under the default ids "<id>-loc", "<id>@<id>-loc", "<id>-loc-addr".
     locations: list[LocationRecord] = field(default_factory=list)
+    # Every HSDS schedule (``directory.schedules.Rule``), the service's and its locations'; ``slots``
+    # are their weekly rows.  Written from the template's hours: one weekly rule per opening time.
+    schedules: list = field(default_factory=list)
+    hours_note: str = ""  # schedules given only as text ("hours: see text")
+    coverage: list[str] = field(default_factory=list)  # province codes served (HSDS service_area); ["*"] nationwide
+    terms: list[tuple[str, str]] = field(default_factory=list)  # a partner's taxonomy terms kept: (term id, name)
 
 
 class PhoneOut(BaseModel):

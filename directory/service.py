@@ -19,9 +19,10 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from directory import hours as hours_mod
+from directory import schedules as sched_mod
 from directory.models import (Address, Attribute, Change, Language, Location, Organization, Phone,
                               Schedule, Service, ServiceArea, ServiceAtLocation, TaxonomyTerm, Word)
 from directory.places import UnknownPlace, places
@@ -32,312 +33,20 @@ from hotline.i18n import Text
 from hotline.phone import SHORT_CODES, display, normalize_number
 from hotline.text import fold, fold_words, nfc
 
-NATIONAL = {"toan quoc", "ca nuoc", "national", "nationwide"}
-REFERRAL_METHODS = {"": "", "none": "", "khong": "", "webhook": "webhook", "email": "email", "sms": "sms"}
-_YES = {"1", "true", "yes", "y", "x", "co", "dung", "c"}
-_NO = {"", "0", "false", "no", "n", "khong", "k", "sai"}
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class RecordError(ValueError):
-    """Everything wrong with one entry (each reason says what to do), as ``Text``s: pages and import
-    reports show them in the reader's language (``translated(lang)``), ``str()`` in the current one."""
-
-    def __init__(self, reasons: list[Text | str]):
-        self.reasons = reasons
-        super().__init__(*reasons)
-
-    def translated(self, lang: str) -> list[str]:
-        return [r.translate(lang) if isinstance(r, Text) else str(r) for r in self.reasons]
-
-    def __str__(self) -> str:
-        return "; ".join(map(str, self.reasons))
-
-
-def reason_of(exc: Exception) -> Text | str:
-    """The ``Text`` an error was raised with (kept for later translation), else its message."""
-    return exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Text) else str(exc)
-
-
-def _at(location: str | None, problem: Text | str) -> Text | str:
-    """A problem about one location of the entry: "location 'x': …" (``None``: the entry itself)."""
-    return problem if location is None else Text("location %(id)r: %(problem)s", id=location, problem=problem)
+from directory.validation import (  # noqa: F401  (other domains import these from here)
+    NATIONAL, RecordError, all_locations, default_location, reason_of, validate)
 
 
 class NotFound(LookupError):
     pass
 
 
-# ---------------------------------------------------------------------------- validation
-# Imports repeat the same short values (yes/no, types, provinces, hours) thousands of times.
-_fold = lru_cache(maxsize=65536)(fold)
-
-
-def _clean(value: Any) -> str:
-    if value is None or value == "":
-        return ""
-    text = str(value)
-    return (text if text.isascii() else nfc(text)).strip()
-
-
-@lru_cache(maxsize=4096)
-def _province(value: str) -> tuple[str, str]:
-    return places().province(value)
-
-
-@lru_cache(maxsize=65536)
-def _commune(value: str, province_code: str) -> str:
-    return places().commune(value, province_code)
-
-
-@lru_cache(maxsize=1)
-def _zone_names() -> dict[str, str]:
-    return {z.lower(): z for z in zoneinfo.available_timezones()}
-
-
-@lru_cache(maxsize=1024)
-def _timezone(value: str) -> str:
-    """The IANA name as the zone database spells it; ``ValueError`` naming the closest ones."""
-    names = _zone_names()
-    key = value.strip().replace(" ", "_")
-    if key.lower() in names:
-        return names[key.lower()]
-    close = difflib.get_close_matches(key.lower(), list(names), n=3, cutoff=0.6)
-    if close:
-        raise ValueError(Text("unknown timezone %(value)r: use an IANA name such as Asia/Ho_Chi_Minh, or leave it "
-                              "empty for the centre's timezone. Closest: %(close)s.",
-                              value=value, close=", ".join(names[c] for c in close)))
-    raise ValueError(Text("unknown timezone %(value)r: use an IANA name such as Asia/Ho_Chi_Minh, or leave it empty "
-                          "for the centre's timezone.", value=value))
-
-
-@lru_cache(maxsize=4096)
-def _hours(value: str) -> hours_mod.Hours:
-    return hours_mod.parse(value)
-
-
-_DOMESTIC = re.compile(r"0[1-9][0-9]{8,9}")
-_SEPARATORS = str.maketrans("", "", " .-()")
-
-
-def _normalize_number(text: str) -> tuple[str | None, str]:
-    """``hotline.phone.normalize_number`` with a shortcut for numbers written the domestic way
-    ("0912 345 678"): parsing is most of its cost, and for these the parse result is known — country
-    84, the digits after the trunk 0 — so only the numbering-plan check runs.  Anything else, or a
-    number that check refuses, takes the full path (same answer, same reason)."""
-    digits = text.translate(_SEPARATORS)
-    if _DOMESTIC.fullmatch(digits):
-        number = phonenumbers.PhoneNumber(country_code=84, national_number=int(digits[1:]))
-        if phonenumbers.is_valid_number(number):
-            return "+84" + digits[1:], ""
-    return normalize_number(text)
-
-
-def _bool(value: str, label: str, errors: list[Any]) -> bool:
-    v = _fold(value)
-    if v in _YES:
-        return True
-    if v in _NO:
-        return False
-    errors.append(Text("%(field)s: %(value)r is not yes/no", field=label, value=value))
-    return False
-
-
-def _int(value: str, label: str, errors: list[Any]) -> int | None:
-    v = (value or "").strip()
-    if not v:
-        return None
-    if not v.isdigit():
-        errors.append(Text("%(field)s: %(value)r is not a whole number ≥ 0", field=label, value=value))
-        return None
-    return int(v)
-
-
-def _float(value: str, label: str, lo: float, hi: float, errors: list[Any]) -> float | None:
-    v = (value or "").strip().replace(",", ".")
-    if not v:
-        return None
-    try:
-        f = float(v)
-    except ValueError:
-        errors.append(Text("%(field)s: %(value)r is not a number", field=label, value=value))
-        return None
-    if not lo <= f <= hi:
-        errors.append(Text("%(field)s: %(value)r is out of range %(low)s…%(high)s", field=label, value=value,
-                           low=lo, high=hi))
-        return None
-    return f
-
-
-def _place(province: str, commune: str, errors: list[Any], warnings: list[Any],
-           where: str | None = None) -> tuple[str, str | None]:
-    """Province and commune codes (province "" = nationwide)."""
-    province_code, commune_code = "", None
-    if not province:
-        errors.append(_at(where, Text("missing province (write 'toàn quốc' or 'national' for a nationwide service)")))
-    elif _fold(province) in NATIONAL:
-        province_code = ""
-    else:
-        try:
-            province_code, note = _province(province)
-            if note:
-                warnings.append(_at(where, Text("old province mapped: %(note)s", note=note)))
-        except UnknownPlace as exc:
-            errors.append(_at(where, reason_of(exc)))
-    if commune and province_code:
-        try:
-            commune_code = _commune(commune, province_code)
-        except UnknownPlace as exc:
-            errors.append(_at(where, reason_of(exc)))
-    return province_code, commune_code
-
-
-LOCATION_FIELDS = ("id", "sal_id", "address_id", "name", "province", "commune", "address", "confidential_address",
-                   "latitude", "longitude")
-
-
-def _locations(service_id: str, raws: list[dict[str, Any]], errors: list[Any],
-               warnings: list[Any]) -> list[LocationRecord]:
-    """Every location of an HSDS service (``raw["__locations__"]``: LOCATION_FIELDS as text)."""
-    out: list[LocationRecord] = []
-    seen: set[str] = set()
-    for raw in raws:
-        g = {k: _clean(raw.get(k)) for k in LOCATION_FIELDS}
-        where = g["id"]
-        if not g["id"] or not _ID.match(g["id"]):
-            errors.append(_at(where, Text("invalid location id: letters, digits, . _ : - only, up to 64")))
-        if g["id"] in seen:
-            errors.append(_at(where, Text("linked to the service twice")))
-        seen.add(g["id"])
-        pcode, ccode = _place(g["province"], g["commune"], errors, warnings, where)
-        n = len(errors)
-        lat = _float(g["latitude"], "latitude", 8.0, 23.5, errors)
-        lon = _float(g["longitude"], "longitude", 102.0, 117.5, errors)
-        confidential = _bool(g["confidential_address"], "confidential_address", errors)
-        errors[n:] = [_at(where, e) for e in errors[n:]]
-        out.append(LocationRecord(id=g["id"], sal_id=g["sal_id"] or f"{service_id}@{g['id']}",
-                                  address_id=g["address_id"] or f"{g['id']}-addr", name=g["name"],
-                                  province_code=pcode, commune_code=ccode, address=g["address"],
-                                  confidential=confidential, latitude=lat, longitude=lon))
-    return out
-
-
-def default_location(rec: Record) -> LocationRecord:
-    """The single location of an entry written from the flat fields (the CSV template)."""
-    loc_id = f"{rec.id}-loc"
-    return LocationRecord(id=loc_id, sal_id=f"{rec.id}@{loc_id}", address_id=f"{loc_id}-addr", name=rec.name,
-                          province_code=rec.province_code, commune_code=rec.commune_code, address=rec.address,
-                          confidential=rec.confidential_address, latitude=rec.latitude, longitude=rec.longitude)
-
-
-def all_locations(rec: Record) -> list[LocationRecord]:
-    return rec.locations or [default_location(rec)]
-
-
-def validate(raw: dict[str, Any]) -> tuple[Record, list[Any]]:
-    """Check one entry given as field → text (CSV template fields). Returns the record and
-    warnings; raises ``RecordError`` listing every problem."""
-    g = {k: _clean(raw.get(k)) for k in FIELD_NAMES}
-    errors: list[Text | str] = []
-    warnings: list[Text | str] = []
-    if not g["id"]:
-        errors.append(Text("missing id: give every row a stable id (e.g. qn-shelter-01)"))
-    elif not _ID.match(g["id"]):
-        errors.append(Text("invalid id %(id)r: letters, digits, . _ : - only, up to 64", id=g["id"]))
-    if not g["name"]:
-        errors.append(Text("missing service name"))
-    if not g["organization"]:
-        errors.append(Text("missing organization name"))
-    stype = resolve_type(g["service_type"])
-    if stype is None:
-        known = ", ".join(service_types())
-        errors.append(Text("unknown service type %(type)r (known: %(known)s)", type=g["service_type"], known=known))
-    province_code, commune_code = _place(g["province"], g["commune"], errors, warnings)
-    phones: list[tuple[str, str]] = []
-    for part in filter(None, (p.strip() for p in re.split(r"[;\n]", g["phones"]))):
-        norm, reason = _normalize_number(part)
-        if norm is None:
-            errors.append(Text("invalid phone number: %(reason)s", reason=reason))
-        else:
-            phones.append((part, norm))
-    try:
-        h = _hours(g["hours"])
-    except hours_mod.HoursError as exc:
-        errors.append(reason_of(exc))
-        h = hours_mod.Hours(False, (), False)
-    tz = ""
-    if g["timezone"]:
-        try:
-            tz = _timezone(g["timezone"])
-        except ValueError as exc:
-            errors.append(reason_of(exc))
-    langs = [_fold(x) for x in re.split(r"[;,\s]+", g["languages"]) if x.strip()] or ["vi"]
-    for lang in langs:
-        if not re.match(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$", lang):
-            errors.append(Text("invalid language %(lang)r: use ISO 639 codes like vi, en, hmn", lang=lang))
-    method_key = _fold(g["referral_method"])
-    if method_key not in REFERRAL_METHODS:
-        errors.append(Text("unknown referral method %(method)r: webhook, email, sms or empty",
-                           method=g["referral_method"]))
-    method = REFERRAL_METHODS.get(method_key, "")
-    if method == "webhook" and not re.match(r"^https?://\S+$", g["referral_webhook_url"]):
-        errors.append(Text("webhook referrals need a referral_webhook_url (http…)"))
-    if method == "webhook" and len(g["referral_webhook_secret"]) < 16:
-        errors.append(Text("webhook referrals need a secret of at least 16 characters"))
-    if method == "email" and not _EMAIL.match(g["referral_email"]):
-        errors.append(Text("invalid referral email %(email)r", email=g["referral_email"]))
-    referral_sms = ""
-    if method == "sms" or g["referral_sms"]:
-        norm, reason = normalize_number(g["referral_sms"])
-        if norm is None:
-            errors.append(Text("invalid referral SMS number: %(reason)s", reason=reason))
-        else:
-            referral_sms = norm
-    if g["email"] and not _EMAIL.match(g["email"]):
-        errors.append(Text("invalid email %(email)r", email=g["email"]))
-    ints = {k: _int(g[k], k, errors) for k in ("beds_total", "beds_free", "beds_women", "beds_men", "beds_children")}
-    if ints["beds_total"] is not None and ints["beds_free"] is not None and ints["beds_free"] > ints["beds_total"]:
-        errors.append(Text("more free beds (%(free)s) than beds (%(total)s)", free=ints["beds_free"],
-                           total=ints["beds_total"]))
-    lat = _float(g["latitude"], "latitude", 8.0, 23.5, errors)
-    lon = _float(g["longitude"], "longitude", 102.0, 117.5, errors)
-    verified_at = None
-    if g["last_verified_at"]:
-        try:
-            d = date.fromisoformat(g["last_verified_at"][:10])
-            verified_at = datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
-        except ValueError:
-            errors.append(Text("invalid verification date %(value)r: use YYYY-MM-DD", value=g["last_verified_at"]))
-    accessible = _bool(g["accessible"], "accessible", errors)
-    confidential = _bool(g["confidential_address"], "confidential_address", errors)
-    verified = _bool(g["verified"], "verified", errors)
-    locations = _locations(g["id"], raw["__locations__"], errors, warnings) if raw.get("__locations__") else []
-    if errors:
-        raise RecordError(errors)
-    rec = Record(
-        id=g["id"], organization_id=g["organization_id"] or g["id"], organization=g["organization"],
-        name=g["name"], alternate_name=g["alternate_name"], service_type=stype or "other",
-        description=g["description"], phones=phones, email=g["email"], url=g["url"], hours=g["hours"], timezone=tz,
-        open_24_7=h.always, open_on_holidays=h.open_on_holidays,
-        slots=[(s.byday, s.opens_at, s.closes_at) for s in h.slots], languages=langs,
-        accessible=accessible, **ints, province_code=province_code, commune_code=commune_code,
-        address=g["address"], confidential_address=confidential, latitude=lat, longitude=lon,
-        referral_method=method, referral_webhook_url=g["referral_webhook_url"],
-        referral_webhook_secret=g["referral_webhook_secret"], referral_email=g["referral_email"],
-        referral_sms=referral_sms, verified=verified, last_verified_at=verified_at,
-        last_verified_by=g["last_verified_by"], source_note=g["source_note"], locations=locations,
-    )
-    if rec.locations and rec.locations == [default_location(rec)]:
-        rec.locations = []  # one location under the default ids: the same entry as the template's
-    return rec, warnings
-
-
 def record_hash(rec: Record) -> str:
     """Content fingerprint; the hours count by their meaning (slots), not how they were written."""
     data = dict(vars(rec))
     data.pop("hours")
-    for k in ("timezone", "locations"):  # fingerprints from before these fields stay valid
+    data["schedules"] = [r.as_dict() for r in rec.schedules]
+    for k in ("timezone", "locations", "schedules", "hours_note", "coverage", "terms"):  # older fingerprints stay valid
         if not data[k]:
             data.pop(k)
     return hashlib.sha256(json.dumps(data, default=str, sort_keys=True).encode()).hexdigest()
@@ -374,8 +83,10 @@ def search_document(rec: Record) -> tuple[str, str]:
         parts += [pl.province_name(loc.province_code), pl.commune_name(loc.commune_code)]
         if not loc.confidential:
             parts.append(loc.address)
+    parts += [pl.province_name(c) for c in rec.coverage if c != "*"]
+    parts += [name for _, name in rec.terms]
     doc = _fold_text(" ".join(parts))
-    forms = [f for _, e in rec.phones for f in _phone_forms(e)]
+    forms = [f for _, e in [*rec.phones, *(p for lr in rec.locations for p in lr.phones)] for f in _phone_forms(e)]
     # Every suffix of every number as a "tel…" word: a digit fragment is then a word prefix.
     tel = " ".join(sorted({f"tel{f[i:]}" for f in forms for i in range(max(1, len(f) - 2))}))
     digits = " ".join(forms)
@@ -400,7 +111,9 @@ def _service_values(rec: Record, doc: str, digits: str, digest: str) -> dict[str
         "referral_email": rec.referral_email, "referral_sms": rec.referral_sms,
         "province_code": rec.province_code or None, "commune_code": rec.commune_code, "lat": lat, "lon": lon,
         "verified": rec.verified, "last_verified_at": rec.last_verified_at, "last_verified_by": rec.last_verified_by,
-        "source_note": rec.source_note, "search_doc": doc, "phone_digits": digits, "content_hash": digest,
+        "source_note": rec.source_note, "coverage": "," + ",".join(rec.coverage) + "," if rec.coverage else "",
+        "hours_complex": any(not r.is_simple for r in rec.schedules if not r.text_only), "hours_note": rec.hours_note,
+        "search_doc": doc, "phone_digits": digits, "content_hash": digest,
         "updated_at": utcnow(),
     }
 
@@ -420,6 +133,7 @@ def _fill_location(session: Session, loc: Location, org: Organization, lr: Locat
     loc.latitude, loc.longitude = lr.latitude, lr.longitude
     loc.province_code, loc.commune_code = lr.province_code or None, lr.commune_code
     loc.confidential = lr.confidential
+    loc.location_type = lr.location_type
     addr = loc.addresses[0] if loc.addresses else None
     if addr is None:
         addr = Address(id=lr.address_id)
@@ -455,13 +169,41 @@ def _children(session: Session, svc: Service, org: Organization, rec: Record, is
         _fill_location(session, loc, org, lr)
         if not svc.locations:
             svc.locations = [ServiceAtLocation(id=lr.sal_id, location_id=lr.id)]
-    svc.phones = [Phone(number=n, e164=e) for n, e in rec.phones]
-    svc.schedules = [Schedule(byday=d, opens_at=o, closes_at=c) for d, o, c in rec.slots]
+    svc.phones = [Phone(**row) for row in phone_rows(rec)]
+    svc.schedules = [Schedule(**row) for row in schedule_rows(rec)]
     svc.language_rows = [Language(code=c) for c in rec.languages]
-    svc.areas = [ServiceArea(province_code=rec.province_code or None, commune_code=rec.commune_code,
-                             name=pl.commune_name(rec.commune_code) or pl.province_name(rec.province_code)
-                             or "Toàn quốc / nationwide")]
-    svc.attributes = [Attribute(taxonomy_term_id=f"{TAXONOMY}:{rec.service_type}")]
+    svc.areas = [ServiceArea(**row) for row in area_rows(rec)]
+    svc.attributes = [Attribute(taxonomy_term_id=t) for t in term_ids(rec)]
+
+
+def phone_rows(rec: Record) -> list[dict[str, Any]]:
+    rows = [{"number": n, "e164": e, "description": "", "location_id": None} for n, e in rec.phones]
+    rows += [{"number": n, "e164": e, "description": "", "location_id": lr.id} for lr in rec.locations for n, e in lr.phones]
+    return rows
+
+
+def schedule_rows(rec: Record) -> list[dict[str, Any]]:
+    """One row per weekday of each rule (the quick "open now" test reads these); a text-only rule
+    keeps one row without a day."""
+    rows = []
+    for r in rec.schedules:
+        base = {"schedule_id": r.id, "location_id": r.location_id or None, "rule": r.as_dict()}
+        slots = r.slots() or [("", "", "")]
+        rows += [{"byday": d, "opens_at": o, "closes_at": c, **base} for d, o, c in slots]
+    return rows
+
+
+def area_rows(rec: Record) -> list[dict[str, Any]]:
+    pl = places()
+    if rec.coverage:
+        return [{"province_code": None if c == "*" else c, "commune_code": None,
+                 "name": "Toàn quốc / nationwide" if c == "*" else pl.province_name(c)} for c in rec.coverage]
+    return [{"province_code": rec.province_code or None, "commune_code": rec.commune_code,
+             "name": pl.commune_name(rec.commune_code) or pl.province_name(rec.province_code) or "Toàn quốc / nationwide"}]
+
+
+def term_ids(rec: Record) -> list[str]:
+    return [f"{TAXONOMY}:{rec.service_type}", *(t for t, _ in rec.terms)]
 
 
 def _doc_words(doc: str) -> set[str]:
@@ -568,18 +310,16 @@ def bulk_create(session: Session, *, records: list[Record], actor: str, action: 
                 locs.append({"id": lr.id, "organization_id": rec.organization_id, "name": lr.name,
                              "latitude": lr.latitude, "longitude": lr.longitude,
                              "province_code": lr.province_code or None, "commune_code": lr.commune_code,
-                             "confidential": lr.confidential})
+                             "confidential": lr.confidential, "location_type": lr.location_type})
                 addrs.append({"id": lr.address_id, "location_id": lr.id, "address_1": lr.address,
                               "city": pl.commune_name(lr.commune_code), "state_province": pl.province_name(lr.province_code),
                               "postal_code": "", "country": "VN", "address_type": "physical"})
             sals.append({"id": lr.sal_id, "service_pk": pk, "location_id": lr.id})
-        commune, province = pl.commune_name(rec.commune_code), pl.province_name(rec.province_code)
-        phones += [{"service_pk": pk, "number": n, "e164": e, "description": ""} for n, e in rec.phones]
-        scheds += [{"service_pk": pk, "byday": d, "opens_at": o, "closes_at": c} for d, o, c in rec.slots]
+        phones += [{"service_pk": pk, **row} for row in phone_rows(rec)]
+        scheds += [{"service_pk": pk, **row} for row in schedule_rows(rec)]
         langs += [{"service_pk": pk, "code": c} for c in rec.languages]
-        areas.append({"service_pk": pk, "province_code": rec.province_code or None, "commune_code": rec.commune_code,
-                      "name": commune or province or "Toàn quốc / nationwide"})
-        attrs.append({"service_pk": pk, "taxonomy_term_id": f"{TAXONOMY}:{rec.service_type}"})
+        areas += [{"service_pk": pk, **row} for row in area_rows(rec)]
+        attrs += [{"service_pk": pk, "taxonomy_term_id": t} for t in term_ids(rec)]
         changes.append({"service_id": rec.id, "at": now, "actor": actor, "action": "create",
                         "detail": {"fields": [], "via": action}})
     for model, values in ((Location, locs), (Address, addrs), (ServiceAtLocation, sals), (Phone, phones),
@@ -630,7 +370,8 @@ def _snapshot(svc: Service) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- reading and upkeep
 def get(session: Session, *, service_id: str) -> Service:
     svc = session.scalar(select(Service).where(Service.id == service_id).options(
-        selectinload(Service.phones), selectinload(Service.schedules), selectinload(Service.locations)))
+        selectinload(Service.phones), selectinload(Service.schedules), selectinload(Service.locations),
+        selectinload(Service.attributes)))
     if svc is None:
         raise NotFound(Text("no directory entry %(id)r", id=service_id))
     return svc
@@ -645,7 +386,7 @@ def to_record(svc: Service) -> Record:
         phones=[(p.number, p.e164) for p in svc.phones], email=svc.email, url=svc.url, hours=svc.hours_text,
         timezone=svc.timezone,
         open_24_7=svc.open_24_7, open_on_holidays=svc.open_on_holidays,
-        slots=[(s.byday, s.opens_at, s.closes_at) for s in svc.schedules],
+        slots=[(s.byday, s.opens_at, s.closes_at) for s in svc.schedules if s.byday],
         languages=[x for x in svc.languages.split(",") if x], accessible=svc.accessible,
         beds_total=svc.beds_total, beds_free=svc.beds_free, beds_women=svc.beds_women, beds_men=svc.beds_men,
         beds_children=svc.beds_children, province_code=svc.province_code or "", commune_code=svc.commune_code,
@@ -655,19 +396,62 @@ def to_record(svc: Service) -> Record:
         referral_webhook_secret=svc.referral_webhook_secret, referral_email=svc.referral_email,
         referral_sms=svc.referral_sms, verified=svc.verified, last_verified_at=svc.last_verified_at,
         last_verified_by=svc.last_verified_by, source_note=svc.source_note,
+        schedules=rules_of(svc), hours_note=svc.hours_note,
+        coverage=[c for c in svc.coverage.split(",") if c], terms=_terms_of(svc),
     )
+    rec.phones = [(p.number, p.e164) for p in svc.phones if not p.location_id]
+    loc_phones: dict[str, list[tuple[str, str]]] = {}
+    for p in svc.phones:
+        if p.location_id:
+            loc_phones.setdefault(p.location_id, []).append((p.number, p.e164))
     rec.locations = [LocationRecord(
         id=sal.location.id, sal_id=sal.id, address_id=sal.location.addresses[0].id if sal.location.addresses else
         f"{sal.location.id}-addr", name=sal.location.name, province_code=sal.location.province_code or "",
         commune_code=sal.location.commune_code,
         address=sal.location.addresses[0].address_1 if sal.location.addresses else "",
-        confidential=sal.location.confidential, latitude=sal.location.latitude, longitude=sal.location.longitude)
+        confidential=sal.location.confidential, latitude=sal.location.latitude, longitude=sal.location.longitude,
+        location_type=sal.location.location_type or "physical", phones=loc_phones.get(sal.location.id, []))
         for sal in svc.locations]
     if rec.locations == [default_location(rec)]:
         rec.locations = []
     return rec
 
 
+
+
+def rules_of(svc: Service) -> list[sched_mod.Rule]:
+    """The HSDS schedules back from their per-day rows (rows from before revision 0003 carry no
+    rule: they become one weekly rule per opening time)."""
+    rules: dict[str, sched_mod.Rule] = {}
+    legacy: dict[tuple[str, str], list[str]] = {}
+    for row in svc.schedules:
+        if row.rule:
+            rules.setdefault(row.schedule_id or f"{svc.id}-sc{len(rules)}", sched_mod.Rule.from_dict(row.rule))
+        elif row.byday:
+            legacy.setdefault((row.opens_at, row.closes_at), []).append(row.byday)
+    out = list(rules.values())
+    out += [sched_mod.Rule(id=f"{svc.id}-sc{i}", freq="WEEKLY", byday=",".join(days), opens_at=o, closes_at=c)
+            for i, ((o, c), days) in enumerate(legacy.items(), start=len(out))]
+    return out
+
+
+def _terms_of(svc: Service) -> list[tuple[str, str]]:
+    ids = [a.taxonomy_term_id for a in svc.attributes if not a.taxonomy_term_id.startswith(TAXONOMY + ":")]
+    if not ids:
+        return []
+    session = object_session(svc)
+    names = {i: n for i, n in session.execute(select(TaxonomyTerm.id, TaxonomyTerm.name_en).where(
+        TaxonomyTerm.id.in_(ids))).all()} if session else {}
+    return [(i, names.get(i, "")) for i in ids]
+
+
+def hours_text(rec: Record) -> str:
+    """The template's written form of the hours, when the rules can be written so (weekly, no dates)."""
+    if rec.open_24_7:
+        return "24/7"
+    if rec.schedules and all(r.is_simple and not r.location_id for r in rec.schedules):
+        return hours_mod.render(hours_mod.Hours(False, tuple(hours_mod.Slot(*x) for x in rec.slots), rec.open_on_holidays))
+    return rec.hours
 
 
 def to_raw(svc: Service) -> dict[str, str]:
@@ -678,7 +462,8 @@ def to_raw(svc: Service) -> dict[str, str]:
     return {
         "id": r.id, "organization_id": r.organization_id, "organization": r.organization, "name": r.name,
         "alternate_name": r.alternate_name, "service_type": r.service_type, "description": r.description,
-        "phones": "; ".join(n for n, _ in r.phones), "email": r.email, "url": r.url, "hours": r.hours, "timezone": r.timezone,
+        "phones": "; ".join(n for n, _ in r.phones), "email": r.email, "url": r.url, "hours": hours_text(r),
+        "timezone": r.timezone,
         "languages": "; ".join(r.languages), "accessible": yn[r.accessible],
         **{k: "" if getattr(r, k) is None else str(getattr(r, k))
            for k in ("beds_total", "beds_free", "beds_women", "beds_men", "beds_children", "latitude", "longitude")},

@@ -109,7 +109,7 @@ def test_hsds_round_trip_csv_tables_and_json(env, cli, tmp_path: Path):
     assert {r["name"] for r in package["resources"]} >= {"organization", "service", "location", "address", "phone",
                                                         "schedule", "service_at_location", "taxonomy_term",
                                                         "attribute", "language", "service_area"}
-    with (folder / "service.csv").open(encoding="utf-8") as fh:
+    with (folder / "services.csv").open(encoding="utf-8") as fh:
         assert len(list(csv.DictReader(fh))) == 6
     code, out, err = cli("directory", "import", str(folder))
     assert code == 0, err
@@ -122,10 +122,13 @@ def test_hsds_round_trip_csv_tables_and_json(env, cli, tmp_path: Path):
 
 def test_hsds_json_with_a_bad_row_names_it(env, cli, tmp_path: Path):
     pkg = {"resources": [
-        {"name": "organization", "data": [{"id": "o1", "name": "Org"}]},
-        {"name": "service", "data": [{"id": "s1", "organization_id": "o1", "name": "Fine", "x_service_type": "police"},
-                                     {"id": "s2", "organization_id": "o1", "name": "", "x_service_type": "police"}]},
-        {"name": "location", "data": [{"id": "l1", "organization_id": "o1", "x_province_code": "51"}]},
+        {"name": "organization", "data": [{"id": "o1", "name": "Org", "description": "An organisation"}]},
+        {"name": "service", "data": [{"id": "s1", "organization_id": "o1", "name": "Fine", "status": "active",
+                                      "x_service_type": "police"},
+                                     {"id": "s2", "organization_id": "o1", "name": "", "status": "active",
+                                      "x_service_type": "police"}]},
+        {"name": "location", "data": [{"id": "l1", "location_type": "physical", "organization_id": "o1",
+                                       "x_province_code": "51"}]},
         {"name": "service_at_location", "data": [{"id": "a", "service_id": "s1", "location_id": "l1"},
                                                  {"id": "b", "service_id": "s2", "location_id": "l1"}]},
     ]}
