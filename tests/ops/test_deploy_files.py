@@ -3,6 +3,7 @@ consistent with the code: every setting documented, queue names and AMI classes 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -98,13 +99,19 @@ def nginx_conf(tmp_path: Path) -> Path:
     upstream = (DEPLOY / "nginx" / "upstream-servers.conf").read_text()
     assert re.search(r"^server 127\.0\.0\.1:8001 ", upstream, re.M)
     (tmp_path / "upstream.conf").write_text(upstream)
+    # Every path nginx writes is in tmp, so that an ordinary user can run it: the pid, the error log
+    # (also the one opened before the configuration is read: see nginx_command's -e), the temp
+    # folders and the http-level access log, whose compiled-in default is /var/log/nginx/access.log.
+    # As root the workers would run as nobody and could not read the test's private tmp folder.
+    user = "user root;" if os.geteuid() == 0 else ""
     (tmp_path / "nginx.conf").write_text(f"""
-user root;  # the files are in the test's private tmp folder (ignored when not started as root)
+{user}
 pid {tmp_path}/nginx.pid;
 error_log {tmp_path}/logs/error.log;
 events {{ worker_connections 64; }}
 http {{
     include /etc/nginx/mime.types;
+    access_log {tmp_path}/logs/access.log;
     client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;
     fastcgi_temp_path {tmp_path}/fastcgi; uwsgi_temp_path {tmp_path}/uwsgi; scgi_temp_path {tmp_path}/scgi;
     include {tmp_path}/hotline.conf;
@@ -118,8 +125,15 @@ def nginx_binary() -> str:
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
+def nginx_command(conf: Path, *extra: str) -> list[str]:
+    """nginx on the test's configuration, with the prefix and the startup error log in its folder
+    (the compiled-in ones are under /var, which an ordinary user cannot write)."""
+    return [nginx_binary(), "-c", str(conf), "-p", str(conf.parent), "-e", str(conf.parent / "logs" / "error.log"),
+            *extra]
+
+
 def test_nginx_accepts_the_shipped_configuration(nginx_conf: Path):
-    result = subprocess.run([nginx_binary(), "-t", "-c", str(nginx_conf), "-p", str(nginx_conf.parent)],
+    result = subprocess.run(nginx_command(nginx_conf, "-t"),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "syntax is ok" in result.stderr and "test is successful" in result.stderr
@@ -129,7 +143,7 @@ def test_nginx_serves_the_fallback_twiml_to_twilio_posts_and_redirects_http(ngin
     """Twilio POSTs to its fallback URL; nginx answers with the static TwiML even with no web
     process running at all."""
     http_port, https_port = (int(p) for p in (nginx_conf.parent / "ports").read_text().split())
-    proc = subprocess.Popen([nginx_binary(), "-c", str(nginx_conf), "-p", str(nginx_conf.parent), "-g", "daemon off;"],
+    proc = subprocess.Popen(nginx_command(nginx_conf, "-g", "daemon off;"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         base = f"https://127.0.0.1:{https_port}"
@@ -169,8 +183,8 @@ class _Nginx:
         self.base = f"https://127.0.0.1:{self.https_port}"
 
     def __enter__(self) -> _Nginx:
-        self.proc = subprocess.Popen([nginx_binary(), "-c", str(self.conf), "-p", str(self.conf.parent),
-                                      "-g", "daemon off;"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(nginx_command(self.conf, "-g", "daemon off;"),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
         def up() -> bool:
             try:
