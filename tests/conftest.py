@@ -1,18 +1,20 @@
 """Shared fixtures: real SQLite and PostgreSQL databases, real Redis, app clients.
 
-Database tests take ``db_url`` and run once per backend.  PostgreSQL and Redis are the real
-services on 127.0.0.1; when they are unreachable those tests are skipped, except under
-``CI=true`` where they fail.  Each test run migrates a fresh PostgreSQL database once and
+Database tests take ``db_url`` and run once per backend.  PostgreSQL and Redis are real servers
+at ``HOTLINE_TEST_PG`` (an admin URL; default postgres@127.0.0.1:5432/test) and
+``HOTLINE_TEST_REDIS`` (default 127.0.0.1:6379/9); ``scripts/test`` starts private ones when those
+are not reachable (tests/services.py).  When a test's server is unreachable it is skipped, except
+under ``CI=true`` where it fails.  Each test run migrates a fresh PostgreSQL database once and
 empties every table before each test.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -21,31 +23,52 @@ import hotline.models  # noqa: F401  (all tables)
 from hotline import migrate
 from hotline.db import Base
 from hotline.settings import Settings, get_settings, reset_settings
+from tests import services
 
-PG_ADMIN_URL = os.environ.get("HOTLINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-# Each pytest-xdist worker gets its own Redis database (9, 10, …) so that flushes never collide.
-_WORKER_NO = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
-REDIS_TEST_URL = os.environ.get("HOTLINE_TEST_REDIS", f"redis://127.0.0.1:6379/{9 + _WORKER_NO}")
+PG_ADMIN_URL = os.environ.get("HOTLINE_TEST_PG") or services.DEFAULT_PG
+
+
+def _worker_redis_url(base: str) -> str:
+    """Each pytest-xdist worker gets its own Redis database (the URL's, then the next ones: 9, 10, …)
+    so that flushes never collide."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    parts = urlsplit(base)
+    query = dict(parse_qsl(parts.query))
+    if parts.scheme == "unix":  # unix:///path/redis.sock?db=N
+        query["db"] = str(int(query.get("db", 0)) + worker)
+        return f"unix://{parts.path}?{urlencode(query)}"
+    db = parts.path.strip("/")
+    return urlunsplit(parts._replace(path=f"/{int(db or 0) + worker}"))
+
+
+REDIS_TEST_URL = _worker_redis_url(os.environ.get("HOTLINE_TEST_REDIS") or services.DEFAULT_REDIS)
 CI = os.environ.get("CI", "").lower() == "true"
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def need_service(name: str, host: str, port: int) -> None:
-    if _reachable(host, port):
+def need_service(name: str, url: str, port: int | None = None) -> None:
+    """Skip the test (fail under CI=true) when the server at ``url`` does not answer.
+    ``need_service("PostgreSQL", PG_ADMIN_URL)``; the old ``(name, host, port)`` form still works."""
+    if port is not None:
+        url = f"tcp://{url}:{port}"
+    default = 6379 if name.lower() == "redis" else 5432
+    if services.reachable(url, default):
         return
-    message = f"{name} is not reachable on {host}:{port}"
+    where = services.url_address(url, default)
+    where = where if isinstance(where, str) else f"{where[0]}:{where[1]}"
+    message = f"{name} is not reachable on {where}"
     if CI:
         pytest.fail(f"{message}; under CI=true the {name} tests must run, start {name} first")
-    pytest.skip(message)
+    pytest.skip(f"{message}: run the suite with scripts/test, which starts a private {name}")
+
+
+def need_postgresql() -> None:
+    need_service("PostgreSQL", PG_ADMIN_URL)
+
+
+def need_redis() -> None:
+    need_service("Redis", REDIS_TEST_URL)
 
 
 def _worker_suffix() -> str:
@@ -54,7 +77,7 @@ def _worker_suffix() -> str:
 
 @pytest.fixture(scope="session")
 def postgresql_database() -> Iterator[str]:
-    need_service("PostgreSQL", "127.0.0.1", 5432)
+    need_postgresql()
     name = f"hotline_test_{_worker_suffix()}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -148,7 +171,7 @@ def sqlite_env(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 @pytest.fixture
 def redis_url() -> str:
-    need_service("Redis", "127.0.0.1", 6379)
+    need_redis()
     import redis
 
     client = redis.Redis.from_url(REDIS_TEST_URL)

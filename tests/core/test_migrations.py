@@ -18,7 +18,7 @@ def fresh_url(request, tmp_path, monkeypatch):
         url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
         drop = None
     else:
-        need_service("PostgreSQL", "127.0.0.1", 5432)
+        need_service("PostgreSQL", PG_ADMIN_URL)
         name = f"hotline_mig_{uuid.uuid4().hex[:8]}"
         admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
