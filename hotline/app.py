@@ -1,16 +1,14 @@
 """The FastAPI application factory.
 
-Each domain contributes a ``router`` in its ``views`` module; the factory mounts those that
-exist, so a domain is added by listing it here and nowhere else.
+The routers and set-up functions come from the domains declared in ``hotline.domains`` (the
+composition root), in their order; this module names no domain.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import util
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -19,30 +17,6 @@ from fastapi.staticfiles import StaticFiles
 from hotline.settings import get_settings
 
 log = logging.getLogger(__name__)
-
-ROUTER_MODULES = (
-    "hotline.web",
-    "hotline.calls.views",
-    "webhooks.twilio",
-    "directory.views",
-    "legal_library.views",
-    "hotline.auth.views",
-    "hotline.live.views",
-    "hotline.records.views",
-    "daily_log.views",
-    "referral.views",
-    "hotline.ops.views",
-    "hotline.security.views",
-)
-
-STARTUP_HOOKS: list = []  # callables run in the lifespan (e.g. the spool drainer)
-
-
-def _present(name: str) -> bool:
-    try:
-        return util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 @asynccontextmanager
@@ -69,14 +43,11 @@ def create_app() -> FastAPI:
     static = Path(__file__).parent / "static"
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
-    for name in ROUTER_MODULES:
-        if not _present(name):
-            continue
-        module = importlib.import_module(name)
-        router = getattr(module, "router", None)
-        if router is not None:
+    from hotline import domains
+
+    for domain in domains.DOMAINS:
+        for router in domain.wiring.routers:
             app.include_router(router)
-        setup = getattr(module, "setup_app", None)
-        if setup is not None:
+        for setup in domain.wiring.app_setup:
             setup(app)
     return app

@@ -1,34 +1,18 @@
 """The ``hotline`` command.
 
-Each domain module listed in ``COMMAND_MODULES`` exposes ``register(subparsers)`` and adds its
-own sub-commands; a handler returns the process exit code.
+Each domain declared in ``hotline.domains`` may give a ``register(subparsers)`` that adds its own
+sub-commands; a handler returns the process exit code.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from importlib import util
 
 from hotline.logging import configure_logging
 from hotline.settings import get_settings
-
-COMMAND_MODULES = (
-    "hotline.commands",
-    "hotline.calls.cli",
-    "hotline.ingest.providers.asterisk.cli",
-    "directory.cli",
-    "legal_library.cli",
-    "hotline.auth.cli",
-    "daily_log.cli",
-    "referral.cli",
-    "hotline.ops.cli",
-    "hotline.security.cli",
-)
-
 
 class CliError(Exception):
     """A user-facing error: printed without a traceback, exit code 2."""
@@ -38,13 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description="Call management for social-work hotlines")
     parser.add_argument("--log-format", choices=["json", "console"], help="override HOTLINE_LOG_FORMAT")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            present = util.find_spec(name) is not None
-        except ModuleNotFoundError:
-            present = False
-        if present:
-            importlib.import_module(name).register(sub)
+    from hotline import domains
+
+    for register in domains.command_registrars():
+        register(sub)
     return parser
 
 

@@ -236,14 +236,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with session_scope() as session:
         sync_taxonomies(session)
         info = seed_demo(session)
-    # Starter data of the directory and the legal library, so their panels have content.
-    from directory.seed import seed as seed_directory
-    from legal_library.service import seed as seed_legal
+    # Starter data of the domains (the directory, the legal library), so their panels have content.
+    from hotline import domains
 
-    with session_scope() as session:
-        seed_directory(session)
-    with session_scope() as session:
-        seed_legal(session)
+    for seed in domains.demo_seeds():
+        with session_scope() as session:
+            seed(session)
 
     pbx = DemoPbx(host="127.0.0.1", port=0, username="hotline-demo", secret=info["ami_secret"],
                   interval=args.interval, queue="hotline", agents=info["agents"])

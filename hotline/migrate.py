@@ -1,13 +1,13 @@
 """Alembic, driven from code: ``hotline db upgrade`` runs every domain's migrations.
 
 Each domain package keeps its own ``migrations/`` folder as an Alembic branch (labelled with
-the package name) that depends on the core branch, so domains never fight over one chain.
+the package name) that depends on the core branch, so domains never fight over one chain; the
+folders come from the domains declared in ``hotline.domains``.
 """
 
 from __future__ import annotations
 
 import os
-from importlib import util
 from pathlib import Path
 
 from alembic import command
@@ -16,19 +16,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-DOMAIN_PACKAGES = ("hotline", "directory", "legal_library", "referral", "daily_log")
-
 
 def version_locations() -> list[str]:
-    paths = [str(Path(__file__).parent / "migrations" / "versions")]
-    for pkg in DOMAIN_PACKAGES[1:]:
-        spec = util.find_spec(pkg)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        folder = Path(next(iter(spec.submodule_search_locations))) / "migrations"
-        if folder.is_dir():
-            paths.append(str(folder))
-    return paths
+    from hotline import domains
+
+    return [str(folder) for folder in domains.migration_folders()]
 
 
 def alembic_config(url: str) -> Config:

@@ -5,17 +5,17 @@ functions with the same retry schedule, but nothing survives a restart.
 
 Periodic tasks and worker start hooks
 -------------------------------------
-Each module named in ``WORKER_MODULES`` (when it exists) may define
+Each domain declared in ``hotline.domains`` may give
 
-* ``PERIODIC: list[Periodic]`` - ``Periodic(name, every, func)``: ``func()`` (no arguments) runs
+* ``periodic`` - ``Periodic(name, every, func)``: ``func()`` (no arguments) runs
   about every ``every`` seconds, **cluster-wide at most once per interval** however many workers
   run: before acting, a scheduler takes the Redis lease ``hotline:periodic:<name>`` with
   ``SET NX EX every``; whoever does not get it skips.  The lease outlives a crash, so a task never
   runs twice in one interval, and is taken again in the next one.
-* ``on_worker_start() -> None`` - called once when a worker starts (catch-up work, e.g. building
+* ``worker_start`` hooks ``() -> None`` - called once when a worker starts (catch-up work, e.g. building
   days missed while no worker ran).  It should be cheap: enqueue jobs rather than do long work.
 
-Under Redis, ``hotline worker`` calls every ``on_worker_start``, runs one scheduler tick, then
+Under Redis, ``hotline worker`` calls every start hook, runs one scheduler tick, then
 keeps a daemon scheduler thread ticking every ``TICK_SECONDS`` (or the shortest ``every``) while
 the RQ worker (started with RQ's scheduler) works; ``--burst`` runs the hooks and one tick and
 exits when the queues are empty.  Without Redis (the demo, a single machine), the web process does
@@ -28,15 +28,12 @@ the next interval; for retries with backoff, let ``func`` ``enqueue(...)`` its r
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import util
-from types import ModuleType
 from typing import Any
 
 from hotline.settings import get_settings
@@ -44,7 +41,6 @@ from hotline.settings import get_settings
 log = logging.getLogger(__name__)
 
 QUEUES = ("high", "default", "low")
-WORKER_MODULES = ("daily_log.jobs", "referral.jobs", "hotline.security.jobs")
 TICK_SECONDS = 30
 LEASE_PREFIX = "hotline:periodic:"
 _pool: ThreadPoolExecutor | None = None
@@ -138,36 +134,26 @@ class Periodic:
     func: Callable[[], None]
 
 
-def worker_modules() -> list[ModuleType]:
-    """The modules of ``WORKER_MODULES`` that exist (a domain not yet built is skipped)."""
-    out = []
-    for name in WORKER_MODULES:
-        try:
-            present = util.find_spec(name) is not None
-        except ModuleNotFoundError:
-            present = False
-        if present:
-            out.append(importlib.import_module(name))
-    return out
-
-
 def periodic_tasks() -> list[Periodic]:
-    tasks: list[Periodic] = []
-    for module in worker_modules():
-        tasks.extend(getattr(module, "PERIODIC", ()) or ())
-    return tasks
+    from hotline import domains
+
+    return domains.periodic_tasks()
+
+
+def start_hooks() -> list[tuple[str, Callable[[], None]]]:
+    """``(domain name, hook)`` for every worker start hook."""
+    from hotline import domains
+
+    return domains.worker_start_hooks()
 
 
 def run_start_hooks() -> None:
-    """Call every ``on_worker_start``; one failing hook is logged and does not stop the others."""
-    for module in worker_modules():
-        hook = getattr(module, "on_worker_start", None)
-        if hook is None:
-            continue
+    """Call every start hook; one failing hook is logged and does not stop the others."""
+    for domain, hook in start_hooks():
         try:
             hook()
         except Exception:  # noqa: BLE001 - logged; the worker still starts
-            log.exception("worker.start_hook_failed", extra={"worker_module": module.__name__})
+            log.exception("worker.start_hook_failed", extra={"domain": domain})
 
 
 _local_leases: dict[str, float] = {}

@@ -902,14 +902,3 @@ def retain(*, now: datetime, notes_cutoff: datetime | None, numbers_cutoff: date
                     if any(k in (ev.detail or {}) for k in ("note", "reason")):
                         ev.detail = {k: (PURGED_TEXT if k in ("note", "reason") else v) for k, v in ev.detail.items()}
             changed += len(ids)
-
-
-def _register_retention() -> None:
-    try:
-        from hotline.security.service import register_retention
-    except ImportError:  # the security package is optional
-        return
-    register_retention("referrals", retain)
-
-
-_register_retention()

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from markupsafe import Markup
 
@@ -98,7 +98,7 @@ def _labels(lang: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- the record page panel
 def record_panel(request: Request, db: Any, record: Any, principal: Principal) -> Markup:
-    """The referrals of a call record with their states (registered in the record page's panels)."""
+    """The referrals of a call record with their states (a record-page panel, see hotline.domains)."""
     if principal.role not in service.CREATE_ROLES:
         return Markup("")
     ctx = template_context(request, {"record": record, "referrals": service.for_record(db, record_id=record.id),
@@ -106,21 +106,12 @@ def record_panel(request: Request, db: Any, record: Any, principal: Principal) -
     return Markup(templates.get_template("referral/_record_panel.html").render(ctx))
 
 
-def setup_app(app: FastAPI) -> None:
-    try:
-        from hotline.records import views as record_views
-    except ImportError:
-        return
-    panels = getattr(record_views, "RECORD_PANELS", None)
-    if panels is not None and record_panel not in panels:
-        panels.append(record_panel)
-    from hotline.live import service as live
-
-    rules = getattr(live, "VISIBILITY", None)
-    if rules is not None:
-        rules[("referral_alert", "supervisor")] = lambda v, m: True
-        rules[("referral_alert", "administrator")] = lambda v, m: True
-        rules[("referral_alert", "counsellor")] = lambda v, m: (m.get("alert") or {}).get("created_by") == v.user_id
+# Who sees referral alerts on the live screen (read through hotline.domains).
+LIVE_VISIBILITY: dict[tuple[str, str], Any] = {
+    ("referral_alert", "supervisor"): lambda v, m: True,
+    ("referral_alert", "administrator"): lambda v, m: True,
+    ("referral_alert", "counsellor"): lambda v, m: (m.get("alert") or {}).get("created_by") == v.user_id,
+}
 
 
 # ---------------------------------------------------------------------- creating (staff)

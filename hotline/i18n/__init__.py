@@ -1,8 +1,8 @@
 """Translations: Vietnamese by default, English by choice.
 
 Catalogues live in ``hotline/i18n/<lang>/LC_MESSAGES/messages.po``; a domain package may keep
-its own strings' translations in ``<package>/i18n/<lang>.po`` (merged in, the domain's own
-entries winning), so each domain owns its wording.  A ``.mo`` missing or older
+its own strings' translations in ``<package>/i18n/<lang>.po`` (declared ``own_catalogue`` in
+``hotline.domains``; merged in, the domain's own entries winning), so each domain owns its wording.  A ``.mo`` missing or older
 than its ``.po`` is compiled on first use (with Babel), so a fresh checkout works without a build
 step; ``pybabel compile`` (see README) does the same ahead of time.
 
@@ -26,7 +26,6 @@ LANGUAGES = ("vi", "en")
 DEFAULT_LANGUAGE = "vi"
 LANGUAGE_NAMES = {"vi": "Tiếng Việt", "en": "English"}
 HERE = Path(__file__).parent
-DOMAIN_PACKAGES = ("directory", "legal_library", "referral", "daily_log", "webhooks", "hotline.ops", "hotline.security")
 
 _lock = threading.Lock()
 _cache: dict[str, NullTranslations] = {}
@@ -81,20 +80,18 @@ def get_translations(lang: str | None) -> NullTranslations:
 
 
 def _domain_catalogues(lang: str) -> list[Path]:
-    from importlib import util
+    from hotline import domains
 
-    found = []
-    for name in DOMAIN_PACKAGES:
-        try:
-            spec = util.find_spec(name)
-        except ModuleNotFoundError:
-            continue
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        po = Path(next(iter(spec.submodule_search_locations))) / "i18n" / f"{lang}.po"
-        if po.exists():
-            found.append(po)
-    return found
+    return domains.catalogues(lang)
+
+
+def __getattr__(name: str) -> Any:
+    """``DOMAIN_PACKAGES``: the packages keeping their own catalogue (read from ``hotline.domains``)."""
+    if name == "DOMAIN_PACKAGES":
+        from hotline import domains
+
+        return tuple(domains.catalogue_packages())
+    raise AttributeError(name)
 
 
 def _from_po(lang: str) -> NullTranslations:

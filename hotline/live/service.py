@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hotline import bus
+from hotline import bus, domains
 from hotline.calls import service as calls
 from hotline.calls.models import OPEN_STATUSES, Call
 from hotline.centres.models import Centre, Line
@@ -79,6 +79,8 @@ def _own_call(v: Viewer, call: dict[str, Any]) -> bool:
             or call.get("answered_by") in v.identities)
 
 
+# Who sees which message on the live screen; the domains add rules for their own messages
+# (``visibility`` in hotline.domains, e.g. referral alerts).
 VISIBILITY: dict[tuple[str, str], Callable[[Viewer, dict[str, Any]], bool]] = {
     ("call", "counsellor"): lambda v, m: _own_call(v, m.get("call") or {}),
     ("call", "supervisor"): lambda v, m: True,
@@ -93,7 +95,8 @@ VISIBILITY: dict[tuple[str, str], Callable[[Viewer, dict[str, Any]], bool]] = {
 
 
 def visible(viewer: Viewer, message: dict[str, Any]) -> bool:
-    rule = VISIBILITY.get((str(message.get("type")), viewer.role))
+    key = (str(message.get("type")), viewer.role)
+    rule = VISIBILITY.get(key) or domains.visibility_rules().get(key)
     return bool(rule and rule(viewer, message))
 
 

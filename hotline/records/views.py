@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from hotline import domains
 from hotline.audit import service as audit
 from hotline.auth.deps import Principal, csrf_protect, require_roles, wants_json
 from hotline.db import session_scope
@@ -30,9 +31,6 @@ from hotline.web import add_template_dir, render
 add_template_dir(Path(__file__).parent / "templates")
 router = APIRouter()
 staff = require_roles("counsellor", "supervisor", "administrator")
-# Panels other domains add to the record page: ``panel(request, db, record, principal) -> Markup``
-# (e.g. referrals), so core never imports a domain.
-RECORD_PANELS: list[Any] = []
 
 
 async def staff_write(request: Request, principal: Principal = Depends(staff)) -> Principal:
@@ -164,7 +162,8 @@ def form_page(record_id: int, request: Request, principal: Principal = Depends(s
         ctx = form_context(record, lang)
         ctx["editable"] = service.can_edit(principal, record)
         ctx["call_id"] = record.call_id
-        ctx["panels"] = [panel(request, db, record, principal) for panel in RECORD_PANELS]
+        # Panels the domains declare in hotline.domains (e.g. referrals), so this view names none.
+        ctx["panels"] = [panel(request, db, record, principal) for panel in domains.record_panels()]
         return render(request, "records/form.html", ctx)
 
 

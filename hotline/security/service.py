@@ -51,25 +51,23 @@ class SecurityError(ValueError):
 
 @dataclass(frozen=True)
 class RetentionHook:
-    """A domain's own retention step (core never imports a domain; domains register here).
+    """A domain's own retention step, declared in its record in ``hotline.domains`` (``retention``).
 
     ``func(*, now, notes_cutoff, numbers_cutoff, dry_run) -> int`` removes (or, on a dry run,
     counts) the domain's free text older than ``notes_cutoff`` and full numbers older than
     ``numbers_cutoff`` (either may be None: kept forever), skipping anything tied to a call record
-    under legal hold, commits its own batches, and returns how many rows it changed.  Register from
-    a module that both the worker and the CLI import (e.g. the domain's ``service.py``).
+    under legal hold, commits its own batches, and returns how many rows it changed.
     """
 
     name: str
     func: Callable[..., int]
 
 
-RETENTION_HOOKS: list[RetentionHook] = []
+def retention_steps() -> list[RetentionHook]:
+    """Every domain's retention steps, as the composition root declares them."""
+    from hotline import domains
 
-
-def register_retention(name: str, func: Callable[..., int]) -> None:
-    if not any(h.name == name for h in RETENTION_HOOKS):
-        RETENTION_HOOKS.append(RetentionHook(name, func))
+    return domains.retention_steps()
 
 
 # ---------------------------------------------------------------------- encrypted columns
@@ -355,7 +353,7 @@ def run_retention(*, now: datetime | None = None, dry_run: bool = False, batch_s
         _retain_notes(report, report.notes_cutoff, dry_run, batch_size)
     if report.numbers_cutoff is not None:
         _retain_numbers(report, report.numbers_cutoff, today, dry_run, batch_size)
-    for hook in list(RETENTION_HOOKS):
+    for hook in retention_steps():
         report.domains[hook.name] = int(hook.func(now=now, notes_cutoff=report.notes_cutoff,
                                                   numbers_cutoff=report.numbers_cutoff, dry_run=dry_run) or 0)
     if not dry_run:
@@ -521,6 +519,6 @@ def legal_holds(session: Session) -> list[CallRecord]:
     return list(session.scalars(select(CallRecord).where(CallRecord.legal_hold.is_(True)).order_by(CallRecord.id)))
 
 
-__all__ = ["RETENTION_HOOKS", "EncryptedColumn", "KeyStatus", "RetentionHook", "RetentionReport", "RotationResult",
+__all__ = ["EncryptedColumn", "KeyStatus", "RetentionHook", "RetentionReport", "RotationResult",
            "SecurityError", "encrypted_columns", "key_status", "legal_holds", "number_variants", "redact_payload",
-           "register_retention", "release_legal_hold", "rotate_keys", "run_retention", "set_legal_hold"]
+           "release_legal_hold", "retention_steps", "rotate_keys", "run_retention", "set_legal_hold"]

@@ -24,19 +24,13 @@ add_template_dir(Path(__file__).parent / "templates")
 
 
 def setup_app(app: FastAPI) -> None:
-    """Refuse to start without usable keys (in production ``HOTLINE_ENCRYPTION_KEYS`` must be set),
-    and add the retention panel to the record page."""
+    """Refuse to start without usable keys (in production ``HOTLINE_ENCRYPTION_KEYS`` must be set)."""
     crypto.keyring()
     crypto.hash_keyring()
-    from hotline.records import views as record_views
-
-    panels = getattr(record_views, "RECORD_PANELS", None)
-    if panels is not None and record_panel not in panels:
-        panels.append(record_panel)
 
 
 def record_panel(request: Request, db: Any, record: Any, principal: Principal) -> Markup:
-    """On the record page: a legal hold and its reason, text removed by retention, and for
+    """On the record page (declared in hotline.domains): a legal hold and its reason, text removed by retention, and for
     administrators the hold form."""
     if not (record.legal_hold or record.purged_at or principal.role == "administrator"):
         return Markup("")

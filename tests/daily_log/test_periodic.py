@@ -8,16 +8,23 @@ import time
 
 import pytest
 
-from hotline import queue
+from hotline import domains, queue
 
 # The scheduler does not touch the database: one backend is enough.
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 from tests.daily_log import periodic_probe
 
 
+def _probe_domain(name: str) -> domains.Domain:
+    import tests.daily_log
+
+    return domains.Domain(name, tests.daily_log, lambda: domains.Wiring(
+        periodic=tuple(periodic_probe.PERIODIC), worker_start=(lambda: periodic_probe.on_worker_start(),)))
+
+
 @pytest.fixture
 def probe(monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(queue, "WORKER_MODULES", ("tests.daily_log.periodic_probe", "no_such_pkg.jobs"))
+    monkeypatch.setattr(domains, "DOMAINS", (_probe_domain("probe"),))
     periodic_probe.RUNS.clear()
     queue._local_leases.clear()
     yield periodic_probe.RUNS
@@ -85,6 +92,6 @@ def test_a_failing_start_hook_does_not_stop_the_others(env, monkeypatch, probe):
         raise RuntimeError("broken hook")
 
     monkeypatch.setattr(periodic_probe, "on_worker_start", boom)
-    monkeypatch.setattr(queue, "WORKER_MODULES", ("tests.daily_log.periodic_probe", "tests.daily_log.periodic_probe"))
+    monkeypatch.setattr(domains, "DOMAINS", (_probe_domain("one"), _probe_domain("two")))
     queue.run_start_hooks()  # logs, does not raise
     assert queue.tick() == ["probe"]

@@ -274,9 +274,12 @@ def test_domains_add_their_own_retention_step(env, monkeypatch, capsys):
         seen.append((now, notes_cutoff, numbers_cutoff, dry_run))
         return 3
 
-    monkeypatch.setattr(service, "RETENTION_HOOKS", [])
-    service.register_retention("referral", step)
-    service.register_retention("referral", step)  # once only
+    from hotline import domains
+
+    probe = domains.Domain("referral", domains.referral, lambda: domains.Wiring(
+        retention=(service.RetentionHook("referral", step),)))
+    others = tuple(d for d in domains.DOMAINS if d.name != "referral")
+    monkeypatch.setattr(domains, "DOMAINS", (*others, probe))
     build_parser()
     with freeze_time(NOW):
         assert main(["retention", "run", "--dry-run"]) == 0
