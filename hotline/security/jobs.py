@@ -1,6 +1,6 @@
 """Background work of the security package: the daily retention run.
 
-``PERIODIC`` is picked up by ``hotline.queue`` (``WORKER_MODULES``): one worker in the cluster
+``PERIODIC`` is declared in ``hotline.domains`` and run by ``hotline.queue``: one worker in the cluster
 runs retention once a day (without Redis, the web process does).
 """
 
