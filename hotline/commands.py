@@ -8,8 +8,9 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
-from hotline.settings import get_settings, reset_settings
+from hotline.settings import Settings, get_settings, reset_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -212,6 +213,32 @@ def cmd_agent_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_demo_banner(args: argparse.Namespace, settings: Settings, info: dict[str, Any]) -> None:
+    """Where the demo is, its accounts role first (what each one is for), and how to stop and reset it."""
+    from sqlalchemy import select
+
+    from hotline.auth.models import User
+    from hotline.db import session_scope
+
+    with session_scope() as session:
+        roles = dict(session.execute(select(User.username, User.role)).tuples().all())
+    order = {"counsellor": 0, "supervisor": 1, "administrator": 2}
+    logins = sorted(info["logins"], key=lambda login: (order.get(roles.get(login[0], ""), 9), login[0]))
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    base = f"http://{shown}:{args.port}"
+    out = sys.stderr
+    print("\nhotline demo is running", file=out)
+    print(f"  open {base}/ and sign in with a demo account (role  username / password):", file=out)
+    for username, password in logins:
+        print(f"    {roles.get(username, '?'):<14} {username} / {password}", file=out)
+    if shown != args.host:
+        print(f"  listening on every address: from another machine, http://THIS-MACHINE'S-ADDRESS:{args.port}/", file=out)
+    print(f"  API: curl -H 'Authorization: Bearer {info['api_token']}' {base}/api/calls", file=out)
+    print(f"  data, accounts and passwords: {Path(settings.data_dir).resolve()} (demo_logins.json); "
+          "delete that folder to start afresh", file=out)
+    print(f"  a simulated caller rings the Asterisk queue every ~{args.interval:g} s; Ctrl+C stops\n", file=out)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Everything in one process: web app, AMI listener, and a simulated PBX placing calls."""
     import uvicorn
@@ -249,13 +276,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     listener = AmiListener(host="127.0.0.1", port=pbx.port, username="hotline-demo", secret=info["ami_secret"],
                            source="demo-pbx")
     listener.start()
-    base = f"http://{args.host}:{args.port}"
-    print("\nhotline demo is running", file=sys.stderr)
-    print(f"  open {base}/  — sign in with one of these demo accounts:", file=sys.stderr)
-    for username, password in info["logins"]:
-        print(f"    {username} / {password}", file=sys.stderr)
-    print(f"  API: curl -H 'Authorization: Bearer {info['api_token']}' {base}/api/calls", file=sys.stderr)
-    print(f"  a simulated caller rings the Asterisk queue every ~{args.interval:g} s; Ctrl+C stops\n", file=sys.stderr)
+    _print_demo_banner(args, settings, info)
     os.environ["HOTLINE_API_TOKEN"] = info["api_token"]
     reset_settings()
     stopper = threading.Event()

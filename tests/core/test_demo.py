@@ -63,3 +63,10 @@ def test_demo_serves_pages_and_simulated_calls_arrive(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             raise AssertionError("hotline demo did not stop within 15 s of Ctrl+C") from None
+    # The banner lists each demo account role first (what it is for), then its name and password.
+    output = proc.stdout.read() if proc.stdout else ""
+    accounts = [line.split() for line in output.splitlines() if line.startswith("    ") and " / " in line]
+    assert [a[0] for a in accounts] == ["counsellor", "counsellor", "supervisor", "administrator"], output
+    saved = json.loads((data / "demo_logins.json").read_text())["logins"]
+    assert sorted((a[1], a[3]) for a in accounts) == sorted((u, p) for u, p in saved)
+    assert str(data) in output and "demo_logins.json" in output
