@@ -122,9 +122,11 @@ def _calls() -> Wiring:
 
 
 def _ingest() -> Wiring:
+    from hotline.ingest import retention
     from hotline.ingest.providers.asterisk import cli
+    from hotline.security.service import RetentionHook
 
-    return Wiring(commands=cli.register)
+    return Wiring(commands=cli.register, retention=(RetentionHook("raw_events", retention.retain_raw_events),))
 
 
 def _twilio() -> Wiring:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     number_hash_keys: str = Field("", description="Comma-separated caller-number hash keys, newest first; default: the secret key")
     retention_notes_days: int = Field(730, ge=0, description="Free-text notes are removed after this many days (0: never)")
     retention_numbers_days: int = Field(180, ge=0, description="Full caller numbers are removed after this many days (0: never)")
+    retention_raw_events_days: int = Field(
+        90, ge=0, description="Provider events as received (raw_events) are deleted after this many days (0: never)")
 
     public_base_url: str = Field("http://127.0.0.1:8000", description="The URL Twilio calls, used to check signatures")
     twilio_auth_token: str = Field("", description="Twilio auth token (checks X-Twilio-Signature)")

@@ -126,10 +126,39 @@ async def _in_thread(fn: Callable[[], object], budget: float | None = None) -> o
         return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
 
 
+MAX_BODY_BYTES = 1024 * 1024  # Twilio's webhooks are a few KB; nginx caps /webhooks/ at 1 MB too
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request body, or None when it is over ``MAX_BODY_BYTES`` (found without reading it whole:
+    from Content-Length, else while it streams in)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(request: Request, hook: Hook) -> Response:
+    log.warning("twilio.body_too_large", extra={"hook": hook.value, "limit": MAX_BODY_BYTES,
+                                                "declared": request.headers.get("content-length", "")[:20]})
+    return PlainTextResponse(
+        "Yêu cầu bị từ chối: nội dung lớn hơn 1 MB.\nPayload too large: Twilio webhook bodies are limited to 1 MB "
+        "(Twilio sends a few KB); nothing was kept.", status_code=413)
+
+
 async def _read(request: Request, hook: Hook) -> translator.Request | Response:
-    """Parse and authenticate a webhook; a Response means it was refused (and kept)."""
+    """Parse and authenticate a webhook; a Response means it was refused (and kept, but for the
+    first 64 KB of a body of up to 1 MB; larger bodies are refused with 413 and not kept)."""
     settings = get_settings()
-    body = await request.body()
+    body = await _body(request)
+    if body is None:
+        return _too_large(request, hook)
     pairs = parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     params = _Params(pairs)
     path = request.url.path + ("?" + request.url.query if request.url.query else "")

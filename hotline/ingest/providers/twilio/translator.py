@@ -355,13 +355,29 @@ def _payload(req: Request) -> tuple[str, bytes | None]:
         return (head + req.body).decode("utf-8", errors="replace"), req.body
 
 
+REJECTED_KEEP_BYTES = 64 * 1024  # of a refused request's body; anyone can send those
+
+
 def rejected(req: Request, reason: str) -> RawIn:
-    """A request that failed before translation (bad signature): kept whole with the reason."""
-    payload, raw_bytes = _payload(req)
-    return RawIn(provider=PROVIDER, dedupe_key="twilio:rejected:" + _digest(req.path, payload)[:48],
+    """A request refused before translation (bad signature): its first 64 KB, its size and hash.
+
+    Anyone can post to a webhook URL, so a refused body is never kept whole: the dead letter says
+    how big it was and its SHA-256, which is enough to recognise a repeated or replayed request.
+    """
+    body = req.body
+    size, sha = len(body), hashlib.sha256(body).hexdigest()
+    kept = body[:REJECTED_KEEP_BYTES]
+    head = (f"POST {req.path[:2000]}\nbody-size: {size}\nbody-sha256: {sha}\n"
+            f"body-kept: {len(kept)}\n\n").encode()
+    try:
+        payload, raw_bytes = (head + kept).decode("utf-8"), None
+    except UnicodeDecodeError:  # also when the cut falls inside a character
+        payload, raw_bytes = (head + kept).decode("utf-8", errors="replace"), kept
+    note = f"; body of {size} bytes (sha256 {sha}), first {len(kept)} kept" if size > len(kept) else ""
+    return RawIn(provider=PROVIDER, dedupe_key="twilio:rejected:" + _digest(req.path, sha)[:48],
                  received_at=req.received_at, payload=payload, payload_bytes=raw_bytes,
-                 event_type=f"{req.hook.value}:rejected", provider_key=(req.get("CallSid") or None),
-                 error=reason)
+                 event_type=f"{req.hook.value}:rejected", provider_key=((req.get("CallSid") or "")[:64] or None),
+                 error=reason + note)
 
 
 def translate(req: Request) -> RawIn:
