@@ -246,6 +246,14 @@ def record_panels() -> list[RecordPanel]:
     return [p for d in DOMAINS for p in d.wiring.record_panels]
 
 
+def places_module() -> ModuleType:
+    """The administrative units (34 provinces, their communes, old names mapped to new ones):
+    ``directory.places``, which the record form's province and commune pickers also use."""
+    import directory.places
+
+    return directory.places
+
+
 _rules: dict[int, dict[tuple[str, str], VisibilityRule]] = {}
 
 

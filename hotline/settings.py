@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     referral_link_hours: int = Field(72, description="How long a partner's single-use referral link stays valid")
     referral_retry_seconds: str = Field("10,30,90,270,810", description="Waits between delivery tries (backoff)")
 
+    wrap_up_seconds: int = Field(60, ge=0, le=3600, description="After a call ends a counsellor is in wrap-up this long before available again")
+
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
     ami_username: str = ""

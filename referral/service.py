@@ -806,12 +806,12 @@ def suggest_next(session: Session, *, ref: Referral) -> dict[str, Any] | None:
     candidates = [r for r in rows if r.get("id") not in already and (r.get("beds_free") or 0) > 0]
     if not candidates:
         return None
-    candidates.sort(key=lambda r: (not r.get("referral_accepts"), -(r.get("beds_free") or 0)))
+    candidates.sort(key=lambda r: (not r.get("accepts_referrals"), -(r.get("beds_free") or 0)))
     best = candidates[0]
     phones = best.get("phones") or []
     return {"service_id": best.get("id"), "name": best.get("name"), "organization": best.get("organization", ""),
             "beds_free": best.get("beds_free"), "phone": (phones[0].get("number") if phones else ""),
-            "accepts_referrals": bool(best.get("referral_accepts"))}
+            "accepts_referrals": bool(best.get("accepts_referrals"))}
 
 
 def escalate_due(session: Session, *, now: datetime | None = None) -> list[Referral]:

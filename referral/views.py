@@ -142,7 +142,7 @@ def _new_context(db: Any, record: Any, principal: Principal, *, values: dict[str
             except service.ReferralError:
                 continue
             results.insert(0, {"id": sid, "name": t["name"], "organization": t["organization"],
-                               "beds_free": t["beds_free"], "referral_accepts": t["accepts"], "service_type": t["service_type"]})
+                               "beds_free": t["beds_free"], "accepts_referrals": t["accepts"], "service_type": t["service_type"]})
     lang = principal.language
     return {
         "record": record, "consent": service.consent_state(record), "values": values, "errors": errors or {},

@@ -508,8 +508,17 @@ def publish_updates(session: Session, call_ids: set[int]) -> None:
         return
     from hotline import bus
 
-    for call in session.scalars(select(Call).where(Call.id.in_(call_ids))):
+    from hotline.live import service as live
+
+    changed = list(session.scalars(select(Call).where(Call.id.in_(call_ids))))
+    for call in changed:
         bus.publish(f"centre:{call.centre_id}", {"type": "call", "call": call_summary(call)})
+    # Presence follows the counsellors' calls (busy, wrap-up): owned by the live screen.
+    rows = live.follow_calls(session, changed)
+    if rows:
+        session.commit()
+        for row in rows:
+            live.announce_presence(session, row=row, reason=row.state)
 
 
 def call_summary(call: Call) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Counsellors' presence (available, busy, away).
+"""Counsellors' presence (available, busy, wrap-up, away).
 
 Importing this module also registers the record revision table, so ``hotline.models`` needs
 one line for the live screen and the record form together.
@@ -14,7 +14,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hotline.db import Base, UTCDateTime, utcnow
 from hotline.records import models as records_models  # noqa: F401  (call_record_revisions)
 
-PRESENCE_STATES = ("available", "busy", "away")
+PRESENCE_STATES = ("available", "busy", "wrap_up", "away")
+# What a counsellor may choose; busy and wrap-up are also set by their calls (``live.service.follow_calls``).
+MANUAL_STATES = ("available", "busy", "away")
 
 
 class CounsellorPresence(Base):

@@ -28,13 +28,15 @@ from hotline.centres.models import Centre, Line
 from hotline.centres.service import Routing
 from hotline.db import utcnow
 from hotline.i18n import Text
-from hotline.live.models import PRESENCE_STATES, CounsellorPresence
+from hotline.live.models import MANUAL_STATES, CounsellorPresence
 from hotline.records import service as records
 
 AMI_CHANNEL = "ami-commands"
 REVEAL_ROLES = ("supervisor", "administrator")
 CENTRE_WIDE_ROLES = ("supervisor", "administrator")
-PAUSE_BY_STATE = {"away": True, "available": False}  # busy leaves the queue member as it is
+# Busy leaves the queue member as it is (Asterisk knows it is in use); wrap-up pauses it until
+# ``until``, then the counsellor is available again and unpaused.
+PAUSE_BY_STATE = {"away": True, "wrap_up": True, "available": False}
 
 
 class Actor(Protocol):
@@ -147,16 +149,45 @@ def reveal(session: Session, *, call_id: int, actor: Actor) -> str:
 
 
 # ---------------------------------------------------------------------- presence
+def wrap_up_seconds() -> int:
+    from hotline.settings import get_settings
+
+    return int(get_settings().wrap_up_seconds)
+
+
+def wrap_up_until(row: CounsellorPresence) -> datetime | None:
+    if row.state != "wrap_up":
+        return None
+    return row.changed_at + timedelta(seconds=wrap_up_seconds())
+
+
+def effective_state(row: CounsellorPresence | None, now: datetime | None = None) -> str:
+    """The state a screen shows: a wrap-up that has run its time is available."""
+    if row is None:
+        return "away"
+    until = wrap_up_until(row)
+    if until is not None and (now or utcnow()) >= until:
+        return "available"
+    return row.state
+
+
 def get_presence(session: Session, *, user_id: int) -> str:
+    return effective_state(session.get(CounsellorPresence, user_id))
+
+
+def presence_info(session: Session, *, user_id: int) -> dict[str, Any]:
+    """State and, in wrap-up, when it ends (ISO) for the live screen's countdown."""
     row = session.get(CounsellorPresence, user_id)
-    return row.state if row else "away"
+    state = effective_state(row)
+    until = wrap_up_until(row) if row is not None and state == "wrap_up" else None
+    return {"state": state, "until": until.isoformat() if until else None}
 
 
 def set_presence(session: Session, *, actor: Actor, state: str, reason: str = "") -> CounsellorPresence:
     """Record the state; the caller publishes with ``announce_presence`` after the commit."""
-    if state not in PRESENCE_STATES:
+    if state not in MANUAL_STATES:
         raise LiveError(Text("Unknown presence '%(state)s'; choose one of: %(choices)s.",
-                             state=state, choices=", ".join(PRESENCE_STATES)))
+                             state=state, choices=", ".join(MANUAL_STATES)))
     row = session.get(CounsellorPresence, actor.id)
     if row is None:
         row = CounsellorPresence(user_id=actor.id, centre_id=actor.centre_id)
@@ -174,16 +205,105 @@ def asterisk_interfaces(session: Session, *, user_id: int) -> list[str]:
                   if provider == "asterisk" and row.user_id == user_id)
 
 
-def announce_presence(session: Session, *, actor: Actor, row: CounsellorPresence, reason: str = "") -> None:
+def announce_presence(session: Session, *, actor: Actor | None = None, row: CounsellorPresence,
+                      reason: str = "") -> None:
+    until = wrap_up_until(row)
     if row.centre_id is not None:
         bus.publish(centre_channel(row.centre_id), {"type": "presence", "presence": {
-            "user_id": row.user_id, "state": row.state, "at": row.changed_at.isoformat()}})
+            "user_id": row.user_id, "state": row.state, "at": row.changed_at.isoformat(),
+            "until": until.isoformat() if until else None}})
     paused = PAUSE_BY_STATE.get(row.state)
     if paused is None:
         return
-    for interface in asterisk_interfaces(session, user_id=actor.id):
-        bus.publish(AMI_CHANNEL, {"action": "QueuePause", "interface": interface, "paused": paused,
-                                  "reason": reason or row.state})
+    for interface in asterisk_interfaces(session, user_id=row.user_id):
+        command: dict[str, Any] = {"action": "QueuePause", "interface": interface, "paused": paused,
+                                   "reason": reason or row.state}
+        if until is not None:
+            command["until"] = until.isoformat()  # the AMI side unpauses then if nobody did before
+        bus.publish(AMI_CHANNEL, command)
+
+
+def follow_calls(session: Session, calls_changed: list[Call], *, now: datetime | None = None) -> list[CounsellorPresence]:
+    """Presence follows the counsellor's calls: busy once one is answered, wrap-up when it ends
+    (for ``wrap_up_seconds``), then available.  Returns the rows changed (announce after commit)."""
+    now = now or utcnow()
+    changed: list[CounsellorPresence] = []
+    for call in calls_changed:
+        if not call.counsellor_id or call.answered_at is None:
+            continue
+        row = session.get(CounsellorPresence, call.counsellor_id)
+        if row is None:
+            row = CounsellorPresence(user_id=call.counsellor_id, centre_id=call.centre_id, state="away",
+                                     changed_at=now)
+            session.add(row)
+        if call.ended_at is None:
+            if row.state != "busy":
+                row.state, row.changed_at = "busy", now
+                changed.append(row)
+        elif row.state == "busy" and row.changed_at <= max(call.ended_at, call.answered_at):
+            if busy_elsewhere(session, user_id=call.counsellor_id, except_call=call.id):
+                continue
+            row.state = "wrap_up" if wrap_up_seconds() > 0 else "available"
+            row.changed_at = now
+            changed.append(row)
+        row.centre_id = row.centre_id or call.centre_id
+    session.flush()
+    return changed
+
+
+def busy_elsewhere(session: Session, *, user_id: int, except_call: int) -> bool:
+    """Another answered call of this counsellor is still going on."""
+    return session.scalar(select(Call.id).where(
+        Call.counsellor_id == user_id, Call.id != except_call, Call.answered_at.is_not(None),
+        Call.ended_at.is_(None), Call.status.in_(OPEN_STATUSES)).limit(1)) is not None
+
+
+def end_wrap_up(session: Session, *, user_id: int) -> CounsellorPresence | None:
+    """Wrap-up over: the row becomes available (and is returned to announce), else ``None``."""
+    row = session.get(CounsellorPresence, user_id)
+    if row is None or row.state != "wrap_up" or effective_state(row) != "available":
+        return None
+    row.state, row.changed_at = "available", utcnow()
+    session.flush()
+    return row
+
+
+# ---------------------------------------------------------------------- the counsellor's current call
+def current_call(session: Session, *, viewer: Viewer, hours: int = 12) -> Call | None:
+    """The call this counsellor is on or wrapping up: answered by them, recent, its record not
+    completed.  The live screen is its workspace; Alt+R opens its record."""
+    from sqlalchemy import or_
+
+    since = utcnow() - timedelta(hours=hours)
+    who = [Call.counsellor_id == viewer.user_id]
+    if viewer.identities:
+        who.append(Call.answered_by.in_(sorted(viewer.identities)))
+    done = select(records.CallRecord.call_id).where(records.CallRecord.state == "completed",
+                                                   records.CallRecord.call_id.is_not(None))
+    q = (select(Call).where(or_(*who), Call.centre_id == viewer.centre_id, Call.answered_at.is_not(None),
+                            Call.answered_at >= since, Call.id.not_in(done))
+         .order_by(Call.answered_at.desc()).limit(1))
+    return session.scalars(q).first()
+
+
+def call_card(session: Session, *, call: Call, actor: Actor) -> dict[str, Any]:
+    """What the top of the workspace shows about a call: never the full number."""
+    history = records.caller_history(session, call=call)
+    flags: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for h in history:
+        for f in h.get("flags") or []:
+            if f.get("code") not in seen:
+                seen.add(f.get("code"))
+                flags.append(f)
+    return {
+        "id": call.id, "line": line_labels(session).get(call.line_id or 0, call.queue or call.dialed or ""),
+        "caller_masked": call.caller_masked, "caller_id_status": call.caller_id_status, "status": call.status,
+        "received_at": call.received_at, "queued_at": call.queued_at, "answered_at": call.answered_at,
+        "ended_at": call.ended_at, "queue_wait_seconds": call.queue_wait_seconds, "talk_seconds": call.talk_seconds,
+        "may_reveal": actor.role in REVEAL_ROLES and bool(call.caller_number),
+        "earlier_calls": len(history), "flags": flags,
+    }
 
 
 # ---------------------------------------------------------------------- wallboard
@@ -236,7 +356,7 @@ def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) 
         if u.role != "counsellor":
             continue
         row = states.get(u.id)
-        presence.append({"user_id": u.id, "name": names.get(u.id, ""), "state": row.state if row else "away",
+        presence.append({"user_id": u.id, "name": names.get(u.id, ""), "state": effective_state(row, now),
                          "since": row.changed_at.isoformat() if row else None})
     return {"centre_id": centre_id, "now": now.isoformat(), "waiting": waiting, "in_progress": talking,
             "presence": presence, "totals": totals}

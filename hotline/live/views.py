@@ -28,7 +28,7 @@ from hotline.db import session_scope
 from hotline.i18n import N_, error_text, translator
 from hotline.live import service
 from hotline.live.hub import Hub
-from hotline.live.models import PRESENCE_STATES
+from hotline.live.models import MANUAL_STATES
 from hotline.records.ui import PRESENCE_KEYS, pop_labels, text
 from hotline.taxonomy import get_taxonomies
 from hotline.web import add_template_dir, render
@@ -150,12 +150,51 @@ async def events(request: Request, centre: int | None = None, principal: Princip
 
 
 @router.get("/live")
-def screen(request: Request, principal: Principal = Depends(staff)) -> Response:
+def screen(request: Request, completed: int | None = None, principal: Principal = Depends(staff)) -> Response:
+    """The workspace for one call: the counsellor's current call at the top, its record below with
+    the directory and legal panels beside it, other incoming calls in a strip."""
+    from hotline.records import service as records
+    from hotline.records import views as record_views
+
     lang = principal.language
+    ctx: dict[str, Any] = {"t": text(lang), "states": MANUAL_STATES, "presence_keys": PRESENCE_KEYS,
+                           "pop_labels": pop_labels(lang), "record": None, "card": None, "on_live": True}
     with session_scope() as db:
-        state = service.get_presence(db, user_id=principal.id)
-    return render(request, "live/screen.html", {"t": text(lang), "presence": state, "states": PRESENCE_STATES,
-                                                "presence_keys": PRESENCE_KEYS, "pop_labels": pop_labels(lang)})
+        info = service.presence_info(db, user_id=principal.id)
+        ctx.update(presence=info["state"], presence_until=info["until"])
+        call = None
+        if principal.centre_id is not None or principal.role == "administrator":
+            try:
+                viewer = service.viewer_for(db, actor=principal)
+                call = service.current_call(db, viewer=viewer)
+            except service.LiveError:
+                call = None
+        if call is not None:
+            try:
+                record = records.open_for_call(db, call_id=call.id, actor=principal)
+            except (records.NotFound, records.NotAllowed, records.RecordError):
+                record = None
+            if record is not None:
+                audit.record(db, actor=principal, action="record.view", object_type="call_record",
+                             object_id=record.id, request=request, detail={"live": True})
+                ctx.update(record_views.workspace_context(request, db, record, principal))
+                ctx["pop_labels"] = pop_labels(lang)
+        if completed:
+            ctx["notice"] = translator(lang)(N_("Record #%(id)s completed.")) % {"id": completed}
+        ctx["reload_on_answer"] = ctx.get("record") is None
+        return render(request, "live/screen.html", ctx)
+
+
+@router.post("/live/presence/wrap-up-over")
+def wrap_up_over(request: Request, principal: Principal = Depends(staff_write)) -> Response:
+    """The live screen's countdown reached zero: available again (and unpaused) unless changed."""
+    with session_scope() as db:
+        row = service.end_wrap_up(db, user_id=principal.id)
+        if row is not None:
+            db.commit()
+            service.announce_presence(db, row=row, reason="wrap_up_over")
+        info = service.presence_info(db, user_id=principal.id)
+    return JSONResponse(info)
 
 
 @router.get("/live/calls/{call_id}/pop")
@@ -237,7 +276,7 @@ def wallboard_page(request: Request, centre: int | None = None,
     lang = principal.language
     with session_scope() as db:
         data = service.wallboard(db, centre_id=viewer.centre_id)
-    labels = {k: text(lang)(k) for k in ("available", "busy", "away", "nobody_waiting", "no_calls_in_progress",
+    labels = {k: text(lang)(k) for k in ("available", "busy", "wrap_up", "away", "nobody_waiting", "no_calls_in_progress",
                                          "no_counsellors", "connection_lost", "connected")}
     return render(request, "live/wallboard.html", {"t": text(lang), "data": data, "labels": labels,
                                                    "centre": viewer.centre_id})

@@ -105,7 +105,7 @@ class VersionConflict(Exception):
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # choice | multi_choice | int_choice | bool | opt_bool | text | date
+    kind: str  # choice | multi_choice | int_choice | bool | opt_bool | text | date | province | commune
     en: str  # the label's English message id (Vietnamese in the catalogue)
     scheme: str | None = None
     max_len: int = 255
@@ -120,8 +120,8 @@ FIELDS: tuple[Field, ...] = (
     Field("caller_role", "choice", N_("Caller role"), 'caller_role'),
     Field("caller_sex", "choice", N_("Sex"), 'sex'),
     Field("caller_age_group", "choice", N_("Age group"), 'age_group'),
-    Field("province_code", "text", N_("Province code"), max_len=16),
-    Field("commune_code", "text", N_("Commune code"), max_len=16),
+    Field("province_code", "province", N_("Province"), max_len=16),
+    Field("commune_code", "commune", N_("Commune or ward"), max_len=16),
     Field("ethnic_minority", "text", N_("Ethnic minority"), max_len=64),
     Field("disability", "opt_bool", N_("Disability")),
     Field("language", "text", N_("Language"), max_len=32),
@@ -242,7 +242,40 @@ def _parse_multi_choice(f: Field, raw: Any) -> Any:
     return codes
 
 
+def _parse_province(f: Field, raw: Any) -> Any:
+    """One of the 34 provinces (its code, or a current or old name mapped to it); never free text."""
+    from hotline.records import places
+
+    value = "" if raw is None else str(raw).strip()
+    if not value:
+        return None
+    try:
+        return places.resolve_province(value)
+    except ValueError as exc:
+        closest = ", ".join(exc.args[0] if exc.args else [])
+        if closest:
+            raise ValueError(_msg(f.name, N_("'%(value)s' is not one of the 34 provinces; choose from the list "
+                                             "(closest: %(closest)s)."), value=value, closest=closest)) from None
+        raise ValueError(_msg(f.name, N_("'%(value)s' is not one of the 34 provinces; choose from the list."),
+                              value=value)) from None
+
+
+def _parse_commune(f: Field, raw: Any) -> Any:
+    """A commune's 5-digit code (checked against the province in ``parse_input``)."""
+    from hotline.records import places
+
+    value = "" if raw is None else str(raw).strip()
+    if not value:
+        return None
+    if value.isdigit() and places.commune_name(f"{int(value):05d}"):
+        return f"{int(value):05d}"
+    raise ValueError(_msg(f.name, N_("'%(value)s' is not a commune or ward on the list; choose the province "
+                                     "first, then the commune from the list."), value=value))
+
+
 PARSERS: dict[str, Callable[[Field, Any], Any]] = {
+    "province": _parse_province,
+    "commune": _parse_commune,
     "choice": _parse_choice,
     "multi_choice": _parse_multi_choice,
     "int_choice": _parse_int_choice,
@@ -277,6 +310,14 @@ def parse_input(data: Mapping[str, Any], *, present_bools: bool = False) -> Pars
         except ValueError as exc:
             problem = exc.args[0] if exc.args else ""
             errors[f.name] = problem if isinstance(problem, Message) else _msg(f.name, str(problem))
+    commune, province = out.values.get("commune_code"), out.values.get("province_code")
+    if commune and "province_code" in out.values and "province_code" not in errors:
+        from hotline.records import places
+
+        if not province or places.province_of_commune(commune) != province:
+            errors["commune_code"] = _msg("commune_code", N_("%(commune)s is not in the province chosen; choose the "
+                                                             "commune again from the list."),
+                                          commune=places.commune_name(commune))
     if "issues" in data:
         raw = data["issues"]
         codes = raw if isinstance(raw, list) else [c for c in str(raw or "").split(",")]
@@ -524,10 +565,14 @@ def _lock_reason(data: Mapping[str, Any], reason: str | None) -> str:
 
 def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[str, Any], version: int | None,
          complete: bool = False, present_bools: bool = False, reason: str | None = None,
-         _action: str | None = None) -> CallRecord:
+         _action: str | None = None, merged: bool = False) -> CallRecord:
     """Save the given fields (an autosave of a draft, or an edit), optionally completing the record.
 
-    Raises ``VersionConflict`` when ``version`` is not the record's current one, ``RecordError``
+    ``merged``: the values resolve a conflict (chosen or merged field by field in the browser);
+    the change is kept in the history as a revision even on a draft.
+
+    Raises ``VersionConflict`` when ``version`` is not the record's current one (the rejected
+    values are kept as a revision first, so no text is ever lost), ``RecordError``
     when a value is malformed, (on completion) the record is not complete, or the record is locked
     by a sign-off and no reason was given (``lock_reason``; ``reason=`` overrides the input).
     """
@@ -541,7 +586,9 @@ def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[st
     if base is None:
         raise RecordError({"version": _msg("version", N_("missing; reload the page."))})
     if base != record.version:
-        raise VersionConflict(record.version, _differences(record, parsed))
+        differences = _differences(record, parsed)
+        keep_rejected(session, record=record, actor=actor, differences=differences)
+        raise VersionConflict(record.version, differences)
     before = snapshot(record)
     was_completed = record.state == "completed"
     locked = record.locked_at is not None
@@ -577,6 +624,8 @@ def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[st
         action = "edited"
     if _action and action:
         action = _action
+    if merged and not (complete and not was_completed):
+        action = "merged"
     if locked:
         action = "edited_after_sign_off"
         changed = {**changed, "lock_reason": [None, why]}
@@ -588,6 +637,38 @@ def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[st
                                        user_id=actor.id or None, at=utcnow(), changes=changed))
     session.flush()
     return record
+
+
+REVISION_ACTIONS = {
+    "completed": N_("Completed"),
+    "edited": N_("Edited after completion"),
+    "closed_non_counselling": N_("Closed as a non-counselling call"),
+    "edited_after_sign_off": N_("Edited after the day was signed off"),
+    "conflict_kept": N_("Kept from another tab (not saved over the record)"),
+    "merged": N_("Merged after a conflict"),
+}
+
+
+def revision_action_label(action: str, lang: str) -> str:
+    msgid = REVISION_ACTIONS.get(action)
+    return translator(lang)(msgid) if msgid else translator(lang)(N_("Other change"))
+
+
+def keep_rejected(session: Session, *, record: CallRecord, actor: Actor,
+                  differences: dict[str, dict[str, Any]]) -> None:
+    """A stale tab's values that differ from the record: kept as a revision (``[saved, rejected]``),
+    once per distinct set, so closing the tab or choosing the other version loses no text."""
+    if not differences:
+        return
+    changes = {k: [d.get("theirs"), d.get("yours")] for k, d in differences.items()}
+    last = session.scalars(select(CallRecordRevision).where(CallRecordRevision.record_id == record.id)
+                           .order_by(CallRecordRevision.id.desc()).limit(1)).first()
+    if last is not None and last.action == "conflict_kept" and last.changes == changes \
+            and last.user_id == (actor.id or None):
+        return
+    session.add(CallRecordRevision(record_id=record.id, version=record.version, action="conflict_kept",
+                                   user_id=actor.id or None, at=utcnow(), changes=changes))
+    session.flush()
 
 
 def close_non_counselling(session: Session, *, record: CallRecord, actor: Actor, code: str,

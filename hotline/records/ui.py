@@ -14,6 +14,7 @@ from hotline.i18n import N_, translator
 TEXT: dict[str, str] = {
     "available": N_("Available"),
     "busy": N_("Busy"),
+    "wrap_up": N_("Wrap-up"),
     "away": N_("Away"),
     "connection_lost": N_("Connection lost, reconnecting…"),
     "connected": N_("Connected"),

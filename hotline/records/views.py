@@ -23,7 +23,7 @@ from hotline.audit import service as audit
 from hotline.auth.deps import Principal, csrf_protect, require_roles, wants_json
 from hotline.db import session_scope
 from hotline.i18n import N_, translator
-from hotline.records import service
+from hotline.records import places, service
 from hotline.records.ui import pop_labels, text
 from hotline.taxonomy import get_taxonomies
 from hotline.web import add_template_dir, render
@@ -74,7 +74,57 @@ def form_context(record: Any, lang: str, *, values: dict[str, Any] | None = None
         "pop_labels": pop_labels(lang),
         "locked": record.locked_at is not None,
         "lock_reason_max": service.LOCK_REASON_MAX,
+        "province_name": places.province_name,
+        "commune_name": places.commune_name,
+        "status_label": lambda c: tax.label("call_status", c, lang),
+        "risk_imminent": current.get("risk") == "imminent",
     }
+
+
+def call_card_context(db: Any, record: Any, principal: Principal) -> dict[str, Any]:
+    """The call this record belongs to, for the top of the page (number masked, no history rows)."""
+    from hotline.live import service as live
+
+    if not record.call_id:
+        return {"card": None}
+    try:
+        call = live.get_call(db, call_id=record.call_id, actor=principal)
+    except (LookupError, live.LiveError):
+        return {"card": None}
+    return {"card": live.call_card(db, call=call, actor=principal), "card_record_url": f"/records/{record.id}"}
+
+
+def workspace_context(request: Request, db: Any, record: Any, principal: Principal, *,
+                      errors: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything the record form needs, on its own page or on the live screen."""
+    ctx = form_context(record, principal.language, errors=errors)
+    ctx.update(call_card_context(db, record, principal))
+    ctx["editable"] = service.can_edit(principal, record)
+    ctx["call_id"] = record.call_id
+    # Panels the domains declare in hotline.domains (e.g. referrals), so this view names none.
+    ctx["panels"] = [panel(request, db, record, principal) for panel in domains.record_panels()]
+    return ctx
+
+
+def display_value(name: str, value: Any, lang: str) -> str:
+    """A stored value as words for a page (labels, yes/no, place names), never a raw code."""
+    tr = translator(lang)
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(display_value(name, v, lang) for v in value)
+    if isinstance(value, bool):
+        return tr(N_("Yes")) if value else tr(N_("No"))
+    f = service.FIELD_BY_NAME.get(name)
+    if name in ("issues", "primary_issue"):
+        return get_taxonomies().label("issue", str(value), lang)
+    if f is not None and f.scheme:
+        return get_taxonomies().label(f.scheme, str(value), lang)
+    if f is not None and f.kind == "province":
+        return places.province_name(str(value)) or str(value)
+    if f is not None and f.kind == "commune":
+        return places.commune_name(str(value)) or str(value)
+    return str(value)
 
 
 def _lang(principal: Principal) -> str:
@@ -154,17 +204,32 @@ def _viewed(db: Any, record_id: int, principal: Principal, request: Request, act
     return record
 
 
+@router.get("/records/places/provinces")
+def province_choices(q: str = "", principal: Principal = Depends(staff)) -> Response:
+    """Type-ahead for the province picker: current and old names, diacritics ignored."""
+    return JSONResponse({"items": places.search_provinces(q[:100])}, headers={"Cache-Control": "private, max-age=300"})
+
+
+@router.get("/records/places/communes")
+def commune_choices(province: str = "", q: str = "", principal: Principal = Depends(staff)) -> Response:
+    if not places.province_name(province):
+        return JSONResponse({"detail": _t(principal, N_("Choose the province first.")), "items": []},
+                            status_code=422)
+    return JSONResponse({"items": places.search_communes(province, q[:100])},
+                        headers={"Cache-Control": "private, max-age=300"})
+
+
 @router.get("/records/{record_id}")
-def form_page(record_id: int, request: Request, principal: Principal = Depends(staff)) -> Response:
+def form_page(record_id: int, request: Request, check: str = "", principal: Principal = Depends(staff)) -> Response:
     lang = _lang(principal)
     with session_scope() as db:
         record = _viewed(db, record_id, principal, request, "record.view")
-        ctx = form_context(record, lang)
-        ctx["editable"] = service.can_edit(principal, record)
-        ctx["call_id"] = record.call_id
-        # Panels the domains declare in hotline.domains (e.g. referrals), so this view names none.
-        ctx["panels"] = [panel(request, db, record, principal) for panel in domains.record_panels()]
-        return render(request, "records/form.html", ctx)
+        errors = None
+        if check == "complete" and record.state == "draft":  # after a refused completion (POST/redirect/GET)
+            errors = {k: m.translate(lang) for k, m in service.completeness_errors(record).items()} or None
+        ctx = workspace_context(request, db, record, principal, errors=errors)
+        ctx["on_record"] = True
+        return render(request, "records/form.html", ctx, status_code=200)
 
 
 def _conflict_body(exc: service.VersionConflict, lang: str) -> dict[str, Any]:
@@ -187,6 +252,7 @@ async def autosave(record_id: int, request: Request, principal: Principal = Depe
                             status_code=400)
     fields = body.get("fields", {})
     complete = bool(body.get("complete"))
+    merged = bool(body.get("merge"))
     lang = _lang(principal)
     with session_scope() as db:
         try:
@@ -197,7 +263,7 @@ async def autosave(record_id: int, request: Request, principal: Principal = Depe
             return JSONResponse({"detail": _t(principal, NOT_ALLOWED)}, status_code=403)
         try:
             record = service.save(db, record=record, actor=principal, data=fields, version=body.get("version"),
-                                  complete=complete)
+                                  complete=complete, merged=merged)
         except service.VersionConflict as exc:
             return JSONResponse(_conflict_body(exc, lang), status_code=409)
         except service.RecordError as exc:
@@ -216,6 +282,8 @@ async def autosave(record_id: int, request: Request, principal: Principal = Depe
         news = _news(record) if complete else None
         out = {"id": record.id, "version": record.version, "state": record.state,
                "saved_at": record.updated_at.isoformat()}
+        if complete:
+            out["next"] = f"/live?completed={record.id}"  # back to the live screen
     _announce(news)
     return JSONResponse(out)
 
@@ -239,25 +307,33 @@ async def submit(record_id: int, request: Request, principal: Principal = Depend
                          complete=complete, present_bools=True)
         except service.VersionConflict as exc:
             ctx = form_context(record, lang, conflict=_conflict_body(exc, lang))
+            ctx.update(call_card_context(db, record, principal))
             ctx["editable"] = True
             ctx["call_id"] = record.call_id
+            ctx["on_record"] = True
             return render(request, "records/form.html", ctx, status_code=409)
         except service.RecordError as exc:
             if exc.keep_draft:
+                # What was typed is saved; only completion was refused: POST/redirect/GET, so going
+                # back never asks to resend the form. The page lists what is missing.
                 db.commit()
-            else:
-                db.rollback()
-                record = service.get_record(db, record_id=record_id, actor=principal)
+                return RedirectResponse(f"/records/{record_id}?check=complete#form-errors", status_code=303)
+            db.rollback()
+            record = service.get_record(db, record_id=record_id, actor=principal)
             values = {k: v for k, v in data.items() if k in service.FIELD_BY_NAME or k in {"issues", "primary_issue", "lock_reason"}}
             ctx = form_context(record, lang, values=values, errors=exc.translated(_lang(principal)))
+            ctx.update(call_card_context(db, record, principal))
             ctx["editable"] = True
             ctx["call_id"] = record.call_id
+            ctx["on_record"] = True
             return render(request, "records/form.html", ctx, status_code=422)
         audit.record(db, actor=principal, action="record.complete" if complete else "record.save",
                      object_type="call_record", object_id=record.id, request=request,
                      detail={"version": record.version})
         news = _news(record)
     _announce(news)  # after the commit, so a wallboard that re-reads sees the record
+    if complete:
+        return RedirectResponse(f"/live?completed={record_id}", status_code=303)
     return RedirectResponse(f"/records/{record_id}", status_code=303)
 
 
@@ -313,7 +389,7 @@ async def close_nc(record_id: int, request: Request, principal: Principal = Depe
     _announce(news)
     if _json(request):
         return JSONResponse(out)
-    return RedirectResponse(f"/records/{record_id}", status_code=303)
+    return RedirectResponse(f"/live?completed={record_id}", status_code=303)
 
 
 @router.get("/records/{record_id}/history")
@@ -328,4 +404,6 @@ def history(record_id: int, request: Request, principal: Principal = Depends(sta
         names = {u.id: (u.display_name or u.username) for u in users.list_users(db)}
         return render(request, "records/history.html", {
             "record": record, "revisions": revs, "names": names, "t": text(lang),
+            "action_label": lambda a: service.revision_action_label(a, lang),
+            "value_label": lambda name, v: display_value(name, v, lang),
             "field_label": lambda name: service.field_label(name, lang)})

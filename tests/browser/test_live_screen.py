@@ -30,14 +30,15 @@ def test_counsellor_records_a_call_through_an_outage_and_supervisor_sees_it(brow
             sign_in(board, base, "gs1", PASSWORD, "/live/wallboard")
             board.wait_for_function("document.getElementById('sse-status').textContent.length > 0")
 
-            # a call offered to and answered by this counsellor: the pop appears without a reload
+            # a call offered to and answered by this counsellor: the live screen becomes its workspace
             cid = call_id(feed_call(agent="PJSIP/tvv1", caller="0912345678", answered=True))
-            pop = page.locator(f'.pop[data-call-id="{cid}"]')
-            pop.wait_for(timeout=5000)
-            assert pop.locator(".pop-caller").inner_text() == "0912 *** 678"
-            assert pop.locator(".pop-line").inner_text() == "Đường dây nóng 1800"
-            assert pop.locator(".pop-reveal").count() == 0  # counsellors cannot reveal numbers
-            pop.locator(".caller-history, .muted").first.wait_for()
+            pop = page.locator(f'#call-card[data-call-id="{cid}"]')
+            pop.wait_for(timeout=10000)
+            assert pop.locator("#cc-caller").inner_text() == "0912 *** 678"
+            assert pop.locator("#cc-line").inner_text() == "Đường dây nóng 1800"
+            assert pop.locator("#cc-reveal").count() == 0  # counsellors cannot reveal numbers
+            pop.locator("#cc-history summary").click()
+            pop.locator(".caller-history, .pop-history .muted").first.wait_for()
             # the wallboard shows the call in progress with its counsellor, live
             board.locator(f'#wb-progress tr[data-call-id="{cid}"]').wait_for(timeout=5000)
             assert "TVV1" in board.locator("#wb-progress").inner_text()
@@ -78,8 +79,8 @@ def test_counsellor_records_a_call_through_an_outage_and_supervisor_sees_it(brow
             page.select_option('select[name="service_level"]', "3")
             page.select_option('select[name="outcome"]', "resolved")
             page.keyboard.press("Control+Enter")
-            page.wait_for_selector('#record-form[data-state="completed"]')
-            assert status.count() == 1
+            page.wait_for_url(re.compile(r".*/live\?completed=\d+$"))  # back to the live screen
+            assert status.count() == 0 and page.locator("#no-call").count() == 1
 
             # the supervisor's wallboard counts it, live, and the records list has it
             board.wait_for_function(
@@ -89,7 +90,7 @@ def test_counsellor_records_a_call_through_an_outage_and_supervisor_sees_it(brow
             assert board.locator(f'tr[data-record-id="{record_id}"]').count() == 1
             board.goto(record_url)
             assert board.locator("#notes").input_value().endswith("Đã hẹn gọi lại an toàn.")
-            board.locator(".pop-area").wait_for()
+            board.locator("#pop-area").wait_for(state="attached")
         finally:
             tvv.close()
             boss.close()
@@ -305,8 +306,9 @@ def test_a_call_through_signed_twilio_webhooks_pops_on_the_answering_counsellors
                 dequeue = path_of(agent.find("Dial/Queue").get("url"))  # type: ignore[union-attr]
                 twilio(tw, dequeue, base_params(CallStatus="in-progress", QueueSid="QU" + "9" * 32, QueueTime="3",
                                                 DequeingCallSid=AGENT_CALL_SID))
-            pop = page.locator(".pop").first
-            pop.wait_for(timeout=8000)
-            assert pop.locator(".pop-caller").inner_text() == "0912 *** 678"
+            # answered by this counsellor: the live screen becomes the call's workspace
+            pop = page.locator("#call-card")
+            pop.wait_for(timeout=10000)
+            assert pop.locator("#cc-caller").inner_text() == "0912 *** 678"
         finally:
             ctx.close()

@@ -1,19 +1,26 @@
-/* Screen pop over server-sent events.  The browser's EventSource reconnects by itself and sends
-   Last-Event-ID; when the server refuses (session ended) we retry with ?last_event_id=.
-   Everything from the server is put into the page as text, never as markup, except the caller
-   history fragment, which the server renders with escaping. */
+/* The live screen and the record page: server-sent events keep the current call's card (timers,
+   status) and the strip of other incoming calls up to date, and presence (busy, wrap-up) follows
+   the calls.  The browser's EventSource reconnects by itself and sends Last-Event-ID; when the
+   server refuses (session ended) we retry with ?last_event_id=.  Everything from the server goes
+   into the page as text, never as markup, except the caller history fragment, which the server
+   renders with escaping. */
 (function () {
   "use strict";
   var area = document.getElementById("pop-area");
   if (!area) return;
   var pops = document.getElementById("pops");
   var tpl = document.getElementById("pop-template");
-  var empty = document.getElementById("pop-empty");
   var statusEl = document.getElementById("sse-status");
+  var card = document.getElementById("call-card");
   var labels = JSON.parse((document.getElementById("live-labels") || {}).textContent || "{}");
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  var userId = parseInt(area.dataset.userId, 10);
+  var role = area.dataset.role;
+  var currentCall = area.dataset.currentCall || "";
+  var reloadOnAnswer = area.dataset.reloadOnAnswer === "1";
   var lastId = null, es = null, retryTimer = null;
-  var MAX_POPS = 4;
+  var MAX_POPS = 5;
+  var dismissed = {};
   window.__popTimes = window.__popTimes || {};
 
   function setStatus(ok) {
@@ -29,15 +36,74 @@
   }
 
   function waitSeconds(c) {
-    if (c.queue_wait_seconds != null) return c.queue_wait_seconds;
+    if (c.queue_wait_seconds != null && c.queue_wait_seconds !== "") return Number(c.queue_wait_seconds);
     var start = Date.parse(c.queued_at || c.received_at);
     if (!start) return 0;
     var end = c.answered_at ? Date.parse(c.answered_at) : (c.ended_at ? Date.parse(c.ended_at) : Date.now());
     return (end - start) / 1000;
   }
 
+  function talkSeconds(c) {
+    if (!c.answered_at) return null;
+    if (c.ended_at && c.talk_seconds != null && c.talk_seconds !== "") return Number(c.talk_seconds);
+    var end = c.ended_at ? Date.parse(c.ended_at) : Date.now();
+    return (end - Date.parse(c.answered_at)) / 1000;
+  }
+
+  function mine(c) {
+    return c.counsellor_id === userId || (c.answered_by && c.counsellor_id === userId);
+  }
+
+  // ------------------------------------------------------------------ the current call's card
+  var cardCall = null;
+  if (card) {
+    cardCall = {id: card.dataset.callId, received_at: card.dataset.receivedAt, queued_at: card.dataset.queuedAt,
+                answered_at: card.dataset.answeredAt, ended_at: card.dataset.endedAt,
+                queue_wait_seconds: card.dataset.wait, talk_seconds: card.dataset.talk};
+    var rv = document.getElementById("cc-reveal");
+    if (rv) rv.addEventListener("click", function () {
+      reveal(cardCall.id, function (number) { document.getElementById("cc-caller").textContent = number; rv.hidden = true; });
+    });
+    var hist = document.getElementById("cc-history");
+    if (hist) hist.addEventListener("toggle", function () {
+      if (!hist.open || hist.dataset.loaded) return;
+      hist.dataset.loaded = "1";
+      loadHistory(cardCall.id, hist.querySelector(".pop-history"));
+    });
+  }
+
+  function tickCard() {
+    if (!card || !cardCall) return;
+    document.getElementById("cc-wait").textContent = fmtSeconds(waitSeconds(cardCall));
+    var t = talkSeconds(cardCall);
+    document.getElementById("cc-talk").textContent = t == null ? "—" : fmtSeconds(t);
+  }
+
+  function updateCard(c) {
+    cardCall = Object.assign(cardCall || {}, c);
+    var st = document.getElementById("cc-status");
+    if (st) st.textContent = (labels.status || {})[c.status] || "";
+    card.classList.toggle("ended", !!c.ended_at);
+    tickCard();
+  }
+
+  // ------------------------------------------------------------------ the strip of other calls
+  function removePop(id) {
+    var el = pops.querySelector('.pop[data-call-id="' + id + '"]');
+    if (el) el.remove();
+  }
+
   function render(c) {
     var id = String(c.id);
+    if (card && cardCall && id === String(cardCall.id)) { updateCard(c); return; }
+    if (dismissed[id]) return;
+    // Abandoned or ended calls leave the strip.
+    if (c.ended_at || c.status === "abandoned" || c.status === "missed") { removePop(id); return; }
+    if (reloadOnAnswer && c.answered_at && mine(c)) {
+      // Your call was answered: the live screen becomes its workspace.
+      window.location.reload();
+      return;
+    }
     var el = pops.querySelector('.pop[data-call-id="' + id + '"]');
     var isNew = !el;
     if (isNew) {
@@ -46,27 +112,21 @@
       pops.insertBefore(el, pops.firstChild);
       while (pops.children.length > MAX_POPS) pops.removeChild(pops.lastChild);
       el.querySelector(".pop-open").addEventListener("click", function () { openRecord(id); });
-      var rv = el.querySelector(".pop-reveal");
-      if (rv) rv.addEventListener("click", function () { reveal(id, el); });
+      el.querySelector(".pop-dismiss").addEventListener("click", function () { dismissed[id] = 1; el.remove(); });
     }
     el._call = c;
+    el.dataset.mine = (mine(c) || role === "counsellor") ? "1" : "";
     el.querySelector(".pop-line").textContent = c.line || c.queue || "";
-    if (!el.dataset.revealed) el.querySelector(".pop-caller").textContent = c.caller_masked || "—";
-    el.querySelector(".pop-cid").textContent = (labels.cid || {})[c.caller_id_status] || c.caller_id_status || "";
+    el.querySelector(".pop-caller").textContent = c.caller_masked || "—";
     el.querySelector(".pop-wait").textContent = fmtSeconds(waitSeconds(c));
-    el.querySelector(".pop-status").textContent = (labels.status || {})[c.status] || c.status || "";
-    el.classList.toggle("ended", !!c.ended_at);
-    if (empty) empty.hidden = true;
-    if (isNew) {
-      requestAnimationFrame(function () { window.__popTimes[id] = Date.now(); });
-      loadHistory(id, el);
-    }
+    el.querySelector(".pop-status").textContent = (labels.status || {})[c.status] || "";
+    if (isNew) requestAnimationFrame(function () { window.__popTimes[id] = Date.now(); });
   }
 
-  function loadHistory(id, el) {
+  function loadHistory(id, target) {
     fetch("/live/calls/" + encodeURIComponent(id) + "/pop", {credentials: "same-origin", headers: {"Accept": "text/html"}})
       .then(function (r) { return r.ok ? r.text() : ""; })
-      .then(function (html) { if (html) el.querySelector(".pop-history").innerHTML = html; })
+      .then(function (html) { if (html && target) target.innerHTML = html; })
       .catch(function () {});
   }
 
@@ -78,16 +138,48 @@
       .then(function (d) { if (d && d.url) window.location.href = d.url; });
   }
 
-  function reveal(id, el) {
+  function reveal(id, done) {
     fetch("/live/calls/" + encodeURIComponent(id) + "/reveal", {
       method: "POST", credentials: "same-origin",
       headers: {"Accept": "application/json", "X-CSRF-Token": csrf}
     }).then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (d) {
-        if (!d) return;
-        el.dataset.revealed = "1";
-        el.querySelector(".pop-caller").textContent = d.number;
-      });
+      .then(function (d) { if (d) done(d.number); });
+  }
+
+  // ------------------------------------------------------------------ presence (busy, wrap-up)
+  var presenceForm = document.getElementById("presence-form");
+  var presenceLabels = JSON.parse((document.getElementById("presence-labels") || {}).textContent || "{}");
+  var wrapUntil = presenceForm && presenceForm.dataset.until ? Date.parse(presenceForm.dataset.until) : null;
+  var wrapAsked = false;
+
+  function showPresence(state, until) {
+    if (!presenceForm) return;
+    presenceForm.dataset.state = state;
+    var now = document.getElementById("presence-now");
+    now.textContent = presenceLabels[state] || "";
+    now.className = "presence-now state-" + state;
+    presenceForm.querySelectorAll("button[name=state]").forEach(function (b) {
+      var on = b.value === state;
+      b.classList.toggle("current", on);
+      if (on) b.setAttribute("aria-pressed", "true"); else b.removeAttribute("aria-pressed");
+    });
+    wrapUntil = state === "wrap_up" && until ? Date.parse(until) : null;
+    wrapAsked = false;
+    document.getElementById("wrap-up-left").hidden = !wrapUntil;
+    tickWrapUp();
+  }
+
+  function tickWrapUp() {
+    if (!wrapUntil) return;
+    var left = (wrapUntil - Date.now()) / 1000;
+    document.getElementById("wrap-up-seconds").textContent = fmtSeconds(left);
+    if (left <= 0 && !wrapAsked) {
+      wrapAsked = true;
+      fetch("/live/presence/wrap-up-over", {method: "POST", credentials: "same-origin",
+        headers: {"Accept": "application/json", "X-CSRF-Token": csrf}})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (d) { if (d) showPresence(d.state, d.until); });
+    }
   }
 
   function onEvent(e) {
@@ -140,6 +232,11 @@
       var msg = JSON.parse(e.data);
       if (msg.call) render(msg.call);
     });
+    es.addEventListener("presence", function (e) {
+      onEvent(e);
+      var p = JSON.parse(e.data).presence || {};
+      if (p.user_id === userId) showPresence(p.state, p.until);
+    });
     es.addEventListener("referral_alert", function (e) { onEvent(e); referralAlert(JSON.parse(e.data).alert || {}); });
     es.addEventListener("error", function () {
       setStatus(false);
@@ -156,13 +253,35 @@
         el.querySelector(".pop-wait").textContent = fmtSeconds(waitSeconds(el._call));
       }
     });
+    tickCard();
+    tickWrapUp();
   }, 1000);
+  tickCard();
+  tickWrapUp();
 
+  // Alt+R: the record of YOUR current call (never simply the newest pop); Alt+X: dismiss the
+  // newest call in the strip.
   document.addEventListener("keydown", function (e) {
-    if (e.altKey && !e.ctrlKey && (e.key === "r" || e.key === "R")) {
-      var first = pops.querySelector(".pop");
-      if (first) { e.preventDefault(); openRecord(first.dataset.callId); }
+    if (!e.altKey || e.ctrlKey || e.metaKey) return;
+    var k = (e.key || "").toLowerCase();
+    if (k === "r") {
+      e.preventDefault();
+      if (card && card.dataset.recordUrl) {
+        if (window.location.pathname === card.dataset.recordUrl || !document.getElementById("cc-open")) {
+          var first = document.querySelector("#record-form select, #record-form input:not([type=hidden])");
+          if (first) first.focus();
+        } else {
+          window.location.href = card.dataset.recordUrl;
+        }
+        return;
+      }
+      var own = pops.querySelector('.pop[data-mine="1"]');
+      if (own) openRecord(own.dataset.callId);
+    } else if (k === "x") {
+      var newest = pops.querySelector(".pop");
+      if (newest) { e.preventDefault(); dismissed[newest.dataset.callId] = 1; newest.remove(); }
     }
   });
+  void role; void currentCall;
   connect();
 })();

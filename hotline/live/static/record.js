@@ -76,22 +76,97 @@
     return true;
   }
 
+  // ---------------------------------------------------------------- conflicts, field by field
+  // ``base``: the values this tab last knew to be on the server.  When another tab saved first,
+  // a field only one side changed is merged silently; a field both changed is the counsellor's
+  // choice (mine, saved, or for text both kept and editable).  The server keeps the rejected
+  // version in the history, so no text is lost whatever is chosen.
+  var base = JSON.parse(JSON.stringify(server));
+  var conflict = null;
+  var TEXTS = {notes: 1, callback_safe_time: 1, referral_to: 1, referral_data: 1, ethnic_minority: 1, language: 1};
+
+  function sameValue(x, y) { var a = {}, b = {}; a.k = x; b.k = y; return same(a, b); }
+  function shown(v) { return Array.isArray(v) ? v.join(", ") : (v == null || v === "" ? "—" : String(v)); }
+
+  function mergeText(b, mineV, theirs) {
+    b = b || ""; mineV = mineV || ""; theirs = theirs || "";
+    if (mineV.indexOf(b) === 0 && theirs.indexOf(b) === 0) return theirs + mineV.slice(b.length);
+    return theirs + "\n---\n" + mineV;
+  }
+
   function showConflict(body) {
     var box = document.getElementById("conflict-box");
     var rows = document.getElementById("conflict-rows");
+    var mineNow = collect();
+    var merged = {}, open = [];
+    Object.keys(body.differences || {}).forEach(function (k) {
+      var d = body.differences[k], b = base[k];
+      if (sameValue(mineNow[k] !== undefined ? mineNow[k] : d.yours, b)) merged[k] = d.theirs;  // only they changed it
+      else if (sameValue(d.theirs, b)) merged[k] = d.yours;  // only I changed it
+      else open.push(k);
+    });
+    conflict = {version: body.current_version, differences: body.differences || {}, merged: merged, open: open};
+    conflictVersion = body.current_version;
+    if (!open.length) { finishMerge(); return; }
     document.getElementById("conflict-detail").textContent = body.detail || ui.conflict;
     rows.textContent = "";
-    Object.keys(body.differences || {}).forEach(function (k) {
+    open.forEach(function (k) {
       var d = body.differences[k], tr = document.createElement("tr");
-      [d.label || k, d.yours, d.theirs].forEach(function (v) {
+      tr.dataset.field = k;
+      [d.label || k, shown(d.yours), shown(d.theirs)].forEach(function (v) {
         var td = document.createElement("td");
-        td.textContent = Array.isArray(v) ? v.join(", ") : (v == null ? "—" : String(v));
+        td.textContent = v;
         tr.appendChild(td);
       });
+      var td = document.createElement("td");
+      var choices = TEXTS[k] ? ["both", "mine", "theirs"] : ["mine", "theirs"];
+      choices.forEach(function (c, i) {
+        var lab = document.createElement("label"), r = document.createElement("input");
+        lab.className = "check small";
+        r.type = "radio"; r.name = "merge-" + k; r.value = c; r.checked = i === 0;
+        lab.appendChild(r); lab.appendChild(document.createTextNode(" " + ui[c]));
+        td.appendChild(lab);
+      });
+      if (TEXTS[k]) {
+        var ta = document.createElement("textarea");
+        ta.className = "merge-text"; ta.rows = 4;
+        ta.value = mergeText(base[k], d.yours, d.theirs);
+        td.appendChild(ta);
+        td.addEventListener("change", function (e) {
+          if (e.target.type !== "radio") return;
+          ta.value = e.target.value === "mine" ? (d.yours || "") : e.target.value === "theirs" ? (d.theirs || "")
+            : mergeText(base[k], d.yours, d.theirs);
+        });
+      }
+      tr.appendChild(td);
       rows.appendChild(tr);
     });
-    conflictVersion = body.current_version;
     box.hidden = false;
+    status(body.detail, "error");
+  }
+
+  function finishMerge(choose) {
+    if (!conflict) return;
+    var values = {};
+    Object.keys(conflict.merged).forEach(function (k) { values[k] = conflict.merged[k]; });
+    conflict.open.forEach(function (k) {
+      var d = conflict.differences[k];
+      var tr = document.querySelector('#conflict-rows tr[data-field="' + k + '"]');
+      var pick = choose || (tr && (tr.querySelector("input[type=radio]:checked") || {}).value) || "mine";
+      if (TEXTS[k]) {
+        if (choose === "mine") values[k] = mergeText(base[k], d.yours, d.theirs);  // keep mine: their text stays too
+        else if (choose === "theirs") values[k] = d.theirs;
+        else values[k] = tr ? tr.querySelector("textarea.merge-text").value : mergeText(base[k], d.yours, d.theirs);
+      } else {
+        values[k] = pick === "theirs" ? d.theirs : d.yours;
+      }
+    });
+    apply(values);
+    setVersion(conflict.version);
+    conflictVersion = null;
+    conflict = null;
+    document.getElementById("conflict-box").hidden = true;
+    save({force: true, merge: true}).then(function () { status(ui.merged, "muted"); });
   }
 
   function save(opts) {
@@ -107,10 +182,17 @@
     return fetch("/records/" + encodeURIComponent(id), {
       method: "PUT", credentials: "same-origin",
       headers: {"Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf},
-      body: JSON.stringify({version: version, fields: fields})
+      body: JSON.stringify({version: version, fields: fields, merge: !!opts.merge, complete: !!opts.complete})
     }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (body) {
         if (r.ok) {
+          base = JSON.parse(JSON.stringify(fields));
+          showErrors({});
+          if (opts.complete && body.next) {
+            try { localStorage.removeItem(KEY); } catch (e) {}
+            window.location.assign(body.next);  // back to the live screen
+            return;
+          }
           setVersion(body.version);
           var now = collect();
           store(now, !same(now, fields));
@@ -134,9 +216,11 @@
           statusEl.appendChild(a);
         } else if (r.status === 422) {
           if (body.version) setVersion(body.version);
+          if (body.errors && body.errors.version === undefined) base = JSON.parse(JSON.stringify(fields));
           status(body.detail, "error");
+          showErrors(body.errors || {});
         } else {
-          status(body.detail || ("HTTP " + r.status), "error");
+          status(ui.failed.replace("%(status)s", String(r.status)), "error");
         }
       });
     }, function () {
@@ -159,18 +243,19 @@
     form.addEventListener("change", schedule);
     window.addEventListener("online", function () { save(); });
     window.addEventListener("offline", function () { status(ui.offline, "offline"); });
+    // Save and Complete go through fetch: no page is posted, so going back never asks to resend a
+    // form; errors show beside their fields and in the list above the form.
     form.addEventListener("submit", function (e) {
-      if (!navigator.onLine) { e.preventDefault(); store(collect(), true); status(ui.offline, "offline"); }
+      e.preventDefault();
+      if (!navigator.onLine) { store(collect(), true); status(ui.offline, "offline"); return; }
+      var action = e.submitter && e.submitter.value;
+      clearTimeout(timer);
+      save({complete: action === "complete"});
     });
     var nc = document.getElementById("nc-form");
     if (nc) nc.addEventListener("submit", function () { try { localStorage.removeItem(KEY); } catch (e) {} });
-    document.getElementById("keep-mine").addEventListener("click", function () {
-      if (conflictVersion === null) return;
-      setVersion(conflictVersion);
-      conflictVersion = null;
-      document.getElementById("conflict-box").hidden = true;
-      save({force: true});
-    });
+    document.getElementById("keep-mine").addEventListener("click", function () { finishMerge("mine"); });
+    document.getElementById("merge-apply").addEventListener("click", function () { finishMerge(); });
     document.getElementById("take-theirs").addEventListener("click", function () {
       try { localStorage.removeItem(KEY); } catch (e) {}
       location.reload();
@@ -231,12 +316,57 @@
     });
   });
 
+  // ---------------------------------------------------------------- errors beside the fields
+  function showErrors(errors) {
+    var box = document.getElementById("form-errors");
+    form.querySelectorAll(".field-error.js").forEach(function (el) { el.remove(); });
+    form.querySelectorAll(".has-error").forEach(function (el) { el.classList.remove("has-error"); });
+    var names = Object.keys(errors || {});
+    if (!box) return;
+    var list = box.querySelector("ul");
+    list.textContent = "";
+    names.forEach(function (name) {
+      var li = document.createElement("li"), a = document.createElement("a");
+      a.href = "#f-" + name; a.textContent = errors[name];
+      li.appendChild(a); list.appendChild(li);
+      var field = document.getElementById("f-" + name);
+      if (field) {
+        field.classList.add("has-error");
+        var p = document.createElement("p");
+        p.className = "field-error js"; p.textContent = errors[name];
+        field.appendChild(p);
+      }
+    });
+    box.hidden = !names.length;
+    if (names.length) box.scrollIntoView({block: "nearest"});
+  }
+
+  // ---------------------------------------------------------------- imminent risk
+  var riskSelect = form.querySelector('select[name="risk"]');
+  function riskShown(prompt) {
+    var on = riskSelect && riskSelect.value === "imminent";
+    var banner = document.getElementById("risk-banner");
+    if (banner) banner.hidden = !on;
+    var cc = document.getElementById("call-card");
+    if (cc) cc.classList.toggle("risk-imminent", on);
+    var badge = document.getElementById("cc-risk");
+    if (badge) badge.hidden = !on;
+    form.classList.toggle("risk-imminent", on);
+    var dlg = document.getElementById("risk-dialog");
+    if (on && prompt && dlg && dlg.showModal && !dlg.open) dlg.showModal();
+  }
+  if (riskSelect) {
+    riskSelect.addEventListener("change", function () { riskShown(true); });
+    riskShown(false);
+  }
+
+
   document.addEventListener("keydown", function (e) {
     var k = (e.key || "").toLowerCase();
     if (e.ctrlKey && k === "s") { e.preventDefault(); clearTimeout(timer); save(); }
     else if (e.ctrlKey && k === "enter") { e.preventDefault(); var c = document.getElementById("complete-btn"); if (c) c.click(); }
     else if (e.altKey && k === "d") { e.preventDefault(); document.querySelector("#directory-panel input").focus(); }
     else if (e.altKey && k === "l") { e.preventDefault(); document.querySelector("#legal-panel input").focus(); }
-    else if (e.altKey && k === "n") { e.preventDefault(); var n = document.getElementById("notes"); if (n) n.focus(); }
+    else if (e.altKey && k === "g") { e.preventDefault(); var n = document.getElementById("notes"); if (n) n.focus(); }
   });
 })();
