@@ -317,14 +317,22 @@ def _languages(g: dict[str, str], errors: list[Any]) -> list[str]:
     return list(dict.fromkeys(langs))
 
 
+def _webhook_scheme() -> str:
+    """https:// only (#14): plain http:// only where a development set-up allows it explicitly."""
+    from hotline.settings import get_settings
+
+    s = get_settings()
+    return r"^https?://\S+$" if s.referral_allow_http_webhooks and not s.is_production else r"^https://\S+$"
+
+
 def _referral(g: dict[str, str], errors: list[Any]) -> tuple[str, str]:
     method_key = _fold(g["referral_method"])
     if method_key not in REFERRAL_METHODS:
         errors.append(Text("unknown referral method %(method)r: webhook, email, sms or empty",
                            method=g["referral_method"]))
     method = REFERRAL_METHODS.get(method_key, "")
-    if method == "webhook" and not re.match(r"^https?://\S+$", g["referral_webhook_url"]):
-        errors.append(Text("webhook referrals need a referral_webhook_url (http…)"))
+    if method == "webhook" and not re.match(_webhook_scheme(), g["referral_webhook_url"]):
+        errors.append(Text("webhook referrals need a referral_webhook_url starting with https://"))
     if method == "webhook" and len(g["referral_webhook_secret"]) < 16:
         errors.append(Text("webhook referrals need a secret of at least 16 characters"))
     if method == "email" and not _EMAIL.match(g["referral_email"]):

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     referral_escalation_minutes: int = Field(15, description="An emergency referral unanswered this long alerts supervisors")
     referral_link_hours: int = Field(72, description="How long a partner's single-use referral link stays valid")
     referral_retry_seconds: str = Field("10,30,90,270,810", description="Waits between delivery tries (backoff)")
+    referral_allow_http_webhooks: bool = Field(
+        False, description="Development only: also send referrals to plain http:// webhooks (names and notes in clear)")
 
     wrap_up_seconds: int = Field(60, ge=0, le=3600, description="After a call ends a counsellor is in wrap-up this long before available again")
 

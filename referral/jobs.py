@@ -95,9 +95,12 @@ def _reason(exc: Exception) -> str:
 
 # ---------------------------------------------------------------------- webhook
 def _check_url(url: str) -> None:
+    # Names and notes never travel in clear text: https:// only, unless a development set-up says
+    # otherwise explicitly (HOTLINE_REFERRAL_ALLOW_HTTP_WEBHOOKS, refused in production).
     parts = urlsplit(url)
-    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and (loopback or not get_settings().is_production)):
+    settings = get_settings()
+    allow_http = settings.referral_allow_http_webhooks and not settings.is_production
+    if parts.scheme != "https" and not (parts.scheme == "http" and allow_http):
         raise ValueError(f"webhook URL must be https:// (got {parts.scheme or 'nothing'}://)")
 
 

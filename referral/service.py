@@ -574,15 +574,32 @@ def _staff_can_view(actor: Any, ref: Referral) -> bool:
     return actor.role in ("counsellor", "supervisor") and ref.centre_id == actor.centre_id
 
 
+def _record_visible(session: Session, actor: Any, ref: Referral) -> bool:
+    """A referral shows the caller's name and the record's notes: it follows the record's visibility
+    (a counsellor may not read another counsellor's draft through its referral, #14)."""
+    if ref.record_id is None:
+        return True
+    record = session.get(CallRecord, ref.record_id)
+    return record is None or records.can_view(actor, record)
+
+
 def get_for_staff(session: Session, *, referral_id: int, actor: Any, for_edit: bool = False) -> Referral:
     ref = session.get(Referral, referral_id)
-    if ref is None or not _staff_can_view(actor, ref):
+    if ref is None or not _staff_can_view(actor, ref) or not _record_visible(session, actor, ref):
         raise NotFound(referral_id)
     if for_edit and ref.record_id is not None:
         record = session.get(CallRecord, ref.record_id)
         if record is not None and not records.can_edit(actor, record):
             raise NotAllowed(referral_id)
     return ref
+
+
+def staff_payload(session: Session, ref: Referral) -> dict[str, Any]:
+    """What the partner received, as staff may see it: without the partner's single-use respond link
+    (whoever holds it can answer in the partner's name)."""
+    payload = payload_for(session, ref)
+    payload.pop("respond_url", None)
+    return payload
 
 
 def for_record(session: Session, *, record_id: int) -> list[Referral]:
@@ -598,7 +615,7 @@ def list_for_staff(session: Session, *, actor: Any, state: str | None = None, li
         q = q.where(Referral.centre_id == actor.centre_id)
     if state:
         q = q.where(Referral.state == state)
-    return list(session.scalars(q))
+    return [ref for ref in session.scalars(q) if _record_visible(session, actor, ref)]
 
 
 def cancel(session: Session, *, referral_id: int, actor: Any, reason: str, request: Any = None) -> Referral:
@@ -770,15 +787,18 @@ def acknowledge_signed(session: Session, *, body: bytes, timestamp: str, signatu
         raise ReferralError({"body": 'The body must be JSON with "referral_id" and "status" '
                                      '(received, accepted or declined).'}) from None
     ref = session.scalar(select(Referral).where(Referral.public_id == public_id))
-    if ref is None:
-        raise signing.BadSignature("unknown referral_id")
     from directory import service as directory
 
-    try:
-        secret = directory.referral_target(session, ref.service_id)["webhook_secret"]
-    except LookupError:
-        secret = ""
-    signing.verify(secret, timestamp, body, signature, now=now)
+    secret = ""
+    if ref is not None:
+        try:
+            secret = directory.referral_target(session, ref.service_id)["webhook_secret"]
+        except LookupError:
+            secret = ""
+    # An unknown referral_id is checked against a random secret: it is refused exactly like a wrong
+    # signature, so the answer does not tell whether a referral exists (#14 finding 8).
+    signing.verify(secret or secrets.token_urlsafe(32), timestamp, body, signature, now=now)
+    assert ref is not None  # a random secret never verifies
     digest = signing.digest(signature.strip())
     if session.get(AckNonce, digest) is not None:
         raise signing.BadSignature("this acknowledgement was already received (replay)")

@@ -15,6 +15,7 @@ Partners:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from referral import service, signing
 from referral.models import STATES, URGENCIES
 
 add_template_dir(Path(__file__).parent / "templates")
+log = logging.getLogger(__name__)
 router = APIRouter()
 staff = require_roles("counsellor", "supervisor", "administrator")
 partners = require_roles("partner")
@@ -243,7 +245,7 @@ def _detail(request: Request, db: Any, ref: Any, principal: Principal, errors: d
             status_code: int = 200) -> Response:
     return render(request, "referral/detail.html", {
         "ref": ref, "L": _labels(principal.language), "errors": errors or {},
-        "payload": service.payload_for(db, ref) if ref.delivery else None,
+        "payload": service.staff_payload(db, ref) if ref.delivery else None,
         "max_attempts": service.max_attempts(), "pretty": pretty}, status_code=status_code)
 
 
@@ -397,6 +399,18 @@ async def link_answer(token: str, request: Request) -> Response:
 
 
 # ---------------------------------------------------------------------- webhook acknowledgements
+def _refused_ack(db: Any, request: Request, body: bytes, reason: str) -> None:
+    """A refused acknowledgement leaves a log line and an audit entry (#14 finding 8): forged or
+    replayed answers in someone's name are something to look into."""
+    import hashlib
+
+    detail = {"reason": reason, "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+              "timestamp": request.headers.get("x-hotline-timestamp", "")[:40]}
+    log.warning("referral acknowledgement refused: %s", reason, extra={"detail": detail})
+    audit.record(db, actor="webhook:unknown", action="referral.acknowledge_refused", object_type="referral",
+                 object_id=None, request=request, detail=detail)
+
+
 @router.post("/api/referrals/ack")
 async def acknowledge(request: Request) -> Response:
     body = await request.body()
@@ -406,9 +420,11 @@ async def acknowledge(request: Request) -> Response:
                                              signature=request.headers.get("x-hotline-signature", ""))
         except signing.BadSignature as exc:
             db.rollback()
+            _refused_ack(db, request, body, str(exc))
             return JSONResponse({"error": "refused", "reason": str(exc)}, status_code=401)
         except service.ReferralError as exc:
             db.rollback()
+            _refused_ack(db, request, body, "invalid body")
             return JSONResponse({"error": "invalid", "errors": _errors(request, exc)}, status_code=422)
         audit.record(db, actor=f"webhook:{ref.service_id}", action="referral.acknowledge", object_type="referral",
                      object_id=ref.id, request=request, detail={"state": ref.state})

@@ -101,7 +101,8 @@ def peer_env(receiver_port: int, smtp: SMTPSink, twilio: TwilioStandIn) -> dict[
     return {"HOTLINE_SMTP_HOST": "127.0.0.1", "HOTLINE_SMTP_PORT": str(smtp.port), "HOTLINE_SMTP_STARTTLS": "false",
             "HOTLINE_SMTP_FROM": "hotline@ctxh.example", "HOTLINE_TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
             "HOTLINE_TWILIO_SMS_FROM": "+84240000000", "HOTLINE_TWILIO_API_BASE_URL": twilio.url,
-            "HOTLINE_REFERRAL_RETRY_SECONDS": "1,1"}
+            "HOTLINE_REFERRAL_RETRY_SECONDS": "1,1",
+            "HOTLINE_REFERRAL_ALLOW_HTTP_WEBHOOKS": "true"}  # the local receiver speaks plain http
 
 
 @pytest.fixture(scope="session")

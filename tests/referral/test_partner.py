@@ -186,3 +186,52 @@ def test_admin_links_partner_accounts_in_the_page(world, app_client):
     app_client.cookies.clear()
     token = world.login(app_client, "sup")
     assert app_client.get("/referrals/admin/partners").status_code == 403
+
+
+def test_refused_acknowledgements_are_logged_and_audited_and_unknown_ids_look_like_bad_signatures(
+        world, app_client, caplog):
+    """#14 finding 8: a refused acknowledgement leaves a log line and an audit entry, and an unknown
+    referral_id gets the same answer as a wrong signature (no oracle for referral ids)."""
+    import logging
+
+    from hotline.audit.models import AuditEntry
+
+    [(ref_id, pub)] = _make(world, "t-shelter-a")
+    caplog.set_level(logging.INFO)
+    forged, _, _ = _ack(app_client, {"referral_id": pub, "status": "accepted"}, secret="not-the-secret-at-all")
+    unknown, _, _ = _ack(app_client, {"referral_id": "0" * 32, "status": "accepted"}, secret="not-the-secret-at-all")
+    assert forged.status_code == unknown.status_code == 401
+    assert forged.json() == unknown.json()
+    with session_scope() as db:
+        refused = db.scalars(select(AuditEntry).where(AuditEntry.action == "referral.acknowledge_refused")).all()
+    assert len(refused) == 2
+    assert sum("acknowledgement refused" in rec.getMessage() for rec in caplog.records) == 2
+    assert _state(ref_id) == "queued"
+
+
+def test_webhook_urls_must_be_https_unless_development_allows_http(world, monkeypatch):
+    """#14 finding 10: names and notes never travel in clear text to a partner."""
+    from directory import service as directory
+    from hotline.settings import reset_settings
+    from referral import jobs
+
+    base = {"id": "t-plain", "organization_id": "org-p", "organization": "P", "name": "P", "service_type": "shelter",
+            "province": "toàn quốc", "languages": "vi", "accessible": "no", "verified": "yes",
+            "last_verified_at": "2026-11-01", "last_verified_by": "test", "referral_method": "webhook",
+            "referral_webhook_secret": SECRET}
+    monkeypatch.setenv("HOTLINE_REFERRAL_ALLOW_HTTP_WEBHOOKS", "false")
+    reset_settings()
+    try:
+        directory.validate({**base, "referral_webhook_url": "http://partner.example/hook"})
+    except directory.RecordError as exc:
+        assert "https://" in str(exc)
+    else:
+        raise AssertionError("an http:// webhook was accepted in the directory")
+    directory.validate({**base, "referral_webhook_url": "https://partner.example/hook"})
+    for url in ("http://partner.example/hook", "http://127.0.0.1:9/hook"):
+        try:
+            jobs.send_webhook(target=url, payload={}, delivery_id="x", secret=SECRET)
+        except ValueError as exc:
+            assert "https://" in str(exc)
+        else:
+            raise AssertionError(f"{url} was accepted")

@@ -72,3 +72,25 @@ def test_cli_list_and_sweep(world, capsys):
     assert item["code"] == code and item["state"] == "queued" and item["delivery"] == "pending"
     assert main(["--log-format", "console", "referral", "sweep"]) == 0
     assert json.loads(capsys.readouterr().out) == {"escalated": 0, "expired": 0, "requeued": 0}
+
+
+def test_referral_pages_follow_record_visibility_and_never_show_the_partner_link(world, app_client):
+    """#14 finding 2: a counsellor who may not see another counsellor's draft record (404) may not
+    open its referral either; nobody on staff sees the partner's single-use respond link."""
+    from referral import service
+    from referral.models import Referral
+
+    [(ref_id, _delivery_id, code)] = _make(world, "t-shelter-a")  # from lan's draft record
+    with session_scope() as db:
+        link = service.link_url(service.link_for(db, db.get(Referral, ref_id)))
+    world.uid("hoa")
+    world.login(app_client, "hoa")
+    assert app_client.get(f"/records/{world.record_id}").status_code == 404
+    assert app_client.get(f"/referrals/{ref_id}").status_code == 404
+    assert app_client.get(f"/referrals/{ref_id}", headers={"Accept": "application/json"}).status_code == 404
+    assert code not in app_client.get("/referrals").text
+    for name in ("lan", "sup", "admin"):  # those who may see the record see the referral, not the link
+        world.login(app_client, name)
+        page = app_client.get(f"/referrals/{ref_id}")
+        assert page.status_code == 200, name
+        assert link.split("/r/")[1] not in page.text and "respond_url" not in page.text, name
