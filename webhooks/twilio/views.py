@@ -111,12 +111,13 @@ def _signature_problem(settings: Settings, request: Request, params: _Params) ->
     return None
 
 
-async def _keep(raw: RawIn, budget: float | None = None) -> bool:
-    """Keep a raw event (committed with its batch, or spooled); True when it reached the database."""
+async def _keep(raw: RawIn | list[RawIn], budget: float | None = None) -> bool:
+    """Keep raw events (committed with their batch, or spooled); True when they reached the database."""
+    items = raw if isinstance(raw, list) else [raw]
     if budget is None:
-        return await asyncio.wrap_future(batcher.submit([raw]))
+        return await asyncio.wrap_future(batcher.submit(items))
     with anyio.fail_after(budget):
-        return await asyncio.wrap_future(batcher.submit([raw]))
+        return await asyncio.wrap_future(batcher.submit(items))
 
 
 async def _in_thread(fn: Callable[[], object], budget: float | None = None) -> object:
@@ -284,19 +285,20 @@ async def voice(request: Request) -> Response:
             req.assigned_queue = known.get(("number", translator.dialed_of(req)), req.assigned_queue)
             log.error("twilio.voice_lookup_failed", extra={"reason": describe(exc),
                                                            "call_sid": req.get("CallSid")})
-    raw = translator.translate(req)
+    items = translator.translate_all(req)  # the event, and a dead letter for any value left out
+    raw = items[0]
     if raw.error:
         await _keep(raw)
         return _bad_request(req, raw)
     if reachable:
         try:
-            if not await _keep(raw, budget=max(0.1, deadline - anyio.current_time())):
+            if not await _keep(items, budget=max(0.1, deadline - anyio.current_time())):
                 _mark_down(request)  # the ingestor spooled it: the database went away just now
         except Exception:  # noqa: BLE001 - a late commit and the spooled copy are one event (same dedupe key)
             reachable = False
     if not reachable:
         _mark_down(request)
-        path = await anyio.to_thread.run_sync(lambda: spool.write([raw]))
+        path = await anyio.to_thread.run_sync(lambda: spool.write(items))
         log.error("twilio.voice_spooled", extra={"call_sid": req.get("CallSid"), "spool": path.name})
     return _twiml(voice_twiml(settings, req.assigned_queue))
 
@@ -338,8 +340,9 @@ async def _callback(request: Request, hook: Hook,
     req = await _read(request, hook)
     if isinstance(req, Response):
         return req
-    raw = translator.translate(req)
-    await _keep(raw)
+    items = translator.translate_all(req)  # the event, and a dead letter for any value left out
+    raw = items[0]
+    await _keep(items)
     if raw.error:
         return _bad_request(req, raw)
     settings = get_settings()

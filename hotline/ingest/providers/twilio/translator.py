@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -103,6 +104,7 @@ class Request:
     idempotency_token: str | None = None
     query: dict[str, str] = field(default_factory=dict)  # our own url parameters (agent, queue, attempt)
     assigned_queue: str | None = None  # the queue the voice webhook put the caller in
+    problems: list[str] = field(default_factory=list)  # values left out, each a dead letter (see translate_all)
 
     def get(self, name: str) -> str | None:
         value = self.params.get(name)
@@ -114,26 +116,61 @@ class BadWebhook(ValueError):
 
 
 # ---------------------------------------------------------------------- small parsers
-def to_int(value: str | None) -> int | None:
-    if value in (None, ""):
+# Signed values are still only what the sender wrote: a value out of these bounds is left out of
+# the call (which keeps every other fact) and reported as a dead letter with the reason.
+MAX_SECONDS = 86_400  # Twilio ends every call within 24 h (the largest timeLimit)
+MAX_TIMESTAMP_SKEW = timedelta(days=366)  # a callback's Timestamp this far from its arrival is not believed
+TEXT_LIMITS = {"key": 128, "channel": 128, "dialed": 128, "queue": 128, "agent": 255, "caller": 255, "reason": 64}
+
+
+def _number(value: str | None) -> int | None:
+    """A finite number written in ``value`` (``90``, ``90.0``, ``9e1``), truncated; else None."""
+    if value is None:
         return None
     try:
-        return max(0, int(float(value)))
+        number = float(value.strip())
     except ValueError:
         return None
+    if not math.isfinite(number) or abs(number) > 1e15:
+        return None
+    return int(number)
 
 
-def _timestamp(value: str | None, fallback: datetime) -> datetime:
+def to_int(value: str | None) -> int | None:
+    """Our own URL parameters and the hold-music values: a non-negative number or None, never an error."""
+    number = _number(value)
+    return None if number is None else min(max(0, number), 1_000_000)
+
+
+def _seconds(req: Request, name: str) -> int | None:
+    """A duration Twilio reports (``CallDuration``, ``QueueTime``, ``DialCallDuration``), in seconds."""
+    value = req.get(name)
+    if value is None:
+        return None
+    number = _number(value)
+    if number is None or not 0 <= number <= MAX_SECONDS:
+        req.problems.append(f"{name}={value[:40]!r} is not a number of seconds from 0 to {MAX_SECONDS}; "
+                            "the call is recorded without it")
+        return None
+    return number
+
+
+def _timestamp(req: Request, fallback: datetime) -> datetime:
     """Twilio's ``Timestamp`` is RFC 2822 (``Mon, 23 Nov 2026 11:00:00 +0000``)."""
+    value = req.get("Timestamp")
     if not value:
         return fallback
     try:
         at = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return fallback
-    if at is None:
-        return fallback
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        at = None
+    if at is not None:
+        at = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+        if abs(at - fallback) <= MAX_TIMESTAMP_SKEW:
+            return at
+    req.problems.append(f"Timestamp={value[:60]!r} is not an RFC 2822 date within a year of its arrival; "
+                        "the time of arrival is used instead")
+    return fallback
 
 
 def _is_client(value: str | None) -> bool:
@@ -169,6 +206,15 @@ def queue_outcome(result: str, attempt: int) -> QueueOutcome:
 
 # ---------------------------------------------------------------------- event builders
 def _ev(kind: Kind, req: Request, key: str, at: datetime, **kw: object) -> CallEvent:
+    if len(key) > TEXT_LIMITS["key"]:
+        raise BadWebhook(f"CallSid of {len(key)} characters (Twilio's have 34); the request is kept as a dead letter")
+    for name, value in list(kw.items()):
+        limit = TEXT_LIMITS.get(name)
+        if limit is not None and isinstance(value, str) and len(value) > limit:
+            problem = f"{name} value of {len(value)} characters is longer than {limit}; the call is recorded without it"
+            if problem not in req.problems:
+                req.problems.append(problem)
+            kw[name] = None
     return CallEvent(kind=kind, provider=PROVIDER, key=key, at=at, **kw)  # type: ignore[arg-type]
 
 
@@ -186,7 +232,7 @@ def _parent_started(req: Request, key: str, at: datetime) -> list[CallEvent]:
 def _parent_completed(req: Request, key: str, at: datetime) -> list[CallEvent]:
     common = {"caller": caller_of(req), "dialed": dialed_of(req)}
     events = []
-    duration = to_int(req.get("CallDuration"))
+    duration = _seconds(req, "CallDuration")
     if duration is not None:
         events.append(_ev(Kind.STARTED, req, key, at - timedelta(seconds=duration), **common))
     events.append(_ev(Kind.ENDED, req, key, at, reason="completed", **common))
@@ -201,7 +247,7 @@ def _parent_failed(req: Request, key: str, at: datetime) -> list[CallEvent]:
 def _child(kind: Kind, talk: bool = False) -> Callable[[Request, str, datetime], list[CallEvent]]:
     def build(req: Request, key: str, at: datetime) -> list[CallEvent]:
         return [_ev(kind, req, key, at, channel=req.params["CallSid"], agent=req.get("To"),
-                    talk_seconds=to_int(req.get("CallDuration")) if talk else None,
+                    talk_seconds=_seconds(req, "CallDuration") if talk else None,
                     reason=req.params["CallStatus"] if kind is Kind.OFFER_MISSED else None)]
     return build
 
@@ -236,7 +282,7 @@ CHILD_STATUS: dict[str, _Builder] = {
 
 def _status(req: Request) -> list[CallEvent]:
     status = req.params["CallStatus"].strip().lower()
-    at = _timestamp(req.get("Timestamp"), req.received_at)
+    at = _timestamp(req, req.received_at)
     parent = req.get("ParentCallSid")
     table = CHILD_STATUS if parent else PARENT_STATUS
     if status not in table:
@@ -273,7 +319,7 @@ def _enqueue_action(req: Request) -> list[CallEvent]:
         kind = None if result == "leave" else Kind.FAILED
     if kind is None:
         return []
-    wait = to_int(req.get("QueueTime"))
+    wait = _seconds(req, "QueueTime")
     return [_ev(kind, req, req.params["CallSid"], req.received_at, queue=req.query.get("queue"),
                 wait_seconds=wait if kind in (Kind.ANSWERED, Kind.ABANDONED) else None,
                 reason=result, caller=caller_of(req), dialed=dialed_of(req))]
@@ -282,7 +328,7 @@ def _enqueue_action(req: Request) -> list[CallEvent]:
 def _dequeue(req: Request) -> list[CallEvent]:
     return [_ev(Kind.ANSWERED, req, req.params["CallSid"], req.received_at,
                 channel=req.params["DequeingCallSid"], agent=agent_identity(req),
-                wait_seconds=to_int(req.get("QueueTime")), queue=req.query.get("queue"),
+                wait_seconds=_seconds(req, "QueueTime"), queue=req.query.get("queue"),
                 caller=caller_of(req), dialed=dialed_of(req))]
 
 
@@ -302,7 +348,7 @@ def _dial_action(req: Request) -> list[CallEvent]:
         # the counsellor's CallSid it would open a second call if it overtook a delayed dequeue.
         return []
     key, end = req.params["CallSid"], req.received_at
-    talk = to_int(req.get("DialCallDuration"))
+    talk = _seconds(req, "DialCallDuration")
     kw = {"channel": req.get("DialCallSid"), "agent": agent_identity(req)}
     events = []
     if talk is not None:
@@ -380,12 +426,33 @@ def rejected(req: Request, reason: str) -> RawIn:
                  error=reason + note)
 
 
+def translate_all(req: Request) -> list[RawIn]:
+    """``translate(req)``, followed by a dead letter naming the values it left out, if any.
+
+    The call keeps every fact the other values give; the dead letter (same payload, its own
+    dedupe key, ``error`` = the reasons) is logged by the ingestor like any refusal.
+    """
+    raw = translate(req)
+    if not req.problems or raw.error:
+        return [raw]
+    reasons = "; ".join(dict.fromkeys(req.problems))
+    bad = RawIn(provider=PROVIDER, dedupe_key=raw.dedupe_key[:150] + ":values", received_at=raw.received_at,
+                payload=raw.payload, payload_bytes=raw.payload_bytes, event_type=f"{req.hook.value}:bad-values",
+                provider_key=raw.provider_key,
+                error=f"twilio {req.hook.value} webhook: {reasons}")
+    return [raw, bad]
+
+
 def translate(req: Request) -> RawIn:
-    """The raw event with its call events, or with ``error`` set when it cannot be applied."""
+    """The raw event with its call events, or with ``error`` set when it cannot be applied.
+
+    Values out of bounds are left out of the events and listed in ``req.problems``; use
+    ``translate_all`` to keep them as a dead letter.
+    """
     payload, raw_bytes = _payload(req)
     key = req.get("ParentCallSid") or req.get("CallSid")
     raw = RawIn(provider=PROVIDER, dedupe_key=dedupe_key(req), received_at=req.received_at, payload=payload,
-                payload_bytes=raw_bytes, event_type=req.hook.value, provider_key=key)
+                payload_bytes=raw_bytes, event_type=req.hook.value, provider_key=key[:128] if key else None)
     missing = missing_fields(req.hook, req.params)
     if missing:
         raw.error = (f"missing required field(s) {', '.join(missing)} in the twilio {req.hook.value} webhook; "
