@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     ami_pbx_dir: Path | None = Field(
         None, description="Folder of per-PBX env files (NAME.env), one per hotline-ami@NAME unit; hotline check logs in to each")
 
+    caller_history_shared_centres: str = Field(
+        "", description="Centres whose staff see each other's caller history, by centre code: groups separated "
+                        "by ';', codes by ',' (a regional line serving several provinces). Empty: each centre its own")
+
     default_centre_code: str = "default"
     default_centre_name: str = "Trung tâm Công tác xã hội"
     default_timezone: str = "Asia/Ho_Chi_Minh"

@@ -100,6 +100,7 @@ class ReferenceIn(BaseModel):
     kind: str
     ref_id: str
     label: str
+    lock_reason: str | None = None  # needed once the record's day is signed off
 
 
 @router.post("/records/{record_id}/references", dependencies=[Depends(csrf_protect)])
@@ -107,16 +108,24 @@ def add_reference(
     record_id: int,
     body: ReferenceIn,
     session: DB,
-    principal: Annotated[Principal, Depends(require_roles("counsellor", "supervisor"))],
+    principal: Annotated[Principal, Depends(require_roles("counsellor", "supervisor", "administrator"))],
 ) -> dict[str, Any]:
-    record = session.get(CallRecord, record_id)
-    if record is None or (principal.centre_id is not None and record.centre_id != principal.centre_id):
-        raise HTTPException(404, "no such record in your centre")
-    if principal.role == "counsellor" and record.state == "draft" and record.counsellor_id not in (None, principal.id):
-        raise HTTPException(403, "this draft belongs to another counsellor")
+    """An edit of the record like any other (#14): edit rights, the sign-off lock, a revision, audited."""
+    from hotline.i18n import translator
+    from hotline.records import service as records
+
+    _ = translator(principal.language)
     try:
-        ref = service.add_reference(session, record=record, kind=body.kind, ref_id=body.ref_id,
-                                    label=body.label, given_by=principal.id)
+        record = records.get_record(session, record_id=record_id, actor=principal, for_edit=True)
+        ref = records.give_reference(session, record=record, actor=principal, kind=body.kind, ref_id=body.ref_id,
+                                     label=body.label, reason=body.lock_reason)
+    except records.NotFound:
+        raise HTTPException(404, _("No such record, or you may not see it.")) from None
+    except records.NotAllowed:
+        raise HTTPException(403, _("You may not change this record.")) from None
+    except records.RecordError as exc:
+        session.rollback()
+        raise HTTPException(422, {"errors": exc.translated(principal.language)}) from None
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     return {"reference": ref, "references": record.references_given}

@@ -130,7 +130,7 @@ def pop(session: Session, *, call_id: int, actor: Actor) -> dict[str, Any]:
     return {
         "call": call,
         "line": line_labels(session).get(call.line_id or 0, call.queue or call.dialed or ""),
-        "history": records.caller_history(session, call=call),
+        "history": records.caller_history(session, call=call, actor=actor),
         "record_id": record_id,
         "may_reveal": actor.role in REVEAL_ROLES and bool(call.caller_number),
     }

@@ -507,6 +507,9 @@ def open_for_call(session: Session, *, call_id: int, actor: Actor) -> CallRecord
             raise NotFound(existing.id)
         return existing
     _check_creator(actor, call.centre_id)
+    if actor.role == "counsellor" and call.counsellor_id not in (None, actor.id):
+        # The counsellor who answered records the call; another one may not take it over (#14).
+        raise NotAllowed(call_id)
     record = CallRecord(call_id=call.id, centre_id=call.centre_id, channel="telephony",
                         counsellor_id=actor.id if actor.role == "counsellor" else call.counsellor_id,
                         state="draft", version=1, created_at=utcnow())
@@ -644,6 +647,7 @@ REVISION_ACTIONS = {
     "edited": N_("Edited after completion"),
     "closed_non_counselling": N_("Closed as a non-counselling call"),
     "edited_after_sign_off": N_("Edited after the day was signed off"),
+    "reference_given": N_("Given to the caller"),
     "conflict_kept": N_("Kept from another tab (not saved over the record)"),
     "merged": N_("Merged after a conflict"),
 }
@@ -671,6 +675,47 @@ def keep_rejected(session: Session, *, record: CallRecord, actor: Actor,
     session.flush()
 
 
+def give_reference(session: Session, *, record: CallRecord, actor: Actor, kind: str, ref_id: str, label: str,
+                   reason: str | None = None) -> dict[str, Any]:
+    """Note that an address or an article was given to the caller (once per item), as an edit of the
+    record: edit rights, the sign-off lock (a reason; the revision marks the signed day changed), a
+    revision and an audit entry, like every other change (#14)."""
+    from hotline.calls import service as calls
+
+    if not can_edit(actor, record):
+        raise NotAllowed(record.id)
+    locked = record.locked_at is not None
+    why = _lock_reason({}, reason) if locked else ""
+    before = list(record.references_given or [])
+    for ref in before:
+        if ref["kind"] == kind and str(ref["ref_id"]) == str(ref_id):
+            return dict(ref)  # already given: nothing changes
+    if locked and not why:
+        raise RecordError({"lock_reason": _msg(
+            "lock_reason", N_("this record's day has been signed off; give a reason for the change "
+                              "(nothing was saved)."))})
+    if len(why) > LOCK_REASON_MAX:
+        raise RecordError({"lock_reason": _msg("lock_reason", N_("at most %(max)s characters."), max=LOCK_REASON_MAX)})
+    ref = calls.add_reference(session, record=record, kind=kind, ref_id=ref_id, label=label,
+                              given_by=actor.id or None)
+    record.version += 1
+    record.updated_at = utcnow()
+    changed: dict[str, list[Any]] = {"references_given": [before, list(record.references_given)]}
+    action = "reference_given"
+    if locked:
+        action = "edited_after_sign_off"
+        changed["lock_reason"] = [None, why]
+        audit.record(session, actor=actor, action="record.edit_after_sign_off", object_type="call_record",
+                     object_id=record.id, detail={"reason": why, "version": record.version,
+                                                  "fields": ["references_given"]})
+    session.add(CallRecordRevision(record_id=record.id, version=record.version, action=action,
+                                   user_id=actor.id or None, at=utcnow(), changes=changed))
+    audit.record(session, actor=actor, action="record.reference_add", object_type="call_record",
+                 object_id=record.id, detail={"kind": kind, "ref_id": str(ref_id), "version": record.version})
+    session.flush()
+    return ref
+
+
 def close_non_counselling(session: Session, *, record: CallRecord, actor: Actor, code: str,
                           version: int | None = None, reason: str | None = None) -> CallRecord:
     """One action for a silent, prank, wrong-number or test call: issue, level 0, outcome, completed.
@@ -695,23 +740,45 @@ def revisions(session: Session, *, record: CallRecord) -> list[CallRecordRevisio
 
 
 # ---------------------------------------------------------------------- caller history
-def caller_history(session: Session, *, call: Call, limit: int = 10) -> list[dict[str, Any]]:
+def history_centres(session: Session, *, centre_id: int) -> set[int]:
+    """The centres whose caller history a centre's staff see: their own, plus those sharing it with
+    them by ``HOTLINE_CALLER_HISTORY_SHARED_CENTRES`` (groups of centre codes)."""
+    from hotline.centres.models import Centre
+    from hotline.settings import get_settings
+
+    groups = [{c.strip() for c in group.split(",") if c.strip()}
+              for group in get_settings().caller_history_shared_centres.split(";")]
+    groups = [g for g in groups if len(g) > 1]
+    if not groups:
+        return {centre_id}
+    codes = dict(session.execute(select(Centre.id, Centre.code)).tuples().all())
+    mine = codes.get(centre_id)
+    shared = {cid for cid, code in codes.items() if any(mine in g and code in g for g in groups)}
+    return shared | {centre_id}
+
+
+def caller_history(session: Session, *, call: Call, actor: Actor | None = None,
+                   limit: int = 10) -> list[dict[str, Any]]:
     """Earlier calls from the same number (same keyed hash) with what was recorded about them.
 
-    Withheld numbers have no hash: two withheld calls are never the same caller.
+    Scoped like records (#14): staff see the earlier calls of their own centre (and of centres
+    sharing caller history with it by setting), administrators all.  Withheld numbers have no hash:
+    two withheld calls are never the same caller.
     """
     from hotline.security.crypto import caller_hashes
 
     hashes = caller_hashes(call.caller_number, call.number_hash)  # under every configured hash key
     if not hashes:
         return []
-    rows = session.execute(
-        select(Call, CallRecord)
-        .outerjoin(CallRecord, CallRecord.call_id == Call.id)
-        .where(Call.number_hash.in_(hashes), Call.id != call.id, Call.received_at <= call.received_at)
-        .order_by(Call.received_at.desc())
-        .limit(limit)
-    ).all()
+    q = (select(Call, CallRecord)
+         .outerjoin(CallRecord, CallRecord.call_id == Call.id)
+         .where(Call.number_hash.in_(hashes), Call.id != call.id, Call.received_at <= call.received_at))
+    if actor is None or actor.role != "administrator":
+        if actor is not None and actor.role not in VIEW_ROLES:
+            return []
+        centre = actor.centre_id if actor is not None and actor.centre_id is not None else call.centre_id
+        q = q.where(Call.centre_id.in_(history_centres(session, centre_id=centre)))
+    rows = session.execute(q.order_by(Call.received_at.desc()).limit(limit)).all()
     out = []
     for c, r in rows:
         out.append({

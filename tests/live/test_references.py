@@ -60,10 +60,11 @@ def test_references_are_checked(client, staff):
     # No CSRF token: refused, nothing added.
     r = client.post(f"/records/{rid}/references", json={"kind": "legal", "ref_id": "1", "label": "x"}, headers=JSON)
     assert r.status_code == 403
-    # Another counsellor cannot add to this draft; a counsellor of another centre cannot see it.
+    # Another counsellor cannot add to this draft (nor see it: 404 as on /records/{id}); a counsellor of
+    # another centre cannot see it.
     client.cookies.clear()
     other = sign_in(client, "tvv2")
-    assert _give(client, other, rid, {"kind": "legal", "ref_id": "1", "label": "x"}).status_code == 403
+    assert _give(client, other, rid, {"kind": "legal", "ref_id": "1", "label": "x"}).status_code == 404
     client.cookies.clear()
     far = sign_in(client, "tvv_other")
     assert _give(client, far, rid, {"kind": "legal", "ref_id": "1", "label": "x"}).status_code == 404
