@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from directory import importers
-from directory.search import Query, SearchError, search
+from directory.search import Query, SearchError, parse_open_at, search
 from directory.seed import place_counts, seed
 from hotline.cli import CliError
 from hotline.db import session_scope
 from hotline.i18n import Text
+from hotline.settings import get_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--province")
     p.add_argument("--commune")
     p.add_argument("--open-now", action="store_true")
+    p.add_argument("--open-at", metavar="DATETIME",
+                   help="mở cửa lúc… / open at: '2026-12-24 22:00' or '22:00' (today), in the centre's timezone")
     p.add_argument("--free-bed", action="store_true")
     p.add_argument("--accessible", action="store_true")
     p.add_argument("--language")
@@ -100,29 +103,48 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _result_line(r: dict) -> str:
+    state = Text("OPEN") if r["open_now"] else Text("closed")
+    if r.get("hours_see_text"):
+        state = Text("hours: see text")
+    beds = " · " + str(Text("free beds %(n)s", n=r["beds_free"])) if r["beds_free"] is not None else ""
+    when = r["last_verified_at"].date().isoformat() if r["last_verified_at"] else Text("never")
+    verified = Text("verified %(when)s", when=when)
+    if r["coverage"] == ["*"] or (not r["province"] and not r["coverage"]):
+        where = str(Text("nationwide"))
+    else:
+        where = ", ".join(dict.fromkeys(x for x in [r["province"], *r["coverage"]] if x))
+    dist = f" · ~{r['distance_km']:.0f} km" if r["distance_km"] is not None else ""
+    mark = "  ↳ " + str(Text("alternative")) + ": " if r.get("fallback") else ""
+    return (f"{mark}{r['name']} — {r['service_type_vi']} · {r['call_number'] or '-'} · {state}{beds} · "
+            f"{where}{dist} · {verified} [{r['id']}]")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
-    q = Query(q=args.query, service_type=args.service_type, province=args.province, commune=args.commune,
-              open_now=args.open_now, free_bed=args.free_bed, accessible=args.accessible, language=args.language,
-              limit=args.limit)
     try:
         with session_scope() as session:
+            tz = get_settings().default_timezone
+            open_at = parse_open_at(args.open_at, tz) if args.open_at else None
+            q = Query(q=args.query, service_type=args.service_type, province=args.province, commune=args.commune,
+                      open_now=args.open_now, open_at=open_at, free_bed=args.free_bed, accessible=args.accessible,
+                      language=args.language, limit=args.limit)
             interp, results = search(session, q)
     except SearchError as exc:
         raise CliError(str(exc)) from None
     if args.json:
-        print(json.dumps({"query": args.query, "interpreted": interp.as_dict(), "count": len(results),
+        print(json.dumps({"query": args.query, "interpreted": interp.as_dict(), "notices": [str(n) for n in interp.notices],
+                          "open_at": open_at.isoformat() if open_at else None, "count": len(results),
                           "results": results}, ensure_ascii=False, default=str, indent=1))
         return 0
+    if open_at:
+        print(Text("open at %(when)s", when=open_at.strftime("%Y-%m-%d %H:%M %Z")))
+    for notice in interp.notices:
+        print(notice)
     if not results:
         print(Text("nothing found"))
         return 0
     for r in results:
-        state = Text("OPEN") if r["open_now"] else Text("closed")
-        beds = " · " + str(Text("free beds %(n)s", n=r["beds_free"])) if r["beds_free"] is not None else ""
-        when = r["last_verified_at"].date().isoformat() if r["last_verified_at"] else Text("never")
-        verified = Text("verified %(when)s", when=when)
-        print(f"{r['name']} — {r['service_type_vi']} · {r['call_number'] or '-'} · {state}{beds} · "
-              f"{r['province'] or 'toàn quốc'} · {verified} [{r['id']}]")
+        print(_result_line(r))
     return 0
 
 

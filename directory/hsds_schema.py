@@ -90,13 +90,14 @@ def _convert(value: str, kind: str | None) -> Any:
 def check_row(table: str, row: dict[str, Any]) -> list[str]:
     """Problems of one row against the table's schema, as "column: message" lines."""
     props = _tabular()[table]["properties"]
+    required = set(_tabular()[table].get("required", []))
     data: dict[str, Any] = {}
     for k, v in row.items():
         if k not in props or v is None:
             continue
         if isinstance(v, str):
             kind = props[k].get("type")
-            if v == "" and kind != "string":
+            if v == "" and (kind != "string" or k not in required):  # an empty cell is a missing value
                 continue
             data[k] = _convert(v, kind) if kind else v
         else:

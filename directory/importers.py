@@ -211,19 +211,20 @@ def save_partner_terms(session: Session, terms: dict[str, dict[str, Any]]) -> No
     if not terms:
         return
     existing = {t.id: t for t in session.scalars(select(TaxonomyTerm).where(TaxonomyTerm.id.in_(list(terms))))}
-    for tid, term in terms.items():
-        row = existing.get(tid)
-        if row is None:
-            row = TaxonomyTerm(id=tid[:80], maps_to=None)
-            session.add(row)
-        taxonomy = str(term.get("taxonomy_id") or term.get("taxonomy") or "partner")[:64]
-        code = str(term.get("code") or tid)[:64]
-        clash = session.scalar(select(TaxonomyTerm.id).where(TaxonomyTerm.taxonomy == taxonomy, TaxonomyTerm.code == code,
-                                                             TaxonomyTerm.id != row.id))
-        row.taxonomy, row.code = taxonomy, code if clash is None else tid[:64]
-        name = str(term.get("name") or code)[:255]
-        row.name_en, row.name_vi = name, str(term.get("x_name_vi") or name)[:255]
-        row.description = str(term.get("description") or "")
+    with session.no_autoflush:
+        for tid, term in terms.items():
+            taxonomy = str(term.get("taxonomy_id") or term.get("taxonomy") or "partner")[:64]
+            code = str(term.get("code") or tid)[:64]
+            clash = session.scalar(select(TaxonomyTerm.id).where(TaxonomyTerm.taxonomy == taxonomy,
+                                                                 TaxonomyTerm.code == code, TaxonomyTerm.id != tid))
+            name = str(term.get("name") or code)[:255]
+            row = existing.get(tid)
+            if row is None:
+                row = TaxonomyTerm(id=tid[:80], maps_to=None)
+                session.add(row)
+            row.taxonomy, row.code = taxonomy, code if clash is None else tid[:64]
+            row.name_en, row.name_vi = name, str(term.get("x_name_vi") or name)[:255]
+            row.description = str(term.get("description") or "")
     session.flush()
 
 

@@ -158,10 +158,17 @@ class SearchResultOut(BaseModel):
     last_verified_at: datetime | None
     distance_km: float | None
     accepts_referrals: bool
+    hours_note: str = ""  # schedules given only as text
+    hours_see_text: bool = False  # no days or times: "hours: see text"
+    province_code: str = ""
+    coverage: list[str] = []  # provinces it serves beyond its own (["*"]: nationwide)
+    fallback: bool = False  # another type, or outside the place asked for (see the notices)
 
 
 class SearchResponseOut(BaseModel):
     query: str
     interpreted: dict
+    notices: list[str] = []  # what was not found, in the reader's language, said before any fallback
+    open_at: datetime | None = None
     count: int
     results: list[SearchResultOut]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -24,7 +24,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from directory import hours as hours_mod
-from directory.models import Service, Word
+from directory import schedules as sched_mod
+from directory.models import Schedule, Service, Word
 from directory.places import UnknownPlace, distance_km, places
 from directory.service_types import find_in_words, phrases as type_phrases, resolve as resolve_type, service_types
 from hotline.db import UTCDateTime, utcnow
@@ -45,6 +46,7 @@ class Query:
     province: str | None = None
     commune: str | None = None
     open_now: bool = False
+    open_at: datetime | None = None  # open at that moment (aware); implies the open filter
     free_bed: bool = False
     accessible: bool = False
     language: str | None = None
@@ -66,6 +68,9 @@ class Interpretation:
     phrase: str = ""  # the whole query, folded and corrected: entries containing it rank first
     whole: set[str] = field(default_factory=set)  # words matched as whole words, not as prefixes
     typing: set[str] = field(default_factory=set)  # the last word of the query (or its corrections): prefixes
+    type_phrase: str = ""  # the words that named the type ("giam dinh phap y"): they still rank
+    place_asked: bool = False  # a place was asked for (filter or words), so "none there" is worth saying
+    notices: list[Text] = field(default_factory=list)  # what the search did, said before the results
 
     def as_dict(self) -> dict[str, Any]:
         return {"terms": self.terms, "phone": self.phone, "type": self.type_code, "province": self.province_code,
@@ -200,6 +205,14 @@ def interpret(session: Session, query: Query) -> Interpretation:
     else:
         code, remaining = find_in_words(words)
         if code:
+            left = list(remaining)
+            named = []
+            for w in words:
+                if left and left[0] == w:
+                    left.pop(0)
+                else:
+                    named.append(w)
+            interp.type_phrase = " ".join(named)
             interp.type_code, interp.type_from_text, words = code, True, remaining
     try:
         if query.province:
@@ -212,6 +225,7 @@ def interpret(session: Session, query: Query) -> Interpretation:
     except UnknownPlace as exc:
         raise SearchError(*exc.args) from None
     if interp.province_code:
+        interp.place_asked = True
         interp.lat, interp.lon = pl.centroid(interp.province_code, interp.commune_code)
     else:
         match, remaining = pl.find_in_text(words)
@@ -219,6 +233,7 @@ def interpret(session: Session, query: Query) -> Interpretation:
             words = remaining
             interp.province_code, interp.lat, interp.lon = match.province_code, match.lat, match.lon
             interp.place_label = match.label
+            interp.place_asked = True
     interp.terms = [alternatives.get(w, [w]) for w in words if len(w) >= 2]
     return interp
 
@@ -265,7 +280,8 @@ def _page_sql(dialect: str, ranked: str, keys: int, count: str = "") -> str:
         f"{ranked} "
         "SELECT s.pk, s.id, s.name, s.service_type, s.open_24_7, s.open_on_holidays, s.timezone, s.hours_text, "
         "s.beds_free, s.beds_total, s.accessible, s.languages, s.province_code, s.commune_code, s.verified, "
-        "s.last_verified_at, s.lat, s.lon, s.referral_accepts, o.name AS organization, "
+        "s.last_verified_at, s.lat, s.lon, s.referral_accepts, s.coverage, s.hours_complex, s.hours_note, "
+        "o.name AS organization, "
         f"(SELECT {agg}(x, {ch}(30)) FROM (SELECT p.number || {ch}(31) || p.e164 AS x FROM dir_phones p "
         "WHERE p.service_pk = s.pk ORDER BY p.pk) ph) AS phones, "
         f"(SELECT {agg}(sc.byday || sc.opens_at || sc.closes_at, ',') FROM dir_schedules sc "
@@ -286,7 +302,7 @@ def _open_sql(t: str) -> str:
     timezone of their own pass here and are checked exactly in Python.  ``t``: the row's alias."""
     overnight = "sc.closes_at <= sc.opens_at"
     return (
-        f"({t}.open_24_7 = :true OR {t}.timezone <> '' OR EXISTS (SELECT 1 FROM dir_schedules sc "
+        f"({t}.open_24_7 = :true OR {t}.timezone <> '' OR {t}.hours_complex = :true OR EXISTS (SELECT 1 FROM dir_schedules sc "
         f"WHERE sc.service_pk = {t}.pk AND ("
         f"(sc.byday = :o_today AND ({t}.open_on_holidays = :true OR :o_today_ok = :true) AND sc.opens_at <= :o_hm "
         f"AND (sc.closes_at > :o_hm OR {overnight})) OR "
@@ -313,7 +329,8 @@ def _where(dialect: str, query: Query, interp: Interpretation, hard_type: bool, 
     if interp.type_code and hard_type:
         conds.append("service_type = :type")
     if query.province and interp.province_code:
-        conds.append("province_code = :province")
+        conds.append("(province_code = :province OR coverage LIKE :cov)")
+        params["cov"] = f"%,{interp.province_code},%"
     if query.commune and interp.commune_code:
         conds.append("commune_code = :commune")
     if query.free_bed:
@@ -332,7 +349,11 @@ def _keys(interp: Interpretation, phrase: bool, hard_type: bool, params: dict[st
         keys.append("CASE WHEN service_type = :type THEN 0 ELSE 1 END")
     if interp.commune_code:
         keys.append("CASE WHEN commune_code = :commune THEN 0 ELSE 1 END")
-    if phrase and len(interp.phrase) >= 4:
+    if interp.type_phrase and len(interp.type_phrase) >= 4:
+        # In the name (the document begins with the folded name, of about the same length).
+        keys.append("CASE WHEN substr(search_doc, 1, length(name) + 2) LIKE :tphrase THEN 0 ELSE 1 END")
+        params["tphrase"] = f"% {interp.type_phrase}%"
+    if phrase and len(interp.phrase) >= 4 and interp.phrase != interp.type_phrase:
         keys.append("CASE WHEN substr(search_doc, 1, 160) LIKE :phrase THEN 0 ELSE 1 END")
         params["phrase"] = f"% {interp.phrase}%"
     if interp.lat is not None and interp.lon is not None:
@@ -350,10 +371,10 @@ def _tiers(query: Query, interp: Interpretation) -> list[tuple[str, bool, str]]:
     place before the other keys.  (condition, rank by phrase, leading rank key)."""
     if not interp.province_code:
         return [("", bool(interp.terms), "")]
-    tiers = [("province_code = :tier_p", True, "")]
+    tiers = [("(province_code = :tier_p OR coverage LIKE :tier_cov)", True, "")]
     if query.province or query.commune:
         return tiers
-    elsewhere = "(province_code <> :tier_p OR province_code IS NULL)"
+    elsewhere = "((province_code <> :tier_p OR province_code IS NULL) AND coverage NOT LIKE :tier_cov)"
     box = ""
     if interp.lat is not None and interp.lon is not None:
         box = ("CASE " + " ".join(f"WHEN lat BETWEEN :lat - {d} AND :lat + {d} AND lon BETWEEN :lon - {d} AND :lon + {d} "
@@ -367,23 +388,84 @@ def search(session: Session, query: Query, *, now: datetime | None = None, staff
     """Run a search; results are dicts ready for JSON/HTML (see ``SearchResultOut``).
 
     Opening hours are read in each entry's own timezone, or ``timezone`` (the centre's; default
-    the installation's) for entries without one."""
+    the installation's) for entries without one.  ``query.open_at`` asks "open at that moment"
+    instead of now.  ``interp.notices`` says what was not found before any fallback, and each
+    result's ``fallback`` tells whether it is one (another type, or outside the place asked)."""
     interp = interpret(session, query)
+    if query.open_at is not None:
+        now, query = query.open_at, replace(query, open_now=True)
     now = now or utcnow()
     tz = timezone or get_settings().default_timezone
     limit = max(1, min(query.limit, 100))
     words = _text_terms(interp)
     params: dict[str, Any] = {"fts": _fts_expr(words, interp), "tsq": _tsquery(words, interp)} if words else {}
     hard_type = bool(query.service_type) or interp.type_from_text
-    rows = _run(session, query, interp, hard_type, limit, params, now, tz)
+    rules = _Rules(session)
+    rows = _run(session, query, interp, hard_type, limit, params, now, tz, rules)
     if not rows and interp.type_from_text and not query.service_type:
-        # The type words may have been part of a name: search them as text instead.
-        rows = _run(session, query, interp, False, limit, params, now, tz)
-    return interp, _results(rows, interp, now, staff, tz)
+        # Nothing of that type: the type words may have been part of a name; search them as text.
+        rows = _run(session, query, interp, False, limit, params, now, tz, rules)
+    results = _results(rows, interp, now, staff, tz, rules)
+    _explain(interp, results)
+    return interp, results
+
+
+def _label(code: str) -> dict[str, str]:
+    """A type's label inside a sentence, in both languages ("trợ giúp pháp lý", "legal aid")."""
+    t = service_types()[code]
+    return {"vi": t.vi[:1].lower() + t.vi[1:], "en": t.en[:1].lower() + t.en[1:]}
+
+
+def _explain(interp: Interpretation, results: list[dict[str, Any]]) -> None:
+    """Mark fallbacks and say, before them, what was asked for and not found."""
+    code = interp.type_code
+    place = interp.province_code if interp.place_asked else None
+
+    def here(r: dict[str, Any]) -> bool:
+        return not place or r["province_code"] == place or place in r["coverage_codes"]
+
+    for r in results:
+        r["fallback"] = bool((code and r["service_type"] != code) or not here(r))
+    if code and place and not any(not r["fallback"] for r in results):
+        interp.notices.append(Text("No %(type)s service in %(place)s.", type=_label(code), place=interp.place_label))
+    elif code and not any(r["service_type"] == code for r in results):
+        interp.notices.append(Text("No %(type)s service found.", type=_label(code)))
+    elif place and results and not any(here(r) for r in results):
+        interp.notices.append(Text("Nothing found in %(place)s.", place=interp.place_label))
+    if interp.notices and results:
+        interp.notices.append(Text("Other suggestions, each with its type and distance:"))
+
+
+class _Rules:
+    """Full HSDS schedules of entries whose hours the quick SQL test cannot decide, loaded once."""
+
+    def __init__(self, session: Session):
+        self.session, self.by_pk = session, {}  # type: dict[int, list[sched_mod.Rule]]
+
+    def load(self, pks: list[int]) -> None:
+        want = [pk for pk in pks if pk not in self.by_pk]
+        if not want:
+            return
+        for pk in want:
+            self.by_pk[pk] = []
+        seen: set[tuple[int, str]] = set()
+        for pk, sid, rule in self.session.execute(select(Schedule.service_pk, Schedule.schedule_id, Schedule.rule)
+                                                  .where(Schedule.service_pk.in_(want)).order_by(Schedule.pk)):
+            if (pk, sid) not in seen and rule:
+                seen.add((pk, sid))
+                self.by_pk[pk].append(sched_mod.Rule.from_dict(rule))
+
+    def open(self, r: Any, now: datetime, tz: str) -> bool:
+        if r.open_24_7:
+            return True
+        if r.hours_complex:
+            self.load([int(r.pk)])
+            return sched_mod.any_open(self.by_pk[int(r.pk)], now, r.timezone or tz, bool(r.open_on_holidays))
+        return _open(r, now, tz)
 
 
 def _slots(packed: str | None) -> list[hours_mod.Slot]:
-    return [hours_mod.Slot(x[:2], x[2:7], x[7:12]) for x in packed.split(",")] if packed else []
+    return [hours_mod.Slot(x[:2], x[2:7], x[7:12]) for x in packed.split(",") if len(x) >= 12] if packed else []
 
 
 def _open(r: Any, now: datetime, tz: str) -> bool:
@@ -392,12 +474,12 @@ def _open(r: Any, now: datetime, tz: str) -> bool:
 
 
 def _run(session: Session, query: Query, interp: Interpretation, hard_type: bool, limit: int,
-         params: dict[str, Any], now: datetime, tz: str) -> list[Any]:
+         params: dict[str, Any], now: datetime, tz: str, rules: _Rules) -> list[Any]:
     """Tier by tier until the page is full; open-now is decided in SQL for entries on the centre's
     timezone and re-checked exactly in Python (entries on another timezone)."""
     dialect = session.get_bind().dialect.name
     p = {**params, "true": True, "type": interp.type_code, "province": interp.province_code,
-         "commune": interp.commune_code, "tier_p": interp.province_code}
+         "commune": interp.commune_code, "tier_p": interp.province_code, "tier_cov": f"%,{interp.province_code},%"}
     base = _where(dialect, query, interp, hard_type, p)
     if query.open_now:
         p.update(_open_params(now, tz))
@@ -423,14 +505,15 @@ def _run(session: Session, query: Query, interp: Interpretation, hard_type: bool
             # their own pass the SQL test and are decided here; if some were closed, the same chunk is
             # read again with room for that many more.
             chunk, extra = max(200, 10 * want), 0
-            cand = (f"SELECT pk, verified, name, open_24_7, open_on_holidays, timezone"
+            cand = (f"SELECT pk, verified, name, open_24_7, open_on_holidays, timezone, hours_complex"
                     f"{', ' if cols else ''}{cols} FROM dir_services WHERE {' AND '.join(conds)} "
                     f"ORDER BY {order} LIMIT {chunk} OFFSET {offset}")
             while True:
                 ranked = (f"WITH c AS ({cand}), "
                           f"r AS (SELECT * FROM c WHERE {_open_sql('c')} ORDER BY {order} LIMIT {want + extra})")
                 rows = list(session.execute(_stmt(_page_sql(dialect, ranked, len(keys), count="c")), p))
-                kept = [r for r in rows if _open(r, now, tz)]
+                rules.load([int(r.pk) for r in rows if r.hours_complex])
+                kept = [r for r in rows if rules.open(r, now, tz)]
                 if len(rows) < want + extra or len(kept) >= want:
                     break
                 extra += want - len(kept)
@@ -453,12 +536,15 @@ def is_open(svc: Service, now: datetime, timezone: str | None = None) -> bool:
                              timezone=svc.timezone or timezone or get_settings().default_timezone)
 
 
-def _results(rows: list[Any], interp: Interpretation, now: datetime, staff: bool, tz: str) -> list[dict[str, Any]]:
+def _results(rows: list[Any], interp: Interpretation, now: datetime, staff: bool, tz: str,
+             rules: _Rules) -> list[dict[str, Any]]:
     pl = places()
     types = service_types()
     out = []
+    rules.load([int(r.pk) for r in rows if r.hours_complex])
     for r in rows:
         t = types[r.service_type]
+        coverage = [c for c in (r.coverage or "").split(",") if c]
         ph = [dict(zip(("number", "e164"), x.split(_US), strict=True)) for x in r.phones.split(_RS)] if r.phones else []
         first = ph[0]["e164"] if ph else ""
         dist = None
@@ -474,12 +560,35 @@ def _results(rows: list[Any], interp: Interpretation, now: datetime, staff: bool
             "id": r.id, "name": r.name, "organization": r.organization, "service_type": r.service_type,
             "service_type_vi": t.vi, "service_type_en": t.en,
             "call_number": first if first in SHORT_CODES else (_display(first) if first else ""),
-            "phones": ph, "open_now": _open(r, now, tz),
+            "phones": ph, "open_now": rules.open(r, now, tz), "hours_note": r.hours_note or "",
+            "hours_see_text": bool(r.hours_note) and not r.slots and not r.open_24_7,
             "open_24_7": bool(r.open_24_7), "hours": r.hours_text, "beds_free": r.beds_free, "beds_total": r.beds_total,
             "accessible": bool(r.accessible), "languages": [x for x in r.languages.split(",") if x],
             "timezone": r.timezone or tz,
             "province": pl.province_name(r.province_code), "commune": pl.commune_name(r.commune_code),
+            "province_code": r.province_code or "", "coverage_codes": coverage,
+            "coverage": ["*"] if coverage == ["*"] else [pl.province_name(c) for c in coverage],
             "address": address, "confidential_address": confidential, "verified": bool(r.verified),
             "last_verified_at": r.last_verified_at, "distance_km": dist, "accepts_referrals": bool(r.referral_accepts),
         })
     return out
+
+
+_HM = re.compile(r"^(\d{1,2})(?::|h)(\d{2})?$")
+
+
+def parse_open_at(value: str, timezone: str, *, now: datetime | None = None) -> datetime:
+    """"2026-12-24 22:00", "2026-12-24T22:00+07:00" or "22:00" (today, in ``timezone``) → an aware moment;
+    ``SearchError`` with the value and the forms accepted otherwise."""
+    text_ = (value or "").strip()
+    zone = ZoneInfo(timezone)
+    m = _HM.match(text_.lower())
+    if m and int(m.group(1)) <= 23 and int(m.group(2) or 0) <= 59:
+        today = (now or utcnow()).astimezone(zone).date()
+        return datetime(today.year, today.month, today.day, int(m.group(1)), int(m.group(2) or 0), tzinfo=zone)
+    try:
+        moment = datetime.fromisoformat(text_.replace(" ", "T", 1) if " " in text_ else text_)
+    except ValueError:
+        raise SearchError(Text("open at %(value)r: write a date and time such as 2026-12-24 22:00, or a time "
+                               "such as 22:00 for today", value=value)) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)

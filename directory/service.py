@@ -75,7 +75,10 @@ def search_document(rec: Record) -> tuple[str, str]:
     """The folded text searched for this entry, and its phone digits (both space-padded)."""
     pl = places()
     t = service_types()[rec.service_type]
-    parts = [rec.name, rec.alternate_name, rec.organization, t.vi, t.en, pl.province_name(rec.province_code),
+    # The name comes first and the type's labels last: searches rank entries whose first 160
+    # characters hold the query's words (a type phrase such as "giám định pháp y" ranks the entries
+    # that name it above every other entry of the type).
+    parts = [rec.name, rec.alternate_name, rec.organization, pl.province_name(rec.province_code),
              *pl.old_names_for(rec.province_code), pl.commune_name(rec.commune_code), rec.description[:300]]
     if not rec.confidential_address:
         parts.append(rec.address)
@@ -85,6 +88,7 @@ def search_document(rec: Record) -> tuple[str, str]:
             parts.append(loc.address)
     parts += [pl.province_name(c) for c in rec.coverage if c != "*"]
     parts += [name for _, name in rec.terms]
+    parts += [t.vi, t.en]
     doc = _fold_text(" ".join(parts))
     forms = [f for _, e in [*rec.phones, *(p for lr in rec.locations for p in lr.phones)] for f in _phone_forms(e)]
     # Every suffix of every number as a "tel…" word: a digit fragment is then a word prefix.

@@ -23,7 +23,7 @@ from directory import service as svc_mod
 from directory.models import Service
 from directory.places import places
 from directory.schemas import FIELDS, FIELD_NAMES, SearchResponseOut
-from directory.search import Query as SearchQuery, SearchError, search
+from directory.search import Query as SearchQuery, SearchError, parse_open_at, search
 from directory.service_types import service_types
 from hotline.audit.service import record as audit
 from hotline.auth.deps import Principal, csrf_protect, request_language, require_roles
@@ -43,10 +43,11 @@ DB = Annotated[Session, Depends(db_session)]
 
 
 def _query(q: str, type_: str | None, province: str | None, commune: str | None, open_now: bool,
-           free_bed: bool, accessible: bool, language: str | None, limit: int) -> SearchQuery:
+           free_bed: bool, accessible: bool, language: str | None, limit: int,
+           open_at: datetime | None = None) -> SearchQuery:
     return SearchQuery(q=q, service_type=type_ or None, province=province or None, commune=commune or None,
-                       open_now=open_now, free_bed=free_bed, accessible=accessible, language=language or None,
-                       limit=limit)
+                       open_now=open_now, open_at=open_at, free_bed=free_bed, accessible=accessible,
+                       language=language or None, limit=limit)
 
 
 @router.get("/api/directory/search", response_model=SearchResponseOut)
@@ -61,14 +62,17 @@ def api_search(
     free_bed: bool = False,
     accessible: bool = False,
     language: str | None = None,
+    open_at: Annotated[str | None, Query(max_length=40, description="'2026-12-24 22:00' or '22:00' (today)")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
     try:
+        when = parse_open_at(open_at, principal.timezone) if open_at else None
         interp, results = search(session, _query(q, type, province, commune, open_now, free_bed, accessible,
-                                                 language, limit), staff=True, timezone=principal.timezone)
+                                                 language, limit, when), staff=True, timezone=principal.timezone)
     except SearchError as exc:
         raise HTTPException(422, error_text(exc, principal.language)) from None
-    return {"query": q, "interpreted": interp.as_dict(), "count": len(results), "results": results}
+    return {"query": q, "interpreted": interp.as_dict(), "open_at": when, "count": len(results), "results": results,
+            "notices": [n.translate(principal.language) for n in interp.notices]}
 
 
 def _search_context(session: Session, request: Request, record_id: int | None,
@@ -76,21 +80,24 @@ def _search_context(session: Session, request: Request, record_id: int | None,
     p = request.query_params
     flags = {k: p.get(k) in ("1", "true", "on", "yes") for k in ("open_now", "free_bed", "accessible")}
     form = {"q": p.get("q", ""), "type": p.get("type", ""), "province": p.get("province", ""),
-            "language": p.get("language", ""), **flags}
+            "language": p.get("language", ""), "open_at": p.get("open_at", "")[:40], **flags}
     results: list[dict[str, Any]] = []
     error = ""
     interp = None
-    searched = any(form[k] for k in ("q", "type", "province")) or any(flags.values())
+    searched = any(form[k] for k in ("q", "type", "province", "open_at")) or any(flags.values())
+    open_at = None
     if searched:
         try:
+            open_at = parse_open_at(form["open_at"], principal.timezone) if form["open_at"] else None
             interp, results = search(session, _query(form["q"], form["type"], form["province"], None,
                                                      flags["open_now"], flags["free_bed"], flags["accessible"],
-                                                     form["language"], 20), staff=True,
+                                                     form["language"], 20, open_at), staff=True,
                                       timezone=principal.timezone)
         except SearchError as exc:
             error = error_text(exc, principal.language)
     return {"form": form, "results": results, "error": error, "searched": searched, "record_id": record_id,
-            "interp": interp, "types": list(service_types().values()),
+            "interp": interp, "types": list(service_types().values()), "type_by_code": service_types(),
+            "open_at": open_at, "notices": [n.translate(principal.language) for n in interp.notices] if interp else [],
             "provinces": sorted(places().provinces.values(), key=lambda u: u.name)}
 
 
