@@ -560,3 +560,32 @@ def referral_target(session: Session, service_id: str) -> dict[str, Any]:
         "webhook_url": svc.referral_webhook_url, "webhook_secret": svc.referral_webhook_secret,
         "email": svc.referral_email, "sms": svc.referral_sms,
     }
+
+
+# ---------------------------------------------------------------------------- partner taxonomies
+def partner_terms(session: Session) -> list[dict[str, Any]]:
+    """A partner's terms met in imports, unmapped first, with how many entries carry each."""
+    counts = dict(session.execute(select(Attribute.taxonomy_term_id, func.count()).group_by(Attribute.taxonomy_term_id)).all())
+    terms = session.scalars(select(TaxonomyTerm).where(TaxonomyTerm.taxonomy != TAXONOMY)
+                            .order_by(TaxonomyTerm.maps_to.is_not(None), TaxonomyTerm.name_vi))
+    return [{"id": t.id, "taxonomy": t.taxonomy, "code": t.code, "name": t.name_vi, "description": t.description,
+             "maps_to": t.maps_to, "services": counts.get(t.id, 0)} for t in terms]
+
+
+def map_term(session: Session, *, term_id: str, service_type: str, actor: str) -> int:
+    """Remember which of our types a partner's term stands for (the next import reads it), and give
+    that type to the entries imported as "other" because of it.  Returns how many changed."""
+    term = session.get(TaxonomyTerm, term_id)
+    if term is None or term.taxonomy == TAXONOMY:
+        raise NotFound(term_id)
+    term.maps_to = service_type
+    pks = list(session.scalars(select(Attribute.service_pk).where(Attribute.taxonomy_term_id == term_id)))
+    changed = 0
+    for svc in session.scalars(select(Service).where(Service.pk.in_(pks), Service.service_type == "other").options(
+            selectinload(Service.phones), selectinload(Service.schedules), selectinload(Service.attributes),
+            selectinload(Service.language_rows), selectinload(Service.areas), selectinload(Service.locations))):
+        rec = to_record(svc)
+        rec.service_type = service_type
+        save(session, record=rec, actor=actor, action="map_term", existing=svc)
+        changed += 1
+    return changed

@@ -19,7 +19,9 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from directory import admin_form, hsds_api
 from directory import service as svc_mod
+from directory import validation
 from directory.models import Service
 from directory.places import places
 from directory.schemas import FIELDS, FIELD_NAMES, SearchResponseOut
@@ -151,10 +153,19 @@ def _fields(request: Request) -> list[tuple[str, str, str, str]]:
 
 
 def _form_page(request: Request, raw: dict[str, str], *, mode: str, errors: list[str] | None = None,
-               status_code: int = 200) -> Response:
+               status_code: int = 200, locations: list[dict[str, str]] | None = None,
+               extra: dict[str, Any] | None = None) -> Response:
     return render(request, "directory/admin_form.html",
-                  {"raw": raw, "fields": _fields(request), "mode": mode, "errors": errors or [], "types": service_types()},
-                  status_code=status_code)
+                  {"raw": raw, "fields": _fields(request), "mode": mode, "errors": errors or [], "types": service_types(),
+                   "locations": locations if locations is not None else admin_form.location_blocks(None),
+                   **(extra or {})}, status_code=status_code)
+
+
+def _edit_values(svc: Service) -> tuple[dict[str, str], list[dict[str, str]]]:
+    rec = svc_mod.to_record(svc)
+    raw = svc_mod.to_raw(svc)
+    raw["hours"] = admin_form.service_hours_text(rec)
+    return raw, admin_form.location_blocks(rec)
 
 
 @router.get("/directory/admin/new")
@@ -162,22 +173,29 @@ def admin_new(request: Request, principal: Annotated[Principal, Depends(require_
     return _form_page(request, {k: "" for k in FIELD_NAMES} | {"languages": "vi"}, mode="new")
 
 
-async def _posted(request: Request) -> dict[str, str]:
+async def _posted(request: Request) -> tuple[dict[str, str], list[dict[str, str]]]:
     form = await request.form()
-    return {k: str(form.get(k) or "") for k in FIELD_NAMES}
+    return {k: str(form.get(k) or "") for k in FIELD_NAMES}, admin_form.posted_blocks(form)
 
 
-def _save_form(request: Request, session: Session, principal: Principal, raw: dict[str, str], mode: str,
-               service_id: str | None) -> Response:
+def _save_form(request: Request, session: Session, principal: Principal, posted: tuple[dict[str, str], list[dict[str, str]]],
+               mode: str, service_id: str | None) -> Response:
+    raw, blocks = posted
     if service_id is not None:
         raw["id"] = service_id
+    old = svc_mod.to_record(svc_mod.get(session, service_id=service_id)) if service_id is not None else None
+    shown = blocks + [admin_form.location_blocks(None)[-1]]
+    form_raw: dict[str, Any] = dict(raw)
+    admin_form.apply(form_raw, blocks, old)
     try:
-        rec, warnings = svc_mod.validate(raw)
-    except svc_mod.RecordError as exc:
-        return _form_page(request, raw, mode=mode, errors=exc.translated(principal.language), status_code=422)
+        rec, warnings = validation.validate(form_raw)
+        rec = admin_form.finish(rec, raw, blocks, old)
+    except validation.RecordError as exc:
+        return _form_page(request, raw, mode=mode, errors=exc.translated(principal.language), status_code=422,
+                          locations=shown)
     exists = session.scalar(select(Service.id).where(Service.id == rec.id)) is not None
     if mode == "new" and exists:
-        return _form_page(request, raw, mode=mode, status_code=409,
+        return _form_page(request, raw, mode=mode, status_code=409, locations=shown,
                           errors=[Text("id %(id)r already used: choose another id or edit that entry",
                                        id=rec.id).translate(principal.language)])
     warnings += svc_mod.duplicate_phones(session, record=rec)
@@ -189,9 +207,9 @@ def _save_form(request: Request, session: Session, principal: Principal, raw: di
     _ = translator(principal.language)
     notice = _(N_("Saved")) + (". " + " · ".join(warnings) if warnings else "")
     svc = svc_mod.get(session, service_id=rec.id)
-    return render(request, "directory/admin_form.html",
-                  {"raw": svc_mod.to_raw(svc), "fields": _fields(request), "mode": "edit", "errors": [], "types": service_types(),
-                   "notice": notice, "warnings": warnings, "svc": svc})
+    values, locations = _edit_values(svc)
+    return _form_page(request, values, mode="edit", locations=locations,
+                      extra={"notice": notice, "warnings": warnings, "svc": svc})
 
 
 @router.post("/directory/admin/new", dependencies=[Depends(csrf_protect)])
@@ -207,9 +225,8 @@ def admin_edit(request: Request, session: DB, service_id: str,
         svc = svc_mod.get(session, service_id=service_id)
     except svc_mod.NotFound as exc:
         raise HTTPException(404, error_text(exc, principal.language)) from None
-    return render(request, "directory/admin_form.html",
-                  {"raw": svc_mod.to_raw(svc), "fields": _fields(request), "mode": "edit", "errors": [],
-                   "types": service_types(), "svc": svc})
+    values, locations = _edit_values(svc)
+    return _form_page(request, values, mode="edit", locations=locations, extra={"svc": svc})
 
 
 @router.post("/directory/admin/{service_id}/edit", dependencies=[Depends(csrf_protect)])
@@ -229,3 +246,53 @@ def admin_verify(request: Request, session: DB, service_id: str,
         raise HTTPException(404, error_text(exc, principal.language)) from None
     _audit(session, principal, request, "directory.verify", service_id)
     return RedirectResponse(request.headers.get("referer") or "/directory/admin/stale", status_code=303)
+
+
+# ---------------------------------------------------------------------------- HSDS read API
+@router.get("/api/hsds/services")
+def hsds_services(session: DB, principal: Annotated[Principal, Depends(require_roles(*STAFF))],
+                  page: Annotated[int, Query(ge=1, le=100000)] = 1,
+                  per_page: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+    return hsds_api.list_services(session, page_number=page, per_page=per_page)
+
+
+@router.get("/api/hsds/services/{service_id}")
+def hsds_service(session: DB, service_id: str,
+                 principal: Annotated[Principal, Depends(require_roles(*STAFF))]) -> dict[str, Any]:
+    try:
+        return hsds_api.one_service(session, service_id)
+    except svc_mod.NotFound:
+        raise HTTPException(404, Text("no directory entry %(id)r", id=service_id).translate(principal.language)) from None
+
+
+@router.get("/api/hsds/taxonomy_terms")
+def hsds_terms(session: DB, principal: Annotated[Principal, Depends(require_roles(*STAFF))],
+               page: Annotated[int, Query(ge=1, le=100000)] = 1,
+               per_page: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+    return hsds_api.list_terms(session, page_number=page, per_page=per_page)
+
+
+# ---------------------------------------------------------------------------- partner taxonomy mapping
+@router.get("/directory/admin/taxonomy")
+def admin_taxonomy(request: Request, session: DB,
+                   principal: Annotated[Principal, Depends(require_roles(*ADMIN))]) -> Response:
+    return render(request, "directory/admin_taxonomy.html",
+                  {"terms": svc_mod.partner_terms(session), "types": list(service_types().values()),
+                   "mapped": request.query_params.get("mapped")})
+
+
+@router.post("/directory/admin/taxonomy", dependencies=[Depends(csrf_protect)])
+async def admin_taxonomy_save(request: Request, session: DB,
+                              principal: Annotated[Principal, Depends(require_roles(*ADMIN))]) -> Response:
+    form = await request.form()
+    term_id, code = str(form.get("term_id") or ""), str(form.get("maps_to") or "")
+    if code not in service_types():
+        raise HTTPException(422, Text("unknown service type %(type)r (known: %(known)s)", type=code,
+                                      known=", ".join(service_types())).translate(principal.language))
+    try:
+        n = svc_mod.map_term(session, term_id=term_id, service_type=code, actor=principal.username)
+    except svc_mod.NotFound:
+        raise HTTPException(404, Text("no partner term %(id)r", id=term_id).translate(principal.language)) from None
+    _audit(session, principal, request, "directory.map_term", term_id, {"maps_to": code, "services": n})
+    session.commit()
+    return RedirectResponse(f"/directory/admin/taxonomy?mapped={n}", status_code=303)
