@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, union_all, update
@@ -40,8 +40,10 @@ from daily_log.models import DailyLog, DailyLogComment, DailyLogFailure
 from hotline.auth.models import User
 from hotline.calls.models import OPEN_STATUSES, Call, CallRecord, CallRecordIssue
 from hotline.centres.models import Centre
+from hotline import errors
 from hotline.db import utcnow
-from hotline.i18n import Text
+from hotline.errors import Actor, Invalid
+from hotline.i18n import N_, Text
 from hotline.records.models import CallRecordRevision
 from hotline.taxonomy import non_counselling_codes
 
@@ -52,20 +54,17 @@ COMMENT_MAX = 4000
 CHUNK = 900  # ids per IN (...) list
 
 
-class Actor(Protocol):
-    id: int
-    username: str
-    role: str
-    centre_id: int | None
-
-
-class DayRefused(ValueError):
+class DayRefused(Invalid):
     """A day that cannot be built or signed off; raised with a ``Text`` that says why and what to do
     (views show ``error_text(exc, lang)``)."""
 
 
-class NotAllowed(PermissionError):
+class NotAllowed(errors.NotAllowed):
     pass
+
+
+class NotFound(errors.NotFound):
+    default = N_("No such centre, or you may not see its daily log.")
 
 
 # ---------------------------------------------------------------------- days and timezones
@@ -478,10 +477,10 @@ def visible_centres(session: Session, *, actor: Actor) -> list[Centre]:
 
 
 def require_centre(session: Session, *, actor: Actor, code: str) -> Centre:
-    """The centre if this actor may see its daily log; ``LookupError`` otherwise (existence not told)."""
+    """The centre if this actor may see its daily log; ``NotFound`` otherwise (existence not told)."""
     centre = session.scalar(select(Centre).where(Centre.code == code))
     if centre is None or not can_view_centre(actor, centre.id):
-        raise LookupError(code)
+        raise NotFound(None, code)
     return centre
 
 

@@ -45,23 +45,12 @@ async def viewer_write(request: Request, principal: Principal = Depends(viewer))
     return principal
 
 
-def _not_found(principal: Principal) -> HTTPException:
-    _ = translator(principal.language)
-    return HTTPException(404, detail=_("No such centre, or you may not see its daily log."))
-
-
 def _centre(db: Any, principal: Principal, code: str) -> Any:
-    try:
-        return service.require_centre(db, actor=principal, code=code)
-    except LookupError:
-        raise _not_found(principal) from None
+    return service.require_centre(db, actor=principal, code=code)
 
 
 def _day(principal: Principal, text: str) -> date:
-    try:
-        return service.parse_day(text)
-    except service.DayRefused as exc:
-        raise HTTPException(422, detail=error_text(exc, principal.language)) from None
+    return service.parse_day(text)
 
 
 def _labels(lang: str) -> dict[str, Any]:
@@ -83,10 +72,10 @@ def days_page(request: Request, centre: str | None = None, until: str | None = N
     with session_scope() as db:
         centres = service.visible_centres(db, actor=principal)
         if not centres:
-            raise _not_found(principal)
+            raise service.NotFound
         chosen = next((c for c in centres if c.code == centre), None) if centre else None
         if centre and chosen is None:
-            raise _not_found(principal)
+            raise service.NotFound
         chosen = chosen or next((c for c in centres if c.id == principal.centre_id), centres[0])
         end = _day(principal, until) if until else service.local_today(chosen) - timedelta(days=1)
         rows = service.list_days(db, centre=chosen, until=end, days=31)
@@ -270,11 +259,11 @@ def _report(request: Request, db: Any, principal: Principal) -> tuple[Any, Any, 
     q = request.query_params
     centres = service.visible_centres(db, actor=principal)
     if not centres:
-        raise _not_found(principal)
+        raise service.NotFound
     code = q.get("centre")
     centre = next((c for c in centres if c.code == code), None) if code else None
     if code and centre is None:
-        raise _not_found(principal)
+        raise service.NotFound
     centre = centre or next((c for c in centres if c.id == principal.centre_id), centres[0])
     params = {k: q.get(k) for k in ("from", "to", "half_year", "year")}
     if not any(params.values()):

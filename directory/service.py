@@ -28,6 +28,7 @@ from directory.models import (Address, Attribute, Change, Language, Location, Or
 from directory.places import UnknownPlace, places
 from directory.schemas import FIELD_NAMES, LocationRecord, Record
 from directory.service_types import TAXONOMY, resolve as resolve_type, service_types
+from hotline import errors
 from hotline.db import insert_ignore, utcnow
 from hotline.i18n import Text
 from hotline.phone import SHORT_CODES, display, normalize_number
@@ -37,8 +38,8 @@ from directory.validation import (  # noqa: F401  (other domains import these fr
     NATIONAL, RecordError, all_locations, default_location, reason_of, validate)
 
 
-class NotFound(LookupError):
-    pass
+class NotFound(errors.NotFound):
+    """No such directory entry (404 through ``hotline.errors``)."""
 
 
 def record_hash(rec: Record) -> str:

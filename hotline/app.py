@@ -43,8 +43,9 @@ def create_app() -> FastAPI:
     static = Path(__file__).parent / "static"
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
-    from hotline import domains
+    from hotline import domains, errors
 
+    errors.install(app)
     for domain in domains.DOMAINS:
         for router in domain.wiring.routers:
             app.include_router(router)

@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 from hotline.audit import service as audit
 from hotline.calls.models import CallRecord
 from hotline.centres.models import Centre
+from hotline import errors
 from hotline.db import utcnow
+from hotline.errors import Invalid
 from hotline.i18n import N_, Text, current_language, translate_value, translator
 from hotline.records import service as records
 from hotline.settings import get_settings
@@ -96,7 +98,7 @@ EXTRAS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 ANY_WORDS = ("tat ca", "bat ky", "moi", "all", "any", "everything")
 
 
-class ReferralError(ValueError):
+class ReferralError(Invalid):
     """Bad input: ``messages`` maps a field to a ``Text`` saying what is wrong and what to do;
     ``translated(lang)`` gives them in a reader's language, ``errors`` in the current one."""
 
@@ -115,11 +117,11 @@ class ReferralError(ValueError):
         return "; ".join(self.errors.values())
 
 
-class NotAllowed(PermissionError):
+class NotAllowed(errors.NotAllowed):
     pass
 
 
-class NotFound(LookupError):
+class NotFound(errors.NotFound):
     pass
 
 
@@ -359,13 +361,13 @@ def _targets(session: Session, req: ReferralRequest) -> list[dict[str, Any]]:
 
 def _record_for(session: Session, *, record_id: int, actor: Any) -> CallRecord:
     if actor.role not in CREATE_ROLES:
-        raise NotAllowed("referral")
+        raise NotAllowed(Text("You may not refer this record."), record_id)
     try:
         return records.get_record(session, record_id=record_id, actor=actor, for_edit=True)
     except records.NotFound:
-        raise NotFound(record_id) from None
+        raise NotFound(Text("No such record, or you may not see it."), record_id) from None
     except records.NotAllowed:
-        raise NotAllowed(record_id) from None
+        raise NotAllowed(Text("You may not refer this record."), record_id) from None
 
 
 def preview(session: Session, *, record_id: int, actor: Any, data: dict[str, Any]) -> dict[str, Any]:
@@ -586,11 +588,11 @@ def _record_visible(session: Session, actor: Any, ref: Referral) -> bool:
 def get_for_staff(session: Session, *, referral_id: int, actor: Any, for_edit: bool = False) -> Referral:
     ref = session.get(Referral, referral_id)
     if ref is None or not _staff_can_view(actor, ref) or not _record_visible(session, actor, ref):
-        raise NotFound(referral_id)
+        raise NotFound(Text("No such referral, or you may not see it."), referral_id)
     if for_edit and ref.record_id is not None:
         record = session.get(CallRecord, ref.record_id)
         if record is not None and not records.can_edit(actor, record):
-            raise NotAllowed(referral_id)
+            raise NotAllowed(Text("You may not change this referral."), referral_id)
     return ref
 
 
@@ -767,7 +769,8 @@ def get_for_partner(session: Session, *, public_id: str, user_id: int) -> Referr
     org = partner_org(session, user_id=user_id)
     ref = session.scalar(select(Referral).where(Referral.public_id == public_id))
     if ref is None or org is None or ref.organization_id != org:
-        raise NotFound(public_id)  # never say whether another organisation's referral exists
+        # never say whether another organisation's referral exists
+        raise NotFound(Text("No such referral for your organisation."), public_id)
     return ref
 
 

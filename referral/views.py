@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from markupsafe import Markup
 
@@ -157,12 +157,7 @@ def _new_context(db: Any, record: Any, principal: Principal, *, values: dict[str
 
 
 def _load_record(db: Any, record_id: int, principal: Principal) -> Any:
-    try:
-        return service._record_for(db, record_id=record_id, actor=principal)
-    except service.NotFound:
-        raise HTTPException(404, detail=_t(principal)("No such record, or you may not see it.")) from None
-    except service.NotAllowed:
-        raise HTTPException(403, detail=_t(principal)("You may not refer this record.")) from None
+    return service._record_for(db, record_id=record_id, actor=principal)
 
 
 @router.get("/records/{record_id}/referrals/new")
@@ -233,12 +228,7 @@ def list_page(request: Request, state: str | None = None, principal: Principal =
 
 
 def _staff_ref(db: Any, referral_id: int, principal: Principal, for_edit: bool = False) -> Any:
-    try:
-        return service.get_for_staff(db, referral_id=referral_id, actor=principal, for_edit=for_edit)
-    except service.NotFound:
-        raise HTTPException(404, detail=_t(principal)("No such referral, or you may not see it.")) from None
-    except service.NotAllowed:
-        raise HTTPException(403, detail=_t(principal)("You may not change this referral.")) from None
+    return service.get_for_staff(db, referral_id=referral_id, actor=principal, for_edit=for_edit)
 
 
 def _detail(request: Request, db: Any, ref: Any, principal: Principal, errors: dict[str, str] | None = None,
@@ -307,10 +297,7 @@ def partner_home(request: Request, principal: Principal = Depends(partners)) -> 
 
 
 def _partner_ref(db: Any, public_id: str, principal: Principal) -> Any:
-    try:
-        return service.get_for_partner(db, public_id=public_id, user_id=principal.id)
-    except service.NotFound:
-        raise HTTPException(404, detail=_t(principal)("No such referral for your organisation.")) from None
+    return service.get_for_partner(db, public_id=public_id, user_id=principal.id)
 
 
 @router.get("/partner/referrals/{public_id}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -27,7 +27,8 @@ from hotline.calls.models import OPEN_STATUSES, Call
 from hotline.centres.models import Centre, Line
 from hotline.centres.service import Routing
 from hotline.db import utcnow
-from hotline.i18n import Text
+from hotline.errors import Actor, Invalid, NotAllowed, NotFound
+from hotline.i18n import N_, Text
 from hotline.live.models import MANUAL_STATES, CounsellorPresence
 from hotline.records import service as records
 
@@ -39,14 +40,11 @@ CENTRE_WIDE_ROLES = ("supervisor", "administrator")
 PAUSE_BY_STATE = {"away": True, "wrap_up": True, "available": False}
 
 
-class Actor(Protocol):
-    id: int
-    username: str
-    role: str
-    centre_id: int | None
+class CallNotFound(NotFound):
+    default = N_("No such call, or you may not see it.")
 
 
-class LiveError(ValueError):
+class LiveError(Invalid):
     """Raised with a ``Text``; views show ``error_text(exc, lang)``."""
 
 
@@ -110,16 +108,16 @@ def line_labels(session: Session) -> dict[int, str]:
 def get_call(session: Session, *, call_id: int, actor: Actor) -> Call:
     call = session.get(Call, call_id)
     if call is None:
-        raise LookupError(call_id)
+        raise CallNotFound(None, call_id)
     if actor.role == "administrator":
         return call
     if actor.role not in ("counsellor", "supervisor") or call.centre_id != actor.centre_id:
-        raise LookupError(call_id)
+        raise CallNotFound(None, call_id)
     if actor.role == "counsellor":
         viewer = viewer_for(session, actor=actor)
         if not _own_call(viewer, {"counsellor_id": call.counsellor_id, "offered_to": call.offered_to,
                                   "answered_by": call.answered_by}):
-            raise LookupError(call_id)
+            raise CallNotFound(None, call_id)
     return call
 
 
@@ -139,10 +137,10 @@ def pop(session: Session, *, call_id: int, actor: Actor) -> dict[str, Any]:
 def reveal(session: Session, *, call_id: int, actor: Actor) -> str:
     """The full number for roles allowed to see it (the caller audits the reveal)."""
     if actor.role not in REVEAL_ROLES:
-        raise PermissionError("reveal")
+        raise NotAllowed(Text("Your role may not see full numbers."), "reveal")
     call = get_call(session, call_id=call_id, actor=actor)
     if not call.caller_number:
-        raise LookupError(call_id)
+        raise CallNotFound(None, call_id)
     from hotline.phone import display
 
     return display(call.caller_number)

@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from hotline.audit import service as audit
 from hotline.auth.deps import Principal, csrf_protect, require_roles, wants_json
 from hotline.db import session_scope
-from hotline.i18n import N_, error_text, translator
+from hotline.i18n import error_text, translator
 from hotline.live import service
 from hotline.live.hub import Hub
 from hotline.live.models import MANUAL_STATES
@@ -46,7 +46,6 @@ async def staff_write(request: Request, principal: Principal = Depends(staff)) -
 
 supervisors = require_roles("supervisor", "administrator")
 HEARTBEAT_SECONDS = 15.0
-NO_CALL = N_("No such call, or you may not see it.")
 
 
 class _LineCache:
@@ -202,10 +201,7 @@ def pop_fragment(call_id: int, request: Request, principal: Principal = Depends(
     lang = principal.language
     tax = get_taxonomies()
     with session_scope() as db:
-        try:
-            ctx = service.pop(db, call_id=call_id, actor=principal)
-        except LookupError:
-            raise HTTPException(404, detail=translator(lang)(NO_CALL)) from None
+        ctx = service.pop(db, call_id=call_id, actor=principal)
         audit.record(db, actor=principal, action="caller_history.view", object_type="call", object_id=call_id,
                      request=request, detail={"earlier_calls": len(ctx["history"])})
         return render(request, "live/_history.html", {
@@ -220,14 +216,11 @@ def reveal(call_id: int, request: Request, principal: Principal = Depends(staff_
     with session_scope() as db:
         try:
             number = service.reveal(db, call_id=call_id, actor=principal)
-        except PermissionError:
+        except service.NotAllowed:
             audit.record(db, actor=principal, action="call.reveal_refused", object_type="call",
                          object_id=call_id, request=request)
             db.commit()
-            raise HTTPException(403, detail=translator(principal.language)(
-                N_("Your role may not see full numbers."))) from None
-        except LookupError:
-            raise HTTPException(404, detail=translator(principal.language)(NO_CALL)) from None
+            raise
         audit.record(db, actor=principal, action="call.reveal", object_type="call", object_id=call_id,
                      request=request)
     return JSONResponse({"call_id": call_id, "number": number}, headers={"Cache-Control": "no-store"})

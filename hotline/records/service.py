@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +27,9 @@ from sqlalchemy.orm import Session
 
 from hotline.audit import service as audit
 from hotline.calls.models import Call, CallRecord, CallRecordIssue
+from hotline import errors
 from hotline.db import utcnow
+from hotline.errors import Actor
 from hotline.i18n import N_, current_language, translator
 from hotline.records.models import CallRecordRevision
 from hotline.taxonomy import get_taxonomies, non_counselling_codes
@@ -36,13 +38,6 @@ NOTES_MAX = 20000
 RECORD_CHANNELS_WITHOUT_CALL = ("walk_in", "personal_phone", "transfer_111", "other")
 NON_COUNSELLING_QUICK = ("nc.silent", "nc.prank", "nc.wrong_number", "nc.test")
 VIEW_ROLES = ("counsellor", "supervisor", "administrator")
-
-
-class Actor(Protocol):
-    id: int
-    username: str
-    role: str
-    centre_id: int | None
 
 
 @dataclass(frozen=True)
@@ -64,7 +59,7 @@ class Message:
         return self.translate(current_language.get())
 
 
-class RecordError(ValueError):
+class RecordError(errors.Invalid):
     """Bad input: ``messages`` maps a field name to a ``Message``; ``translated(lang)`` gives them
     as text in a language, ``errors`` in the current one.
 
@@ -84,18 +79,19 @@ class RecordError(ValueError):
         return {k: m.translate(lang) for k, m in self.messages.items()}
 
 
-class NotAllowed(PermissionError):
-    pass
+class NotAllowed(errors.NotAllowed):
+    default = N_("You may not change this record.")
 
 
-class NotFound(LookupError):
-    pass
+class NotFound(errors.NotFound):
+    default = N_("No such record, or you may not see it.")
 
 
-class VersionConflict(Exception):
+class VersionConflict(errors.Conflict):
     """The record changed since the browser loaded it."""
 
     def __init__(self, current_version: int, differences: dict[str, dict[str, Any]]):
+        super().__init__()
         self.current_version = current_version
         self.differences = differences
         super().__init__(f"record is at version {current_version}")

@@ -162,12 +162,7 @@ async def create(request: Request, principal: Principal = Depends(staff_write)) 
     form = await request.form()
     channel = str(form.get("channel") or "")
     with session_scope() as db:
-        try:
-            record = service.create_without_call(db, actor=principal, channel=channel)
-        except service.RecordError as exc:
-            raise HTTPException(422, detail=" ".join(exc.translated(_lang(principal)).values())) from None
-        except service.NotAllowed:
-            raise HTTPException(403, detail=_t(principal, NOT_ALLOWED)) from None
+        record = service.create_without_call(db, actor=principal, channel=channel)
         audit.record(db, actor=principal, action="record.create", object_type="call_record",
                      object_id=record.id, request=request, detail={"channel": channel})
         record_id = record.id
@@ -177,14 +172,7 @@ async def create(request: Request, principal: Principal = Depends(staff_write)) 
 @router.post("/records/for-call/{call_id}")
 def for_call(call_id: int, request: Request, principal: Principal = Depends(staff_write)) -> Response:
     with session_scope() as db:
-        try:
-            record = service.open_for_call(db, call_id=call_id, actor=principal)
-        except service.NotFound:
-            raise HTTPException(404, detail=_t(principal, NOT_FOUND)) from None
-        except service.NotAllowed:
-            raise HTTPException(403, detail=_t(principal, NOT_ALLOWED)) from None
-        except service.RecordError as exc:
-            raise HTTPException(422, detail=" ".join(exc.translated(_lang(principal)).values())) from None
+        record = service.open_for_call(db, call_id=call_id, actor=principal)
         audit.record(db, actor=principal, action="record.open", object_type="call_record",
                      object_id=record.id, request=request, detail={"call_id": call_id})
         record_id, version = record.id, record.version
@@ -195,10 +183,7 @@ def for_call(call_id: int, request: Request, principal: Principal = Depends(staf
 
 def _viewed(db: Any, record_id: int, principal: Principal, request: Request, action: str) -> Any:
     """The record if this principal may see it (404 otherwise), with the view audited."""
-    try:
-        record = service.get_record(db, record_id=record_id, actor=principal)
-    except service.NotFound:
-        raise HTTPException(404, detail=_t(principal, NOT_FOUND)) from None
+    record = service.get_record(db, record_id=record_id, actor=principal)
     audit.record(db, actor=principal, action=action, object_type="call_record", object_id=record.id,
                  request=request)
     return record
@@ -255,12 +240,7 @@ async def autosave(record_id: int, request: Request, principal: Principal = Depe
     merged = bool(body.get("merge"))
     lang = _lang(principal)
     with session_scope() as db:
-        try:
-            record = service.get_record(db, record_id=record_id, actor=principal, for_edit=True)
-        except service.NotFound:
-            return JSONResponse({"detail": _t(principal, NOT_FOUND)}, status_code=404)
-        except service.NotAllowed:
-            return JSONResponse({"detail": _t(principal, NOT_ALLOWED)}, status_code=403)
+        record = service.get_record(db, record_id=record_id, actor=principal, for_edit=True)
         try:
             record = service.save(db, record=record, actor=principal, data=fields, version=body.get("version"),
                                   complete=complete, merged=merged)
@@ -296,12 +276,7 @@ async def submit(record_id: int, request: Request, principal: Principal = Depend
     complete = form.get("action") == "complete"
     lang = _lang(principal)
     with session_scope() as db:
-        try:
-            record = service.get_record(db, record_id=record_id, actor=principal, for_edit=True)
-        except service.NotFound:
-            raise HTTPException(404, detail=_t(principal, NOT_FOUND)) from None
-        except service.NotAllowed:
-            raise HTTPException(403, detail=_t(principal, NOT_ALLOWED)) from None
+        record = service.get_record(db, record_id=record_id, actor=principal, for_edit=True)
         try:
             service.save(db, record=record, actor=principal, data=data, version=form.get("version"),
                          complete=complete, present_bools=True)
@@ -370,10 +345,6 @@ async def close_nc(record_id: int, request: Request, principal: Principal = Depe
             record = service.close_non_counselling(db, record=record, actor=principal, code=code,
                                                    version=int(version) if version not in (None, "") else None,
                                                    reason=reason)
-        except service.NotFound:
-            raise HTTPException(404, detail=_t(principal, NOT_FOUND)) from None
-        except service.NotAllowed:
-            raise HTTPException(403, detail=_t(principal, NOT_ALLOWED)) from None
         except service.VersionConflict as exc:
             return JSONResponse(_conflict_body(exc, _lang(principal)), status_code=409)
         except (service.RecordError, ValueError) as exc:
