@@ -111,18 +111,12 @@ def add_reference(
     principal: Annotated[Principal, Depends(require_roles("counsellor", "supervisor", "administrator"))],
 ) -> dict[str, Any]:
     """An edit of the record like any other (#14): edit rights, the sign-off lock, a revision, audited."""
-    from hotline.i18n import translator
     from hotline.records import service as records
 
-    _ = translator(principal.language)
     try:
         record = records.get_record(session, record_id=record_id, actor=principal, for_edit=True)
         ref = records.give_reference(session, record=record, actor=principal, kind=body.kind, ref_id=body.ref_id,
                                      label=body.label, reason=body.lock_reason)
-    except records.NotFound:
-        raise HTTPException(404, _("No such record, or you may not see it.")) from None
-    except records.NotAllowed:
-        raise HTTPException(403, _("You may not change this record.")) from None
     except records.RecordError as exc:
         session.rollback()
         raise HTTPException(422, {"errors": exc.translated(principal.language)}) from None
