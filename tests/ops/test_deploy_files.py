@@ -365,10 +365,16 @@ def test_asterisk_queue_has_a_member_per_counsellor_and_the_dialplan_a_recording
     members = [v.split(",") for k, v in queues["hotline"] if k == "member"]
     assert len(members) >= 2 and all(m[0] == m[3] and m[0].startswith("PJSIP/") for m in members)
     opts = dict(queues["hotline"])
-    assert opts["ringinuse"] == "no" and opts["eventwhencalled"] == "yes"
+    # autofill (parallel offers), no obsolete keywords (Asterisk only warns about them)
+    assert dict(queues["general"])["autofill"] == "yes" and opts["ringinuse"] == "no"
+    assert not {"eventwhencalled", "eventmemberstatus"} & set(opts)
     dialplan = (DEPLOY / "asterisk" / "extensions.conf").read_text(encoding="utf-8")
+    # one member model: static members only, no dynamic AddQueueMember beside them
+    assert "AddQueueMember" not in dialplan
     inbound = dialplan.split("\n[hotline-in]\n", 1)[1].split("\n[", 1)[0]
     assert "Playback(hotline/recording-notice)" in inbound and "Queue(hotline" in inbound
+    # a queue timeout, then the overflow branch for missed calls
+    assert "Queue(hotline,t,,,${HOTLINE_QUEUE_TIMEOUT})" in inbound and "(overflow)" in inbound
     assert inbound.index("recording-notice)") < inbound.index("MixMonitor(") < inbound.index("Queue(hotline")
 
 
