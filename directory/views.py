@@ -97,7 +97,7 @@ def _search_context(session: Session, request: Request, record_id: int | None,
                                       timezone=principal.timezone)
         except SearchError as exc:
             error = error_text(exc, principal.language)
-    return {"form": form, "results": results, "error": error, "searched": searched, "record_id": record_id,
+    return {"form": form, "results": results, "error": error, "searched": searched, "record_id": record_id,  # noqa: E501
             "interp": interp, "types": list(service_types().values()), "type_by_code": service_types(),
             "open_at": open_at, "notices": [n.translate(principal.language) for n in interp.notices] if interp else [],
             "provinces": sorted(places().provinces.values(), key=lambda u: u.name)}
