@@ -105,6 +105,7 @@
       else if (sameValue(d.theirs, b)) merged[k] = d.yours;  // only I changed it
       else open.push(k);
     });
+    apply(merged);  // decided already: shown at once
     conflict = {version: body.current_version, differences: body.differences || {}, merged: merged, open: open};
     conflictVersion = body.current_version;
     if (!open.length) { finishMerge(); return; }
