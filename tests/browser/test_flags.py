@@ -23,8 +23,8 @@ def test_a_flag_ticked_on_one_call_is_on_the_pop_of_the_next(browser, live_env):
             sign_in(page, server.url, "tvv1", PASSWORD, "/live")
             page.wait_for_function("document.getElementById('sse-status').textContent.length > 0")
             first = call_id(feed_call(agent="PJSIP/tvv1", caller="0912 111 222", answered=True))
-            page.locator(f'.pop[data-call-id="{first}"]').wait_for(timeout=5000)
-            page.keyboard.press("Alt+r")
+            page.locator(f'#call-card[data-call-id="{first}"]').wait_for(timeout=10000)
+            page.keyboard.press("Alt+r")  # the record of this counsellor's call
             page.wait_for_url(re.compile(r".*/records/\d+$"))
             page.check('input[name="flags"][value="safety_risk"]')
             page.check('input[name="flags"][value="needs_interpreter"]')
@@ -39,10 +39,11 @@ def test_a_flag_ticked_on_one_call_is_on_the_pop_of_the_next(browser, live_env):
 
             page.goto(f"{server.url}/live")
             page.wait_for_function("document.getElementById('sse-status').textContent.length > 0")
-            second = call_id(feed_call(agent="PJSIP/tvv1", caller="+84912111222"))
-            pop = page.locator(f'.pop[data-call-id="{second}"]')
-            pop.wait_for(timeout=5000)
-            flag = pop.locator('.caller-history [data-flag="safety_risk"]')
+            # the next call from the same number, answered: its card carries the caller's flags
+            second = call_id(feed_call(agent="PJSIP/tvv1", caller="+84912111222", answered=True))
+            pop = page.locator(f'#call-card[data-call-id="{second}"]')
+            pop.wait_for(timeout=10000)
+            flag = pop.locator('#cc-flags [data-flag="safety_risk"]')
             flag.wait_for(timeout=5000)
             assert flag.inner_text() == "Nguy cơ mất an toàn / nguy hiểm tại nhà"
             assert pop.locator('[data-flag="needs_interpreter"]').count() == 0

@@ -68,10 +68,10 @@ def test_live_screen_and_record_page_shortcuts_help_and_weight(browser, live_env
             page.keyboard.press("?")
             help_box.wait_for(state="visible")
             listed = help_box.inner_text()
-            for key in ("Ctrl+S", "Ctrl+Enter", "Alt+D", "Alt+L", "Alt+N"):
+            for key in ("Ctrl+S", "Ctrl+Enter", "Alt+D", "Alt+L", "Alt+G", "Alt+R", "Alt+N"):
                 assert key in listed, key
             page.keyboard.press("Escape")
-            page.keyboard.press("Alt+n")
+            page.keyboard.press("Alt+g")  # the notes (Alt+N means "new record" on every page)
             assert page.evaluate("document.activeElement.id") == "notes"
             page.keyboard.type("?")  # typing a question mark in a field does not open the help
             assert help_box.is_hidden() and page.locator("#notes").input_value() == "?"

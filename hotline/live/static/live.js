@@ -99,8 +99,9 @@
     if (dismissed[id]) return;
     // Abandoned or ended calls leave the strip.
     if (c.ended_at || c.status === "abandoned" || c.status === "missed") { removePop(id); return; }
-    if (reloadOnAnswer && c.answered_at && mine(c)) {
-      // Your call was answered: the live screen becomes its workspace.
+    if (c.answered_at && !c.ended_at && mine(c) && (reloadOnAnswer || (window.location.pathname === "/live" && currentCall))) {
+      // Your call was answered: the live screen becomes its workspace (what was typed in the
+      // previous record is saved or kept in this browser and replayed when it is opened again).
       window.location.reload();
       return;
     }
@@ -282,6 +283,5 @@
       if (newest) { e.preventDefault(); dismissed[newest.dataset.callId] = 1; newest.remove(); }
     }
   });
-  void role; void currentCall;
   connect();
 })();
