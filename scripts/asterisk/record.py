@@ -93,9 +93,9 @@ PHONES = r"""
 ; what a trunk would deliver: number, presentation and name of the scenario's caller
 ; (AMI shows the presentation only in NewCallerid, sent when the number or name changes: with
 ; PRES_LATE=1 it is set after them, as on a trunk that sets it when the channel is created)
-exten => s,1,ExecIf($["${CALLER_PRES}" != "" & "${PRES_LATE}" != "1"]?Set(CALLERID(num-pres)=${CALLER_PRES}))
+exten => s,1,Set(CALLERID(num)=${CALLER_NUM})
+ same => n,ExecIf($["${CALLER_PRES}" != "" & "${PRES_LATE}" != "1"]?Set(CALLERID(num-pres)=${CALLER_PRES}))
  same => n,ExecIf($["${CALLER_PRES}" != "" & "${PRES_LATE}" != "1"]?Set(CALLERID(name-pres)=${CALLER_PRES}))
- same => n,Set(CALLERID(num)=${CALLER_NUM})
  same => n,ExecIf($["${CALLER_NAME}" != ""]?Set(CALLERID(name)=${CALLER_NAME}))
  same => n,ExecIf($["${CALLER_PRES}" != "" & "${PRES_LATE}" = "1"]?Set(CALLERID(num-pres)=${CALLER_PRES}))
  same => n,ExecIf($["${CALLER_PRES}" != "" & "${PRES_LATE}" = "1"]?Set(CALLERID(name-pres)=${CALLER_PRES}))
@@ -118,6 +118,9 @@ exten => _tvvX,1,Set(MODE=${GLOBAL(PHONE_${EXTEN}_MODE)})
  same => n,GotoIf($["${MODE}" = "noanswer"]?forever)
  same => n,Wait(${GLOBAL(PHONE_${EXTEN}_RING)})
  same => n,Answer()
+; MODE=audio: the phone sends 30 s of (silent) audio: DTMF from the phone (transfer codes) only
+; gets through a Local channel while frames flow
+ same => n,ExecIf($["${MODE}" = "audio"]?Playback(silence30))
  same => n,Wait(${GLOBAL(PHONE_${EXTEN}_TALK)})
  same => n,Hangup()
  same => n(forever),Wait(3600)
@@ -155,6 +158,7 @@ def make_config(work: Path, port: int, sc: "Scenario") -> Path:
         sounds.mkdir(parents=True, exist_ok=True)
         for prompt in ("pbx-transfer", "pbx-invalid", "beep"):
             (sounds / f"{prompt}.sln").write_bytes(bytes(3200))
+        (sounds / "silence30.sln").write_bytes(bytes(16000 * 30))
     (etc / "asterisk.conf").write_text(f"""[directories]
 astetcdir => {etc}
 astmoddir => {ROOT}/lib/asterisk/modules
@@ -502,6 +506,7 @@ class Run:
             r = self.ctl.action("Setvar", Variable=f"PHONE_{agent}_{k}", Value=str(v))
             assert r.get("Response") == "Success", r
         what = {"answer": f"answers after {ring:g} s and hangs up after {talk:g} s of talk",
+                "audio": f"answers after {ring:g} s and sends audio (so its DTMF transfer codes get through)",
                 "noanswer": "rings without answering", "busy": "is busy"}[mode]
         self.log(f"{agent}'s phone {what}" if not (mode == "answer" and talk >= 3600)
                  else f"{agent}'s phone answers after {ring:g} s (the other side ends the call)")
@@ -513,13 +518,14 @@ class Run:
     # callers
     def caller(self, number: str, name: str = "", pres: str = "", hangup_after: float = 3600,
                pres_late: bool = False) -> str:
+        """pres: Asterisk's name for the presentation (``prohib``, ``unavailable`` …; "prohibited" is
+        not one: Asterisk logs an error and keeps "allowed")."""
         self.n += 1
         variables = (f"CALLER_NUM={number},CALLER_NAME={name},CALLER_PRES={pres},HANGUP_AFTER={hangup_after:g},"
                      f"PRES_LATE={int(pres_late)}")
         r = self.ctl.action("Originate", Channel="Local/caller@caller-phone/n", Context="trunk-sim", Exten="s",
                             Priority="1", Async="true", Variable=variables,
-                            CallerID=(f'"{name}" <{number}>' if name else number) if not pres or pres_late
-                            else "")
+                            CallerID=f'"{name}" <{number}>' if name and (not pres or pres_late) else number)
         assert r.get("Response") == "Success", r
         bits = [f"caller {number}"] + ([f'name "{name}"'] if name else []) + ([f"presentation {pres}"] if pres else [])
         self.log(", ".join(bits) + " calls the hotline"
@@ -669,16 +675,17 @@ def s_blind_transfer(r: Run) -> None:
     r.sleep(7.2)
     r.act("BlindTransfer", Channel=r.agent_channel("tvv1"), Exten="102", Context="counsellors")
     r.sleep(12)
-    r.expect("0906666111", "completed", 2, 13, "tvv1", name="Do Thi K",
-             parts=[{"agent": "tvv1", "talk_s": 5}, {"agent": "tvv2", "talk_s": 7}],
-             notes="tvv1 answers after 2 s, talks 5 s and blind-transfers the caller to extension tvv2 "
+    r.expect("0906666111", "completed", 2, 14.5, "tvv1", name="Do Thi K",
+             parts=[{"agent": "tvv1", "talk_s": 5.2}, {"agent": "tvv2", "talk_s": 8.3}],
+             notes="tvv1 answers after 2 s, talks 5 s and blind-transfers the caller to extension 102 (tvv2) "
                    "(AMI BlindTransfer, as the phone's transfer key does). tvv2's phone rings 1 s "
                    "(Dial from [counsellors], no queue events for tvv2) and answers; the caller hangs up after "
-                   "about 7 s with tvv2. Call talk time 13 s = 5 + 1 ringing + 7.")
+                   "about 8 s with tvv2. Call talk time 14.5 s = 5.2 (tvv1) + 1 ringing + 8.3 (tvv2); figures from the "
+                   "recorded BridgeEnter/BlindTransfer/Hangup times.")
 
 
 def s_attended_transfer(r: Run) -> None:
-    r.phone("tvv1", "answer", ring=2)
+    r.phone("tvv1", "audio", ring=2)
     r.phone("tvv2", "answer", ring=2)
     r.caller("0906666222", "Do Van L", hangup_after=24)
     r.sleep(7.2)
@@ -686,12 +693,15 @@ def s_attended_transfer(r: Run) -> None:
     r.sleep(6)
     r.act("Hangup", Channel=r.channel("Local/tvv1@phones-", ";1"))
     r.sleep(14)
-    r.expect("0906666222", "completed", 2, 21, "tvv1", name="Do Van L",
-             parts=[{"agent": "tvv1", "talk_s": 11}, {"agent": "tvv2", "talk_s": 10}],
+    r.expect("0906666222", "completed", 2, 22.5, "tvv1", name="Do Van L",
+             parts=[{"agent": "tvv1", "talk_s": 11.2}, {"agent": "tvv2", "talk_s": 11.3}],
              notes="tvv1 answers after 2 s and talks 5 s, then makes an attended transfer to tvv2 (AMI Atxfer, "
                    "i.e. the *2 feature code): the caller is held while tvv2 rings 2 s and consults with tvv1 "
                    "4 s; tvv1 hangs up, which completes the transfer (AttendedTransfer). The caller talks with "
-                   "tvv2 about 10 s and hangs up. tvv1's part 11 s = 5 talk + 2 ringing + 4 consult.")
+                   "tvv2 about 11 s and hangs up. tvv1's part 11.2 s = 5.6 with the caller + 2 ringing + 3.6 consult "
+                   "(caller on hold); tvv2's part 11.3 s with the caller (after 3.6 s of consultation). The "
+                   "transfer target leg is Local/102@counsellors (what the atxfer feature dials), which dials "
+                   "tvv2's phone.")
 
 
 def s_transfer_outside(r: Run) -> None:
@@ -701,15 +711,15 @@ def s_transfer_outside(r: Run) -> None:
     r.sleep(7.2)
     r.act("BlindTransfer", Channel=r.agent_channel("tvv1"), Exten="0911222333", Context="counsellors")
     r.sleep(11)
-    r.expect("0906666333", "completed", 2, 13, "tvv1", name="Bui Van M",
-             parts=[{"agent": "tvv1", "talk_s": 5}], transferred_to="0911222333",
+    r.expect("0906666333", "completed", 2, 13.7, "tvv1", name="Bui Van M",
+             parts=[{"agent": "tvv1", "talk_s": 5.2}], transferred_to="0911222333", outside_talk_s=6.5,
              notes="tvv1 answers after 2 s, talks 5 s and blind-transfers the caller to the outside number "
                    "0911222333 (e.g. a shelter); it answers after 2 s, talks 6 s and hangs up. Only tvv1 is a "
                    "counsellor part; the outside leg is 6 s.")
 
 
 def s_conference(r: Run) -> None:
-    r.phone("tvv1", "answer", ring=2)
+    r.phone("tvv1", "audio", ring=2)
     r.phone("tvv2", "answer", ring=2)
     r.caller("0906666444", "Ngo Thi N", hangup_after=25)
     r.sleep(6.2)
@@ -719,11 +729,13 @@ def s_conference(r: Run) -> None:
     r.sleep(0.3)
     r.act("PlayDTMF", Channel=r.channel("Local/tvv1@phones-", ";2"), Digit="3", Duration="100")
     r.sleep(15)
-    r.expect("0906666444", "completed", 2, 23, "tvv1", name="Ngo Thi N",
-             parts=[{"agent": "tvv1", "talk_s": 23}, {"agent": "tvv2", "talk_s": 12}],
+    r.expect("0906666444", "completed", 2, 23.5, "tvv1", name="Ngo Thi N",
+             parts=[{"agent": "tvv1", "talk_s": 23.5}, {"agent": "tvv2", "talk_s": 13.6}],
              notes="tvv1 answers after 2 s and talks 4 s, starts an attended transfer to tvv2 (caller held), "
                    "tvv2 answers after 2 s, after 3 s of consultation tvv1 presses *3 (atxferthreeway): caller, "
-                   "tvv1 and tvv2 talk together until the caller hangs up (about 25 s after calling).")
+                   "tvv1 and tvv2 talk together until the caller hangs up (about 25 s after calling). AttendedTransfer "
+                   "DestType: Threeway. tvv1's part 23.5 s (whole call, incl. 5 s consult), tvv2's 13.6 s in the "
+                   "three-way (after 3 s of consultation). After the caller leaves, tvv1 and tvv2 stay bridged.")
 
 
 def s_pickup(r: Run) -> None:
@@ -746,14 +758,15 @@ def s_pickup(r: Run) -> None:
 
 def s_withheld(r: Run) -> None:
     r.phone("tvv1", "answer", ring=2, talk=5)
-    r.caller("0908888111", "", pres="prohibited")
-    r.sleep(10)
-    r.caller("0908888222", "", pres="prohibited", pres_late=True)
-    r.sleep(10)
-    r.expect("0908888111", "completed", 2, 5, "tvv1", pres="prohibited",
-             notes="The trunk delivers a real number with CALLERID(num-pres)=prohibited (the caller withheld "
-                   "it): CallerIDNum carries the number, NewCallerid says 'CID-CallingPres: 32 (Presentation "
-                   "Prohibited, Not Screened)'. Show it as withheld, keep only the hash. tvv1 hangs up after 5 s.")
+    r.caller("0908888111", "anonymous", pres="prohib")
+    r.sleep(25)  # wrapuptime 15 s
+    r.caller("0908888222", "", pres="prohib", pres_late=True)
+    r.sleep(9)
+    r.expect("0908888111", "completed", 2, 5, "tvv1", pres="prohibited", name="anonymous",
+             notes="The trunk delivers a real number with CALLERID(num-pres)=prohib (the caller withheld "
+                   "it) and the name 'anonymous': CallerIDNum carries the number; the NewCallerid sent when the "
+                   "name is set carries the presentation (CID-CallingPres). Show it as withheld, keep only the "
+                   "hash. tvv1 hangs up after 5 s.")
     r.expect("0908888222", "completed", 2, 5, "tvv1", pres="prohibited",
              notes="The same, but the presentation is set after the number (as when a trunk sets it at channel "
                    "creation): Asterisk sends NewCallerid only when the number or name changes, so NO event of "
