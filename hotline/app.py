@@ -35,8 +35,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    from fastapi import Depends
+
+    from hotline.inputs import check_request
+
+    # check_request: bounds every route's ids, dates and JSON bodies share (a clear 422, never a 500).
     app = FastAPI(title="hotline", version="0.1.0", lifespan=_lifespan,
-                  docs_url="/api/docs" if not settings.is_production else None, redoc_url=None)
+                  docs_url="/api/docs" if not settings.is_production else None, redoc_url=None,
+                  dependencies=[Depends(check_request)])
     from hotline.queue import web_scheduler_hook
 
     app.state.startup_hooks = [web_scheduler_hook]

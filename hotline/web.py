@@ -313,6 +313,22 @@ def setup_app(app: FastAPI) -> None:
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_exception_handler(StarletteHTTPException, _html_errors)
     app.add_exception_handler(RequestValidationError, _html_validation_errors)
+    from sqlalchemy.exc import DataError
+
+    app.add_exception_handler(DataError, _out_of_range)
+    app.add_exception_handler(OverflowError, _out_of_range)
+
+
+async def _out_of_range(request: Request, exc: Exception) -> Response:
+    """A value the database cannot hold (one ``hotline.inputs`` could not see): 422, never 500."""
+    import logging
+
+    from hotline.inputs import OUT_OF_RANGE
+
+    logging.getLogger(__name__).warning("refused a value out of range on %s: %s", request.url.path,
+                                        str(exc).splitlines()[0][:200])
+    raise_as = StarletteHTTPException(422, detail=i18n.translator(request_language(request))(OUT_OF_RANGE))
+    return await _html_errors(request, raise_as)
 
 
 def language_cookie(response: Response, lang: str) -> None:

@@ -54,7 +54,7 @@ def _filter(session: Session, principal: Principal, since: date | None, until: d
         tz = centre.timezone if centre else tz
     line_id = None
     if line:
-        q = select(Line.id).where((Line.identifier == line) | (Line.id == (int(line) if line.isdigit() else -1)))
+        q = select(Line.id).where((Line.identifier == line) | (Line.id == (int(line) if line.isascii() and line.isdigit() and len(line) < 19 else -1)))
         line_id = session.scalar(q)
         if line_id is None:
             raise HTTPException(404, f"no line {line!r}: give a line id, a number in E.164 or a queue name")
