@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from hotline.audit import service as audit
 from hotline.auth.deps import Principal, csrf_protect, require_roles, wants_json
 from hotline.db import session_scope
-from hotline.i18n import error_text, translator
+from hotline.i18n import N_, error_text, translator
 from hotline.live import service
 from hotline.live.hub import Hub
 from hotline.live.models import MANUAL_STATES
