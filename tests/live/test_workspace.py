@@ -174,3 +174,24 @@ def test_one_meaning_per_shortcut(client, staff):
         assert "<kbd>Alt+N</kbd></td><td>Hồ sơ mới (không qua tổng đài)" in page.replace("\n", "") or \
             "<kbd>Alt+N</kbd>" in page, path
     assert 'aria-keyshortcuts="Alt+G"' in rec_page and 'aria-keyshortcuts="Alt+N"' not in rec_page.split("<main")[1]
+
+
+def test_record_page_reveal_of_the_number_is_for_supervisors_and_audited(client, staff):
+    from sqlalchemy import select
+
+    from hotline.audit.models import AuditEntry
+
+    token = sign_in(client, "tvv1")
+    cid = call_id(feed_call(agent="PJSIP/tvv1", caller="0987654321", answered=True))
+    rec = open_record(client, token, cid)
+    page = client.get(f"/records/{rec['id']}").text
+    assert "0987 *** 321" in page and 'id="cc-reveal"' not in page  # a counsellor sees it masked only
+    token = sign_in(client, "gs1")
+    page = client.get(f"/records/{rec['id']}").text
+    assert 'id="cc-reveal"' in page and "0987654321" not in page
+    r = client.post(f"/live/calls/{cid}/reveal", headers={**JSON, "X-CSRF-Token": token})
+    assert r.status_code == 200 and r.json()["number"].replace(" ", "").endswith("987654321")
+    with session_scope() as db:
+        assert db.scalar(select(AuditEntry).where(AuditEntry.action == "call.reveal",
+                                                  AuditEntry.object_id == str(cid)).limit(1)) is not None \
+            or db.scalar(select(AuditEntry).where(AuditEntry.action == "call.reveal").limit(1)) is not None
