@@ -197,6 +197,12 @@ def session_scope() -> Iterator[Session]:
         session.close()
 
 
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE or DELETE touched (``Session.execute`` is typed as returning a plain ``Result``,
+    which has no ``rowcount``; the cursor result it returns has)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def insert_ignore(session: Session, table: Any) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING`` for the session's dialect."""
     name = session.get_bind().dialect.name

@@ -22,11 +22,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
+from sqlalchemy import select
 
 from hotline.db import session_scope
 from hotline.queue import Periodic, enqueue
 from hotline.settings import get_settings
 from referral import service, signing
+from referral.models import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ def deliver(delivery_id: str) -> str:
     except Exception as exc:  # noqa: BLE001 - any failure is a failed try, kept with its reason
         reason = _reason(exc)
         with session_scope() as db:
-            d = db.get(service.Delivery, claimed["pk"])
+            d = db.get(Delivery, claimed["pk"])
             assert d is not None
             dead = service.mark_failed(db, delivery=d, reason=reason)
         log.warning("referral.delivery_failed", extra={"delivery": delivery_id, "attempt": claimed["attempts"],
@@ -229,9 +231,9 @@ def sweep() -> dict[str, int]:
         expired = service.expire_due(db)
         service.purge_nonces(db)
         stuck_before = utcnow() - timedelta(minutes=2)
-        stuck = list(db.scalars(service.select(service.Delivery.delivery_id).where(
-            service.Delivery.status == "pending", service.Delivery.attempts == 0,
-            service.Delivery.created_at < stuck_before).limit(200)))
+        stuck = list(db.scalars(select(Delivery.delivery_id).where(
+            Delivery.status == "pending", Delivery.attempts == 0,
+            Delivery.created_at < stuck_before).limit(200)))
     for delivery_id in stuck:
         queue_delivery(delivery_id)
     return {"escalated": len(escalated), "expired": len(expired), "requeued": len(stuck)}

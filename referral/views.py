@@ -30,7 +30,7 @@ from hotline.i18n import Text, translator
 from hotline.taxonomy import get_taxonomies
 from hotline.web import add_template_dir, render, template_context, templates
 from referral import service, signing
-from referral.models import STATES, URGENCIES
+from referral.models import STATES, URGENCIES, Referral
 
 add_template_dir(Path(__file__).parent / "templates")
 log = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ async def create(record_id: int, request: Request, principal: Principal = Depend
     from referral import jobs
 
     with session_scope() as db:
-        refs = [db.get(service.Referral, i) for i in ids]
+        refs = [db.get(Referral, i) for i in ids]
         deliveries = [r.delivery.delivery_id for r in refs if r is not None and r.delivery is not None]
     for delivery_id in deliveries:
         jobs.queue_delivery(delivery_id)
