@@ -214,9 +214,61 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
         # tables fit in memory instead of spilling to disk (both for this transaction only)
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '64MB'"))
+    totals, by_day_counter, by_hour = _telephony(session, in_period, pg, tz)
+    totals["other_channels"] = session.scalar(
+        select(func.count()).select_from(CallRecord).where(
+            CallRecord.centre_id == centre.id, CallRecord.call_id.is_(None), CallRecord.created_at >= start,
+            CallRecord.created_at < end)) or 0
+    waiting, talk = _times(session, in_period, pg)
+    rt = _record_tables(session, _records(centre, start, end))
+    indicators = {
+        "gbv_victims_served": _indicator(rt.victims["served"], rt.victims["detected"]),
+        "perpetrators_counselled": _indicator(rt.perps["counselled"], rt.perps["detected"]),
+    }
+    indicators["gbv_victims_served"]["referrals_checked"] = rt.referrals_checked
 
-    # telephony totals and the charts' series in one scan: per UTC quarter hour (exact for every
-    # timezone offset; local day and hour from Python) and status
+    by_day = []
+    d = period.start
+    while d <= period.end:
+        by_day.append((d, by_day_counter.get(d, 0)))
+        d += timedelta(days=1)
+    by_issue_group = sorted(((g, sum(v.values())) for g, v in rt.tables["issue_group"].items()),
+                            key=lambda kv: (-kv[1], kv[0]))
+
+    # daily log coverage
+    days_total = (period.end - period.start).days + 1
+    built = session.execute(select(func.count(), func.count(DailyLog.signed_off_at)).where(
+        DailyLog.centre_id == centre.id, DailyLog.day >= period.start, DailyLog.day <= period.end)).one()
+
+    available, by_state = service.referral_counts(session, centre_id=centre.id, since=start, until=end)
+    referrals = {"available": available, "made": sum(by_state.values()),
+                 "by_state": {k: v for k, v in by_state.items() if v}}
+
+    now = now or utcnow()
+    totals_out = {k: int(totals.get(k, 0)) for k in (
+        "received", "answered", "missed", "abandoned", "failed", "unknown_outcome", "other_channels")}
+    totals_out["records_counted"] = sum(rt.records_total.values())
+    totals_out["non_counselling"] = rt.non_counselling
+    tables_out = {k: _finish(v) for k, v in rt.tables.items()}
+    tables_out["sex"] = {s: {**{x: (rt.records_total.get(s, 0) if x == s else 0) for x in SEXES},
+                             "total": rt.records_total.get(s, 0)} for s in SEXES}
+    return Report(
+        centre={"id": centre.id, "code": centre.code, "name": centre.name, "timezone": centre.timezone},
+        period=period, generated_at=now,
+        header=[h.strip() for h in settings.report_header.split(";") if h.strip()] or [centre.name],
+        recipients=[h.strip() for h in settings.report_recipients.split(";") if h.strip()],
+        signatory=settings.report_signatory.strip(),
+        totals=totals_out, waiting=waiting, talk=talk, tables=tables_out, indicators=indicators,
+        by_day=by_day, by_hour=by_hour, by_issue_group=by_issue_group,
+        days={"total": days_total, "built": int(built[0]), "signed_off": int(built[1])},
+        ended=now.astimezone(tz).date() > period.end, referrals=referrals,
+    )
+
+
+def _telephony(session: Session, in_period: Any, pg: bool,
+               tz: ZoneInfo) -> tuple[Counter[str], Counter[date], list[int]]:
+    """Telephony totals and the charts' series in one scan: per UTC quarter hour (exact for every
+    timezone offset; local day and hour from Python) and status."""
     if pg:
         bucket = func.floor(func.extract("epoch", Call.received_at) / 900)
     else:
@@ -236,12 +288,11 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
         at = datetime.fromtimestamp(int(b) * 900, tz=timezone.utc).astimezone(tz)
         by_day_counter[at.date()] += n
         by_hour[at.hour] += n
-    totals["other_channels"] = session.scalar(
-        select(func.count()).select_from(CallRecord).where(
-            CallRecord.centre_id == centre.id, CallRecord.call_id.is_(None), CallRecord.created_at >= start,
-            CallRecord.created_at < end)) or 0
+    return totals, by_day_counter, by_hour
 
-    # waiting and talk times
+
+def _times(session: Session, in_period: Any, pg: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Waiting and talk times (count, median, 90th percentile)."""
     if pg:
         talked = and_(Call.talk_seconds.is_not(None), Call.answered_at.is_not(None))
         w = session.execute(select(
@@ -252,37 +303,46 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
             func.percentile_cont(0.5).within_group(Call.talk_seconds).filter(talked),
             func.percentile_cont(0.9).within_group(Call.talk_seconds).filter(talked),
         ).where(in_period)).one()
-        waiting = {"n": w[0], "median": _r(w[1]), "p90": _r(w[2])}
-        talk = {"n": w[3], "median": _r(w[4]), "p90": _r(w[5])}
-    else:
-        waits = list(session.scalars(select(Call.queue_wait_seconds).where(in_period,
-                                                                           Call.queue_wait_seconds.is_not(None))))
-        talks = list(session.scalars(select(Call.talk_seconds).where(in_period, Call.talk_seconds.is_not(None),
-                                                                     Call.answered_at.is_not(None))))
-        waiting, talk = service.spread(waits), service.spread(talks)
+        return {"n": w[0], "median": _r(w[1]), "p90": _r(w[2])}, {"n": w[3], "median": _r(w[4]), "p90": _r(w[5])}
+    waits = list(session.scalars(select(Call.queue_wait_seconds).where(in_period,
+                                                                       Call.queue_wait_seconds.is_not(None))))
+    talks = list(session.scalars(select(Call.talk_seconds).where(in_period, Call.talk_seconds.is_not(None),
+                                                                 Call.answered_at.is_not(None))))
+    return service.spread(waits), service.spread(talks)
 
-    # record tables, sex-disaggregated, and both indicators: one GROUP BY over the period's counted
-    # records with a "has a GBV issue" flag (PostgreSQL adds the province table to the same scan)
-    r = _records(centre, start, end)
+
+@dataclass
+class _RecordTables:
+    tables: dict[str, dict[str, Counter[str]]]
+    records_total: Counter[str]
+    non_counselling: int
+    victims: dict[str, Counter[str]]
+    perps: dict[str, Counter[str]]
+    referrals_checked: bool = True
+
+
+def _record_tables(session: Session, r: Any) -> _RecordTables:
+    """Record tables, sex-disaggregated, and both indicators: one GROUP BY over the period's counted
+    records with a "has a GBV issue" flag (PostgreSQL adds the province table to the same scan)."""
     # "id IN (uncorrelated subquery)": PostgreSQL hashes the GBV record ids once
     gbv_ids = select(CallRecordIssue.record_id).where(_gbv_condition(CallRecordIssue.code))
     gbv = case((r.c.id.in_(gbv_ids), 1), else_=0)
     keys = (r.c.sex, r.c.age, r.c.level, r.c.role, r.c.outcome, r.c.primary_issue)
-    tables: dict[str, dict[str, Counter[str]]] = {k: defaultdict(Counter) for k in (
-        "age_group", "level", "caller_role", "outcome", "province", "issue", "issue_group", "primary_issue")}
-    nc = non_counselling_codes()
-    parents = {t.code: (t.parent or t.code) for t in get_taxonomies().terms("issue")}
-    records_total: Counter[str] = Counter()
-    non_counselling = 0
-    victims: dict[str, Counter[str]] = {"detected": Counter(), "served": Counter()}
-    perps: dict[str, Counter[str]] = {"detected": Counter(), "counselled": Counter()}
+    out = _RecordTables(
+        tables={k: defaultdict(Counter) for k in (
+            "age_group", "level", "caller_role", "outcome", "province", "issue", "issue_group", "primary_issue")},
+        records_total=Counter(), non_counselling=0,
+        victims={"detected": Counter(), "served": Counter()}, perps={"detected": Counter(), "counselled": Counter()})
+    tables = out.tables
     combos = list(session.execute(select(*keys, gbv.label("gbv"), func.count()).group_by(*keys, gbv)))
     for sex, province, n in session.execute(select(r.c.sex, r.c.province, func.count())
                                             .group_by(r.c.sex, r.c.province)):
         tables["province"][province or "unknown"][sex or "unknown"] += n
+    nc = non_counselling_codes()
+    parents = {t.code: (t.parent or t.code) for t in get_taxonomies().terms("issue")}
     for sex, age, level, role, outcome, primary, is_gbv, n in combos:
         sex = sex or "unknown"
-        records_total[sex] += n
+        out.records_total[sex] += n
         tables["age_group"][age or "unknown"][sex] += n
         tables["level"][str(level if level is not None else 0)][sex] += n
         tables["caller_role"][role or "unknown"][sex] += n
@@ -290,23 +350,33 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
         tables["primary_issue"][primary or "unknown"][sex] += n
         tables["issue_group"][parents.get(primary or "", "other") if primary else "unknown"][sex] += n
         if primary in nc:
-            non_counselling += n
-        counselled = (level or 0) >= SERVED_LEVEL
-        if is_gbv and role != "perpetrator":
-            victims["detected"][sex] += n
-            if counselled or outcome in SERVED_OUTCOMES:
-                victims["served"][sex] += n
-        if role == "perpetrator":
-            perps["detected"][sex] += n
-            if counselled:
-                perps["counselled"][sex] += n
+            out.non_counselling += n
+        _count_indicators(out, sex, level, role, outcome, bool(is_gbv), n)
     for sex, code, n in session.execute(
             select(r.c.sex, CallRecordIssue.code, func.count())
             .join(CallRecordIssue, CallRecordIssue.record_id == r.c.id)
             .group_by(r.c.sex, CallRecordIssue.code)):
         tables["issue"][code][sex or "unknown"] += n
+    out.referrals_checked = _served_through_referrals(session, r, gbv_ids, out.victims)
+    return out
 
-    # victims served only through a referral (few): ask the referral domain about just those records
+
+def _count_indicators(out: _RecordTables, sex: str, level: Any, role: Any, outcome: Any, is_gbv: bool,
+                      n: int) -> None:
+    counselled = (level or 0) >= SERVED_LEVEL
+    if is_gbv and role != "perpetrator":
+        out.victims["detected"][sex] += n
+        if counselled or outcome in SERVED_OUTCOMES:
+            out.victims["served"][sex] += n
+    if role == "perpetrator":
+        out.perps["detected"][sex] += n
+        if counselled:
+            out.perps["counselled"][sex] += n
+
+
+def _served_through_referrals(session: Session, r: Any, gbv_ids: Any, victims: dict[str, Counter[str]]) -> bool:
+    """Victims served only through a referral (few): ask the referral domain about just those records.
+    Returns whether the referrals could be checked."""
     unserved_q = (select(r.c.id, r.c.sex)
                   .where(r.c.id.in_(gbv_ids), or_(r.c.role.is_(None), r.c.role != "perpetrator"), or_(r.c.level.is_(None),
                          r.c.level < SERVED_LEVEL), or_(r.c.outcome.is_(None), r.c.outcome.not_in(SERVED_OUTCOMES))))
@@ -317,56 +387,16 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
         for u in unserved:
             if refs.get(u.id):
                 victims["served"][u.sex or "unknown"] += 1
-    indicators = {
-        "gbv_victims_served": _indicator(victims["served"], victims["detected"]),
-        "perpetrators_counselled": _indicator(perps["counselled"], perps["detected"]),
-    }
-    indicators["gbv_victims_served"]["referrals_checked"] = referrals_available or not unserved
+    return referrals_available or not unserved
 
-    by_day = []
-    d = period.start
-    while d <= period.end:
-        by_day.append((d, by_day_counter.get(d, 0)))
-        d += timedelta(days=1)
-    by_issue_group = sorted(((g, sum(v.values())) for g, v in tables["issue_group"].items()),
-                            key=lambda kv: (-kv[1], kv[0]))
 
-    # daily log coverage
-    days_total = (period.end - period.start).days + 1
-    built = session.execute(select(func.count(), func.count(DailyLog.signed_off_at)).where(
-        DailyLog.centre_id == centre.id, DailyLog.day >= period.start, DailyLog.day <= period.end)).one()
-
-    def finish(t: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
-        out = {}
-        for code, by_sex in sorted(t.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
-            row = {s: by_sex.get(s, 0) for s in SEXES}
-            row["total"] = sum(by_sex.values())
-            out[code] = row
-        return out
-
-    available, by_state = service.referral_counts(session, centre_id=centre.id, since=start, until=end)
-    referrals = {"available": available, "made": sum(by_state.values()),
-                 "by_state": {k: v for k, v in by_state.items() if v}}
-
-    now = now or utcnow()
-    totals_out = {k: int(totals.get(k, 0)) for k in (
-        "received", "answered", "missed", "abandoned", "failed", "unknown_outcome", "other_channels")}
-    totals_out["records_counted"] = sum(records_total.values())
-    totals_out["non_counselling"] = non_counselling
-    tables_out = {k: finish(v) for k, v in tables.items()}
-    tables_out["sex"] = {s: {**{x: (records_total.get(s, 0) if x == s else 0) for x in SEXES},
-                             "total": records_total.get(s, 0)} for s in SEXES}
-    return Report(
-        centre={"id": centre.id, "code": centre.code, "name": centre.name, "timezone": centre.timezone},
-        period=period, generated_at=now,
-        header=[h.strip() for h in settings.report_header.split(";") if h.strip()] or [centre.name],
-        recipients=[h.strip() for h in settings.report_recipients.split(";") if h.strip()],
-        signatory=settings.report_signatory.strip(),
-        totals=totals_out, waiting=waiting, talk=talk, tables=tables_out, indicators=indicators,
-        by_day=by_day, by_hour=by_hour, by_issue_group=by_issue_group,
-        days={"total": days_total, "built": int(built[0]), "signed_off": int(built[1])},
-        ended=now.astimezone(tz).date() > period.end, referrals=referrals,
-    )
+def _finish(t: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
+    out = {}
+    for code, by_sex in sorted(t.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
+        row = {s: by_sex.get(s, 0) for s in SEXES}
+        row["total"] = sum(by_sex.values())
+        out[code] = row
+    return out
 
 
 def _r(value: Any) -> float | None:

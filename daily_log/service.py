@@ -187,137 +187,43 @@ def _iso(value: Any) -> Any:
     return value
 
 
+_REC_COLS = (CallRecord.id, CallRecord.state, CallRecord.counsellor_id, CallRecord.channel,
+             CallRecord.caller_role, CallRecord.caller_sex, CallRecord.caller_age_group,
+             CallRecord.province_code, CallRecord.consent_statistics, CallRecord.primary_issue,
+             CallRecord.service_level, CallRecord.outcome, CallRecord.follow_up_needed,
+             CallRecord.follow_up_date, CallRecord.risk, CallRecord.created_at)
+_TOTALS = ("received", "answered", "missed", "abandoned", "failed", "unknown_outcome", "open_at_midnight",
+           "non_counselling", "other_channels", "records", "records_counted", "records_draft", "excluded_no_consent")
+
+
 def summarise(session: Session, *, centre: Centre, day: date) -> dict[str, Any]:
     """The summary of one local day (JSON-ready; codes, counts and masked numbers only)."""
     tz = zone(centre)
     start, end = day_window(centre, day)
-    nc_codes = non_counselling_codes()
-    rec_cols = (CallRecord.id, CallRecord.state, CallRecord.counsellor_id, CallRecord.channel,
-                CallRecord.caller_role, CallRecord.caller_sex, CallRecord.caller_age_group,
-                CallRecord.province_code, CallRecord.consent_statistics, CallRecord.primary_issue,
-                CallRecord.service_level, CallRecord.outcome, CallRecord.follow_up_needed,
-                CallRecord.follow_up_date, CallRecord.risk, CallRecord.created_at)
-    call_rows = session.execute(
-        select(Call.id.label("call_id"), Call.received_at, Call.answered_at, Call.ended_at, Call.status,
-               Call.abandoned, Call.queue_wait_seconds, Call.talk_seconds, Call.caller_masked,
-               Call.caller_id_status, Call.counsellor_id.label("call_counsellor"), *rec_cols)
-        .outerjoin(CallRecord, CallRecord.call_id == Call.id)
-        .where(Call.centre_id == centre.id, Call.received_at >= start, Call.received_at < end)
-        .order_by(Call.received_at, Call.id)
-    ).all()
-    walkin_rows = session.execute(
-        select(*rec_cols).where(CallRecord.centre_id == centre.id, CallRecord.call_id.is_(None),
-                                CallRecord.created_at >= start, CallRecord.created_at < end)
-        .order_by(CallRecord.created_at, CallRecord.id)
-    ).all()
+    call_rows, walkin_rows = _day_rows(session, centre, start, end)
     record_ids = [r.id for r in call_rows if r.id is not None] + [r.id for r in walkin_rows]
-    issues: dict[int, list[str]] = defaultdict(list)
-    day_ids = day_record_ids(centre, start, end).subquery()
-    for rid, code in session.execute(select(CallRecordIssue.record_id, CallRecordIssue.code)
-                                     .join(day_ids, day_ids.c.id == CallRecordIssue.record_id)
-                                     .order_by(CallRecordIssue.id)):
-        issues[rid].append(code)
+    issues = _day_issues(session, centre, start, end)
     available, referrals = referral_states(session, record_ids)
 
-    entries: list[dict[str, Any]] = []
-    counted: list[dict[str, Any]] = []
+    def part(r: Any) -> dict[str, Any]:
+        return _record_part(r, issues, referrals)
+
+    totals: Counter[str] = Counter()
     waits: list[float] = []
     talks: list[float] = []
-    totals = Counter()
-
-    def record_part(r: Any) -> dict[str, Any]:
-        if r.id is None:
-            return {"record_id": None, "record_state": None, "issues": [], "primary_issue": None, "level": None,
-                    "outcome": None, "statistics": False, "follow_up_date": None, "referrals": []}
-        refs = [{k: _iso(v) for k, v in ref.items()} for ref in referrals.get(r.id, [])]
-        return {"record_id": r.id, "record_state": r.state, "issues": issues.get(r.id, []),
-                "primary_issue": r.primary_issue, "level": r.service_level, "outcome": r.outcome,
-                "statistics": bool(r.consent_statistics), "follow_up_date": _iso(r.follow_up_date),
-                "referrals": refs}
-
-    for r in call_rows:
-        totals["received"] += 1
-        if r.answered_at is not None:
-            totals["answered"] += 1
-        status = r.status
-        if status == "missed":
-            totals["missed"] += 1
-        if status == "abandoned" or (r.abandoned and r.answered_at is None):
-            totals["abandoned"] += 1
-        if status in ("failed", "unknown_outcome"):
-            totals[status] += 1
-        open_at_midnight = status in OPEN_STATUSES or (r.ended_at is not None and r.ended_at >= end)
-        if open_at_midnight:
-            totals["open_at_midnight"] += 1
-        if r.queue_wait_seconds is not None:
-            waits.append(r.queue_wait_seconds)
-        if r.talk_seconds is not None and r.answered_at is not None:
-            talks.append(r.talk_seconds)
-        entry = {"call_id": r.call_id, "time": r.received_at.astimezone(tz).strftime("%H:%M"),
-                 "received_at": _iso(r.received_at), "channel": "telephony",
-                 "caller": r.caller_masked or "", "caller_id_status": r.caller_id_status, "status": status,
-                 "wait_seconds": r.queue_wait_seconds, "talk_seconds": r.talk_seconds if r.answered_at else None,
-                 "open_at_midnight": open_at_midnight,
-                 "counsellor_id": r.counsellor_id or r.call_counsellor,
-                 **record_part(r)}
-        entries.append(entry)
+    entries = [_call_entry(r, tz, end, totals, waits, talks, part(r)) for r in call_rows]
     for r in walkin_rows:
         totals["other_channels"] += 1
-        entries.append({"call_id": None, "time": r.created_at.astimezone(tz).strftime("%H:%M"),
-                        "received_at": _iso(r.created_at), "channel": r.channel, "caller": "",
-                        "caller_id_status": None, "status": None, "wait_seconds": None, "talk_seconds": None,
-                        "open_at_midnight": False, "counsellor_id": r.counsellor_id, **record_part(r)})
-
+        entries.append(_walkin_entry(r, tz, part(r)))
     rows_by_record = {r.id: r for r in [*call_rows, *walkin_rows] if r.id is not None}
-    for e in entries:
-        rid = e["record_id"]
-        if rid is None:
-            continue
-        totals["records"] += 1
-        if e["record_state"] != "completed":
-            totals["records_draft"] += 1
-            continue
-        if not e["statistics"]:
-            totals["excluded_no_consent"] += 1
-            continue
-        totals["records_counted"] += 1
-        r = rows_by_record[rid]
-        counted.append({"entry": e, "row": r})
-        if r.primary_issue in nc_codes:
-            totals["non_counselling"] += 1
+    counted = _count_records(entries, rows_by_record, totals)
 
     users = _user_names(session, {e["counsellor_id"] for e in entries if e["counsellor_id"]})
     for e in entries:
         e["counsellor"] = users.get(e["counsellor_id"], "") if e["counsellor_id"] else ""
-
     ref_counted = [ref for c in counted for ref in c["entry"]["referrals"]]
-    per: dict[Any, dict[str, Any]] = {}
-    for e in entries:
-        cid = e["counsellor_id"]
-        if cid is None:
-            continue
-        p = per.setdefault(cid, {"counsellor_id": cid, "name": users.get(cid, ""), "calls_answered": 0,
-                                 "records_counted": 0, "talk": [], "by_level": Counter()})
-        if e["talk_seconds"] is not None:
-            p["calls_answered"] += 1
-            p["talk"].append(e["talk_seconds"])
-    for c in counted:
-        cid = c["entry"]["counsellor_id"]
-        if cid in per:
-            per[cid]["records_counted"] += 1
-            per[cid]["by_level"][str(c["row"].service_level)] += 1
-    per_counsellor = [{"counsellor_id": p["counsellor_id"], "name": p["name"], "calls_answered": p["calls_answered"],
-                       "records_counted": p["records_counted"], "talk_seconds_total": int(sum(p["talk"])),
-                       "talk": spread(p["talk"]), "by_level": dict(sorted(p["by_level"].items()))}
-                      for p in sorted(per.values(), key=lambda p: (p["name"], p["counsellor_id"]))]
-
-    follow_rows = session.execute(
-        select(CallRecord.id, CallRecord.follow_up_date, CallRecord.primary_issue, CallRecord.counsellor_id,
-               CallRecord.risk, CallRecord.consent_callback)
-        .where(CallRecord.centre_id == centre.id, CallRecord.follow_up_needed.is_(True),
-               CallRecord.follow_up_date == day)
-        .order_by(CallRecord.id)
-    ).all()
+    per_counsellor = _per_counsellor(entries, counted, users)
+    follow_rows = _follow_ups_due(session, centre, day)
     users.update(_user_names(session, {f.counsellor_id for f in follow_rows if f.counsellor_id} - set(users)))
 
     rows = [c["row"] for c in counted]
@@ -326,10 +232,7 @@ def summarise(session: Session, *, centre: Centre, day: date) -> dict[str, Any]:
         "centre": {"id": centre.id, "code": centre.code, "name": centre.name, "timezone": centre.timezone},
         "date": day.isoformat(),
         "window": {"start": _iso(start), "end": _iso(end), "hours": round((end - start).total_seconds() / 3600, 2)},
-        "totals": {k: totals.get(k, 0) for k in (
-            "received", "answered", "missed", "abandoned", "failed", "unknown_outcome", "open_at_midnight",
-            "non_counselling", "other_channels", "records", "records_counted", "records_draft",
-            "excluded_no_consent")},
+        "totals": {k: totals.get(k, 0) for k in _TOTALS},
         "by_issue": _counter(code for c in counted for code in dict.fromkeys(c["entry"]["issues"])),
         "by_primary_issue": _counter(r.primary_issue for r in rows),
         "by_level": _counter(r.service_level for r in rows),
@@ -350,6 +253,140 @@ def summarise(session: Session, *, centre: Centre, day: date) -> dict[str, Any]:
         "record_ids": sorted(record_ids),
     }
     return summary
+
+
+def _day_rows(session: Session, centre: Centre, start: datetime, end: datetime) -> tuple[list[Any], list[Any]]:
+    """The day's calls (with their record, if any) and its records made without a call."""
+    call_rows = session.execute(
+        select(Call.id.label("call_id"), Call.received_at, Call.answered_at, Call.ended_at, Call.status,
+               Call.abandoned, Call.queue_wait_seconds, Call.talk_seconds, Call.caller_masked,
+               Call.caller_id_status, Call.counsellor_id.label("call_counsellor"), *_REC_COLS)
+        .outerjoin(CallRecord, CallRecord.call_id == Call.id)
+        .where(Call.centre_id == centre.id, Call.received_at >= start, Call.received_at < end)
+        .order_by(Call.received_at, Call.id)
+    ).all()
+    walkin_rows = session.execute(
+        select(*_REC_COLS).where(CallRecord.centre_id == centre.id, CallRecord.call_id.is_(None),
+                                 CallRecord.created_at >= start, CallRecord.created_at < end)
+        .order_by(CallRecord.created_at, CallRecord.id)
+    ).all()
+    return list(call_rows), list(walkin_rows)
+
+
+def _day_issues(session: Session, centre: Centre, start: datetime, end: datetime) -> dict[int, list[str]]:
+    issues: dict[int, list[str]] = defaultdict(list)
+    day_ids = day_record_ids(centre, start, end).subquery()
+    for rid, code in session.execute(select(CallRecordIssue.record_id, CallRecordIssue.code)
+                                     .join(day_ids, day_ids.c.id == CallRecordIssue.record_id)
+                                     .order_by(CallRecordIssue.id)):
+        issues[rid].append(code)
+    return issues
+
+
+def _record_part(r: Any, issues: dict[int, list[str]], referrals: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The record's side of a day entry (empty when the call has no record)."""
+    if r.id is None:
+        return {"record_id": None, "record_state": None, "issues": [], "primary_issue": None, "level": None,
+                "outcome": None, "statistics": False, "follow_up_date": None, "referrals": []}
+    refs = [{k: _iso(v) for k, v in ref.items()} for ref in referrals.get(r.id, [])]
+    return {"record_id": r.id, "record_state": r.state, "issues": issues.get(r.id, []),
+            "primary_issue": r.primary_issue, "level": r.service_level, "outcome": r.outcome,
+            "statistics": bool(r.consent_statistics), "follow_up_date": _iso(r.follow_up_date),
+            "referrals": refs}
+
+
+def _call_entry(r: Any, tz: ZoneInfo, end: datetime, totals: Counter[str], waits: list[float],
+                talks: list[float], record: dict[str, Any]) -> dict[str, Any]:
+    """One call of the day, counted into ``totals``, ``waits`` and ``talks``."""
+    totals["received"] += 1
+    if r.answered_at is not None:
+        totals["answered"] += 1
+    status = r.status
+    if status == "missed":
+        totals["missed"] += 1
+    if status == "abandoned" or (r.abandoned and r.answered_at is None):
+        totals["abandoned"] += 1
+    if status in ("failed", "unknown_outcome"):
+        totals[status] += 1
+    open_at_midnight = status in OPEN_STATUSES or (r.ended_at is not None and r.ended_at >= end)
+    if open_at_midnight:
+        totals["open_at_midnight"] += 1
+    if r.queue_wait_seconds is not None:
+        waits.append(r.queue_wait_seconds)
+    if r.talk_seconds is not None and r.answered_at is not None:
+        talks.append(r.talk_seconds)
+    return {"call_id": r.call_id, "time": r.received_at.astimezone(tz).strftime("%H:%M"),
+            "received_at": _iso(r.received_at), "channel": "telephony",
+            "caller": r.caller_masked or "", "caller_id_status": r.caller_id_status, "status": status,
+            "wait_seconds": r.queue_wait_seconds, "talk_seconds": r.talk_seconds if r.answered_at else None,
+            "open_at_midnight": open_at_midnight,
+            "counsellor_id": r.counsellor_id or r.call_counsellor,
+            **record}
+
+
+def _walkin_entry(r: Any, tz: ZoneInfo, record: dict[str, Any]) -> dict[str, Any]:
+    """A record made without a call (walk-in, letter, chat...)."""
+    return {"call_id": None, "time": r.created_at.astimezone(tz).strftime("%H:%M"),
+            "received_at": _iso(r.created_at), "channel": r.channel, "caller": "",
+            "caller_id_status": None, "status": None, "wait_seconds": None, "talk_seconds": None,
+            "open_at_midnight": False, "counsellor_id": r.counsellor_id, **record}
+
+
+def _count_records(entries: list[dict[str, Any]], rows_by_record: dict[int, Any],
+                   totals: Counter[str]) -> list[dict[str, Any]]:
+    """Counts the records into ``totals``; returns those in the statistics (completed, with consent)."""
+    nc_codes = non_counselling_codes()
+    counted: list[dict[str, Any]] = []
+    for e in entries:
+        rid = e["record_id"]
+        if rid is None:
+            continue
+        totals["records"] += 1
+        if e["record_state"] != "completed":
+            totals["records_draft"] += 1
+            continue
+        if not e["statistics"]:
+            totals["excluded_no_consent"] += 1
+            continue
+        totals["records_counted"] += 1
+        r = rows_by_record[rid]
+        counted.append({"entry": e, "row": r})
+        if r.primary_issue in nc_codes:
+            totals["non_counselling"] += 1
+    return counted
+
+
+def _per_counsellor(entries: list[dict[str, Any]], counted: list[dict[str, Any]],
+                    users: dict[Any, str]) -> list[dict[str, Any]]:
+    per: dict[Any, dict[str, Any]] = {}
+    for e in entries:
+        cid = e["counsellor_id"]
+        if cid is None:
+            continue
+        p = per.setdefault(cid, {"counsellor_id": cid, "name": users.get(cid, ""), "calls_answered": 0,
+                                 "records_counted": 0, "talk": [], "by_level": Counter()})
+        if e["talk_seconds"] is not None:
+            p["calls_answered"] += 1
+            p["talk"].append(e["talk_seconds"])
+    for c in counted:
+        cid = c["entry"]["counsellor_id"]
+        if cid in per:
+            per[cid]["records_counted"] += 1
+            per[cid]["by_level"][str(c["row"].service_level)] += 1
+    return [{"counsellor_id": p["counsellor_id"], "name": p["name"], "calls_answered": p["calls_answered"],
+             "records_counted": p["records_counted"], "talk_seconds_total": int(sum(p["talk"])),
+             "talk": spread(p["talk"]), "by_level": dict(sorted(p["by_level"].items()))}
+            for p in sorted(per.values(), key=lambda p: (p["name"], p["counsellor_id"]))]
+
+
+def _follow_ups_due(session: Session, centre: Centre, day: date) -> list[Any]:
+    return list(session.execute(
+        select(CallRecord.id, CallRecord.follow_up_date, CallRecord.primary_issue, CallRecord.counsellor_id,
+               CallRecord.risk, CallRecord.consent_callback)
+        .where(CallRecord.centre_id == centre.id, CallRecord.follow_up_needed.is_(True),
+               CallRecord.follow_up_date == day)
+        .order_by(CallRecord.id)
+    ).all())
 
 
 def day_record_ids(centre: Centre, start: datetime, end: datetime):  # type: ignore[no-untyped-def]

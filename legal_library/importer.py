@@ -183,109 +183,142 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
     lines = [(n, line) for n, line in lines if line]
     if not lines:
         raise ImportRefused(Text("the file is empty"))
-
-    preamble: list[str] = []
-    articles: list[Article] = []
-    unplaced: list[dict[str, Any]] = []
-    warnings: list[dict[str, Any]] = []
-    chapter = chapter_title = section = section_title = ""
-    chapters = sections = 0
-    pending_title: str | None = None  # "chapter" | "section" awaiting its title line
-    article: Article | None = None
-    clause: Clause | None = None
-    number: str | None = None
-    title = ""
-    ended = False
-
+    p = _Parser()
     for n, line in lines:
-        if ended:
-            continue
-        kind, m = _classify(line)
-        if pending_title and kind == "text":
-            if pending_title == "chapter":
-                chapter_title = line
-            else:
-                section_title = line
-            pending_title = None
-            continue
-        pending_title = None
+        if p.ended:
+            break
+        p.feed(n, line)
+    if not p.articles:
+        raise ImportRefused(Text(
+            "this does not look like a legal text: no article heading (“Điều 1. …”) was found; "
+            "import the full text as published, with its “Điều N.” lines"))
+    seen: dict[str, list[int]] = {}
+    for a in p.articles:
+        seen.setdefault(a.number, []).append(a.line)
+    duplicates = [{"number": num, "lines": where} for num, where in seen.items() if len(where) > 1]
+    dup_numbers = {d["number"] for d in duplicates}
+    for a in p.articles:
+        a.duplicate = a.number in dup_numbers
+    return ParsedText(preamble="\n".join(p.preamble), articles=p.articles, number=p.number, title=p.title,
+                      unplaced=p.unplaced, duplicates=duplicates, warnings=p.warnings,
+                      chapters=p.chapters, sections=p.sections)
 
-        if kind == "chapter":
-            assert m
-            chapter, chapter_title = m.group(1).upper(), m.group(2).strip()
-            section = section_title = ""
-            chapters += 1
-            pending_title = None if chapter_title else "chapter"
-            article = clause = None
-            continue
-        if kind == "section":
-            assert m
-            section, section_title = m.group(1), m.group(2).strip()
-            sections += 1
-            pending_title = None if section_title else "section"
-            article = clause = None
-            if not chapter:
-                warnings.append({"line": n, "text": line, "reason": N_("section outside any chapter")})
-            continue
-        if kind == "article":
-            assert m
-            article = Article(number=m.group(1).lower(), heading=m.group(2).strip(), line=n,
-                              chapter=chapter, chapter_title=chapter_title,
-                              section=section, section_title=section_title)
-            articles.append(article)
-            clause = None
-            continue
-        if article is None:
-            if articles and _END.match(line):
-                ended = True
-                continue
-            if not articles and not chapters:
-                preamble.append(line)
-                number = number or _first_number(line)
-                if not title and _TITLE_START.match(line):
-                    title = line
-                elif title and _TITLE_START.fullmatch(title) and line.isupper():
-                    title = f"{title} {line}"  # "LUẬT" on one line, its name on the next
-                continue
-            reason = {
-                "clause": N_("clause outside any article"),
-                "point": N_("point outside any article"),
-            }.get(kind, N_("text outside any article"))
-            unplaced.append({"line": n, "text": line, "reason": reason})
-            continue
-        if _END.match(line):
-            ended = True
-            continue
-        if kind == "clause":
-            assert m
-            expected = str(len(article.clauses) + 1)
-            if m.group(1) != expected:
-                warnings.append({"line": n, "text": line,
-                                 "reason": N_("clause %(clause)s in Điều %(article)s where %(expected)s was expected"),
-                                 "values": {"clause": m.group(1), "article": article.number, "expected": expected}})
-            clause = Clause(number=m.group(1), text=m.group(2).strip())
-            article.clauses.append(clause)
-            continue
-        if kind == "point":
-            assert m
-            letter = m.group(1)
-            if clause is None:
-                # Points directly under an article (no clauses): hang them on an unnumbered clause.
-                clause = Clause(number="", text="")
-                article.clauses.append(clause)
-            expected_letter = POINT_LETTERS[len(clause.points)] if len(clause.points) < len(POINT_LETTERS) else "?"
-            if letter != expected_letter:
-                warnings.append({"line": n, "text": line,
-                                 "reason": N_("point %(point)s) in Điều %(article)s where %(expected)s) was expected"),
-                                 "values": {"point": letter, "article": article.number, "expected": expected_letter}})
-            clause.points.append(Point(letter=letter, text=m.group(2).strip()))
-            continue
-        if kind == "foreign_point":
-            assert m
-            unplaced.append({"line": n, "text": line,
-                             "reason": N_("“%(letter)s)” is not a Vietnamese point letter; kept as text of Điều %(article)s"),
-                             "values": {"letter": m.group(1), "article": article.number}})
-        # Continuation text: goes to the last point, clause, or the article body.
+
+class _Parser:
+    """One pass over the lines: where we are (chapter, section, article, clause) and what was found."""
+
+    def __init__(self) -> None:
+        self.preamble: list[str] = []
+        self.articles: list[Article] = []
+        self.unplaced: list[dict[str, Any]] = []
+        self.warnings: list[dict[str, Any]] = []
+        self.chapter = self.chapter_title = self.section = self.section_title = ""
+        self.chapters = self.sections = 0
+        self.pending_title: str | None = None  # "chapter" | "section" awaiting its title line
+        self.article: Article | None = None
+        self.clause: Clause | None = None
+        self.number: str | None = None
+        self.title = ""
+        self.ended = False  # the signature block was reached
+
+    def feed(self, n: int, line: str) -> None:
+        kind, m = _classify(line)
+        if self.pending_title and kind == "text":
+            if self.pending_title == "chapter":
+                self.chapter_title = line
+            else:
+                self.section_title = line
+            self.pending_title = None
+            return
+        self.pending_title = None
+        if m is not None and kind == "chapter":
+            self._chapter(m)
+        elif m is not None and kind == "section":
+            self._section(n, line, m)
+        elif m is not None and kind == "article":
+            self._article(n, m)
+        elif self.article is None:
+            self._outside_articles(n, line, kind)
+        elif _END.match(line):
+            self.ended = True
+        elif m is not None and kind == "clause":
+            self._clause(n, line, m, self.article)
+        elif m is not None and kind == "point":
+            self._point(n, line, m, self.article)
+        else:
+            if m is not None and kind == "foreign_point":
+                self.unplaced.append({"line": n, "text": line,
+                                      "reason": N_("“%(letter)s)” is not a Vietnamese point letter; kept as text of Điều %(article)s"),
+                                      "values": {"letter": m.group(1), "article": self.article.number}})
+            self._continuation(line, self.article)
+
+    def _chapter(self, m: re.Match[str]) -> None:
+        self.chapter, self.chapter_title = m.group(1).upper(), m.group(2).strip()
+        self.section = self.section_title = ""
+        self.chapters += 1
+        self.pending_title = None if self.chapter_title else "chapter"
+        self.article = self.clause = None
+
+    def _section(self, n: int, line: str, m: re.Match[str]) -> None:
+        self.section, self.section_title = m.group(1), m.group(2).strip()
+        self.sections += 1
+        self.pending_title = None if self.section_title else "section"
+        self.article = self.clause = None
+        if not self.chapter:
+            self.warnings.append({"line": n, "text": line, "reason": N_("section outside any chapter")})
+
+    def _article(self, n: int, m: re.Match[str]) -> None:
+        self.article = Article(number=m.group(1).lower(), heading=m.group(2).strip(), line=n,
+                               chapter=self.chapter, chapter_title=self.chapter_title,
+                               section=self.section, section_title=self.section_title)
+        self.articles.append(self.article)
+        self.clause = None
+
+    def _outside_articles(self, n: int, line: str, kind: str) -> None:
+        """Before the first article: the preamble (number, title); after a chapter: unplaced text."""
+        if self.articles and _END.match(line):
+            self.ended = True
+            return
+        if not self.articles and not self.chapters:
+            self.preamble.append(line)
+            self.number = self.number or _first_number(line)
+            if not self.title and _TITLE_START.match(line):
+                self.title = line
+            elif self.title and _TITLE_START.fullmatch(self.title) and line.isupper():
+                self.title = f"{self.title} {line}"  # "LUẬT" on one line, its name on the next
+            return
+        reason = {
+            "clause": N_("clause outside any article"),
+            "point": N_("point outside any article"),
+        }.get(kind, N_("text outside any article"))
+        self.unplaced.append({"line": n, "text": line, "reason": reason})
+
+    def _clause(self, n: int, line: str, m: re.Match[str], article: Article) -> None:
+        expected = str(len(article.clauses) + 1)
+        if m.group(1) != expected:
+            self.warnings.append({"line": n, "text": line,
+                                  "reason": N_("clause %(clause)s in Điều %(article)s where %(expected)s was expected"),
+                                  "values": {"clause": m.group(1), "article": article.number, "expected": expected}})
+        self.clause = Clause(number=m.group(1), text=m.group(2).strip())
+        article.clauses.append(self.clause)
+
+    def _point(self, n: int, line: str, m: re.Match[str], article: Article) -> None:
+        letter = m.group(1)
+        if self.clause is None:
+            # Points directly under an article (no clauses): hang them on an unnumbered clause.
+            self.clause = Clause(number="", text="")
+            article.clauses.append(self.clause)
+        clause = self.clause
+        expected_letter = POINT_LETTERS[len(clause.points)] if len(clause.points) < len(POINT_LETTERS) else "?"
+        if letter != expected_letter:
+            self.warnings.append({"line": n, "text": line,
+                                  "reason": N_("point %(point)s) in Điều %(article)s where %(expected)s) was expected"),
+                                  "values": {"point": letter, "article": article.number, "expected": expected_letter}})
+        clause.points.append(Point(letter=letter, text=m.group(2).strip()))
+
+    def _continuation(self, line: str, article: Article) -> None:
+        """Continuation text: goes to the last point, clause, or the article body."""
+        clause = self.clause
         if clause is not None and clause.points:
             clause.points[-1].text += "\n" + line
         elif clause is not None:
@@ -294,21 +327,6 @@ def parse(text: str, *, html: bool | None = None) -> ParsedText:
             article.heading = line
         else:
             article.body = f"{article.body}\n{line}".strip()
-
-    if not articles:
-        raise ImportRefused(Text(
-            "this does not look like a legal text: no article heading (“Điều 1. …”) was found; "
-            "import the full text as published, with its “Điều N.” lines"))
-    seen: dict[str, list[int]] = {}
-    for a in articles:
-        seen.setdefault(a.number, []).append(a.line)
-    duplicates = [{"number": num, "lines": where} for num, where in seen.items() if len(where) > 1]
-    dup_numbers = {d["number"] for d in duplicates}
-    for a in articles:
-        a.duplicate = a.number in dup_numbers
-    return ParsedText(preamble="\n".join(preamble), articles=articles, number=number, title=title,
-                      unplaced=unplaced, duplicates=duplicates, warnings=warnings,
-                      chapters=chapters, sections=sections)
 
 
 def _first_number(line: str) -> str | None:
