@@ -22,15 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
-from directory import importers  # noqa: E402
-from directory.places import places  # noqa: E402
-from directory.schemas import FIELDS  # noqa: E402
-from directory.search import Query, search  # noqa: E402
-from hotline import migrate  # noqa: E402
-from hotline.db import make_engine  # noqa: E402
+from directory import importers
+from directory.places import places
+from directory.schemas import FIELDS
+from directory.search import Query, search
+from hotline import migrate
+from hotline.db import make_engine
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TYPES = ["shelter", "social_work", "police", "health", "legal_aid", "counselling", "child_protection",

@@ -99,7 +99,7 @@ def finish(rec: Record, raw: dict[str, Any], blocks: list[dict[str, str]], old: 
         rules += [r for r in old.schedules if not r.location_id]
     else:
         rules += [r for r in rec.schedules if not r.location_id]
-    old_by_loc = {lr.id: [r for r in old.schedules if r.location_id == lr.id] for lr in (old.locations if old else [])}
+    old_by_loc = {lr.id: [r for r in old.schedules if r.location_id == lr.id] for lr in old.locations} if old else {}
     for i, b in enumerate(blocks, start=1):
         lid = b["id"] or f"{rec.id}-loc{i + 1}"
         kept = old_by_loc.get(lid, [])

@@ -16,7 +16,7 @@ from hotline.i18n import Text
 from hotline.settings import get_settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("directory", help="danh bạ địa chỉ hỗ trợ / directory of support addresses")
     ds = d.add_subparsers(dest="directory_command", required=True)
 

@@ -145,12 +145,12 @@ def is_open(*, always: bool, slots: Iterable[Slot], open_on_holidays: bool, now:
     for s in slots:
         o, c = _minutes(s.opens_at), _minutes(s.closes_at)
         overnight = c <= o
-        if s.byday == DAYS[today.weekday()] and (open_on_holidays or today not in hol):
-            if o <= minute < (24 * 60 if overnight else c):
-                return True
-        if overnight and s.byday == DAYS[yesterday.weekday()] and (open_on_holidays or yesterday not in hol):
-            if minute < c:
-                return True
+        today_ok = s.byday == DAYS[today.weekday()] and (open_on_holidays or today not in hol)
+        if today_ok and o <= minute < (24 * 60 if overnight else c):
+            return True
+        yday_ok = overnight and s.byday == DAYS[yesterday.weekday()] and (open_on_holidays or yesterday not in hol)
+        if yday_ok and minute < c:
+            return True
     return False
 
 

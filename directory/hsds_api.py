@@ -18,6 +18,7 @@ from directory.models import Location, Service, ServiceAtLocation, TaxonomyTerm
 from directory.places import places
 from directory.schemas import LocationRecord, Record
 from directory.service_types import TAXONOMY, service_types
+from hotline.i18n import Text
 
 
 def page(total: int, number: int, per_page: int, contents: list[dict[str, Any]]) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def full_service(svc: Service) -> dict[str, Any]:
     return out
 
 
-def _load(session: Session):  # type: ignore[no-untyped-def]
+def _load(session: Session) -> Any:
     return select(Service).options(
         selectinload(Service.phones), selectinload(Service.schedules), selectinload(Service.attributes),
         selectinload(Service.locations).joinedload(ServiceAtLocation.location).selectinload(Location.addresses))
@@ -120,7 +121,7 @@ def list_services(session: Session, *, page_number: int, per_page: int) -> dict[
 def one_service(session: Session, service_id: str) -> dict[str, Any]:
     svc = session.scalar(_load(session).where(Service.id == service_id))
     if svc is None:
-        raise svc_mod.NotFound(service_id)
+        raise svc_mod.NotFound(Text("no directory entry %(id)r", id=service_id))
     return full_service(svc)
 
 

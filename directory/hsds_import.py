@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 from directory import hsds_schema
 from directory.models import TaxonomyTerm
 from directory.schemas import FIELD_NAMES
-from directory.service_types import TAXONOMY, resolve as resolve_type
+from directory.service_types import TAXONOMY
+from directory.service_types import resolve as resolve_type
 from hotline.i18n import Text
 from hotline.text import fold
 

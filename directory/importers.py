@@ -15,16 +15,14 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from directory import hours as hours_mod
-from directory import service as svc_mod
-from directory import validation
-from directory import hsds_import
+from directory import hsds_import, validation
 from directory import schedules as sched_mod
+from directory import service as svc_mod
 from directory.models import Location, Organization, Phone, Service, ServiceAtLocation, TaxonomyTerm
 from directory.places import places
 from directory.schemas import FIELD_NAMES, FIELDS, HEADER_TO_FIELD, Record
@@ -76,13 +74,13 @@ def detect(path: Path) -> str:
     return "csv"
 
 
-def _read_csv_text(text: str, where: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+def _read_csv_text(text: str, where: str) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
     except StopIteration:
         raise ImportFileError(Text("%(file)s: the file is empty", file=where)) from None
-    rows = []
+    rows: list[tuple[int, dict[str, Any]]] = []
     for values in reader:
         if not any(v.strip() for v in values):
             continue
@@ -279,7 +277,7 @@ def _services(session: Session) -> Iterable[Service]:
 _SECRET_FIELDS = ("referral_webhook_secret",)
 
 
-def export_template(session: Session, *, out: io.TextIOBase, include_confidential: bool = False) -> int:
+def export_template(session: Session, *, out: IO[str], include_confidential: bool = False) -> int:
     """The CSV template (Vietnamese headers). Public by default: confidential addresses and
     coordinates and the referral secrets are left out."""
     writer = csv.writer(out)
@@ -459,7 +457,7 @@ def export_hsds_csv(session: Session, *, out_dir: Path, include_confidential: bo
     return len(tables["service"])
 
 
-def export_hsds_json(session: Session, *, out: io.TextIOBase, include_confidential: bool = False) -> int:
+def export_hsds_json(session: Session, *, out: IO[str], include_confidential: bool = False) -> int:
     tables = hsds_tables(session, include_confidential=include_confidential)
     json.dump(_package(tables, True), out, ensure_ascii=False, default=str)
     return len(tables["service"])

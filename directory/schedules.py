@@ -236,9 +236,8 @@ def rule_open(rule: Rule, now: datetime, tz: str, open_on_holidays: bool) -> boo
     o = _minutes(rule.opens_at or "00:00")
     c = _minutes(rule.closes_at or "24:00")
     overnight = c <= o
-    if runs_on(rule, today) and (open_on_holidays or today not in hol):
-        if o <= minute < (24 * 60 if overnight else c):
-            return True
+    if runs_on(rule, today) and (open_on_holidays or today not in hol) and o <= minute < (24 * 60 if overnight else c):
+        return True
     yday = today - timedelta(days=1)
     return overnight and minute < c and runs_on(rule, yday) and (open_on_holidays or yday not in hol)
 

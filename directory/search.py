@@ -27,7 +27,10 @@ from directory import hours as hours_mod
 from directory import schedules as sched_mod
 from directory.models import Schedule, Service, Word
 from directory.places import UnknownPlace, distance_km, places
-from directory.service_types import find_in_words, phrases as type_phrases, resolve as resolve_type, service_types
+from directory.service_types import find_in_words, service_types
+from directory.service_types import phrases as type_phrases
+from directory.service_types import resolve as resolve_type
+from hotline import errors
 from hotline.db import UTCDateTime, utcnow
 from hotline.i18n import Text
 from hotline.phone import SHORT_CODES, display
@@ -35,8 +38,8 @@ from hotline.settings import get_settings
 from hotline.text import fold
 
 
-class SearchError(ValueError):
-    pass
+class SearchError(errors.Invalid):
+    """A query that cannot be run (unknown type or place, a bad "open at"): 422."""
 
 
 @dataclass
@@ -116,12 +119,13 @@ def _known_prefixes(session: Session, words: list[str]) -> tuple[set[str], set[s
     words = [w for w in dict.fromkeys(words) if len(w) >= 2 and not w.isdigit() and w not in _static_words()]
     if not words:
         return set(), set(), {}
-    db = session.get_bind().url.render_as_string(hide_password=True)
+    db = session.get_bind().engine.url.render_as_string(hide_password=True)
     known, whole = _KNOWN.setdefault(db, set()), _WHOLE.setdefault(db, set())
     ask = [w for w in words if w not in whole]  # whole words are known prefixes too
     cands: dict[str, list[str]] = {}
     if ask and session.get_bind().dialect.name == "postgresql":
-        for w, hit, exact, similar in session.execute(_stmt(_PG_VOCAB, False), {"ws": ask, "top": "\uffff"}):
+        for row in session.execute(_stmt(_PG_VOCAB, False), {"ws": ask, "top": "\uffff"}).all():
+            w, hit, exact, similar = str(row[0]), row[1], row[2], row[3]
             if hit:
                 known.add(w)
             else:
@@ -172,7 +176,8 @@ def interpret(session: Session, query: Query) -> Interpretation:
     interp = Interpretation()
     words = _TOKEN.findall(fold(query.q).replace("+84", " 0"))
     # Phone fragments: runs of digit tokens ("0912 345 678") joined.
-    digits, rest = [], []
+    digits: list[str] = []
+    rest: list[str] = []
     for w in words:
         (digits if w.isdigit() else rest).append(w)
     joined = "".join(digits)
@@ -440,7 +445,8 @@ class _Rules:
     """Full HSDS schedules of entries whose hours the quick SQL test cannot decide, loaded once."""
 
     def __init__(self, session: Session):
-        self.session, self.by_pk = session, {}  # type: dict[int, list[sched_mod.Rule]]
+        self.session = session
+        self.by_pk: dict[int, list[sched_mod.Rule]] = {}
 
     def load(self, pks: list[int]) -> None:
         want = [pk for pk in pks if pk not in self.by_pk]
@@ -449,8 +455,9 @@ class _Rules:
         for pk in want:
             self.by_pk[pk] = []
         seen: set[tuple[int, str]] = set()
-        for pk, sid, rule in self.session.execute(select(Schedule.service_pk, Schedule.schedule_id, Schedule.rule)
-                                                  .where(Schedule.service_pk.in_(want)).order_by(Schedule.pk)):
+        for row in self.session.execute(select(Schedule.service_pk, Schedule.schedule_id, Schedule.rule)
+                                        .where(Schedule.service_pk.in_(want)).order_by(Schedule.pk)).all():
+            pk, sid, rule = int(row[0]), str(row[1]), row[2]
             if (pk, sid) not in seen and rule:
                 seen.add((pk, sid))
                 self.by_pk[pk].append(sched_mod.Rule.from_dict(rule))
@@ -504,19 +511,19 @@ def _run(session: Session, query: Query, interp: Interpretation, hard_type: bool
             # on the candidates only), walk on while the page is not full.  Entries on a timezone of
             # their own pass the SQL test and are decided here; if some were closed, the same chunk is
             # read again with room for that many more.
-            chunk, extra = max(200, 10 * want), 0
+            chunk, more = max(200, 10 * want), 0
             cand = (f"SELECT pk, verified, name, open_24_7, open_on_holidays, timezone, hours_complex"
                     f"{', ' if cols else ''}{cols} FROM dir_services WHERE {' AND '.join(conds)} "
                     f"ORDER BY {order} LIMIT {chunk} OFFSET {offset}")
             while True:
                 ranked = (f"WITH c AS ({cand}), "
-                          f"r AS (SELECT * FROM c WHERE {_open_sql('c')} ORDER BY {order} LIMIT {want + extra})")
+                          f"r AS (SELECT * FROM c WHERE {_open_sql('c')} ORDER BY {order} LIMIT {want + more})")
                 rows = list(session.execute(_stmt(_page_sql(dialect, ranked, len(keys), count="c")), p))
                 rules.load([int(r.pk) for r in rows if r.hours_complex])
                 kept = [r for r in rows if rules.open(r, now, tz)]
-                if len(rows) < want + extra or len(kept) >= want:
+                if len(rows) < want + more or len(kept) >= want:
                     break
-                extra += want - len(kept)
+                more += want - len(kept)
             out += kept[:want]
             if rows:
                 n_cand = rows[0].n_cand

@@ -7,14 +7,9 @@ Functions take keyword arguments over a session; nothing here commits.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
-import re
-import zoneinfo
-
-import phonenumbers
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -23,19 +18,30 @@ from sqlalchemy.orm import Session, object_session, selectinload
 
 from directory import hours as hours_mod
 from directory import schedules as sched_mod
-from directory.models import (Address, Attribute, Change, Language, Location, Organization, Phone,
-                              Schedule, Service, ServiceArea, ServiceAtLocation, TaxonomyTerm, Word)
-from directory.places import UnknownPlace, places
-from directory.schemas import FIELD_NAMES, LocationRecord, Record
-from directory.service_types import TAXONOMY, resolve as resolve_type, service_types
+from directory.models import (
+    Address,
+    Attribute,
+    Change,
+    Language,
+    Location,
+    Organization,
+    Phone,
+    Schedule,
+    Service,
+    ServiceArea,
+    ServiceAtLocation,
+    TaxonomyTerm,
+    Word,
+)
+from directory.places import places
+from directory.schemas import LocationRecord, Record
+from directory.service_types import TAXONOMY, service_types
+from directory.validation import NATIONAL, RecordError, all_locations, default_location, reason_of, validate  # noqa: F401  (other domains import these from here)
 from hotline import errors
 from hotline.db import insert_ignore, utcnow
 from hotline.i18n import Text
-from hotline.phone import SHORT_CODES, display, normalize_number
-from hotline.text import fold, fold_words, nfc
-
-from directory.validation import (  # noqa: F401  (other domains import these from here)
-    NATIONAL, RecordError, all_locations, default_location, reason_of, validate)
+from hotline.phone import SHORT_CODES, display
+from hotline.text import fold_words
 
 
 class NotFound(errors.NotFound):
@@ -148,7 +154,6 @@ def _fill_location(session: Session, loc: Location, org: Organization, lr: Locat
 
 
 def _children(session: Session, svc: Service, org: Organization, rec: Record, is_new: bool) -> None:
-    pl = places()
     if rec.locations:  # HSDS: every location, under its own ids; links not listed any more are removed
         linked = {sal.location_id: sal for sal in svc.locations}
         keep = []
@@ -263,6 +268,7 @@ def save(session: Session, *, record: Record, actor: str, action: str = "update"
     if created:
         svc = Service(id=record.id)
         session.add(svc)
+    assert svc is not None
     _apply(svc, org, record, doc, digits, digest)
     _children(session, svc, org, record, is_new=created and known_new)
     if words is None:
@@ -354,6 +360,7 @@ def _bulk_insert(session: Session, model: type, rows: list[dict[str, Any]]) -> N
     from psycopg.types.json import Jsonb
 
     dbapi = session.connection().connection.driver_connection
+    assert dbapi is not None
     with dbapi.cursor() as cur:
         with cur.copy(f'COPY {table.name} ({", ".join(cols)}) FROM STDIN') as copy:
             if json_cols:
@@ -578,7 +585,7 @@ def map_term(session: Session, *, term_id: str, service_type: str, actor: str) -
     that type to the entries imported as "other" because of it.  Returns how many changed."""
     term = session.get(TaxonomyTerm, term_id)
     if term is None or term.taxonomy == TAXONOMY:
-        raise NotFound(term_id)
+        raise NotFound(Text("no partner term %(id)r", id=term_id))
     term.maps_to = service_type
     pks = list(session.scalars(select(Attribute.service_pk).where(Attribute.taxonomy_term_id == term_id)))
     changed = 0

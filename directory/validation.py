@@ -18,7 +18,8 @@ from directory import hours as hours_mod
 from directory import schedules as sched_mod
 from directory.places import UnknownPlace, places
 from directory.schemas import FIELD_NAMES, LocationRecord, Record
-from directory.service_types import resolve as resolve_type, service_types
+from directory.service_types import resolve as resolve_type
+from directory.service_types import service_types
 from hotline.i18n import Text
 from hotline.phone import normalize_number
 from hotline.text import fold, nfc

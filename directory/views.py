@@ -19,13 +19,13 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from directory import admin_form, hsds_api
+from directory import admin_form, hsds_api, validation
 from directory import service as svc_mod
-from directory import validation
 from directory.models import Service
 from directory.places import places
-from directory.schemas import FIELDS, FIELD_NAMES, SearchResponseOut
-from directory.search import Query as SearchQuery, SearchError, parse_open_at, search
+from directory.schemas import FIELD_NAMES, FIELDS, SearchResponseOut
+from directory.search import Query as SearchQuery
+from directory.search import SearchError, parse_open_at, search
 from directory.service_types import service_types
 from hotline.audit.service import record as audit
 from hotline.auth.deps import Principal, csrf_protect, request_language, require_roles
@@ -57,7 +57,7 @@ def api_search(
     session: DB,
     principal: Annotated[Principal, Depends(require_roles(*STAFF))],
     q: str = "",
-    type: str | None = None,  # noqa: A002
+    type: str | None = None,
     province: str | None = None,
     commune: str | None = None,
     open_now: bool = False,
@@ -81,7 +81,7 @@ def _search_context(session: Session, request: Request, record_id: int | None,
                     principal: Principal) -> dict[str, Any]:
     p = request.query_params
     flags = {k: p.get(k) in ("1", "true", "on", "yes") for k in ("open_now", "free_bed", "accessible")}
-    form = {"q": p.get("q", ""), "type": p.get("type", ""), "province": p.get("province", ""),
+    form: dict[str, Any] = {"q": p.get("q", ""), "type": p.get("type", ""), "province": p.get("province", ""),
             "language": p.get("language", ""), "open_at": p.get("open_at", "")[:40], **flags}
     results: list[dict[str, Any]] = []
     error = ""
@@ -97,7 +97,7 @@ def _search_context(session: Session, request: Request, record_id: int | None,
                                       timezone=principal.timezone)
         except SearchError as exc:
             error = error_text(exc, principal.language)
-    return {"form": form, "results": results, "error": error, "searched": searched, "record_id": record_id,  # noqa: E501
+    return {"form": form, "results": results, "error": error, "searched": searched, "record_id": record_id,
             "interp": interp, "types": list(service_types().values()), "type_by_code": service_types(),
             "open_at": open_at, "notices": [n.translate(principal.language) for n in interp.notices] if interp else [],
             "provinces": sorted(places().provinces.values(), key=lambda u: u.name)}
@@ -221,10 +221,7 @@ async def admin_create(request: Request, session: DB,
 @router.get("/directory/admin/{service_id}/edit")
 def admin_edit(request: Request, session: DB, service_id: str,
                principal: Annotated[Principal, Depends(require_roles(*ADMIN))]) -> Response:
-    try:
-        svc = svc_mod.get(session, service_id=service_id)
-    except svc_mod.NotFound as exc:
-        raise HTTPException(404, error_text(exc, principal.language)) from None
+    svc = svc_mod.get(session, service_id=service_id)  # NotFound → 404 (hotline.errors)
     values, locations = _edit_values(svc)
     return _form_page(request, values, mode="edit", locations=locations, extra={"svc": svc})
 
@@ -232,18 +229,14 @@ def admin_edit(request: Request, session: DB, service_id: str,
 @router.post("/directory/admin/{service_id}/edit", dependencies=[Depends(csrf_protect)])
 async def admin_update(request: Request, session: DB, service_id: str,
                        principal: Annotated[Principal, Depends(require_roles(*ADMIN))]) -> Response:
-    if session.scalar(select(Service.id).where(Service.id == service_id)) is None:
-        raise HTTPException(404, Text("no directory entry %(id)r", id=service_id).translate(principal.language))
+    svc_mod.get(session, service_id=service_id)  # NotFound → 404 (hotline.errors)
     return _save_form(request, session, principal, await _posted(request), "edit", service_id)
 
 
 @router.post("/directory/admin/{service_id}/verify", dependencies=[Depends(csrf_protect)])
 def admin_verify(request: Request, session: DB, service_id: str,
                  principal: Annotated[Principal, Depends(require_roles(*ADMIN))]) -> Response:
-    try:
-        svc_mod.mark_verified(session, service_id=service_id, by=principal.name, at=datetime.now(timezone.utc))
-    except svc_mod.NotFound as exc:
-        raise HTTPException(404, error_text(exc, principal.language)) from None
+    svc_mod.mark_verified(session, service_id=service_id, by=principal.name, at=datetime.now(timezone.utc))
     _audit(session, principal, request, "directory.verify", service_id)
     return RedirectResponse(request.headers.get("referer") or "/directory/admin/stale", status_code=303)
 
@@ -259,10 +252,7 @@ def hsds_services(session: DB, principal: Annotated[Principal, Depends(require_r
 @router.get("/api/hsds/services/{service_id}")
 def hsds_service(session: DB, service_id: str,
                  principal: Annotated[Principal, Depends(require_roles(*STAFF))]) -> dict[str, Any]:
-    try:
-        return hsds_api.one_service(session, service_id)
-    except svc_mod.NotFound:
-        raise HTTPException(404, Text("no directory entry %(id)r", id=service_id).translate(principal.language)) from None
+    return hsds_api.one_service(session, service_id)  # NotFound → 404 (hotline.errors)
 
 
 @router.get("/api/hsds/taxonomy_terms")
@@ -289,10 +279,7 @@ async def admin_taxonomy_save(request: Request, session: DB,
     if code not in service_types():
         raise HTTPException(422, Text("unknown service type %(type)r (known: %(known)s)", type=code,
                                       known=", ".join(service_types())).translate(principal.language))
-    try:
-        n = svc_mod.map_term(session, term_id=term_id, service_type=code, actor=principal.username)
-    except svc_mod.NotFound:
-        raise HTTPException(404, Text("no partner term %(id)r", id=term_id).translate(principal.language)) from None
+    n = svc_mod.map_term(session, term_id=term_id, service_type=code, actor=principal.username)
     _audit(session, principal, request, "directory.map_term", term_id, {"maps_to": code, "services": n})
     session.commit()
     return RedirectResponse(f"/directory/admin/taxonomy?mapped={n}", status_code=303)

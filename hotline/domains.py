@@ -138,7 +138,7 @@ def _twilio() -> Wiring:
 def _directory() -> Wiring:
     from directory import cli, seed, views
 
-    return Wiring(routers=(views.router,), commands=cli.register, demo_seed=(seed.seed,))
+    return Wiring(routers=(views.router,), commands=cli.register, demo_seed=(seed.demo_seed,))
 
 
 def _legal_library() -> Wiring:

@@ -7,7 +7,7 @@ import json
 import re
 
 from directory.hsds_schema import HSDS_DIR, validator
-from tests.directory.conftest import DATA
+from tests.directory.conftest import DATA, search_json
 from tests.directory.test_partner_package import PARTNER, _service_id
 from tests.helpers import create_user, login
 
@@ -138,3 +138,22 @@ def test_search_pages_say_what_was_not_found_and_label_types(client, cli):
     assert api["notices"][0].startswith("Không có dịch vụ trợ giúp pháp lý ở") and api["open_at"]
     assert all(r["fallback"] for r in api["results"])
     assert client.get("/api/directory/search", params={"open_at": "25:99"}, headers=BEARER).status_code == 422
+
+
+def test_the_demo_has_every_type_in_the_demo_province_and_a_neighbour(env, cli):
+    from hotline import domains
+    from hotline.db import session_scope
+
+    for seed in domains.demo_seeds():  # what `hotline demo` runs
+        with session_scope() as session:
+            seed(session)
+    from directory.service_types import service_types
+
+    for province in ("Quảng Ngãi", "Gia Lai"):
+        for code in service_types():
+            data = search_json(cli, "", "--type", code, "--province", province, "--limit", "1")
+            assert data["results"] and not data["notices"], (province, code)
+    # Đà Nẵng has no legal aid: the panel's search says so before the neighbours' offices.
+    data = search_json(cli, "trợ giúp pháp lý đà nẵng")
+    assert data["notices"][0] == "Không có dịch vụ trợ giúp pháp lý ở Thành phố Đà Nẵng."
+    assert data["results"][0]["id"] == "demo-qn-legal-aid" and data["results"][0]["fallback"]
