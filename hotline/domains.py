@@ -154,9 +154,9 @@ def _auth() -> Wiring:
 
 
 def _live() -> Wiring:
-    from hotline.live import views
+    from hotline.live import jobs, views
 
-    return Wiring(routers=(views.router,), app_setup=(views.setup_app,))
+    return Wiring(routers=(views.router,), app_setup=(views.setup_app,), periodic=tuple(jobs.PERIODIC))
 
 
 def _records() -> Wiring:

@@ -49,6 +49,9 @@ def search_provinces(q: str, *, limit: int = 12) -> list[dict[str, str]]:
     """Provinces whose current or old name matches ``q`` (folded); old names say where they went."""
     key = _module().key
     p = _places()
+    if q.strip().isdigit():  # a code: its name (the form shows a code it was given back as the name)
+        code = f"{int(q.strip()):02d}"
+        return [{"code": code, "name": p.provinces[code].name, "note": ""}] if code in p.provinces else []
     fq = key(q) if q.strip() else ""
     hits: list[tuple[int, str, dict[str, str]]] = []
     seen: set[str] = set()
@@ -82,6 +85,10 @@ def search_provinces(q: str, *, limit: int = 12) -> list[dict[str, str]]:
 def search_communes(province_code: str, q: str, *, limit: int = 15) -> list[dict[str, str]]:
     key = _module().key
     p = _places()
+    if q.strip().isdigit():
+        code = f"{int(q.strip()):05d}"
+        unit = p.communes.get(code)
+        return [{"code": code, "name": unit.name, "note": ""}] if unit and unit.province_code == province_code else []
     fq = key(q) if q.strip() else ""
     hits = []
     for code in p.commune_keys.get(province_code, {}).values():

@@ -110,6 +110,9 @@ def test_province_and_commune_come_from_the_list_never_free_text(client, staff):
     communes = client.get("/records/places/communes", params={"province": "48", "q": "hai chau"}).json()["items"]
     assert communes[0]["name"] == "Phường Hải Châu"
     assert client.get("/records/places/communes", params={"province": "99"}).status_code == 422
+    # a code gives its name (the form shows names for codes put back from the browser's copy)
+    assert client.get("/records/places/provinces", params={"q": "48"}).json()["items"][0]["name"] == "Thành phố Đà Nẵng"
+    assert client.get("/records/places/communes", params={"province": "51", "q": communes[0]["code"]}).json()["items"] == []
     # an unknown province is refused with a clear message, never cut and saved
     r = put(client, token, rec["id"], rec["version"], province_code="Tỉnh Hoàng Sa Mới")
     assert r.status_code == 422
@@ -195,3 +198,35 @@ def test_record_page_reveal_of_the_number_is_for_supervisors_and_audited(client,
         assert db.scalar(select(AuditEntry).where(AuditEntry.action == "call.reveal",
                                                   AuditEntry.object_id == str(cid)).limit(1)) is not None \
             or db.scalar(select(AuditEntry).where(AuditEntry.action == "call.reveal").limit(1)) is not None
+
+
+def test_wrap_up_ends_without_a_screen_open(client, staff, monkeypatch):
+    """The periodic job ends wrap-ups past their time: available, and unpaused on the queue."""
+    from datetime import timedelta
+
+    from hotline import bus
+    from hotline.live import jobs
+    from hotline.live import service as live
+    from hotline.live.models import CounsellorPresence
+    from hotline.settings import reset_settings
+
+    monkeypatch.setenv("HOTLINE_WRAP_UP_SECONDS", "30")
+    reset_settings()
+    with session_scope() as db:
+        db.add(CounsellorPresence(user_id=staff.ids["tvv1"], centre_id=staff.centre_id, state="wrap_up",
+                                  changed_at=utcnow() - timedelta(seconds=10)))
+    ami = bus.Subscription(["ami-commands"])
+    try:
+        assert jobs.end_wrap_ups() == 0  # 20 s still to go
+        with session_scope() as db:
+            db.get(CounsellorPresence, staff.ids["tvv1"]).changed_at = utcnow() - timedelta(seconds=31)
+        assert jobs.end_wrap_ups() == 1
+        command = ami.get(timeout=3)
+        assert command["interface"] == "PJSIP/tvv1" and command["paused"] is False
+        with session_scope() as db:
+            assert live.get_presence(db, user_id=staff.ids["tvv1"]) == "available"
+            assert db.get(CounsellorPresence, staff.ids["tvv1"]).state == "available"
+        assert any(p.name == "live.wrap_up" for p in __import__("hotline.queue", fromlist=["x"]).periodic_tasks())
+    finally:
+        ami.close()
+        reset_settings()

@@ -37,7 +37,7 @@
       var it = items[i];
       if (!it) return;
       var changed = code.value !== it.code;
-      code.value = it.code;
+      code.value = shownCode = it.code;
       input.value = chosenName = it.name;
       close();
       if (changed) {
@@ -56,6 +56,19 @@
         .then(function (d) { items = d.items || []; active = items.length ? 0 : -1; draw(); })
         .catch(function () {});
     }
+    // Values put back from this browser's copy or a merge carry codes: show their names.
+    var shownCode = code.value;
+    form.addEventListener("hotline:applied", function () {
+      if (code.value === shownCode) return;
+      shownCode = code.value;
+      if (!code.value) { input.value = chosenName = ""; return; }
+      var url = kind === "province" ? "/records/places/provinces?q=" + encodeURIComponent(code.value)
+        : "/records/places/communes?province=" + encodeURIComponent(provinceCode()) + "&q=" + encodeURIComponent(code.value);
+      fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+        .then(function (r) { return r.json(); })
+        .then(function (d) { var it = (d.items || [])[0]; if (it) input.value = chosenName = it.name; })
+        .catch(function () {});
+    });
     input.addEventListener("input", function (e) {
       e.stopPropagation();  // typing in the picker is not a value until one is chosen
       clearTimeout(t);
@@ -73,7 +86,7 @@
       setTimeout(function () {
         close();
         if (!input.value.trim()) {
-          if (code.value) { code.value = ""; chosenName = ""; form.dispatchEvent(new Event("change")); }
+          if (code.value) { code.value = shownCode = ""; chosenName = ""; form.dispatchEvent(new Event("change")); }
         } else if (input.value !== chosenName) {
           input.value = chosenName;  // no free text: back to the last choice
         }

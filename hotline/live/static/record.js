@@ -46,6 +46,7 @@
       if (el.type === "checkbox") { el.checked = !!v; return; }
       el.value = v == null ? "" : v;
     });
+    form.dispatchEvent(new CustomEvent("hotline:applied"));  // e.g. the place pickers show the names
   }
 
   function setVersion(v) {
