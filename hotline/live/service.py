@@ -276,10 +276,10 @@ def current_call(session: Session, *, viewer: Viewer, hours: int = 12) -> Call |
     who = [Call.counsellor_id == viewer.user_id]
     if viewer.identities:
         who.append(Call.answered_by.in_(sorted(viewer.identities)))
-    done = select(records.CallRecord.call_id).where(records.CallRecord.state == "completed",
-                                                   records.CallRecord.call_id.is_not(None))
-    q = (select(Call).where(or_(*who), Call.centre_id == viewer.centre_id, Call.answered_at.is_not(None),
-                            Call.answered_at >= since, Call.id.not_in(done))
+    rec = records.CallRecord
+    q = (select(Call).outerjoin(rec, rec.call_id == Call.id)
+         .where(or_(*who), Call.centre_id == viewer.centre_id, Call.answered_at.is_not(None),
+                Call.answered_at >= since, or_(rec.id.is_(None), rec.state != "completed"))
          .order_by(Call.answered_at.desc()).limit(1))
     return session.scalars(q).first()
 
