@@ -6,15 +6,15 @@ exactly as Twilio signs it.  Calls are opened with the voice webhook first, then
 the status callbacks of those calls (ringing, in-progress, completed with SequenceNumber and
 Timestamp), as Twilio would for many simultaneous calls.
 
-Two runs:
-- paced: each client sends one callback, waits ``--think`` seconds, sends the next (Twilio's
-  load is many calls each posting a few callbacks, not one client hammering);
+Runs:
+- paced (``--runs``, default 3): each client sends one callback, waits ``--think`` seconds, sends
+  the next (Twilio's load is many calls each posting a few callbacks, not one client hammering);
 - saturated: the same clients back to back, to show the ceiling (throughput);
 - no-db ref: the hold-music webhook back to back (signature check and TwiML, no database), the
   floor that the web stack alone costs on this machine.
 
-Usage: .venv/bin/python bench/twilio_status.py [--clients 50] [--calls 200] [--think 1.0]
-Target: p99 ≤ 50 ms in the paced run.
+Usage: .venv/bin/python bench/twilio_status.py [--clients 50] [--calls 200] [--think 1.0] [--runs 3]
+Target: p99 ≤ 20 ms in every paced run (issue #16), on an idle machine: each run prints the load average.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from hotline import migrate  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("HOTLINE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TOKEN = "bench-twilio-auth-token"
+TARGET_P99_MS = 20.0
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
 
 
@@ -175,6 +176,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--calls", type=int, default=200, help="calls per run (3 status callbacks each)")
     ap.add_argument("--think", type=float, default=1.0, help="seconds each client waits between callbacks")
+    ap.add_argument("--runs", type=int, default=3, help="paced runs (each on its own calls)")
     ap.add_argument("--profile", metavar="FILE", help="sample the server with py-spy during the paced run "
                     "(collapsed stacks written to FILE; pip install py-spy)")
     args = ap.parse_args()
@@ -200,28 +202,33 @@ def main() -> int:
             env=env, cwd=ROOT)
         wait_ready(base, proc)
 
-        total = args.calls * 2 + 50
+        total = args.calls * (args.runs + 1) + 50
         voices = [signed(base, "/webhooks/twilio/voice", {**call_params(i), "CallStatus": "ringing"})
                   for i in range(total)]
         asyncio.run(run(base, voices, min(args.clients, 8), 0))  # open every call (and warm up)
-        warm = status_requests(base, range(args.calls * 2, total))
+        warm = status_requests(base, range(args.calls * (args.runs + 1), total))
         asyncio.run(run(base, warm, args.clients, 0))
 
         print(f"POST /webhooks/twilio/status, {args.clients} concurrent clients, PostgreSQL, one uvicorn worker, "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
               "(load generator on the same machine)")
-        paced = status_requests(base, range(0, args.calls))
-        spy = None
-        if args.profile:
-            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid),
-                                    "--rate", "250", "--nonblocking", "--threads", "--format", "raw",
-                                    "--output", args.profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(1.0)
-        p99 = report(f"paced {args.think:g}s", *measured(proc.pid, base, paced, args.clients, args.think))
-        if spy is not None:
-            spy.send_signal(2)
-            spy.wait(30)
-        saturated = status_requests(base, range(args.calls, args.calls * 2))
+        p99s = []
+        for run_no in range(args.runs):
+            paced = status_requests(base, range(args.calls * run_no, args.calls * (run_no + 1)))
+            spy = None
+            if args.profile and run_no == 0:
+                spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid),
+                                        "--rate", "250", "--nonblocking", "--threads", "--format", "raw",
+                                        "--output", args.profile], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+                time.sleep(1.0)
+            load = os.getloadavg()[0]
+            p99s.append(report(f"paced {run_no + 1}", *measured(proc.pid, base, paced, args.clients, args.think)))
+            print(f"{'':<10} (load average {load:.1f} at the start of the run)")
+            if spy is not None:
+                spy.send_signal(2)
+                spy.wait(30)
+        saturated = status_requests(base, range(args.calls * args.runs, args.calls * (args.runs + 1)))
         report("saturated", *measured(proc.pid, base, saturated, args.clients, 0))
 
         hold = [signed(base, "/webhooks/twilio/wait", {"CallSid": f"CA{i:032d}", "QueuePosition": "2",
@@ -240,9 +247,11 @@ def main() -> int:
             raws = conn.execute(text("SELECT count(*) FROM raw_events")).scalar()
         check.dispose()
         print(f"calls ended: {done}, raw events stored: {raws}")
-        verdict = "PASS" if p99 <= 50 else "FAIL"
-        print(f"{verdict}: paced p99 {p99:.1f} ms (target ≤ 50 ms)")
-        return 0 if p99 <= 50 else 1
+        met = sum(p <= TARGET_P99_MS for p in p99s)
+        verdict = "PASS" if met == len(p99s) else "FAIL"
+        print(f"{verdict}: paced p99 {', '.join(f'{p:.1f}' for p in p99s)} ms; {met} of {len(p99s)} runs "
+              f"≤ {TARGET_P99_MS:g} ms (target: every run, on an idle machine)")
+        return 0 if verdict == "PASS" else 1
     finally:
         if proc is not None:
             proc.terminate()

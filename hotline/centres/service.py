@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -123,3 +125,51 @@ class Routing:
             return None
         row = self.agents.get((provider, identity))
         return row.user_id if row else None
+
+
+# ---------------------------------------------------------------------- routing for the ingestor
+# The ingestor needs the default centre and the routing snapshot for every batch it applies: three
+# statements each time, most of a lone status callback's database round trips.  It keeps the
+# snapshot while one cheap statement (a fingerprint of the centres' default, lines and agent
+# identities) says nothing changed, and reloads at least every ROUTING_MAX_AGE seconds.
+ROUTING_MAX_AGE = 10.0
+_routing_cache: dict[str, tuple[tuple[object, ...], float, Routing]] = {}
+_routing_lock = threading.Lock()
+
+
+def _routing_fingerprint(session: Session) -> tuple[object, ...]:
+    def scalar(q):  # type: ignore[no-untyped-def]
+        return q.scalar_subquery()
+
+    row = session.execute(select(
+        scalar(select(Centre.id).where(Centre.is_default.is_(True)).limit(1)),
+        scalar(select(func.count(Line.id))),
+        scalar(select(func.coalesce(func.max(Line.id), 0))),
+        scalar(select(func.coalesce(func.sum(
+            case((Line.active.is_(True), Line.id), else_=0) + Line.centre_id * 7 + func.length(Line.identifier)), 0))),
+        scalar(select(func.count(AgentIdentity.id))),
+        scalar(select(func.coalesce(func.max(AgentIdentity.id), 0))),
+        scalar(select(func.coalesce(func.sum(
+            AgentIdentity.centre_id * 7 + func.coalesce(AgentIdentity.user_id, 0) * 13
+            + func.length(AgentIdentity.identity)), 0))),
+    )).one()
+    return tuple(row)
+
+
+def ingest_routing(session: Session, *, code: str, name: str, timezone: str) -> Routing:
+    """The default centre (created on first use) and the routing snapshot, for the ingestor."""
+    key = str(session.get_bind().url)
+    fingerprint = _routing_fingerprint(session)
+    with _routing_lock:
+        hit = _routing_cache.get(key)
+    if (hit is not None and fingerprint[0] is not None and hit[0] == fingerprint
+            and time.monotonic() - hit[1] < ROUTING_MAX_AGE):
+        return hit[2]
+    default = ensure_default_centre(session, code=code, name=name, timezone=timezone)
+    routing = Routing.load(session, default.id)
+    for obj in [*routing.numbers.values(), *routing.queues.values(), *routing.agents.values()]:
+        session.expunge(obj)  # read-only from here on, and kept beyond this session
+    if fingerprint[0] is not None:
+        with _routing_lock:
+            _routing_cache[key] = (fingerprint, time.monotonic(), routing)
+    return routing

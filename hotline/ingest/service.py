@@ -22,7 +22,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from hotline.calls.models import OPEN_STATUSES, Call, CallKey, CallRecord, DeadLetter, RawEvent
-from hotline.centres.service import Routing, ensure_default_centre
+from hotline.centres.service import ingest_routing
 from hotline.db import insert_ignore
 from hotline.ingest.events import CallEvent, Kind, LiveCall, RawIn
 from hotline.phone import parse_caller
@@ -40,6 +40,8 @@ class IngestResult:
     applied: int = 0  # call events applied
     dead: int = 0
     touched: set[int] = field(default_factory=set)  # call ids changed
+    # the changed calls themselves, kept alive for publishing (the session only holds them weakly)
+    calls: dict[int, Call] = field(default_factory=dict, repr=False, compare=False)
 
 
 def derive_status(call: Call) -> str:
@@ -102,11 +104,8 @@ class _Batch:
         self.session = session
         self.settings = settings
         self.hashes = hash_keyring()  # the number hash under the newest key, with its key id
-        default = ensure_default_centre(
-            session, code=settings.default_centre_code, name=settings.default_centre_name,
-            timezone=settings.default_timezone,
-        )
-        self.routing = Routing.load(session, default.id)
+        self.routing = ingest_routing(session, code=settings.default_centre_code, name=settings.default_centre_name,
+                                      timezone=settings.default_timezone)
         self.keys: dict[tuple[str, str], Call] = {}
         self.touched: set[int] = set()
 
@@ -499,10 +498,11 @@ def ingest(session: Session, items: Sequence[RawIn], *, settings: Settings | Non
                                                             "dead_letter": True})
     session.flush()
     result.touched = set(batch.touched)
+    result.calls = {c.id: c for c in batch.keys.values() if c.id in result.touched}
     return result
 
 
-def publish_updates(session: Session, call_ids: set[int]) -> None:
+def publish_updates(session: Session, call_ids: set[int], calls: dict[int, Call] | None = None) -> None:
     """Tell live screens what changed (after the commit)."""
     if not call_ids:
         return
@@ -510,7 +510,9 @@ def publish_updates(session: Session, call_ids: set[int]) -> None:
 
     from hotline.live import service as live
 
-    changed = list(session.scalars(select(Call).where(Call.id.in_(call_ids))))
+    # From the session (objects are not expired on commit): no second read of what was just written.
+    known = calls or {}
+    changed = [call for cid in sorted(call_ids) if (call := known.get(cid) or session.get(Call, cid)) is not None]
     for call in changed:
         bus.publish(f"centre:{call.centre_id}", {"type": "call", "call": call_summary(call)})
     # Presence follows the counsellors' calls (busy, wrap-up): owned by the live screen.
@@ -546,7 +548,7 @@ def ingest_and_commit(items: Sequence[RawIn], *, publish: bool = True) -> Ingest
         session.flush()
         if publish:
             session.commit()
-            publish_updates(session, result.touched)
+            publish_updates(session, result.touched, result.calls)
     return result
 
 
