@@ -393,6 +393,17 @@ class HotlineAmi:
         self.env, self.port, self.log = env, port, log
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def wait_connected(self, pbx: "Pbx", timeout: float = 60) -> None:
+        """Until hotline ami has a session (besides the recorder's own `hotline` login)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            sessions = [ln for ln in pbx.cli("manager show connected").splitlines() if ln.split()[:1] == ["hotline"]]
+            if len(sessions) >= 2:
+                time.sleep(1.0)  # its filters and resync
+                return
+            time.sleep(0.3)
+        print("  !! hotline ami did not connect")
+
     def start(self) -> None:
         out = open(self.log, "ab")
         self.proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "hotline"), "--log-format", "json", "ami",
@@ -420,15 +431,17 @@ def hotline_env(data: Path) -> dict[str, str]:
         "HOTLINE_AMI_USERNAME": "hotline", "HOTLINE_AMI_SECRET": HOTLINE_SECRET, "HOTLINE_AMI_HOST": "127.0.0.1"}
     hl = str(REPO / ".venv" / "bin" / "hotline")
 
-    def run(*args: str) -> None:
-        r = subprocess.run([hl, *args], env=env, cwd=data, capture_output=True, text=True)
+    def run(*args: str, stdin: str | None = None) -> None:
+        r = subprocess.run([hl, *args], env=env, cwd=data, capture_output=True, text=True, input=stdin)
         if r.returncode:
             print(f"  hotline {' '.join(args)}: rc={r.returncode} {r.stderr.strip()[-300:]}")
 
     run("db", "upgrade")
+    run("centre", "add", "default", "Default centre")
     run("line", "add", "--centre", "default", "--provider", "asterisk", "--kind", "queue", "hotline")
     for a, name in AGENTS.items():
-        run("user", "create", "--role", "counsellor", "--name", name, a)
+        run("user", "create", "--role", "counsellor", "--centre", "default", "--name", name, "--password-stdin", a,
+            stdin="Recorder-Pass-2026!\n")
         run("agent", "map", "--centre", "default", "--provider", "asterisk", iface(a), "--username", a)
     return env
 
@@ -446,6 +459,8 @@ class Run:
         self.gaps: list[dict[str, float]] = []
         self.n = 0
         self.connect()
+        if self.hotline:
+            self.hotline.wait_connected(pbx)
 
     # connections
     def connect(self) -> None:
@@ -474,6 +489,7 @@ class Run:
         self.gaps[-1]["listener_back_at_s"] = round(time.monotonic() - self.t0, 2)
         if self.hotline:
             self.hotline.start()
+            self.hotline.wait_connected(self.pbx)
         self.log("the listener logs in again (filtered-2.ami): filters, CoreShowChannels, QueueStatus")
 
     def restart_pbx(self) -> None:
@@ -489,6 +505,8 @@ class Run:
         self.gaps.append({"pbx_restart_at_s": round(time.monotonic() - self.t0, 2)})
         self.pbx.wait_up()
         self.connect()
+        if self.hotline:
+            self.hotline.wait_connected(self.pbx)
         self.gaps[-1]["reconnected_at_s"] = round(time.monotonic() - self.t0, 2)
         self.log("Asterisk is back; the listener and the all-events connection log in again")
 
@@ -762,16 +780,16 @@ def s_withheld(r: Run) -> None:
     r.sleep(25)  # wrapuptime 15 s
     r.caller("0908888222", "", pres="prohib", pres_late=True)
     r.sleep(9)
-    r.expect("0908888111", "completed", 2, 5, "tvv1", pres="prohibited", name="anonymous",
+    r.expect("0908888111", "completed", 2, 5, "tvv1", pres="prohibited",
              notes="The trunk delivers a real number with CALLERID(num-pres)=prohib (the caller withheld "
-                   "it) and the name 'anonymous': CallerIDNum carries the number; the NewCallerid sent when the "
-                   "name is set carries the presentation (CID-CallingPres). Show it as withheld, keep only the "
-                   "hash. tvv1 hangs up after 5 s.")
+                   "it) and the name 'anonymous': CallerIDNum carries the number; NewCallerid carries the "
+                   "presentation (CID-CallingPres: 35), and the sample's [hotline-in] renames the caller "
+                   "'withheld'. Show the call as withheld, keep only the hash. tvv1 hangs up after 5 s.")
     r.expect("0908888222", "completed", 2, 5, "tvv1", pres="prohibited",
-             notes="The same, but the presentation is set after the number (as when a trunk sets it at channel "
-                   "creation): Asterisk sends NewCallerid only when the number or name changes, so NO event of "
-                   "this call says 'prohibited' (QueueCallerJoin, Newchannel and CoreShowChannel carry no "
-                   "presentation). Only the dial plan can tell hotline (see deploy/asterisk/README.md).")
+             notes="The same, but the presentation is set after the number, with no name (as when a trunk sets "
+                   "it at channel creation): Asterisk sends NewCallerid only when the number or name changes, "
+                   "so without the sample's rename to 'withheld' in [hotline-in] no event would say "
+                   "'prohibited' (QueueCallerJoin, Newchannel and CoreShowChannel carry no presentation).")
 
 
 def s_vietnamese_name(r: Run) -> None:
@@ -945,12 +963,17 @@ def summary(data: bytes) -> list[str]:
 
 
 def linkedids(data: bytes) -> dict[str, list[str]]:
-    """CallerIDNum -> Linkedid of each QueueCallerJoin (to name the calls in expected.json)."""
+    """CallerIDNum -> Linkedids of its calls, in order (to name the calls in expected.json): the
+    caller channel's first event that carries the number (QueueCallerJoin, or NewCallerid when the
+    call never joined the queue)."""
     found: dict[str, list[str]] = {}
     for raw in data.split(b"\r\n\r\n"):
         f = parse(raw)
-        if f.get("Event") == "QueueCallerJoin":
-            ids = found.setdefault(f.get("CallerIDNum", ""), [])
+        chan = f.get("Channel", "")
+        if f.get("Event") in ("QueueCallerJoin", "NewCallerid", "Newexten") \
+                and chan.startswith("Local/caller@caller-phone-") and chan.endswith(";1") \
+                and f.get("CallerIDNum") not in (None, "", "<unknown>"):
+            ids = found.setdefault(f["CallerIDNum"], [])
             if f.get("Linkedid") not in ids:
                 ids.append(f.get("Linkedid", ""))
     return found
@@ -1080,7 +1103,7 @@ def record(sc: Scenario) -> None:
     warnings = [ln for ln in (pbx.work / "log" / "messages").read_text(errors="replace").splitlines()
                 if "WARNING" in ln or "ERROR" in ln] if (pbx.work / "log" / "messages").exists() else []
     print("\n".join(f"    {ln}" for ln in summary(b"".join(r.segments["all"]))))
-    print(f"  -> {out.relative_to(REPO)}  ({len(warnings)} warnings in the Asterisk log, {pbx.work})")
+    print(f"  -> {out}  ({len(warnings)} warnings in the Asterisk log, {pbx.work})")
     shutil.rmtree(pbx.work / "lib", ignore_errors=True)
 
 
