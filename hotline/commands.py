@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -252,6 +253,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hotline.logging import configure_logging
 
     configure_logging(settings.log_level, args.log_format or settings.log_format)
+    # Fifteen "Running upgrade" lines would come before the accounts the newcomer needs.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     from hotline import migrate
     from hotline.db import session_scope
