@@ -247,6 +247,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("HOTLINE_DATA_DIR", args.data_dir)
     os.environ.setdefault("HOTLINE_LOG_FORMAT", "console")
     os.environ["HOTLINE_REDIS_URL"] = ""  # embedded defaults: in-process queue and pub/sub
+    # The demo relaxes the second factor (production requires it of supervisors and administrators).
+    os.environ.setdefault("HOTLINE_TOTP_REQUIRED_ROLES", "")
     reset_settings()
     settings = get_settings()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)

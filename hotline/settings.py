@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     ami_pbx_dir: Path | None = Field(
         None, description="Folder of per-PBX env files (NAME.env), one per hotline-ami@NAME unit; hotline check logs in to each")
 
+    totp_required_roles: str = Field(
+        "supervisor,administrator", description="Roles that must sign in with a second factor (TOTP), "
+                                               "comma-separated; others may enrol (empty: nobody is forced)")
+
     caller_history_shared_centres: str = Field(
         "", description="Centres whose staff see each other's caller history, by centre code: groups separated "
                         "by ';', codes by ',' (a regional line serving several provinces). Empty: each centre its own")

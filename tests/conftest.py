@@ -148,6 +148,9 @@ def _configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str, **extr
         "HOTLINE_TWILIO_AUTH_TOKEN": "test-twilio-auth-token",
         "HOTLINE_REDIS_URL": "",
         "HOTLINE_LOG_FORMAT": "console",
+        # Tests sign supervisors and administrators in with a password alone; tests/auth/test_second_factor.py
+        # turns the production default (second factor required) back on.
+        "HOTLINE_TOTP_REQUIRED_ROLES": "",
     }
     values.update(extra)
     for key, value in values.items():

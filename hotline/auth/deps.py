@@ -104,6 +104,12 @@ def _load_from_cookie(request: Request) -> Principal | None:
         row, user, tz = found
         request.state.csrf_token = row.csrf_token
         request.state.session_id = row.id
+        if row.pending:
+            # Half signed in (second factor, temporary password or enrolment still due): no
+            # principal; current_principal sends the browser to the stage's page.
+            request.state.pending = row.pending
+            request.state.pending_user_id = user.id
+            return None
         return Principal(id=user.id, username=user.username, display_name=user.display_name or "",
                          role=user.role, centre_id=user.centre_id, language=normalize_language(user.language),
                          timezone=tz or get_settings().default_timezone)
@@ -139,10 +145,24 @@ def optional_principal(request: Request) -> Principal | None:
     return resolve_principal(request)
 
 
+def pending_stage(request: Request) -> str:
+    """The sign-in stage this browser's session still has to pass ("" when none)."""
+    resolve_principal(request)
+    return str(getattr(request.state, "pending", "") or "")
+
+
 def current_principal(request: Request) -> Principal:
     principal = resolve_principal(request)
     if principal is not None:
         return principal
+    stage = pending_stage(request)
+    if stage:
+        from hotline.auth.service import STAGE_URLS
+
+        if wants_json(request) or request.headers.get("hx-request"):
+            raise HTTPException(401, detail=_tr(request, "Finish signing in first (second factor or new password)."))
+        raise HTTPException(303, detail=_tr(request, "Please sign in."),
+                            headers={"Location": STAGE_URLS.get(stage, "/login")})
     if wants_json(request):
         raise HTTPException(401, detail=_tr(request, "Your session has ended. Please sign in again."),
                             headers={"WWW-Authenticate": "Bearer"})
@@ -182,7 +202,7 @@ def csrf_token(request: Request) -> str:
     """
     principal = resolve_principal(request)
     token = getattr(request.state, "csrf_token", None)
-    if principal is not None and token:
+    if (principal is not None or getattr(request.state, "pending", "")) and token:
         return token
     pre = request.cookies.get(PRE_SESSION_COOKIE) or getattr(request.state, "new_pre_session", None)
     if not pre:
@@ -194,7 +214,7 @@ def csrf_token(request: Request) -> str:
 def _expected_csrf(request: Request) -> str | None:
     principal = resolve_principal(request)
     token = getattr(request.state, "csrf_token", None)
-    if principal is not None and token:
+    if (principal is not None or getattr(request.state, "pending", "")) and token:
         return token
     pre = request.cookies.get(PRE_SESSION_COOKIE)
     return _pre_session_token(pre) if pre else None

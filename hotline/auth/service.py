@@ -32,17 +32,29 @@ MIN_PASSWORD_LENGTH = 10
 @dataclass(frozen=True)
 class ThrottleRule:
     prefix: str
-    max_failures: int
-    window: timedelta
-    lock_for: timedelta
+    free: int  # failures allowed before any wait
+    base: timedelta  # the first wait, doubled at each further failure
+    cap: timedelta  # the longest wait
+    forget_after: timedelta  # failures older than this no longer count
 
 
-# Per user name: 5 failures in 15 minutes lock the account for 15 minutes.  Per IP address the
-# bar is higher, because a whole centre often shares one public address.
+# Failed sign-ins slow down the account *from that address* (#14 finding 6): after 3 free failures
+# each further one doubles the wait (1 s, 2 s, 4 s … at most 15 minutes), so guessing is slow while the
+# same account signs in normally from any other address: nobody can lock staff out on purpose.
+# One address trying many accounts waits too, with a higher bar, because a whole centre often
+# shares one public address.
 THROTTLE_RULES = (
-    ThrottleRule("user", 5, timedelta(minutes=15), timedelta(minutes=15)),
-    ThrottleRule("ip", 20, timedelta(minutes=15), timedelta(minutes=15)),
+    ThrottleRule("pair", 3, timedelta(seconds=1), timedelta(minutes=15), timedelta(hours=24)),
+    ThrottleRule("ip", 20, timedelta(seconds=1), timedelta(minutes=15), timedelta(hours=24)),
 )
+
+
+def throttle_delay(rule: ThrottleRule, failures: int) -> timedelta:
+    """The wait after ``failures`` counted failures (0 while within the free ones)."""
+    if failures <= rule.free:
+        return timedelta(0)
+    return min(rule.base * (2 ** min(failures - rule.free - 1, 30)), rule.cap)
+
 
 # Argon2id with OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): a provincial centre's small
 # shared server stays responsive under a burst of sign-ins, and guessing stays expensive.  Hashes
@@ -73,12 +85,27 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def check_password_strength(password: str, *, username: str = "") -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(N_("The password needs at least %(min)d characters; this one has %(len)d."),
-                           min=MIN_PASSWORD_LENGTH, len=len(password))
-    if username and password.strip().lower() == username.strip().lower():
-        raise AccountError(N_("The password must not be the user name; choose another."))
+def check_password_strength(password: str, *, username: str = "", context: tuple[str, ...] = ()) -> None:
+    """Refuse a weak password with a message saying why (see ``hotline.auth.passwords``)."""
+    from hotline.auth import passwords
+
+    try:
+        passwords.check(password, username=username, context=context)
+    except passwords.WeakPassword as exc:
+        raise AccountError(exc.message, **exc.params) from None
+
+
+def _password_context(session: Session, user: User | None = None, *, centre_id: int | None = None,
+                      display_name: str = "") -> tuple[str, ...]:
+    """Names a password must not be built from: the centre's name and code, the person's name."""
+    from hotline.centres.models import Centre
+
+    cid = user.centre_id if user is not None else centre_id
+    centre = session.get(Centre, cid) if cid is not None else None
+    names = [display_name or (user.display_name if user is not None else "")]
+    if centre is not None:
+        names += [centre.name, centre.code]
+    return tuple(n for n in names if n)
 
 
 def verify_password(user: User | None, password: str) -> bool:
@@ -130,7 +157,8 @@ def create_user(session: Session, *, username: str, password: str, role: str, ce
         raise AccountError(N_("Unknown language '%(lang)s'; use vi or en."), lang=language)
     if get_user(session, username=name) is not None:
         raise AccountError(N_("The user name '%(user)s' is already taken; choose another."), user=name)
-    check_password_strength(password, username=name)
+    check_password_strength(password, username=name,
+                            context=_password_context(session, centre_id=centre_id, display_name=display_name))
     user = User(username=name, password_hash=hash_password(password), role=role, centre_id=centre_id,
                 display_name=display_name.strip()[:255], language=language, active=True,
                 password_changed_at=utcnow())
@@ -139,13 +167,28 @@ def create_user(session: Session, *, username: str, password: str, role: str, ce
     return user
 
 
-def set_password(session: Session, *, user: User, password: str) -> None:
-    """Set a new password and sign the user out everywhere."""
-    check_password_strength(password, username=user.username)
+def set_password(session: Session, *, user: User, password: str, temporary: bool = False) -> None:
+    """Set a new password and sign the user out everywhere.  ``temporary``: one an administrator
+    chose or read out, which the user must change at the next sign-in."""
+    check_password_strength(password, username=user.username, context=_password_context(session, user))
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
+    user.must_change_password = temporary
     end_all_sessions(session, user_id=user.id)
-    clear_throttle(session, key=f"user:{user.username}")
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key.like(f"pair:{user.username}@%")))
+    session.flush()
+
+
+def replace_temporary_password(session: Session, *, user: User, new: str) -> None:
+    """The forced change at sign-in (the temporary password was just checked)."""
+    if not user.must_change_password:
+        raise AccountError(N_("Your password is not temporary; change it from your account page."))
+    if verify_password(user, new):
+        raise AccountError(N_("The new password must differ from the current one."))
+    check_password_strength(new, username=user.username, context=_password_context(session, user))
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+    user.must_change_password = False
     session.flush()
 
 
@@ -153,9 +196,12 @@ def change_password(session: Session, *, user: User, current: str, new: str, kee
     """The user's own change: needs the current password; other browsers are signed out."""
     if not verify_password(user, current):
         raise AccountError(N_("The current password is wrong; nothing was changed."))
-    check_password_strength(new, username=user.username)
+    if verify_password(user, new):
+        raise AccountError(N_("The new password must differ from the current one."))
+    check_password_strength(new, username=user.username, context=_password_context(session, user))
     user.password_hash = hash_password(new)
     user.password_changed_at = utcnow()
+    user.must_change_password = False
     stmt = delete(UserSession).where(UserSession.user_id == user.id)
     if keep_session:
         stmt = stmt.where(UserSession.id != keep_session)
@@ -185,8 +231,9 @@ def set_language(session: Session, *, user: User, language: str) -> None:
 
 # ------------------------------------------------------------------ throttling
 def _rules_for(username: str, ip: str) -> list[tuple[str, ThrottleRule]]:
-    keys = {"user": f"user:{normalize_username(username)}"[:200], "ip": f"ip:{ip}"[:200]}
-    return [(keys[r.prefix], r) for r in THROTTLE_RULES if keys[r.prefix].split(":", 1)[1]]
+    name = normalize_username(username)[:128]
+    keys = {"pair": f"pair:{name}@{ip}"[:200] if name else "", "ip": f"ip:{ip}"[:200] if ip else ""}
+    return [(keys[r.prefix], r) for r in THROTTLE_RULES if keys[r.prefix]]
 
 
 def locked_until(session: Session, *, username: str, ip: str, now: datetime | None = None) -> datetime | None:
@@ -199,7 +246,10 @@ def locked_until(session: Session, *, username: str, ip: str, now: datetime | No
     return latest
 
 
-def _register_failure(session: Session, *, username: str, ip: str, now: datetime) -> datetime | None:
+def register_failure(session: Session, *, username: str, ip: str, now: datetime | None = None) -> datetime | None:
+    """Count one failed attempt (password or second factor) for the account from this address and
+    for the address; returns until when the next attempt must wait, if it must."""
+    now = now or utcnow()
     until: datetime | None = None
     for key, rule in _rules_for(username, ip):
         session.execute(insert_ignore(session, LoginThrottle.__table__).values(
@@ -207,15 +257,19 @@ def _register_failure(session: Session, *, username: str, ip: str, now: datetime
         row = session.scalar(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
         assert row is not None
         session.refresh(row)
-        if now - row.window_start > rule.window:
-            row.failures, row.window_start = 0, now
+        if now - row.window_start > rule.forget_after:
+            row.failures = 0
+        row.window_start = now  # the last failure: they are forgotten a day after it
         row.failures += 1
-        if row.failures >= rule.max_failures:
-            row.locked_until = now + rule.lock_for
-            row.failures, row.window_start = 0, now
+        delay = throttle_delay(rule, row.failures)
+        row.locked_until = now + delay if delay else None
+        if row.locked_until is not None:
             until = max(until, row.locked_until) if until else row.locked_until
     session.flush()
     return until
+
+
+_register_failure = register_failure
 
 
 def clear_throttle(session: Session, *, key: str) -> None:
@@ -236,7 +290,7 @@ def authenticate(session: Session, *, username: str, password: str, ip: str) -> 
     if not ok or user is None:
         until = _register_failure(session, username=username, ip=ip, now=now)
         return LoginResult(None, until, "locked" if until else "bad_credentials", account_id)
-    clear_throttle(session, key=f"user:{user.username}")
+    clear_throttle(session, key=f"pair:{user.username}@{ip}"[:200])
     if _hasher.check_needs_rehash(user.password_hash or ""):
         user.password_hash = hash_password(password)
     user.last_login_at = now
@@ -250,12 +304,42 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def start_session(session: Session, *, user: User, ip: str = "", user_agent: str = "") -> NewSession:
+# Sign-in stages after the password, in this order; each applies to some accounts only.
+STAGES = ("second_factor", "password", "enrol")
+STAGE_URLS = {"second_factor": "/login/second-factor", "password": "/login/password", "enrol": "/login/enrol"}
+STAGE_MAX_AGE = timedelta(minutes=10)  # a half-signed-in session is short-lived
+
+
+def next_stage(user: User, after: str = "") -> str:
+    """The next sign-in stage this account must pass after ``after`` ("" : right after the password):
+    the second factor if enrolled, a new password if the current one is temporary, enrolment if
+    the role requires a second factor.  "" when fully signed in."""
+    from hotline.auth import second_factor
+
+    todo = {"second_factor": second_factor.enabled(user),
+            "password": bool(user.must_change_password),
+            "enrol": second_factor.required_for(user) and not second_factor.enabled(user)}
+    start = STAGES.index(after) + 1 if after in STAGES else 0
+    return next((stage for stage in STAGES[start:] if todo[stage]), "")
+
+
+def advance_session(session: Session, *, row: UserSession, user: User) -> str:
+    """The stage in ``row.pending`` is passed: move to the next one ("" when signed in)."""
+    row.pending = next_stage(user, after=row.pending)
+    if not row.pending:
+        row.expires_at = utcnow() + SESSION_ABSOLUTE
+    session.flush()
+    return row.pending
+
+
+def start_session(session: Session, *, user: User, ip: str = "", user_agent: str = "",
+                  pending: str = "") -> NewSession:
     token = secrets.token_urlsafe(32)
     now = utcnow()
     row = UserSession(id=_digest(token), user_id=user.id, csrf_token=secrets.token_urlsafe(32),
-                      created_at=now, last_seen_at=now, expires_at=now + SESSION_ABSOLUTE,
-                      ip=ip[:64], user_agent=user_agent[:255])
+                      created_at=now, last_seen_at=now,
+                      expires_at=now + (STAGE_MAX_AGE if pending else SESSION_ABSOLUTE),
+                      ip=ip[:64], user_agent=user_agent[:255], pending=pending)
     session.add(row)
     session.flush()
     return NewSession(token, row)

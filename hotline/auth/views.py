@@ -22,6 +22,7 @@ from hotline.auth.deps import (
     csrf_protect,
     current_principal,
     optional_principal,
+    pending_stage,
     request_language,
     require_roles,
 )
@@ -56,6 +57,16 @@ def _minutes_left(until: datetime) -> int:
     return max(1, int((until - utcnow()).total_seconds() + 59) // 60)
 
 
+def _wait_message(_: Any, until: datetime) -> str:
+    """Failed attempts slow down this account from this address (never a lock for everyone)."""
+    seconds = max(1, int((until - utcnow()).total_seconds() + 0.999))
+    if seconds < 120:
+        return _("Too many failed sign-ins from this address. Wait %(seconds)d seconds before trying "
+                 "again.") % {"seconds": seconds}
+    return _("Too many failed sign-ins from this address. Wait %(minutes)d minutes before trying again, "
+             "or ask an administrator.") % {"minutes": _minutes_left(until)}
+
+
 # ------------------------------------------------------------------ sign in / out
 @router.get("/login")
 def login_form(request: Request, next: str = Query("/"), principal: Principal | None = Depends(optional_principal)) -> Response:
@@ -86,14 +97,19 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
             new_session = None
         else:
             service.end_session(db, cookie_value=request.cookies.get(SESSION_COOKIE, ""))  # no session fixation
-            new_session = service.start_session(db, user=user, ip=ip, user_agent=request.headers.get("user-agent", ""))
-            audit.record(db, actor=user, action="login.success", object_type="user", object_id=user.id, request=request)
+            stage = service.next_stage(user)
+            new_session = service.start_session(db, user=user, ip=ip, user_agent=request.headers.get("user-agent", ""),
+                                                pending=stage)
+            audit.record(db, actor=user, action="login.password_ok" if stage else "login.success",
+                         object_type="user", object_id=user.id, request=request,
+                         detail={"next_stage": stage} if stage else None)
             lang = i18n.normalize_language(user.language)
+            if stage:
+                target = f"{service.STAGE_URLS[stage]}?{urlencode({'next': target})}"
     if new_session is None:
         if result.reason == "locked":
             assert result.locked_until is not None
-            message = _("Too many failed sign-ins. This account is locked for %(minutes)d more minutes; "
-                        "try again later or ask an administrator.") % {"minutes": _minutes_left(result.locked_until)}
+            message = _wait_message(_, result.locked_until)
             status = 429
         elif result.reason == "disabled":
             message = _("This account is disabled. Ask an administrator of your centre.")
@@ -147,6 +163,187 @@ def set_language(request: Request, lang: str = Form(...), next: str = Form("/"),
     return response
 
 
+# ------------------------------------------------------------------ sign-in stages
+def _pending(request: Request, stage: str) -> tuple[Any, Any] | None:
+    """(session row, user) of a browser that has this stage to pass, else None."""
+    from hotline.auth.models import User, UserSession
+
+    if pending_stage(request) != stage:
+        return None
+    with session_scope() as db:
+        row = db.get(UserSession, request.state.session_id)
+        user = db.get(User, request.state.pending_user_id)
+        if row is None or user is None:
+            return None
+        db.expunge(row)
+        db.expunge(user)
+        return row, user
+
+
+def _stage_done(request: Request, stage: str, next_url: str) -> Response:
+    """The stage is passed: on to the next one, or into the application."""
+    from hotline.auth.models import User, UserSession
+
+    with session_scope() as db:
+        row = db.get(UserSession, request.state.session_id)
+        user = db.get(User, request.state.pending_user_id)
+        assert row is not None and user is not None
+        row.pending = stage
+        following = service.advance_session(db, row=row, user=user)
+        if not following:
+            audit.record(db, actor=user, action="login.success", object_type="user", object_id=user.id,
+                         request=request, detail={"after": stage})
+    target = safe_next(next_url)
+    if following:
+        target = f"{service.STAGE_URLS[following]}?{urlencode({'next': target})}"
+    return RedirectResponse(target, status_code=303)
+
+
+def _restart(request: Request) -> Response:
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/login/second-factor")
+def second_factor_form(request: Request, next: str = Query("/")) -> Response:
+    if _pending(request, "second_factor") is None:
+        return _restart(request)
+    return render(request, "auth/second_factor.html", {"next": safe_next(next)})
+
+
+@router.post("/login/second-factor", dependencies=[Depends(csrf_protect)])
+def second_factor_check(request: Request, code: str = Form(""), next: str = Form("/")) -> Response:
+    from hotline.auth import second_factor
+    from hotline.auth.models import User
+
+    _ = _t(request)
+    found = _pending(request, "second_factor")
+    if found is None:
+        return _restart(request)
+    _row, pending_user = found
+    ip = _ip(request)
+    with session_scope() as db:
+        until = service.locked_until(db, username=pending_user.username, ip=ip)
+        if until is not None:
+            error, status = _wait_message(_, until), 429
+        else:
+            user = db.get(User, pending_user.id)
+            assert user is not None
+            how = second_factor.verify(user, code)
+            if how:
+                audit.record(db, actor=user, action=f"login.second_factor_{how}", object_type="user",
+                             object_id=user.id, request=request,
+                             detail={"recovery_codes_left": second_factor.recovery_left(user)} if how == "recovery" else None)
+                error, status = None, 200
+            else:
+                until = service.register_failure(db, username=user.username, ip=ip)
+                audit.record(db, actor=None, action="login.second_factor_failed", object_type="user",
+                             object_id=user.id, request=request)
+                error = _wait_message(_, until) if until else _("That code is not right. Type the 6 digits your "
+                                                               "app shows now, or one of your recovery codes.")
+                status = 429 if until else 401
+    if error:
+        return render(request, "auth/second_factor.html", {"next": safe_next(next), "error": error},
+                      status_code=status)
+    return _stage_done(request, "second_factor", next)
+
+
+@router.get("/login/password")
+def forced_password_form(request: Request, next: str = Query("/")) -> Response:
+    if _pending(request, "password") is None:
+        return _restart(request)
+    return render(request, "auth/forced_password.html", {"next": safe_next(next)})
+
+
+@router.post("/login/password", dependencies=[Depends(csrf_protect)])
+def forced_password_change(request: Request, new_password: str = Form(""), confirm_password: str = Form(""),
+                           next: str = Form("/")) -> Response:
+    from hotline.auth.models import User
+
+    _ = _t(request)
+    found = _pending(request, "password")
+    if found is None:
+        return _restart(request)
+    error = None
+    if new_password != confirm_password:
+        error = _("The new password and its confirmation differ. Type the same password twice.")
+    else:
+        with session_scope() as db:
+            user = db.get(User, found[1].id)
+            assert user is not None
+            try:
+                service.replace_temporary_password(db, user=user, new=new_password)
+            except service.AccountError as exc:
+                error = exc.translate(_)
+            else:
+                audit.record(db, actor=user, action="password.change", object_type="user", object_id=user.id,
+                             request=request, detail={"temporary_replaced": True})
+    if error:
+        return render(request, "auth/forced_password.html", {"next": safe_next(next), "error": error},
+                      status_code=400)
+    return _stage_done(request, "password", next)
+
+
+def _enrol_context(user_id: int, *, restart: bool = False) -> dict[str, Any]:
+    """A seed for the user to scan (kept while the enrolment is unfinished), as QR code and text."""
+    from hotline.auth import second_factor
+    from hotline.auth.models import User
+    from hotline.security.crypto import decrypt_text
+
+    with session_scope() as db:
+        user = db.get(User, user_id)
+        assert user is not None
+        if second_factor.enabled(user) and not restart:
+            raise ValueError("already enrolled")  # viewing a page never undoes an enrolment
+        if restart or not user.totp_secret:
+            seed = second_factor.new_secret(user)
+        else:
+            seed = decrypt_text(user.totp_secret) or second_factor.new_secret(user)
+        uri = second_factor.provisioning_uri(user, seed)
+    from markupsafe import Markup
+
+    grouped = " ".join(seed[i:i + 4] for i in range(0, len(seed), 4))
+    return {"qr": Markup(second_factor.qr_svg(uri)), "seed": grouped}
+
+
+def _confirm_enrolment(request: Request, user_id: int, code: str) -> list[str] | None:
+    from hotline.auth import second_factor
+    from hotline.auth.models import User
+
+    with session_scope() as db:
+        user = db.get(User, user_id)
+        assert user is not None
+        codes = second_factor.confirm(user, code)
+        if codes:
+            audit.record(db, actor=user, action="second_factor.enrol", object_type="user", object_id=user.id,
+                         request=request)
+        return codes
+
+
+@router.get("/login/enrol")
+def enrol_form(request: Request, next: str = Query("/")) -> Response:
+    found = _pending(request, "enrol")
+    if found is None:
+        return _restart(request)
+    return render(request, "auth/enrol.html", {"next": safe_next(next), "action": "/login/enrol",
+                                               "required": True, **_enrol_context(found[1].id)})
+
+
+@router.post("/login/enrol", dependencies=[Depends(csrf_protect)])
+def enrol_confirm(request: Request, code: str = Form(""), next: str = Form("/")) -> Response:
+    _ = _t(request)
+    found = _pending(request, "enrol")
+    if found is None:
+        return _restart(request)
+    codes = _confirm_enrolment(request, found[1].id, code)
+    if not codes:
+        return render(request, "auth/enrol.html", {
+            "next": safe_next(next), "action": "/login/enrol", "required": True,
+            "error": _("That code is not right. Check the time on your phone and type the 6 digits it shows now."),
+            **_enrol_context(found[1].id)}, status_code=400)
+    response = _stage_done(request, "enrol", next)
+    return render(request, "auth/recovery_codes.html", {"codes": codes, "continue_url": response.headers["location"]})
+
+
 # ------------------------------------------------------------------ own account
 def _account_page(request: Request, principal: Principal, status_code: int = 200, **extra: Any) -> Response:
     with session_scope() as db:
@@ -187,6 +384,69 @@ def change_password(request: Request, current_password: str = Form(""), new_pass
     return RedirectResponse("/account?changed=1", status_code=303)
 
 
+@router.get("/account/second-factor")
+def account_second_factor(request: Request, principal: Principal = Depends(current_principal)) -> Response:
+    from hotline.auth import second_factor
+
+    if principal.is_service:
+        return RedirectResponse("/", status_code=303)
+    with session_scope() as db:
+        user = service.get_user(db, user_id=principal.id)
+        assert user is not None
+        on, left, required = second_factor.enabled(user), second_factor.recovery_left(user), second_factor.required_for(user)
+        since = user.totp_enabled_at
+    if on:
+        return render(request, "auth/second_factor_status.html", {"since": since, "left": left, "required": required})
+    return render(request, "auth/enrol.html", {"next": "/account", "action": "/account/second-factor",
+                                               "required": required, **_enrol_context(principal.id)})
+
+
+@router.post("/account/second-factor", dependencies=[Depends(csrf_protect)])
+def account_second_factor_confirm(request: Request, code: str = Form(""),
+                                  principal: Principal = Depends(current_principal)) -> Response:
+    from hotline.auth import second_factor
+
+    _ = _t(request)
+    with session_scope() as db:
+        user = service.get_user(db, user_id=principal.id)
+        assert user is not None
+        if second_factor.enabled(user):
+            return RedirectResponse("/account/second-factor", status_code=303)
+    codes = _confirm_enrolment(request, principal.id, code)
+    if not codes:
+        return render(request, "auth/enrol.html", {
+            "next": "/account", "action": "/account/second-factor", "required": False,
+            "error": _("That code is not right. Check the time on your phone and type the 6 digits it shows now."),
+            **_enrol_context(principal.id)}, status_code=400)
+    return render(request, "auth/recovery_codes.html", {"codes": codes, "continue_url": "/account"})
+
+
+@router.post("/account/second-factor/off", dependencies=[Depends(csrf_protect)])
+def account_second_factor_off(request: Request, code: str = Form(""),
+                              principal: Principal = Depends(current_principal)) -> Response:
+    """Counsellors may turn their optional second factor off again (with a current code)."""
+    from hotline.auth import second_factor
+
+    _ = _t(request)
+    with session_scope() as db:
+        user = service.get_user(db, user_id=principal.id)
+        assert user is not None
+        if second_factor.required_for(user):
+            error = _("Your role must sign in with a second factor; an administrator can reset it if you lost your phone.")
+        elif not second_factor.verify(user, code):
+            error = _("That code is not right. Type the 6 digits your app shows now, or one of your recovery codes.")
+        else:
+            second_factor.reset(user)
+            audit.record(db, actor=principal, action="second_factor.off", object_type="user", object_id=user.id,
+                         request=request)
+            error = None
+        since, left, required = user.totp_enabled_at, second_factor.recovery_left(user), second_factor.required_for(user)
+    if error:
+        return render(request, "auth/second_factor_status.html",
+                      {"since": since, "left": left, "required": required, "error": error}, status_code=400)
+    return RedirectResponse("/account", status_code=303)
+
+
 # ------------------------------------------------------------------ administrators: users
 def _users_page(request: Request, status_code: int = 200, **extra: Any) -> Response:
     with session_scope() as db:
@@ -216,6 +476,7 @@ def create_user(request: Request, username: str = Form(""), display_name: str = 
             centre_id = service.resolve_centre(db, code=centre)
             user = service.create_user(db, username=username, password=password, role=role, centre_id=centre_id,
                                        display_name=display_name, language=i18n.normalize_language(language))
+            user.must_change_password = True  # read out by the administrator: changed at first sign-in
         except service.AccountError as exc:
             error: str | None = exc.translate(_)
         else:
@@ -242,7 +503,12 @@ def _admin_user_action(request: Request, principal: Principal, user_id: int, act
             error = None
             if action == "reset":
                 assert password is not None
-                service.set_password(db, user=user, password=password)
+                service.set_password(db, user=user, password=password, temporary=True)
+            elif action == "reset-2fa":
+                from hotline.auth import second_factor
+
+                second_factor.reset(user)
+                service.end_all_sessions(db, user_id=user.id)
             else:
                 service.set_active(db, user=user, active=(action == "enable"))
             audit.record(db, actor=principal, action=USER_ACTIONS[action], object_type="user", object_id=user.id,
@@ -252,11 +518,15 @@ def _admin_user_action(request: Request, principal: Principal, user_id: int, act
         return _users_page(request, 400, error=error)
     if password is not None:
         return render(request, "admin/password_shown.html", {"username": username, "password": password, "created": False})
+    if action == "reset-2fa":
+        return _users_page(request, notice=_("%(user)s has no second factor now and will set one up at the next "
+                                             "sign-in.") % {"user": username})
     message = _("%(user)s can sign in again.") if action == "enable" else _("%(user)s is disabled and signed out everywhere.")
     return _users_page(request, notice=message % {"user": username})
 
 
-USER_ACTIONS = {"reset": "user.password_reset", "disable": "user.disable", "enable": "user.enable"}
+USER_ACTIONS = {"reset": "user.password_reset", "disable": "user.disable", "enable": "user.enable",
+                "reset-2fa": "user.second_factor_reset"}
 
 
 @router.post("/admin/users/{user_id}/{action}", dependencies=[Depends(csrf_protect)])

@@ -117,7 +117,22 @@ def test_admin_creates_resets_and_disables_users_through_pages(browser, second_b
     assert r.status_code == 200
     temporary = re.search(r'data-testid="temporary-password">([^<]+)<', r.text).group(1)
     assert _login_status(second_browser, "minh", temporary) == 303
-    assert "Sign out everywhere" in second_browser.get("/account").text  # created with English
+    # A temporary password must be changed first (#14 finding 9): every page leads to the forced change.
+    r = second_browser.get("/account", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login/password"
+    forced = second_browser.get("/login/password")
+    assert forced.status_code == 200 and "temporary password" in forced.text  # created with English
+    weak = second_browser.post("/login/password", data={"csrf_token": csrf_from(forced.text), "new_password": "aaaaaaaaaa",
+                                                        "confirm_password": "aaaaaaaaaa"})
+    assert weak.status_code == 400 and "different characters" in weak.text
+    same = second_browser.post("/login/password", data={"csrf_token": csrf_from(forced.text), "new_password": temporary,
+                                                        "confirm_password": temporary})
+    assert same.status_code == 400
+    r = second_browser.post("/login/password", data={"csrf_token": csrf_from(forced.text), "new_password": PASSWORD + "!",
+                                                     "confirm_password": PASSWORD + "!", "next": "/account"},
+                            follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/account"
+    assert "Sign out everywhere" in second_browser.get("/account").text
 
     r = browser.post("/admin/users", data={"csrf_token": token, "username": "minh", "role": "counsellor"})
     assert r.status_code == 400 and "Tên đăng nhập &#39;minh&#39; đã có người dùng" in r.text

@@ -60,39 +60,59 @@ def test_wrong_password_is_refused_with_a_clear_message(browser) -> None:  # typ
     assert browser.get("/", follow_redirects=False).headers["location"] == "/login"
 
 
-def test_lockout_after_five_failures_even_with_the_right_password(browser) -> None:  # type: ignore[no-untyped-def]
+def _elsewhere(browser):  # type: ignore[no-untyped-def]
+    """The same application seen from another address."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(browser.app, base_url="https://testserver.local", client=("203.0.113.9", 40000))
+
+
+def test_failures_slow_down_the_account_from_that_address_only(browser) -> None:  # type: ignore[no-untyped-def]
+    """#14 finding 6: wrong passwords from one address make that address wait, doubling each time
+    (never a hard lock): the same account still signs in from another address."""
     create_user("lan", PASSWORD, "counsellor")
     start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
     with freeze_time(start) as frozen:
-        for _ in range(4):
+        for _ in range(3):  # three free failures
             assert _post_login(browser, "lan", "wrong password!").status_code == 401
         r = _post_login(browser, "lan", "wrong password!")
-        assert r.status_code == 429
-        assert "tạm khoá thêm 15 phút" in r.text
+        assert r.status_code == 429 and "Chờ 1 giây" in r.text  # the fourth: a first wait
         r = _post_login(browser, "lan", PASSWORD)
-        assert r.status_code == 429, "a locked account must refuse the right password too"
-        frozen.move_to(start + timedelta(minutes=16))
-        r = _post_login(browser, "lan", PASSWORD)
-        assert r.status_code == 303
-
-
-def test_failures_outside_the_window_do_not_add_up(browser) -> None:  # type: ignore[no-untyped-def]
-    create_user("lan", PASSWORD, "counsellor")
-    start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
-    with freeze_time(start) as frozen:
-        for _ in range(4):
-            _post_login(browser, "lan", "wrong password!")
-        frozen.move_to(start + timedelta(minutes=20))
-        assert _post_login(browser, "lan", "wrong password!").status_code == 401
+        assert r.status_code == 429, "while it waits, the address is refused even with the right password"
+        other = _elsewhere(browser)
+        assert _post_login(other, "lan", PASSWORD).status_code == 303, "the account is not locked for everyone"
+        waits = []
+        for _ in range(6):  # each further failure doubles the wait: 2, 4, 8, 16, 32, 64 s
+            frozen.tick(timedelta(minutes=20))
+            r = _post_login(browser, "lan", "wrong password!")
+            assert r.status_code == 429
+            waits.append(int(r.text.split("Chờ ")[1].split(" giây")[0]))
+        assert waits == [2, 4, 8, 16, 32, 64]
+        frozen.tick(timedelta(seconds=65))
         assert _post_login(browser, "lan", PASSWORD).status_code == 303
 
 
-def test_one_address_guessing_many_user_names_is_locked_out(browser) -> None:  # type: ignore[no-untyped-def]
+def test_the_wait_never_exceeds_fifteen_minutes_and_failures_are_forgotten_after_a_day(browser) -> None:  # type: ignore[no-untyped-def]
+    create_user("lan", PASSWORD, "counsellor")
+    start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+    with freeze_time(start) as frozen:
+        for _ in range(20):
+            frozen.tick(timedelta(minutes=16))
+            _post_login(browser, "lan", "wrong password!")
+        r = _post_login(browser, "lan", PASSWORD)
+        assert r.status_code == 429 and "Chờ 15 phút" in r.text
+        frozen.tick(timedelta(days=1, minutes=16))
+        assert _post_login(browser, "lan", "wrong password!").status_code == 401  # counted from zero again
+        assert _post_login(browser, "lan", PASSWORD).status_code == 303
+
+
+def test_one_address_guessing_many_user_names_is_slowed_down(browser) -> None:  # type: ignore[no-untyped-def]
     create_user("lan", PASSWORD, "counsellor")
     with freeze_time(datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)):
-        statuses = [_post_login(browser, f"guess{i}", "wrong password!").status_code for i in range(20)]
-        assert statuses[:19] == [401] * 19 and statuses[19] == 429
+        statuses = [_post_login(browser, f"guess{i}", "wrong password!").status_code for i in range(21)]
+        assert statuses[:20] == [401] * 20 and statuses[20] == 429
         assert _post_login(browser, "lan", PASSWORD).status_code == 429
+        assert _post_login(_elsewhere(browser), "lan", PASSWORD).status_code == 303
 
 
 def test_disabled_account_cannot_sign_in(browser) -> None:  # type: ignore[no-untyped-def]
