@@ -138,27 +138,26 @@ _routing_lock = threading.Lock()
 
 
 def _routing_fingerprint(session: Session) -> tuple[object, ...]:
-    def scalar(q):  # type: ignore[no-untyped-def]
-        return q.scalar_subquery()
-
     row = session.execute(select(
-        scalar(select(Centre.id).where(Centre.is_default.is_(True)).limit(1)),
-        scalar(select(func.count(Line.id))),
-        scalar(select(func.coalesce(func.max(Line.id), 0))),
-        scalar(select(func.coalesce(func.sum(
-            case((Line.active.is_(True), Line.id), else_=0) + Line.centre_id * 7 + func.length(Line.identifier)), 0))),
-        scalar(select(func.count(AgentIdentity.id))),
-        scalar(select(func.coalesce(func.max(AgentIdentity.id), 0))),
-        scalar(select(func.coalesce(func.sum(
+        select(Centre.id).where(Centre.is_default.is_(True)).limit(1).scalar_subquery(),
+        select(func.count(Line.id)).scalar_subquery(),
+        select(func.coalesce(func.max(Line.id), 0)).scalar_subquery(),
+        select(func.coalesce(func.sum(
+            case((Line.active.is_(True), Line.id), else_=0) + Line.centre_id * 7 + func.length(Line.identifier)), 0,
+        )).scalar_subquery(),
+        select(func.count(AgentIdentity.id)).scalar_subquery(),
+        select(func.coalesce(func.max(AgentIdentity.id), 0)).scalar_subquery(),
+        select(func.coalesce(func.sum(
             AgentIdentity.centre_id * 7 + func.coalesce(AgentIdentity.user_id, 0) * 13
-            + func.length(AgentIdentity.identity)), 0))),
+            + func.length(AgentIdentity.identity)), 0,
+        )).scalar_subquery(),
     )).one()
     return tuple(row)
 
 
 def ingest_routing(session: Session, *, code: str, name: str, timezone: str) -> Routing:
     """The default centre (created on first use) and the routing snapshot, for the ingestor."""
-    key = str(session.get_bind().url)
+    key = str(session.get_bind().engine.url)
     fingerprint = _routing_fingerprint(session)
     with _routing_lock:
         hit = _routing_cache.get(key)

@@ -242,7 +242,7 @@ def test_queue_failure_requeues_then_gives_up(post, kontum) -> None:
 
 
 def test_withheld_twilio_caller_ids_are_never_one_caller(post, env) -> None:
-    for i, sid in enumerate(("CA" + "5" * 32, "CA" + "6" * 32)):
+    for sid in ("CA" + "5" * 32, "CA" + "6" * 32):
         xml(post("/webhooks/twilio/voice", base_params(CallSid=sid, From="+266696687", Caller="+266696687")))
     calls = all_calls()
     assert [c.caller_id_status for c in calls] == ["withheld", "withheld"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlencode
 
@@ -29,9 +29,9 @@ from hotline.centres.service import Routing, ensure_default_centre
 from hotline.db import session_scope
 from hotline.ingest import spool
 from hotline.ingest.events import RawIn
-from hotline.settings import Settings, get_settings
 from hotline.ingest.providers.twilio import translator
 from hotline.ingest.providers.twilio.translator import Hook, QueueOutcome
+from hotline.settings import Settings, get_settings
 from webhooks.twilio.batcher import batcher, describe
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class _Params:
         for k, v in pairs:
             self.multi.setdefault(k, []).append(v)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self.multi)
 
     def getall(self, name: str) -> list[str]:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from typing import Any
 
 from hotline.ingest.events import CallEvent, Kind, RawIn
 
@@ -174,7 +175,7 @@ def _timestamp(req: Request, fallback: datetime) -> datetime:
 
 
 def _is_client(value: str | None) -> bool:
-    return bool(value) and value.lower().startswith(CLIENT_PREFIX)  # type: ignore[union-attr]
+    return value is not None and value.lower().startswith(CLIENT_PREFIX)
 
 
 def caller_of(req: Request) -> str | None:
@@ -205,7 +206,7 @@ def queue_outcome(result: str, attempt: int) -> QueueOutcome:
 
 
 # ---------------------------------------------------------------------- event builders
-def _ev(kind: Kind, req: Request, key: str, at: datetime, **kw: object) -> CallEvent:
+def _ev(kind: Kind, req: Request, key: str, at: datetime, **kw: Any) -> CallEvent:
     if len(key) > TEXT_LIMITS["key"]:
         raise BadWebhook(f"CallSid of {len(key)} characters (Twilio's have 34); the request is kept as a dead letter")
     for name, value in list(kw.items()):
@@ -215,7 +216,7 @@ def _ev(kind: Kind, req: Request, key: str, at: datetime, **kw: object) -> CallE
             if problem not in req.problems:
                 req.problems.append(problem)
             kw[name] = None
-    return CallEvent(kind=kind, provider=PROVIDER, key=key, at=at, **kw)  # type: ignore[arg-type]
+    return CallEvent(kind=kind, provider=PROVIDER, key=key, at=at, **kw)
 
 
 def _voice(req: Request) -> list[CallEvent]:
