@@ -218,7 +218,7 @@ def main() -> int:
             spy = None
             if args.profile and run_no == 0:
                 spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid),
-                                        "--rate", "250", "--nonblocking", "--threads", "--format", "raw",
+                                        "--rate", "250", "--nonblocking", "--gil", "--threads", "--format", "raw",
                                         "--output", args.profile], stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
                 time.sleep(1.0)

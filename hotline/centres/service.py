@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -137,22 +137,21 @@ _routing_cache: dict[str, tuple[tuple[object, ...], float, Routing]] = {}
 _routing_lock = threading.Lock()
 
 
+# Plain SQL built once: composing the same expression with ``select()``/``func`` on every batch
+# cost a fifth of a status callback's Python time (statement building and cache-key generation).
+_FINGERPRINT = text(
+    "SELECT (SELECT id FROM centres WHERE is_default LIMIT 1),"
+    " (SELECT count(id) FROM lines), (SELECT coalesce(max(id), 0) FROM lines),"
+    " (SELECT coalesce(sum(CASE WHEN active THEN id ELSE 0 END + centre_id * 7 + length(identifier)), 0)"
+    "  FROM lines),"
+    " (SELECT count(id) FROM agent_identities), (SELECT coalesce(max(id), 0) FROM agent_identities),"
+    " (SELECT coalesce(sum(centre_id * 7 + coalesce(user_id, 0) * 13 + length(identity)), 0)"
+    "  FROM agent_identities)"
+)
+
+
 def _routing_fingerprint(session: Session) -> tuple[object, ...]:
-    row = session.execute(select(
-        select(Centre.id).where(Centre.is_default.is_(True)).limit(1).scalar_subquery(),
-        select(func.count(Line.id)).scalar_subquery(),
-        select(func.coalesce(func.max(Line.id), 0)).scalar_subquery(),
-        select(func.coalesce(func.sum(
-            case((Line.active.is_(True), Line.id), else_=0) + Line.centre_id * 7 + func.length(Line.identifier)), 0,
-        )).scalar_subquery(),
-        select(func.count(AgentIdentity.id)).scalar_subquery(),
-        select(func.coalesce(func.max(AgentIdentity.id), 0)).scalar_subquery(),
-        select(func.coalesce(func.sum(
-            AgentIdentity.centre_id * 7 + func.coalesce(AgentIdentity.user_id, 0) * 13
-            + func.length(AgentIdentity.identity)), 0,
-        )).scalar_subquery(),
-    )).one()
-    return tuple(row)
+    return tuple(session.execute(_FINGERPRINT).one())
 
 
 def ingest_routing(session: Session, *, code: str, name: str, timezone: str) -> Routing:
