@@ -84,6 +84,37 @@ def reachable(url: str, default_port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def usable(url: str, default_port: int) -> tuple[bool, str]:
+    """Does the server at ``url`` answer the suite, not only accept a connection? (ok, why not).
+    PostgreSQL: signs in with psycopg when it is importable (Debian's own cluster wants a password
+    from postgres@127.0.0.1, for one); Redis: PING answered PONG (no password required)."""
+    if not reachable(url, default_port):
+        return False, "not reachable"
+    if default_port == 6379:
+        if urlsplit(url).password:
+            return True, ""  # signs in with its password: trust the URL
+        address = url_address(url, default_port)
+        try:
+            family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+            with socket.socket(family) as s:
+                s.settimeout(3)
+                s.connect(address)
+                s.sendall(b"PING\r\n")
+                answer = s.recv(64)
+        except OSError as exc:
+            return False, str(exc)
+        return answer.startswith(b"+PONG"), answer.decode(errors="replace").strip()
+    try:
+        import psycopg
+    except ImportError:
+        return True, ""
+    try:
+        psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), connect_timeout=5).close()
+        return True, ""
+    except psycopg.Error as exc:
+        return False, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _wait(predicate, timeout: float, what: str, log: Path | None = None) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -362,9 +393,14 @@ def run(command: list[str]) -> int:
     force = _truthy(env.get("HOTLINE_TEST_PRIVATE_SERVICES"))
     pg_url = env.get("HOTLINE_TEST_PG") or DEFAULT_PG
     redis_url = env.get("HOTLINE_TEST_REDIS") or DEFAULT_REDIS
-    want_pg = force or not reachable(pg_url, 5432)
-    want_redis = force or not reachable(redis_url, 6379)
-    why = "HOTLINE_TEST_PRIVATE_SERVICES=1" if force else "not reachable"
+    why_pg = why_redis = "HOTLINE_TEST_PRIVATE_SERVICES=1"
+    want_pg = want_redis = force
+    if not force:
+        pg_ok, pg_problem = usable(pg_url, 5432)
+        redis_ok, redis_problem = usable(redis_url, 6379)
+        want_pg, want_redis = not pg_ok, not redis_ok
+        why_pg = f"{_where(pg_url, 5432)}: {pg_problem}"
+        why_redis = f"{_where(redis_url, 6379)}: {redis_problem}"
     if not want_pg:
         say(f"PostgreSQL: {_where(pg_url, 5432)} (already running)")
     if not want_redis:
@@ -393,13 +429,13 @@ def run(command: list[str]) -> int:
             servers.append(pg)
             pg.start()
             env["HOTLINE_TEST_PG"] = pg.url("postgres")
-            say(f"PostgreSQL: private {pg.version} on 127.0.0.1:{pg.port} in {base} ({why}; removed at the end)")
+            say(f"PostgreSQL: private {pg.version} on 127.0.0.1:{pg.port} in {base} ({why_pg}; removed at the end)")
         if want_redis:
             redis = RedisServer(base)
             servers.append(redis)
             redis.start()
             env["HOTLINE_TEST_REDIS"] = redis.url(0)
-            say(f"Redis: private {redis.version} on 127.0.0.1:{redis.port} ({why}; removed at the end)")
+            say(f"Redis: private {redis.version} on 127.0.0.1:{redis.port} ({why_redis}; removed at the end)")
         # Ctrl-C reaches the tests through the terminal; here it only waits for them to finish.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         child = subprocess.Popen(command, env=env)
