@@ -102,3 +102,36 @@ def test_refused_completion_shows_errors_in_place_and_back_does_not_resubmit(bro
             assert page.locator('input[name="province_code"]').input_value() == "48"
         finally:
             ctx.close()
+
+
+def test_complete_pressed_while_a_save_is_under_way_still_completes(browser, live_env):
+    import time
+
+    make_staff(live_env)
+    with LiveServer() as server:
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+        try:
+            page = ctx.new_page()
+            sign_in(page, server.url, "tvv1", PASSWORD, "/records/new")
+            url = _new_record(page)
+            page.select_option('select[name="caller_role"]', "survivor")
+            page.select_option('select[name="caller_sex"]', "female")
+            page.select_option('select[name="caller_age_group"]', "30_59")
+            page.locator("details", has=page.locator('input[value="dv.physical"]')).locator("summary").click()
+            page.check('input[name="issues"][value="dv.physical"]')
+            page.check('input[name="primary_issue"][value="dv.physical"]')
+            page.select_option('select[name="service_level"]', "2")
+            page.select_option('select[name="outcome"]', "resolved")
+
+            def slow(route):  # type: ignore[no-untyped-def]
+                if route.request.method == "PUT" and b'"complete": true' not in (route.request.post_data_buffer or b"") \
+                        and b'"complete":true' not in (route.request.post_data_buffer or b""):
+                    time.sleep(0.8)  # an autosave still on its way when Complete is pressed
+                route.continue_()
+
+            page.route(url, slow)
+            page.evaluate("document.getElementById('save-btn').click()")
+            page.keyboard.press("Control+Enter")
+            page.wait_for_url(re.compile(r".*/live\?completed=\d+$"), timeout=15000)
+        finally:
+            ctx.close()

@@ -13,7 +13,7 @@
   var ui = JSON.parse((document.getElementById("ui-text") || {}).textContent || "{}");
   var server = JSON.parse((document.getElementById("record-data") || {}).textContent || "{}");
   var statusEl = document.getElementById("save-status");
-  var timer = null, inFlight = false, again = false, conflictVersion = null;
+  var timer = null, inFlight = false, again = false, completeAfter = false, conflictVersion = null;
   var SKIP = {csrf_token: 1, version: 1, action: 1};
   // Checkbox groups that give a list of codes (issues, caller flags), not one yes/no.
   var MULTI = {issues: 1};
@@ -177,7 +177,10 @@
     var fields = collect();
     store(fields, true);
     if (!navigator.onLine) { status(ui.offline, "offline"); return Promise.resolve(); }
-    if (inFlight) { again = true; return Promise.resolve(); }
+    if (inFlight) {  // after the save under way; a completion asked meanwhile is not lost
+      if (opts.complete) completeAfter = true; else again = true;
+      return Promise.resolve();
+    }
     if (conflictVersion !== null && !opts.force) return Promise.resolve();
     inFlight = true;
     status(ui.saving, "muted");
@@ -229,7 +232,8 @@
       status(ui.offline, "offline");
     }).then(function () {
       inFlight = false;
-      if (again) { again = false; schedule(); }
+      if (completeAfter) { completeAfter = false; again = false; save({complete: true}); }
+      else if (again) { again = false; schedule(); }
     });
   }
 
