@@ -49,6 +49,8 @@ def create_app() -> FastAPI:
     # check_request: bounds every route's ids, dates and JSON bodies share (a clear 422, never a 500).
     app = FastAPI(title="hotline", version="0.1.0", lifespan=_lifespan,
                   docs_url="/api/docs" if not settings.is_production else None, redoc_url=None,
+                  # production: the schema only for signed-in staff (hotline.web.openapi_for_staff)
+                  openapi_url="/openapi.json" if not settings.is_production else None,
                   dependencies=[Depends(check_request)])
     from hotline.queue import web_scheduler_hook
 

@@ -303,6 +303,68 @@ async def _html_validation_errors(request: Request, exc: Exception) -> Response:
                                           "problems": problems}, status_code=422)
 
 
+# ---------------------------------------------------------------------- security headers (#14)
+# No inline script or style anywhere (templates load /static files; data for scripts travels in
+# <script type="application/json">, which is never executed), no framing, no referrer (a partner's
+# single-use link never leaks), nothing cached of an API answer.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    "cross-origin-opener-policy": "same-origin",
+}
+STATIC_PREFIXES = ("/static/", "/live-static/", "/daily-log-static/")
+
+
+class SecurityHeaders:
+    """Pure ASGI (server-sent events stream through untouched): adds the headers above to every
+    HTTP answer, ``Cache-Control: no-store`` to everything but static files (API answers and pages
+    carry callers' data), and HSTS in production."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        production = get_settings().is_production
+        docs = not production and path in ("/api/docs", "/docs/oauth2-redirect")  # Swagger UI (development only)
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _v in headers}
+                for name, value in SECURITY_HEADERS.items():
+                    if name.encode() not in present and not (docs and name == "content-security-policy"):
+                        headers.append((name.encode(), value.encode()))
+                if not path.startswith(STATIC_PREFIXES) and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                if production:
+                    headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi_for_staff(request: Request) -> Response:
+    """In production the schema is for signed-in staff and API clients only (``create_app`` turns
+    FastAPI's anonymous /openapi.json off there); elsewhere FastAPI's own answers first."""
+    from fastapi.responses import JSONResponse
+
+    from hotline.auth.deps import current_principal
+
+    current_principal(request)
+    return JSONResponse(request.app.openapi())
+
+
 def setup_app(app: FastAPI) -> None:
     """Browser page loads get an HTML error page; API and script requests keep FastAPI's JSON.
 
@@ -311,6 +373,7 @@ def setup_app(app: FastAPI) -> None:
     from starlette.middleware.gzip import GZipMiddleware
 
     app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.add_middleware(SecurityHeaders)
     app.add_exception_handler(StarletteHTTPException, _html_errors)
     app.add_exception_handler(RequestValidationError, _html_validation_errors)
     from sqlalchemy.exc import DataError

@@ -434,8 +434,73 @@ def check_encryption(settings: Settings, state: dict[str, Any]) -> list[Result]:
     return out
 
 
+# ---------------------------------------------------------------------- web protections (#14)
+REQUIRED_HEADERS = {
+    "content-security-policy": "a Content-Security-Policy",
+    "x-frame-options": "X-Frame-Options",
+    "referrer-policy": "a Referrer-Policy",
+}
+
+
+def _header_problems(client: Any) -> list[str]:
+    """Ask the application itself (in process, no network) what it answers."""
+    problems: list[str] = []
+    page = client.get("/login")
+    for name, label in REQUIRED_HEADERS.items():
+        if name not in page.headers:
+            problems.append(f"pages are served without {label}")
+    csp = page.headers.get("content-security-policy", "")
+    if csp and ("'unsafe-inline'" in csp or "script-src" not in csp and "default-src" not in csp):
+        problems.append("the Content-Security-Policy allows inline scripts")
+    if csp and "frame-ancestors 'none'" not in csp:
+        problems.append("the Content-Security-Policy lacks frame-ancestors 'none'")
+    api = client.get("/api/calls")
+    if "no-store" not in api.headers.get("cache-control", ""):
+        problems.append("/api/* answers lack Cache-Control: no-store")
+    return problems
+
+
+def check_web_protections(settings: Settings, state: dict[str, Any]) -> list[Result]:
+    """Security headers, the API schema, the second factor and partner webhooks, as configured."""
+    from fastapi.testclient import TestClient
+
+    from hotline.app import create_app
+
+    client = TestClient(create_app(), base_url=settings.public_base_url or "https://localhost",
+                        raise_server_exceptions=False)
+    problems = _header_problems(client)
+    warnings: list[str] = []
+    if settings.is_production:
+        for path in ("/openapi.json", "/api/docs", "/docs"):
+            r = client.get(path, follow_redirects=False)
+            if r.status_code == 200:
+                problems.append(f"{path} is served to anonymous users in production")
+    required = {r.strip() for r in settings.totp_required_roles.split(",") if r.strip()}
+    missing = {"supervisor", "administrator"} - required
+    if missing:
+        text = (f"a second factor is not required of: {', '.join(sorted(missing))} "
+                "(HOTLINE_TOTP_REQUIRED_ROLES)")
+        (problems if settings.is_production else warnings).append(text)
+    if settings.referral_allow_http_webhooks:
+        text = "HOTLINE_REFERRAL_ALLOW_HTTP_WEBHOOKS is set: referrals may travel in clear text"
+        (problems if settings.is_production else warnings).append(text)
+    fix = ("keep the defaults: hotline.web adds the headers; in production leave HOTLINE_TOTP_REQUIRED_ROLES "
+           "at supervisor,administrator and HOTLINE_REFERRAL_ALLOW_HTTP_WEBHOOKS unset")
+    out = []
+    for p in problems:
+        out.append(Result("web-protections", WARN, p, fix))
+    for w in warnings:
+        out.append(Result("web-protections", WARN, w + " (acceptable outside production)", fix))
+    if not out:
+        out.append(Result("web-protections", OK, "CSP without inline scripts, frame-ancestors 'none', "
+                          "X-Frame-Options, Referrer-Policy, no-store on /api, second factor required"
+                          + (", no anonymous API schema" if settings.is_production else "")))
+    return out
+
+
 CHECKS: tuple[Callable[[Settings, dict[str, Any]], list[Result]], ...] = (
     check_database, check_redis, check_ami, check_secrets, check_encryption, check_clock, check_timezone, check_twilio, check_data_dir,
+    check_web_protections,
 )
 
 
