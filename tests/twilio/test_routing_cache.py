@@ -35,8 +35,8 @@ def test_routing_changes_reach_the_next_call_at_once(post, env) -> None:
     routed = call(post, 2)
     assert not routed.unrouted and routed.line_id is not None
 
-    lan = create_user("lan", "a-long-password-for-lan", "counsellor", centre_code="kontum")
-    hoa = create_user("hoa", "a-long-password-for-hoa", "counsellor", centre_code="kontum")
+    lan = create_user("lan", "xanh-la-cay-mua-thu-7", "counsellor", centre_code="kontum")
+    hoa = create_user("hoa", "bien-rong-chieu-tim-9", "counsellor", centre_code="kontum")
     assert call(post, 3, agent="client:lan").counsellor_id is None  # not mapped yet
     with session_scope() as s:
         map_agent(s, centre=get_centre(s, "kontum"), provider="twilio", identity="client:lan", user_id=lan)

@@ -66,7 +66,7 @@ def kontum(env):  # type: ignore[no-untyped-def]
     with session_scope() as s:
         centre = create_centre(s, code="kontum", name="Trung tâm CTXH Kon Tum")
         add_line(s, centre=centre, provider="twilio", kind="number", identifier=LINE)
-    uid = create_user("lan", "a-long-password-for-lan", "counsellor", centre_code="kontum")
+    uid = create_user("lan", "xanh-la-cay-mua-thu-7", "counsellor", centre_code="kontum")
     with session_scope() as s:
         from hotline.centres.service import get_centre
 
