@@ -11,6 +11,7 @@ empties every table before each test.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,15 @@ REDIS_TEST_URL = _worker_redis_url(os.environ.get("HOTLINE_TEST_REDIS") or servi
 CI = os.environ.get("CI", "").lower() == "true"
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Python 3.11.0-3.11.6 (Debian 12 has 3.11.2) can raise "SystemError: AST constructor recursion
+    # depth mismatch" while pytest parses source to show a failure, when other threads compile
+    # (CPython gh-106905, pytest #10763): the worker dies with INTERNALERROR and its remaining
+    # tests never run.  Python's own traceback format parses nothing.
+    if (3, 11) <= sys.version_info[:3] < (3, 11, 7) and config.option.tbstyle == "auto":
+        config.option.tbstyle = "native"
 
 
 def need_service(name: str, url: str, port: int | None = None) -> None:
