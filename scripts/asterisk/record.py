@@ -23,7 +23,13 @@ as the script sets per counsellor through global variables.  Transfers, pickups 
 conference are driven with AMI actions (BlindTransfer, Atxfer, PlayDTMF, Hangup, Originate).
 
 Usage:  .venv/bin/python scripts/asterisk/record.py [--list] [SCENARIO ...]
-No Asterisk source or binary is part of the repository; build and install Asterisk 22 yourself.
+No Asterisk source or binary is part of the repository: install Asterisk 22 yourself (its own
+documentation), with at least app_queue, app_dial, app_directed_pickup, app_playback,
+app_originate, func_callerid, func_global, func_strings, func_logic, pbx_config,
+bridge_simple, bridge_builtin_features, res_timing_timerfd and the core Local channels;
+no PJSIP, no sound packages (the few prompts the transfer features play are written as silence).
+Options: --list; --hotline DIR also runs this checkout's `hotline ami` against every scenario
+(SQLite in DIR) and compares `hotline calls export` with expected.json (fixtures untouched).
 """
 
 from __future__ import annotations
