@@ -155,6 +155,7 @@ def _s(v: Any) -> str:
 def check(pkg: Package) -> dict[str, list[dict[str, Any]]]:
     """Schema, duplicate ids and references; the rows that pass, per table."""
     ids = {t: {_s(r.get("id")) for _, r in rows} for t, rows in pkg.tables.items()}
+    linkable = set().union(*(ids.get(t, set()) for t in ("service", "location", "organization", "service_at_location")))
     good: dict[str, list[dict[str, Any]]] = {}
     for table, rows in pkg.tables.items():
         seen: dict[str, str] = {}
@@ -170,8 +171,7 @@ def check(pkg: Package) -> dict[str, list[dict[str, Any]]]:
                 if ref and ref not in ids.get(target, set()):
                     reasons.append(Text("%(column)s %(id)r: no such %(table)s in the package", column=col, id=ref,
                                         table=target))
-            if table == "attribute" and _s(row.get("link_id")) and _s(row.get("link_id")) not in set().union(
-                    *(ids.get(t, set()) for t in ("service", "location", "organization", "service_at_location"))):
+            if table == "attribute" and _s(row.get("link_id")) and _s(row.get("link_id")) not in linkable:
                 reasons.append(Text("link_id %(id)r: no such row in the package", id=_s(row.get("link_id"))))
             if reasons:
                 pkg.problems.append((where, rid if table == "service" else "", reasons))
@@ -244,6 +244,7 @@ class _Index:
         self.addrs = _by(t.get("address", []), "location_id")
         self.sal_by_service = _by(t.get("service_at_location", []), "service_id")
         self.terms = {_s(r.get("id")): r for r in t.get("taxonomy_term", [])}
+        self.term_types: dict[str, str | None] = {}
         self.attrs = _by(t.get("attribute", []), "link_id")
         self.langs = _by(t.get("language", []), "service_id")
         self.areas = _by(t.get("service_area", []), "service_id")
@@ -282,8 +283,10 @@ def _type_and_terms(session: Session, ix: _Index, sid: str, s: dict[str, Any], p
         term = ix.terms.get(_s(a.get("taxonomy_term_id")))
         if term is None:
             continue
-        code = type_of_term(session, term, remembered)
         tid = _s(term.get("id"))
+        if tid not in ix.term_types:  # a few terms, met by thousands of services
+            ix.term_types[tid] = type_of_term(session, term, remembered)
+        code = ix.term_types[tid]
         if not (_s(term.get("taxonomy_id")) == TAXONOMY or tid.startswith(TAXONOMY + ":")):
             pkg.terms[tid] = term
             kept.append((tid, _s(term.get("name"))))

@@ -304,10 +304,11 @@ def _page_sql(dialect: str, ranked: str, keys: int, count: str = "") -> str:
 
 def _open_sql(t: str) -> str:
     """Open now, for entries read in the centre's timezone (empty ``timezone``); entries with a
-    timezone of their own pass here and are checked exactly in Python.  ``t``: the row's alias."""
+    timezone of their own pass here and are checked exactly in Python, and so are entries whose rules
+    the stored rows only bound (monthly, fortnightly, dated: ``hours_complex``).  ``t``: the row's alias."""
     overnight = "sc.closes_at <= sc.opens_at"
     return (
-        f"({t}.open_24_7 = :true OR {t}.timezone <> '' OR {t}.hours_complex = :true OR EXISTS (SELECT 1 FROM dir_schedules sc "
+        f"({t}.open_24_7 = :true OR {t}.timezone <> '' OR EXISTS (SELECT 1 FROM dir_schedules sc "
         f"WHERE sc.service_pk = {t}.pk AND ("
         f"(sc.byday = :o_today AND ({t}.open_on_holidays = :true OR :o_today_ok = :true) AND sc.opens_at <= :o_hm "
         f"AND (sc.closes_at > :o_hm OR {overnight})) OR "

@@ -198,7 +198,7 @@ def schedule_rows(rec: Record) -> list[dict[str, Any]]:
     rows = []
     for r in rec.schedules:
         base = {"schedule_id": r.id, "location_id": r.location_id or None, "rule": r.as_dict()}
-        slots = r.slots() or [("", "", "")]
+        slots = sched_mod.stored_slots(r) or [("", "", "")]
         rows += [{"byday": d, "opens_at": o, "closes_at": c, **base} for d, o, c in slots]
     return rows
 
@@ -398,7 +398,7 @@ def to_record(svc: Service) -> Record:
         phones=[(p.number, p.e164) for p in svc.phones], email=svc.email, url=svc.url, hours=svc.hours_text,
         timezone=svc.timezone,
         open_24_7=svc.open_24_7, open_on_holidays=svc.open_on_holidays,
-        slots=[(s.byday, s.opens_at, s.closes_at) for s in svc.schedules if s.byday],
+        slots=[],
         languages=[x for x in svc.languages.split(",") if x], accessible=svc.accessible,
         beds_total=svc.beds_total, beds_free=svc.beds_free, beds_women=svc.beds_women, beds_men=svc.beds_men,
         beds_children=svc.beds_children, province_code=svc.province_code or "", commune_code=svc.commune_code,
@@ -408,9 +408,10 @@ def to_record(svc: Service) -> Record:
         referral_webhook_secret=svc.referral_webhook_secret, referral_email=svc.referral_email,
         referral_sms=svc.referral_sms, verified=svc.verified, last_verified_at=svc.last_verified_at,
         last_verified_by=svc.last_verified_by, source_note=svc.source_note,
-        schedules=rules_of(svc), hours_note=svc.hours_note,
+        schedules=(rules := rules_of(svc)), hours_note=svc.hours_note,
         coverage=[c for c in svc.coverage.split(",") if c], terms=_terms_of(svc),
     )
+    rec.slots = [s for r in rules for s in r.slots()]
     rec.phones = [(p.number, p.e164) for p in svc.phones if not p.location_id]
     loc_phones: dict[str, list[tuple[str, str]]] = {}
     for p in svc.phones:
