@@ -98,6 +98,10 @@ class Service(Base):
     attributes: Mapped[list[Attribute]] = relationship(cascade="all, delete-orphan", order_by="Attribute.pk")
 
 
+# The few entries serving provinces beyond their own (HSDS service areas, virtual lines).
+Index("ix_dir_services_coverage", Service.coverage, sqlite_where=Service.coverage != "",
+      postgresql_where=Service.coverage != "")
+
 # Type-only searches walk this index in ranking order (verified first, then by name) and stop early.
 Index("ix_dir_services_type_verified_name", Service.service_type, Service.verified.desc(), Service.name)
 

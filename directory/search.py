@@ -334,9 +334,6 @@ def _where(dialect: str, query: Query, interp: Interpretation, hard_type: bool, 
             conds.append("search_tsv @@ to_tsquery('simple'::regconfig, :tsq)")
     if interp.type_code and hard_type:
         conds.append("service_type = :type")
-    if query.province and interp.province_code:
-        conds.append("(province_code = :province OR coverage LIKE :cov)")
-        params["cov"] = f"%,{interp.province_code},%"
     if query.commune and interp.commune_code:
         conds.append("commune_code = :commune")
     if query.free_bed:
@@ -373,11 +370,12 @@ def _keys(interp: Interpretation, phrase: bool, hard_type: bool, params: dict[st
 
 def _tiers(query: Query, interp: Interpretation) -> list[tuple[str, bool, str]]:
     """Where to look, nearest first: the place's province (small, so quick to rank, and it usually
-    fills the page), then everywhere else in one statement ranked by boxes of ±1° and ±3° around the
+    fills the page), the entries whose service areas cover it, then everywhere else in one statement ranked by boxes of ±1° and ±3° around the
     place before the other keys.  (condition, rank by phrase, leading rank key)."""
     if not interp.province_code:
         return [("", bool(interp.terms), "")]
-    tiers = [("(province_code = :tier_p OR coverage LIKE :tier_cov)", True, "")]
+    # In the province, then the entries serving it from elsewhere (few: a partial index holds them).
+    tiers = [("province_code = :tier_p", True, ""), ("coverage <> '' AND coverage LIKE :tier_cov", True, "")]
     if query.province or query.commune:
         return tiers
     elsewhere = "((province_code <> :tier_p OR province_code IS NULL) AND coverage NOT LIKE :tier_cov)"
