@@ -20,8 +20,28 @@ def browser() -> Iterator[object]:
 
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
+        yield _HarnessBrowser(b)
         b.close()
+
+
+class _HarnessBrowser:
+    """Playwright's ``wait_for_function`` evaluates its predicate with ``eval``, which the
+    application's Content-Security-Policy (rightly) forbids: test contexts bypass the CSP unless a
+    test asks to run under it (``new_context(bypass_csp=False)``, as tests/browser/test_second_factor.py does)."""
+
+    def __init__(self, browser: object) -> None:
+        self._browser = browser
+
+    def new_context(self, **kwargs: object) -> object:
+        kwargs.setdefault("bypass_csp", True)
+        return self._browser.new_context(**kwargs)  # type: ignore[attr-defined]
+
+    def new_page(self, **kwargs: object) -> object:
+        kwargs.setdefault("bypass_csp", True)
+        return self._browser.new_page(**kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._browser, name)
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def test_forced_password_change_enrolment_and_sign_in_with_a_code(browser, live_
     with LiveServer() as server:
         base = server.url
         host = urlsplit(base).netloc
-        ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=False)  # under the real CSP
         try:
             page = ctx.new_page()
             foreign: list[str] = []
