@@ -45,6 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.set_defaults(handler=cmd_reset_password)
 
+    p.add_argument("--temporary", action="store_true",
+                   help="the user must choose their own password at the next sign-in")
+
+    p = us.add_parser("reset-2fa", help="remove an account's second factor (it sets up a new one at the next "
+                                        "sign-in) and sign it out everywhere")
+    p.add_argument("username")
+    p.set_defaults(handler=cmd_reset_second_factor)
+
     p = us.add_parser("list", help="list accounts")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_list)
@@ -131,11 +139,27 @@ def cmd_reset_password(args: argparse.Namespace) -> int:
     with session_scope() as db:
         user = service.require_user(db, username=args.username)
         try:
-            service.set_password(db, user=user, password=password)
+            service.set_password(db, user=user, password=password, temporary=args.temporary)
         except service.AccountError as exc:
             _fail(exc)
         audit.record(db, actor=CLI_ACTOR, action="user.password_reset", object_type="user", object_id=user.id)
         print(f"password of {user.username} changed; signed out everywhere")
+    return 0
+
+
+def cmd_reset_second_factor(args: argparse.Namespace) -> int:
+    """For an administrator who lost phone and recovery codes (the pages need a signed-in administrator)."""
+    from hotline.auth import second_factor
+
+    with session_scope() as db:
+        try:
+            user = service.require_user(db, username=args.username)
+        except service.AccountError as exc:
+            _fail(exc)
+        second_factor.reset(user)
+        service.end_all_sessions(db, user_id=user.id)
+        audit.record(db, actor=CLI_ACTOR, action="user.second_factor_reset", object_type="user", object_id=user.id)
+        print(f"second factor of {user.username} removed; signed out everywhere; they set up a new one at the next sign-in")
     return 0
 
 

@@ -171,3 +171,25 @@ def test_the_common_password_list_ships_with_its_licence():
     assert "MIT License" in licence and "SecLists" in licence
 
 
+
+
+def test_cli_resets_a_second_factor_and_sets_temporary_passwords(env, monkeypatch, capsys):
+    import io
+    import sys
+
+    from hotline.cli import main
+
+    create_user("boss", PASSWORD, "administrator")
+    with session_scope() as db:
+        from hotline.auth import second_factor
+
+        user = service.get_user(db, username="boss")
+        second_factor.new_secret(user)
+        assert second_factor.confirm(user, pyotp.TOTP(second_factor._seed(user)).now())
+    assert main(["user", "reset-2fa", "boss"]) == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Tam-thoi-mot-lan-42\n"))
+    assert main(["user", "reset-password", "boss", "--password-stdin", "--temporary"]) == 0
+    with session_scope() as db:
+        user = service.get_user(db, username="boss")
+        assert user.totp_secret is None and user.must_change_password
+        assert db.scalar(select(AuditEntry).where(AuditEntry.action == "user.second_factor_reset")).actor_username == "cli"
