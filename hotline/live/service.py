@@ -286,7 +286,7 @@ def current_call(session: Session, *, viewer: Viewer, hours: int = 12) -> Call |
 
 def call_card(session: Session, *, call: Call, actor: Actor) -> dict[str, Any]:
     """What the top of the workspace shows about a call: never the full number."""
-    history = records.caller_history(session, call=call)
+    history = records.caller_history(session, call=call, actor=actor)
     flags: list[dict[str, Any]] = []
     seen: set[str] = set()
     for h in history:
