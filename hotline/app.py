@@ -29,8 +29,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             stops.append(stop)
     # What start-up made (routes, models, templates, catalogues: ~200,000 objects) lives as long as
     # the process: move it out of the garbage collector's reach.  Each full collection walked all of
-    # it, holding every request for 20-130 ms: the tail of the Twilio webhooks' latency.
-    gc.collect()
+    # it, holding every request for 20-130 ms: the tail of the Twilio webhooks' latency.  No
+    # gc.collect() first: it costs a full collection (0.1-0.6 s) at every start, the tests' too.
     gc.freeze()
     try:
         yield
