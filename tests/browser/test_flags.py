@@ -24,6 +24,7 @@ def test_a_flag_ticked_on_one_call_is_on_the_pop_of_the_next(browser, live_env):
             page.wait_for_function("document.getElementById('sse-status').textContent.length > 0")
             first = call_id(feed_call(agent="PJSIP/tvv1", caller="0912 111 222", answered=True))
             page.locator(f'#call-card[data-call-id="{first}"]').wait_for(timeout=10000)
+            page.wait_for_function("document.getElementById('sse-status').textContent.length > 0")  # scripts ran
             page.keyboard.press("Alt+r")  # the record of this counsellor's call
             page.wait_for_url(re.compile(r".*/records/\d+$"))
             page.check('input[name="flags"][value="safety_risk"]')
