@@ -116,12 +116,7 @@ def _time(value: str, name: str) -> str:
     return f"{int(m.group(1)):02d}:{m.group(2)}"
 
 
-def parse(row: dict[str, Any], *, rule_id: str = "", location_id: str = "") -> Rule:
-    """One HSDS schedule row (text values) → ``Rule``; ``RuleError`` names the field and value."""
-    g = {k: ("" if row.get(k) is None else str(row.get(k)).strip()) for k in (
-        "freq", "interval", "byday", "bymonthday", "valid_from", "valid_to", "dtstart", "until", "opens_at",
-        "closes_at", "timezone", "description")}
-    rule = Rule(id=rule_id, location_id=location_id, description=g["description"], timezone=g["timezone"])
+def _freq_interval(g: dict[str, str], rule: Rule) -> None:
     freq = g["freq"].upper()
     if freq and freq not in FREQS:
         raise RuleError(Text("schedule freq: %(value)r is not one of WEEKLY, DAILY, MONTHLY, YEARLY", value=g["freq"]))
@@ -133,11 +128,13 @@ def parse(row: dict[str, Any], *, rule_id: str = "", location_id: str = "") -> R
             raise RuleError(Text("schedule interval: %(value)r is not a whole number", value=g["interval"])) from None
         if rule.interval < 1:
             raise RuleError(Text("schedule interval: %(value)r is not a whole number", value=g["interval"]))
+
+
+def _days_of(g: dict[str, str], rule: Rule) -> None:
     parts = [p.strip().upper() for p in re.split(r"[,;\s]+", g["byday"]) if p.strip()]
-    for p in parts:
-        if not _BYDAY.match(p):
-            raise RuleError(Text("schedule byday: %(value)r is not an RFC 5545 day list (MO,TU,WE,TH,FR,SA,SU; "
-                                 "with MONTHLY 2MO or -1FR)", value=g["byday"]))
+    if not all(_BYDAY.match(p) for p in parts):
+        raise RuleError(Text("schedule byday: %(value)r is not an RFC 5545 day list (MO,TU,WE,TH,FR,SA,SU; "
+                             "with MONTHLY 2MO or -1FR)", value=g["byday"]))
     rule.byday = ",".join(parts)
     if g["bymonthday"]:
         days = [p.strip() for p in g["bymonthday"].split(",") if p.strip()]
@@ -145,6 +142,9 @@ def parse(row: dict[str, Any], *, rule_id: str = "", location_id: str = "") -> R
             raise RuleError(Text("schedule bymonthday: %(value)r is not a list of days of the month",
                                  value=g["bymonthday"]))
         rule.bymonthday = ",".join(days)
+
+
+def _dates_and_times(g: dict[str, str], rule: Rule) -> None:
     for name in ("valid_from", "valid_to", "dtstart", "until"):
         if g[name]:
             setattr(rule, name, _date(g[name], name))
@@ -160,6 +160,17 @@ def parse(row: dict[str, Any], *, rule_id: str = "", location_id: str = "") -> R
         if not -12 <= off <= 14:
             raise RuleError(Text("schedule timezone: %(value)r is not an offset from UTC in hours", value=rule.timezone))
         rule.timezone = f"{off:g}"
+
+
+def parse(row: dict[str, Any], *, rule_id: str = "", location_id: str = "") -> Rule:
+    """One HSDS schedule row (text values) → ``Rule``; ``RuleError`` names the field and value."""
+    g = {k: ("" if row.get(k) is None else str(row.get(k)).strip()) for k in (
+        "freq", "interval", "byday", "bymonthday", "valid_from", "valid_to", "dtstart", "until", "opens_at",
+        "closes_at", "timezone", "description")}
+    rule = Rule(id=rule_id, location_id=location_id, description=g["description"], timezone=g["timezone"])
+    _freq_interval(g, rule)
+    _days_of(g, rule)
+    _dates_and_times(g, rule)
     if rule.text_only and not rule.description:
         raise RuleError(Text("schedule: neither days, times nor a description"))
     return rule
@@ -173,51 +184,59 @@ def _nth_weekday(d: date) -> tuple[int, int]:
     return n, -((last - d.day) // 7 + 1)
 
 
-def runs_on(rule: Rule, d: date) -> bool:
-    """Whether the rule's days include ``d`` (dates bound it; intervals count from dtstart or valid_from)."""
+def _within(rule: Rule, d: date) -> bool:
     iso = d.isoformat()
-    for lo in (rule.valid_from, rule.dtstart):
-        if lo and iso < lo:
+    lows = [x for x in (rule.valid_from, rule.dtstart) if x]
+    highs = [x for x in (rule.valid_to, rule.until) if x]
+    return all(iso >= lo for lo in lows) and all(iso <= hi for hi in highs)
+
+
+def _last_day(d: date) -> int:
+    return ((d.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)).day
+
+
+def _monthly(rule: Rule, d: date, start: str, step: int) -> bool:
+    if rule.bymonthday:
+        last = _last_day(d)
+        wanted = {int(x) if int(x) > 0 else last + 1 + int(x) for x in rule.bymonthday.split(",")}
+        if d.day not in wanted:
             return False
-    for hi in (rule.valid_to, rule.until):
-        if hi and iso > hi:
+    if rule.byday:
+        day, (n, m) = DAYS[d.weekday()], _nth_weekday(d)
+        matches = (_BYDAY.match(part) for part in rule.byday.split(","))
+        if not any(mt and mt.group(2) == day and (not mt.group(1) or int(mt.group(1)) in (n, m)) for mt in matches):
             return False
-    day = DAYS[d.weekday()]
-    start = rule.dtstart or rule.valid_from
-    step = rule.interval or 1
-    if rule.freq == "DAILY":
-        ok = not rule.days or day in rule.days
-        return ok and (step == 1 or not start or (d - date.fromisoformat(start)).days % step == 0)
-    if rule.freq == "MONTHLY":
-        if rule.bymonthday:
-            last = ((d.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)).day
-            wanted = {int(x) if int(x) > 0 else last + 1 + int(x) for x in rule.bymonthday.split(",")}
-            if d.day not in wanted:
-                return False
-        if rule.byday:
-            n, m = _nth_weekday(d)
-            hit = False
-            for part in rule.byday.split(","):
-                mt = _BYDAY.match(part)
-                if mt and mt.group(2) == day and (not mt.group(1) or int(mt.group(1)) in (n, m)):
-                    hit = True
-            if not hit:
-                return False
-        if step > 1 and start:
-            s = date.fromisoformat(start)
-            return ((d.year - s.year) * 12 + d.month - s.month) % step == 0
-        return True
-    if rule.freq == "YEARLY" and start:
+    if step > 1 and start:
         s = date.fromisoformat(start)
-        if (d.month, d.day) != (s.month, s.day) and not rule.byday:
+        return ((d.year - s.year) * 12 + d.month - s.month) % step == 0
+    return True
+
+
+def _weekly(rule: Rule, d: date, start: str, step: int) -> bool:
+    if rule.freq == "YEARLY" and start and not rule.byday:
+        s = date.fromisoformat(start)
+        if (d.month, d.day) != (s.month, s.day):
             return False
-    if rule.byday and day not in rule.days:
+    if rule.byday and DAYS[d.weekday()] not in rule.days:
         return False
     if step > 1 and start:
         s = date.fromisoformat(start)
         weeks = ((d - timedelta(days=d.weekday())) - (s - timedelta(days=s.weekday()))).days // 7
         return weeks % step == 0
     return True
+
+
+def runs_on(rule: Rule, d: date) -> bool:
+    """Whether the rule's days include ``d`` (dates bound it; intervals count from dtstart or valid_from)."""
+    if not _within(rule, d):
+        return False
+    start, step = rule.dtstart or rule.valid_from, rule.interval or 1
+    if rule.freq == "DAILY":
+        ok = not rule.days or DAYS[d.weekday()] in rule.days
+        return ok and (step == 1 or not start or (d - date.fromisoformat(start)).days % step == 0)
+    if rule.freq == "MONTHLY":
+        return _monthly(rule, d, start, step)
+    return _weekly(rule, d, start, step)
 
 
 def _minutes(hm: str) -> int:

@@ -172,53 +172,61 @@ def _expand(session: Session, word: str, interp: Interpretation, known: set[str]
     return [word]
 
 
-def interpret(session: Session, query: Query) -> Interpretation:
-    interp = Interpretation()
-    words = _TOKEN.findall(fold(query.q).replace("+84", " 0"))
-    # Phone fragments: runs of digit tokens ("0912 345 678") joined.
-    digits: list[str] = []
-    rest: list[str] = []
-    for w in words:
-        (digits if w.isdigit() else rest).append(w)
+def _phone_fragment(words: list[str], interp: Interpretation) -> list[str]:
+    """Runs of digit tokens ("0912 345 678") joined into the phone fragment; the other words back."""
+    digits = [w for w in words if w.isdigit()]
     joined = "".join(digits)
-    if joined:
-        if joined.startswith("84") and len(joined) > 9:
-            joined = "0" + joined[2:]
-        if len(joined) >= 3:
-            interp.phone = joined
+    if joined.startswith("84") and len(joined) > 9:
+        joined = "0" + joined[2:]
+    if len(joined) >= 3:
+        interp.phone = joined
+    return [w for w in words if not w.isdigit()]
+
+
+def _words(session: Session, rest: list[str], interp: Interpretation) -> tuple[list[str], dict[str, list[str]]]:
+    """Typos replaced by their closest known words; which words are matched whole.
+
+    Words matched whole: place and type words, typo corrections and vocabulary words, except the
+    last one typed (it may be unfinished).  A short whole word ("phu", "nu") as a prefix matches
+    "phuong", "nuoc", … in most entries: slower, and it ranks the wrong entries in."""
     known, whole, prefetched = _known_prefixes(session, rest)
     expanded = [(_expand(session, w, interp, known, prefetched) if len(w) >= 2 else [w]) for w in rest]
-    words = [alts[0] for alts in expanded]
-    # Words matched whole: place and type words, typo corrections and vocabulary words, except the
-    # last one typed (it may be unfinished).  A short whole word ("phu", "nu") as a prefix matches
-    # "phuong", "nuoc", … in most entries: slower, and it ranks the wrong entries in.
     static = _static_words()
     interp.whole = {w for alts in expanded for w in alts if w in whole or w in static}
     for alts in interp.corrections.values():
         interp.whole.update(alts)
     if expanded:
         interp.typing = set(expanded[-1])
-    alternatives = {alts[0]: alts for alts in expanded}
-    interp.phrase = " ".join(words)
-    pl = places()
+    return [alts[0] for alts in expanded], {alts[0]: alts for alts in expanded}
+
+
+def _service_type(query: Query, words: list[str], interp: Interpretation) -> list[str]:
+    """The type asked for (filter, or words naming it: removed from the words, kept for ranking)."""
     if query.service_type:
         code = resolve_type(query.service_type)
         if code is None:
             raise SearchError(Text("unknown service type %(type)r (known: %(known)s)", type=query.service_type,
                                    known=", ".join(service_types())))
         interp.type_code = code
-    else:
-        code, remaining = find_in_words(words)
-        if code:
-            left = list(remaining)
-            named = []
-            for w in words:
-                if left and left[0] == w:
-                    left.pop(0)
-                else:
-                    named.append(w)
-            interp.type_phrase = " ".join(named)
-            interp.type_code, interp.type_from_text, words = code, True, remaining
+        return words
+    code, remaining = find_in_words(words)
+    if not code:
+        return words
+    left = list(remaining)
+    named = []
+    for w in words:
+        if left and left[0] == w:
+            left.pop(0)
+        else:
+            named.append(w)
+    interp.type_phrase = " ".join(named)
+    interp.type_code, interp.type_from_text = code, True
+    return remaining
+
+
+def _place(query: Query, words: list[str], interp: Interpretation) -> list[str]:
+    """The place asked for (filters, or a place named in the words: removed from them)."""
+    pl = places()
     try:
         if query.province:
             interp.province_code, _ = pl.province(query.province)
@@ -232,13 +240,22 @@ def interpret(session: Session, query: Query) -> Interpretation:
     if interp.province_code:
         interp.place_asked = True
         interp.lat, interp.lon = pl.centroid(interp.province_code, interp.commune_code)
-    else:
-        match, remaining = pl.find_in_text(words)
-        if match:
-            words = remaining
-            interp.province_code, interp.lat, interp.lon = match.province_code, match.lat, match.lon
-            interp.place_label = match.label
-            interp.place_asked = True
+        return words
+    match, remaining = pl.find_in_text(words)
+    if not match:
+        return words
+    interp.province_code, interp.lat, interp.lon = match.province_code, match.lat, match.lon
+    interp.place_label, interp.place_asked = match.label, True
+    return remaining
+
+
+def interpret(session: Session, query: Query) -> Interpretation:
+    interp = Interpretation()
+    rest = _phone_fragment(_TOKEN.findall(fold(query.q).replace("+84", " 0")), interp)
+    words, alternatives = _words(session, rest, interp)
+    interp.phrase = " ".join(words)
+    words = _service_type(query, words, interp)
+    words = _place(query, words, interp)
     interp.terms = [alternatives.get(w, [w]) for w in words if len(w) >= 2]
     return interp
 
