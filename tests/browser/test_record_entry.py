@@ -135,3 +135,42 @@ def test_complete_pressed_while_a_save_is_under_way_still_completes(browser, liv
             page.wait_for_url(re.compile(r".*/live\?completed=\d+$"), timeout=15000)
         finally:
             ctx.close()
+
+
+def test_the_workspace_scripts_run_under_the_real_content_security_policy(browser, live_env):
+    """No eval, no inline script or style: the live screen, pickers, risk prompt, conflict and
+    strip code work with the application's CSP in force."""
+    from tests.live.conftest import call_id, feed_call
+
+    make_staff(live_env)
+    with LiveServer() as server:
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=False)
+        violations: list[str] = []
+        try:
+            page = ctx.new_page()
+            page.on("console", lambda m: violations.append(m.text)
+                    if "Content Security Policy" in m.text or "Refused to" in m.text else None)
+            sign_in(page, server.url, "tvv1", PASSWORD, "/live")
+            page.locator("#sse-status:not(:empty)").wait_for()
+            cid = call_id(feed_call(agent="PJSIP/tvv1", caller="0912345678", answered=True))
+            page.locator(f'#call-card[data-call-id="{cid}"]').wait_for(timeout=10000)
+            page.locator("#sse-status:not(:empty)").wait_for()
+            page.locator("#cc-talk:not(:has-text('—'))").wait_for()
+            province = page.locator("#pick-province_code")
+            province.click()
+            province.fill("kon tum")
+            page.locator("#list-province_code li", has_text="Kon Tum → Quảng Ngãi").wait_for()
+            province.press("Enter")
+            assert province.input_value() == "Quảng Ngãi"
+            page.select_option('select[name="risk"]', "imminent")
+            page.locator("#risk-dialog").wait_for(state="visible")
+            page.click("#risk-dialog-ok")
+            page.locator("#notes").fill("Ghi chú.")
+            page.locator("#save-status", has_text="Đã lưu").wait_for()
+            page.locator("#cc-line").click()  # out of the text field: "?" shows the shortcuts
+            page.keyboard.press("?")
+            page.locator("#shortcuts-help").wait_for(state="visible")
+            page.keyboard.press("Escape")
+            assert violations == [], violations
+        finally:
+            ctx.close()
