@@ -109,10 +109,21 @@ async def check_request(request: Request) -> None:
                 problem = _problem(source, name, raw, kinds, _)
                 if problem:
                     errors.append(problem)
-    if request.method in BODY_METHODS and "json" in request.headers.get("content-type", "").lower():
+    ctype = request.headers.get("content-type", "").lower()
+    if request.method in BODY_METHODS and "json" in ctype:
         problem = await _body_problem(request, dependant, _)
         if problem:
             errors.append(problem)
+    elif request.method in BODY_METHODS and ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        typed = [(p.alias or p.name, _kinds(p.field_info.annotation)) for p in _flat(dependant, "body_params")]
+        typed = [(name, kinds) for name, kinds in typed if kinds & {int, date, datetime}]
+        if typed:
+            form = await request.form()
+            for name, kinds in typed:
+                for raw in form.getlist(name):
+                    problem = _problem("body", name, raw, kinds, _) if isinstance(raw, str) else None
+                    if problem:
+                        errors.append(problem)
     if errors:
         raise RequestValidationError(errors)
 
