@@ -9,8 +9,8 @@ counsellors answer after 1 s and the caller ends after TALK s, and polls the cal
 5 ms. For each call it reports how long after the event's own ``Timestamp:`` the record showed:
   join     QueueCallerJoin  -> the call exists (queued)
   answer   AgentConnect     -> answered_at set / in_progress
-  end      caller's Hangup  -> completed
-Usage: .venv/bin/python bench/asterisk_live.py [--calls 30] [--gap 0.7] [--talk 2]
+  end      caller's Hangup  -> closed (completed)
+Usage: .venv/bin/python bench/asterisk_live.py [--calls 30] [--gap 1.5] [--talk 2]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import record as R  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=30)
-    ap.add_argument("--gap", type=float, default=0.7, help="seconds between calls")
+    ap.add_argument("--gap", type=float, default=1.5, help="seconds between calls")
     ap.add_argument("--talk", type=float, default=2.0)
     args = ap.parse_args()
     admin_url = os.environ.get("HOTLINE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -71,7 +71,7 @@ def main() -> int:
                         seen.setdefault((key, "join"), now)
                         if answered is not None or status in ("in_progress", "completed"):
                             seen.setdefault((key, "answer"), now)
-                        if status == "completed":
+                        if status not in ("ringing", "queued", "in_progress"):
                             seen.setdefault((key, "end"), now)
                     time.sleep(0.005)
 
@@ -101,12 +101,16 @@ def main() -> int:
                 events.setdefault((key, "answer"), ts)
             elif ev == "Hangup" and callers.get(key) == f.get("Channel"):
                 events[(key, "end")] = ts
+        with engine.connect() as conn:
+            counts = conn.execute(text("SELECT status, count(*) FROM calls GROUP BY status")).all()
+        n_connect = sum(1 for (k, s) in events if s == "answer")
         run.finish_segment("filtered")
         run.finish_segment("all")
         if run.hotline:
             run.hotline.stop()
         print(f"Asterisk {pbx.cli('core show version').split()[1]}, hotline ami on PostgreSQL, {args.calls} calls, "
-              f"one every {args.gap:g} s, 3 counsellors")
+              f"one every {args.gap:g} s, 3 counsellors; AgentConnect for {n_connect}; records: "
+              + ", ".join(f"{st} {n}" for st, n in counts))
         for step in ("join", "answer", "end"):
             lat = sorted(seen[(k, s)] - t for (k, s), t in events.items() if s == step and (k, s) in seen)
             missing = sum(1 for (k, s) in events if s == step and (k, s) not in seen)

@@ -434,6 +434,9 @@ def hotline_env(data: Path) -> dict[str, str]:
     data.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "HOTLINE_DATA_DIR": str(data), "HOTLINE_DATABASE_URL": os.environ.get(
         "HOTLINE_LIVE_DATABASE_URL", f"sqlite:///{data}/hotline.db"), "HOTLINE_REDIS_URL": "",
+        # no wrap-up pause from hotline's presence (it needs `hotline worker` to end it): the
+        # queue's own wrapuptime paces the counsellors in the scenarios
+        "HOTLINE_WRAP_UP_SECONDS": os.environ.get("HOTLINE_WRAP_UP_SECONDS", "0"),
         "HOTLINE_AMI_USERNAME": "hotline", "HOTLINE_AMI_SECRET": HOTLINE_SECRET, "HOTLINE_AMI_HOST": "127.0.0.1"}
     hl = str(REPO / ".venv" / "bin" / "hotline")
 
