@@ -36,20 +36,21 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
-import signal
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "deploy" / "asterisk"
@@ -153,7 +154,7 @@ exten => wait,1,Answer()
 """
 
 
-def make_config(work: Path, port: int, sc: "Scenario") -> Path:
+def make_config(work: Path, port: int, sc: Scenario) -> Path:
     etc = work / "etc"
     for d in ("etc", "log", "run", "spool", "lib", "db", "keys"):
         (work / d).mkdir(parents=True, exist_ok=True)
@@ -342,14 +343,14 @@ def all_conn(port: int) -> Ami:
 
 # ---------------------------------------------------------------------- Asterisk process
 class Pbx:
-    def __init__(self, sc: "Scenario"):
+    def __init__(self, sc: Scenario):
         self.work = Path(tempfile.mkdtemp(prefix=f"ast-{sc.name}-"))
         self.port = free_port()
         self.conf = make_config(self.work, self.port, sc)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = open(self.work / "console.log", "ab")
+        log = open(self.work / "console.log", "ab")  # noqa: SIM115 - kept open for the process
         self.proc = subprocess.Popen([str(ROOT / "sbin" / "asterisk"), "-C", str(self.conf), "-f", "-n", "-g"],
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.wait_up()
@@ -386,7 +387,7 @@ class Pbx:
 class Scenario:
     name: str
     title: str
-    play: Callable[["Run"], None]
+    play: Callable[[Run], None]
     members: tuple[str, ...] = ("tvv1", "tvv2")
     queue_timeout: int = 180
     queue_options: dict[str, str] = field(default_factory=dict)
@@ -399,7 +400,7 @@ class HotlineAmi:
         self.env, self.port, self.log = env, port, log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def wait_connected(self, pbx: "Pbx", timeout: float = 60) -> None:
+    def wait_connected(self, pbx: Pbx, timeout: float = 60) -> None:
         """Until hotline ami has a session (besides the recorder's own `hotline` login)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -411,7 +412,7 @@ class HotlineAmi:
         print("  !! hotline ami did not connect")
 
     def start(self) -> None:
-        out = open(self.log, "ab")
+        out = open(self.log, "ab")  # noqa: SIM115 - kept open for the process
         self.proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "hotline"), "--log-format", "json", "ami",
                                       "--port", str(self.port)], env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                      cwd=self.env["HOTLINE_DATA_DIR"])
