@@ -102,8 +102,10 @@ def test_sequence_ends_in_its_expected_record_however_it_is_delivered(client, na
             with freeze_time(t0 + timedelta(seconds=seconds)):
                 root = post_step(client, step)
             told += [path_of(e.get("action")) for e in root.iter("Enqueue")]
-            if step["hook"] == "enqueue-action":
-                assert step["path"] in told, f"{step['path']} is not an action URL hotline gave Twilio"
+            told += [path_of(e.get("action")) for e in root.iter("Dial")]
+            told += [path_of(e.get("url")) for e in root.iter("Queue")]
+            if step["hook"] in ("enqueue-action", "dequeue") or (step["hook"] == "dial-action" and "leg=" in step["path"]):
+                assert step["path"] in told, f"{step['path']} is not a URL hotline gave Twilio"
         with session_scope() as s:
             [call] = s.scalars(select(Call).where(Call.provider_key == steps[0]["params"]["CallSid"])).all()
             got = record_of(call)

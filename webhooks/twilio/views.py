@@ -372,7 +372,7 @@ async def dial_action(request: Request) -> Response:
 # ---------------------------------------------------------------------- the counsellor
 def agent_twiml(settings: Settings, queue: str, identity: str | None) -> VoiceResponse:
     response = VoiceResponse()
-    dial = Dial(action=_url(settings, "dial-action"), method="POST")
+    dial = Dial(action=_url(settings, "dial-action", leg=translator.AGENT_LEG), method="POST")
     query = {"queue": queue, **({"agent": identity} if identity else {})}
     dial.queue(queue, url=_url(settings, "dequeue", **query), method="POST")
     response.append(dial)
@@ -389,7 +389,7 @@ async def agent(request: Request) -> Response:
     if raw.error:
         await _keep(raw)
         return _bad_request(req, raw)
-    identity = translator.agent_identity(req)
+    identity = translator.counsellor_calling(req)
     queue = queue_name(settings, settings.default_centre_code)
     try:
         code = await _in_thread(lambda: _centre_code_for_agent(settings, identity), budget=DB_BUDGET_SECONDS)

@@ -30,9 +30,12 @@ How the webhooks map (``key`` is the caller's ``CallSid``):
   with talk = ``DialCallDuration``; other results leave the call to its own callbacks.  On the
   counsellor's client leg (``<Dial><Queue>``) it is stored raw only: the dequeue callback and the
   caller's own callbacks already carry its facts (talk = end − answer).
-- ``agent`` (the counsellor's Twilio Client call asking for TwiML): stored raw, no call event.
+- ``agent`` (the counsellor's call asking for TwiML: a Twilio Client, or a phone calling the
+  counsellors' number): stored raw, no call event; the dequeue URL names the counsellor.
 
-A request a counsellor's own client leg makes (``From`` = ``client:…``) never creates a call.
+A request about a counsellor's own call (``From`` = ``client:…``, or ``?leg=agent`` on our URL: the
+dial action we give counsellors, and the status callback of the counsellors' number) never
+creates a call.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from enum import StrEnum
 from typing import Any
 
 from hotline.ingest.events import CallEvent, Kind, RawIn
+from hotline.phone import CallerIdStatus, parse_caller
 
 PROVIDER = "twilio"
 CLIENT_PREFIX = "client:"
@@ -190,12 +194,32 @@ def dialed_of(req: Request) -> str | None:
     return None if _is_client(value) else value
 
 
+AGENT_LEG = "agent"  # ``?leg=agent`` on our URLs: a request about the counsellor's own call
+
+
 def agent_identity(req: Request) -> str | None:
-    """The counsellor's client identity (``client:NAME``) a request speaks for."""
-    for value in (req.query.get("agent"), req.get("From"), req.get("Caller")):
+    """The counsellor a request speaks for: the ``agent`` we put in our own URL (a client identity
+    or the phone number a counsellor called in from), else the client identity calling."""
+    if req.query.get("agent"):
+        return req.query["agent"]
+    for value in (req.get("From"), req.get("Caller")):
         if _is_client(value):
             return value
     return None
+
+
+def counsellor_calling(req: Request) -> str | None:
+    """Who asks for the counsellors' TwiML (``/agent``): a Twilio Client identity, or the E.164
+    number of a counsellor who called the counsellors' number from a phone (None if withheld)."""
+    identity = agent_identity(req)
+    if identity:
+        return identity
+    number = parse_caller(req.get("From"))
+    return number.normalized if number.status is CallerIdStatus.PRESENT else None
+
+
+def _counsellors_own_leg(req: Request) -> bool:
+    return req.query.get("leg") == AGENT_LEG or _is_client(req.get("From"))
 
 
 def queue_outcome(result: str, attempt: int) -> QueueOutcome:
@@ -289,7 +313,7 @@ def _status(req: Request) -> list[CallEvent]:
     if status not in table:
         raise BadWebhook(f"unknown CallStatus {status!r} (known: {', '.join(table)}); the request is kept "
                          "as a dead letter, update the Twilio translator if Twilio added a status")
-    if not parent and _is_client(req.get("From")):
+    if not parent and _counsellors_own_leg(req):
         return []  # the counsellor's own client leg: not a hotline call
     return table[status](req, parent or req.params["CallSid"], at)
 
@@ -343,7 +367,7 @@ def _dial_action(req: Request) -> list[CallEvent]:
         known = ", ".join(sorted(_DIAL_ANSWERED | _DIAL_NOT_ANSWERED))
         raise BadWebhook(f"unknown DialCallStatus {status!r} (known: {known}); the request is kept as a "
                          "dead letter, update the Twilio translator if Twilio added a status")
-    if status in _DIAL_NOT_ANSWERED or _is_client(req.get("From")):
+    if status in _DIAL_NOT_ANSWERED or _counsellors_own_leg(req):
         # Not answered: the caller's own callbacks say how the call ends.  The counsellor's client
         # leg: the dequeue callback and the caller's callbacks already said everything, and keyed on
         # the counsellor's CallSid it would open a second call if it overtook a delayed dequeue.
