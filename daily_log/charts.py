@@ -57,6 +57,6 @@ def hbar_chart(data: Sequence[tuple[str, int]], *, title: str, row: int = 22) ->
                      f'<title>{escape(label)}: {value}</title></rect>')
         parts.append(f'<text x="{_num(label_w + w + 4)}" y="{y + row * 0.65:.1f}" font-size="11">{value}</text>')
     if not data:
-        parts.append(f'<text x="10" y="25" font-size="12">-</text>')
+        parts.append('<text x="10" y="25" font-size="12">-</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -24,7 +24,7 @@ from hotline.db import session_scope
 from hotline.i18n import Text
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d = sub.add_parser("daily-log", help="sổ cuộc gọi hằng ngày / the daily call log")
     ds = d.add_subparsers(dest="daily_log_command", required=True)
     for name, handler, text in (("build", cmd_build, "lập (lại) một ngày / build or rebuild one day"),
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.set_defaults(handler=cmd_report)
 
 
-def _centre_day(db, args):  # type: ignore[no-untyped-def]
+def _centre_day(db, args):
     try:
         centre = service.get_centre(db, code=args.centre)
         day = service.parse_day(args.date)

@@ -45,7 +45,7 @@ def build_day_job(centre_id: int, day: str) -> str:
         try:
             with session_scope() as db:
                 service.record_failure(db, centre_id=centre_id, day=when, reason=f"{type(exc).__name__}: {exc}")
-        except Exception:  # noqa: BLE001 - the database itself may be what failed
+        except Exception:  # the database itself may be what failed
             log.exception("daily_log.failure_not_recorded", extra={"centre_id": centre_id, "day": day})
         raise
 
@@ -58,7 +58,7 @@ def queue_missing_days(*, retry_failed: bool = False) -> list[tuple[int, str]]:
         for centre in service.active_centres(db):
             try:
                 days = service.missing_days(db, centre=centre, skip_failed=not retry_failed)
-            except Exception:  # noqa: BLE001 - e.g. an unknown timezone: the other centres go on
+            except Exception:  # e.g. an unknown timezone: the other centres go on
                 log.exception("daily_log.scan_failed", extra={"centre_id": centre.id})
                 continue
             todo.extend((centre.id, d.isoformat()) for d in days)

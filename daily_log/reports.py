@@ -120,7 +120,7 @@ def half_years(year: int) -> tuple[Period, Period]:
     start, end = reporting_year(year)
     boundary = _on(year, _mmdd(s.report_half_year_start, "report_half_year_start"))
     if not start < boundary <= end:
-        boundary = start + (end - start) / 2  # type: ignore[assignment]
+        boundary = start + (end - start) / 2
     due_half = _on(year, _mmdd(s.report_due_half_year, "report_due_half_year"))
     due_annual = _on(year, _mmdd(s.report_due_annual, "report_due_annual"))
     return (Period(start, boundary - timedelta(days=1), "half_year", f"{year}-1", due_half),
@@ -184,7 +184,7 @@ def _window(centre: Centre, period: Period) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _records(centre: Centre, start: datetime, end: datetime):  # type: ignore[no-untyped-def]
+def _records(centre: Centre, start: datetime, end: datetime):
     """Counted records of the period (completed, consenting): calls by the call's time, others by creation."""
     cols = (CallRecord.id.label("id"), CallRecord.caller_sex.label("sex"), CallRecord.caller_age_group.label("age"),
             CallRecord.service_level.label("level"), CallRecord.caller_role.label("role"),
@@ -199,7 +199,7 @@ def _records(centre: Centre, start: datetime, end: datetime):  # type: ignore[no
     return union_all(with_call, without).subquery("r")
 
 
-def _gbv_condition(code_col):  # type: ignore[no-untyped-def]
+def _gbv_condition(code_col):
     return or_(*[or_(code_col == g, code_col.like(f"{g}.%")) for g in GBV_GROUPS])
 
 
@@ -269,6 +269,7 @@ def _telephony(session: Session, in_period: Any, pg: bool,
                tz: ZoneInfo) -> tuple[Counter[str], Counter[date], list[int]]:
     """Telephony totals and the charts' series in one scan: per UTC quarter hour (exact for every
     timezone offset; local day and hour from Python) and status."""
+    bucket: Any
     if pg:
         bucket = func.floor(func.extract("epoch", Call.received_at) / 900)
     else:
@@ -277,9 +278,10 @@ def _telephony(session: Session, in_period: Any, pg: bool,
     by_day_counter: Counter[date] = Counter()
     by_hour = [0] * 24
     lost = and_(Call.abandoned.is_(True), Call.answered_at.is_(None))
-    for b, status, n, answered, abandoned in session.execute(
-            select(bucket, Call.status, func.count(), func.count(Call.answered_at),
-                   func.sum(case((lost, 1), else_=0))).where(in_period).group_by(bucket, Call.status)):
+    scan: Any = session.execute(
+        select(bucket, Call.status, func.count(), func.count(Call.answered_at),
+               func.sum(case((lost, 1), else_=0))).where(in_period).group_by(bucket, Call.status))
+    for b, status, n, answered, abandoned in scan:
         totals["received"] += n
         totals["answered"] += answered
         totals[status] += n
@@ -304,10 +306,10 @@ def _times(session: Session, in_period: Any, pg: bool) -> tuple[dict[str, Any], 
             func.percentile_cont(0.9).within_group(Call.talk_seconds).filter(talked),
         ).where(in_period)).one()
         return {"n": w[0], "median": _r(w[1]), "p90": _r(w[2])}, {"n": w[3], "median": _r(w[4]), "p90": _r(w[5])}
-    waits = list(session.scalars(select(Call.queue_wait_seconds).where(in_period,
-                                                                       Call.queue_wait_seconds.is_not(None))))
-    talks = list(session.scalars(select(Call.talk_seconds).where(in_period, Call.talk_seconds.is_not(None),
-                                                                 Call.answered_at.is_not(None))))
+    waits = [w for w in session.scalars(select(Call.queue_wait_seconds).where(
+        in_period, Call.queue_wait_seconds.is_not(None))) if w is not None]
+    talks = [t for t in session.scalars(select(Call.talk_seconds).where(
+        in_period, Call.talk_seconds.is_not(None), Call.answered_at.is_not(None))) if t is not None]
     return service.spread(waits), service.spread(talks)
 
 
@@ -334,9 +336,9 @@ def _record_tables(session: Session, r: Any) -> _RecordTables:
         records_total=Counter(), non_counselling=0,
         victims={"detected": Counter(), "served": Counter()}, perps={"detected": Counter(), "counselled": Counter()})
     tables = out.tables
-    combos = list(session.execute(select(*keys, gbv.label("gbv"), func.count()).group_by(*keys, gbv)))
-    for sex, province, n in session.execute(select(r.c.sex, r.c.province, func.count())
-                                            .group_by(r.c.sex, r.c.province)):
+    combos: list[Any] = list(session.execute(select(*keys, gbv.label("gbv"), func.count()).group_by(*keys, gbv)))
+    by_province: Any = session.execute(select(r.c.sex, r.c.province, func.count()).group_by(r.c.sex, r.c.province))
+    for sex, province, n in by_province:
         tables["province"][province or "unknown"][sex or "unknown"] += n
     nc = non_counselling_codes()
     parents = {t.code: (t.parent or t.code) for t in get_taxonomies().terms("issue")}
@@ -352,10 +354,10 @@ def _record_tables(session: Session, r: Any) -> _RecordTables:
         if primary in nc:
             out.non_counselling += n
         _count_indicators(out, sex, level, role, outcome, bool(is_gbv), n)
-    for sex, code, n in session.execute(
-            select(r.c.sex, CallRecordIssue.code, func.count())
-            .join(CallRecordIssue, CallRecordIssue.record_id == r.c.id)
-            .group_by(r.c.sex, CallRecordIssue.code)):
+    by_issue: Any = session.execute(select(r.c.sex, CallRecordIssue.code, func.count())
+                                    .join(CallRecordIssue, CallRecordIssue.record_id == r.c.id)
+                                    .group_by(r.c.sex, CallRecordIssue.code))
+    for sex, code, n in by_issue:
         tables["issue"][code][sex or "unknown"] += n
     out.referrals_checked = _served_through_referrals(session, r, gbv_ids, out.victims)
     return out

@@ -37,10 +37,10 @@ from sqlalchemy import select, union_all, update
 from sqlalchemy.orm import Session, defer
 
 from daily_log.models import DailyLog, DailyLogComment, DailyLogFailure
+from hotline import errors
 from hotline.auth.models import User
 from hotline.calls.models import OPEN_STATUSES, Call, CallRecord, CallRecordIssue
 from hotline.centres.models import Centre
-from hotline import errors
 from hotline.db import utcnow
 from hotline.errors import Actor, Invalid
 from hotline.i18n import N_, Text
@@ -152,7 +152,7 @@ def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
 def referral_states(session: Session, record_ids: Sequence[int]) -> tuple[bool, dict[int, list[dict[str, Any]]]]:
     """Referrals of these records through ``referral.service`` (absent: no referrals yet)."""
     try:
-        from referral.service import states_for_records  # type: ignore[import-not-found]
+        from referral.service import states_for_records
     except ImportError:
         return False, {}
     out: dict[int, list[dict[str, Any]]] = {}
@@ -165,7 +165,7 @@ def referral_counts(session: Session, *, centre_id: int, since: datetime,
                     until: datetime) -> tuple[bool, dict[str, int]]:
     """Referrals created in ``[since, until)`` by their state now (absent module: none)."""
     try:
-        from referral.service import counts_by_state  # type: ignore[import-not-found]
+        from referral.service import counts_by_state
     except ImportError:
         return False, {}
     return True, counts_by_state(session, centre_id=centre_id, since=since, until=until)
@@ -173,7 +173,7 @@ def referral_counts(session: Session, *, centre_id: int, since: datetime,
 
 def referral_state_label(state: str, lang: str) -> str:
     try:
-        from referral.service import state_labels  # type: ignore[import-not-found]
+        from referral.service import state_labels
     except ImportError:
         return state
     return state_labels(lang).get(state, state)
@@ -389,7 +389,7 @@ def _follow_ups_due(session: Session, centre: Centre, day: date) -> list[Any]:
     ).all())
 
 
-def day_record_ids(centre: Centre, start: datetime, end: datetime):  # type: ignore[no-untyped-def]
+def day_record_ids(centre: Centre, start: datetime, end: datetime) -> Any:
     """SELECT of the ids of a day's records: by the call's time, or by creation without a call."""
     with_call = (select(CallRecord.id.label("id")).join(Call, Call.id == CallRecord.call_id)
                  .where(Call.centre_id == centre.id, Call.received_at >= start, Call.received_at < end))
@@ -531,6 +531,8 @@ def changes_after_sign_off(session: Session, *, log: DailyLog, limit: int | None
     if log.signed_off_at is None:
         return []
     centre = session.get(Centre, log.centre_id)
+    if centre is None:
+        return []
     ids = day_record_ids(centre, *day_window(centre, log.day)).subquery()
     out: list[dict[str, Any]] = []
     q = (select(CallRecordRevision.record_id, CallRecordRevision.at, CallRecordRevision.user_id,
@@ -564,7 +566,7 @@ def state_of(session: Session, log: DailyLog | None) -> str:
 def is_stale(session: Session, *, centre: Centre, log: DailyLog) -> bool:
     """True when a record of the day changed, or appeared, after the summary was built."""
     ids = day_record_ids(centre, *day_window(centre, log.day)).subquery()
-    current = set(session.scalars(select(ids.c.id)))
+    current: set[int] = set(session.scalars(select(ids.c.id)))
     if current != set(log.summary.get("record_ids") or []):
         return True
     return session.scalar(select(CallRecord.id).join(ids, ids.c.id == CallRecord.id)
@@ -643,7 +645,7 @@ def comments(session: Session, *, centre: Centre, day: date) -> list[dict[str, A
                                                              DailyLogComment.day == day)
                                 .order_by(DailyLogComment.at, DailyLogComment.id)))
     names = _user_names(session, {c.user_id for c in rows if c.user_id})
-    return [{"id": c.id, "at": c.at, "by": names.get(c.user_id, ""), "text": c.text} for c in rows]
+    return [{"id": c.id, "at": c.at, "by": names.get(c.user_id or 0, ""), "text": c.text} for c in rows]
 
 
 def signer_name(session: Session, log: DailyLog | None) -> str:

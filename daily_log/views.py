@@ -58,7 +58,7 @@ def _labels(lang: str) -> dict[str, Any]:
     return {
         "label": lambda scheme, code: exports.label(scheme, code, lang) if code is not None else "",
         "issue_label": lambda code: tax.label("issue", code, lang),
-        "state_label": lambda state: translator(lang)(exports.STATE_LABELS.get(state, state)),
+        "state_label": lambda state: translator(lang)(exports.STATE_LABELS.get(state) or state),
         "total_labels": exports.TOTAL_LABELS,
         "breakdowns": exports.BREAKDOWNS,
         "fmt_day": service.fmt_day,

@@ -11,7 +11,10 @@ import logging
 import queue
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +22,7 @@ _local_lock = threading.Lock()
 _local_subscribers: dict[str, list[queue.Queue[dict[str, Any]]]] = {}
 
 
-def _redis():  # type: ignore[no-untyped-def]
+def _redis() -> redis.Redis | None:
     from hotline.settings import get_settings
 
     url = get_settings().redis_url
@@ -44,7 +47,7 @@ def publish(channel: str, message: dict[str, Any]) -> None:
     if client is not None:
         try:
             client.publish(_channel(client, channel), data)
-        except Exception as exc:  # redis down must not break ingest
+        except Exception as exc:  # noqa: BLE001 - Redis down must not break ingest: logged, the screen resyncs
             log.warning("bus.publish_failed", extra={"channel": channel, "reason": str(exc)})
         return
     with _local_lock:
@@ -72,7 +75,8 @@ class Subscription:
             msg = self._pubsub.get_message(timeout=timeout)
             if msg is None or msg.get("type") != "message":
                 return None
-            return json.loads(msg["data"])
+            message: dict[str, Any] = json.loads(msg["data"])
+            return message
         try:
             return self._queue.get(timeout=timeout)
         except queue.Empty:
@@ -88,7 +92,7 @@ class Subscription:
         if self._client is not None:
             try:
                 self._pubsub.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - closing a dead connection: nothing left to do
                 pass
             return
         with _local_lock:

@@ -14,7 +14,7 @@ from typing import Any
 from hotline.settings import Settings, get_settings, reset_settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db = sub.add_parser("db", help="database migrations")
     dbs = db.add_subparsers(dest="db_command", required=True)
     p = dbs.add_parser("upgrade", help="apply every pending migration (all domains)")
@@ -166,8 +166,8 @@ def cmd_centre_list(args: argparse.Namespace) -> int:
     from hotline.db import session_scope
 
     with session_scope() as session:
-        rows = [{"code": c.code, "name": c.name, "timezone": c.timezone, "default": c.is_default,
-                 "lines": [f"{l.provider}:{l.kind}:{l.identifier}" for l in c.lines]}
+        rows: list[dict[str, Any]] = [{"code": c.code, "name": c.name, "timezone": c.timezone, "default": c.is_default,
+                 "lines": [f"{ln.provider}:{ln.kind}:{ln.identifier}" for ln in c.lines]}
                 for c in session.scalars(select(Centre).order_by(Centre.code))]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))

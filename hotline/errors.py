@@ -36,12 +36,17 @@ __all__ = ["Actor", "Conflict", "DomainError", "Invalid", "NotAllowed", "NotFoun
 
 
 class Actor(Protocol):
-    """Who acts: a signed-in user (``hotline.auth.deps.Principal``) or a test double."""
+    """Who acts: a signed-in user (``hotline.auth.deps.Principal``) or a test double (read-only members,
+    so that a frozen Principal satisfies it)."""
 
-    id: int
-    username: str
-    role: str
-    centre_id: int | None
+    @property
+    def id(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def centre_id(self) -> int | None: ...
 
 
 class DomainError(Exception):
@@ -172,7 +177,7 @@ async def _unexpected(request: Any, exc: Exception) -> Any:
 
             return render(request, "error.html", {"status": 500, "title": N_("Something went wrong"),
                                                   "detail": detail}, status_code=500, headers=headers)
-        except Exception:  # noqa: BLE001 - the page itself failed: fall back to JSON
+        except Exception:  # the page itself failed: fall back to JSON
             log.exception("request.error_page_failed", extra={"request_id": rid})
     return JSONResponse({"detail": detail, "request_id": rid}, status_code=500, headers=headers)
 

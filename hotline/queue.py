@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hotline.settings import get_settings
 
@@ -47,10 +47,14 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-_clients: dict[str, Any] = {}
+_clients: dict[str, redis.Redis] = {}
 
 
-def get_redis():  # type: ignore[no-untyped-def]
+if TYPE_CHECKING:
+    import redis
+
+
+def get_redis() -> redis.Redis | None:
     """One client (and connection pool) per Redis URL per process: a new client per enqueue
     made queueing cost ~11 ms a job.  redis-py resets the pool in a forked child by itself."""
     url = get_settings().redis_url
@@ -90,7 +94,7 @@ def enqueue(func: Callable[..., Any], *args: Any, queue: str = "default", job_id
             try:
                 func(*args, **kwargs)
                 return
-            except Exception:  # noqa: BLE001 - logged, retried
+            except Exception:  # logged, retried
                 log.exception("job.failed", extra={"job": getattr(func, "__name__", str(func)), "attempt": attempt + 1})
 
     _inprocess().submit(run)
@@ -152,7 +156,7 @@ def run_start_hooks() -> None:
     for domain, hook in start_hooks():
         try:
             hook()
-        except Exception:  # noqa: BLE001 - logged; the worker still starts
+        except Exception:  # logged; the worker still starts
             log.exception("worker.start_hook_failed", extra={"domain": domain})
 
 
@@ -181,13 +185,13 @@ def tick() -> list[str]:
         try:
             if not take_lease(task.name, task.every):
                 continue
-        except Exception:  # noqa: BLE001 - Redis unreachable: try at the next tick
+        except Exception:  # Redis unreachable: try at the next tick
             log.exception("periodic.lease_failed", extra={"task": task.name})
             continue
         ran.append(task.name)
         try:
             task.func()
-        except Exception:  # noqa: BLE001 - logged; runs again next interval
+        except Exception:  # logged; runs again next interval
             log.exception("periodic.failed", extra={"task": task.name})
     return ran
 

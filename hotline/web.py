@@ -26,6 +26,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from http import HTTPStatus
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -88,10 +89,11 @@ HOME_BY_ROLE = {
 def add_template_dir(path: str | Path) -> None:
     """Let templates in ``path`` be found (after those already added; names should be prefixed by domain)."""
     folder = str(Path(path).resolve())
-    loaders = _loader.loaders
+    loaders = list(_loader.loaders)
     if any(isinstance(ld, jinja2.FileSystemLoader) and folder in ld.searchpath for ld in loaders):
         return
     loaders.append(jinja2.FileSystemLoader(folder))
+    _loader.loaders = loaders
 
 
 # ------------------------------------------------------------------ dates
@@ -103,7 +105,7 @@ def _zone(principal: Principal | None) -> ZoneInfo:
         return ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-def make_formatters(principal: Principal | None) -> tuple[Any, Any]:
+def make_formatters(principal: Principal | None) -> tuple[Callable[..., str], Callable[..., str]]:
     zone = _zone(principal)
 
     def fmt_date(value: date | datetime | None) -> str:
@@ -134,7 +136,7 @@ def _as_date_or_datetime(value: Any) -> date | datetime | None:
             return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
         except ValueError:
             return None
-    return value
+    return value if isinstance(value, date) else None
 
 
 @jinja2.pass_context
@@ -173,7 +175,7 @@ def _template_gettext(trans: Any) -> tuple[Any, Any]:
 
     @jinja2.pass_context
     def gettext(ctx: Any, message: str, **variables: Any) -> str:
-        rv = trans.gettext(message)
+        rv: str = trans.gettext(message)
         if ctx.eval_ctx.autoescape:
             rv = Markup(rv)
         return rv % variables if variables else rv
@@ -181,7 +183,7 @@ def _template_gettext(trans: Any) -> tuple[Any, Any]:
     @jinja2.pass_context
     def ngettext(ctx: Any, singular: str, plural: str, num: int, **variables: Any) -> str:
         variables.setdefault("num", num)
-        rv = trans.ngettext(singular, plural, num)
+        rv: str = trans.ngettext(singular, plural, num)
         if ctx.eval_ctx.autoescape:
             rv = Markup(rv)
         return rv % variables
@@ -217,7 +219,7 @@ def template_context(request: Request, context: dict[str, Any] | None = None) ->
         "ngettext": ngettext,
         "fmt_date": fmt_date,
         "fmt_datetime": fmt_datetime,
-        "role_label": lambda role: trans.gettext(ROLE_LABELS.get(role, role)),
+        "role_label": lambda role: trans.gettext(ROLE_LABELS.get(role) or role),
         "term_label": lambda scheme, code: _term_label(scheme, code, lang),
     }
     ctx.update(context or {})

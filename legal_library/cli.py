@@ -18,7 +18,7 @@ from legal_library.importer import ImportRefused
 from legal_library.search import search
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     legal = sub.add_parser("legal", help="legal quick-reference: search, import, export, seed")
     ls = legal.add_subparsers(dest="legal_command", required=True)
     p = ls.add_parser("search", help="find documents and articles (13/2022, nđ 76, điều 185 blhs, bạo lực…)")

@@ -22,7 +22,7 @@ from hotline.i18n import N_, Text, translator
 from hotline.taxonomy import get_taxonomies
 from hotline.text import fold, fold_words
 from legal_library.models import LegalArticle, LegalDocument, LegalNote, LegalTag, LegalTerm
-from legal_library.service import HEADING_MARK, MAX_TERM, article_view, document_summary, number_key, supersession_chain
+from legal_library.service import HEADING_MARK, MAX_TERM, article_view, document_summary, supersession_chain
 
 # Common abbreviations counsellors type → the words they stand for (folded).
 ABBREVIATIONS: dict[str, str] = {
@@ -156,9 +156,9 @@ def _documents_for(session: Session, parsed: ParsedQuery) -> tuple[list[LegalDoc
         phrase = " ".join(parsed.words)
         for doc_id, alias in _aliases(session):
             if phrase == alias or (len(alias) > 3 and re.search(rf"(?<!\w){re.escape(alias)}(?!\w)", phrase)):
-                d = session.get(LegalDocument, doc_id)
-                if d is not None:
-                    docs[d.id] = d
+                aliased = session.get(LegalDocument, doc_id)
+                if aliased is not None:
+                    docs[aliased.id] = aliased
                     alias_words.extend(alias.split())
     return list(docs.values()), alias_words
 
@@ -169,7 +169,8 @@ _ALIAS_CACHE: dict[str, tuple[Any, list[tuple[int, str]]]] = {}
 def _aliases(session: Session) -> list[tuple[int, str]]:
     """Every document alias, folded; cached until a document changes."""
     stamp = tuple(session.execute(select(func.count(LegalDocument.id), func.max(LegalDocument.updated_at))).one())
-    key = str(session.get_bind().url)
+    bind: Any = session.get_bind()  # an Engine (a Connection in some tests): both know their URL
+    key = str(bind.url) if hasattr(bind, "url") else str(bind.engine.url)
     cached = _ALIAS_CACHE.get(key)
     if cached is not None and cached[0] == stamp:
         return cached[1]

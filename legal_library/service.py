@@ -30,7 +30,7 @@ from legal_library.models import (
     LegalTerm,
     LegalVersion,
 )
-from legal_library.schemas import LIBRARY_FORMAT, ArticleIn, DocumentIn, LibraryIn, dump
+from legal_library.schemas import LIBRARY_FORMAT, ArticleIn, LibraryIn, dump
 
 STATUS_LABELS: dict[str, tuple[str, str]] = {
     "in_force": ("Còn hiệu lực", "In force"),
@@ -287,7 +287,8 @@ def reindex_document(session: Session, doc: LegalDocument) -> None:
 
 def _title_key(doc: LegalDocument) -> str:
     """Folded words of the titles and aliases, space-delimited at both ends for whole-word matches."""
-    return " %s " % " ".join(fold_words(f"{doc.title_vi} {doc.title_en}") + [w for a in doc.aliases or [] for w in fold_words(a)])
+    words = fold_words(f"{doc.title_vi} {doc.title_en}") + [w for a in doc.aliases or [] for w in fold_words(a)]
+    return f" {' '.join(words)} "
 
 
 # ------------------------------------------------------------------ versions

@@ -11,7 +11,7 @@ from hotline.i18n import Text
 from referral import service as _service  # noqa: F401  (registers the retention step)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = sub.add_parser("referral", help="chuyển gửi tới đối tác / referrals to partner services")
     rs = r.add_subparsers(dest="referral_command", required=True)
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=cmd_sweep)
 
 
-def _user(db, username: str):  # type: ignore[no-untyped-def]
+def _user(db, username: str):
     from hotline.auth import service as accounts
 
     user = accounts.get_user(db, username=username)

@@ -86,7 +86,8 @@ def claim(session: Session, *, delivery_id: str, now: datetime | None = None) ->
                         .values(status="dead", last_error="cancelled before delivery"))
         session.commit()
         return None
-    state, content, public_id, created_at, expires_at, service_id, link_id = ref._tuple()
+    fields: Any = ref  # one row of the select above
+    state, content, public_id, created_at, expires_at, service_id, link_id = fields
     respond_url = ""
     if link_id:
         respond_url = f"{_base()}/r/{signing.link_token(get_settings().effective_secret_key, link_id)}"

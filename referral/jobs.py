@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import smtplib
 import time
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -189,7 +188,7 @@ def twilio_client() -> Any:
     class _Http(TwilioHttpClient):
         """Twilio's own HTTP client, sent to a stand-in API when ``twilio_api_base_url`` is set."""
 
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             if base:
                 parts = urlsplit(url)
                 url = base + parts.path + (f"?{parts.query}" if parts.query else "")

@@ -56,9 +56,9 @@ async def admin_write(request: Request, principal: Principal = Depends(admins)) 
 
 
 def _t(principal: Principal | None, request: Request | None = None) -> Any:
-    from hotline.web import request_language
-
-    return translator(principal.language if principal else request_language(request))
+    if principal is not None:
+        return translator(principal.language)
+    return translator(request_language(request) if request is not None else None)
 
 
 def _errors(request: Request, exc: service.ReferralError) -> dict[str, str]:
@@ -75,7 +75,7 @@ async def _form_data(request: Request) -> dict[str, Any]:
         body = await request.json()
         return body if isinstance(body, dict) else {}
     form = await request.form()
-    data: dict[str, Any] = {k: form.get(k) for k in form.keys()}
+    data: dict[str, Any] = {k: form.get(k) for k in form}
     data["service_ids"] = form.getlist("service_ids")
     data["extras"] = form.getlist("extras")
     return data

@@ -20,9 +20,13 @@ MAX_LIMIT = 1000
 
 
 class _Actor(Protocol):
-    id: int
-    username: str
-    role: str
+    # read-only members: a frozen Principal satisfies them
+    @property
+    def id(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def role(self) -> str: ...
 
 
 def client_ip(request: Any) -> str:

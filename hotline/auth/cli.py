@@ -10,6 +10,7 @@ import argparse
 import getpass
 import json
 import sys
+from typing import Any
 
 from hotline.audit import service as audit
 from hotline.auth import service
@@ -19,7 +20,7 @@ from hotline.db import session_scope
 CLI_ACTOR = "cli"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     user = sub.add_parser("user", help="accounts: create, disable, reset passwords, list")
     us = user.add_subparsers(dest="user_command", required=True)
 
@@ -167,7 +168,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     with session_scope() as db:
         users = service.list_users(db)
         centres = {c.id: c.code for c in service.centre_choices(db)}
-        rows = [{"username": u.username, "role": u.role, "centre": centres.get(u.centre_id or -1, ""),
+        rows: list[dict[str, Any]] = [{"username": u.username, "role": u.role, "centre": centres.get(u.centre_id or -1, ""),
                  "active": u.active, "language": u.language,
                  "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None} for u in users]
     if args.json:

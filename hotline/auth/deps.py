@@ -203,7 +203,7 @@ def csrf_token(request: Request) -> str:
     principal = resolve_principal(request)
     token = getattr(request.state, "csrf_token", None)
     if (principal is not None or getattr(request.state, "pending", "")) and token:
-        return token
+        return str(token)
     pre = request.cookies.get(PRE_SESSION_COOKIE) or getattr(request.state, "new_pre_session", None)
     if not pre:
         pre = secrets.token_urlsafe(24)
@@ -215,7 +215,7 @@ def _expected_csrf(request: Request) -> str | None:
     principal = resolve_principal(request)
     token = getattr(request.state, "csrf_token", None)
     if (principal is not None or getattr(request.state, "pending", "")) and token:
-        return token
+        return str(token)
     pre = request.cookies.get(PRE_SESSION_COOKIE)
     return _pre_session_token(pre) if pre else None
 

@@ -374,7 +374,7 @@ def change_password(request: Request, current_password: str = Form(""), new_pass
             service.change_password(db, user=user, current=current_password, new=new_password,
                                     keep_session=getattr(request.state, "session_id", None))
         except service.AccountError as exc:
-            error = exc.translate(_)
+            error: str | None = exc.translate(_)
         else:
             error = None
             audit.record(db, actor=principal, action="password.change", object_type="user", object_id=user.id,

@@ -16,7 +16,7 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date; write it as YYYY-MM-DD") from None
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     calls = sub.add_parser("calls", help="read calls back")
     cs = calls.add_subparsers(dest="calls_command", required=True)
     p = cs.add_parser("export", help="export calls (numbers masked) as JSON lines or CSV")

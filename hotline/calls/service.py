@@ -7,12 +7,11 @@ part of a listing or an export.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select
@@ -55,7 +54,7 @@ def date_range(since: date | None, until: date | None, tz: str = "Asia/Ho_Chi_Mi
             day_start(until + timedelta(days=1), tz) if until else None)
 
 
-def _query(flt: CallFilter) -> Select[tuple[Call]]:
+def _query(flt: CallFilter) -> Select[Any]:
     q = select(Call)
     if flt.since:
         q = q.where(Call.received_at >= flt.since)
@@ -79,7 +78,7 @@ def iter_calls(session: Session, *, flt: CallFilter, chunk: int = 1000) -> Itera
     """Every matching call, oldest first, in chunks (exports of a whole year stay in memory bounds)."""
     last_id = 0
     while True:
-        rows = list(session.scalars(_query(flt).where(Call.id > last_id).order_by(Call.id).limit(chunk)))
+        rows: list[Call] = list(session.scalars(_query(flt).where(Call.id > last_id).order_by(Call.id).limit(chunk)))
         if not rows:
             return
         yield from rows
@@ -114,7 +113,7 @@ def call_dicts(session: Session, calls: Sequence[Call]) -> list[dict[str, Any]]:
     return [to_dict(c, centres, lines) for c in calls]
 
 
-def export(session: Session, *, flt: CallFilter, fmt: str, out: io.TextIOBase) -> int:
+def export(session: Session, *, flt: CallFilter, fmt: str, out: TextIO) -> int:
     """Write calls as JSON lines or CSV; returns how many."""
     if fmt not in {"jsonl", "csv"}:
         raise ValueError("format must be jsonl or csv")
@@ -144,7 +143,7 @@ def add_reference(session: Session, *, record: CallRecord, kind: str, ref_id: st
         raise ValueError(f"kind must be one of {', '.join(REFERENCE_KINDS)}")
     if not ref_id or not label.strip():
         raise ValueError("a reference needs an id and a label")
-    refs = list(record.references_given or [])
+    refs: list[dict[str, Any]] = list(record.references_given or [])
     for ref in refs:
         if ref["kind"] == kind and str(ref["ref_id"]) == str(ref_id):
             return ref

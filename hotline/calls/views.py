@@ -8,14 +8,14 @@ from typing import Annotated, Any
 
 import jinja2
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hotline.auth.deps import Principal, csrf_protect, require_roles
 from hotline.calls import service
-from hotline.calls.models import CALL_STATUSES, CallRecord
+from hotline.calls.models import CALL_STATUSES
 from hotline.centres.models import Centre, Line
 from hotline.db import db_session
 from hotline.taxonomy import get_taxonomies
@@ -88,10 +88,10 @@ def calls_page(
     principal: Annotated[Principal, Depends(require_roles(*STAFF))],
     status: Annotated[list[str], Query()] = [],  # noqa: B006
     day: Annotated[date | None, Query()] = None,
-) -> HTMLResponse:
+) -> Response:
     flt = _filter(session, principal, day, day, status, None)
     rows = service.list_calls(session, flt=flt, limit=200)
-    calls = [{**d, "received_at": c.received_at} for c, d in zip(rows, service.call_dicts(session, rows))]
+    calls = [{**d, "received_at": c.received_at} for c, d in zip(rows, service.call_dicts(session, rows), strict=True)]
     return render(request, "calls/list.html", {"calls": calls, "statuses": CALL_STATUSES,
                                                "selected": status, "day": day})
 

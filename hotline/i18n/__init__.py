@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from babel.messages.mofile import write_mo
@@ -118,7 +119,7 @@ def reload() -> None:
         _cache.clear()
 
 
-def translator(lang: str | None) -> Any:
+def translator(lang: str | None) -> Callable[[str], str]:
     """``gettext`` for one language: ``_ = translator("en"); _("Đăng nhập")``."""
     return get_translations(lang).gettext
 
@@ -160,7 +161,7 @@ class Text:
 
     def translate(self, lang: str | None = None) -> str:
         lang = lang or current_language.get()
-        text = translator(lang)(self.msgid)
+        text = str(translator(lang)(self.msgid))
         if not self.values:
             return text
         return text % {k: _shown(v, lang) for k, v in self.values.items()}

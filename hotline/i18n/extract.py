@@ -42,7 +42,9 @@ def _package_dir(name: str) -> Path:
 
 def _method_map() -> tuple[list[tuple[str, str]], dict[str, dict[str, str]]]:
     with (HERE / "babel.cfg").open(encoding="utf-8") as fh:
-        return parse_mapping_cfg(fh)
+        mapping: tuple[list[tuple[str, str]], dict[str, dict[str, str]]]
+        mapping = parse_mapping_cfg(fh)  # type: ignore[no-untyped-call]  # Babel's function has no annotations
+        return mapping
 
 
 def extract(package_dir: Path, exclude: list[Path]) -> Catalog:
@@ -95,7 +97,7 @@ def update(template: Catalog, po: Path, lang: str, *, prune: bool, label: str) -
     catalog.update(template, no_fuzzy_matching=True, update_header_comment=False, keep_user_comments=True)
     gone = [mid for mid in before if mid not in template]
     for mid in gone:
-        catalog.obsolete.pop(mid, None)
+        catalog.obsolete.pop(mid, None)  # type: ignore[arg-type]  # Babel types message ids loosely (str | tuple | list)
         old = before[mid]
         if not prune:
             catalog[mid] = old  # kept: may be a string built at run time

@@ -406,7 +406,8 @@ def store_raw(session: Session, items: Sequence[RawIn]) -> list[RawIn]:
         # into one statement per run of rows with the same non-NULL columns (provider_key and
         # payload_bytes vary from row to row).
         stmt = insert_ignore(session, table).returning(table.c.id, table.c.dedupe_key)
-        returned = {key: raw_id for raw_id, key in session.execute(stmt, rows).all()}
+        inserted: Any = session.execute(stmt, rows)  # rows of (id, dedupe_key)
+        returned = {key: raw_id for raw_id, key in inserted}
     # In the order given, so events are applied in arrival order.
     new: list[RawIn] = []
     for key, item in unique.items():
@@ -436,8 +437,8 @@ def _store_raw_pg(session: Session, rows: list[dict[str, Any]]) -> dict[str, int
     ring = crypto.keyring()
     params["payload"] = [ring.encrypt_text(p) if p else p for p in params["payload"]]
     params["payload_bytes"] = [ring.encrypt_bytes(b) if b else b for b in params["payload_bytes"]]
-    result = session.execute(_PG_RAW_INSERT, params)
-    return {key: raw_id for raw_id, key in result.all()}
+    result: Any = session.execute(_PG_RAW_INSERT, params)  # rows of (id, dedupe_key)
+    return {key: raw_id for raw_id, key in result}
 
 
 def _dead(session: Session, item: RawIn | None, reason: str, payload: str = "") -> None:

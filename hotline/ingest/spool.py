@@ -171,7 +171,7 @@ def start_drainer(interval: float = 5.0) -> Callable[[], None]:
         while not stop.wait(interval):
             try:
                 drain()
-            except Exception:  # noqa: BLE001 - keep draining later
+            except Exception:  # keep draining later
                 log.exception("ingest.spool_drain_failed")
 
     thread = threading.Thread(target=loop, name="spool-drainer", daemon=True)

@@ -122,7 +122,7 @@ class CentreFeed:
         while not self.stopping.is_set():
             try:
                 sub = bus.Subscription([f"centre:{self.centre_id}"])
-            except Exception as exc:  # Redis down: retry, screens keep their last state
+            except Exception as exc:  # noqa: BLE001 - Redis down: retry, screens keep their last state
                 log.warning("live.subscribe_failed", extra={"centre": self.centre_id, "reason": str(exc)})
                 self.ready.set()
                 self.stopping.wait(2)
@@ -134,7 +134,7 @@ class CentreFeed:
                     if message is None:
                         continue
                     self._dispatch(message)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the feed goes on after a second: screens keep their last state
                 log.warning("live.feed_error", extra={"centre": self.centre_id, "reason": str(exc)})
                 self.stopping.wait(1)
             finally:
@@ -144,7 +144,7 @@ class CentreFeed:
         if self.enrich is not None:
             try:
                 message = self.enrich(message)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a message without its labels is still shown
                 log.warning("live.enrich_failed", extra={"reason": str(exc)})
         seq = self.ring.assign(self.centre_id, message)
         with self.lock:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from hotline import bus, domains
 from hotline.calls import service as calls
-from hotline.calls.models import OPEN_STATUSES, Call
+from hotline.calls.models import OPEN_STATUSES, Call, CallRecord
 from hotline.centres.models import Centre, Line
 from hotline.centres.service import Routing
 from hotline.db import utcnow
@@ -31,6 +31,7 @@ from hotline.errors import Actor, Invalid, NotAllowed, NotFound
 from hotline.i18n import N_, Text
 from hotline.live.models import MANUAL_STATES, CounsellorPresence
 from hotline.records import service as records
+from hotline.taxonomy import non_counselling_codes
 
 AMI_CHANNEL = "ami-commands"
 REVEAL_ROLES = ("supervisor", "administrator")
@@ -124,7 +125,7 @@ def get_call(session: Session, *, call_id: int, actor: Actor) -> Call:
 def pop(session: Session, *, call_id: int, actor: Actor) -> dict[str, Any]:
     """A call as the pop shows it, with the caller's history from earlier calls."""
     call = get_call(session, call_id=call_id, actor=actor)
-    record_id = session.scalar(select(records.CallRecord.id).where(records.CallRecord.call_id == call.id))
+    record_id = session.scalar(select(CallRecord.id).where(CallRecord.call_id == call.id))
     return {
         "call": call,
         "line": line_labels(session).get(call.line_id or 0, call.queue or call.dialed or ""),
@@ -276,7 +277,7 @@ def current_call(session: Session, *, viewer: Viewer, hours: int = 12) -> Call |
     who = [Call.counsellor_id == viewer.user_id]
     if viewer.identities:
         who.append(Call.answered_by.in_(sorted(viewer.identities)))
-    rec = records.CallRecord
+    rec = CallRecord
     q = (select(Call).outerjoin(rec, rec.call_id == Call.id)
          .where(or_(*who), Call.centre_id == viewer.centre_id, Call.answered_at.is_not(None),
                 Call.answered_at >= since, or_(rec.id.is_(None), rec.state != "completed"))
@@ -344,7 +345,7 @@ def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) 
         totals["abandoned"] += 1 if c.status == "abandoned" else 0
         totals["missed"] += 1 if c.status == "missed" else 0
     done = records.completed_between(session, centre_id=centre_id, since=start, until=end)
-    nc = records.non_counselling_codes()
+    nc = non_counselling_codes()
     totals["records_completed"] = len(done)
     totals["non_counselling"] = sum(1 for r in done if r.primary_issue in nc)
     states = {row.user_id: row for row in session.scalars(

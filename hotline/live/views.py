@@ -25,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from hotline.audit import service as audit
 from hotline.auth.deps import Principal, csrf_protect, require_roles, wants_json
 from hotline.db import session_scope
+from hotline.errors import NotAllowed
 from hotline.i18n import N_, error_text, translator
 from hotline.live import service
 from hotline.live.hub import Hub
@@ -100,7 +101,7 @@ def _event(seq: int, message: dict[str, Any]) -> str:
 def _last_id(request: Request) -> int | None:
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     try:
-        return int(raw) if raw not in (None, "") else None
+        return int(raw) if raw else None
     except ValueError:
         return None
 
@@ -216,7 +217,7 @@ def reveal(call_id: int, request: Request, principal: Principal = Depends(staff_
     with session_scope() as db:
         try:
             number = service.reveal(db, call_id=call_id, actor=principal)
-        except service.NotAllowed:
+        except NotAllowed:
             audit.record(db, actor=principal, action="call.reveal_refused", object_type="call",
                          object_id=call_id, request=request)
             db.commit()

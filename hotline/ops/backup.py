@@ -204,9 +204,9 @@ def pg_env(url: str) -> tuple[dict[str, str], str]:
                        ("PGPASSWORD", u.password), ("PGDATABASE", u.database)):
         if value is not None:
             env[var] = str(value)
-    for key, value in u.query.items():
+    for key, query_value in u.query.items():
         if key in ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "host", "port"):
-            env[{"host": "PGHOST", "port": "PGPORT"}.get(key, "PG" + key.upper())] = str(value)
+            env[{"host": "PGHOST", "port": "PGPORT"}.get(key, "PG" + key.upper())] = str(query_value)
     return env, u.database or ""
 
 

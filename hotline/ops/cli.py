@@ -11,7 +11,7 @@ from pathlib import Path
 from hotline.settings import get_settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("check", help="check that this installation is ready: database, Redis, AMI, secrets, clock, Twilio",
                        description="Each line says OK, WARN or FAIL and what to do; the exit code is 1 when "
                                    "something FAILs. Only reads: safe on a live system.")

@@ -123,7 +123,7 @@ class SharedStateCollector(Collector):
                 failed.add_metric([name], q.failed_job_registry.count)
                 scheduled.add_metric([name], q.scheduled_job_registry.count)
             workers.add_metric([], Worker.count(connection=conn))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a scrape reports Redis down (up=0) rather than failing
             log.warning("metrics.redis_failed", extra={"reason": type(exc).__name__})
             up.add_metric([], 0)
             return [up]
@@ -153,7 +153,7 @@ def _timestamp(value: Any) -> float:
 
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.timestamp()
+    return float(value.timestamp())
 
 
 def render(app: Any = None) -> bytes:
@@ -169,9 +169,9 @@ def render(app: Any = None) -> bytes:
     if MULTIPROC:
         from prometheus_client import multiprocess
 
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client is untyped here
     else:
-        for collector in list(_process_registry._collector_to_names):  # noqa: SLF001 - our own registry
+        for collector in list(_process_registry._collector_to_names):  # our own registry
             registry.register(collector)
     return generate_latest(registry)
 

@@ -52,7 +52,7 @@ def _database_ready(url: str) -> str | None:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # a probe every few seconds is not news
     try:
         missing = migrate.pending(url)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - readiness reports it as not ready
         return f"migration state unreadable ({type(exc).__name__})"
     if missing:
         return f"database not migrated: {len(missing)} migration head(s) pending; run hotline db upgrade"
@@ -69,7 +69,7 @@ def _redis_ready() -> str | None:
         return None
     try:
         conn.ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - readiness reports it as not ready
         return f"redis unreachable ({type(exc).__name__})"
     return None
 

@@ -102,16 +102,16 @@ def search_communes(province_code: str, q: str, *, limit: int = 15) -> list[dict
 
 def resolve_province(value: str) -> str:
     """A province code from a code or a (new or old) name; ``ValueError`` with the closest names."""
-    UnknownPlace = _module().UnknownPlace  # noqa: N806
+    UnknownPlace = _module().UnknownPlace
     try:
         code, _note = _places().province(value)
     except UnknownPlace as exc:
         raise ValueError(exc.suggestions) from None
-    return code
+    return str(code)
 
 
 def resolve_commune(value: str, province_code: str | None) -> str:
-    UnknownPlace = _module().UnknownPlace  # noqa: N806
+    UnknownPlace = _module().UnknownPlace
     if not province_code:
         raise ValueError([])
     try:

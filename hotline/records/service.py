@@ -75,7 +75,8 @@ class RecordError(errors.Invalid):
     def errors(self) -> dict[str, str]:
         return self.translated(current_language.get())
 
-    def translated(self, lang: str) -> dict[str, str]:
+    def translated(self, lang: str | None = None) -> dict[str, str]:
+        lang = lang or current_language.get()
         return {k: m.translate(lang) for k, m in self.messages.items()}
 
 
@@ -297,7 +298,7 @@ def parse_input(data: Mapping[str, Any], *, present_bools: bool = False) -> Pars
     field counts as given.
     """
     out = Parsed()
-    errors: dict[str, str] = {}
+    errors: dict[str, Any] = {}  # field name -> Message
     for f in FIELDS:
         if f.name not in data and not (present_bools and f.kind in ("bool", "multi_choice")):
             continue
@@ -562,7 +563,7 @@ def _lock_reason(data: Mapping[str, Any], reason: str | None) -> str:
     return ("" if value is None else str(value)).replace("\x00", "").strip()
 
 
-def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[str, Any], version: int | None,
+def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[str, Any], version: int | str | None,
          complete: bool = False, present_bools: bool = False, reason: str | None = None,
          _action: str | None = None, merged: bool = False) -> CallRecord:
     """Save the given fields (an autosave of a draft, or an edit), optionally completing the record.

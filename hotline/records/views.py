@@ -127,6 +127,12 @@ def display_value(name: str, value: Any, lang: str) -> str:
     return str(value)
 
 
+def _form_text(form: Any, name: str) -> str | None:
+    """A text field of a submitted form (None when absent or a file)."""
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
 def _lang(principal: Principal) -> str:
     return principal.language
 
@@ -247,7 +253,7 @@ async def autosave(record_id: int, request: Request, principal: Principal = Depe
         except service.VersionConflict as exc:
             return JSONResponse(_conflict_body(exc, lang), status_code=409)
         except service.RecordError as exc:
-            version = record.version
+            version: Any = record.version
             if exc.keep_draft:
                 db.commit()
             else:
@@ -278,7 +284,7 @@ async def submit(record_id: int, request: Request, principal: Principal = Depend
     with session_scope() as db:
         record = service.get_record(db, record_id=record_id, actor=principal, for_edit=True)
         try:
-            service.save(db, record=record, actor=principal, data=data, version=form.get("version"),
+            service.save(db, record=record, actor=principal, data=data, version=_form_text(form, "version"),
                          complete=complete, present_bools=True)
         except service.VersionConflict as exc:
             ctx = form_context(record, lang, conflict=_conflict_body(exc, lang))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from hotline.security import crypto
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = sub.add_parser("keys", help="encryption keys for data at rest and the caller-number hash keys")
     ks = keys.add_subparsers(dest="keys_command", required=True)
     p = ks.add_parser("generate", help="print a new key for HOTLINE_ENCRYPTION_KEYS (or HOTLINE_NUMBER_HASH_KEYS)")
@@ -190,7 +191,7 @@ def cmd_holds(args: argparse.Namespace) -> int:
     from hotline.security.service import legal_holds
 
     with session_scope() as session:
-        rows = [{"record": r.id, "centre_id": r.centre_id, "created_at": r.created_at.isoformat(),
+        rows: list[dict[str, Any]] = [{"record": r.id, "centre_id": r.centre_id, "created_at": r.created_at.isoformat(),
                  "reason": r.legal_hold_reason} for r in legal_holds(session)]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))

@@ -148,14 +148,16 @@ def key_status(session: Session) -> KeyStatus:
         kid = case((func.substr(c, 1, head) == literal(prefix, c.type), func.substr(c, head + 1, crypto.KID_LEN)),
                    else_=None)
         q = select(kid.label("kid"), func.count()).where(c.is_not(None), func.length(c) > 0).group_by(kid)
-        for key, count in session.execute(q).all():
+        counted: Any = session.execute(q)  # rows of (key id, count)
+        for key, count in counted:
             if isinstance(key, (bytes, memoryview)):
                 key = bytes(key).decode("ascii", "replace")
             status.encryption.setdefault(key or "plaintext", {})[col.name] = int(count)
     kid = case((Call.number_hash.like("%:%"), func.substr(Call.number_hash, 1, crypto.KID_LEN)), else_="legacy")
     removed = func.sum(case((Call.caller_number.is_(None), 1), else_=0))
     q = select(kid, func.count(), removed).where(Call.number_hash.is_not(None)).group_by(kid)
-    for key, count, gone in session.execute(q).all():
+    hashed: Any = session.execute(q)  # rows of (key id, count, numbers removed)
+    for key, count, gone in hashed:
         status.hashes[key] = {"rows": int(count), "number_removed": int(gone or 0)}
     return status
 
@@ -194,7 +196,7 @@ def rotate_keys(*, batch_size: int = 500, pause: float = 0.0, encryption: bool =
     if encryption:
         for col in encrypted_columns():
             t, pk, c, _prefix = _values(col)
-            current: Any = ring._bytes_header if col.kind == "bytes" else ring._text_header  # noqa: SLF001
+            current: Any = ring._bytes_header if col.kind == "bytes" else ring._text_header
             stale = and_(c.is_not(None), func.length(c) > 0, func.substr(c, 1, head) != literal(current, c.type))
 
             def q_for(last: Any, pk: Any = pk, c: Any = c, stale: Any = stale) -> Any:
@@ -229,7 +231,7 @@ def rotate_keys(*, batch_size: int = 500, pause: float = 0.0, encryption: bool =
             q = select(Call.id, Call.number_hash, Call.caller_number).where(stale_hash).order_by(Call.id).limit(batch_size)
             return q.where(Call.id > last) if last is not None else q
 
-        calls = Call.__table__
+        calls: Any = Call.__table__  # a Table (typed as FromClause)
         hstmt = (update(calls).where(calls.c.id == bindparam("row_id"), calls.c.number_hash == bindparam("old"))
                  .values(number_hash=bindparam("new")))
         for session, rows in _batches(session_scope, hq, pause):
@@ -279,8 +281,9 @@ def _held_call_ids(session: Session, call_ids: list[int], today: date) -> tuple[
         return set(), set()
     rows = session.execute(select(CallRecord.call_id, CallRecord.legal_hold, CallRecord.follow_up_needed,
                                   CallRecord.follow_up_date).where(CallRecord.call_id.in_(call_ids))).all()
-    held = {cid for cid, hold, _f, _d in rows if hold}
-    due = {cid for cid, hold, need, day in rows if not hold and need and day is not None and day >= today}
+    held = {cid for cid, hold, _f, _d in rows if hold and cid is not None}
+    due = {cid for cid, hold, need, day in rows
+           if not hold and need and day is not None and day >= today and cid is not None}
     return held, due
 
 
@@ -429,15 +432,15 @@ def _retain_numbers(report: RetentionReport, cutoff: datetime, today: date, dry_
                     DeadLetter.raw_event_id.in_([e.id for e in events]), DeadLetter.purged_at.is_(None))):
                 letters.setdefault(letter.raw_event_id or 0, []).append(letter)
             for event in events:
-                call_id = owner.get((event.provider, event.provider_key)) if event.provider_key else None
-                if call_id in held or call_id in due:
+                event_call = owner.get((event.provider, event.provider_key)) if event.provider_key else None
+                if event_call in held or event_call in due:
                     continue
                 report.raw_events += 1
                 dead = letters.get(event.id, [])
                 report.dead_letters += len(dead)
                 if dry_run:
                     continue
-                variants = number_variants(*numbers.get(call_id, (None, None)))
+                variants = number_variants(*numbers.get(event_call or 0, (None, None)))
                 event.payload = redact_payload(event.payload, variants)
                 event.payload_bytes = None
                 event.purged_at = report.now

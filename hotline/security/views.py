@@ -69,7 +69,7 @@ def retention_page(request: Request, principal: Principal = Depends(admin_only))
 
 
 @router.post("/admin/retention/holds", dependencies=[Depends(csrf_protect)])
-def place_hold(request: Request, record: str = Form(""), reason: str = Form(""), next: str = Form(""),  # noqa: A002
+def place_hold(request: Request, record: str = Form(""), reason: str = Form(""), next: str = Form(""),
                principal: Principal = Depends(admin_only)) -> Response:
     _ = _t(request)
     form = {"record": record, "reason": reason}
@@ -93,7 +93,7 @@ def place_hold(request: Request, record: str = Form(""), reason: str = Form(""),
 
 
 @router.post("/admin/retention/holds/{record_id}/release", dependencies=[Depends(csrf_protect)])
-def release_hold(record_id: int, request: Request, next: str = Form(""),  # noqa: A002
+def release_hold(record_id: int, request: Request, next: str = Form(""),
                  principal: Principal = Depends(admin_only)) -> Response:
     _ = _t(request)
     try:

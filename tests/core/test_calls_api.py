@@ -7,9 +7,9 @@ import io
 import json
 from datetime import datetime, timedelta, timezone
 
+from hotline.centres.service import add_line, create_centre
 from hotline.cli import main
 from hotline.db import session_scope
-from hotline.centres.service import add_line, create_centre
 from hotline.ingest.events import CallEvent, Kind, RawIn
 from hotline.ingest.spool import submit
 

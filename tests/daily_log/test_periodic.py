@@ -9,10 +9,10 @@ import time
 import pytest
 
 from hotline import domains, queue
+from tests.daily_log import periodic_probe
 
 # The scheduler does not touch the database: one backend is enough.
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-from tests.daily_log import periodic_probe
 
 
 def _probe_domain(name: str) -> domains.Domain:

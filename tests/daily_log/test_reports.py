@@ -11,7 +11,6 @@ import secrets
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
 
 from daily_log import charts, reports, service
 from hotline.centres.models import Centre

@@ -1,7 +1,7 @@
 """core tables: centres, lines, users, calls, records, raw events
 
 Revision ID: core_0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 11:09:47.967032
 """
 from __future__ import annotations

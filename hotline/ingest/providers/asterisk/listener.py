@@ -555,7 +555,7 @@ class AmiListener:
         self.stats.submitted += len(items)
         try:
             result = self._submit_fn(items)
-        except Exception as exc:  # noqa: BLE001 - keep the events, keep listening
+        except Exception as exc:  # keep the events, keep listening
             log.exception("ami.apply_failed", extra={"source": self.source, "events": len(items)})
             self._spool(items, f"{type(exc).__name__}")
             return
@@ -584,7 +584,7 @@ class AmiListener:
                 replayed = spool.drain()
                 if replayed:
                     log.info("ami.spool_replayed", extra={"source": self.source, "events": replayed})
-        except Exception:  # noqa: BLE001 - try again later
+        except Exception:  # try again later
             log.exception("ami.spool_drain_failed", extra={"source": self.source})
 
     def wait_applied(self, predicate: Callable[[ListenerStats], bool], timeout: float = 10.0) -> bool:
