@@ -135,7 +135,7 @@ class Periodic:
 
     name: str
     every: int  # seconds
-    func: Callable[[], None]
+    func: Callable[[], object]  # what it returns (e.g. a count) is ignored
 
 
 def periodic_tasks() -> list[Periodic]:

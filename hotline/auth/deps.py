@@ -148,7 +148,7 @@ def optional_principal(request: Request) -> Principal | None:
 def pending_stage(request: Request) -> str:
     """The sign-in stage this browser's session still has to pass ("" when none)."""
     resolve_principal(request)
-    return str(getattr(request.state, "pending", "") or "")
+    return str(getattr(request.state, "pending", None) or "")
 
 
 def current_principal(request: Request) -> Principal:
@@ -202,7 +202,7 @@ def csrf_token(request: Request) -> str:
     """
     principal = resolve_principal(request)
     token = getattr(request.state, "csrf_token", None)
-    if (principal is not None or getattr(request.state, "pending", "")) and token:
+    if (principal is not None or getattr(request.state, "pending", None)) and token:
         return str(token)
     pre = request.cookies.get(PRE_SESSION_COOKIE) or getattr(request.state, "new_pre_session", None)
     if not pre:
@@ -214,7 +214,7 @@ def csrf_token(request: Request) -> str:
 def _expected_csrf(request: Request) -> str | None:
     principal = resolve_principal(request)
     token = getattr(request.state, "csrf_token", None)
-    if (principal is not None or getattr(request.state, "pending", "")) and token:
+    if (principal is not None or getattr(request.state, "pending", None)) and token:
         return str(token)
     pre = request.cookies.get(PRE_SESSION_COOKIE)
     return _pre_session_token(pre) if pre else None

@@ -53,7 +53,8 @@ def throttle_delay(rule: ThrottleRule, failures: int) -> timedelta:
     """The wait after ``failures`` counted failures (0 while within the free ones)."""
     if failures <= rule.free:
         return timedelta(0)
-    return min(rule.base * (2 ** min(failures - rule.free - 1, 30)), rule.cap)
+    delay: timedelta = min(rule.base * (2 ** min(failures - rule.free - 1, 30)), rule.cap)
+    return delay
 
 
 # Argon2id with OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): a provincial centre's small

@@ -61,10 +61,10 @@ def _wait_message(_: Any, until: datetime) -> str:
     """Failed attempts slow down this account from this address (never a lock for everyone)."""
     seconds = max(1, int((until - utcnow()).total_seconds() + 0.999))
     if seconds < 120:
-        return _("Too many failed sign-ins from this address. Wait %(seconds)d seconds before trying "
-                 "again.") % {"seconds": seconds}
-    return _("Too many failed sign-ins from this address. Wait %(minutes)d minutes before trying again, "
-             "or ask an administrator.") % {"minutes": _minutes_left(until)}
+        return str(_("Too many failed sign-ins from this address. Wait %(seconds)d seconds before trying "
+                     "again.")) % {"seconds": seconds}
+    return str(_("Too many failed sign-ins from this address. Wait %(minutes)d minutes before trying again, "
+                 "or ask an administrator.")) % {"minutes": _minutes_left(until)}
 
 
 # ------------------------------------------------------------------ sign in / out
