@@ -56,8 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _progress(stage: str, done: int, total: int) -> None:
+    """A progress bar on stderr: "kiểm tra [#########-----------]  45% 22500/50000"."""
     label = Text("validating") if stage == "validate" else Text("writing")
-    print(f"\r{label}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    width = 30
+    filled = width * done // total if total else width
+    pct = 100 * done // total if total else 100
+    bar = "#" * filled + "-" * (width - filled)
+    print(f"\r{label} [{bar}] {pct:3d}% {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -49,7 +49,7 @@ def test_skip_invalid_writes_the_valid_rows_and_warns_on_duplicate_phones(env, c
 def test_progress_is_shown(env, cli):
     code, out, err = cli("directory", "import", str(DATA / "sample.csv"))
     assert code == 0
-    assert "kiểm tra: 6/6" in err and "ghi: 6/6" in err
+    assert "kiểm tra [##############################] 100% 6/6" in err and "ghi [" in err and "6/6" in err
 
 
 def test_reimport_updates_by_id_and_changes_nothing_else(env, cli, tmp_path: Path):
