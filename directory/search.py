@@ -392,7 +392,8 @@ def _tiers(query: Query, interp: Interpretation) -> list[tuple[str, bool, str]]:
     if not interp.province_code:
         return [("", bool(interp.terms), "")]
     # In the province, then the entries serving it from elsewhere (few: a partial index holds them).
-    tiers = [("province_code = :tier_p", True, ""), ("coverage <> '' AND coverage LIKE :tier_cov", True, "")]
+    tiers = [("province_code = :tier_p", True, ""),
+             ("pk IN (SELECT pk FROM dir_services WHERE coverage <> '' AND coverage LIKE :tier_cov)", True, "")]
     if query.province or query.commune:
         return tiers
     elsewhere = "((province_code <> :tier_p OR province_code IS NULL) AND coverage NOT LIKE :tier_cov)"
