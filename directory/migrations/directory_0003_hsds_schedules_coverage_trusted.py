@@ -59,10 +59,10 @@ def downgrade() -> None:
                "WHERE taxonomy_term_id = 'hotline-service-type:trusted_address'")
     op.execute("UPDATE dir_services SET service_type = 'shelter' WHERE service_type = 'trusted_address'")
     op.execute("DELETE FROM dir_taxonomy_terms WHERE id = 'hotline-service-type:trusted_address'")
-    for table, cols in (  # (SQLite: the FTS triggers of dir_services must be re-created after this)('dir_taxonomy_terms', ('maps_to', 'description')),
+    # Plain DROP COLUMN (SQLite ≥ 3.35 and PostgreSQL): a batch copy would drop the FTS triggers.
+    for table, cols in (('dir_taxonomy_terms', ('maps_to', 'description')),
                         ('dir_services', ('hours_note', 'hours_complex', 'coverage')),
                         ('dir_locations', ('location_type',)), ('dir_phones', ('location_id',)),
                         ('dir_schedules', ('rule', 'location_id', 'schedule_id'))):
-        with op.batch_alter_table(table) as b:
-            for c in cols:
-                b.drop_column(c)
+        for c in cols:
+            op.execute(f"ALTER TABLE {table} DROP COLUMN {c}")
