@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.orm import Session
 
-from hotline import migrate  # noqa: E402
-from hotline.db import make_engine  # noqa: E402
-from hotline.taxonomy import get_taxonomies  # noqa: E402
-from hotline.text import fold_words  # noqa: E402
-from legal_library.models import (  # noqa: E402
+from hotline import migrate
+from hotline.db import make_engine
+from hotline.taxonomy import get_taxonomies
+from hotline.text import fold_words
+from legal_library.models import (
     LegalArticle,
     LegalDocument,
     LegalNote,
@@ -37,8 +37,8 @@ from legal_library.models import (  # noqa: E402
     LegalTerm,
     LegalVersion,
 )
-from legal_library.search import search  # noqa: E402
-from legal_library.service import article_terms, number_key, seed  # noqa: E402
+from legal_library.search import search
+from legal_library.service import article_terms, number_key, seed
 
 PG_ADMIN = os.environ.get("HOTLINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DOCS = 200
@@ -128,7 +128,7 @@ def measure(url: str, qs: dict[str, list[str]], runs: int,
     timings: dict[str, list[float]] = {k: [] for k in qs}
     cpu: list[float] = []
     with Session(engine) as session:
-        for kind, items in qs.items():  # warm up
+        for items in qs.values():  # warm up
             for q in items[:3]:
                 search(session, q)
         for _ in range(runs):

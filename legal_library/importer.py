@@ -24,7 +24,7 @@ from typing import Any
 from hotline.i18n import N_, Text
 from hotline.text import nfc
 
-POINT_LETTERS = ["a", "b", "c", "d", "đ", "e", "g", "h", "i", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t", "u", "v", "x", "y"]
+POINT_LETTERS = "a b c d đ e g h i k l m n o p q r s t u v x y".split()
 _ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000}
 
 

@@ -16,8 +16,6 @@ from referral import signing
 from tests.helpers import free_port, wait_for  # noqa: F401  (re-exported for the referral tests)
 
 
-
-
 class Receiver:
     """A partner's webhook endpoint: checks ``X-Hotline-Signature`` over timestamp + body and keeps
     every request (``requests``) and every distinct delivery id it accepted (``accepted``).
@@ -46,7 +44,7 @@ class Receiver:
             def log_message(self, *a: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 ts = self.headers.get("X-Hotline-Timestamp", "")
                 sig = self.headers.get("X-Hotline-Signature", "")
@@ -101,7 +99,7 @@ class SMTPSink:
         sink = self
 
         class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 import email
                 from email import policy
 
@@ -140,7 +138,7 @@ class TwilioStandIn:
             def log_message(self, *a: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
                 form = {k: v[0] for k, v in parse_qs(body).items()}
                 sink.auth.append(base64.b64decode(self.headers.get("Authorization", "Basic ")[6:]).decode())

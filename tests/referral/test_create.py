@@ -7,8 +7,6 @@ import json
 from sqlalchemy import select
 
 from hotline.db import session_scope
-from tests.helpers import login
-from tests.referral.conftest import PASSWORD, SECRET
 from tests.referral.peers import wait_for
 
 

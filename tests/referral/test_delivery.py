@@ -15,8 +15,6 @@ from pathlib import Path
 from sqlalchemy import select
 
 from hotline.db import session_scope
-from tests.helpers import login
-from tests.referral.conftest import PASSWORD
 from tests.referral.peers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,9 +12,8 @@ from sqlalchemy import select
 
 from hotline.db import session_scope
 from referral import signing
-from tests.helpers import csrf_from, login
-from tests.referral.conftest import PASSWORD, SECRET
-from tests.referral.peers import wait_for
+from tests.helpers import csrf_from
+from tests.referral.conftest import SECRET
 
 
 def _make(world, *services, urgency="urgent"):  # type: ignore[no-untyped-def]
