@@ -436,51 +436,11 @@ def load_library(session: Session, *, data: dict[str, Any]) -> dict[str, int]:
     library = LibraryIn.model_validate(data)
     counts = {"documents": 0, "created": 0, "versions": 0, "articles": 0, "notes": 0, "tags": 0}
     for d in library.documents:
-        doc = session.scalar(select(LegalDocument).where(LegalDocument.number_key == number_key(d.number)))
-        if doc is None:
-            doc = LegalDocument(number=nfc(d.number), number_key=number_key(d.number))
-            session.add(doc)
-            counts["created"] += 1
-        for name in ("doc_type", "title_vi", "title_en", "issuer", "issued_on", "in_force_on", "status",
-                     "superseded_by", "superseded_from", "expired_on", "source_url", "last_checked_on",
-                     "summary_vi", "summary_en"):
-            value = getattr(d, name)
-            setattr(doc, name, nfc(value) if isinstance(value, str) else value)
-        doc.amended_by = list(d.amended_by)
-        doc.aliases = list(d.aliases)
-        doc.verified = dict(d.verified)
-        doc.title_key = _title_key(doc)
-        session.flush()
+        doc = _library_document(session, d, counts)
         counts["documents"] += 1
         if d.articles:
-            digest = _articles_hash(d.articles)
-            current = session.scalar(select(LegalVersion).where(LegalVersion.document_id == doc.id,
-                                                                LegalVersion.state == "published"))
-            if current is None or (current.report or {}).get("library_hash") != digest:
-                session.refresh(doc)
-                version = LegalVersion(document_id=doc.id, version_no=_next_version_no(session, doc), state="draft",
-                                       source_kind="library", source_name="library",
-                                       report={"library_hash": digest, "articles": len(d.articles),
-                                               "unplaced": [], "duplicates": [], "warnings": []})
-                session.add(version)
-                session.flush()
-                _add_articles(session, doc, version, (
-                    a.model_dump(exclude={"note", "issues", "services"}) for a in d.articles))
-                publish(session, version_id=version.id)
-                counts["versions"] += 1
-                counts["articles"] += len(d.articles)
-        notes = [("", d.note)] + [(a.number, a.note) for a in d.articles]
-        for article_number, note in notes:
-            if note is None:
-                continue
-            row = session.scalar(select(LegalNote).where(LegalNote.document_id == doc.id,
-                                                         LegalNote.article_number == article_number))
-            if row is None:
-                row = LegalNote(document_id=doc.id, article_number=article_number)
-                session.add(row)
-            for name, value in note.model_dump().items():
-                setattr(row, name, nfc(value) if isinstance(value, str) else value)
-            counts["notes"] += 1
+            _library_version(session, doc, d, counts)
+        _library_notes(session, doc, d, counts)
         for a in d.articles:
             counts["tags"] += set_tags(session, document_id=doc.id, article_number=a.number,
                                        issues=a.issues, services=a.services)
@@ -488,6 +448,63 @@ def load_library(session: Session, *, data: dict[str, Any]) -> dict[str, int]:
         reindex_document(session, doc)
     session.flush()
     return counts
+
+
+def _library_document(session: Session, d: Any, counts: dict[str, int]) -> LegalDocument:
+    """The document of a library entry, created or updated from it."""
+    doc = session.scalar(select(LegalDocument).where(LegalDocument.number_key == number_key(d.number)))
+    if doc is None:
+        doc = LegalDocument(number=nfc(d.number), number_key=number_key(d.number))
+        session.add(doc)
+        counts["created"] += 1
+    for name in ("doc_type", "title_vi", "title_en", "issuer", "issued_on", "in_force_on", "status",
+                 "superseded_by", "superseded_from", "expired_on", "source_url", "last_checked_on",
+                 "summary_vi", "summary_en"):
+        value = getattr(d, name)
+        setattr(doc, name, nfc(value) if isinstance(value, str) else value)
+    doc.amended_by = list(d.amended_by)
+    doc.aliases = list(d.aliases)
+    doc.verified = dict(d.verified)
+    doc.title_key = _title_key(doc)
+    session.flush()
+    return doc
+
+
+def _library_version(session: Session, doc: LegalDocument, d: Any, counts: dict[str, int]) -> None:
+    """A new published version when the entry's articles differ from the published ones."""
+    digest = _articles_hash(d.articles)
+    current = session.scalar(select(LegalVersion).where(LegalVersion.document_id == doc.id,
+                                                        LegalVersion.state == "published"))
+    if current is not None and (current.report or {}).get("library_hash") == digest:
+        return
+    session.refresh(doc)
+    version = LegalVersion(document_id=doc.id, version_no=_next_version_no(session, doc), state="draft",
+                           source_kind="library", source_name="library",
+                           report={"library_hash": digest, "articles": len(d.articles),
+                                   "unplaced": [], "duplicates": [], "warnings": []})
+    session.add(version)
+    session.flush()
+    _add_articles(session, doc, version, (
+        a.model_dump(exclude={"note", "issues", "services"}) for a in d.articles))
+    publish(session, version_id=version.id)
+    counts["versions"] += 1
+    counts["articles"] += len(d.articles)
+
+
+def _library_notes(session: Session, doc: LegalDocument, d: Any, counts: dict[str, int]) -> None:
+    """Our plain-language notes on the document and its articles."""
+    notes = [("", d.note)] + [(a.number, a.note) for a in d.articles]
+    for article_number, note in notes:
+        if note is None:
+            continue
+        row = session.scalar(select(LegalNote).where(LegalNote.document_id == doc.id,
+                                                     LegalNote.article_number == article_number))
+        if row is None:
+            row = LegalNote(document_id=doc.id, article_number=article_number)
+            session.add(row)
+        for name, value in note.model_dump().items():
+            setattr(row, name, nfc(value) if isinstance(value, str) else value)
+        counts["notes"] += 1
 
 
 def set_tags(session: Session, *, document_id: int, article_number: str, issues: Sequence[str],
