@@ -23,13 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _ami_listener import start_listener  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from _ami_listener import start_listener  # noqa: E402
 from hotline import migrate  # noqa: E402
-from hotline.ingest.providers.asterisk.translator import AmiMapper, parse_frame, split_frames  # noqa: E402
 from hotline.ingest.providers.asterisk.simulator import AmiServer, synthetic_stream  # noqa: E402
-
+from hotline.ingest.providers.asterisk.translator import AmiMapper, parse_frame, split_frames  # noqa: E402
 
 TARGET = 5_000  # events/s, end to end
 

@@ -128,8 +128,8 @@ def main() -> int:
         reset_settings()
 
         # 1. ingest with and without encryption
-        from hotline.ingest.providers.asterisk.translator import AmiMapper, parse_frame, split_frames
         from hotline.ingest.providers.asterisk.simulator import synthetic_stream
+        from hotline.ingest.providers.asterisk.translator import AmiMapper, parse_frame, split_frames
 
         mapper, now = AmiMapper("bench"), datetime.now(timezone.utc)
         items = [mapper.to_raw(raw, now, parse_frame(raw)) for block in synthetic_stream(args.events)

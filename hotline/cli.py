@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from hotline.logging import configure_logging
 from hotline.settings import get_settings
 
+
 class CliError(Exception):
     """A user-facing error: printed without a traceback, exit code 2."""
 

@@ -62,15 +62,13 @@ def _values(request: Request, source: str, name: str) -> list[str]:
 
 def _problem(source: str, name: str, raw: str, kinds: set[type], _: Any) -> dict[str, Any] | None:
     text = raw.strip()
-    if int in kinds and bool not in kinds and text.lstrip("+-").isascii() and text.lstrip("+-").isdigit():
-        if not INT_MIN <= int(text) <= INT_MAX:
-            return {"type": "value_error", "loc": (source, name), "input": raw,
-                    "msg": _(TOO_LARGE) % {"max": INT_MAX}}
+    if int in kinds and bool not in kinds and text.lstrip("+-").isascii() and text.lstrip("+-").isdigit() \
+            and not INT_MIN <= int(text) <= INT_MAX:
+        return {"type": "value_error", "loc": (source, name), "input": raw, "msg": _(TOO_LARGE) % {"max": INT_MAX}}
     if kinds & {date, datetime} and len(text) >= 4 and text[:4].isascii() and text[:4].isdigit() \
-            and (len(text) == 4 or not text[4].isdigit()):
-        if not YEAR_MIN <= int(text[:4]) <= YEAR_MAX:
-            return {"type": "value_error", "loc": (source, name), "input": raw,
-                    "msg": _(BAD_DATE) % {"first": f"{YEAR_MIN}-01-01", "last": f"{YEAR_MAX}-12-31"}}
+            and (len(text) == 4 or not text[4].isdigit()) and not YEAR_MIN <= int(text[:4]) <= YEAR_MAX:
+        return {"type": "value_error", "loc": (source, name), "input": raw,
+                "msg": _(BAD_DATE) % {"first": f"{YEAR_MIN}-01-01", "last": f"{YEAR_MAX}-12-31"}}
     if kinds & {date, datetime} and text[:1] in "+-" and text[1:5].isdigit():  # extended years
         return {"type": "value_error", "loc": (source, name), "input": raw,
                 "msg": _(BAD_DATE) % {"first": f"{YEAR_MIN}-01-01", "last": f"{YEAR_MAX}-12-31"}}
@@ -120,8 +118,8 @@ async def check_request(request: Request) -> None:
         if typed:
             form = await request.form()
             for name, kinds in typed:
-                for raw in form.getlist(name):
-                    problem = _problem("body", name, raw, kinds, _) if isinstance(raw, str) else None
+                for value in form.getlist(name):
+                    problem = _problem("body", name, value, kinds, _) if isinstance(value, str) else None
                     if problem:
                         errors.append(problem)
     if errors:

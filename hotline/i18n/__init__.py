@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from babel.messages.mofile import write_mo

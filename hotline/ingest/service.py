@@ -508,7 +508,6 @@ def publish_updates(session: Session, call_ids: set[int], calls: dict[int, Call]
     if not call_ids:
         return
     from hotline import bus
-
     from hotline.live import service as live
 
     # From the session (objects are not expired on commit): no second read of what was just written.

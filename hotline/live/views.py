@@ -129,7 +129,7 @@ async def events(request: Request, centre: int | None = None, principal: Princip
             while not listener.dropped:
                 try:
                     item = await asyncio.wait_for(listener.queue.get(), HEARTBEAT_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     yield ": ping\n\n"
                     continue
                 if item is None:

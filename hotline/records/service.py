@@ -25,9 +25,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hotline import errors
 from hotline.audit import service as audit
 from hotline.calls.models import Call, CallRecord, CallRecordIssue
-from hotline import errors
 from hotline.db import utcnow
 from hotline.errors import Actor
 from hotline.i18n import N_, current_language, translator

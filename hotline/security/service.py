@@ -26,7 +26,19 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Column, LargeBinary, MetaData, Table, Text, and_, bindparam, case, func, literal, or_, select, update,
+    Column,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
 )
 from sqlalchemy.orm import Session
 

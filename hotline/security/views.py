@@ -13,8 +13,7 @@ from markupsafe import Markup
 from hotline import i18n
 from hotline.auth.deps import Principal, csrf_protect, request_language, require_roles
 from hotline.db import session_scope
-from hotline.security import crypto
-from hotline.security import service
+from hotline.security import crypto, service
 from hotline.settings import get_settings
 from hotline.web import add_template_dir, render, template_context, templates
 

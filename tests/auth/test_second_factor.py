@@ -6,7 +6,6 @@ centre's name refused."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime, timedelta, timezone
 
 import pyotp

@@ -14,7 +14,7 @@ import pytest
 from hotline.auth import service as auth
 from hotline.db import session_scope
 from hotline.settings import reset_settings
-from tests.live.conftest import PASSWORD, make_staff
+from tests.live.conftest import make_staff
 from tests.live.sse_helpers import LiveServer
 
 pytestmark = pytest.mark.browser

@@ -12,9 +12,7 @@ import httpx
 import uvicorn
 
 from hotline.auth.deps import SESSION_COOKIE
-from tests.helpers import free_port  # noqa: F401  (re-exported for the tests here)
-
-
+from tests.helpers import free_port  # re-exported for the tests here
 
 
 class LiveServer:

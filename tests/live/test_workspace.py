@@ -63,8 +63,9 @@ def test_presence_follows_the_call_busy_then_wrap_up_then_available(client, staf
         assert presence(client) == "busy"
         assert ami.get(timeout=0.3) is None  # busy: Asterisk already knows the member is in use
         with session_scope() as db:
-            from hotline.calls.models import Call
             from sqlalchemy import select
+
+            from hotline.calls.models import Call
 
             call = db.scalar(select(Call).where(Call.provider_key == key))
             assert call.counsellor_id == staff.ids["tvv1"]

@@ -43,7 +43,7 @@ class Proc:
     def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path):
         self.name = name
         self.log = logdir / f"{name}.log"
-        self._fh = open(self.log, "wb")
+        self._fh = open(self.log, "wb")  # noqa: SIM115 - the process writes to it until stop() closes it
         self.proc = subprocess.Popen([HOTLINE, *args], env=env, stdout=self._fh, stderr=subprocess.STDOUT, cwd=ROOT)
 
     def alive(self) -> bool:

@@ -40,7 +40,7 @@ def test_a_good_installation_passes(sqlite_env, redis_url, ami, monkeypatch, cap
     reset_settings()
     assert main(["check"]) == 0
     out = capsys.readouterr().out
-    lines = {l.split()[1]: l.split()[0] for l in out.splitlines() if l[:4].strip() in ("OK", "WARN", "FAIL")}
+    lines = {ln.split()[1]: ln.split()[0] for ln in out.splitlines() if ln[:4].strip() in ("OK", "WARN", "FAIL")}
     assert lines["database"] == lines["migrations"] == lines["redis"] == lines["ami:main"] == "OK"
     assert lines["secrets"] == lines["clock"] == lines["timezone"] == lines["twilio"] == "OK"
     assert lines["worker"] == "WARN"  # no worker in this test: a warning with what to start
@@ -69,7 +69,7 @@ def test_a_broken_installation_fails_with_what_to_do(tmp_path: Path, ami, monkey
     result = run_hotline("check", env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     text = result.stdout
-    fails = {l.split()[1] for l in text.splitlines() if l.startswith("FAIL")}
+    fails = {ln.split()[1] for ln in text.splitlines() if ln.startswith("FAIL")}
     assert {"migrations", "redis", "ami:main", "ami:north", "secrets", "timezone", "public-url"} <= fails, text
     assert "run: hotline db upgrade" in text
     assert "login refused by 127.0.0.1" in text and "Authentication failed" in text

@@ -38,7 +38,7 @@ def test_every_setting_in_the_env_template_has_a_comment_above_it():
     for i, line in enumerate(lines):
         if SETTING_LINE.match(line):
             above = [lines[j] for j in range(max(0, i - 8), i)]
-            assert any(l.startswith("# ") and not SETTING_LINE.match(l) for l in above), \
+            assert any(ln.startswith("# ") and not SETTING_LINE.match(ln) for ln in above), \
                 f"no explanation above {line!r} in deploy/hotline.env.example"
 
 
@@ -276,7 +276,7 @@ def test_systemd_units_verify(tmp_path: Path):
         (tmp_path / unit.name).write_text(text)
     result = subprocess.run(["systemd-analyze", "verify", "--man=no", *[f"./{u}" for u in UNITS]],
                             cwd=tmp_path, capture_output=True, text=True)
-    problems = [l for l in result.stderr.splitlines() if "hotline" in l]
+    problems = [ln for ln in result.stderr.splitlines() if "hotline" in ln]
     assert result.returncode == 0 and not problems, result.stderr
 
 

@@ -145,9 +145,8 @@ def test_metrics_report_queue_lengths_and_failed_jobs_from_redis(sqlite_env, red
 
     from hotline.app import create_app
     from hotline.cli import main
-    from hotline.queue import enqueue, get_redis
-
     from hotline.ops import metrics as metrics_module
+    from hotline.queue import enqueue, get_redis
 
     # Scrapes are cached for a few seconds: an earlier test's scrape must not answer for this one.
     monkeypatch.setattr(metrics_module, "CACHE_SECONDS", 0.0)

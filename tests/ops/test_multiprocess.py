@@ -136,7 +136,7 @@ def test_two_web_processes_a_worker_and_the_listener_share_postgresql_and_redis(
         text = proc.output()
         for forbidden in (TWILIO_CALLER, TWILIO_CALLER[3:], AMI_CALLER, AMI_CALLER[1:]):
             assert forbidden not in text, f"{proc.name} logged a caller's number"
-        lines = [l for l in text.splitlines() if l.strip()]
+        lines = [ln for ln in text.splitlines() if ln.strip()]
         assert lines, f"{proc.name} logged nothing"
         for line in lines:
             record = json.loads(line)  # every line is one JSON object

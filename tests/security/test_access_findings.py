@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from hotline.audit.models import AuditEntry
 from hotline.calls.models import CallRecord
-from hotline.records.models import CallRecordRevision
 from hotline.centres import service as centres
 from hotline.centres.models import Centre
 from hotline.db import session_scope, utcnow
 from hotline.ingest.events import CallEvent, Kind, RawIn
 from hotline.ingest.spool import submit
+from hotline.records.models import CallRecordRevision
 from hotline.settings import reset_settings
 from tests.live.conftest import call_id, feed_call, sign_in
 

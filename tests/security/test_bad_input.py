@@ -71,5 +71,5 @@ def test_the_refusal_explains_in_the_users_language(client, staff):
 
 def test_the_refusal_is_in_vietnamese_by_default(client, staff):
     sign_in(client, "tvv1")
-    r = client.get(f"/api/calls?until=9999-12-31", headers=JSON)
+    r = client.get("/api/calls?until=9999-12-31", headers=JSON)
     assert r.status_code == 422 and r.json()["detail"][0]["msg"].startswith("hãy nhập một ngày")

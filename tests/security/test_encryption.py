@@ -106,8 +106,8 @@ def test_raw_events_dead_letters_and_odd_bytes_are_encrypted(env, monkeypatch):
 
 
 def test_rows_written_before_encryption_still_read_and_rotation_encrypts_them(env):
-    from tests.security.helpers import raw_exec
     from hotline.cli import main
+    from tests.security.helpers import raw_exec
 
     feed_call(caller="0912345678")
     with session_scope() as db:
@@ -152,7 +152,7 @@ def test_spool_files_on_disk_are_encrypted_and_replay(env):
 def test_production_without_a_key_refuses_to_start(tmp_path, monkeypatch):
     settings = Settings(_env_file=None, environment="production", secret_key="s" * 40, data_dir=tmp_path)
     with pytest.raises(RuntimeError, match="HOTLINE_ENCRYPTION_KEYS is not set"):
-        settings.effective_encryption_keys
+        _ = settings.effective_encryption_keys
     assert not (tmp_path / "encryption_key").exists()
     monkeypatch.setenv("HOTLINE_ENV_FILE", str(tmp_path / "none.env"))
     monkeypatch.setenv("HOTLINE_ENVIRONMENT", "production")

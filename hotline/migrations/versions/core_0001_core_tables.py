@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
-import hotline.db
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
+
+import hotline.db
 
 revision = 'core_0001'
 down_revision = None

@@ -30,10 +30,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-from asterisk.ami import AMIClient, Action
+from asterisk.ami import Action, AMIClient
 from asterisk.ami.response import Response
 
 from hotline.ingest import spool
+from hotline.ingest.events import RawIn
 from hotline.ingest.providers.asterisk.translator import (
     BANNER_PREFIX,
     CALL_EVENT_NAMES,
@@ -42,7 +43,6 @@ from hotline.ingest.providers.asterisk.translator import (
     parse_frame,
     split_frames,
 )
-from hotline.ingest.events import RawIn
 from hotline.ingest.service import IngestResult
 from hotline.settings import get_settings
 
@@ -77,7 +77,7 @@ class ListenerStats:
     last_error: str = ""
 
 
-class _FrameClient(AMIClient):
+class _FrameClient(AMIClient):  # type: ignore[misc]  # asterisk-ami ships no type hints
     """``AMIClient`` whose reader only cuts frames and hands them to ``sink``."""
 
     def __init__(self, host: str, port: int, *, timeout: float,
@@ -94,7 +94,7 @@ class _FrameClient(AMIClient):
         self.error: str | None = None
 
     # -- writing: whole actions, one writer at a time
-    def send(self, pack: object) -> None:  # type: ignore[override]
+    def send(self, pack: object) -> None:
         data = (str(pack) + "\r\n").encode(self.encoding)
         with self._send_lock:
             self._socket.sendall(data)
@@ -143,8 +143,8 @@ class _FrameClient(AMIClient):
     def _recv(self) -> bytes | None:
         """One read; ``b""`` at end of stream, ``None`` when nothing arrived within the timeout."""
         try:
-            chunk = self._socket.recv(READ_SIZE)
-        except (socket.timeout, TimeoutError):
+            chunk: bytes = self._socket.recv(READ_SIZE)
+        except TimeoutError:
             return None  # silence is not death: the library's reader died exactly here
         except OSError as exc:
             if not self.finished.is_set():

@@ -461,6 +461,7 @@ def _template(outcome: str) -> _Template:
     with _template_lock:
         if outcome not in _TEMPLATES:
             files = resources.files("hotline.ingest.providers.asterisk") / "templates"
+            marks: list[tuple[bytes, bytes | None]]
             if outcome == "answered":
                 marks = [(b"Event: QueueCallerLeave", None), (b"Event: SoftHangupRequest", None)]
             elif outcome == "abandoned":
@@ -521,7 +522,7 @@ def synthetic_call(*, outcome: str = "answered", caller: str = "0901234567", nam
         b"\x00TALK\x00": str(talk).encode(), b"\x00DATE\x00": date,
     }
     frames: list[tuple[float, bytes]] = []
-    for i, (tpl_frame, phase) in enumerate(zip(tpl.frames, tpl.phases)):
+    for i, (tpl_frame, phase) in enumerate(zip(tpl.frames, tpl.phases, strict=True)):
         f = tpl_frame
         for k, v in values.items():
             if k in f:

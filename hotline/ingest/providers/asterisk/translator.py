@@ -398,6 +398,7 @@ class Resync:
             if uid:
                 uid_to_lid[uid] = lid
         queued: dict[str, Frame] = {}
+        entry: Frame | None
         for entry in self.entries:
             uid = entry.get("Uniqueid") or ""
             lid = uid_to_lid.get(uid, uid)
