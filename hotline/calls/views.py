@@ -122,4 +122,4 @@ def add_reference(
         raise HTTPException(422, {"errors": exc.translated(principal.language)}) from None
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    return {"reference": ref, "references": record.references_given}
+    return {"reference": ref, "references": record.references_given, "version": record.version}

@@ -168,6 +168,7 @@ def test_counsellor_first_day(browser, live_env, monkeypatch, size):  # type: ig
             give = page.locator('#directory-panel button[data-ref-id="j-shelter"]')
             give.wait_for()
             give.click()
+            page.locator("#directory-panel button[data-ref-id].done").wait_for()
             # the legal panel: Alt+L, search, give an article
             page.keyboard.press("Alt+l")
             page.keyboard.type("bạo lực gia đình")
@@ -175,8 +176,7 @@ def test_counsellor_first_day(browser, live_env, monkeypatch, size):  # type: ig
             article = page.locator("#legal-panel button[data-ref-id]").first
             article.wait_for()
             article.click()
-            page.wait_for_function("document.querySelectorAll('#directory-panel button.done, #legal-panel button.done')"
-                                   ".length >= 2 || document.querySelectorAll('button[data-ref-id][disabled]').length >= 2")
+            page.locator("#legal-panel button[data-ref-id].done").first.wait_for()
 
             # the record page: this call's number (masked), status and talk time; the strip never moves it
             record_url = page.locator("#record-form").get_attribute("action")

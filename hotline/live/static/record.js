@@ -14,6 +14,7 @@
   var server = JSON.parse((document.getElementById("record-data") || {}).textContent || "{}");
   var statusEl = document.getElementById("save-status");
   var timer = null, inFlight = false, again = false, completeAfter = false, conflictVersion = null;
+  var refQueue = Promise.resolve();
   var SKIP = {csrf_token: 1, version: 1, action: 1};
   // Checkbox groups that give a list of codes (issues, caller flags), not one yes/no.
   var MULTI = {issues: 1};
@@ -313,12 +314,21 @@
       if (!b) return;
       e.preventDefault();
       b.disabled = true;
-      fetch("/records/" + encodeURIComponent(id) + "/references", {
-        method: "POST", credentials: "same-origin",
-        headers: {"Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf},
-        body: JSON.stringify({kind: panel.dataset.kind, ref_id: b.dataset.refId, label: b.dataset.label || b.textContent})
-      }).then(function (r) { b.classList.add(r.ok ? "done" : "failed"); if (!r.ok) b.disabled = false; },
-              function () { b.classList.add("failed"); b.disabled = false; });
+      // One at a time (each is an edit of the record), and the record's new version is adopted so
+      // the next autosave is not taken for another tab's change.
+      refQueue = refQueue.then(function () {
+        return fetch("/records/" + encodeURIComponent(id) + "/references", {
+          method: "POST", credentials: "same-origin",
+          headers: {"Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf},
+          body: JSON.stringify({kind: panel.dataset.kind, ref_id: b.dataset.refId, label: b.dataset.label || b.textContent})
+        }).then(function (r) {
+          b.classList.add(r.ok ? "done" : "failed");
+          if (!r.ok) { b.disabled = false; return; }
+          return r.json().then(function (d) {
+            if (d && d.version === version + 1 && !inFlight) setVersion(d.version);
+          }, function () {});
+        }, function () { b.classList.add("failed"); b.disabled = false; });
+      });
     });
   });
 
