@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     ami_secret: str = ""
     ami_keepalive_seconds: float = 10.0
     ami_reconnect_max_seconds: float = 30.0
+    ami_queue_log: Path | None = Field(
+        None, description="Asterisk's queue_log file (readable by hotline): calls that began and ended while "
+                          "hotline ami was away are recovered from it on reconnect")
     ami_pbx_dir: Path | None = Field(
         None, description="Folder of per-PBX env files (NAME.env), one per hotline-ami@NAME unit; hotline check logs in to each")
 

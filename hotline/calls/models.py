@@ -113,6 +113,52 @@ class RawEvent(Base):
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # caller IDs removed by retention
 
 
+class CallPart(Base):
+    """One counsellor's (or outside party's) part of a call: from the moment the caller is
+    bridged with them to the moment one of them leaves.  A transferred call has several."""
+
+    __tablename__ = "call_parts"
+    __table_args__ = (UniqueConstraint("call_id", "leg"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    leg: Mapped[str] = mapped_column(String(128))  # the provider's id of the counsellor's channel / leg
+    agent: Mapped[str] = mapped_column(String(255), default="")  # interface / device / client identity
+    counsellor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    talk_seconds: Mapped[int | None] = mapped_column(Integer)
+
+
+class PendingCallEvent(Base):
+    """A call event about a provider key that is not (yet) a hotline call: an internal or
+    outbound channel, or a caller's hangup that arrived before the queue join.  Applied when the
+    key becomes a call; dropped after a while (the raw event stays in ``raw_events``)."""
+
+    __tablename__ = "pending_call_events"
+    __table_args__ = (Index("ix_pending_call_events_key", "provider", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(128))
+    event: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class TelephonyGap(Base):
+    """A time the listener could not hear the PBX: calls that began and ended inside it may be
+    missing from the day's counts (unless recovered from ``queue_log``)."""
+
+    __tablename__ = "telephony_gaps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recovered_calls: Mapped[int] = mapped_column(Integer, default=0)
+    recovery: Mapped[str] = mapped_column(String(255), default="")  # what was (not) recovered, and why
+
+
 class DeadLetter(Base):
     """An event that could not be applied, with the reason, kept for a person to look at."""
 

@@ -23,7 +23,7 @@ from hotline.centres.models import Centre, Line
 EXPORT_FIELDS = (
     "id", "provider", "provider_key", "centre", "line", "unrouted", "queue", "caller_id_status",
     "caller_masked", "received_at", "queued_at", "answered_at", "ended_at", "queue_wait_seconds",
-    "talk_seconds", "status", "answered_by", "counsellor_id", "end_reason",
+    "talk_seconds", "status", "answered_by", "counsellor_id", "end_reason", "callback", "parts",
 )
 
 
@@ -113,6 +113,25 @@ def call_dicts(session: Session, calls: Sequence[Call]) -> list[dict[str, Any]]:
     return [to_dict(c, centres, lines) for c in calls]
 
 
+def parts_of(session: Session, call_id: int) -> list[dict[str, Any]]:
+    """Each counsellor's (or outside party's) part of a call, in order: who, when, talk time."""
+    from hotline.auth.models import User
+    from hotline.calls.models import CallPart
+
+    rows = session.execute(
+        select(CallPart, User.username, User.display_name).outerjoin(User, User.id == CallPart.counsellor_id)
+        .where(CallPart.call_id == call_id).order_by(CallPart.started_at, CallPart.id)).all()
+    return [{"agent": p.agent, "counsellor_id": p.counsellor_id, "counsellor": username,
+             "name": display or username or "", "started_at": p.started_at.isoformat() if p.started_at else None,
+             "ended_at": p.ended_at.isoformat() if p.ended_at else None, "talk_seconds": p.talk_seconds}
+            for p, username, display in rows]
+
+
+def _parts_text(parts: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{p['counsellor'] or p['agent']} {p['talk_seconds'] if p['talk_seconds'] is not None else '?'}s"
+                     for p in parts)
+
+
 def export(session: Session, *, flt: CallFilter, fmt: str, out: TextIO) -> int:
     """Write calls as JSON lines or CSV; returns how many."""
     if fmt not in {"jsonl", "csv"}:
@@ -124,6 +143,10 @@ def export(session: Session, *, flt: CallFilter, fmt: str, out: TextIO) -> int:
     count = 0
     for call in iter_calls(session, flt=flt):
         row = to_dict(call, centres, lines)
+        parts = parts_of(session, call.id)
+        row["callback"] = bool((call.facts or {}).get("callback"))
+        row["parts"] = _parts_text(parts) if writer else [
+            {k: p[k] for k in ("agent", "counsellor", "talk_seconds", "started_at", "ended_at")} for p in parts]
         if writer:
             writer.writerow(row)
         else:

@@ -123,3 +123,35 @@ def add_reference(
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     return {"reference": ref, "references": record.references_given, "version": record.version}
+
+
+# ---------------------------------------------------------------------- record page: parts of a call
+def record_panel(request: Request, db: Any, record: Any, principal: Principal) -> Any:
+    """Each counsellor's part of a transferred or shared call, on the record page (only when
+    there is more than one part)."""
+    from datetime import datetime as _dt
+
+    from markupsafe import Markup
+
+    from hotline.web import template_context
+
+    if not record.call_id:
+        return Markup("")
+    parts = service.parts_of(db, record.call_id)
+    if len(parts) < 2:
+        return Markup("")
+    for p in parts:
+        p["started"] = _dt.fromisoformat(p["started_at"]) if p["started_at"] else None
+        p["ended"] = _dt.fromisoformat(p["ended_at"]) if p["ended_at"] else None
+    ctx = template_context(request, {"parts": parts})
+    return Markup(templates.get_template("calls/_parts_panel.html").render(ctx))
+
+
+def setup_app(app: Any) -> None:
+    try:
+        from hotline.records import views as record_views
+    except ImportError:
+        return
+    panels = getattr(record_views, "RECORD_PANELS", None)
+    if panels is not None and record_panel not in panels:
+        panels.append(record_panel)

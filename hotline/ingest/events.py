@@ -26,6 +26,17 @@ class Kind(StrEnum):
     FAILED = "failed"  # busy / failed / no-answer at the provider
     ALIAS = "alias"  # ``alias_key`` names the same call as ``key`` (re-stamped Linkedid, child leg)
     SNAPSHOT = "snapshot"  # resync: ``live`` lists every call the provider still has
+    HANGUP_REQUESTED = "hangup_requested"  # the caller asked to hang up (AMI HangupRequest)
+    QUEUE_RESULT = "queue_result"  # why the caller left the queue unanswered (``reason``: QUEUESTATUS)
+    PART_STARTED = "part_started"  # the caller is now talking with ``agent`` on leg ``channel``
+    PART_ENDED = "part_ended"  # that leg left the caller
+    CALLER = "caller"  # caller ID (and its presentation) changed
+
+
+# What makes a call a hotline call: reaching a queue (or its outcome), a counsellor, a hotline
+# line.  Other events about an unknown key wait in ``pending_call_events`` and never create one.
+CREATING = frozenset({"queued", "offered", "offer_missed", "answered", "abandoned", "completed",
+                      "queue_result", "failed"})
 
 
 @dataclass(slots=True)
@@ -39,6 +50,8 @@ class LiveCall:
     answered: bool = False
     started_at: datetime | None = None
     agent: str | None = None
+    queued_at: datetime | None = None  # from the queue entry's ``Wait``
+    answered_at: datetime | None = None  # from ``BridgedTime`` (or the counsellor channel's age)
 
 
 @dataclass(slots=True)
@@ -58,6 +71,28 @@ class CallEvent:
     alias_key: str | None = None
     live: list[LiveCall] = field(default_factory=list)
     scope: str | None = None  # snapshot scope: which open calls it speaks for (e.g. AMI host)
+    presentation: str | None = None  # "withheld" / "unavailable" when the caller restricted the number
+    callback: str | None = None  # set when hotline itself placed the call (a callback)
+    creates: bool = True  # False: an unknown key does not become a call from this event alone
+    spare: list[str] = field(default_factory=list)  # snapshot: keys heard after it was asked for
+    requested_at: datetime | None = None  # snapshot: when it was asked for
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for name in ("kind", "provider", "key", "channel", "caller", "dialed", "queue", "agent", "wait_seconds",
+                     "talk_seconds", "reason", "alias_key", "scope", "presentation", "callback", "creates"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value.value if isinstance(value, Kind) else value
+        out["at"] = self.at.isoformat()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> CallEvent:
+        values = dict(data)
+        values["kind"] = Kind(str(values["kind"]))
+        values["at"] = datetime.fromisoformat(str(values["at"]))
+        return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)

@@ -15,13 +15,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from hotline.calls.models import OPEN_STATUSES, Call, CallKey, CallRecord, DeadLetter, RawEvent
+from hotline.calls.models import (
+    OPEN_STATUSES,
+    Call,
+    CallKey,
+    CallPart,
+    CallRecord,
+    DeadLetter,
+    PendingCallEvent,
+    RawEvent,
+)
 from hotline.centres.service import ingest_routing
 from hotline.db import insert_ignore
 from hotline.ingest.events import CallEvent, Kind, LiveCall, RawIn
@@ -44,11 +53,35 @@ class IngestResult:
     calls: dict[int, Call] = field(default_factory=dict, repr=False, compare=False)
 
 
+# QUEUESTATUS values that mean "nobody answered" although Asterisk 22 sends QueueCallerAbandon.
+QUEUE_UNANSWERED = frozenset({"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL",
+                              "WITHDRAW", "CONTINUE"})
+
+
+def caller_gave_up(call: Call) -> bool:
+    """Whether a call that left the queue unanswered was abandoned by its caller (else: missed).
+
+    Asterisk 22 sends ``QueueCallerAbandon`` on a queue timeout, ``leavewhenempty`` and a
+    withdraw too.  A caller who really gave up asked to hang up first (``HangupRequest`` on
+    their channel, earlier than the abandon); ``QUEUESTATUS`` (TIMEOUT, LEAVEEMPTY, …) says the
+    queue let them go.  Providers that report only real abandons (Twilio) say nothing more."""
+    facts = call.facts or {}
+    if facts.get("queue_status") in QUEUE_UNANSWERED:
+        return False
+    how = facts.get("abandon")
+    if how is None:
+        return True  # the provider's abandon is the caller's
+    hung_up, left = facts.get("hangup_request_at"), facts.get("abandon_at")
+    if hung_up and left and hung_up != left:
+        return bool(hung_up < left)
+    return how == "caller_hung_up"
+
+
 def derive_status(call: Call) -> str:
     """The call's status from its facts; the same facts give the same status in any order."""
     really_ended = call.ended_at is not None
     if call.abandoned and call.answered_at is None:
-        return "abandoned"
+        return "abandoned" if caller_gave_up(call) else "missed"
     if call.failed_reason and call.answered_at is None:
         return "failed"
     if call.answered_at is not None:
@@ -108,6 +141,10 @@ class _Batch:
                                       timezone=settings.default_timezone)
         self.keys: dict[tuple[str, str], Call] = {}
         self.touched: set[int] = set()
+        self.pending: dict[tuple[str, str], list[CallEvent]] = {}  # events waiting for their call
+        self._stored_pending: bool | None = None  # whether pending_call_events has rows (asked once)
+        self.agents = {(provider, device_name(ident)): row.user_id
+                       for (provider, ident), row in self.routing.agents.items() if row.user_id is not None}
 
     # ------------------------------------------------------------------ lookup
     def find(self, provider: str, key: str | None) -> Call | None:
@@ -197,6 +234,10 @@ class _Batch:
                 setattr(keep, attr, getattr(gone, attr))
         self.session.flush()
         self.session.execute(update(CallKey).where(CallKey.call_id == gone.id).values(call_id=keep.id))
+        kept_legs = set(self.session.scalars(select(CallPart.leg).where(CallPart.call_id == keep.id)))
+        self.session.execute(update(CallPart).where(CallPart.call_id == gone.id, CallPart.leg.not_in(kept_legs))
+                             .values(call_id=keep.id) if kept_legs else
+                             update(CallPart).where(CallPart.call_id == gone.id).values(call_id=keep.id))
         if self.session.scalar(select(CallRecord.id).where(CallRecord.call_id == keep.id)) is None:
             self.session.execute(update(CallRecord).where(CallRecord.call_id == gone.id).values(call_id=keep.id))
         for k, v in list(self.keys.items()):
@@ -221,7 +262,11 @@ class _Batch:
             if line is not None:
                 call.line_id, call.centre_id, call.unrouted = line.id, line.centre_id, False
 
-    def caller(self, call: Call, raw: str | None) -> None:
+    def caller(self, call: Call, raw: str | None, presentation: str | None = None) -> None:
+        facts = call.facts or {}
+        if presentation or facts.get("presentation"):
+            self.withheld(call, raw, presentation)
+            return
         if raw is None or call.caller_id_status == "present":
             return
         number = parse_caller(raw)
@@ -233,11 +278,127 @@ class _Batch:
         call.caller_masked = number.masked
         call.number_hash = self.hashes.hash(number.normalized) if number.normalized else None
 
+    def withheld(self, call: Call, raw: str | None, presentation: str | None) -> None:
+        """The caller restricted their number (presentation prohibited / unavailable): nothing
+        shown, no number kept, only its hash (the caller history is by hash)."""
+        facts = dict(call.facts or {})
+        if presentation and facts.get("presentation") != presentation and not facts.get("presentation"):
+            facts["presentation"] = presentation
+        number = parse_caller(raw) if raw else None
+        if number is not None and number.normalized and not call.number_hash:
+            call.number_hash = self.hashes.hash(number.normalized)
+        if call.caller_number and not call.number_hash:
+            call.number_hash = self.hashes.hash(call.caller_number)
+        call.caller_raw = None
+        call.caller_number = None
+        call.caller_masked = ""
+        call.caller_id_status = "withheld"
+        call.facts = facts
+
+    # ------------------------------------------------------------------ events awaiting a call
+    def existing(self, ev: CallEvent) -> Call | None:
+        call = self.find(ev.provider, ev.key)
+        if call is None and ev.channel and ev.channel != ev.key and ev.kind not in _PART_KINDS:
+            call = self.find(ev.provider, ev.channel)
+        return call
+
+    def may_create(self, ev: CallEvent) -> bool:
+        if ev.creates:
+            return True
+        if ev.kind is Kind.STARTED and ev.dialed:
+            return self.routing.line_for(ev.provider, dialed=ev.dialed, queue=ev.queue) is not None
+        return False
+
+    def stash(self, ev: CallEvent) -> None:
+        self.pending.setdefault((ev.provider, ev.key), []).append(ev)
+
+    def unstash(self, call: Call, provider: str, key: str) -> None:
+        """Apply what arrived about ``key`` before it became a call."""
+        waiting = self.pending.pop((provider, key), [])
+        if self._stored_pending is None:
+            self._stored_pending = self.session.scalar(select(PendingCallEvent.id).limit(1)) is not None
+        if self._stored_pending:
+            rows = self.session.scalars(select(PendingCallEvent).where(
+                PendingCallEvent.provider == provider, PendingCallEvent.key == key).order_by(PendingCallEvent.id)).all()
+            for row in rows:
+                try:
+                    waiting.insert(0, CallEvent.from_json(row.event))
+                except (KeyError, TypeError, ValueError):
+                    log.warning("ingest.pending_unreadable", extra={"provider": provider, "pending": row.id})
+                self.session.delete(row)
+        for ev in waiting:
+            self.apply(ev)
+
+    def save_pending(self) -> None:
+        """Keep what is still waiting for a call; forget what waited long enough (the raw events stay)."""
+        if self.pending:
+            for (provider, key), events in self.pending.items():
+                for ev in events:
+                    self.session.add(PendingCallEvent(provider=provider, key=key[:128], event=ev.to_json()))
+            self.pending.clear()
+            cutoff = datetime.now(timezone.utc) - PENDING_KEEP
+            self.session.execute(delete(PendingCallEvent).where(PendingCallEvent.created_at < cutoff))
+
+    # ------------------------------------------------------------------ parts of a call
+    def counsellor_for(self, provider: str, agent: str | None) -> int | None:
+        if not agent:
+            return None
+        found = self.routing.counsellor_for(provider, agent)
+        return found if found is not None else self.agents.get((provider, device_name(agent)))
+
+    def part(self, call: Call, ev: CallEvent) -> None:
+        leg = (ev.channel or ev.agent or "")[:128]
+        row = self.session.scalar(select(CallPart).where(CallPart.call_id == call.id, CallPart.leg == leg))
+        if row is None:
+            row = CallPart(call_id=call.id, leg=leg, agent=(ev.agent or "")[:255])
+            self.session.add(row)
+        if ev.agent and not row.agent:
+            row.agent = ev.agent[:255]
+        row.counsellor_id = row.counsellor_id or self.counsellor_for(ev.provider, row.agent)
+        if ev.kind is Kind.PART_STARTED:
+            row.started_at = _min(row.started_at, ev.at)
+        else:  # the first of the two to leave (or hang up) ends the part
+            row.ended_at = _min(row.ended_at, ev.at)
+        if row.started_at is not None and row.ended_at is not None:
+            row.talk_seconds = _seconds(row.started_at, row.ended_at)
+        self.session.flush()
+        parts = self.session.scalars(select(CallPart).where(CallPart.call_id == call.id)
+                                     .order_by(CallPart.started_at, CallPart.id)).all()
+        started = [p for p in parts if p.started_at is not None]
+        if started:
+            first = started[0]
+            call.answered_at = _min(call.answered_at, first.started_at)
+            if (not call.answered_by or (call.facts or {}).get("answered_by_part")) and first.agent:
+                # no queue member answered (a direct line, a callback): the first one bridged did
+                call.answered_by = first.agent
+                call.counsellor_id = first.counsellor_id
+                call.facts = {**(call.facts or {}), "answered_by_part": True}
+        done = [(p.started_at, p.ended_at) for p in started if p.ended_at is not None]
+        if len(parts) > 1 and done:
+            facts = dict(call.facts or {})
+            call.talk_seconds = _span_seconds(done)  # type: ignore[arg-type]
+            facts["talk_reported"] = True
+            facts["talk_from_parts"] = True
+            call.facts = facts
+
     def apply(self, ev: CallEvent) -> None:
         if ev.kind is Kind.SNAPSHOT:
             self.snapshot(ev)
             return
-        call = self.resolve(ev)
+        if self.existing(ev) is None:
+            if not self.may_create(ev):
+                self.stash(ev)
+                return
+            call = self.resolve(ev)
+            self.unstash(call, ev.provider, ev.key)
+            call = self.resolve(ev)  # a pending alias may have merged it into another call
+        elif ev.kind in _PART_KINDS:
+            call = self.existing(ev)  # type: ignore[assignment]
+        else:
+            call = self.resolve(ev)
+        if call.resync_closed_at is not None and derive_status(call) == "unknown_outcome":
+            # the stream speaks of it after a resync closed it: it was alive, the stream wins
+            call.resync_closed_at = None
         if ev.kind is Kind.ALIAS:
             if ev.alias_key:
                 other = self.find(ev.provider, ev.alias_key)
@@ -250,7 +411,9 @@ class _Batch:
         if ev.scope and not call.source:
             call.source = ev.scope
         call.received_at = _min(call.received_at, ev.at)  # type: ignore[assignment]
-        self.caller(call, ev.caller)
+        self.caller(call, ev.caller, ev.presentation)
+        if ev.callback and not (call.facts or {}).get("callback"):
+            call.facts = {**(call.facts or {}), "callback": ev.callback[:64]}
         self.route(call, ev)
         _APPLY[ev.kind](self, call, ev)
         _refresh(call)
@@ -261,50 +424,64 @@ class _Batch:
         if wait is not None:
             call.queue_wait_seconds = wait
             facts["wait_reported"] = True
-        if talk is not None:
+        if talk is not None and not facts.get("talk_from_parts"):  # a transfer's parts add up
             call.talk_seconds = talk
             facts["talk_reported"] = True
         call.facts = facts
 
     def agent(self, call: Call, ev: CallEvent) -> None:
         if ev.agent:
+            facts = call.facts or {}
+            if facts.get("answered_by_part"):  # the queue's member beats a bridge partner's device
+                call.answered_by = None
+                call.facts = {k: v for k, v in facts.items() if k != "answered_by_part"}
             call.answered_by = call.answered_by or ev.agent
-            mapped = self.routing.counsellor_for(ev.provider, call.answered_by)
+            mapped = self.counsellor_for(ev.provider, call.answered_by)
             if mapped is not None:
                 call.counsellor_id = mapped
 
     def snapshot(self, ev: CallEvent) -> None:
-        """A resync: close what the provider no longer has, open what we never saw."""
+        """A resync, ordered against the stream: open what we never saw, and close only calls
+        that were open before the snapshot was asked for, are absent from it, and of which the
+        stream said nothing since it was asked for (``ev.spare``): what arrives during or after
+        a resync always wins.  Times come from the durations Asterisk reports (Wait, Duration,
+        BridgedTime), never from the moment of the resync."""
         live_ids: set[int] = set()
+        spare = set(ev.spare)
         for live in ev.live:
             call = self.find(ev.provider, live.key)
             if call is None:
                 call = self.create(CallEvent(Kind.STARTED, ev.provider, live.key, live.started_at or ev.at,
                                              scope=ev.scope))
                 call.facts = {**(call.facts or {}), "seen_first_at_resync": True}
+                self.unstash(call, ev.provider, live.key)
             self.caller(call, live.caller)
             self.route(call, CallEvent(Kind.QUEUED, ev.provider, live.key, ev.at, dialed=live.dialed, queue=live.queue))
             if live.queue and call.queued_at is None:
-                call.queued_at = live.started_at or ev.at
+                call.queued_at = live.queued_at or live.started_at or ev.at
             if live.answered and call.answered_at is None:
-                call.answered_at = ev.at
+                call.answered_at = live.answered_at or ev.at
                 call.facts = {**(call.facts or {}), "answered_seen_at_resync": True}
                 if live.agent:
                     self.agent(call, CallEvent(Kind.ANSWERED, ev.provider, live.key, ev.at, agent=live.agent))
             _refresh(call)
             live_ids.add(call.id)
             self.touched.add(call.id)
+        asked = ev.requested_at or ev.at
         stale = self.session.scalars(
             select(Call).where(
                 Call.provider == ev.provider,
                 Call.status.in_(OPEN_STATUSES),
                 Call.source == (ev.scope or ""),
-                Call.received_at <= ev.at,
+                Call.received_at <= asked,
             )
         ).all()
+        stale = [c for c in stale if c.id not in live_ids]
+        if stale and spare:
+            heard = set(self.session.scalars(select(CallKey.call_id).where(
+                CallKey.call_id.in_([c.id for c in stale]), CallKey.provider == ev.provider, CallKey.key.in_(spare))))
+            stale = [c for c in stale if c.id not in heard and c.provider_key not in spare]
         for call in stale:
-            if call.id in live_ids:
-                continue
             call.resync_closed_at = ev.at
             _refresh(call)
             self.touched.add(call.id)
@@ -344,7 +521,34 @@ def _abandoned(b: _Batch, call: Call, ev: CallEvent) -> None:
     call.abandoned = True
     call.ended_at = _max(call.ended_at, ev.at)
     b.report(call, wait=ev.wait_seconds)
-    call.end_reason = call.end_reason or "abandoned"
+    if ev.reason in ("caller_hung_up", "left_queue"):  # AMI QueueCallerAbandon: also a timeout, leavewhenempty…
+        facts = dict(call.facts or {})
+        if facts.get("abandon") != "caller_hung_up":
+            facts["abandon"] = ev.reason
+        facts["abandon_at"] = min(filter(None, [facts.get("abandon_at"), ev.at.isoformat()]))
+        call.facts = facts
+    call.end_reason = call.end_reason or ("abandoned" if caller_gave_up(call) else "queue_left")
+
+
+def _hangup_requested(b: _Batch, call: Call, ev: CallEvent) -> None:
+    facts = dict(call.facts or {})
+    facts["hangup_request_at"] = min(filter(None, [facts.get("hangup_request_at"), ev.at.isoformat()]))
+    call.facts = facts
+
+
+def _queue_result(b: _Batch, call: Call, ev: CallEvent) -> None:
+    if ev.reason and not (call.facts or {}).get("queue_status"):
+        call.facts = {**(call.facts or {}), "queue_status": ev.reason}
+    if call.queued_at is None and ev.reason in ("JOINEMPTY", "JOINUNAVAIL", "FULL"):
+        call.queued_at = ev.at  # it reached the queue, which turned it away at once
+
+
+def _part(b: _Batch, call: Call, ev: CallEvent) -> None:
+    b.part(call, ev)
+
+
+def _caller(b: _Batch, call: Call, ev: CallEvent) -> None:
+    pass  # caller and presentation are applied for every event
 
 
 def _completed(b: _Batch, call: Call, ev: CallEvent) -> None:
@@ -379,7 +583,27 @@ _APPLY: dict[Kind, Callable[[_Batch, Call, CallEvent], None]] = {
     Kind.COMPLETED: _completed,
     Kind.ENDED: _ended,
     Kind.FAILED: _failed,
+    Kind.HANGUP_REQUESTED: _hangup_requested,
+    Kind.QUEUE_RESULT: _queue_result,
+    Kind.PART_STARTED: _part,
+    Kind.PART_ENDED: _part,
+    Kind.CALLER: _caller,
 }
+_PART_KINDS = frozenset({Kind.PART_STARTED, Kind.PART_ENDED})
+PENDING_KEEP = timedelta(hours=6)  # an internal channel's events are forgotten after this (raw events stay)
+
+
+def device_name(identity: str) -> str:
+    from hotline.ingest.providers.asterisk.translator import device
+
+    return device(identity)
+
+
+def _span_seconds(spans: list[tuple[datetime, datetime]]) -> int:
+    """From the first part's start to the last part's end: a transfer's parts plus the ringing
+    between them (the caller was on the line with the hotline all along); a conference's
+    overlapping parts count once."""
+    return round((max(b for _, b in spans) - min(a for a, _ in spans)).total_seconds())
 
 
 # ---------------------------------------------------------------------- public entry points
@@ -480,6 +704,7 @@ def ingest(session: Session, items: Sequence[RawIn], *, settings: Settings | Non
     except Exception:  # noqa: BLE001 - undone; applied again event by event below
         batch.keys.clear()
         batch.touched.clear()
+        batch.pending.clear()
         for item in applicable:
             for ev in item.events:
                 try:
@@ -497,6 +722,11 @@ def ingest(session: Session, items: Sequence[RawIn], *, settings: Settings | Non
                     log.error("ingest.apply_failed", extra={"provider": item.provider, "error": type(exc).__name__,
                                                             "detail": first, "kind": ev.kind.value,
                                                             "dead_letter": True})
+    try:
+        with session.begin_nested():
+            batch.save_pending()
+    except Exception as exc:  # noqa: BLE001 - waiting events are a nicety; the raw events are stored
+        log.error("ingest.pending_not_saved", extra={"error": type(exc).__name__})
     session.flush()
     result.touched = set(batch.touched)
     result.calls = {c.id: c for c in batch.keys.values() if c.id in result.touched}

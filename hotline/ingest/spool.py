@@ -33,23 +33,36 @@ _lock = threading.Lock()
 DB_ERRORS = (OperationalError, DBAPIError, ConnectionError, TimeoutError)
 
 
+_LIVE_TIMES = ("started_at", "queued_at", "answered_at")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
 def _encode(item: RawIn) -> dict[str, Any]:
     data = asdict(item)
     data["received_at"] = item.received_at.isoformat()
     data["payload_bytes"] = base64.b64encode(item.payload_bytes).decode() if item.payload_bytes else None
     for ev in data["events"]:
         ev["at"] = ev["at"].isoformat()
+        ev["requested_at"] = _iso(ev.get("requested_at"))
         for live in ev["live"]:
-            live["started_at"] = live["started_at"].isoformat() if live["started_at"] else None
+            for name in _LIVE_TIMES:
+                live[name] = _iso(live.get(name))
     return data
 
 
 def _decode(data: dict[str, Any]) -> RawIn:
     events = []
     for ev in data.pop("events"):
-        live = [LiveCall(**{**lc, "started_at": datetime.fromisoformat(lc["started_at"]) if lc["started_at"] else None})
-                for lc in ev.pop("live")]
-        events.append(CallEvent(**{**ev, "kind": Kind(ev["kind"]), "at": datetime.fromisoformat(ev["at"]), "live": live}))
+        live = [LiveCall(**{**lc, **{n: _time(lc.get(n)) for n in _LIVE_TIMES if n in lc}}) for lc in ev.pop("live")]
+        events.append(CallEvent(**{**ev, "kind": Kind(ev["kind"]), "at": datetime.fromisoformat(ev["at"]),
+                                   "requested_at": _time(ev.get("requested_at")), "live": live}))
     raw = data.pop("payload_bytes")
     return RawIn(**{**data, "received_at": datetime.fromisoformat(data["received_at"]),
                     "payload_bytes": base64.b64decode(raw) if raw else None, "events": events})

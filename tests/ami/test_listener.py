@@ -52,9 +52,12 @@ def test_bad_frames_are_kept_and_the_listener_keeps_running(env, rig: Rig, caplo
     assert "ChanVariable: A=1\r\nChanVariable: B=2" in bad_utf8.payload  # repeated keys kept
     nul = by_type["UserEvent"]
     assert nul.payload_bytes == b"Event: UserEvent\r\nPrivilege: user,all\r\nData: a\x00b" and "\x00" not in nul.payload
-    c = call("77.1")
-    assert c is not None
-    assert c.caller_raw == "0912345678" and c.dialed == "111"  # "Key:" without a space is accepted
+    assert call("77.1") is None  # a channel on its own is not a hotline call (issue #16: phantom calls)
+    # once it joins a queue it is one, with what its first frame said ("Key:" without a space is accepted)
+    server.push(b"Event: QueueCallerJoin\r\nUniqueid: 77.1\r\nLinkedid: 77.1\r\nQueue: hotline\r\n"
+                b"CallerIDNum: 0912345678\r\nPosition: 1\r\nCount: 1\r\n\r\n")
+    c = wait_for(lambda: call("77.1"), what="the queued call")
+    assert c.caller_raw == "0912345678" and c.dialed == "111" and c.status == "queued"
     messages = [r.getMessage() for r in caplog.records]
     assert "ingest.unparseable" in messages and "ami.invalid_utf8" in messages
     # the listener is still there: a whole call afterwards goes through
@@ -144,7 +147,7 @@ def test_a_re_stamped_linkedid_merges_the_two_calls(env, rig: Rig) -> None:
                        ("CallerIDNum", "0912345678"), ("Exten", "1900"), ("Uniqueid", uid), ("Linkedid", lid), *extra)
 
     server.push(chan("Newchannel", "500.1", "500.1") + chan("QueueCallerJoin", "500.1", "500.1", ("Queue", "hotline"))
-                + chan("Newchannel", "600.1", "600.1"))
+                + chan("Newchannel", "600.1", "600.1") + chan("QueueCallerJoin", "600.1", "600.1", ("Queue", "hotline-2")))
     wait_for(lambda: call("500.1") and call("600.1"), what="two calls")
     # a transfer bridges 600.1 into 500.1's call: Asterisk re-stamps its Linkedid
     server.push(chan("BridgeEnter", "600.1", "500.1") + chan("Hangup", "600.1", "500.1", ("Cause-txt", "Normal")))

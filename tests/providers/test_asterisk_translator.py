@@ -37,19 +37,27 @@ def kinds(events: list[CallEvent]) -> list[str]:
 
 def test_legacy_answered_queue_call() -> None:
     events = translate(LEGACY / "answered_queue_call.txt")
-    assert kinds(events) == ["started", "queued", "offered", "answered", "completed", "ended"]
+    assert kinds(events) == ["started", "caller", "queued", "offered", "answered", "part_started", "part_ended",
+                             "completed", "ended"]
     assert {e.key for e in events} == {"1795424141.0"}
     by = {e.kind: e for e in events}
     assert by[Kind.QUEUED].queue == "hotline" and by[Kind.QUEUED].caller == "0901234567"
     assert by[Kind.ANSWERED].agent == "Local/agent1@agents/n" and by[Kind.ANSWERED].wait_seconds == 2
     assert (by[Kind.COMPLETED].wait_seconds, by[Kind.COMPLETED].talk_seconds) == (2, 6)
     assert by[Kind.COMPLETED].reason == "agent"
+    # the counsellor's part: the bridge with the member's channel, named by its device
+    assert by[Kind.PART_STARTED].agent == by[Kind.PART_ENDED].agent == "Local/agent1@agents"
+    # a channel on its own is not a call; the queue join is
+    assert by[Kind.STARTED].creates is False and by[Kind.QUEUED].creates is True
 
 
 def test_legacy_abandoned_queue_call() -> None:
     events = translate(LEGACY / "abandoned_queue_call.txt")
-    assert kinds(events) == ["started", "queued", "offered", "offer_missed", "offered", "abandoned", "ended"]
+    assert kinds(events) == ["started", "caller", "queued", "offered", "offer_missed", "offered",
+                             "hangup_requested", "abandoned", "ended"]
     by = {e.kind: e for e in events}
+    # the caller asked to hang up before the queue let go: a real abandon, not a timeout
+    assert by[Kind.ABANDONED].reason == "caller_hung_up"
     assert by[Kind.OFFER_MISSED].reason == "rang 4 s without answer"  # RingTime 4000 ms
     assert by[Kind.ABANDONED].wait_seconds == 8 and by[Kind.ABANDONED].queue == "hotline-abandon"
 

@@ -28,13 +28,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from asterisk.ami import Action, AMIClient
 from asterisk.ami.response import Response
 
-from hotline.ingest import spool
+from hotline.ingest import gaps, spool
 from hotline.ingest.events import RawIn
+from hotline.ingest.providers.asterisk import queue_log
 from hotline.ingest.providers.asterisk.translator import (
     BANNER_PREFIX,
     CALL_EVENT_NAMES,
@@ -53,6 +54,41 @@ READ_SIZE = 1 << 16
 
 
 AMI_COMMAND_CHANNEL = "ami-commands"  # hotline.live.service publishes presence changes here
+
+# Stored presence → queue member pause: only "available" takes calls; busy (on a call), wrap-up
+# (the seconds after one), away and any other known state pause the member, with the state as reason.
+PAUSED_STATES = frozenset({"busy", "wrap_up", "wrapup", "wrap-up", "away", "break", "offline", "paused"})
+
+
+def pause_for(state: str | None) -> bool | None:
+    """True (pause), False (unpause) or None (an unknown state: leave the member as it is)."""
+    if state == "available":
+        return False
+    if state in PAUSED_STATES:
+        return True
+    return None
+
+
+def stored_pauses() -> dict[str, tuple[bool, str]]:
+    """Interface → (paused, reason) for every counsellor with a stored presence and an Asterisk
+    queue-member interface."""
+    from sqlalchemy import select
+
+    from hotline.centres.models import AgentIdentity
+    from hotline.db import session_scope
+    from hotline.live.models import CounsellorPresence
+
+    out: dict[str, tuple[bool, str]] = {}
+    with session_scope() as s:
+        rows = s.execute(select(AgentIdentity.identity, CounsellorPresence.state)
+                         .join(CounsellorPresence, CounsellorPresence.user_id == AgentIdentity.user_id)
+                         .where(AgentIdentity.provider == "asterisk")).all()
+    for identity, state in rows:
+        paused = pause_for(state)
+        if paused is not None:
+            out[identity] = (paused, state)
+    return out
+
 
 class AmiLoginError(Exception):
     """The PBX refused our credentials or did not answer the Login action."""
@@ -230,7 +266,7 @@ class AmiListener:
                  login_timeout: float = 10.0,
                  events: str = "call,agent", event_names: Iterable[str] = CALL_EVENT_NAMES,
                  batch_size: int = 500, batch_wait: float = 0.05, queue_chunks: int = 1000,
-                 resync_timeout: float = 30.0, spool_check_seconds: float = 5.0,
+                 resync_timeout: float = 30.0, spool_check_seconds: float = 5.0, presence_poll: float = 1.0,
                  submit: Callable[[Sequence[RawIn]], IngestResult | None] = spool.submit):
         settings = get_settings()
         self.host, self.port = host, int(port)
@@ -249,6 +285,12 @@ class AmiListener:
         self.resync_timeout = resync_timeout
         self.spool_check_seconds = spool_check_seconds
         self._submit_fn = submit
+        self.presence_poll = float(presence_poll)
+        self._sent_pause: dict[str, bool] = {}  # interface → paused, as sent on this connection
+        self._presence_wake = threading.Event()
+        self._presence_db_failed = False
+        self._outage_at: datetime | None = None  # when the PBX was last heard before the link broke
+        self._first_connect = True
 
         self.stats = ListenerStats()
         self.mapper = AmiMapper(self.source)
@@ -278,6 +320,9 @@ class AmiListener:
         hand over what it already received (to the database, or the spool), return."""
         self._stop.set()
         client = self._client
+        if client is not None and self.stats.connected:
+            # calls from now until the next start are not heard: an open gap says so
+            gaps.open_gap(self.source, datetime.now(timezone.utc), "listener stopped")
         if client is not None:
             try:
                 client.send_named("Logoff", self._next_id("logoff"))
@@ -299,18 +344,44 @@ class AmiListener:
 
     # ------------------------------------------------------------------ commands from the web
     def _command_loop(self) -> None:
-        """Carry out what the web processes ask of the PBX (published on the bus channel
-        ``ami-commands``): today ``QueuePause`` when a counsellor goes away or comes back."""
+        """Presence that always reaches the PBX.  The stored presence (``counsellor_presence``)
+        is the truth: every ``presence_poll`` seconds, and at once after each (re)connect, the
+        pause state of every mapped counsellor is compared with what this connection has sent
+        and the difference goes out as ``QueuePause`` (so it works on SQLite without Redis, a
+        change made while the listener was down is applied when it returns, and a restarted PBX
+        gets every pause back).  A message on the bus channel ``ami-commands`` is the fast path:
+        it is sent at once and the stored state checked right after."""
         from hotline import bus
 
         sub = bus.Subscription([AMI_COMMAND_CHANNEL])
+        next_poll = 0.0
         try:
             while not self._stop.is_set():
-                command = sub.get(timeout=0.5)
+                command = sub.get(timeout=min(0.5, self.presence_poll))
                 if command is not None:
                     self._command(command)
+                    self._presence_wake.set()
+                if self._presence_wake.is_set() or time.monotonic() >= next_poll:
+                    self._presence_wake.clear()
+                    next_poll = time.monotonic() + self.presence_poll
+                    self._apply_presence()
         finally:
             sub.close()
+
+    def _apply_presence(self) -> None:
+        if not self.stats.connected or self._client is None:
+            return
+        try:
+            wanted = stored_pauses()
+        except Exception as exc:  # noqa: BLE001 - the database may be away; the next poll retries
+            if not self._presence_db_failed:
+                log.warning("ami.presence_unreadable", extra={"source": self.source, "reason": type(exc).__name__})
+            self._presence_db_failed = True
+            return
+        self._presence_db_failed = False
+        for interface, (paused, reason) in sorted(wanted.items()):
+            if self._sent_pause.get(interface) != paused:
+                self._send_pause(interface, paused, reason, None, origin="stored presence")
 
     def _command(self, command: dict[str, object]) -> None:
         if command.get("action") != "QueuePause" or not command.get("interface"):
@@ -321,15 +392,28 @@ class AmiListener:
             keys["Queue"] = str(command["queue"])
         if command.get("reason"):
             keys["Reason"] = str(command["reason"])[:80]
+        self._send_pause(keys["Interface"], bool(command.get("paused")), keys.get("Reason"), keys.get("Queue"),
+                         origin="bus")
+
+    def _send_pause(self, interface: str, paused: bool, reason: str | None, queue_name: str | None, *,
+                    origin: str) -> None:
+        keys = {"Interface": interface, "Paused": "true" if paused else "false"}
+        if queue_name:
+            keys["Queue"] = queue_name
+        if reason:
+            keys["Reason"] = reason[:80]
         client = self._client
         if client is None or not self.stats.connected:
             log.warning("ami.command_not_sent", extra={"source": self.source, "action": "QueuePause",
-                                                       "reason": "not connected to the PBX"})
+                                                       "reason": "not connected to the PBX; the stored presence "
+                                                                 "is applied on reconnect"})
             return
         try:
             client.send_named("QueuePause", self._next_id("pause"), **keys)
-            log.info("ami.queue_pause", extra={"source": self.source, "interface": keys["Interface"],
-                                               "paused": keys["Paused"]})
+            if not queue_name:
+                self._sent_pause[interface] = paused
+            log.info("ami.queue_pause", extra={"source": self.source, "interface": interface,
+                                               "paused": keys["Paused"], "origin": origin})
         except OSError as exc:
             log.warning("ami.command_not_sent", extra={"source": self.source, "action": "QueuePause",
                                                        "reason": str(exc)})
@@ -372,9 +456,11 @@ class AmiListener:
                 client = self._connect()
             except (OSError, AmiLoginError) as exc:
                 self.stats.last_error = str(exc)
+                wait = delay * random.uniform(0.9, 1.1)
                 level = logging.ERROR if isinstance(exc, AmiLoginError) else logging.WARNING
+                # the wait actually about to happen (it used to be the previous attempt's)
                 log.log(level, "ami.connect_failed", extra={"source": self.source, "reason": str(exc),
-                                                            "retry_in_s": round(delay, 2)})
+                                                            "retry_in_s": round(wait, 2)})
             else:
                 if not first:
                     self.stats.reconnects += 1
@@ -385,12 +471,14 @@ class AmiListener:
                 self.stats.connected = False
                 if self._stop.is_set():
                     break
+                self._outage_started(reason)
                 self.stats.last_error = reason
-                log.warning("ami.disconnected", extra={"source": self.source, "reason": reason,
-                                                       "retry_in_s": round(delay, 2)})
                 if time.monotonic() - started > 5.0:
-                    delay = self.reconnect_min
-            if self._stop.wait(delay * random.uniform(0.9, 1.1)):
+                    delay = self.reconnect_min  # it was up for a while: retry soon
+                wait = delay * random.uniform(0.9, 1.1)
+                log.warning("ami.disconnected", extra={"source": self.source, "reason": reason,
+                                                       "retry_in_s": round(wait, 2)})
+            if self._stop.wait(wait):
                 break
             delay = min(self.reconnect_max, delay * 2)
 
@@ -418,8 +506,11 @@ class AmiListener:
             raise AmiLoginError(f"the PBX refused the login ({response.keys.get('Message', 'no reason given')}); "
                                 "check HOTLINE_AMI_USERNAME / HOTLINE_AMI_SECRET and the user in manager.conf")
         self._client = client
+        self._sent_pause = {}  # a new connection (maybe a restarted PBX): every pause is sent again
         self.stats.connected = True
         self.stats.connects += 1
+        self._presence_wake.set()
+        self._gap_closed(datetime.now(timezone.utc))
         log.info("ami.connected", extra={"source": self.source, "ami_version": client._ami_version})
         for name in self.event_names:
             client.send_named("Filter", self._next_id("filter"), Operation="Add", Filter=f"Event: {name}")
@@ -430,11 +521,56 @@ class AmiListener:
         log.info("ami.resync_requested", extra={"source": self.source})
         return client
 
+    # ------------------------------------------------------------------ outages (gaps)
+    def _outage_started(self, reason: str) -> None:
+        """The link broke: record the gap from the last moment the PBX was heard."""
+        if self._outage_at is not None:
+            return
+        client_rx = getattr(self, "_last_rx", None)
+        now = datetime.now(timezone.utc)
+        self._outage_at = now - timedelta(seconds=max(0.0, time.monotonic() - client_rx)) if client_rx else now
+        gaps.open_gap(self.source, self._outage_at, f"listener disconnected: {reason}")
+
+    def _gap_closed(self, at: datetime) -> None:
+        """Connected again: end the gap (or the one a stopped listener left open) and try to
+        recover the calls inside it from queue_log, on a thread of its own."""
+        started, self._outage_at = self._outage_at, None
+        first, self._first_connect = self._first_connect, False
+        if started is None and not first:
+            return
+        thread = threading.Thread(target=self._recover, args=(started, at), name="ami-recover", daemon=True)
+        self._threads.append(thread)  # joined like the others: it writes to the database
+        thread.start()
+
+    def _recover(self, started: datetime | None, at: datetime) -> None:
+        try:
+            closed = gaps.close_gaps(self.source, started=started, at=at,
+                                     reason="listener disconnected")
+        except Exception as exc:  # noqa: BLE001 - the database may be away; the gap stays open
+            log.warning("ami.gap_not_closed", extra={"source": self.source, "reason": type(exc).__name__})
+            return
+        path = get_settings().ami_queue_log
+        for gap_id, start in closed:
+            if path is None:
+                note, found = "no queue_log configured (HOTLINE_AMI_QUEUE_LOG): calls inside the gap may be missing", 0
+            else:
+                items, found, note = queue_log.recover(path, self.source, start, at)
+                if items:
+                    self._submit(items)
+            try:
+                gaps.note_recovery(gap_id, found, note)
+            except Exception:  # noqa: BLE001
+                log.warning("ami.gap_not_closed", extra={"source": self.source, "reason": "database"})
+            log.warning("ami.gap", extra={"source": self.source, "started": start.isoformat(), "ended": at.isoformat(),
+                                          "seconds": round((at - start).total_seconds(), 1),
+                                          "recovered_calls": found, "recovery": note})
+
     def _watch(self, client: _FrameClient) -> str:
         """Keepalive and watchdog; returns why the connection is over."""
         last_ping = time.monotonic()
         tick = max(0.02, min(0.5, self.keepalive / 4))
         while not self._stop.wait(tick):
+            self._last_rx = client.last_rx
             if not client.reader_alive:
                 return f"reader stopped: {client.error or 'connection closed'}"
             now = time.monotonic()
@@ -494,7 +630,8 @@ class AmiListener:
                     if frame.response is not None:
                         if resync is not None and generation == resync_gen and resync.offer(frame, at):
                             pass
-                        elif frame.response.lower() == "error":
+                        elif frame.response.lower() == "error" and not (frame.action_id or "").startswith(
+                                "hotline-login-"):  # a refused login is logged once, by the supervisor
                             log.warning("ami.action_refused", extra={
                                 "source": self.source, "action_id": frame.action_id,
                                 "reason": frame.get("Message") or "no reason given"})
@@ -503,7 +640,14 @@ class AmiListener:
                         self.stats.events_received += 1
                         if resync is not None and generation == resync_gen and resync.offer(frame, at):
                             continue
-                    items.append(self.mapper.to_raw(raw, at, frame))
+                    item = self.mapper.to_raw(raw, at, frame)
+                    if resync is not None and item.provider_key:
+                        # heard after the snapshot was asked for: the snapshot may not close it
+                        resync.spare.add(item.provider_key)
+                        uid = frame.fields.get("Uniqueid")
+                        if uid:
+                            resync.spare.add(uid)
+                    items.append(item)
                 if resync is not None and (resync.done or resync.failed):
                     if resync.failed:
                         log.error("ami.resync_failed", extra={"source": self.source, "reason": resync.failed})

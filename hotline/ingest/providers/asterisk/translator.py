@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from hotline.ingest.events import CallEvent, Kind, LiveCall, RawIn
+from hotline.ingest.events import CREATING, CallEvent, Kind, LiveCall, RawIn
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +170,12 @@ def _timestamp(value: str | None, default: datetime) -> datetime:
 
 
 def _duration(value: str | None) -> timedelta | None:
-    """``Duration: 00:00:07`` of CoreShowChannel."""
+    """``Duration: 00:00:07`` of CoreShowChannel (plain seconds are accepted too)."""
     if not value:
         return None
+    if ":" not in value:
+        n = _int(value)
+        return timedelta(seconds=n) if n is not None and n >= 0 else None
     try:
         h, m, s = (int(p) for p in value.split(":"))
     except ValueError:
@@ -184,6 +188,58 @@ def _agent(f: Frame) -> str | None:
 
 
 # ---------------------------------------------------------------------- event → call events
+_DEVICE_SUFFIX = re.compile(r"-[0-9a-fA-F]{6,}(;\d)?$")
+
+
+def device(channel: str | None) -> str:
+    """The device a channel belongs to: ``PJSIP/tvv1-0000000a`` → ``PJSIP/tvv1``,
+    ``Local/agent1@agents-00000002;1`` → ``Local/agent1@agents``; queue-member interfaces lose a
+    trailing ``/n`` (``Local/agent1@agents/n``) so both name the same counsellor."""
+    name = (channel or "").strip()
+    name = _DEVICE_SUFFIX.sub("", name)
+    if name.startswith("Local/") and name.endswith("/n"):
+        name = name[:-2]
+    return name
+
+
+def presentation(f: Frame) -> str | None:
+    """``withheld`` / ``unavailable`` when the caller ID's presentation says so, else ``None``.
+
+    Asterisk spells it ``CID-CallingPres: 32 (Number Prohibited)`` (NewCallerid),
+    ``CallerIDNumPresentation`` / ``CallerIDPres`` in some events, or a channel variable the
+    dial plan copies ``CALLERID(num-pres)`` into (``channelvars`` in manager.conf)."""
+    values = [f.fields.get(k) for k in ("CID-CallingPres", "CallerIDNumPresentation", "CallerIDPres",
+                                        "CallerIDNumPres")]
+    for var in f.get_all("ChanVariable"):
+        name, _, value = var.partition("=")
+        if name.upper() in ("CALLERID(NUM-PRES)", "CALLERID(PRES)", "HOTLINE_CID_PRES", "CALLINGPRES"):
+            values.append(value)
+    for value in values:
+        if not value:
+            continue
+        text = value.strip().lower()
+        number = _int(text.split()[0]) if text[:1].isdigit() else None
+        if number is not None:
+            if number & 0x60 == 0x20:
+                return "withheld"
+            if number & 0x60 == 0x40:
+                return "unavailable"
+            continue
+        if "prohib" in text or "restrict" in text:
+            return "withheld"
+        if "unavailable" in text:
+            return "unavailable"
+    return None
+
+
+def _chanvar(f: Frame, name: str) -> str | None:
+    for var in f.get_all("ChanVariable"):
+        key, _, value = var.partition("=")
+        if key == name:
+            return value or None
+    return None
+
+
 @dataclass(slots=True)
 class _Ctx:
     frame: Frame
@@ -191,8 +247,12 @@ class _Ctx:
     channel: str
     at: datetime
     scope: str
+    mapper: AmiMapper
 
     def ev(self, kind: Kind, **kw: object) -> CallEvent:
+        if self.is_caller_channel:
+            kw.setdefault("presentation", presentation(self.frame))
+        kw.setdefault("creates", kind.value in CREATING)
         return CallEvent(kind, PROVIDER, self.key, self.at, channel=self.channel, scope=self.scope, **kw)  # type: ignore[arg-type]
 
     @property
@@ -204,7 +264,11 @@ def _newchannel(c: _Ctx) -> list[CallEvent]:
     if not c.is_caller_channel:
         return []
     f = c.frame
-    return [c.ev(Kind.STARTED, caller=f.get("CallerIDNum"), dialed=f.get("Exten") or None)]
+    callback = _chanvar(f, "HOTLINE_CALLBACK")
+    # Only a call that reaches a hotline line or queue is a call: a channel on its own is not
+    # (internal and outbound calls); one hotline placed itself (a callback) is, as a callback.
+    return [c.ev(Kind.STARTED, caller=f.get("CallerIDNum"), dialed=f.get("Exten") or None,
+                 callback=callback, creates=callback is not None)]
 
 
 def _queue_join(c: _Ctx) -> list[CallEvent]:
@@ -238,15 +302,55 @@ def _agent_complete(c: _Ctx) -> list[CallEvent]:
 
 
 def _abandon(c: _Ctx) -> list[CallEvent]:
+    """Asterisk 22 sends QueueCallerAbandon also on a queue timeout, ``leavewhenempty`` and a
+    withdraw.  A caller who really gave up asked to hang up first (HangupRequest on their
+    channel): ``reason`` says whether that was seen before this event on this connection."""
     f = c.frame
+    hung_up = c.channel in c.mapper._hangup_requested
     return [c.ev(Kind.ABANDONED, caller=f.get("CallerIDNum"), queue=f.get("Queue") or None,
-                 wait_seconds=_int(f.get("HoldTime")))]
+                 wait_seconds=_int(f.get("HoldTime")), reason="caller_hung_up" if hung_up else "left_queue")]
+
+
+def _hangup_request(c: _Ctx) -> list[CallEvent]:
+    if not c.is_caller_channel:
+        return []
+    c.mapper._hangup_requested.add(c.channel)
+    return [c.ev(Kind.HANGUP_REQUESTED)]
 
 
 def _hangup(c: _Ctx) -> list[CallEvent]:
+    # a channel that hangs up leaves its bridges (BridgeLeave may be filtered out, or lost)
+    out = c.mapper._leave_all(c)
+    if c.is_caller_channel:
+        out.append(c.ev(Kind.ENDED, reason=c.frame.get("Cause-txt") or None))
+    return out
+
+
+def _new_callerid(c: _Ctx) -> list[CallEvent]:
     if not c.is_caller_channel:
         return []
-    return [c.ev(Kind.ENDED, reason=c.frame.get("Cause-txt") or None)]
+    return [c.ev(Kind.CALLER, caller=c.frame.get("CallerIDNum"))]
+
+
+def _varset(c: _Ctx) -> list[CallEvent]:
+    """``QUEUESTATUS`` set on the caller's channel when Queue() returns without an answer
+    (VarSet needs the "dialplan" class; ``channelvars = QUEUESTATUS`` in manager.conf carries the
+    same value on the caller's later events instead)."""
+    f = c.frame
+    if not c.is_caller_channel or f.get("Variable") != "QUEUESTATUS" or not f.get("Value"):
+        return []
+    if c.channel in c.mapper._queue_result:
+        return []
+    c.mapper._queue_result.add(c.channel)
+    return [c.ev(Kind.QUEUE_RESULT, reason=(f.get("Value") or "").upper()[:32])]
+
+
+def _bridge_enter(c: _Ctx) -> list[CallEvent]:
+    return c.mapper._bridge(c, enter=True)
+
+
+def _bridge_leave(c: _Ctx) -> list[CallEvent]:
+    return c.mapper._bridge(c, enter=False)
 
 
 MAPPERS: dict[str, Callable[[_Ctx], list[CallEvent]]] = {
@@ -257,9 +361,17 @@ MAPPERS: dict[str, Callable[[_Ctx], list[CallEvent]]] = {
     "AgentConnect": _agent_connect,
     "AgentComplete": _agent_complete,
     "QueueCallerAbandon": _abandon,
+    "HangupRequest": _hangup_request,
     "Hangup": _hangup,
+    "NewCallerid": _new_callerid,
+    "BridgeEnter": _bridge_enter,
+    "BridgeLeave": _bridge_leave,
+    "VarSet": _varset,
 }
 
+# QUEUESTATUS values that mean "nobody answered" (the caller did not hang up).
+QUEUE_UNANSWERED = frozenset({"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL",
+                              "WITHDRAW", "CONTINUE"})
 
 _UNTRACKED = frozenset({"CEL", "Cdr"})
 
@@ -272,13 +384,24 @@ def _ids(f: Frame) -> tuple[str | None, str | None]:
     return uid or None, lid or None
 
 
+@dataclass(slots=True)
+class _Member:
+    channel: str
+    lid: str
+    enter: datetime | None = None
+    leave: datetime | None = None
+    told: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)  # caller → (start, end) sent
+
+
 class AmiMapper:
     """Turns frames of one AMI source into ``RawIn`` items.
 
     Remembers the Linkedid each live channel was first seen with, so that a channel
     re-stamped onto another Linkedid (transfer) yields an ``ALIAS`` event and the ingestor
     merges the two calls.  Entries go when the channel hangs up; the table is capped so a
-    missed ``Hangup`` cannot grow memory without bound.
+    missed ``Hangup`` cannot grow memory without bound.  It also follows bridges: while a
+    caller's channel shares a bridge with another channel, that channel's device has a part of
+    the call (``PART_STARTED`` / ``PART_ENDED``): a transfer keeps every counsellor's part.
     """
 
     def __init__(self, source: str, *, max_channels: int = 100_000):
@@ -287,6 +410,11 @@ class AmiMapper:
         self._first: OrderedDict[str, str] = OrderedDict()  # Uniqueid → first Linkedid
         self._restamped: dict[str, str] = {}  # Uniqueid → Linkedid already reported
         self._salt = source.encode("utf-8") + b"\x00"
+        self._hangup_requested: set[str] = set()  # caller channels that asked to hang up
+        self._queue_result: set[str] = set()  # caller channels whose QUEUESTATUS was reported
+        self.max_bridges = max(1000, max_channels // 10)
+        self._bridges: OrderedDict[str, dict[str, _Member]] = OrderedDict()  # bridge → {Uniqueid: member}
+        self._hung_up: OrderedDict[str, datetime] = OrderedDict()  # Uniqueid → when it hung up
 
     def dedupe_key(self, raw: bytes) -> str:
         """Identical frames from one source are the same event."""
@@ -316,11 +444,83 @@ class AmiMapper:
         alias = self._track(uid, lid, name) if name not in _UNTRACKED else None
         if alias is not None:
             item.events.append(CallEvent(Kind.ALIAS, PROVIDER, lid, at, channel=uid, alias_key=alias,
-                                         scope=self.source))
+                                         scope=self.source, creates=False))
+        if name in _UNTRACKED:
+            return item
+        ctx = _Ctx(f, lid, uid, at, self.source, self)
+        if uid == lid and uid not in self._queue_result:
+            status = _chanvar(f, "QUEUESTATUS")
+            if status:
+                self._queue_result.add(uid)
+                item.events.append(ctx.ev(Kind.QUEUE_RESULT, reason=status.upper()[:32]))
         mapper = MAPPERS.get(name)
         if mapper is not None:
-            item.events.extend(mapper(_Ctx(f, lid, uid, at, self.source)))
+            item.events.extend(mapper(ctx))
+        if name == "Hangup":
+            self._hangup_requested.discard(uid)
+            self._queue_result.discard(uid)
         return item
+
+    def _bridge(self, c: _Ctx, *, enter: bool, bridge: str | None = None) -> list[CallEvent]:
+        """A part is the overlap of a caller's channel and another channel in one bridge: it
+        starts when the later of the two entered and ends when the first of the two left (or hung
+        up).  Worked out from the times, so BridgeEnter/BridgeLeave/Hangup may arrive in any order."""
+        bridge = bridge or c.frame.get("BridgeUniqueid") or ""
+        if not bridge:
+            return []
+        members = self._bridges.get(bridge)
+        if members is None:
+            members = self._bridges[bridge] = {}
+            while len(self._bridges) > self.max_bridges:
+                self._bridges.popitem(last=False)
+        rec = members.get(c.channel)
+        if rec is None:
+            rec = members[c.channel] = _Member(c.frame.get("Channel") or "", c.key)
+        if enter:
+            rec.enter = c.at if rec.enter is None else min(rec.enter, c.at)
+            gone = self._hung_up.get(c.channel)
+            if gone is not None:
+                rec.leave = gone if rec.leave is None else min(rec.leave, gone)
+        else:
+            rec.leave = c.at if rec.leave is None else min(rec.leave, c.at)
+        out: list[CallEvent] = []
+        for uid, other in members.items():
+            if uid == c.channel:
+                continue
+            if c.channel == c.key:  # this is a caller's channel: a part for the other one
+                out.extend(self._pair(c, bridge, c.channel, rec, uid, other, enter))
+            if uid == other.lid:  # the other one is a caller's channel: a part for this one
+                out.extend(self._pair(c, bridge, uid, other, c.channel, rec, enter))
+        return out
+
+    def _pair(self, c: _Ctx, bridge: str, caller: str, crec: _Member, leg: str, lrec: _Member,
+              enter: bool) -> list[CallEvent]:
+        if crec.enter is None or lrec.enter is None:
+            return []
+        out: list[CallEvent] = []
+        name = f"{leg}/{bridge}"[:128]
+        start = max(crec.enter, lrec.enter)
+        told_start, told_end = lrec.told.get(caller, (None, None))
+        if told_start != start:
+            out.append(CallEvent(Kind.PART_STARTED, PROVIDER, caller, start, channel=name,
+                                 agent=device(lrec.channel), scope=self.source, creates=False))
+        ends = [t for t in (crec.leave, lrec.leave) if t is not None]
+        end = max(start, min(ends)) if ends else None
+        if end is not None and end != told_end:
+            out.append(CallEvent(Kind.PART_ENDED, PROVIDER, caller, end, channel=name,
+                                 agent=device(lrec.channel), scope=self.source, creates=False))
+        lrec.told[caller] = (start, end if end is not None else told_end)
+        return out
+
+    def _leave_all(self, c: _Ctx) -> list[CallEvent]:
+        """A Hangup: the channel left every bridge it was in (BridgeLeave may be filtered out)."""
+        self._hung_up[c.channel] = c.at
+        while len(self._hung_up) > self.max_channels:
+            self._hung_up.popitem(last=False)
+        out: list[CallEvent] = []
+        for bridge in [b for b, members in self._bridges.items() if c.channel in members]:
+            out.extend(self._bridge(c, enter=False, bridge=bridge))
+        return out
 
     def _track(self, uid: str, lid: str, event: str) -> str | None:
         """Returns the old Linkedid when ``uid`` turns up under a new one (once per change)."""
@@ -358,6 +558,7 @@ class Resync:
     queue_done: bool = False
     failed: str | None = None
     answered_at: datetime | None = None
+    spare: set[str] = field(default_factory=set)  # keys heard on the stream after it was asked for
 
     @property
     def done(self) -> bool:
@@ -419,6 +620,22 @@ class Resync:
             if queue is None and caller_ch is not None and caller_ch.get("Application") == "Queue":
                 queue = (caller_ch.get("ApplicationData") or "").split(",")[0] or None
             bridged = any(c.get("BridgeId") for c in channels)
+            # Times from the durations Asterisk reports, not from the moment of the resync.
+            queued_at = None
+            if entry is not None and _int(entry.get("Wait")) is not None:
+                queued_at = at - timedelta(seconds=_int(entry.get("Wait")) or 0)
+            answered_at = None
+            agent = None
+            if bridged and entry is None:
+                others = [c for c in channels if c is not caller_ch and c.get("BridgeId")]
+                bridged_time = next((_duration(c.get("BridgedTime")) for c in [caller_ch, *others]
+                                     if c is not None and c.get("BridgedTime")), None)
+                if bridged_time is None and others:  # the counsellor's channel is no older than the answer
+                    ages = [d for d in (_duration(c.get("Duration")) for c in others) if d is not None]
+                    bridged_time = min(ages) if ages else None
+                answered_at = at - bridged_time if bridged_time is not None else None
+                if others:
+                    agent = device(others[0].get("Channel"))
             source = caller_ch if caller_ch is not None else entry
             live.append(LiveCall(
                 key=lid,
@@ -427,6 +644,9 @@ class Resync:
                 queue=queue or None,
                 answered=bridged and entry is None,
                 started_at=started,
+                agent=agent,
+                queued_at=queued_at,
+                answered_at=answered_at,
             ))
         return live
 
@@ -441,9 +661,10 @@ class Resync:
         return RawIn(
             provider=PROVIDER, dedupe_key=f"ami-resync:{digest}", received_at=at, payload=payload,
             event_type="Resync",
-            events=[CallEvent(Kind.SNAPSHOT, PROVIDER, f"resync:{source}", at, live=live, scope=source)],
+            events=[CallEvent(Kind.SNAPSHOT, PROVIDER, f"resync:{source}", at, live=live, scope=source,
+                              spare=sorted(self.spare), requested_at=self.requested_at)],
         )
 
 
 __all__ = ["AmiMapper", "CALL_EVENT_NAMES", "Frame", "MAPPERS", "Resync", "parse_frame",
-           "ring_seconds", "split_frames"]
+           "device", "presentation", "ring_seconds", "split_frames"]

@@ -1,0 +1,147 @@
+"""The resync is ordered against the stream: wherever it falls in a captured stream, and in
+whatever order events of different types arrive, the final records are the same.
+
+Each run feeds a captured stream through the Asterisk translator and the ingestor into a real
+SQLite database, in batches, with a resync asked for at frame ``k`` and answered ``delay``
+frames later, saying (as a replaying PBX does) that no call is live.  The listener's rule is
+reproduced: every key heard between the request and the answer is spared.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from hotline.calls.models import Call, CallPart
+from hotline.db import session_scope
+from hotline.ingest.events import RawIn
+from hotline.ingest.providers.asterisk.simulator import Capture
+from hotline.ingest.providers.asterisk.translator import AmiMapper, Resync, parse_frame
+from hotline.ingest.service import ingest_and_commit
+from tests.conftest import empty_tables
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
+SOURCE = "ami:property"
+BASE = datetime(2026, 12, 1, tzinfo=timezone.utc)
+LISTS = {"CoreShowChannel", "CoreShowChannelsComplete", "QueueParams", "QueueMember", "QueueEntry",
+         "QueueStatusComplete"}
+OPEN = {"ringing", "queued", "in_progress"}
+
+
+def _streams() -> list[Path]:
+    found = sorted(FIXTURES.glob("*/filtered.ami")) + [FIXTURES / "legacy" / "answered_queue_call.txt",
+                                                      FIXTURES / "legacy" / "abandoned_queue_call.txt"]
+    return [p for p in found if p.exists()]
+
+
+def _events(path: Path) -> list[tuple[int, bytes, str]]:
+    """(original position, frame, event type) of the stream's events, resync answers left out."""
+    out = []
+    for i, raw in enumerate(Capture.load(path).frames):
+        f = parse_frame(raw)
+        if f.event and f.event not in LISTS and not f.action_id:
+            out.append((i, raw, f.event))
+    return out
+
+
+def _records() -> dict[str, tuple[Any, ...]]:
+    with session_scope() as s:
+        calls = {c.id: c for c in s.scalars(select(Call))}
+        parts: dict[int, list[tuple[str, int | None]]] = {}
+        for p in s.scalars(select(CallPart).order_by(CallPart.agent, CallPart.started_at)):
+            parts.setdefault(p.call_id, []).append((p.agent, p.talk_seconds))
+        return {c.provider_key: (c.status, c.queue_wait_seconds, c.talk_seconds, c.answered_by, c.caller_id_status,
+                                 c.queue, tuple(parts.get(c.id, []))) for c in calls.values()}
+
+
+def run(url: str, events: list[tuple[int, bytes, str]], *, resync_at: int | None = None, delay: int = 0,
+        batch: int = 50) -> dict[str, tuple[Any, ...]]:
+    empty_tables(url)
+    mapper = AmiMapper(SOURCE)
+    items: list[RawIn] = []
+    resync: Resync | None = None
+    for n, (pos, raw, _type) in enumerate(events):
+        if n == resync_at:
+            resync = Resync("r-1", "r-2", datetime.now(timezone.utc))
+        f = parse_frame(raw)
+        item = mapper.to_raw(raw, BASE + timedelta(milliseconds=pos), f)  # arrival time by original position
+        if resync is not None and item.provider_key:
+            resync.spare.add(item.provider_key)
+            if f.fields.get("Uniqueid"):
+                resync.spare.add(f.fields["Uniqueid"])
+        items.append(item)
+        if resync is not None and n >= (resync_at or 0) + delay:
+            resync.channels_done = resync.queue_done = True
+            resync.answered_at = datetime.now(timezone.utc)
+            items.append(resync.to_raw(SOURCE))
+            resync = None
+    if resync is not None:
+        resync.answered_at = datetime.now(timezone.utc)
+        items.append(resync.to_raw(SOURCE))
+    for start in range(0, len(items), batch):
+        ingest_and_commit(items[start:start + batch], publish=False)
+    return _records()
+
+
+def _shuffled(events: list[tuple[int, bytes, str]], rng: random.Random) -> list[tuple[int, bytes, str]]:
+    """A random interleaving of the per-type sequences: events of one type keep their order,
+    events of different types arrive in any order."""
+    queues: dict[str, list[tuple[int, bytes, str]]] = {}
+    for e in events:
+        queues.setdefault(e[2], []).append(e)
+    out: list[tuple[int, bytes, str]] = []
+    while queues:
+        kind = rng.choice(sorted(queues))
+        out.append(queues[kind].pop(0))
+        if not queues[kind]:
+            del queues[kind]
+    return out
+
+
+_BASELINES: dict[tuple[str, str], dict[str, tuple[Any, ...]]] = {}
+
+
+def baseline(url: str, path: Path) -> dict[str, tuple[Any, ...]]:
+    key = (url, str(path))
+    if key not in _BASELINES:
+        _BASELINES[key] = run(url, _events(path))
+    return _BASELINES[key]
+
+
+def _complete(records: dict[str, tuple[Any, ...]]) -> bool:
+    return bool(records) and all(r[0] not in OPEN for r in records.values())
+
+
+@pytest.mark.parametrize("path", _streams(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_a_resync_at_every_point_of_the_stream_changes_nothing(sqlite_env, path: Path) -> None:
+    url = sqlite_env.database_url
+    events = _events(path)
+    want = baseline(url, path)
+    if not _complete(want):
+        pytest.skip(f"{path.parent.name}: the capture leaves a call open, so a resync may rightly close it")
+    for k in range(len(events) + 1):
+        assert run(url, events, resync_at=k, delay=1) == want, f"resync asked for before event {k}"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_shuffled_arrival_and_a_resync_anywhere_change_nothing(sqlite_env, data: st.DataObject) -> None:
+    url = sqlite_env.database_url
+    streams = _streams()
+    path = data.draw(st.sampled_from(streams), label="stream")
+    want = baseline(url, path)
+    if not _complete(want):
+        return
+    rng = random.Random(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    events = _shuffled(_events(path), rng)
+    k = data.draw(st.one_of(st.none(), st.integers(0, len(events))), label="resync_at")
+    delay = data.draw(st.integers(0, 5), label="delay")
+    batch = data.draw(st.integers(1, 60), label="batch")
+    assert run(url, events, resync_at=k, delay=delay, batch=batch) == want
