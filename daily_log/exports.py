@@ -55,7 +55,7 @@ CALL_COLUMNS = (
     ("level", N_("Level")), ("counsellor", N_("Counsellor")), ("outcome", N_("Outcome")),
     ("wait_seconds", N_("Wait (s)")), ("talk_seconds", N_("Talk (s)")),
     ("open_at_midnight", N_("Open at midnight")), ("statistics", N_("Counted in statistics")),
-    ("referrals", N_("Referrals")),
+    ("referrals", N_("Referrals")), ("parts", N_("Parts (transfers)")),
 )
 
 
@@ -97,6 +97,11 @@ def header_rows(summary: dict[str, Any], lang: str) -> list[list[Any]]:
         rows.append([_("Signed off"), _fmt_dt(summary["signed_off_at"], centre["timezone"]),
                      summary.get("signed_off_by") or ""])
     rows.append([_("Timezone"), centre["timezone"], _("Hours in the day"), summary["window"]["hours"]])
+    gaps = summary.get("telephony_gaps") or []
+    if gaps:
+        rows.append([_("Phone system not heard (listener outages)"), len(gaps),
+                     _("seconds"), sum(g["seconds"] for g in gaps),
+                     _("calls recovered"), sum(g["recovered_calls"] for g in gaps)])
     return rows
 
 

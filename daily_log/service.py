@@ -252,6 +252,15 @@ def summarise(session: Session, *, centre: Centre, day: date) -> dict[str, Any]:
         "calls": entries,
         "record_ids": sorted(record_ids),
     }
+    from hotline.calls.service import parts_text_by_call
+    from hotline.ingest.gaps import gaps_between
+
+    parts = parts_text_by_call(session, [e["call_id"] for e in entries if e.get("call_id")])
+    for e in entries:
+        if e.get("call_id") in parts:
+            e["parts"] = parts[e["call_id"]]  # each counsellor's part of a transferred call
+    # listener outages in the day: telephony counts may have a hole (issue #16)
+    summary["telephony_gaps"] = gaps_between(session, start, end)
     return summary
 
 

@@ -121,10 +121,40 @@ def parts_of(session: Session, call_id: int) -> list[dict[str, Any]]:
     rows = session.execute(
         select(CallPart, User.username, User.display_name).outerjoin(User, User.id == CallPart.counsellor_id)
         .where(CallPart.call_id == call_id).order_by(CallPart.started_at, CallPart.id)).all()
-    return [{"agent": p.agent, "counsellor_id": p.counsellor_id, "counsellor": username,
-             "name": display or username or "", "started_at": p.started_at.isoformat() if p.started_at else None,
-             "ended_at": p.ended_at.isoformat() if p.ended_at else None, "talk_seconds": p.talk_seconds}
-            for p, username, display in rows]
+    merged: list[dict[str, Any]] = []
+    for p, username, display in rows:
+        last = merged[-1] if merged else None
+        if (last is not None and last["agent"] == p.agent and last["ended"] is not None and p.started_at is not None
+                and (p.started_at - last["ended"]).total_seconds() <= 1.0):
+            # the same person on a new channel at once (Asterisk optimised a Local channel away)
+            last["ended"] = max(last["ended"], p.ended_at) if p.ended_at else None
+        else:
+            merged.append({"agent": p.agent, "counsellor_id": p.counsellor_id, "counsellor": username,
+                           "name": display or username or "", "started": p.started_at, "ended": p.ended_at})
+    out = []
+    for m in merged:
+        started, ended = m.pop("started"), m.pop("ended")
+        m["started_at"] = started.isoformat() if started else None
+        m["ended_at"] = ended.isoformat() if ended else None
+        m["talk_seconds"] = round((ended - started).total_seconds()) if started and ended else None
+        out.append(m)
+    return out
+
+
+def parts_text_by_call(session: Session, call_ids: list[int]) -> dict[int, str]:
+    """"tvv1 5s; tvv2 7s" for each call with more than one part (transfers, conferences)."""
+    from sqlalchemy import func
+
+    from hotline.calls.models import CallPart
+
+    several = session.scalars(select(CallPart.call_id).where(CallPart.call_id.in_(call_ids))
+                              .group_by(CallPart.call_id).having(func.count() > 1)).all() if call_ids else []
+    out = {}
+    for call_id in several:
+        parts = parts_of(session, call_id)
+        if len(parts) > 1:
+            out[call_id] = _parts_text(parts)
+    return out
 
 
 def _parts_text(parts: list[dict[str, Any]]) -> str:

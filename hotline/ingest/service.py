@@ -74,7 +74,7 @@ def caller_gave_up(call: Call) -> bool:
     hung_up, left = facts.get("hangup_request_at"), facts.get("abandon_at")
     if hung_up and left and hung_up != left:
         return bool(hung_up < left)
-    return how == "caller_hung_up"
+    return bool(how == "caller_hung_up")
 
 
 def derive_status(call: Call) -> str:
@@ -143,8 +143,11 @@ class _Batch:
         self.touched: set[int] = set()
         self.pending: dict[tuple[str, str], list[CallEvent]] = {}  # events waiting for their call
         self._stored_pending: bool | None = None  # whether pending_call_events has rows (asked once)
-        self.agents = {(provider, device_name(ident)): row.user_id
-                       for (provider, ident), row in self.routing.agents.items() if row.user_id is not None}
+        self.agents: dict[tuple[str, str], int] = {}
+        for (provider, ident), row in self.routing.agents.items():
+            if row.user_id is not None:
+                self.agents[(provider, device_name(ident))] = row.user_id
+                self.agents.setdefault((provider, _local_exten(ident)), row.user_id)
 
     # ------------------------------------------------------------------ lookup
     def find(self, provider: str, key: str | None) -> Call | None:
@@ -344,7 +347,11 @@ class _Batch:
         if not agent:
             return None
         found = self.routing.counsellor_for(provider, agent)
-        return found if found is not None else self.agents.get((provider, device_name(agent)))
+        if found is None:
+            found = self.agents.get((provider, device_name(agent)))
+        if found is None and agent.startswith("Local/"):  # Local/101@from-queue is Local/101@phones' person
+            found = self.agents.get((provider, _local_exten(agent)))
+        return found
 
     def part(self, call: Call, ev: CallEvent) -> None:
         leg = (ev.channel or ev.agent or "")[:128]
@@ -373,6 +380,11 @@ class _Batch:
                 call.answered_by = first.agent
                 call.counsellor_id = first.counsellor_id
                 call.facts = {**(call.facts or {}), "answered_by_part": True}
+            if first.counsellor_id is not None:
+                # the counsellor first bridged with the caller answered, whoever the queue named
+                # (a directed pickup: the queue names the member whose phone rang)
+                call.facts = {**(call.facts or {}), "first_part": [first.agent, first.counsellor_id]}
+                self.settle_answerer(call)
         done = [(p.started_at, p.ended_at) for p in started if p.ended_at is not None]
         if len(parts) > 1 and done:
             facts = dict(call.facts or {})
@@ -439,6 +451,12 @@ class _Batch:
             mapped = self.counsellor_for(ev.provider, call.answered_by)
             if mapped is not None:
                 call.counsellor_id = mapped
+            self.settle_answerer(call)
+
+    def settle_answerer(self, call: Call) -> None:
+        first = (call.facts or {}).get("first_part")
+        if first and first[1] != call.counsellor_id:
+            call.answered_by, call.counsellor_id = first[0], first[1]
 
     def snapshot(self, ev: CallEvent) -> None:
         """A resync, ordered against the stream: open what we never saw, and close only calls
@@ -591,6 +609,12 @@ _APPLY: dict[Kind, Callable[[_Batch, Call, CallEvent], None]] = {
 }
 _PART_KINDS = frozenset({Kind.PART_STARTED, Kind.PART_ENDED})
 PENDING_KEEP = timedelta(hours=6)  # an internal channel's events are forgotten after this (raw events stay)
+
+
+def _local_exten(identity: str) -> str:
+    """``Local/tvv2@pickup-phone-…;2`` and ``Local/tvv2@phones/n`` → ``Local/tvv2``."""
+    name = device_name(identity)
+    return name.split("@", 1)[0] if name.startswith("Local/") else name
 
 
 def device_name(identity: str) -> str:

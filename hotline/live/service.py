@@ -357,5 +357,11 @@ def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) 
         row = states.get(u.id)
         presence.append({"user_id": u.id, "name": names.get(u.id, ""), "state": effective_state(row, now),
                          "since": row.changed_at.isoformat() if row else None})
+    from hotline.ingest.gaps import gaps_between
+
+    # listener outages today (any PBX): the day's counts may have a hole (issue #16)
+    gaps = gaps_between(session, start, min(end, now + timedelta(seconds=1)))
+    for g in gaps:
+        g["since_local"] = datetime.fromisoformat(g["started_at"]).astimezone(tz).strftime("%H:%M")
     return {"centre_id": centre_id, "now": now.isoformat(), "waiting": waiting, "in_progress": talking,
-            "presence": presence, "totals": totals}
+            "presence": presence, "totals": totals, "gaps": gaps}

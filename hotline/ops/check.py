@@ -259,6 +259,35 @@ def check_ami(settings: Settings, state: dict[str, Any]) -> list[Result]:
     return out
 
 
+def check_telephony_gaps(settings: Settings, state: dict[str, Any]) -> list[Result]:
+    """Listener outages of the last 24 h: calls inside them may be missing from the counts."""
+    if not state.get("db_ok") or not state.get("migrated"):
+        return []
+    from sqlalchemy.orm import Session
+
+    from hotline.ingest.gaps import recent_gaps
+
+    engine = _engine(settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            gaps = recent_gaps(session, hours=24)
+    finally:
+        engine.dispose()
+    if not gaps:
+        return [Result("telephony_gaps", OK, "no listener outage in the last 24 h")]
+    open_ = [g for g in gaps if g["ended_at"] is None]
+    longest = max(g["seconds"] for g in gaps)
+    recovered = sum(g["recovered_calls"] for g in gaps)
+    what = (f"{len(gaps)} listener outage(s) in the last 24 h (longest {longest} s, {recovered} call(s) recovered "
+            f"from queue_log); calls inside them may be missing from the day's counts")
+    if open_:
+        what = f"{open_[0]['source']} not heard since {open_[0]['started_at']}; " + what
+    return [Result("telephony_gaps", WARN, what,
+                   "keep hotline ami running (systemd restarts it) and set HOTLINE_AMI_QUEUE_LOG to Asterisk's "
+                   "queue_log so calls inside an outage are recovered",
+                   details={"gaps": gaps})]
+
+
 # ---------------------------------------------------------------------- secrets
 def secret_fields(settings: Settings) -> list[str]:
     names = []
@@ -499,7 +528,7 @@ def check_web_protections(settings: Settings, state: dict[str, Any]) -> list[Res
 
 
 CHECKS: tuple[Callable[[Settings, dict[str, Any]], list[Result]], ...] = (
-    check_database, check_redis, check_ami, check_secrets, check_encryption, check_clock, check_timezone, check_twilio, check_data_dir,
+    check_database, check_redis, check_ami, check_telephony_gaps, check_secrets, check_encryption, check_clock, check_timezone, check_twilio, check_data_dir,
     check_web_protections,
 )
 

@@ -37,8 +37,8 @@ def kinds(events: list[CallEvent]) -> list[str]:
 
 def test_legacy_answered_queue_call() -> None:
     events = translate(LEGACY / "answered_queue_call.txt")
-    assert kinds(events) == ["started", "caller", "queued", "offered", "answered", "part_started", "part_ended",
-                             "completed", "ended"]
+    assert kinds(events) == ["started", "caller", "queued", "offered", "answered", "part_started", "completed",
+                             "part_ended", "ended"]
     assert {e.key for e in events} == {"1795424141.0"}
     by = {e.kind: e for e in events}
     assert by[Kind.QUEUED].queue == "hotline" and by[Kind.QUEUED].caller == "0901234567"

@@ -113,6 +113,10 @@ class ListenerStats:
     last_error: str = ""
 
 
+class CutFrame(bytes):
+    """The start of a frame the connection closed in the middle of."""
+
+
 class _FrameClient(AMIClient):  # type: ignore[misc]  # asterisk-ami ships no type hints
     """``AMIClient`` whose reader only cuts frames and hands them to ``sink``."""
 
@@ -225,6 +229,8 @@ class _FrameClient(AMIClient):  # type: ignore[misc]  # asterisk-ami ships no ty
             if chunk == b"":
                 if not self.finished.is_set():  # not when we hung up ourselves
                     self.error = self.error or "the server closed the connection"
+                if buf.strip():  # a frame cut in the middle: kept, as a dead letter, never dropped
+                    self._sink([CutFrame(buf)], datetime.now(timezone.utc))
                 return
             if chunk:
                 buf += chunk
@@ -265,7 +271,7 @@ class AmiListener:
                  reconnect_min: float = 0.25, silence_factor: float = 3.0, timeout: float = 3.0,
                  login_timeout: float = 10.0,
                  events: str = "call,agent", event_names: Iterable[str] = CALL_EVENT_NAMES,
-                 batch_size: int = 500, batch_wait: float = 0.05, queue_chunks: int = 1000,
+                 batch_size: int = 500, batch_wait: float = 0.02, queue_chunks: int = 1000,
                  resync_timeout: float = 30.0, spool_check_seconds: float = 5.0, presence_poll: float = 1.0,
                  submit: Callable[[Sequence[RawIn]], IngestResult | None] = spool.submit):
         settings = get_settings()
@@ -291,6 +297,10 @@ class AmiListener:
         self._presence_db_failed = False
         self._outage_at: datetime | None = None  # when the PBX was last heard before the link broke
         self._first_connect = True
+        self._last_pbx_at: datetime | None = None  # the PBX's clock, from the last event's Timestamp
+        self._last_pbx_mono = 0.0
+        self._gap_pending: tuple[datetime | None, int, float] | None = None  # (start, generation, since)
+        self.gap_close_after = 5.0
 
         self.stats = ListenerStats()
         self.mapper = AmiMapper(self.source)
@@ -522,23 +532,42 @@ class AmiListener:
         return client
 
     # ------------------------------------------------------------------ outages (gaps)
+    # Gap times are on the PBX's clock where it tells it (the ``Timestamp`` of the last event heard
+    # before the break and of the first one after it), so a queue_log window matches its lines.
+    def _pbx_clock(self, stamp: str, generation: int) -> None:
+        try:
+            at = datetime.fromtimestamp(float(stamp), timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            return
+        self._last_pbx_at, self._last_pbx_mono = at, time.monotonic()
+        pending = self._gap_pending
+        if pending is not None and generation >= pending[1]:
+            self._close_gap(at)
+
     def _outage_started(self, reason: str) -> None:
         """The link broke: record the gap from the last moment the PBX was heard."""
         if self._outage_at is not None:
             return
-        client_rx = getattr(self, "_last_rx", None)
-        now = datetime.now(timezone.utc)
-        self._outage_at = now - timedelta(seconds=max(0.0, time.monotonic() - client_rx)) if client_rx else now
+        if self._last_pbx_at is not None:  # the PBX's clock, moved on by the quiet time since its last event
+            self._outage_at = self._last_pbx_at + timedelta(seconds=time.monotonic() - self._last_pbx_mono)
+        else:
+            self._outage_at = datetime.now(timezone.utc)
         gaps.open_gap(self.source, self._outage_at, f"listener disconnected: {reason}")
 
     def _gap_closed(self, at: datetime) -> None:
-        """Connected again: end the gap (or the one a stopped listener left open) and try to
-        recover the calls inside it from queue_log, on a thread of its own."""
+        """Connected again: the gap ends at the first event heard now (or shortly, on our clock);
+        a gap a stopped listener left open is ended too."""
         started, self._outage_at = self._outage_at, None
         first, self._first_connect = self._first_connect, False
         if started is None and not first:
             return
-        thread = threading.Thread(target=self._recover, args=(started, at), name="ami-recover", daemon=True)
+        self._gap_pending = (started, self._generation, time.monotonic())
+
+    def _close_gap(self, at: datetime) -> None:
+        pending, self._gap_pending = self._gap_pending, None
+        if pending is None:
+            return
+        thread = threading.Thread(target=self._recover, args=(pending[0], at), name="ami-recover", daemon=True)
         self._threads.append(thread)  # joined like the others: it writes to the database
         thread.start()
 
@@ -554,7 +583,7 @@ class AmiListener:
             if path is None:
                 note, found = "no queue_log configured (HOTLINE_AMI_QUEUE_LOG): calls inside the gap may be missing", 0
             else:
-                items, found, note = queue_log.recover(path, self.source, start, at)
+                items, found, note = queue_log.recover(path, self.source, start, at, members=self.mapper.members)
                 if items:
                     self._submit(items)
             try:
@@ -624,6 +653,13 @@ class AmiListener:
                 assert isinstance(payload, list)
                 for raw in payload:
                     self.stats.frames_received += 1
+                    if isinstance(raw, CutFrame):
+                        self.stats.malformed += 1
+                        cut = self.mapper.to_raw(bytes(raw), at)
+                        cut.events, cut.error = [], (f"AMI frame cut in the middle: the connection closed "
+                                                     f"{len(raw)} bytes into it (no blank line)")
+                        items.append(cut)
+                        continue
                     frame = parse_frame(raw)
                     if frame.error:
                         self.stats.malformed += 1
@@ -638,6 +674,10 @@ class AmiListener:
                         continue
                     if frame.event is not None:
                         self.stats.events_received += 1
+                        self.mapper.learn(frame)
+                        stamp = frame.fields.get("Timestamp")
+                        if stamp:
+                            self._pbx_clock(stamp, generation)
                         if resync is not None and generation == resync_gen and resync.offer(frame, at):
                             continue
                     item = self.mapper.to_raw(raw, at, frame)
@@ -658,6 +698,8 @@ class AmiListener:
                         log.info("ami.resynced", extra={"source": self.source,
                                                         "live_calls": len(snap.events[0].live)})
                     resync = None
+            if self._gap_pending is not None and time.monotonic() - self._gap_pending[2] > self.gap_close_after:
+                self._close_gap(datetime.now(timezone.utc))  # no event with a time since the reconnect
             if resync is not None and time.monotonic() - resync_started > self.resync_timeout:
                 log.error("ami.resync_failed", extra={
                     "source": self.source,

@@ -25,7 +25,7 @@ from hotline.ingest.events import CallEvent, Kind, RawIn
 
 log = logging.getLogger(__name__)
 PROVIDER = "asterisk"
-MARGIN = timedelta(seconds=5)
+MARGIN = timedelta(seconds=60)  # the break is noticed late (silence × keepalive); a line read twice counts once
 UNANSWERED = {"EXITWITHTIMEOUT": "TIMEOUT", "EXITEMPTY": "LEAVEEMPTY", "EXITWITHKEY": "CONTINUE"}
 COMPLETES = {"COMPLETECALLER": "caller", "COMPLETEAGENT": "agent", "TRANSFER": "transfer",
              "BLINDTRANSFER": "transfer", "ATTENDEDTRANSFER": "transfer"}
@@ -38,7 +38,7 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def parse_line(line: str, source: str) -> RawIn | None:
+def parse_line(line: str, source: str, members: dict[str, str] | None = None) -> RawIn | None:
     """One queue_log line as a raw event with its call events; None for lines about no call."""
     fields = line.rstrip("\r\n").split("|")
     if len(fields) < 5:
@@ -51,6 +51,8 @@ def parse_line(line: str, source: str) -> RawIn | None:
     at = datetime.fromtimestamp(seconds, timezone.utc)
     queue_name = queue if queue and queue != "NONE" else None
     member = agent if agent and agent != "NONE" else None
+    if member and members:
+        member = members.get(member, member)  # the interface, when the stream told it
     kw = {"channel": callid, "queue": queue_name, "scope": source}
     events: list[CallEvent] = []
     if event == "ENTERQUEUE":
@@ -85,20 +87,22 @@ def parse_line(line: str, source: str) -> RawIn | None:
                  event_type=f"queue_log:{event}"[:64], provider_key=callid, events=events)
 
 
-def read_window(lines: Iterable[str], source: str, start: datetime, end: datetime) -> tuple[list[RawIn], int]:
-    """The raw events of the calls that entered a queue within [start, end] (with a small margin),
-    with every line about those calls; and how many such calls."""
-    parsed = [item for line in lines if (item := parse_line(line, source)) is not None]
+def read_window(lines: Iterable[str], source: str, start: datetime, end: datetime,
+                members: dict[str, str] | None = None) -> tuple[list[RawIn], int]:
+    """The raw events written during [start, end] (with a small margin), with every line about a
+    call that entered a queue within it; and how many calls entered within it."""
+    parsed = [item for line in lines if (item := parse_line(line, source, members)) is not None]
     lo, hi = start - MARGIN, end + MARGIN
-    calls = {i.provider_key for i in parsed if i.event_type == "queue_log:ENTERQUEUE" and lo <= i.received_at <= hi}
-    return [i for i in parsed if i.provider_key in calls], len(calls)
+    entered = {i.provider_key for i in parsed if i.event_type == "queue_log:ENTERQUEUE" and lo <= i.received_at <= hi}
+    return [i for i in parsed if i.provider_key in entered or lo <= i.received_at <= hi], len(entered)
 
 
-def recover(path: Path, source: str, start: datetime, end: datetime) -> tuple[list[RawIn], int, str]:
+def recover(path: Path, source: str, start: datetime, end: datetime, *,
+            members: dict[str, str] | None = None) -> tuple[list[RawIn], int, str]:
     """Read ``path`` for the outage [start, end]: (raw events, calls found, what was done)."""
     try:
         with path.open(encoding="utf-8", errors="replace") as fh:
-            items, found = read_window(fh, source, start, end)
+            items, found = read_window(fh, source, start, end, members)
     except OSError as exc:
         return [], 0, f"queue_log unreadable ({type(exc).__name__}): nothing recovered"
     return items, found, f"{found} call(s) recovered from queue_log"

@@ -211,9 +211,9 @@ def presentation(f: Frame) -> str | None:
     values = [f.fields.get(k) for k in ("CID-CallingPres", "CallerIDNumPresentation", "CallerIDPres",
                                         "CallerIDNumPres")]
     for var in f.get_all("ChanVariable"):
-        name, _, value = var.partition("=")
+        name, _, setting = var.partition("=")
         if name.upper() in ("CALLERID(NUM-PRES)", "CALLERID(PRES)", "HOTLINE_CID_PRES", "CALLINGPRES"):
-            values.append(value)
+            values.append(setting)
     for value in values:
         if not value:
             continue
@@ -389,7 +389,8 @@ class _Member:
     channel: str
     lid: str
     enter: datetime | None = None
-    leave: datetime | None = None
+    leave: datetime | None = None  # left the bridge (or hung up)
+    gone: datetime | None = None  # hung up
     told: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)  # caller → (start, end) sent
 
 
@@ -410,11 +411,22 @@ class AmiMapper:
         self._first: OrderedDict[str, str] = OrderedDict()  # Uniqueid → first Linkedid
         self._restamped: dict[str, str] = {}  # Uniqueid → Linkedid already reported
         self._salt = source.encode("utf-8") + b"\x00"
+        self.members: dict[str, str] = {}  # queue member name → interface
         self._hangup_requested: set[str] = set()  # caller channels that asked to hang up
         self._queue_result: set[str] = set()  # caller channels whose QUEUESTATUS was reported
         self.max_bridges = max(1000, max_channels // 10)
         self._bridges: OrderedDict[str, dict[str, _Member]] = OrderedDict()  # bridge → {Uniqueid: member}
         self._hung_up: OrderedDict[str, datetime] = OrderedDict()  # Uniqueid → when it hung up
+        self._where: OrderedDict[str, str] = OrderedDict()  # channel name → its latest bridge
+        self._in: dict[str, set[str]] = {}  # Uniqueid → bridges it is in (until it hangs up)
+
+    def learn(self, f: Frame) -> None:
+        """Queue member name → interface (queue_log names members by name)."""
+        name, interface = f.fields.get("MemberName"), f.fields.get("Interface") or f.fields.get("Location")
+        if name and interface and self.members.get(name) != interface:
+            self.members[name] = interface
+            if len(self.members) > 10_000:
+                self.members.pop(next(iter(self.members)))
 
     def dedupe_key(self, raw: bytes) -> str:
         """Identical frames from one source are the same event."""
@@ -476,11 +488,20 @@ class AmiMapper:
         rec = members.get(c.channel)
         if rec is None:
             rec = members[c.channel] = _Member(c.frame.get("Channel") or "", c.key)
+            if c.channel not in self._hung_up:
+                self._in.setdefault(c.channel, set()).add(bridge)
+                while len(self._in) > self.max_channels:
+                    self._in.pop(next(iter(self._in)))
+        if rec.channel:
+            self._where[rec.channel] = bridge
+            while len(self._where) > self.max_channels:
+                self._where.pop(next(iter(self._where)))
+        gone = self._hung_up.get(c.channel)
+        if gone is not None:
+            rec.gone = gone if rec.gone is None else min(rec.gone, gone)
+            rec.leave = gone if rec.leave is None else min(rec.leave, gone)
         if enter:
             rec.enter = c.at if rec.enter is None else min(rec.enter, c.at)
-            gone = self._hung_up.get(c.channel)
-            if gone is not None:
-                rec.leave = gone if rec.leave is None else min(rec.leave, gone)
         else:
             rec.leave = c.at if rec.leave is None else min(rec.leave, c.at)
         out: list[CallEvent] = []
@@ -503,14 +524,28 @@ class AmiMapper:
         told_start, told_end = lrec.told.get(caller, (None, None))
         if told_start != start:
             out.append(CallEvent(Kind.PART_STARTED, PROVIDER, caller, start, channel=name,
-                                 agent=device(lrec.channel), scope=self.source, creates=False))
-        ends = [t for t in (crec.leave, lrec.leave) if t is not None]
+                                 agent=self._device(lrec.channel), scope=self.source, creates=False))
+        # The caller leaving (or hanging up) ends it, and so does the counsellor hanging up; a
+        # counsellor stepping out of the bridge (hold, consulting before an attended transfer) does not.
+        ends = [t for t in (crec.leave, lrec.gone) if t is not None]
         end = max(start, min(ends)) if ends else None
         if end is not None and end != told_end:
             out.append(CallEvent(Kind.PART_ENDED, PROVIDER, caller, end, channel=name,
-                                 agent=device(lrec.channel), scope=self.source, creates=False))
+                                 agent=self._device(lrec.channel), scope=self.source, creates=False))
         lrec.told[caller] = (start, end if end is not None else told_end)
         return out
+
+    def _device(self, channel: str, depth: int = 0) -> str:
+        """The device behind a channel; a Local channel's ``;1`` stands for whatever its ``;2``
+        half is bridged with (an attended transfer's ``Local/102@counsellors`` leg → ``PJSIP/tvv2``)."""
+        if depth < 3 and channel.startswith("Local/") and channel.endswith(";1"):
+            twin = channel[:-1] + "2"
+            members = self._bridges.get(self._where.get(twin, ""))
+            if members:
+                for other in members.values():
+                    if other.channel and other.channel != twin:
+                        return self._device(other.channel, depth + 1)
+        return device(channel)
 
     def _leave_all(self, c: _Ctx) -> list[CallEvent]:
         """A Hangup: the channel left every bridge it was in (BridgeLeave may be filtered out)."""
@@ -518,8 +553,9 @@ class AmiMapper:
         while len(self._hung_up) > self.max_channels:
             self._hung_up.popitem(last=False)
         out: list[CallEvent] = []
-        for bridge in [b for b, members in self._bridges.items() if c.channel in members]:
-            out.extend(self._bridge(c, enter=False, bridge=bridge))
+        for bridge in self._in.pop(c.channel, ()):
+            if bridge in self._bridges:
+                out.extend(self._bridge(c, enter=False, bridge=bridge))
         return out
 
     def _track(self, uid: str, lid: str, event: str) -> str | None:
