@@ -7,7 +7,7 @@
   and outbound channels never become calls, a hangup that arrives before the queue join waits.
 
 Revision ID: core_0004_call_parts_gaps
-Revises: core_0003
+Revises: core_0004_second_factor
 Create Date: 2026-12-04 23:55:00
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from alembic import op
 import hotline.db
 
 revision = "core_0004_call_parts_gaps"
-down_revision = "core_0003"
+down_revision = "core_0004_second_factor"
 branch_labels = None
 depends_on = None
 
