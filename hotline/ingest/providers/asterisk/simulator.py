@@ -21,6 +21,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -402,6 +403,7 @@ _AGENT = re.compile(rb"Local/agent[12]@agents/n")
 _MEMBER = re.compile(rb"(MemberName: |Name: )Agent (?:One|Two)")
 _HOLD = re.compile(rb"HoldTime: \d+")
 _TALK = re.compile(rb"TalkTime: \d+")
+_BRIDGE = re.compile(rb"BridgeUniqueid: [0-9a-fA-F-]+")
 _EVENT_HEAD = re.compile(rb"^(Event: [^\r]*\r\n(?:Privilege: [^\r]*\r\n)?)")
 _SKIP = (b"Event: FullyBooted", b"Event: SuccessfulAuth", b"Event: OriginateResponse")
 
@@ -446,6 +448,7 @@ def _build_template(raw: bytes, phase_marks: list[tuple[bytes, bytes | None]]) -
         f = _MEMBER.sub(rb"\1" + b"\x00MEMBER\x00", f)
         f = _HOLD.sub(b"HoldTime: \x00HOLD\x00", f)
         f = _TALK.sub(b"TalkTime: \x00TALK\x00", f)
+        f = _BRIDGE.sub(b"BridgeUniqueid: \x00BRIDGE\x00", f)  # a fresh bridge per call, as Asterisk does
         f = f.replace(b"0901234567", b"\x00CALLER\x00").replace(b"Nguyen Van A", b"\x00NAME\x00")
         f = _EVENT_HEAD.sub(rb"\1" + b"Timestamp: \x00TS\x00\r\n", f, count=1)
         out.append(f)
@@ -520,6 +523,7 @@ def synthetic_call(*, outcome: str = "answered", caller: str = "0901234567", nam
         b"\x00CALLER\x00": caller.encode(), b"\x00NAME\x00": name.encode(), b"\x00QUEUE\x00": queue.encode(),
         b"\x00AGENT\x00": agent.encode(), b"\x00MEMBER\x00": member.encode(), b"\x00HOLD\x00": str(wait).encode(),
         b"\x00TALK\x00": str(talk).encode(), b"\x00DATE\x00": date,
+        b"\x00BRIDGE\x00": str(uuid.uuid4()).encode(),
     }
     frames: list[tuple[float, bytes]] = []
     for i, (tpl_frame, phase) in enumerate(zip(tpl.frames, tpl.phases, strict=True)):

@@ -504,6 +504,9 @@ class AmiMapper:
             rec.enter = c.at if rec.enter is None else min(rec.enter, c.at)
         else:
             rec.leave = c.at if rec.leave is None else min(rec.leave, c.at)
+        if len(members) > 16:  # channels long gone cannot share this bridge with anyone new
+            for uid in [u for u, m in members.items() if m.gone is not None and u != c.channel][:len(members) - 8]:
+                members.pop(uid, None)
         out: list[CallEvent] = []
         for uid, other in members.items():
             if uid == c.channel:
@@ -518,6 +521,8 @@ class AmiMapper:
               enter: bool) -> list[CallEvent]:
         if crec.enter is None or lrec.enter is None:
             return []
+        if (lrec.gone is not None and lrec.gone < crec.enter) or (crec.leave is not None and crec.leave < lrec.enter):
+            return []  # never in the bridge together (a bridge id used again)
         out: list[CallEvent] = []
         name = f"{leg}/{bridge}"[:128]
         start = max(crec.enter, lrec.enter)
