@@ -74,7 +74,7 @@ def caller_gave_up(call: Call) -> bool:
     hung_up, left = facts.get("hangup_request_at"), facts.get("abandon_at")
     if hung_up and left and hung_up != left:
         return bool(hung_up < left)
-    return bool(how == "caller_hung_up")
+    return bool(how in ("caller_hung_up", "queue_log_abandon"))
 
 
 def derive_status(call: Call) -> str:
@@ -539,9 +539,11 @@ def _abandoned(b: _Batch, call: Call, ev: CallEvent) -> None:
     call.abandoned = True
     call.ended_at = _max(call.ended_at, ev.at)
     b.report(call, wait=ev.wait_seconds)
-    if ev.reason in ("caller_hung_up", "left_queue"):  # AMI QueueCallerAbandon: also a timeout, leavewhenempty…
+    if ev.reason in ("caller_hung_up", "left_queue", "queue_log_abandon"):  # AMI QueueCallerAbandon: also a timeout…
         facts = dict(call.facts or {})
-        if facts.get("abandon") != "caller_hung_up":
+        if ev.reason == "queue_log_abandon":  # queue_log's ABANDON: only when the stream said nothing
+            facts.setdefault("abandon", ev.reason)
+        elif facts.get("abandon") != "caller_hung_up":
             facts["abandon"] = ev.reason
         facts["abandon_at"] = min(filter(None, [facts.get("abandon_at"), ev.at.isoformat()]))
         call.facts = facts

@@ -68,8 +68,10 @@ def parse_line(line: str, source: str, members: dict[str, str] | None = None) ->
         if event in ("COMPLETECALLER", "COMPLETEAGENT"):
             events.append(CallEvent(Kind.ENDED, PROVIDER, callid, at, creates=False, **kw))  # type: ignore[arg-type]
     elif event == "ABANDON":
+        # ABANDON is also written when the PBX itself ends a waiting call (a restart): the stream's
+        # evidence (HangupRequest first or not) wins when there is any
         events.append(CallEvent(Kind.ABANDONED, PROVIDER, callid, at, wait_seconds=_int(data[2]),
-                                reason="caller_hung_up", **kw))  # type: ignore[arg-type]
+                                reason="queue_log_abandon", **kw))  # type: ignore[arg-type]
     elif event in UNANSWERED:
         events.append(CallEvent(Kind.QUEUE_RESULT, PROVIDER, callid, at, reason=UNANSWERED[event], **kw))  # type: ignore[arg-type]
         events.append(CallEvent(Kind.ABANDONED, PROVIDER, callid, at, wait_seconds=_int(data[2]),
