@@ -150,11 +150,10 @@ def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
 
 
 def referral_states(session: Session, record_ids: Sequence[int]) -> tuple[bool, dict[int, list[dict[str, Any]]]]:
-    """Referrals of these records through ``referral.service`` (absent: no referrals yet)."""
-    try:
-        from referral.service import states_for_records
-    except ImportError:
-        return False, {}
+    """Referrals of these records through ``referral.service``; the flag says they could be read (summaries
+    built before the referral domain existed keep ``available: false``)."""
+    from referral.service import states_for_records
+
     out: dict[int, list[dict[str, Any]]] = {}
     for chunk in _chunks(list(record_ids)):
         out.update(states_for_records(session, record_ids=list(chunk)))
@@ -163,19 +162,15 @@ def referral_states(session: Session, record_ids: Sequence[int]) -> tuple[bool, 
 
 def referral_counts(session: Session, *, centre_id: int, since: datetime,
                     until: datetime) -> tuple[bool, dict[str, int]]:
-    """Referrals created in ``[since, until)`` by their state now (absent module: none)."""
-    try:
-        from referral.service import counts_by_state
-    except ImportError:
-        return False, {}
+    """Referrals created in ``[since, until)`` by their state now."""
+    from referral.service import counts_by_state
+
     return True, counts_by_state(session, centre_id=centre_id, since=since, until=until)
 
 
 def referral_state_label(state: str, lang: str) -> str:
-    try:
-        from referral.service import state_labels
-    except ImportError:
-        return state
+    from referral.service import state_labels
+
     return state_labels(lang).get(state, state)
 
 
