@@ -262,9 +262,12 @@ def _location_raw(ix: _Index, sid: str, link: dict[str, Any]) -> tuple[dict[str,
     ad = next((a for a in addrs if _s(a.get("address_type")) == "physical"), addrs[0] if addrs else {})
     phones = [p for p in ix.phones_by["location_id"].get(lid, []) + ix.phones_by["service_at_location_id"].get(sal_id, [])
               if not _s(p.get("service_id")) or _s(p.get("service_id")) == sid]
-    rules = [_rule_raw(r, lid) for r in ix.scheds_by["location_id"].get(lid, []) +
-             ix.scheds_by["service_at_location_id"].get(sal_id, [])
-             if not _s(r.get("service_id")) or _s(r.get("service_id")) == sid]
+    rows = [r for r in ix.scheds_by["location_id"].get(lid, []) + ix.scheds_by["service_at_location_id"].get(sal_id, [])
+            if not _s(r.get("service_id")) or _s(r.get("service_id")) == sid]
+    rules = [_rule_raw(r, lid) for r in rows]
+    for rule, row in zip(rules, rows, strict=True):
+        if not _s(row.get("service_id")):  # a place's hours, shared by its services: one row each on export
+            rule["id"] = f"{rule['id']}@{sid}"
     address = ", ".join(x for x in (_s(ad.get("address_1")), _s(ad.get("address_2"))) if x)
     raw = {"id": lid, "sal_id": sal_id, "address_id": _s(ad.get("id")), "name": _s(lo.get("name")),
            "location_type": _s(lo.get("location_type")) or "physical",

@@ -29,6 +29,9 @@ def _package() -> dict:
         {"name": "address", "data": [
             {"id": "addr-office", "location_id": "office-qn", "address_1": "45 Hùng Vương", "city": "", "state_province": "", "postal_code": "", "country": "VN", "address_type": "physical"},
             {"id": "addr-safe", "location_id": "safe-house-7", "address_1": "9 Ngõ Kín", "city": "", "state_province": "", "postal_code": "", "country": "VN", "address_type": "physical"}]},
+        {"name": "schedule", "data": [  # the shared office's own hours, for both its services
+            {"id": "office-hours", "location_id": "office-qn", "freq": "WEEKLY", "byday": "MO,TU,WE,TH,FR",
+             "opens_at": "07:30", "closes_at": "17:00"}]},
         {"name": "service_at_location", "data": [
             {"id": "sal-s1-office", "service_id": "s1", "location_id": "office-qn"},
             {"id": "sal-s1-safe", "service_id": "s1", "location_id": "safe-house-7"},
