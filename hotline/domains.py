@@ -118,7 +118,7 @@ def _core() -> Wiring:
 def _calls() -> Wiring:
     from hotline.calls import cli, views
 
-    return Wiring(routers=(views.router,), commands=cli.register)
+    return Wiring(routers=(views.router,), commands=cli.register, record_panels=(views.record_panel,))
 
 
 def _ingest() -> Wiring:

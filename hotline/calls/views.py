@@ -146,12 +146,3 @@ def record_panel(request: Request, db: Any, record: Any, principal: Principal) -
     ctx = template_context(request, {"parts": parts})
     return Markup(templates.get_template("calls/_parts_panel.html").render(ctx))
 
-
-def setup_app(app: Any) -> None:
-    try:
-        from hotline.records import views as record_views
-    except ImportError:
-        return
-    panels = getattr(record_views, "RECORD_PANELS", None)
-    if panels is not None and record_panel not in panels:
-        panels.append(record_panel)
