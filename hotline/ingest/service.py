@@ -142,6 +142,8 @@ class _Batch:
         self.keys: dict[tuple[str, str], Call] = {}
         self.touched: set[int] = set()
         self.pending: dict[tuple[str, str], list[CallEvent]] = {}  # events waiting for their call
+        self.parts: dict[int, list[CallPart]] = {}  # each call's parts, read once per batch
+        self.created: set[int] = set()  # calls made in this batch
         self._stored_pending: bool | None = None  # whether pending_call_events has rows (asked once)
         self.agents: dict[tuple[str, str], int] = {}
         for (provider, ident), row in self.routing.agents.items():
@@ -184,6 +186,7 @@ class _Batch:
         )
         self.session.add(call)
         self.session.flush()
+        self.created.add(call.id)
         self.link(call, ev.provider, ev.key, "call")
         return call
 
@@ -241,6 +244,8 @@ class _Batch:
         self.session.execute(update(CallPart).where(CallPart.call_id == gone.id, CallPart.leg.not_in(kept_legs))
                              .values(call_id=keep.id) if kept_legs else
                              update(CallPart).where(CallPart.call_id == gone.id).values(call_id=keep.id))
+        self.parts.pop(keep.id, None)
+        self.parts.pop(gone.id, None)
         if self.session.scalar(select(CallRecord.id).where(CallRecord.call_id == keep.id)) is None:
             self.session.execute(update(CallRecord).where(CallRecord.call_id == gone.id).values(call_id=keep.id))
         for k, v in list(self.keys.items()):
@@ -355,10 +360,16 @@ class _Batch:
 
     def part(self, call: Call, ev: CallEvent) -> None:
         leg = (ev.channel or ev.agent or "")[:128]
-        row = self.session.scalar(select(CallPart).where(CallPart.call_id == call.id, CallPart.leg == leg))
+        parts = self.parts.get(call.id)
+        if parts is None:  # once per call and batch; a call made in this batch has none yet
+            parts = [] if call.id in self.created else list(
+                self.session.scalars(select(CallPart).where(CallPart.call_id == call.id)))
+            self.parts[call.id] = parts
+        row = next((p for p in parts if p.leg == leg), None)
         if row is None:
             row = CallPart(call_id=call.id, leg=leg, agent=(ev.agent or "")[:255])
             self.session.add(row)
+            parts.append(row)
         if ev.agent and not row.agent:
             row.agent = ev.agent[:255]
         row.counsellor_id = row.counsellor_id or self.counsellor_for(ev.provider, row.agent)
@@ -368,10 +379,7 @@ class _Batch:
             row.ended_at = _min(row.ended_at, ev.at)
         if row.started_at is not None and row.ended_at is not None:
             row.talk_seconds = _seconds(row.started_at, row.ended_at)
-        self.session.flush()
-        parts = self.session.scalars(select(CallPart).where(CallPart.call_id == call.id)
-                                     .order_by(CallPart.started_at, CallPart.id)).all()
-        started = [p for p in parts if p.started_at is not None]
+        started = sorted((p for p in parts if p.started_at is not None), key=lambda p: (p.started_at, p.leg))
         if started:
             first = started[0]
             call.answered_at = _min(call.answered_at, first.started_at)
@@ -731,6 +739,8 @@ def ingest(session: Session, items: Sequence[RawIn], *, settings: Settings | Non
         batch.keys.clear()
         batch.touched.clear()
         batch.pending.clear()
+        batch.parts.clear()
+        batch.created.clear()
         for item in applicable:
             for ev in item.events:
                 try:
@@ -739,6 +749,7 @@ def ingest(session: Session, items: Sequence[RawIn], *, settings: Settings | Non
                     result.applied += 1
                 except Exception as exc:  # noqa: BLE001 - the event is kept, with the reason
                     batch.keys.clear()
+                    batch.parts.clear()
                     reason = f"{type(exc).__name__}: {exc} while applying {ev.kind.value} for {ev.key}"
                     _dead(session, item, reason)
                     result.dead += 1
