@@ -95,10 +95,15 @@ def load(path: Path) -> Package:
         raise PackageError(Text("%(file)s: invalid JSON at line %(line)d: %(problem)s", file=pkg_path.name,
                                 line=exc.lineno, problem=exc.msg)) from None
     pkg = Package()
-    for res in meta.get("resources", []) if isinstance(meta, dict) else []:
+    resources = meta.get("resources") if isinstance(meta, dict) else None
+    if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
+        raise PackageError(Text("%(file)s: 'resources' must be a list of tables", file=pkg_path.name))
+    for res in resources:
         _load_resource(pkg_path.parent, res, pkg)
     if "service" not in pkg.tables:
-        raise PackageError(Text("the HSDS package has no service table"))
+        # Said first: why the service table could not be read, when that is the reason.
+        raise PackageError(*(p[2] for p in pkg.problems[:1])) if pkg.problems else \
+            PackageError(Text("the HSDS package has no service table"))
     return pkg
 
 
@@ -109,7 +114,11 @@ def _load_resource(folder: Path, res: dict[str, Any], pkg: Package) -> None:
         pkg.warnings.append((rel or name, "", Text("table %(name)r is not part of HSDS 3.0: left out", name=name)))
         return
     if "data" in res:
-        rows = [(f"{name}[{i}]", dict(r)) for i, r in enumerate(res["data"] or [])]
+        data = res["data"] or []
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            pkg.problems.append((name, "", Text("resource %(name)r: data must be a list of rows (objects)", name=name)))
+            return
+        rows = [(f"{name}[{i}]", dict(r)) for i, r in enumerate(data)]
         header = sorted({k for _, r in rows for k in r})
         _check_columns(table, header, name, pkg)
     else:

@@ -185,3 +185,13 @@ def test_a_json_package_with_rows_inline_is_read_the_same(env, cli, tmp_path: Pa
     path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     code, out, err = cli("directory", "import", str(path))
     assert code == 0 and "40 mới" in out, err
+
+
+def test_malformed_json_packages_are_refused_with_a_reason(env, cli, tmp_path: Path):
+    for body, word in (({"resources": {"service": []}}, "resources"),
+                       ({"resources": [{"name": "service", "data": {"id": "x"}}]}, "data"),
+                       ({"resources": [{"name": "service", "data": ["x"]}]}, "data")):
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(body), encoding="utf-8")
+        code, out, err = cli("directory", "import", str(path))
+        assert code == 2 and word in err and "Traceback" not in err, err
