@@ -19,11 +19,14 @@ from hotline.taxonomy import get_taxonomies
 
 STATE_LABELS = {
     "not_built": N_("Not built"),
+    "provisional": N_("Provisional: today, still running"),
     "built": N_("Built, not signed off"),
     "signed_off": N_("Signed off"),
     "changed_after_sign_off": N_("Changed after sign-off"),
 }
 UNSIGNED_MARK = N_("NOT SIGNED OFF: this daily log has not been reviewed and signed off by a supervisor.")
+PROVISIONAL_MARK = N_("PROVISIONAL: today has not ended; these figures will change until the day is built "
+                      "after midnight.")
 CHANGED_MARK = N_("CHANGED AFTER SIGN-OFF: records of this day were changed after the supervisor signed it off.")
 TOTAL_LABELS = (
     ("received", N_("Calls received")),
@@ -87,12 +90,15 @@ def header_rows(summary: dict[str, Any], lang: str) -> list[list[Any]]:
     day = date.fromisoformat(summary["date"]).strftime("%d/%m/%Y")
     rows: list[list[Any]] = [[_("Daily call log"), centre["name"], centre["code"], day]]
     state = summary.get("state", "built")
-    if state in ("built", "not_built"):
+    if state == "provisional":
+        rows.append([_(PROVISIONAL_MARK)])
+    elif state in ("built", "not_built"):
         rows.append([_(UNSIGNED_MARK)])
     elif state == "changed_after_sign_off":
         rows.append([_(CHANGED_MARK)])
     rows.append([_("State"), _(STATE_LABELS.get(state, state))])
-    rows.append([_("Built at"), _fmt_dt(summary.get("built_at"), centre["timezone"])])
+    rows.append([_("Figures as of") if state == "provisional" else _("Built at"),
+                 _fmt_dt(summary.get("built_at"), centre["timezone"])])
     if summary.get("signed_off_at"):
         rows.append([_("Signed off"), _fmt_dt(summary["signed_off_at"], centre["timezone"]),
                      summary.get("signed_off_by") or ""])

@@ -48,7 +48,7 @@ from hotline.records.models import CallRecordRevision
 from hotline.taxonomy import non_counselling_codes
 
 SUMMARY_VERSION = 1
-STATES = ("not_built", "built", "signed_off", "changed_after_sign_off")
+STATES = ("not_built", "provisional", "built", "signed_off", "changed_after_sign_off")
 VIEW_ROLES = ("supervisor", "administrator")
 COMMENT_MAX = 4000
 CHUNK = 900  # ids per IN (...) list
@@ -656,6 +656,20 @@ def signer_name(session: Session, log: DailyLog | None) -> str:
     if log is None or not log.signed_off_by:
         return ""
     return _user_names(session, {log.signed_off_by}).get(log.signed_off_by, "")
+
+
+def is_running(centre: Centre, day: date, now: datetime | None = None) -> bool:
+    """True for the centre's current local day: it has no built log yet, only a provisional one."""
+    return day == local_today(centre, now)
+
+
+def provisional_summary(session: Session, *, centre: Centre, day: date,
+                        now: datetime | None = None) -> dict[str, Any]:
+    """Today's running log, figured now and never stored: marked provisional, with the moment it
+    was figured in ``built_at`` (the built log replaces it after the centre's midnight)."""
+    summary = summarise(session, centre=centre, day=day)
+    return {**summary, "state": "provisional", "built_at": _iso(now or utcnow()), "build_count": 0,
+            "built_by": None, "signed_off_at": None, "signed_off_by": None}
 
 
 def public_summary(log: DailyLog, state: str, *, signed_by: str = "") -> dict[str, Any]:

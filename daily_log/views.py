@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -83,11 +83,15 @@ def days_page(request: Request, centre: str | None = None, until: str | None = N
         audit.record(db, actor=principal, action="daily_log.list", object_type="daily_log",
                      object_id=chosen.code, request=request)
         earlier = rows[-1].day - timedelta(days=1) if rows else None
+        today = service.local_today(chosen)
+        listed = [{"day": r.day, "state": r.state, "failure": r.failure,
+                   "received": r.log.received if r.log else None,
+                   "built_at": r.log.built_at if r.log else None} for r in rows]
+        if end >= today - timedelta(days=1):  # the newest page starts with today's running log
+            listed.insert(0, {"day": today, "state": "provisional", "failure": None, "received": None,
+                              "built_at": None})
         ctx = {
-            "centres": [(c.code, c.name) for c in centres], "centre": chosen,
-            "rows": [{"day": r.day, "state": r.state, "failure": r.failure,
-                      "received": r.log.received if r.log else None,
-                      "built_at": r.log.built_at if r.log else None} for r in rows],
+            "centres": [(c.code, c.name) for c in centres], "centre": chosen, "rows": listed,
             "earlier": earlier if earlier and earlier >= service.first_day(chosen) else None,
             "later": (end + timedelta(days=31)) if end + timedelta(days=1) < service.local_today(chosen) else None,
             "failures": failures,
@@ -117,6 +121,12 @@ def _day_context(db: Any, principal: Principal, centre: Any, day: date) -> dict[
         service.check_buildable(centre, day)
     except service.DayRefused as exc:
         ctx["refusal"] = error_text(exc, principal.language)
+    ctx["provisional"] = log is None and service.is_running(centre, day)
+    if ctx["provisional"]:
+        ctx["public"] = service.provisional_summary(db, centre=centre, day=day)
+        ctx["summary"] = ctx["public"]
+        ctx["state"] = "provisional"
+        ctx["as_of"] = datetime.fromisoformat(ctx["public"]["built_at"])
     if log is not None:
         ctx["summary"] = log.summary
         ctx["changes"] = service.changes_after_sign_off(db, log=log)
@@ -201,6 +211,8 @@ async def comment(code: str, day_text: str, request: Request,
 
 def _built(db: Any, principal: Principal, centre: Any, day: date) -> dict[str, Any]:
     log = service.get_log(db, centre=centre, day=day)
+    if log is None and service.is_running(centre, day):
+        return service.provisional_summary(db, centre=centre, day=day)
     if log is None:
         _ = translator(principal.language)
         raise HTTPException(404, detail=_("This day has not been built yet; build it first."))
@@ -250,6 +262,7 @@ def print_page(code: str, day_text: str, request: Request, principal: Principal 
         centre, day, summary = _exported(db, principal, request, code, day_text, "print")
         ctx = _day_context(db, principal, centre, day)
         ctx["public"] = summary
+        ctx["summary"] = summary  # the exported figures, the same as the print shows
         return render(request, "daily_log/print.html", ctx)
 
 
