@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import jinja2
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -14,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hotline.auth.deps import Principal, csrf_protect, require_roles
+from hotline.auth.models import User
 from hotline.calls import service
-from hotline.calls.models import CALL_STATUSES
+from hotline.calls.models import CALL_STATUSES, CallRecord
 from hotline.centres.models import Centre, Line
 from hotline.db import db_session
 from hotline.taxonomy import get_taxonomies
@@ -33,6 +35,8 @@ def _label(ctx: Any, scheme: str, code: str | None) -> str:
 
 templates.env.globals.setdefault("label", _label)
 STAFF = ("counsellor", "supervisor", "administrator")
+REVEAL_ROLES = ("supervisor", "administrator")  # as the live screen's reveal (hotline.live.service)
+PAGE_SIZE = 50
 
 
 DB = Annotated[Session, Depends(db_session)]
@@ -88,12 +92,33 @@ def calls_page(
     principal: Annotated[Principal, Depends(require_roles(*STAFF))],
     status: Annotated[list[str], Query()] = [],  # noqa: B006
     day: Annotated[date | None, Query()] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
+    status = [s for s in status if s]  # "All" sends an empty status
     flt = _filter(session, principal, day, day, status, None)
-    rows = service.list_calls(session, flt=flt, limit=200)
-    calls = [{**d, "received_at": c.received_at} for c, d in zip(rows, service.call_dicts(session, rows), strict=True)]
-    return render(request, "calls/list.html", {"calls": calls, "statuses": CALL_STATUSES,
-                                               "selected": status, "day": day})
+    rows = service.list_calls(session, flt=flt, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    records: dict[int, int] = {}
+    if rows:
+        for call_id, record_id in session.execute(select(CallRecord.call_id, CallRecord.id)
+                                                  .where(CallRecord.call_id.in_([c.id for c in rows]))).all():
+            records[call_id] = record_id
+    ids = {c.counsellor_id for c in rows if c.counsellor_id}
+    names = {u.id: u.display_name or u.username for u in session.scalars(select(User).where(User.id.in_(ids)))} \
+        if ids else {}
+    calls = [{**d, "received_at": c.received_at, "record_id": records.get(c.id),
+              "counsellor": names.get(c.counsellor_id or 0, ""),
+              "may_reveal": principal.role in REVEAL_ROLES and bool(c.caller_number)}
+             for c, d in zip(rows, service.call_dicts(session, rows), strict=True)]
+    base = [("status", s) for s in status] + ([("day", day.isoformat())] if day else [])
+
+    def page_url(n: int) -> str:
+        return "/calls?" + urlencode([*base, ("page", str(n))])
+
+    return render(request, "calls/list.html", {
+        "calls": calls, "statuses": CALL_STATUSES, "selected": status, "day": day, "page": page,
+        "previous_url": page_url(page - 1) if page > 1 else None, "next_url": page_url(page + 1) if more else None})
 
 
 class ReferenceIn(BaseModel):
