@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         False, description="Development only: also send referrals to plain http:// webhooks (names and notes in clear)")
 
     wrap_up_seconds: int = Field(60, ge=0, le=3600, description="After a call ends a counsellor is in wrap-up this long before available again")
+    wallboard_answer_seconds: int = Field(20, ge=1, le=600, description="Service level: a call answered within this many seconds counts as answered in time")
+    wallboard_service_level_min: int = Field(80, ge=0, le=100, description="Wallboard warns when fewer than this percent of today's calls were answered in time")
+    wallboard_abandoned_max: int = Field(10, ge=0, le=100, description="Wallboard warns when more than this percent of today's calls were abandoned")
+    wallboard_wait_max_seconds: int = Field(60, ge=1, le=3600, description="Wallboard warns when a caller has waited longer than this")
 
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038

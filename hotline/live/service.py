@@ -313,6 +313,7 @@ def _since(at: datetime | None, now: datetime) -> int:
 def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Calls waiting (and for how long), in progress by counsellor, presence, today's totals."""
     from hotline.auth import service as users
+    from hotline.settings import get_settings
 
     now = now or utcnow()
     centre = session.get(Centre, centre_id)
@@ -339,23 +340,34 @@ def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) 
                             "since": (c.answered_at or c.received_at).isoformat(),
                             "talking": _since(c.answered_at or c.received_at, now)})
     totals = {"received": 0, "answered": 0, "abandoned": 0, "missed": 0}
+    settings = get_settings()
+    in_time, longest_today = 0, 0
     for c in calls.iter_calls(session, flt=calls.CallFilter(since=start, until=end, centre_ids=[centre_id])):
         totals["received"] += 1
         totals["answered"] += 1 if c.answered_at else 0
         totals["abandoned"] += 1 if c.status == "abandoned" else 0
         totals["missed"] += 1 if c.status == "missed" else 0
+        wait = _wait_seconds(c)
+        longest_today = max(longest_today, wait or 0)
+        if c.answered_at and wait is not None and wait <= settings.wallboard_answer_seconds:
+            in_time += 1
     done = records.completed_between(session, centre_id=centre_id, since=start, until=end)
     nc = non_counselling_codes()
     totals["records_completed"] = len(done)
     totals["non_counselling"] = sum(1 for r in done if r.primary_issue in nc)
     states = {row.user_id: row for row in session.scalars(
         select(CounsellorPresence).where(CounsellorPresence.centre_id == centre_id))}
+    on_call = {c.counsellor_id for c in open_calls
+               if c.ended_at is None and c.counsellor_id and c.status not in ("ringing", "queued")}
     presence = []
     for u in users.list_users(session, centre_id=centre_id, include_disabled=False):
         if u.role != "counsellor":
             continue
         row = states.get(u.id)
-        presence.append({"user_id": u.id, "name": names.get(u.id, ""), "state": effective_state(row, now),
+        state = effective_state(row, now)
+        if u.id in on_call and state != "wrap_up":  # on a call: busy, whatever was last set
+            state = "busy"
+        presence.append({"user_id": u.id, "name": names.get(u.id, ""), "state": state,
                          "since": row.changed_at.isoformat() if row else None})
     from hotline.ingest.gaps import gaps_between
 
@@ -363,5 +375,37 @@ def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) 
     gaps = gaps_between(session, start, min(end, now + timedelta(seconds=1)))
     for g in gaps:
         g["since_local"] = datetime.fromisoformat(g["started_at"]).astimezone(tz).strftime("%H:%M")
-    return {"centre_id": centre_id, "now": now.isoformat(), "waiting": waiting, "in_progress": talking,
-            "presence": presence, "totals": totals, "gaps": gaps}
+    service = _service_figures(totals, in_time, longest_today, waiting, settings)
+    return {"centre_id": centre_id, "centre_code": centre.code if centre else "", "today": today.isoformat(),
+            "now": now.isoformat(), "waiting": waiting, "in_progress": talking,
+            "presence": presence, "totals": totals, "service": service, "gaps": gaps}
+
+
+def _wait_seconds(c: Any) -> int | None:
+    if c.queue_wait_seconds is not None:
+        return int(c.queue_wait_seconds)
+    if c.answered_at and (c.queued_at or c.received_at):
+        return max(0, int((c.answered_at - (c.queued_at or c.received_at)).total_seconds()))
+    return None
+
+
+def _service_figures(totals: dict[str, int], in_time: int, longest_today: int, waiting: list[dict[str, Any]],
+                     settings: Any) -> dict[str, Any]:
+    """Service level (share of today's calls answered within the centre's seconds), abandonment rate,
+    longest wait (now and today), and which passed the thresholds the centre set."""
+    received = totals["received"]
+    level = round(100 * in_time / received) if received else None
+    abandoned = round(100 * totals["abandoned"] / received) if received else None
+    longest_now = max((w["waited"] for w in waiting), default=0)
+    warnings = []
+    if level is not None and level < settings.wallboard_service_level_min:
+        warnings.append("service_level")
+    if abandoned is not None and abandoned > settings.wallboard_abandoned_max:
+        warnings.append("abandoned")
+    if longest_now > settings.wallboard_wait_max_seconds:
+        warnings.append("longest_wait")
+    return {"answer_seconds": settings.wallboard_answer_seconds, "service_level": level,
+            "service_level_min": settings.wallboard_service_level_min, "abandoned_rate": abandoned,
+            "abandoned_max": settings.wallboard_abandoned_max, "longest_wait_now": longest_now,
+            "longest_wait_today": longest_today, "wait_max": settings.wallboard_wait_max_seconds,
+            "warnings": warnings}

@@ -46,6 +46,14 @@
       var dd = board.querySelector('[data-total="' + k + '"]');
       if (dd) dd.textContent = String(data.totals[k]);
     });
+    var sv = data.service || {warnings: []};
+    board.querySelectorAll("[data-metric]").forEach(function (dd) {
+      var v = sv[dd.dataset.metric];
+      dd.textContent = v === null || v === undefined ? "\u2014" : v + (dd.dataset.unit === "percent" ? " %" : " s");
+    });
+    board.querySelectorAll("[data-warning]").forEach(function (li) {
+      li.hidden = (sv.warnings || []).indexOf(li.dataset.warning) < 0;
+    });
   }
   function refresh() {
     clearTimeout(pending);
