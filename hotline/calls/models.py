@@ -205,6 +205,10 @@ class CallRecord(Base):
     channel: Mapped[str] = mapped_column(String(32), default="telephony")
     state: Mapped[str] = mapped_column(String(16), default="draft")  # draft | completed
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Every UPDATE says "WHERE version = <the version read>": two saves racing on one record (two
+    # tabs, a save and a reference) cannot both win; the loser gets a conflict, not a lost edit.
+    # The services set the next version themselves.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
     caller_role: Mapped[str | None] = mapped_column(String(32))
     caller_sex: Mapped[str] = mapped_column(String(16), default="unknown")

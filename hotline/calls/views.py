@@ -138,10 +138,22 @@ def add_reference(
     """An edit of the record like any other (#14): edit rights, the sign-off lock, a revision, audited."""
     from hotline.records import service as records
 
+    from sqlalchemy.orm.exc import StaleDataError
+
     try:
-        record = records.get_record(session, record_id=record_id, actor=principal, for_edit=True)
-        ref = records.give_reference(session, record=record, actor=principal, kind=body.kind, ref_id=body.ref_id,
-                                     label=body.label, reason=body.lock_reason)
+        for attempt in (1, 2):  # a save written meanwhile: read the record again and add to it
+            record = records.get_record(session, record_id=record_id, actor=principal, for_edit=True)
+            try:
+                ref = records.give_reference(session, record=record, actor=principal, kind=body.kind,
+                                             ref_id=body.ref_id, label=body.label, reason=body.lock_reason)
+                session.flush()
+                break
+            except StaleDataError:
+                session.rollback()
+                if attempt == 2:
+                    from hotline.errors import Conflict
+
+                    raise Conflict(record_id) from None
     except records.RecordError as exc:
         session.rollback()
         raise HTTPException(422, {"errors": exc.translated(principal.language)}) from None

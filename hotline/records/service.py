@@ -639,6 +639,20 @@ def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[st
     return record
 
 
+def conflict_after_race(session: Session, *, record_id: int, actor: Actor, data: Mapping[str, Any]) -> VersionConflict:
+    """Another save was written between reading the record and writing it (the database refused the
+    stale write): roll back, read it again, keep the refused values as a revision, and say so."""
+    session.rollback()
+    record = get_record(session, record_id=record_id, actor=actor)
+    try:
+        parsed = parse_input(data)
+    except RecordError:
+        parsed = Parsed()
+    differences = _differences(record, parsed)
+    keep_rejected(session, record=record, actor=actor, differences=differences)
+    return VersionConflict(record.version, differences)
+
+
 REVISION_ACTIONS = {
     "completed": N_("Completed"),
     "edited": N_("Edited after completion"),

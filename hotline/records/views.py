@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm.exc import StaleDataError
 
 from hotline import domains
 from hotline.audit import service as audit
@@ -250,7 +251,11 @@ async def autosave(record_id: int, request: Request, principal: Principal = Depe
         try:
             record = service.save(db, record=record, actor=principal, data=fields, version=body.get("version"),
                                   complete=complete, merged=merged)
+            db.flush()
         except service.VersionConflict as exc:
+            return JSONResponse(_conflict_body(exc, lang), status_code=409)
+        except StaleDataError:
+            exc = service.conflict_after_race(db, record_id=record_id, actor=principal, data=fields)
             return JSONResponse(_conflict_body(exc, lang), status_code=409)
         except service.RecordError as exc:
             version: Any = record.version

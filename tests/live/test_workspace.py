@@ -231,3 +231,29 @@ def test_wrap_up_ends_without_a_screen_open(client, staff, monkeypatch):
     finally:
         ami.close()
         reset_settings()
+
+
+def test_two_saves_racing_cannot_both_win(client, staff):
+    """Both read version n; the first writes n+1; the second's write is refused by the database
+    (not only by the version check in Python) and nothing it held is lost."""
+    import pytest
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from hotline.calls.models import CallRecord
+    from hotline.db import new_session
+
+    token = sign_in(client, "tvv1")
+    rec = open_record(client, token, call_id(feed_call()))
+    a, b = new_session(), new_session()
+    try:
+        ra, rb = a.get(CallRecord, rec["id"]), b.get(CallRecord, rec["id"])
+        ra.notes, ra.version = "tab một", ra.version + 1
+        a.commit()
+        rb.notes, rb.version = "tab hai", rb.version + 1
+        with pytest.raises(StaleDataError):
+            b.commit()
+    finally:
+        a.close()
+        b.close()
+    page = client.get(f"/records/{rec['id']}").text
+    assert "tab một" in page
