@@ -100,10 +100,9 @@ GET /records/{record_id}/history                     : in   ok   404  ok   ok   
 GET /daily-log                                       : in   403  403  ok   ok   403  403  in
 GET /daily-log/failures                              : in   403  403  403  ok   403  403  in
 GET /daily-log/{code}/{day_text}                     : in   403  403  ok   ok   403  403  in
-# A's day is not built yet: 404 'no log' for the roles that may read it
-GET /daily-log/{code}/{day_text}/export.csv          : in   403  403  404  404  403  403  in
-GET /daily-log/{code}/{day_text}/export.xlsx         : in   403  403  404  404  403  403  in
-GET /daily-log/{code}/{day_text}/print               : in   403  403  404  404  403  403  in
+GET /daily-log/{code}/{day_text}/export.csv          : in   403  403  ok   ok   403  403  in
+GET /daily-log/{code}/{day_text}/export.xlsx         : in   403  403  ok   ok   403  403  in
+GET /daily-log/{code}/{day_text}/print               : in   403  403  ok   ok   403  403  in
 GET /reports                                         : in   403  403  ok   ok   403  403  in
 GET /reports/export.csv                              : in   403  403  ok   ok   403  403  in
 GET /records/{record_id}/referrals/new               : in   ok   404  ok   ok   403  403  in
