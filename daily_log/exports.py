@@ -48,7 +48,7 @@ BREAKDOWNS = (
     ("by_level", "service_level", N_("By level of counselling or intervention")),
     ("by_sex", "sex", N_("By caller sex")),
     ("by_age_group", "age_group", N_("By caller age group")),
-    ("by_province", None, N_("By province")),
+    ("by_province", "province", N_("By province")),
     ("by_caller_role", "caller_role", N_("By caller role")),
     ("by_outcome", "outcome", N_("By outcome")),
 )
@@ -71,11 +71,18 @@ def _safe(value: Any) -> Any:
 def label(scheme: str | None, code: str, lang: str) -> str:
     if scheme is None:
         return code
+    if scheme == "province":  # the 34 provinces' names (hotline.records.places); an unknown code stays
+        from hotline.records.places import province_name
+
+        return province_name(code) or (translator(lang)("Unknown") if code in ("unknown", "") else code)
     if scheme == "referral_state":
         from daily_log.service import referral_state_label
 
         return referral_state_label(code, lang)
-    return get_taxonomies().label(scheme, code, lang) or code
+    text = get_taxonomies().label(scheme, code, lang) or code
+    if text == code and code in ("unknown", "", "none"):  # a blank answer, never the raw code
+        return translator(lang)("Unknown")
+    return text
 
 
 def _fmt_dt(value: str | None, tz: str) -> str:

@@ -41,7 +41,7 @@ from daily_log.models import DailyLog
 from hotline.calls.models import Call, CallRecord, CallRecordIssue
 from hotline.centres.models import Centre
 from hotline.db import utcnow
-from hotline.i18n import Text
+from hotline.i18n import N_, Text
 from hotline.settings import get_settings
 from hotline.taxonomy import get_taxonomies, non_counselling_codes
 
@@ -443,8 +443,21 @@ def to_text(report: Report) -> str:
     return "\n".join(lines)
 
 
+INDICATOR_TITLES = {
+    "gbv_victims_served": N_("Share of detected gender-based-violence victims who received services"),
+    "perpetrators_counselled": N_("Share of detected perpetrators who were counselled"),
+}
+TABLE_TITLES = {
+    "sex": N_("By caller sex"), "issue_group": N_("By issue group (of the primary issue)"),
+    "issue": N_("By issue (a record with several issues counts under each)"),
+    "primary_issue": N_("By primary issue"), "level": N_("By level of counselling or intervention"),
+    "age_group": N_("By caller age group"), "caller_role": N_("By caller role"), "province": N_("By province"),
+    "outcome": N_("By outcome"),
+}
+
+
 def to_csv_rows(report: Report, lang: str) -> list[list[Any]]:
-    from daily_log.exports import label
+    from daily_log.exports import TOTAL_LABELS, label
     from hotline.i18n import translator
 
     _ = translator(lang)
@@ -456,20 +469,26 @@ def to_csv_rows(report: Report, lang: str) -> list[list[Any]]:
         rows.append([_("The period has not ended yet: figures are provisional.")])
     rows.append([_("Recipients"), "; ".join(report.recipients)])
     rows.append([])
+    totals = dict(TOTAL_LABELS)
+    rows.append([_("Totals"), _("Number"), _("Code")])
     for k, v in report.totals.items():
-        rows.append([k, v])
+        rows.append([_(totals[k]) if k in totals else k, v, k])
+    rows.append([])
+    rows.append([_("Indicators"), _("Numerator"), _("Denominator"), _("Share (%)"), _("Code")])
     for name, ind in report.indicators.items():
-        rows.append([name, ind["numerator"], ind["denominator"], ind["share"]])
+        title = INDICATOR_TITLES.get(name)
+        rows.append([_(title) if title else name, ind["numerator"], ind["denominator"], ind["share"], name])
     rows.append([])
     rows.append([_("Referrals made"), report.referrals.get("made", 0)])
     for state, n in report.referrals.get("by_state", {}).items():
         rows.append([state, service.referral_state_label(state, lang), n])
     schemes = {"age_group": "age_group", "level": "service_level", "caller_role": "caller_role",
                "outcome": "outcome", "issue": "issue", "issue_group": "issue", "primary_issue": "issue",
-               "province": None, "sex": "sex"}
+               "province": "province", "sex": "sex"}
     for name, table in report.tables.items():
         rows.append([])
-        rows.append([name, "", *[label("sex", s, lang) for s in SEXES], _("Total")])
+        title = TABLE_TITLES.get(name)
+        rows.append([_(title) if title else name, _("Code"), *[label("sex", s, lang) for s in SEXES], _("Total")])
         for code, row in table.items():
-            rows.append([code, label(schemes.get(name), code, lang), *[row[s] for s in SEXES], row["total"]])
+            rows.append([label(schemes.get(name), code, lang), code, *[row[s] for s in SEXES], row["total"]])
     return rows

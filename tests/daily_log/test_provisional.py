@@ -55,6 +55,7 @@ def test_today_is_listed_shown_and_exported_as_provisional(client, running):
         assert f'href="{url}/{link}"' in page.text
         assert client.get(f"{url}/{link}").status_code == 200, link
     assert 'id="dl-sign-off"' not in page.text and 'id="dl-build"' not in page.text
+    assert "Nữ" in page.text and "female" not in page.text and "30_59" not in page.text  # words, not codes
 
     rows = list(csv.reader(io.StringIO(client.get(url + "/export.csv").content.decode("utf-8-sig"))))
     assert rows[1][0].startswith("TẠM TÍNH"), rows[1]
