@@ -578,10 +578,7 @@ def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[st
     """
     if not can_edit(actor, record):
         raise NotAllowed(record.id)
-    try:
-        base = int(version) if version is not None else None
-    except (TypeError, ValueError):
-        raise RecordError({"version": _msg("version", N_("missing; reload the page."))}) from None
+    base = _base_version(version)
     parsed = parse_input(data, present_bools=present_bools)
     if base is None:
         raise RecordError({"version": _msg("version", N_("missing; reload the page."))})
@@ -591,41 +588,25 @@ def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[st
         raise VersionConflict(record.version, differences)
     before = snapshot(record)
     was_completed = record.state == "completed"
+    completing = complete and not was_completed
     locked = record.locked_at is not None
     why = _lock_reason(data, reason) if locked else ""
     if locked and len(why) > LOCK_REASON_MAX:
         raise RecordError({"lock_reason": _msg("lock_reason", N_("at most %(max)s characters."), max=LOCK_REASON_MAX)})
     _apply(record, parsed)
-    if locked and not why and (_changes(before, snapshot(record)) or (complete and not was_completed)):
+    if locked and not why and (_changes(before, snapshot(record)) or completing):
         raise RecordError({"lock_reason": _msg(
             "lock_reason", N_("this record's day has been signed off; give a reason for the change "
                               "(nothing was saved)."))})
     if complete or was_completed:
-        errors = completeness_errors(record)
-        if errors:
-            # The draft keeps what was typed; only completion is refused.
-            if not was_completed:
-                record.version += 1
-                record.updated_at = utcnow()
-                session.flush()
-            raise RecordError(errors, keep_draft=not was_completed)
-    after = snapshot(record)
-    changed = _changes(before, after)
-    if not changed and not (complete and not was_completed):
+        _refuse_incomplete(session, record, was_completed)
+    changed = _changes(before, snapshot(record))
+    if not changed and not completing:
         return record
     record.version += 1
     record.updated_at = utcnow()
-    action = None
-    if complete and not was_completed:
-        record.state = "completed"
-        record.completed_at = utcnow()
-        action = "completed"
-    elif was_completed:
-        action = "edited"
-    if _action and action:
-        action = _action
-    if merged and not (complete and not was_completed):
-        action = "merged"
+    action = _revision_action(record, completing=completing, was_completed=was_completed, merged=merged,
+                              override=_action)
     if locked:
         action = "edited_after_sign_off"
         changed = {**changed, "lock_reason": [None, why]}
@@ -651,6 +632,43 @@ def conflict_after_race(session: Session, *, record_id: int, actor: Actor, data:
     differences = _differences(record, parsed)
     keep_rejected(session, record=record, actor=actor, differences=differences)
     return VersionConflict(record.version, differences)
+
+
+def _base_version(version: int | str | None) -> int | None:
+    """The version the browser edited (``None`` when it sent none)."""
+    try:
+        return int(version) if version is not None else None
+    except (TypeError, ValueError):
+        raise RecordError({"version": _msg("version", N_("missing; reload the page."))}) from None
+
+
+def _refuse_incomplete(session: Session, record: CallRecord, was_completed: bool) -> None:
+    """A completed record (or one being completed) must stay complete; a draft keeps what was typed."""
+    errors = completeness_errors(record)
+    if errors:
+        # The draft keeps what was typed; only completion is refused.
+        if not was_completed:
+            record.version += 1
+            record.updated_at = utcnow()
+            session.flush()
+        raise RecordError(errors, keep_draft=not was_completed)
+
+
+def _revision_action(record: CallRecord, *, completing: bool, was_completed: bool, merged: bool,
+                     override: str | None) -> str | None:
+    """What the history calls this save (None: a draft's autosave, not a revision)."""
+    action = None
+    if completing:
+        record.state = "completed"
+        record.completed_at = utcnow()
+        action = "completed"
+    elif was_completed:
+        action = "edited"
+    if override and action:
+        action = override
+    if merged and not completing:
+        action = "merged"
+    return action
 
 
 REVISION_ACTIONS = {
@@ -762,7 +780,7 @@ def history_centres(session: Session, *, centre_id: int) -> set[int]:
     groups = [g for g in groups if len(g) > 1]
     if not groups:
         return {centre_id}
-    codes = dict(session.execute(select(Centre.id, Centre.code)).tuples().all())
+    codes: dict[int, str] = {cid: code for cid, code in session.execute(select(Centre.id, Centre.code))}
     mine = codes.get(centre_id)
     shared = {cid for cid, code in codes.items() if any(mine in g and code in g for g in groups)}
     return shared | {centre_id}

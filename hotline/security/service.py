@@ -203,64 +203,78 @@ def rotate_keys(*, batch_size: int = 500, pause: float = 0.0, encryption: bool =
     if batch_size < 1:
         raise SecurityError("--batch-size must be at least 1")
     result = RotationResult()
-    ring = crypto.keyring()
-    head = len(crypto.PREFIX) + crypto.KID_LEN + 1
     if encryption:
         for col in encrypted_columns():
-            t, pk, c, _prefix = _values(col)
-            current: Any = ring._bytes_header if col.kind == "bytes" else ring._text_header
-            stale = and_(c.is_not(None), func.length(c) > 0, func.substr(c, 1, head) != literal(current, c.type))
-
-            def q_for(last: Any, pk: Any = pk, c: Any = c, stale: Any = stale) -> Any:
-                q = select(pk, c).where(stale).order_by(pk).limit(batch_size)
-                return q.where(pk > last) if last is not None else q
-
-            stmt = update(t).where(pk == bindparam("row_id"), c == bindparam("old")).values({col.column: bindparam("new")})
-            done = 0
-            for session, rows in _batches(session_scope, q_for, pause):
-                params = []
-                for row_id, old in rows:
-                    if isinstance(old, memoryview):
-                        old = bytes(old)
-                    new = ring.reencrypt_bytes(old) if col.kind == "bytes" else ring.reencrypt_text(old)
-                    params.append({"row_id": row_id, "old": old, "new": new})
-                # One executemany per batch; a row the application rewrote meanwhile matches no "old".
-                hit = session.connection().execute(stmt, params).rowcount
-                hit = len(params) if hit is None or hit < 0 else hit
-                done += hit
-                result.changed_meanwhile += len(params) - hit
-                if progress:
-                    progress(col.name, done)
-            if done:
-                result.reencrypted[col.name] = done
+            _reencrypt_column(col, result, batch_size, pause, progress)
     if hashes:
-        hk = crypto.hash_keyring()
-        current_hash = f"{hk.current}:"
-        stale_hash = and_(Call.number_hash.is_not(None),
-                          func.substr(Call.number_hash, 1, len(current_hash)) != current_hash)
-
-        def hq(last: Any) -> Any:
-            q = select(Call.id, Call.number_hash, Call.caller_number).where(stale_hash).order_by(Call.id).limit(batch_size)
-            return q.where(Call.id > last) if last is not None else q
-
-        calls: Any = Call.__table__  # a Table (typed as FromClause)
-        hstmt = (update(calls).where(calls.c.id == bindparam("row_id"), calls.c.number_hash == bindparam("old"))
-                 .values(number_hash=bindparam("new")))
-        for session, rows in _batches(session_scope, hq, pause):
-            params = []
-            for call_id, old, number in rows:
-                if not number:
-                    result.hash_kept += 1
-                    continue
-                params.append({"row_id": call_id, "old": old, "new": hk.hash(number)})
-            if params:
-                hit = session.connection().execute(hstmt, params).rowcount
-                hit = len(params) if hit is None or hit < 0 else hit
-                result.rehashed += hit
-                result.changed_meanwhile += len(params) - hit
-            if progress:
-                progress("calls.number_hash", result.rehashed)
+        _rehash_numbers(result, batch_size, pause, progress)
     return result
+
+
+def _reencrypt_column(col: EncryptedColumn, result: RotationResult, batch_size: int, pause: float,
+                      progress: Callable[[str, int], None] | None) -> None:
+    """Rewrite one column's values that are plaintext or under an older key."""
+    ring = crypto.keyring()
+    head = len(crypto.PREFIX) + crypto.KID_LEN + 1
+    t, pk, c, _prefix = _values(col)
+    current: Any = ring._bytes_header if col.kind == "bytes" else ring._text_header
+    stale = and_(c.is_not(None), func.length(c) > 0, func.substr(c, 1, head) != literal(current, c.type))
+
+    def q_for(last: Any) -> Any:
+        q = select(pk, c).where(stale).order_by(pk).limit(batch_size)
+        return q.where(pk > last) if last is not None else q
+
+    stmt = update(t).where(pk == bindparam("row_id"), c == bindparam("old")).values({col.column: bindparam("new")})
+    done = 0
+    for session, rows in _batches(session_scope, q_for, pause):
+        params = []
+        for row_id, old in rows:
+            if isinstance(old, memoryview):
+                old = bytes(old)
+            new = ring.reencrypt_bytes(old) if col.kind == "bytes" else ring.reencrypt_text(old)
+            params.append({"row_id": row_id, "old": old, "new": new})
+        # One executemany per batch; a row the application rewrote meanwhile matches no "old".
+        done += _apply_batch(session, stmt, params, result)
+        if progress:
+            progress(col.name, done)
+    if done:
+        result.reencrypted[col.name] = done
+
+
+def _rehash_numbers(result: RotationResult, batch_size: int, pause: float,
+                    progress: Callable[[str, int], None] | None) -> None:
+    """Re-hash callers' numbers under the newest hash key (a call whose number retention removed keeps its hash)."""
+    hk = crypto.hash_keyring()
+    current_hash = f"{hk.current}:"
+    stale_hash = and_(Call.number_hash.is_not(None),
+                      func.substr(Call.number_hash, 1, len(current_hash)) != current_hash)
+
+    def hq(last: Any) -> Any:
+        q = select(Call.id, Call.number_hash, Call.caller_number).where(stale_hash).order_by(Call.id).limit(batch_size)
+        return q.where(Call.id > last) if last is not None else q
+
+    calls: Any = Call.__table__  # a Table (typed as FromClause)
+    hstmt = (update(calls).where(calls.c.id == bindparam("row_id"), calls.c.number_hash == bindparam("old"))
+             .values(number_hash=bindparam("new")))
+    for session, rows in _batches(session_scope, hq, pause):
+        params = []
+        for call_id, old, number in rows:
+            if not number:
+                result.hash_kept += 1
+                continue
+            params.append({"row_id": call_id, "old": old, "new": hk.hash(number)})
+        if params:
+            result.rehashed += _apply_batch(session, hstmt, params, result)
+        if progress:
+            progress("calls.number_hash", result.rehashed)
+
+
+def _apply_batch(session: Session, stmt: Any, params: list[dict[str, Any]], result: RotationResult) -> int:
+    """Run one batch of compare-and-set updates; returns the rows changed, counts the others as changed meanwhile."""
+    hit = session.connection().execute(stmt, params).rowcount
+    hit = len(params) if hit is None or hit < 0 else hit
+    result.changed_meanwhile += len(params) - hit
+    return int(hit)
 
 
 # ---------------------------------------------------------------------- retention
@@ -430,38 +444,50 @@ def _retain_numbers(report: RetentionReport, cutoff: datetime, today: date, dry_
             if not events:
                 break
             last = events[-1].id
-            keys = {e.provider_key for e in events if e.provider_key}
-            owner: dict[tuple[str, str], int] = {}
-            if keys:
-                for provider, key, call_id in session.execute(
-                        select(CallKey.provider, CallKey.key, CallKey.call_id).where(CallKey.key.in_(keys))):
-                    owner[(provider, key)] = call_id
-            held, due = _held_call_ids(session, sorted(set(owner.values())), today)
-            numbers = {cid: (raw, num) for cid, raw, num in session.execute(
-                select(Call.id, Call.caller_raw, Call.caller_number).where(Call.id.in_(set(owner.values()))))}
-            letters: dict[int, list[DeadLetter]] = {}
-            for letter in session.scalars(select(DeadLetter).where(
-                    DeadLetter.raw_event_id.in_([e.id for e in events]), DeadLetter.purged_at.is_(None))):
-                letters.setdefault(letter.raw_event_id or 0, []).append(letter)
-            for event in events:
-                event_call = owner.get((event.provider, event.provider_key)) if event.provider_key else None
-                if event_call in held or event_call in due:
-                    continue
-                report.raw_events += 1
-                dead = letters.get(event.id, [])
-                report.dead_letters += len(dead)
-                if dry_run:
-                    continue
-                variants = number_variants(*numbers.get(event_call or 0, (None, None)))
-                event.payload = redact_payload(event.payload, variants)
-                event.payload_bytes = None
-                event.purged_at = report.now
-                for letter in dead:
-                    letter.payload = redact_payload(letter.payload, variants)
-                    letter.purged_at = report.now
+            _redact_events(session, events, report, today, dry_run)
             if dry_run:
                 session.rollback()
-    # Dead letters without a raw event (kept whole when even storing failed).
+    _redact_orphan_letters(report, cutoff, dry_run)
+    _remove_call_numbers(report, cutoff, today, dry_run, batch_size)
+
+
+def _redact_events(session: Session, events: list[RawEvent], report: RetentionReport, today: date,
+                   dry_run: bool) -> None:
+    """One batch of raw events (and their dead letters): callers' numbers removed from the payloads,
+    except for calls under legal hold or with a follow-up still due."""
+    keys = {e.provider_key for e in events if e.provider_key}
+    owner: dict[tuple[str, str], int] = {}
+    if keys:
+        for provider, key, call_id in session.execute(
+                select(CallKey.provider, CallKey.key, CallKey.call_id).where(CallKey.key.in_(keys))):
+            owner[(provider, key)] = call_id
+    held, due = _held_call_ids(session, sorted(set(owner.values())), today)
+    numbers = {cid: (raw, num) for cid, raw, num in session.execute(
+        select(Call.id, Call.caller_raw, Call.caller_number).where(Call.id.in_(set(owner.values()))))}
+    letters: dict[int, list[DeadLetter]] = {}
+    for letter in session.scalars(select(DeadLetter).where(
+            DeadLetter.raw_event_id.in_([e.id for e in events]), DeadLetter.purged_at.is_(None))):
+        letters.setdefault(letter.raw_event_id or 0, []).append(letter)
+    for event in events:
+        event_call = owner.get((event.provider, event.provider_key)) if event.provider_key else None
+        if event_call in held or event_call in due:
+            continue
+        report.raw_events += 1
+        dead = letters.get(event.id, [])
+        report.dead_letters += len(dead)
+        if dry_run:
+            continue
+        variants = number_variants(*numbers.get(event_call or 0, (None, None)))
+        event.payload = redact_payload(event.payload, variants)
+        event.payload_bytes = None
+        event.purged_at = report.now
+        for letter in dead:
+            letter.payload = redact_payload(letter.payload, variants)
+            letter.purged_at = report.now
+
+
+def _redact_orphan_letters(report: RetentionReport, cutoff: datetime, dry_run: bool) -> None:
+    """Dead letters without a raw event (kept whole when even storing failed)."""
     with session_scope() as session:
         orphans = list(session.scalars(select(DeadLetter).where(
             DeadLetter.raw_event_id.is_(None), DeadLetter.created_at < cutoff, DeadLetter.purged_at.is_(None))))
@@ -472,6 +498,11 @@ def _retain_numbers(report: RetentionReport, cutoff: datetime, today: date, dry_
                 letter.purged_at = report.now
         else:
             session.rollback()
+
+
+def _remove_call_numbers(report: RetentionReport, cutoff: datetime, today: date, dry_run: bool,
+                         batch_size: int) -> None:
+    """The calls' full and raw numbers (the masked number and the keyed hash stay)."""
     last = 0
     while True:
         with session_scope() as session:
