@@ -103,7 +103,8 @@ def calls_page(
     if rows:
         for call_id, record_id in session.execute(select(CallRecord.call_id, CallRecord.id)
                                                   .where(CallRecord.call_id.in_([c.id for c in rows]))).all():
-            records[call_id] = record_id
+            if call_id is not None:
+                records[call_id] = record_id
     ids = {c.counsellor_id for c in rows if c.counsellor_id}
     names = {u.id: u.display_name or u.username for u in session.scalars(select(User).where(User.id.in_(ids)))} \
         if ids else {}
@@ -136,9 +137,9 @@ def add_reference(
     principal: Annotated[Principal, Depends(require_roles("counsellor", "supervisor", "administrator"))],
 ) -> dict[str, Any]:
     """An edit of the record like any other (#14): edit rights, the sign-off lock, a revision, audited."""
-    from hotline.records import service as records
-
     from sqlalchemy.orm.exc import StaleDataError
+
+    from hotline.records import service as records
 
     try:
         for attempt in (1, 2):  # a save written meanwhile: read the record again and add to it

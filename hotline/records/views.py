@@ -255,8 +255,8 @@ async def autosave(record_id: int, request: Request, principal: Principal = Depe
         except service.VersionConflict as exc:
             return JSONResponse(_conflict_body(exc, lang), status_code=409)
         except StaleDataError:
-            exc = service.conflict_after_race(db, record_id=record_id, actor=principal, data=fields)
-            return JSONResponse(_conflict_body(exc, lang), status_code=409)
+            raced = service.conflict_after_race(db, record_id=record_id, actor=principal, data=fields)
+            return JSONResponse(_conflict_body(raced, lang), status_code=409)
         except service.RecordError as exc:
             version: Any = record.version
             if exc.keep_draft:
