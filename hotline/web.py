@@ -191,6 +191,20 @@ def _template_gettext(trans: Any) -> tuple[Any, Any]:
     return gettext, ngettext
 
 
+def _template_pgettext(trans: Any) -> Any:
+    """``pgettext("translator context", "Word", **values)``: one msgid per meaning when an English word
+    has two (``Received`` a time, ``Received`` a count of calls)."""
+
+    @jinja2.pass_context
+    def pgettext(ctx: Any, context: str, message: str, **variables: Any) -> str:
+        rv: str = trans.pgettext(context, message)
+        if ctx.eval_ctx.autoescape:
+            rv = Markup(rv)
+        return rv % variables if variables else rv
+
+    return pgettext
+
+
 def is_secure_cookie() -> bool:
     return get_settings().public_base_url.lower().startswith("https://")
 
@@ -217,6 +231,7 @@ def template_context(request: Request, context: dict[str, Any] | None = None) ->
         "_": gettext,
         "gettext": gettext,
         "ngettext": ngettext,
+        "pgettext": _template_pgettext(trans),
         "fmt_date": fmt_date,
         "fmt_datetime": fmt_datetime,
         "role_label": lambda role: trans.gettext(ROLE_LABELS.get(role) or role),

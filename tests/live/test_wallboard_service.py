@@ -49,3 +49,12 @@ def test_service_level_abandonment_and_longest_wait_warn_past_the_centres_thresh
         page = client.get("/live/wallboard")
     assert sv["service_level"] == 40 and sv["warnings"] == []
     assert 'data-warning="abandoned" hidden' in page.text
+
+
+def test_one_english_word_two_meanings_get_their_own_vietnamese(client, staff):
+    sign_in(client, "gs1")
+    board = client.get("/live/wallboard").text
+    assert "Cuộc gọi đến" in board and "Nhận lúc" not in board  # a count of calls, not a time
+    sign_in(client, "admin1")
+    audit = client.get("/admin/audit").text
+    assert "<th>Địa chỉ IP</th>" in audit and "<th>Từ ngày</th>" not in audit  # the IP column
