@@ -312,12 +312,16 @@ def report_page(request: Request, principal: Principal = Depends(viewer)) -> Res
             tax = get_taxonomies()
             ctx["charts"] = {
                 "by_day": charts.bar_chart([(service.fmt_day(d)[:5], n) for d, n in report.by_day],
-                                           title=_("Calls by day"), label_every=max(1, len(report.by_day) // 12)),
+                                           title=_("Calls by day"), x_label=_("Day (dd/mm)"),
+                                           y_label=_("Calls received"),
+                                           label_every=max(1, len(report.by_day) // 12)),
                 "by_hour": charts.bar_chart([(f"{h:02d}", n) for h, n in enumerate(report.by_hour)],
-                                            title=_("Calls by hour of the day"), label_every=2),
+                                            title=_("Calls by hour of the day"), x_label=_("Hour of the day"),
+                                            y_label=_("Calls received"), label_every=2),
                 "by_issue": charts.hbar_chart([(tax.label("issue", g, lang) if g != "other" else _("Other"), n)
                                                for g, n in report.by_issue_group],
-                                              title=_("Records by issue group (primary issue)")),
+                                              title=_("Records by issue group (primary issue)"),
+                                              x_label=_("Records"), y_label=_("Issue group")),
             }
             ctx["query"] = str(request.url.query)
         return render(request, "daily_log/report.html", ctx, status_code=422 if error else 200)

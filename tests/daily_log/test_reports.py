@@ -126,6 +126,7 @@ def test_report_page_csv_and_cli(client, staff, monkeypatch, capsys):
     assert page.status_code == 200
     assert "UBND TỈNH QUẢNG NINH" in page.text and "&lt;UBND tỉnh&gt;" in page.text
     assert page.text.count("<svg") == 3 and 'id="ind-gbv_victims_served"' in page.text
+    assert page.text.count('class="chart-title"') == 3 and page.text.count('class="chart-axis"') == 6
     assert "2/3 (66.7%)" in page.text and "Nạn nhân bạo lực giới được phát hiện" in page.text
     bad = client.get("/reports?from=31/03/2026&to=01/03/2026")
     assert bad.status_code == 422 and "trước ngày bắt đầu" in bad.text
