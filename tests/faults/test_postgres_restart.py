@@ -1,0 +1,94 @@
+"""Faults with the real services (#14 "What to build" 5): PostgreSQL restarted during a burst of
+calls. A private cluster (tests/services.py) is stopped while the AMI simulator keeps sending calls
+to a real listener on a TCP socket; the listener spools to disk and replays once the database is
+back. Counted: calls received, records kept, events lost = 0, events counted twice = 0."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from hotline import migrate
+from hotline.calls.models import Call, DeadLetter, RawEvent
+from hotline.db import session_scope
+from hotline.ingest import spool
+from hotline.ingest.providers.asterisk.simulator import synthetic_call
+from hotline.settings import reset_settings
+from tests.ami.conftest import Rig, rig  # noqa: F401  (fixture)
+from tests.conftest import _configure
+from tests.helpers import wait_for
+from tests.services import PostgresServer, ServiceError
+
+pytestmark = pytest.mark.slow
+BURST = 24  # calls; the database goes down after the 8th and comes back after the 16th
+
+
+@pytest.fixture
+def own_pg(tmp_path, monkeypatch) -> Iterator[PostgresServer]:  # type: ignore[no-untyped-def]
+    try:
+        server = PostgresServer()
+        server.start()
+    except ServiceError as exc:
+        pytest.skip(f"no PostgreSQL programs to start a private server: {exc}")
+    engine = create_engine(server.url("postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text('CREATE DATABASE "hotline"'))
+    engine.dispose()
+    url = server.url("hotline") + "?connect_timeout=2"
+    migrate.upgrade(url)
+    _configure(monkeypatch, tmp_path, url)
+    yield server
+    from hotline.db import reset_engine
+
+    reset_engine()
+    server.close()
+    reset_settings()
+
+
+def _count(model: type) -> int:
+    with session_scope() as db:
+        return int(db.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_postgresql_restarted_during_a_burst_loses_and_doubles_nothing(own_pg: PostgresServer, rig: Rig) -> None:  # noqa: F811
+    server = rig.server()
+    listener = rig.listener(server)
+    wait_for(lambda: listener.stats.resyncs >= 1, timeout=60, what="the first resync")
+    sent = []
+    frames = 0
+    for i in range(BURST):
+        if i == BURST // 3:
+            own_pg.stop()  # fast shutdown: connections cut, like a restart
+        c = synthetic_call(outcome="answered", wait=2, talk=5 + i % 7)
+        sent.append((c.linkedid, 5 + i % 7))
+        frames += len(c.frames)
+        server.push(c.stream())
+        if i == 2 * BURST // 3:
+            wait_for(lambda: listener.stats.spooled > 0, timeout=60, what="events spooled during the outage")
+            spooled_while_down = listener.stats.spooled
+            own_pg.start()
+        time.sleep(0.05)
+
+    def all_done() -> bool:
+        try:
+            with session_scope() as db:
+                done = db.scalar(select(func.count()).select_from(Call).where(Call.status == "completed"))
+            return done == BURST and not spool.pending_files()
+        except Exception:  # the pool may still hold a connection from before the restart  # noqa: BLE001
+            return False
+
+    wait_for(all_done, timeout=120, interval=0.5, what=f"{BURST} completed calls and an empty spool")
+    with session_scope() as db:
+        kept = {c.provider_key: c for c in db.scalars(select(Call))}
+    lost = [key for key, _ in sent if key not in kept]
+    wrong = [key for key, talk in sent if key in kept and kept[key].talk_seconds != talk]
+    raw = _count(RawEvent)
+    print(f"faults/pg-restart: calls sent {BURST}, calls kept {len(kept)}, frames sent {frames}, "
+          f"raw events kept {raw}, spooled while down {spooled_while_down}, dead letters {_count(DeadLetter)}, "
+          f"lost {len(lost)}, wrong talk time {len(wrong)}")
+    assert spooled_while_down > 0  # the outage was real: the spool took events
+    assert len(kept) == BURST and not lost and not wrong  # every call, once, with its facts
+    assert _count(DeadLetter) == 0
