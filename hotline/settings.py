@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     referral_allow_http_webhooks: bool = Field(
         False, description="Development only: also send referrals to plain http:// webhooks (names and notes in clear)")
 
+    centre_phone: str = Field("", description="The centre's phone number for partners (shown on the partner's referral page and e-mail)")
     wrap_up_seconds: int = Field(60, ge=0, le=3600, description="After a call ends a counsellor is in wrap-up this long before available again")
     wallboard_answer_seconds: int = Field(20, ge=1, le=600, description="Service level: a call answered within this many seconds counts as answered in time")
     wallboard_service_level_min: int = Field(80, ge=0, le=100, description="Wallboard warns when fewer than this percent of today's calls were answered in time")

@@ -86,6 +86,11 @@ def claim(session: Session, *, delivery_id: str, now: datetime | None = None) ->
                         .values(status="dead", last_error="cancelled before delivery"))
         session.commit()
         return None
+    if ref[0] in ("accepted", "declined", "expired"):  # the partner already answered (by link or account): stop
+        session.execute(update(Delivery).where(Delivery.id == pk)
+                        .values(status="sent", last_error="", attempts=Delivery.attempts - 1))
+        session.commit()
+        return None
     fields: Any = ref  # one row of the select above
     state, content, public_id, created_at, expires_at, service_id, link_id = fields
     respond_url = ""

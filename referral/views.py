@@ -26,10 +26,11 @@ from markupsafe import Markup
 from hotline.audit import service as audit
 from hotline.auth.deps import Principal, csrf_protect, request_language, require_roles, resolve_principal, wants_json
 from hotline.db import session_scope
-from hotline.i18n import Text, translator
+from hotline.i18n import N_, Text, translator
+from hotline.settings import get_settings
 from hotline.taxonomy import get_taxonomies
 from hotline.web import add_template_dir, render, template_context, templates
-from referral import service, signing
+from referral import jobs, service, signing
 from referral.models import STATES, URGENCIES, Referral
 
 add_template_dir(Path(__file__).parent / "templates")
@@ -95,7 +96,20 @@ def _labels(lang: str) -> dict[str, Any]:
         "urgency": {"routine": _("Routine"), "urgent": _("Urgent"), "emergency": _("Emergency")},
         "method": {"webhook": _("Webhook"), "email": _("E-mail"), "sms": _("SMS")},
         "extras": {k: (v[1] if lang == "en" else v[0]) for k, v in service.EXTRAS.items()},
+        "centre_phone": get_settings().centre_phone,
+        "event": {"created": _("Created"), "opened": pgettext_opened(lang), "sent": _("Handed to the mail or SMS service"),
+                  "delivered": _("Delivered to the partner's system"), "accepted": _("The partner accepted"),
+                  "declined": _("The partner declined"), "retry": _("Delivery failed, will try again"),
+                  "dead_letter": _("Delivery failed for good"), "requeued": _("Delivery tried again"),
+                  "cancelled": _("Cancelled"), "expired": _("Expired without an answer"),
+                  "escalated": _("Escalated to a supervisor")},
     }
+
+
+def pgettext_opened(lang: str) -> str:
+    """The partner opened the referral's page: not worded like the "accept" button."""
+    _ = translator(lang)
+    return _("The partner opened the referral (not answered yet)")
 
 
 # ---------------------------------------------------------------------- the record page panel
@@ -231,11 +245,37 @@ def _staff_ref(db: Any, referral_id: int, principal: Principal, for_edit: bool =
     return service.get_for_staff(db, referral_id=referral_id, actor=principal, for_edit=for_edit)
 
 
+FAILURE_SENTENCES = (  # (words in a technical reason, what a counsellor reads)
+    ("smtp", N_("E-mail is not set up on this server yet, so the referral could not be sent by e-mail. "
+                "Phone the partner, and ask an administrator to set up the mail server.")),
+    ("sms", N_("The text message could not be sent. Phone the partner instead.")),
+    ("cancelled", N_("The referral was cancelled before it was delivered.")),
+)
+
+
+def failure_sentence(reason: str, lang: str) -> str:
+    """A delivery failure in the reader's language, never a Python exception."""
+    _ = translator(lang)
+    low = (reason or "").lower()
+    for needle, sentence in FAILURE_SENTENCES:
+        if needle in low:
+            return _(sentence)
+    return _("The partner's system could not be reached. Phone the partner, or try the delivery again later.")
+
+
 def _detail(request: Request, db: Any, ref: Any, principal: Principal, errors: dict[str, str] | None = None,
             status_code: int = 200) -> Response:
+    payload = service.staff_payload(db, ref) if ref.delivery else None
+    message = ""
+    if payload:
+        try:
+            message = jobs.render_email(payload)[1]
+        except Exception:  # noqa: BLE001  (a page never fails on the preview; the raw detail is for staff below)
+            message = ""
     return render(request, "referral/detail.html", {
-        "ref": ref, "L": _labels(principal.language), "errors": errors or {},
-        "payload": service.staff_payload(db, ref) if ref.delivery else None,
+        "ref": ref, "L": _labels(principal.language), "errors": errors or {}, "payload": payload,
+        "message": message, "technical": principal.role in ("supervisor", "administrator"),
+        "failure": failure_sentence(ref.failure_reason, principal.language) if ref.failure_reason else "",
         "max_attempts": service.max_attempts(), "pretty": pretty}, status_code=status_code)
 
 

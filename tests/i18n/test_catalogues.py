@@ -176,6 +176,8 @@ def _extracted() -> dict[str | tuple[str, str], list[str]]:
             if msg.id:
                 # A plural message keeps both ids: it is looked up with ngettext, like the code does.
                 key = msg.id if isinstance(msg.id, str) else tuple(msg.id[:2])
+                if msg.context and isinstance(key, str):  # pgettext: looked up with its context
+                    key = f"{msg.context}\x04{key}"
                 found.setdefault(key, []).extend(f"{f}:{n}" for f, n in msg.locations)
     return found
 
@@ -199,6 +201,11 @@ def test_every_marked_string_has_a_vietnamese_translation() -> None:
             text = vi.ngettext(msgid, plural, 1)
             untranslated = text in (msgid, plural)
             expected = set(PLACEHOLDER.findall(msgid)) | set(PLACEHOLDER.findall(plural))
+        elif "\x04" in key:
+            context, msgid = key.split("\x04", 1)
+            text = vi.pgettext(context, msgid)
+            untranslated = text == msgid
+            expected = set(PLACEHOLDER.findall(msgid))
         else:
             msgid = key
             text = vi.gettext(msgid)

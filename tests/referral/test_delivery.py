@@ -75,7 +75,10 @@ def test_errors_are_retried_then_dead_lettered_and_a_retry_keeps_the_delivery_id
     # The counsellor sees why, and tries again once the partner is fixed: same delivery id.
     token = world.login(app_client, "lan")
     page = app_client.get(f"/referrals/{ref_id}")
-    assert "HTTP 503" in page.text
+    # a sentence in the counsellor's language, no exception text, no raw JSON
+    assert "Không liên lạc được với hệ thống của đối tác" in page.text
+    assert "HTTP 503" not in page.text and "preview-payload" not in page.text and '"delivery_id"' not in page.text
+    assert 'id="ref-message"' in page.text
     world.receiver.fail_next = 0
     r = app_client.post(f"/referrals/{ref_id}/retry", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303
@@ -186,3 +189,18 @@ def test_through_the_real_rq_worker(world, redis_url, monkeypatch):
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
+
+
+def test_retries_stop_once_the_partner_answered(world):
+    from referral import answers, jobs
+    from referral.models import Referral
+
+    world.receiver.fail_next = 100
+    [(ref_id, delivery_id)] = _create(world, "t-shelter-a")
+    wait_for(lambda: _row(ref_id)["status"] == "retrying", timeout=15)
+    tries = len(world.receiver.requests)
+    with session_scope() as db:  # the partner accepted by account or by telephone link meanwhile
+        answers.decide(db, ref=db.get(Referral, ref_id), decision="accepted", note="", by="partner1")
+    jobs.deliver(delivery_id)  # the retry comes due
+    row = _row(ref_id)
+    assert row["state"] == "accepted" and row["status"] == "sent" and len(world.receiver.requests) == tries
