@@ -465,8 +465,30 @@ def _partners_page(request: Request, db: Any, principal: Principal, errors: dict
 
     users = [u for u in accounts.list_users(db) if u.role == "partner"]
     return render(request, "referral/admin_partners.html", {
-        "members": service.partner_members(db), "users": users, "errors": errors or {}, "values": values or {}},
-        status_code=status_code)
+        "members": service.partner_members(db), "users": users, "errors": errors or {}, "values": values or {},
+        "organisations": _organisations(db)}, status_code=status_code)
+
+
+def _organisations(db: Any, limit: int = 5000) -> list[tuple[str, str]]:
+    """(id, name) of the directory's organisations, by name: the picker's choices."""
+    from sqlalchemy import select
+
+    from directory.models import Organization
+
+    return [(i, n) for i, n in db.execute(select(Organization.id, Organization.name)
+                                          .order_by(Organization.name).limit(limit)).all()]
+
+
+def _organisation_id(db: Any, value: str) -> str:
+    """The picker sends an id; a name typed in full (one organisation of that name) is taken too."""
+    from sqlalchemy import select
+
+    from directory.models import Organization
+
+    if not value or db.get(Organization, value) is not None:
+        return value
+    ids = list(db.scalars(select(Organization.id).where(Organization.name == value).limit(2)))
+    return ids[0] if len(ids) == 1 else value
 
 
 @router.get("/referrals/admin/partners")
@@ -491,6 +513,7 @@ async def partners_link(request: Request, principal: Principal = Depends(admin_w
                 service.unlink_partner(db, user_id=user.id)
                 action = "referral.partner_unlink"
             else:
+                org = _organisation_id(db, org)
                 service.link_partner(db, user_id=user.id, organization_id=org, by=principal.username)
                 action = "referral.partner_link"
         except service.ReferralError as exc:

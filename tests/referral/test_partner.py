@@ -175,6 +175,8 @@ def test_admin_links_partner_accounts_in_the_page(world, app_client):
     token = world.login(app_client, "admin")
     page = app_client.get("/referrals/admin/partners")
     assert page.status_code == 200
+    # a picker of the directory's organisations: no code to dig out of another form
+    assert 'list="organisation-options"' in page.text and '<option value="org-a">' in page.text
     r = app_client.post("/referrals/admin/partners", data={"csrf_token": token, "username": "pa",
                                                            "organization_id": "no-such-org"})
     assert r.status_code == 422 and "Không có tổ chức" in r.text
@@ -182,6 +184,11 @@ def test_admin_links_partner_accounts_in_the_page(world, app_client):
                                                            "organization_id": "org-a"}, follow_redirects=False)
     assert r.status_code == 303
     assert "org-a" in app_client.get("/referrals/admin/partners").text
+    app_client.post("/referrals/admin/partners", data={"csrf_token": token, "username": "pa", "action": "unlink"})
+    r = app_client.post("/referrals/admin/partners", data={"csrf_token": token, "username": "pa",
+                                                           "organization_id": "Nhà tạm lánh Bình An"},
+                        follow_redirects=False)
+    assert r.status_code == 303  # the name typed in full is taken too
     app_client.cookies.clear()
     token = world.login(app_client, "sup")
     assert app_client.get("/referrals/admin/partners").status_code == 403
