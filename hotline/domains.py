@@ -1,7 +1,7 @@
 """The composition root: every domain of the application, declared once.
 
 This is the ONLY module of ``hotline/`` that imports a domain package (directory, legal_library,
-referral, daily_log, webhooks); ``tests/core/test_architecture.py`` fails if another one does.
+referral, daily_log, webhooks, blocking); ``tests/core/test_architecture.py`` fails if another one does.
 ``create_app`` (routers, app set-up), the ``hotline`` command (sub-commands), the worker
 (periodic tasks, start hooks), Alembic (migration folders, tables), i18n (catalogues), the record
 page (panels), the live screen (visibility rules) and retention (steps) all read the records
@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import blocking
 import daily_log
 import directory
 import hotline
@@ -34,6 +35,7 @@ import hotline.security
 import legal_library
 import referral
 import webhooks
+from blocking import models as blocking_models
 from daily_log import models as daily_log_models
 from directory import models as directory_models
 from hotline.audit import models as audit_models
@@ -181,6 +183,14 @@ def _referral() -> Wiring:
                   retention=(RetentionHook("referrals", service.retain),))
 
 
+def _blocking() -> Wiring:
+    from blocking import cli, service, views
+    from hotline.security.service import RetentionHook
+
+    return Wiring(routers=(views.router,), commands=cli.register, record_panels=(views.record_panel,),
+                  retention=(RetentionHook("number_blocks", service.retain),))
+
+
 def _ops() -> Wiring:
     from hotline.ops import cli, views
 
@@ -208,6 +218,7 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("records", hotline.records, _records),
     Domain("daily_log", daily_log, _daily_log, models=(daily_log_models,), own_migrations=True, own_catalogue=True),
     Domain("referral", referral, _referral, models=(referral_models,), own_migrations=True, own_catalogue=True),
+    Domain("blocking", blocking, _blocking, models=(blocking_models,), own_migrations=True, own_catalogue=True),
     Domain("ops", hotline.ops, _ops, own_catalogue=True),
     Domain("security", hotline.security, _security, own_catalogue=True),
 )

@@ -23,8 +23,9 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from twilio.request_validator import RequestValidator
-from twilio.twiml.voice_response import Dial, VoiceResponse
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
+from blocking import service as blocking
 from hotline.centres.service import Routing, ensure_default_centre
 from hotline.db import session_scope
 from hotline.ingest import spool
@@ -54,6 +55,14 @@ HOLD_AGAIN = "Xin vui lòng tiếp tục giữ máy, tư vấn viên sẽ trả 
 RETRY = "Xin lỗi, hệ thống đang bận. Chúng tôi đang kết nối lại cho bạn, xin vui lòng giữ máy."
 GIVE_UP = ("Xin lỗi, hiện chưa thể kết nối bạn với tư vấn viên. Xin vui lòng gọi lại sau ít phút. "
            "Nếu bạn đang gặp nguy hiểm, hãy gọi 113. Trẻ em cần giúp đỡ, hãy gọi 111.")
+
+BLOCKED = ("Số điện thoại của bạn đang tạm thời bị chặn gọi vào đường dây này. "
+           "Nếu bạn đang gặp nguy hiểm, hãy gọi 113 để báo công an, 115 để gọi cấp cứu, "
+           "hoặc 111 để được bảo vệ trẻ em. Nếu bạn cần nói chuyện với người giám sát, hãy bấm một phím bất kỳ.")
+BLOCKED_BYE = "Xin cảm ơn. Xin chào tạm biệt."
+TO_SUPERVISOR = "Xin vui lòng giữ máy, chúng tôi đang kết nối bạn với người giám sát."
+BLOCK_CHECK_BUDGET = 1.0  # the block check fails open: past this the caller is enqueued as usual
+SUPERVISOR_QUEUE_SUFFIX = "-supervisors"
 
 TEXT_XML = "text/xml; charset=utf-8"
 
@@ -255,6 +264,29 @@ def voice_twiml(settings: Settings, queue: str) -> VoiceResponse:
     return response
 
 
+def blocked_twiml(settings: Settings, queue: str) -> VoiceResponse:
+    """A blocked caller: the emergency numbers, and any key reaches the supervisors' queue."""
+    response = VoiceResponse()
+    gather = Gather(num_digits=1, timeout=8, action=_url(settings, "blocked-key", queue=queue), method="POST")
+    gather.say(BLOCKED, language=LANG)
+    response.append(gather)
+    response.say(BLOCKED_BYE, language=LANG)
+    response.hangup()
+    return response
+
+
+async def _blocked(req: translator.Request) -> bool:
+    """Is the caller's number blocked (the call then recorded as blocked)?  Fails open."""
+    try:
+        found = await _in_thread(lambda: blocking.check_and_record(req.get("From") or req.get("Caller"),
+                                                                   provider="twilio", call_ref=req.get("CallSid") or ""),
+                                 budget=BLOCK_CHECK_BUDGET)
+    except Exception as exc:  # noqa: BLE001 - a failed check never keeps a caller out
+        log.error("twilio.block_check_failed", extra={"reason": describe(exc), "call_sid": req.get("CallSid")})
+        return False
+    return found is not None
+
+
 def _mark_down(request: Request) -> None:
     if time.monotonic() >= getattr(request.app.state, "twilio_db_down_until", 0.0):
         request.app.state.twilio_db_down_until = time.monotonic() + DB_RETRY_SECONDS
@@ -300,7 +332,40 @@ async def voice(request: Request) -> Response:
         _mark_down(request)
         path = await anyio.to_thread.run_sync(lambda: spool.write(items))
         log.error("twilio.voice_spooled", extra={"call_sid": req.get("CallSid"), "spool": path.name})
+    elif await _blocked(req):
+        return _twiml(blocked_twiml(settings, req.assigned_queue))
     return _twiml(voice_twiml(settings, req.assigned_queue))
+
+
+@router.post("/blocked-key")
+async def blocked_key(request: Request) -> Response:
+    """The blocked caller's key press (the ``<Gather>`` action): to the supervisors' queue."""
+    settings = get_settings()
+    body = await _body(request)
+    if body is None:
+        return _too_large(request, Hook.VOICE)
+    params = _Params(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+    problem = _signature_problem(settings, request, params)
+    if problem is not None:
+        log.warning("twilio.signature_rejected", extra={"hook": "blocked-key", "reason": problem})
+        return PlainTextResponse(
+            "Yêu cầu bị từ chối: chữ ký Twilio không hợp lệ.\nForbidden: the Twilio signature is not valid.",
+            status_code=403)
+    fields = params.last()
+    response = VoiceResponse()
+    if not fields.get("Digits"):
+        response.say(BLOCKED_BYE, language=LANG)
+        response.hangup()
+        return _twiml(response)
+    queue = (request.query_params.get("queue") or queue_name(settings, settings.default_centre_code))
+    try:
+        await _in_thread(lambda: blocking.mark_pressed(provider="twilio", call_ref=fields.get("CallSid", "")),
+                         budget=BLOCK_CHECK_BUDGET)
+    except Exception as exc:  # noqa: BLE001 - the caller reaches a supervisor whatever happens
+        log.error("twilio.block_pressed_not_kept", extra={"reason": describe(exc)})
+    response.say(TO_SUPERVISOR, language=LANG)
+    response.enqueue(queue + SUPERVISOR_QUEUE_SUFFIX, wait_url=_url(settings, "wait"), wait_url_method="POST")
+    return _twiml(response)
 
 
 @router.post("/wait")

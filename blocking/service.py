@@ -1,0 +1,250 @@
+"""Blocking rules: who may block, what can be blocked, how long, the check on the voice path."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from blocking.models import BlockedCall, BlockProposal, NumberBlock
+from hotline.audit import service as audit
+from hotline.db import session_scope, utcnow
+from hotline.errors import Conflict, Invalid, NotAllowed, NotFound
+from hotline.i18n import N_, Text
+from hotline.phone import CallerIdStatus, parse_caller
+from hotline.security.crypto import hash_keyring
+
+BLOCK_ROLES = ("supervisor", "administrator")
+PROPOSE_ROLES = ("counsellor", "supervisor", "administrator")
+MIN_DURATION = timedelta(hours=1)
+MAX_DURATION = timedelta(days=366)
+UNITS = {"h": ("hours", 1), "d": ("days", 1), "w": ("days", 7), "m": ("days", 30)}  # m = months of 30 days
+UNIT_LABELS = {"h": N_("hours"), "d": N_("days"), "w": N_("weeks"), "m": N_("months")}
+_DURATION = re.compile(r"^\s*(\d{1,4})\s*([hdwm])\s*$", re.IGNORECASE)
+REASON_MAX = 500
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a signed-in Principal, or the CLI (``username='cli'``, administrator)."""
+
+    id: int
+    username: str
+    role: str
+    centre_id: int | None
+
+
+def parse_duration(text: str) -> timedelta:
+    """``12h``, ``3d``, ``2w``, ``6m`` (30-day months): between one hour and a year."""
+    match = _DURATION.match(text or "")
+    if match is None:
+        raise Invalid({"duration": Text("Give the duration as a number and a unit: 12h, 3d, 2w or 6m (got %(value)s).",
+                                        value=repr(text or ""))})
+    unit, factor = UNITS[match.group(2).lower()]
+    duration = timedelta(**{unit: int(match.group(1)) * factor})
+    if not MIN_DURATION <= duration <= MAX_DURATION:
+        raise Invalid({"duration": Text("A block lasts from one hour to one year.")})
+    return duration
+
+
+def _reason(text: str) -> str:
+    reason = " ".join((text or "").split())
+    if not reason:
+        raise Invalid({"reason": Text("Say why the number is blocked.")})
+    if len(reason) > REASON_MAX:
+        raise Invalid({"reason": Text("The reason is too long (at most %(n)d characters).", n=REASON_MAX)})
+    return reason
+
+
+def blockable(number: str) -> tuple[str, str]:
+    """(E.164, masked) of a number that may be blocked, else ``Invalid`` with the reason."""
+    caller = parse_caller(number)
+    if caller.status in (CallerIdStatus.WITHHELD, CallerIdStatus.UNAVAILABLE):
+        raise Invalid({"number": Text("A withheld or unavailable number cannot be blocked.")})
+    if caller.status is CallerIdStatus.INVALID or caller.normalized is None:
+        raise Invalid({"number": Text("This is not a valid phone number (%(reason)s).", reason=caller.reason)})
+    if caller.is_short_code:
+        raise Invalid({"number": Text("An emergency or hotline short code cannot be blocked.")})
+    return caller.normalized, caller.masked
+
+
+def _may_block(actor: Actor) -> None:
+    if actor.role not in BLOCK_ROLES:
+        raise NotAllowed(Text("Only a supervisor or an administrator may block a number."))
+
+
+def _visible(actor: Actor, centre_id: int | None) -> bool:
+    return actor.role == "administrator" or actor.centre_id == centre_id
+
+
+def _active_for(session: Session, hashes: list[str], now: datetime) -> NumberBlock | None:
+    return session.scalars(select(NumberBlock).where(
+        NumberBlock.number_hash.in_(hashes), NumberBlock.lifted_at.is_(None), NumberBlock.expires_at > now,
+        NumberBlock.starts_at <= now).order_by(NumberBlock.expires_at.desc()).limit(1)).first()
+
+
+def _add(session: Session, *, actor: Actor, number_hash: str, masked: str, duration: timedelta, reason: str,
+         request: Any = None, proposal_id: int | None = None, hashes: list[str] | None = None) -> NumberBlock:
+    now = utcnow()
+    if _active_for(session, hashes or [number_hash], now) is not None:
+        raise Conflict(Text("This number is already blocked; lift the block first to change it."))
+    block = NumberBlock(centre_id=actor.centre_id, number_hash=number_hash, number_masked=masked, reason=reason,
+                        starts_at=now, expires_at=now + duration, created_by=actor.username[:128],
+                        proposal_id=proposal_id)
+    session.add(block)
+    session.flush()
+    audit.record(session, actor=actor, action="block.add", object_type="number_block", object_id=block.id,
+                 request=request, detail={"number": masked, "until": block.expires_at.isoformat(),
+                                          "reason": reason, "proposal": proposal_id})
+    return block
+
+
+def add_block(session: Session, *, actor: Actor, number: str, duration: str | timedelta, reason: str,
+              request: Any = None) -> NumberBlock:
+    _may_block(actor)
+    normalized, masked = blockable(number)
+    span = parse_duration(duration) if isinstance(duration, str) else duration
+    keyring = hash_keyring()
+    return _add(session, actor=actor, number_hash=keyring.hash(normalized), masked=masked, duration=span,
+                reason=_reason(reason), request=request, hashes=keyring.candidates(normalized))
+
+
+def lift(session: Session, *, actor: Actor, block_id: int, request: Any = None) -> NumberBlock:
+    _may_block(actor)
+    block = session.get(NumberBlock, block_id)
+    if block is None or not _visible(actor, block.centre_id):
+        raise NotFound(Text("No such block."))
+    now = utcnow()
+    if block.lifted_at is not None or block.expires_at <= now:
+        raise Conflict(Text("This block has already ended."))
+    block.lifted_at, block.lifted_by = now, actor.username[:128]
+    audit.record(session, actor=actor, action="block.lift", object_type="number_block", object_id=block.id,
+                 request=request, detail={"number": block.number_masked})
+    return block
+
+
+def active_blocks(session: Session, actor: Actor) -> list[NumberBlock]:
+    now = utcnow()
+    query = select(NumberBlock).where(NumberBlock.lifted_at.is_(None), NumberBlock.expires_at > now)
+    if actor.role != "administrator":
+        query = query.where(NumberBlock.centre_id == actor.centre_id)
+    return list(session.scalars(query.order_by(NumberBlock.expires_at)))
+
+
+# ---------------------------------------------------------------------- the voice path
+def check(session: Session, raw_number: str | None) -> NumberBlock | None:
+    """The active block of this caller ID, or None (always None for withheld/unavailable/invalid IDs)."""
+    caller = parse_caller(raw_number)
+    if caller.status is not CallerIdStatus.PRESENT or caller.normalized is None or caller.is_short_code:
+        return None
+    return _active_for(session, hash_keyring().candidates(caller.normalized), utcnow())
+
+
+def record_blocked_call(session: Session, *, provider: str, call_ref: str, block_id: int | None,
+                        pressed: bool = False) -> None:
+    session.add(BlockedCall(provider=provider[:16], call_ref=(call_ref or "")[:128], block_id=block_id,
+                            pressed_for_supervisor=pressed))
+
+
+def check_and_record(raw_number: str | None, *, provider: str, call_ref: str) -> int | None:
+    """One transaction for the voice path: the blocking block's id (the call recorded as blocked) or None."""
+    with session_scope() as session:
+        block = check(session, raw_number)
+        if block is None:
+            return None
+        record_blocked_call(session, provider=provider, call_ref=call_ref, block_id=block.id)
+        return block.id
+
+
+def mark_pressed(*, provider: str, call_ref: str) -> None:
+    with session_scope() as session:
+        row = session.scalars(select(BlockedCall).where(BlockedCall.provider == provider,
+                                                        BlockedCall.call_ref == call_ref)
+                              .order_by(BlockedCall.id.desc()).limit(1)).first()
+        if row is not None:
+            row.pressed_for_supervisor = True
+
+
+# ---------------------------------------------------------------------- proposals
+def propose(session: Session, *, actor: Actor, record_id: int, reason: str, request: Any = None) -> BlockProposal:
+    from hotline.calls.models import Call, CallRecord
+
+    if actor.role not in PROPOSE_ROLES:
+        raise NotAllowed()
+    record = session.get(CallRecord, record_id)
+    if record is None or not _visible(actor, record.centre_id):
+        raise NotFound()
+    if record.outcome != "non_counselling":
+        raise Invalid({"": Text("A block can be proposed only from a call closed as non-counselling.")})
+    call = session.get(Call, record.call_id) if record.call_id else None
+    if call is None or call.caller_id_status != CallerIdStatus.PRESENT or not call.number_hash:
+        raise Invalid({"": Text("A withheld or unavailable number cannot be blocked.")})
+    pending = session.scalars(select(BlockProposal).where(BlockProposal.record_id == record.id,
+                                                          BlockProposal.status == "pending")).first()
+    if pending is not None:
+        return pending
+    proposal = BlockProposal(centre_id=record.centre_id, record_id=record.id, number_hash=call.number_hash,
+                             number_masked=call.caller_masked, reason=_reason(reason or "repeat prank"),
+                             proposed_by_id=actor.id or None, proposed_by=actor.username[:128])
+    session.add(proposal)
+    session.flush()
+    audit.record(session, actor=actor, action="block.propose", object_type="block_proposal",
+                 object_id=proposal.id, request=request, detail={"number": proposal.number_masked,
+                                                                 "record": record.id})
+    return proposal
+
+
+def proposal_for_record(session: Session, record_id: int) -> BlockProposal | None:
+    return session.scalars(select(BlockProposal).where(BlockProposal.record_id == record_id)
+                           .order_by(BlockProposal.id.desc()).limit(1)).first()
+
+
+def pending_proposals(session: Session, actor: Actor) -> list[BlockProposal]:
+    query = select(BlockProposal).where(BlockProposal.status == "pending")
+    if actor.role != "administrator":
+        query = query.where(BlockProposal.centre_id == actor.centre_id)
+    return list(session.scalars(query.order_by(BlockProposal.created_at)))
+
+
+def decide(session: Session, *, actor: Actor, proposal_id: int, accept: bool, duration: str = "",
+           request: Any = None) -> BlockProposal:
+    _may_block(actor)
+    proposal = session.get(BlockProposal, proposal_id)
+    if proposal is None or not _visible(actor, proposal.centre_id):
+        raise NotFound()
+    if proposal.status != "pending":
+        raise Conflict(Text("This proposal has already been decided."))
+    if accept:
+        _add(session, actor=actor, number_hash=proposal.number_hash, masked=proposal.number_masked,
+             duration=parse_duration(duration), reason=proposal.reason, request=request, proposal_id=proposal.id)
+    proposal.status = "accepted" if accept else "refused"
+    proposal.decided_by, proposal.decided_at = actor.username[:128], utcnow()
+    if not accept:
+        audit.record(session, actor=actor, action="block.proposal_refuse", object_type="block_proposal",
+                     object_id=proposal.id, request=request, detail={"number": proposal.number_masked})
+    return proposal
+
+
+# ---------------------------------------------------------------------- retention
+def retain(*, now: datetime, notes_cutoff: datetime | None, numbers_cutoff: datetime | None,
+           dry_run: bool) -> int:
+    """Blocks that ended, and decided proposals, before ``numbers_cutoff`` go (they hold a number hash)."""
+    if numbers_cutoff is None:
+        return 0
+    with session_scope() as session:
+        ended = select(NumberBlock.id).where(
+            (NumberBlock.expires_at < numbers_cutoff)
+            | (NumberBlock.lifted_at.is_not(None) & (NumberBlock.lifted_at < numbers_cutoff)))
+        decided = select(BlockProposal.id).where(BlockProposal.status != "pending",
+                                                 BlockProposal.decided_at < numbers_cutoff)
+        ids, pids = list(session.scalars(ended)), list(session.scalars(decided))
+        if not dry_run:
+            if ids:
+                session.execute(delete(NumberBlock).where(NumberBlock.id.in_(ids)))
+            if pids:
+                session.execute(delete(BlockProposal).where(BlockProposal.id.in_(pids)))
+        return len(ids) + len(pids)
