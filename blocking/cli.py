@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from blocking import service
 from blocking.service import Actor
@@ -45,7 +46,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with session_scope() as session:
-        rows = [{"id": b.id, "number": b.number_masked, "reason": b.reason, "until": b.expires_at.isoformat(),
+        rows: list[dict[str, Any]] = [{"id": b.id, "number": b.number_masked, "reason": b.reason, "until": b.expires_at.isoformat(),
                  "by": b.created_by} for b in service.active_blocks(session, CLI_ACTOR)]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))

@@ -15,7 +15,7 @@ from hotline.audit.models import AuditEntry
 from hotline.cli import main
 from hotline.db import session_scope
 from tests.helpers import create_user, login
-from tests.twilio.conftest import CALL_SID, CALLER, base_params, post  # noqa: F401 - the post fixture
+from tests.twilio.conftest import CALL_SID, CALLER, base_params
 
 PASSWORD = "Mat-khau-dai-du-2026!"
 API = {"Authorization": "Bearer test-api-token"}
