@@ -18,6 +18,7 @@ from hotline.web import add_template_dir, render, template_context, templates
 add_template_dir(Path(__file__).parent / "templates")
 
 router = APIRouter()
+# Writes: the role is checked before the CSRF token (so the signed-out are sent to sign in).
 supervisors = require_roles(*service.BLOCK_ROLES)
 staff = require_roles(*service.PROPOSE_ROLES)
 
@@ -41,7 +42,7 @@ def _duration(amount: str, unit: str) -> str:
     return f"{amount.strip()}{unit.strip()}"
 
 
-@router.post("/blocking", dependencies=[Depends(csrf_protect)])
+@router.post("/blocking", dependencies=[Depends(supervisors), Depends(csrf_protect)])
 def add(request: Request, number: str = Form(""), amount: str = Form(""), unit: str = Form("d"),
         reason: str = Form(""), principal: Principal = Depends(supervisors)) -> Response:
     with session_scope() as session:
@@ -50,14 +51,14 @@ def add(request: Request, number: str = Form(""), amount: str = Form(""), unit: 
     return RedirectResponse("/blocking", status_code=303)
 
 
-@router.post("/blocking/{block_id}/lift", dependencies=[Depends(csrf_protect)])
+@router.post("/blocking/{block_id}/lift", dependencies=[Depends(supervisors), Depends(csrf_protect)])
 def lift(request: Request, block_id: int, principal: Principal = Depends(supervisors)) -> Response:
     with session_scope() as session:
         service.lift(session, actor=actor_of(principal), block_id=block_id, request=request)
     return RedirectResponse("/blocking", status_code=303)
 
 
-@router.post("/blocking/proposals/{proposal_id}/accept", dependencies=[Depends(csrf_protect)])
+@router.post("/blocking/proposals/{proposal_id}/accept", dependencies=[Depends(supervisors), Depends(csrf_protect)])
 def accept(request: Request, proposal_id: int, amount: str = Form(""), unit: str = Form("d"),
            principal: Principal = Depends(supervisors)) -> Response:
     with session_scope() as session:
@@ -66,14 +67,14 @@ def accept(request: Request, proposal_id: int, amount: str = Form(""), unit: str
     return RedirectResponse("/blocking", status_code=303)
 
 
-@router.post("/blocking/proposals/{proposal_id}/refuse", dependencies=[Depends(csrf_protect)])
+@router.post("/blocking/proposals/{proposal_id}/refuse", dependencies=[Depends(supervisors), Depends(csrf_protect)])
 def refuse(request: Request, proposal_id: int, principal: Principal = Depends(supervisors)) -> Response:
     with session_scope() as session:
         service.decide(session, actor=actor_of(principal), proposal_id=proposal_id, accept=False, request=request)
     return RedirectResponse("/blocking", status_code=303)
 
 
-@router.post("/records/{record_id}/block-proposal", dependencies=[Depends(csrf_protect)])
+@router.post("/records/{record_id}/block-proposal", dependencies=[Depends(staff), Depends(csrf_protect)])
 def propose(request: Request, record_id: int, reason: str = Form(""),
             principal: Principal = Depends(staff)) -> Response:
     with session_scope() as session:
@@ -89,7 +90,7 @@ def check(number: str = Query("", max_length=128), call: str = Query("", max_len
     return PlainTextResponse(f"blocked={1 if block_id else 0}")
 
 
-@router.post("/api/blocking/pressed", dependencies=[Depends(csrf_protect)])
+@router.post("/api/blocking/pressed", dependencies=[Depends(supervisors), Depends(csrf_protect)])
 def pressed(call: str = Query("", max_length=128), principal: Principal = Depends(supervisors)) -> Response:
     """The dialplan says a blocked caller pressed the key for a supervisor."""
     service.mark_pressed(provider="asterisk", call_ref=call)

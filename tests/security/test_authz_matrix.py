@@ -127,6 +127,7 @@ POST /webhooks/twilio/enqueue-action                 : 403  403  403  403  403  
 POST /webhooks/twilio/dequeue                        : 403  403  403  403  403  403  403  403
 POST /webhooks/twilio/dial-action                    : 403  403  403  403  403  403  403  403
 POST /webhooks/twilio/agent                          : 403  403  403  403  403  403  403  403
+POST /webhooks/twilio/blocked-key                    : 403  403  403  403  403  403  403  403
 POST /directory/admin/new                            : 403  403  403  403  ok   403  403  403
 POST /directory/admin/{service_id}/edit              : 403  403  403  403  ok   403  403  403
 POST /directory/admin/{service_id}/verify            : 403  403  403  403  ok   403  403  403
@@ -168,6 +169,15 @@ POST /api/referrals/ack                              : ok   ok   ok   ok   ok   
 POST /referrals/admin/partners                       : in   403  403  403  ok   403  403  in
 POST /admin/retention/holds                          : 403  403  403  403  ok   403  403  403
 POST /admin/retention/holds/{record_id}/release      : 403  403  403  403  ok   403  403  403
+# blocking (#17 item 3): supervisors and administrators block; counsellors only propose
+GET /blocking                                        : in   403  403  ok   ok   403  403  in
+POST /blocking                                       : in   403  403  ok   ok   403  403  in
+POST /blocking/{block_id}/lift                       : in   403  403  ok   ok   403  403  in
+POST /blocking/proposals/{proposal_id}/accept        : in   403  403  ok   ok   403  403  in
+POST /blocking/proposals/{proposal_id}/refuse        : in   403  403  ok   ok   403  403  in
+POST /records/{record_id}/block-proposal             : in   ok   404  ok   ok   403  403  in
+GET /api/blocking/check                              : in   403  403  ok   ok   403  403  ok
+POST /api/blocking/pressed                           : in   403  403  ok   ok   403  403  ok
 """
 
 
@@ -285,6 +295,18 @@ def world(client, staff) -> dict[str, str]:  # type: ignore[no-untyped-def]
                "article_id": str(db.scalar(select(LegalArticle.id).limit(1))),
                "document_id": str(db.scalar(select(LegalDocument.id).limit(1))),
                "version_id": str(db.scalar(select(LegalVersion.id).limit(1)))}
+        # blocking: one of A's blocks and one counsellor's proposal from A's record
+        from blocking import service as blocking
+        from blocking.models import BlockProposal
+
+        supervisor = blocking.Actor(id=staff.ids["gs1"], username="gs1", role="supervisor", centre_id=staff.centre_id)
+        ids["block_id"] = str(blocking.add_block(db, actor=supervisor, number="0987654321", duration="1d",
+                                                 reason="quấy rối").id)
+        proposal = BlockProposal(centre_id=staff.centre_id, record_id=record_id, number_hash="k:x",
+                                 number_masked="0912 *** 678", reason="quấy rối", proposed_by="tvv1")
+        db.add(proposal)
+        db.flush()
+        ids["proposal_id"] = str(proposal.id)
     return ids
 
 
