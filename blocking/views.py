@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from markupsafe import Markup
 
@@ -15,12 +15,13 @@ from hotline.auth.deps import Principal, csrf_protect, require_roles
 from hotline.db import session_scope
 from hotline.web import add_template_dir, render, template_context, templates
 
-add_template_dir(Path(__file__).parent / "templates")
+add_template_dir(FilePath(__file__).parent / "templates")
 
 router = APIRouter()
 # Writes: the role is checked before the CSRF token (so the signed-out are sent to sign in).
 supervisors = require_roles(*service.BLOCK_ROLES)
 staff = require_roles(*service.PROPOSE_ROLES)
+RowId = Path(ge=1, le=2**31 - 1)  # an integer column: larger ids are 422, never a database error
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -52,14 +53,14 @@ def add(request: Request, number: str = Form(""), amount: str = Form(""), unit: 
 
 
 @router.post("/blocking/{block_id}/lift", dependencies=[Depends(supervisors), Depends(csrf_protect)])
-def lift(request: Request, block_id: int, principal: Principal = Depends(supervisors)) -> Response:
+def lift(request: Request, block_id: int = RowId, principal: Principal = Depends(supervisors)) -> Response:
     with session_scope() as session:
         service.lift(session, actor=actor_of(principal), block_id=block_id, request=request)
     return RedirectResponse("/blocking", status_code=303)
 
 
 @router.post("/blocking/proposals/{proposal_id}/accept", dependencies=[Depends(supervisors), Depends(csrf_protect)])
-def accept(request: Request, proposal_id: int, amount: str = Form(""), unit: str = Form("d"),
+def accept(request: Request, proposal_id: int = RowId, amount: str = Form(""), unit: str = Form("d"),
            principal: Principal = Depends(supervisors)) -> Response:
     with session_scope() as session:
         service.decide(session, actor=actor_of(principal), proposal_id=proposal_id, accept=True,
@@ -68,14 +69,14 @@ def accept(request: Request, proposal_id: int, amount: str = Form(""), unit: str
 
 
 @router.post("/blocking/proposals/{proposal_id}/refuse", dependencies=[Depends(supervisors), Depends(csrf_protect)])
-def refuse(request: Request, proposal_id: int, principal: Principal = Depends(supervisors)) -> Response:
+def refuse(request: Request, proposal_id: int = RowId, principal: Principal = Depends(supervisors)) -> Response:
     with session_scope() as session:
         service.decide(session, actor=actor_of(principal), proposal_id=proposal_id, accept=False, request=request)
     return RedirectResponse("/blocking", status_code=303)
 
 
 @router.post("/records/{record_id}/block-proposal", dependencies=[Depends(staff), Depends(csrf_protect)])
-def propose(request: Request, record_id: int, reason: str = Form(""),
+def propose(request: Request, record_id: int = RowId, reason: str = Form(""),
             principal: Principal = Depends(staff)) -> Response:
     with session_scope() as session:
         service.propose(session, actor=actor_of(principal), record_id=record_id, reason=reason, request=request)
