@@ -21,7 +21,7 @@ router = APIRouter()
 # Writes: the role is checked before the CSRF token (so the signed-out are sent to sign in).
 supervisors = require_roles(*service.BLOCK_ROLES)
 staff = require_roles(*service.PROPOSE_ROLES)
-RowId = Path(ge=1, le=2**31 - 1)  # an integer column: larger ids are 422, never a database error
+MAX_ROW_ID = 2**31 - 1  # an integer column: a larger id is 422, never a database error
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -53,14 +53,14 @@ def add(request: Request, number: str = Form(""), amount: str = Form(""), unit: 
 
 
 @router.post("/blocking/{block_id}/lift", dependencies=[Depends(supervisors), Depends(csrf_protect)])
-def lift(request: Request, block_id: int = RowId, principal: Principal = Depends(supervisors)) -> Response:
+def lift(request: Request, block_id: int = Path(ge=1, le=MAX_ROW_ID), principal: Principal = Depends(supervisors)) -> Response:
     with session_scope() as session:
         service.lift(session, actor=actor_of(principal), block_id=block_id, request=request)
     return RedirectResponse("/blocking", status_code=303)
 
 
 @router.post("/blocking/proposals/{proposal_id}/accept", dependencies=[Depends(supervisors), Depends(csrf_protect)])
-def accept(request: Request, proposal_id: int = RowId, amount: str = Form(""), unit: str = Form("d"),
+def accept(request: Request, proposal_id: int = Path(ge=1, le=MAX_ROW_ID), amount: str = Form(""), unit: str = Form("d"),
            principal: Principal = Depends(supervisors)) -> Response:
     with session_scope() as session:
         service.decide(session, actor=actor_of(principal), proposal_id=proposal_id, accept=True,
@@ -69,14 +69,14 @@ def accept(request: Request, proposal_id: int = RowId, amount: str = Form(""), u
 
 
 @router.post("/blocking/proposals/{proposal_id}/refuse", dependencies=[Depends(supervisors), Depends(csrf_protect)])
-def refuse(request: Request, proposal_id: int = RowId, principal: Principal = Depends(supervisors)) -> Response:
+def refuse(request: Request, proposal_id: int = Path(ge=1, le=MAX_ROW_ID), principal: Principal = Depends(supervisors)) -> Response:
     with session_scope() as session:
         service.decide(session, actor=actor_of(principal), proposal_id=proposal_id, accept=False, request=request)
     return RedirectResponse("/blocking", status_code=303)
 
 
 @router.post("/records/{record_id}/block-proposal", dependencies=[Depends(staff), Depends(csrf_protect)])
-def propose(request: Request, record_id: int = RowId, reason: str = Form(""),
+def propose(request: Request, record_id: int = Path(ge=1, le=MAX_ROW_ID), reason: str = Form(""),
             principal: Principal = Depends(staff)) -> Response:
     with session_scope() as session:
         service.propose(session, actor=actor_of(principal), record_id=record_id, reason=reason, request=request)
