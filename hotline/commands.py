@@ -223,7 +223,7 @@ def _print_demo_banner(args: argparse.Namespace, settings: Settings, info: dict[
 
     with session_scope() as session:
         roles: dict[str, str] = {name: role for name, role in session.execute(select(User.username, User.role))}
-    order = {"counsellor": 0, "supervisor": 1, "administrator": 2}
+    order = {"counsellor": 0, "supervisor": 1, "administrator": 2, "partner": 3}
     logins = sorted(info["logins"], key=lambda login: (order.get(roles.get(login[0], ""), 9), login[0]))
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
     base = f"http://{shown}:{args.port}"

@@ -176,11 +176,11 @@ def _daily_log() -> Wiring:
 
 def _referral() -> Wiring:
     from hotline.security.service import RetentionHook
-    from referral import cli, jobs, service, views
+    from referral import cli, jobs, partners, service, views
 
     return Wiring(routers=(views.router,), commands=cli.register, periodic=tuple(jobs.PERIODIC),
                   record_panels=(views.record_panel,), visibility=views.LIVE_VISIBILITY,
-                  retention=(RetentionHook("referrals", service.retain),))
+                  retention=(RetentionHook("referrals", service.retain),), demo_seed=(partners.demo_seed,))
 
 
 def _blocking() -> Wiring:

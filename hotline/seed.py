@@ -39,6 +39,7 @@ def sync_taxonomies(session: Session) -> int:
 
 
 DEMO_CENTRE = "ctxh-quang-ngai"
+DEMO_PARTNER = "doitac"  # a partner account, linked to the demo shelter by the referral domain's demo seed
 DEMO_AGENTS = {
     "Local/agent1@agents/n": ("tuvanvien1", "Tư vấn viên Lan"),
     "Local/agent2@agents/n": ("tuvanvien2", "Tư vấn viên Minh"),
@@ -69,6 +70,10 @@ def seed_demo(session: Session) -> dict[str, Any]:
         }
         path.write_text(json.dumps(info, indent=1))
         path.chmod(0o600)
+    if DEMO_PARTNER not in [u for u, _p in info["logins"]]:  # a demo made before partners were seeded
+        info["logins"].append([DEMO_PARTNER, secrets.token_urlsafe(9)])
+        path.write_text(json.dumps(info, indent=1))
+        path.chmod(0o600)
     ensure_default_centre(session, code=settings.default_centre_code, name=settings.default_centre_name,
                           timezone=settings.default_timezone)
     centre = session.scalar(select(Centre).where(Centre.code == DEMO_CENTRE))
@@ -81,13 +86,16 @@ def seed_demo(session: Session) -> dict[str, Any]:
                  label="Đường dây nóng (Asterisk)")
         add_line(session, centre=centre, provider="twilio", kind="number", identifier="+842553822000",
                  label="Đường dây nóng (Twilio)")
-    roles = {u: "counsellor" for u, _ in DEMO_AGENTS.values()} | {"giamsat": "supervisor", "quantri": "administrator"}
-    names = {u: n for u, n in DEMO_AGENTS.values()} | {"giamsat": "Giám sát Hoa", "quantri": "Quản trị"}
+    roles = {u: "counsellor" for u, _ in DEMO_AGENTS.values()} | {"giamsat": "supervisor", "quantri": "administrator",
+                                                                   DEMO_PARTNER: "partner"}
+    names = {u: n for u, n in DEMO_AGENTS.values()} | {"giamsat": "Giám sát Hoa", "quantri": "Quản trị",
+                                                       DEMO_PARTNER: "Nhà tạm lánh Quảng Ngãi (đối tác mẫu)"}
     for username, password in info["logins"]:
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
             session.add(User(username=username, display_name=names[username], role=roles[username],
-                             centre_id=centre.id, password_hash=_password_hash(password)))
+                             centre_id=centre.id,
+                             password_hash=_password_hash(password)))
     session.flush()
     users = {u.username: u for u in session.scalars(select(User))}
     for identity, (username, _) in DEMO_AGENTS.items():
@@ -97,4 +105,4 @@ def seed_demo(session: Session) -> dict[str, Any]:
     return info
 
 
-__all__ = ["DEMO_CENTRE", "seed_demo", "sync_taxonomies", "Line"]
+__all__ = ["DEMO_CENTRE", "DEMO_PARTNER", "seed_demo", "sync_taxonomies", "Line"]

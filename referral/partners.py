@@ -73,3 +73,19 @@ def get_for_partner(session: Session, *, public_id: str, user_id: int) -> Referr
         # never say whether another organisation's referral exists
         raise NotFound(Text("No such referral for your organisation."), public_id)
     return ref
+
+
+def demo_seed(session: Session) -> None:
+    """``hotline demo``: the demo partner account answers for the demo shelter (which takes referrals
+    by e-mail, directory/data/demo.json), so a referral can be made, then accepted or declined."""
+    from sqlalchemy import select
+
+    from directory.models import Service
+    from hotline.auth.models import User
+    from hotline.seed import DEMO_PARTNER
+
+    user = session.scalar(select(User).where(User.username == DEMO_PARTNER))
+    service = session.scalar(select(Service).where(Service.id == "demo-qn-shelter"))
+    if user is None or service is None or session.get(PartnerMember, user.id) is not None:
+        return
+    link_partner(session, user_id=user.id, organization_id=service.organization_id, by="demo")

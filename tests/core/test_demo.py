@@ -66,7 +66,22 @@ def test_demo_serves_pages_and_simulated_calls_arrive(tmp_path):
     # The banner lists each demo account role first (what it is for), then its name and password.
     output = proc.stdout.read() if proc.stdout else ""
     accounts = [line.split() for line in output.splitlines() if line.startswith("    ") and " / " in line]
-    assert [a[0] for a in accounts] == ["counsellor", "counsellor", "supervisor", "administrator"], output
+    assert [a[0] for a in accounts] == ["counsellor", "counsellor", "supervisor", "administrator", "partner"], output
+    _the_referral_flow_can_be_tried(data)
     saved = json.loads((data / "demo_logins.json").read_text())["logins"]
     assert sorted((a[1], a[3]) for a in accounts) == sorted((u, p) for u, p in saved)
     assert str(data) in output and "demo_logins.json" in output
+
+
+def _the_referral_flow_can_be_tried(data: Path) -> None:
+    """The demo's partner account answers for a seeded service that takes referrals by e-mail."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{data / 'hotline.sqlite3'}")
+    with engine.connect() as conn:
+        org = conn.execute(text("SELECT m.organization_id FROM referral_partner_members m JOIN users u "
+                                "ON u.id = m.user_id WHERE u.username = 'doitac'")).scalar()
+        takes = conn.execute(text("SELECT count(*) FROM dir_services WHERE organization_id = :o "
+                                  "AND referral_method = 'email' AND referral_email != ''"), {"o": org}).scalar()
+    engine.dispose()
+    assert org and takes == 1
