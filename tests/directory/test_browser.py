@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import browser, live_env, sign_in  # noqa: F401  (fixtures)
+from tests.browser.conftest import sign_in
 from tests.directory.test_partner_package import PARTNER, _service_id
 from tests.helpers import create_user
 from tests.live.sse_helpers import LiveServer
@@ -21,7 +21,7 @@ def _import() -> None:
     assert main(["--log-format", "console", "directory", "import", str(PARTNER)]) == 0
 
 
-def test_an_administrator_edits_a_service_with_several_locations(browser, live_env):  # noqa: F811
+def test_an_administrator_edits_a_service_with_several_locations(browser, live_env):
     _import()
     create_user("admin", "a-long-password-2", "administrator")
     sid = _service_id("Trung tâm Công tác xã hội Quảng Ngãi")
@@ -60,7 +60,7 @@ def test_an_administrator_edits_a_service_with_several_locations(browser, live_e
             ctx.close()
 
 
-def test_a_counsellor_searches_open_at_and_is_told_what_is_missing(browser, live_env):  # noqa: F811
+def test_a_counsellor_searches_open_at_and_is_told_what_is_missing(browser, live_env):
     _import()
     create_user("lan", "a-long-password-1", "counsellor")
     with LiveServer() as server:
