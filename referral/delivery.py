@@ -55,6 +55,11 @@ def payload_for(session: Session, ref: Referral) -> dict[str, Any]:
                            respond_url=link_url(link) if link else "")
 
 
+# A try still "sending" after this long died with its worker (SIGKILL, power cut): it may be tried
+# again, with the same delivery id (the partner's idempotency key). The sweep requeues such tries.
+CLAIM_STALE = timedelta(minutes=5)
+
+
 def claim(session: Session, *, delivery_id: str, now: datetime | None = None) -> dict[str, Any] | None:
     """Take a delivery for one try, atomically (two workers never send the same try twice), and
     return what the try needs: ``{delivery pk, method, target, attempts, referral fields, payload}``.
@@ -63,7 +68,7 @@ def claim(session: Session, *, delivery_id: str, now: datetime | None = None) ->
     from sqlalchemy import or_, update
 
     now = now or utcnow()
-    stale = now - timedelta(minutes=5)
+    stale = now - CLAIM_STALE
     row = session.execute(
         update(Delivery)
         .where(Delivery.delivery_id == delivery_id,

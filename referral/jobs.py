@@ -220,7 +220,8 @@ SENDERS = {"webhook": send_webhook, "email": send_email, "sms": send_sms}
 # ---------------------------------------------------------------------- periodic work
 def sweep() -> dict[str, int]:
     """Escalate unanswered emergency referrals, expire old ones, forget old acknowledgement nonces,
-    and queue again any delivery left pending (e.g. queued while Redis was down)."""
+    and queue again any delivery left pending (e.g. queued while Redis was down) or left "sending" by a
+    worker that died in the middle of a try."""
     from datetime import timedelta
 
     from hotline.db import utcnow
@@ -233,6 +234,11 @@ def sweep() -> dict[str, int]:
         stuck = list(db.scalars(select(Delivery.delivery_id).where(
             Delivery.status == "pending", Delivery.attempts == 0,
             Delivery.created_at < stuck_before).limit(200)))
+        # A try whose worker died mid-send (SIGKILL) stays "sending" and no queued job is left for it.
+        from referral.delivery import CLAIM_STALE
+
+        stuck += list(db.scalars(select(Delivery.delivery_id).where(
+            Delivery.status == "sending", Delivery.claimed_at < utcnow() - CLAIM_STALE).limit(200)))
     for delivery_id in stuck:
         queue_delivery(delivery_id)
     return {"escalated": len(escalated), "expired": len(expired), "requeued": len(stuck)}

@@ -12,14 +12,14 @@ from sqlalchemy import func, select
 from hotline.calls.models import Call, DeadLetter, RawEvent
 from hotline.db import session_scope
 from hotline.ingest.providers.asterisk.simulator import live_call, synthetic_call
-from tests.ami.conftest import Rig, rig  # noqa: F401  (fixture)
+from tests.ami.conftest import Rig
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 CALLS, PIECES = 25, 5  # 25 x 4 = 100 disconnects
 
 
-def test_100_disconnects_in_mid_call_lose_and_double_nothing(sqlite_env, rig: Rig) -> None:  # noqa: F811
+def test_100_disconnects_in_mid_call_lose_and_double_nothing(sqlite_env, rig: Rig) -> None:
     server = rig.server()
     listener = rig.listener(server, reconnect_max=0.1)
     wait_for(lambda: listener.stats.resyncs >= 1, timeout=60, what="the first resync")

@@ -17,7 +17,7 @@ from hotline.db import session_scope
 from hotline.ingest import spool
 from hotline.ingest.providers.asterisk.simulator import synthetic_call
 from hotline.settings import reset_settings
-from tests.ami.conftest import Rig, rig  # noqa: F401  (fixture)
+from tests.ami.conftest import Rig
 from tests.conftest import _configure
 from tests.helpers import wait_for
 from tests.services import PostgresServer, ServiceError
@@ -53,7 +53,7 @@ def _count(model: type) -> int:
         return int(db.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def test_postgresql_restarted_during_a_burst_loses_and_doubles_nothing(own_pg: PostgresServer, rig: Rig) -> None:  # noqa: F811
+def test_postgresql_restarted_during_a_burst_loses_and_doubles_nothing(own_pg: PostgresServer, rig: Rig) -> None:
     server = rig.server()
     listener = rig.listener(server)
     wait_for(lambda: listener.stats.resyncs >= 1, timeout=60, what="the first resync")
