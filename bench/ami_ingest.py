@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _ami_listener import start_listener  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from _ami_listener import start_listener  # noqa: E402 - after the sys.path entry above
+from sqlalchemy import create_engine, text  # noqa: E402 - after the sys.path entry above
 
-from hotline import migrate  # noqa: E402
-from hotline.ingest.providers.asterisk.simulator import AmiServer, synthetic_stream  # noqa: E402
-from hotline.ingest.providers.asterisk.translator import AmiMapper, parse_frame, split_frames  # noqa: E402
+from hotline import migrate  # noqa: E402 - after the sys.path entry above
+from hotline.ingest.providers.asterisk.simulator import AmiServer, synthetic_stream  # noqa: E402 - after the sys.path entry above
+from hotline.ingest.providers.asterisk.translator import AmiMapper, parse_frame, split_frames  # noqa: E402 - after the sys.path entry above
 
 TARGET = 5_000  # events/s, end to end
 

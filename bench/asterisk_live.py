@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts" / "asterisk"))
-import record as R  # noqa: E402
+import record as R  # noqa: E402 - after the sys.path entry above
 
 
 def main() -> int:

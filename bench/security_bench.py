@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402 - after the sys.path entry above
 
-from hotline import migrate  # noqa: E402
+from hotline import migrate  # noqa: E402 - after the sys.path entry above
 
 MAX_INGEST_COST = 0.20
 MIN_ROTATION = 1_000  # rows/s

@@ -41,7 +41,7 @@ from twilio.request_validator import RequestValidator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hotline import migrate  # noqa: E402
+from hotline import migrate  # noqa: E402 - after the sys.path entry above
 
 PG_ADMIN_URL = os.environ.get("HOTLINE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TOKEN = "bench-twilio-auth-token"

@@ -75,7 +75,7 @@ def api_calls(
     principal: Annotated[Principal, Depends(require_roles(*STAFF))],
     since: Annotated[date | None, Query(description="first local date (inclusive)")] = None,
     until: Annotated[date | None, Query(description="last local date (inclusive)")] = None,
-    status: Annotated[list[str], Query(description=f"one of {', '.join(CALL_STATUSES)}")] = [],  # noqa: B006
+    status: Annotated[list[str], Query(description=f"one of {', '.join(CALL_STATUSES)}")] = [],  # noqa: B006 - FastAPI builds a fresh list per request
     line: Annotated[str | None, Query(description="line id, number or queue name")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -90,7 +90,7 @@ def calls_page(
     request: Request,
     session: DB,
     principal: Annotated[Principal, Depends(require_roles(*STAFF))],
-    status: Annotated[list[str], Query()] = [],  # noqa: B006
+    status: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI builds a fresh list per request
     day: Annotated[date | None, Query()] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:

@@ -42,10 +42,10 @@ def test_a_reconnect_storm_loses_no_call(sqlite_env, rig: Rig) -> None:
         sent.append(c.linkedid)
         server.push(c.stream())
         before = server.logins
-        wait_for(lambda: call(c.linkedid) is not None and call(c.linkedid).status == "completed",  # noqa: B023
+        wait_for(lambda: call(c.linkedid) is not None and call(c.linkedid).status == "completed",  # noqa: B023 - the lambda runs within this iteration
                  timeout=30, what="the call before the drop")
         server.drop()
-        wait_for(lambda: server.logins > before, timeout=30, what="the next login")  # noqa: B023
+        wait_for(lambda: server.logins > before, timeout=30, what="the next login")  # noqa: B023 - the lambda runs within this iteration
     for key in sent:
         _done(key)
     assert listener.stats.reconnects >= 8 and listener.join(0.01) is False  # still running

@@ -588,7 +588,7 @@ class AmiListener:
                     self._submit(items)
             try:
                 gaps.note_recovery(gap_id, found, note)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - the database is down: the gap stays open and is logged
                 log.warning("ami.gap_not_closed", extra={"source": self.source, "reason": "database"})
             log.warning("ami.gap", extra={"source": self.source, "started": start.isoformat(), "ended": at.isoformat(),
                                           "seconds": round((at - start).total_seconds(), 1),
