@@ -136,7 +136,7 @@ def run(browser, base: str, screens: int, calls: int, web_pid: int, gap: float) 
     pages = []
     contexts = []
     for n in range(1, screens + 1):
-        ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
         ctx.add_cookies([{"name": "hotline_session", "value": cookie_for(f"tvv{n}"), "url": base}])
         page = ctx.new_page()
         page.goto(f"{base}/live")
