@@ -36,10 +36,7 @@ WITHHELD = {"prohibited", "prohib", "restricted", "withheld", "unavailable"}
 # hand: the events are not in all.ami either).  They stay in the run and pass once re-recorded.
 RECORDING_GAPS: dict[str, str] = {}
 # Filtered captures recorded before the listener's filter / channelvars carried QUEUESTATUS.
-FILTERED_GAPS = {
-    "joinempty": "Queue() turned the caller away at once: no queue event; only QUEUESTATUS says so "
-                 "(VarSet in all.ami; with channelvars = QUEUESTATUS on the Hangup)",
-}
+FILTERED_GAPS: dict[str, str] = {}
 
 
 # Facts no AMI event carries: Asterisk sends NewCallerid (with CID-CallingPres) only when the number
