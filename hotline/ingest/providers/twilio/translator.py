@@ -167,12 +167,12 @@ def _timestamp(req: Request, fallback: datetime) -> datetime:
         return fallback
     try:
         at = parsedate_to_datetime(value)
+        # converting to UTC can leave datetime's range (``31 Dec 9999 23:59:59 -2359``)
+        at = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
     except (TypeError, ValueError, IndexError, OverflowError):
         at = None
-    if at is not None:
-        at = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
-        if abs(at - fallback) <= MAX_TIMESTAMP_SKEW:
-            return at
+    if at is not None and abs(at - fallback) <= MAX_TIMESTAMP_SKEW:
+        return at
     req.problems.append(f"Timestamp={value[:60]!r} is not an RFC 2822 date within a year of its arrival; "
                         "the time of arrival is used instead")
     return fallback
