@@ -115,8 +115,19 @@ def baseline(url: str, path: Path) -> dict[str, tuple[Any, ...]]:
     return _BASELINES[key]
 
 
-def _complete(records: dict[str, tuple[Any, ...]]) -> bool:
-    return bool(records) and all(r[0] not in OPEN for r in records.values())
+def _agrees(got: dict[str, tuple[Any, ...]], want: dict[str, tuple[Any, ...]]) -> bool:
+    """The same calls; each call the stream ended is unchanged, and a call the capture leaves open
+    (the listener cut off, the PBX restarted) may only stay open or be closed as unknown_outcome,
+    which is what a resync that no longer sees it rightly does."""
+    if got.keys() != want.keys():
+        return False
+    for key, record in want.items():
+        if record[0] in OPEN:
+            if got[key][0] not in OPEN | {"unknown_outcome"}:
+                return False
+        elif got[key] != record:
+            return False
+    return True
 
 
 @pytest.mark.parametrize("path", _streams(), ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -124,10 +135,10 @@ def test_a_resync_at_every_point_of_the_stream_changes_nothing(sqlite_env, path:
     url = sqlite_env.database_url
     events = _events(path)
     want = baseline(url, path)
-    if not _complete(want):
-        pytest.skip(f"{path.parent.name}: the capture leaves a call open, so a resync may rightly close it")
+    assert want, f"{path.parent.name}: the stream gives no call at all"
     for k in range(len(events) + 1):
-        assert run(url, events, resync_at=k, delay=1) == want, f"resync asked for before event {k}"
+        got = run(url, events, resync_at=k, delay=1)
+        assert _agrees(got, want), f"resync asked for before event {k}: {got} != {want}"
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -137,11 +148,9 @@ def test_shuffled_arrival_and_a_resync_anywhere_change_nothing(sqlite_env, data:
     streams = _streams()
     path = data.draw(st.sampled_from(streams), label="stream")
     want = baseline(url, path)
-    if not _complete(want):
-        return
     rng = random.Random(data.draw(st.integers(0, 2**32 - 1), label="seed"))
     events = _shuffled(_events(path), rng)
     k = data.draw(st.one_of(st.none(), st.integers(0, len(events))), label="resync_at")
     delay = data.draw(st.integers(0, 5), label="delay")
     batch = data.draw(st.integers(1, 60), label="batch")
-    assert run(url, events, resync_at=k, delay=delay, batch=batch) == want
+    assert _agrees(run(url, events, resync_at=k, delay=delay, batch=batch), want)
