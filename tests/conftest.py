@@ -194,7 +194,7 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def client(env: Settings):  # type: ignore[no-untyped-def]
+def client(env: Settings):
     from fastapi.testclient import TestClient
 
     from hotline.app import create_app
@@ -238,18 +238,18 @@ class _HarnessBrowser:
 
     def new_context(self, **kwargs: object) -> object:
         kwargs.setdefault("bypass_csp", True)
-        return self._browser.new_context(**kwargs)  # type: ignore[attr-defined]
+        return self._browser.new_context(**kwargs)
 
     def new_page(self, **kwargs: object) -> object:
         kwargs.setdefault("bypass_csp", True)
-        return self._browser.new_page(**kwargs)  # type: ignore[attr-defined]
+        return self._browser.new_page(**kwargs)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._browser, name)
 
 
 @pytest.fixture
-def live_env(sqlite_env, monkeypatch):  # type: ignore[no-untyped-def]
+def live_env(sqlite_env, monkeypatch):
     """Plain-HTTP cookies for the loopback server (Secure cookies need TLS)."""
     from hotline.settings import get_settings, reset_settings
 

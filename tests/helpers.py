@@ -45,7 +45,7 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
-def login(client, username: str, password: str) -> str:  # type: ignore[no-untyped-def]
+def login(client, username: str, password: str) -> str:
     """Sign in through the /login form like a browser; returns the session's CSRF token.
 
     When ``public_base_url`` is https the session cookie is Secure, so the client is switched to

@@ -115,7 +115,7 @@ def usable(url: str, default_port: int) -> tuple[bool, str]:
         return False, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _wait(predicate, timeout: float, what: str, log: Path | None = None) -> None:  # type: ignore[no-untyped-def]
+def _wait(predicate, timeout: float, what: str, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -181,7 +181,7 @@ class _Server:
         self.port = port or free_port()
         self.running = False
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self):
         self.start()
         return self
 

@@ -14,7 +14,7 @@ from hotline.ingest.providers.asterisk.simulator import Capture
 from tests.ami.conftest import Rig, call, calls, count, raw_events, wait_for
 
 
-def _replay(rig: Rig, path: Path, **listener_kw: object):  # type: ignore[no-untyped-def]
+def _replay(rig: Rig, path: Path, **listener_kw: object):
     server = rig.server(replay=path)
     listener = rig.listener(server, **listener_kw)
     capture = Capture.load(path)
@@ -28,7 +28,7 @@ def _replay(rig: Rig, path: Path, **listener_kw: object):  # type: ignore[no-unt
 AUTH = {"Authorization": "Bearer test-api-token"}
 
 
-def _api_call(client, key: str) -> dict:  # type: ignore[no-untyped-def]
+def _api_call(client, key: str) -> dict:
     body = client.get("/api/calls", headers=AUTH).json()
     (found,) = [c for c in body["calls"] if c["provider_key"] == key]
     return found

@@ -22,7 +22,7 @@ from tests.ami.conftest import SECRET, USER, Rig, call, calls, count, dead_lette
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _ready(rig: Rig, **kw: object):  # type: ignore[no-untyped-def]
+def _ready(rig: Rig, **kw: object):
     server = rig.server()
     listener = rig.listener(server, **kw)
     wait_for(lambda: listener.stats.resyncs >= 1, what="the first resync")
@@ -107,7 +107,7 @@ def test_a_silent_dead_link_is_noticed_by_the_watchdog(sqlite_env, rig: Rig) -> 
 
         mute = False
 
-        def _action(self, conn, fields):  # type: ignore[no-untyped-def]
+        def _action(self, conn, fields):
             if not self.mute:
                 super()._action(conn, fields)
 

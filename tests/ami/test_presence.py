@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "Presence-Pass-2026!"
 
 
-def _pauses(server) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _pauses(server) -> list[tuple[str, str]]:
     return [(a["Interface"], a["Paused"]) for a in list(server.actions) if a.get("Action") == "QueuePause"]
 
 

@@ -14,11 +14,11 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def app(env: Settings):  # type: ignore[no-untyped-def]
+def app(env: Settings):
     return create_app()
 
 
-def _client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+def _client(app) -> Iterator[TestClient]:
     with TestClient(app, base_url="https://testserver") as c:
         # FastAPI analyses each router's routes when a request first walks past them; make one
         # request that matches nothing (so every router is analysed) before a test freezes time,
@@ -28,10 +28,10 @@ def _client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def browser(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+def browser(app) -> Iterator[TestClient]:
     yield from _client(app)
 
 
 @pytest.fixture
-def second_browser(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+def second_browser(app) -> Iterator[TestClient]:
     yield from _client(app)

@@ -20,19 +20,19 @@ def _probe_router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/probe/counsellor")
-    def counsellor_page(p: Principal = Depends(require_roles("counsellor", "supervisor", "administrator"))):  # type: ignore[no-untyped-def]
+    def counsellor_page(p: Principal = Depends(require_roles("counsellor", "supervisor", "administrator"))):
         return {"username": p.username, "role": p.role}
 
     @router.post("/probe/save", dependencies=[Depends(csrf_protect)])
-    def save(p: Principal = Depends(current_principal)):  # type: ignore[no-untyped-def]
+    def save(p: Principal = Depends(current_principal)):
         return {"saved_by": p.username}
 
     @router.get("/api/probe")
-    def api_probe(p: Principal = Depends(require_roles("administrator"))):  # type: ignore[no-untyped-def]
+    def api_probe(p: Principal = Depends(require_roles("administrator"))):
         return {"username": p.username, "service": p.is_service}
 
     @router.post("/api/probe", dependencies=[Depends(csrf_protect)])
-    def api_probe_post(p: Principal = Depends(current_principal)):  # type: ignore[no-untyped-def]
+    def api_probe_post(p: Principal = Depends(current_principal)):
         return {"username": p.username}
 
     return router
@@ -48,7 +48,7 @@ def probe(env: Settings) -> Iterator[TestClient]:
         yield c
 
 
-def test_partner_cannot_reach_counsellor_or_admin_pages(probe) -> None:  # type: ignore[no-untyped-def]
+def test_partner_cannot_reach_counsellor_or_admin_pages(probe) -> None:
     create_user("shelter", PASSWORD, "partner")
     login(probe, "shelter", PASSWORD)
     assert probe.get("/", follow_redirects=False).headers["location"] == "/partner"
@@ -60,14 +60,14 @@ def test_partner_cannot_reach_counsellor_or_admin_pages(probe) -> None:  # type:
         assert probe.get(page).status_code == 403, page
 
 
-def test_counsellor_reaches_counsellor_pages_but_not_admin(probe) -> None:  # type: ignore[no-untyped-def]
+def test_counsellor_reaches_counsellor_pages_but_not_admin(probe) -> None:
     create_user("lan", PASSWORD, "counsellor")
     login(probe, "lan", PASSWORD)
     assert probe.get("/probe/counsellor").json() == {"username": "lan", "role": "counsellor"}
     assert probe.get("/admin/users").status_code == 403
 
 
-def test_state_changing_requests_need_the_csrf_token(probe) -> None:  # type: ignore[no-untyped-def]
+def test_state_changing_requests_need_the_csrf_token(probe) -> None:
     create_user("lan", PASSWORD, "counsellor")
     token = login(probe, "lan", PASSWORD)
     r = probe.post("/probe/save", data={"x": "1"})
@@ -80,7 +80,7 @@ def test_state_changing_requests_need_the_csrf_token(probe) -> None:  # type: ig
     assert probe.post("/probe/save", json={"a": 1}).status_code == 403
 
 
-def test_the_login_form_itself_needs_its_token(browser) -> None:  # type: ignore[no-untyped-def]
+def test_the_login_form_itself_needs_its_token(browser) -> None:
     create_user("lan", PASSWORD, "counsellor")
     browser.get("/login")
     r = browser.post("/login", data={"username": "lan", "password": PASSWORD}, follow_redirects=False)
@@ -88,7 +88,7 @@ def test_the_login_form_itself_needs_its_token(browser) -> None:  # type: ignore
     assert browser.get("/", follow_redirects=False).headers["location"] == "/login"
 
 
-def test_api_token_is_an_administrator_for_the_api_only(probe) -> None:  # type: ignore[no-untyped-def]
+def test_api_token_is_an_administrator_for_the_api_only(probe) -> None:
     auth = {"Authorization": "Bearer test-api-token"}
     assert probe.get("/api/probe", headers=auth).json() == {"username": "api", "service": True}
     assert probe.post("/api/probe", headers=auth, json={}).json() == {"username": "api"}
@@ -113,7 +113,7 @@ def test_api_token_disabled_when_empty(env: Settings, monkeypatch: pytest.Monkey
         assert c.get("/api/probe", headers={"Authorization": "Bearer x"}).status_code == 401
 
 
-def test_markup_in_a_display_name_is_shown_as_text(browser) -> None:  # type: ignore[no-untyped-def]
+def test_markup_in_a_display_name_is_shown_as_text(browser) -> None:
     create_user("lan", PASSWORD, "counsellor", display_name='<script>alert("x")</script> Lan')
     login(browser, "lan", PASSWORD)
     page = browser.get("/account").text
@@ -121,7 +121,7 @@ def test_markup_in_a_display_name_is_shown_as_text(browser) -> None:  # type: ig
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; Lan" in page
 
 
-def test_language_switch_gives_english_and_is_kept_on_the_account(browser, second_browser) -> None:  # type: ignore[no-untyped-def]
+def test_language_switch_gives_english_and_is_kept_on_the_account(browser, second_browser) -> None:
     create_user("lan", PASSWORD, "counsellor")
     token = login(browser, "lan", PASSWORD)
     page = browser.get("/account").text
@@ -136,7 +136,7 @@ def test_language_switch_gives_english_and_is_kept_on_the_account(browser, secon
     assert "Đăng xuất khỏi mọi nơi" in r.text
 
 
-def test_anonymous_language_choice_is_a_cookie(browser) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_language_choice_is_a_cookie(browser) -> None:
     from tests.helpers import csrf_from
 
     page = browser.get("/login")
@@ -147,7 +147,7 @@ def test_anonymous_language_choice_is_a_cookie(browser) -> None:  # type: ignore
     assert "Forgot your password?" in browser.get("/login").text
 
 
-def test_dates_are_shown_dd_mm_yyyy_in_the_centre_timezone(browser) -> None:  # type: ignore[no-untyped-def]
+def test_dates_are_shown_dd_mm_yyyy_in_the_centre_timezone(browser) -> None:
     from datetime import datetime, timezone
 
     from freezegun import freeze_time
@@ -177,7 +177,7 @@ def test_render_helpers_for_other_domains(env: Settings) -> None:
     router = APIRouter()
 
     @router.get("/probe/page")
-    def page(request: __import__("fastapi").Request, p: Principal = Depends(current_principal)):  # type: ignore[no-untyped-def]
+    def page(request: __import__("fastapi").Request, p: Principal = Depends(current_principal)):
         from datetime import datetime, timezone
 
         return render(request, "probe/page.html", {"when": datetime(2026, 12, 31, 17, 5, tzinfo=timezone.utc),
@@ -193,7 +193,7 @@ def test_render_helpers_for_other_domains(env: Settings) -> None:
     assert '<p id="x">Đăng nhập|vi|True|lan|01/01/2027|&lt;b&gt;</p>' in r.text
 
 
-def test_a_browser_form_failing_validation_gets_a_page_naming_the_field(probe) -> None:  # type: ignore[no-untyped-def]
+def test_a_browser_form_failing_validation_gets_a_page_naming_the_field(probe) -> None:
     create_user("admin", PASSWORD, "administrator")
     login(probe, "admin", PASSWORD)
     r = probe.get("/admin/audit", params={"page": "zero"}, headers={"accept": "text/html"})
@@ -203,7 +203,7 @@ def test_a_browser_form_failing_validation_gets_a_page_naming_the_field(probe) -
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "page"]
 
 
-def test_pages_use_only_local_assets(browser) -> None:  # type: ignore[no-untyped-def]
+def test_pages_use_only_local_assets(browser) -> None:
     import re
 
     page = browser.get("/login").text

@@ -23,7 +23,7 @@ def _stdin(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO(text))
 
 
-def _login_status(client, username: str, password: str) -> int:  # type: ignore[no-untyped-def]
+def _login_status(client, username: str, password: str) -> int:
     page = client.get("/login")
     r = client.post("/login", data={"username": username, "password": password, "csrf_token": csrf_from(page.text)},
                     follow_redirects=False)
@@ -31,7 +31,7 @@ def _login_status(client, username: str, password: str) -> int:  # type: ignore[
 
 
 # ------------------------------------------------------------------ CLI
-def test_cli_user_lifecycle(env: Settings, browser, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_user_lifecycle(env: Settings, browser, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     assert main(["centre", "add", "qn", "CTXH Quảng Ngãi"]) == 0
     _stdin(monkeypatch, PASSWORD + "\n")
     assert main(["user", "create", "Lan", "--role", "counsellor", "--centre", "qn", "--name", "Nguyễn Thị Lan",
@@ -64,7 +64,7 @@ def test_cli_user_lifecycle(env: Settings, browser, monkeypatch: pytest.MonkeyPa
     assert actions == ["user.enable", "user.disable", "user.password_reset", "user.create"]
 
 
-def test_cli_user_errors_are_clear_and_change_nothing(env: Settings, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_user_errors_are_clear_and_change_nothing(env: Settings, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     _stdin(monkeypatch, "short\n")
     assert main(["user", "create", "lan", "--role", "counsellor", "--password-stdin"]) == 2
     err = capsys.readouterr().err
@@ -93,7 +93,7 @@ def test_cli_user_errors_are_clear_and_change_nothing(env: Settings, monkeypatch
     assert exc.value.code == 2
 
 
-def test_cli_prompts_twice_on_a_terminal(env: Settings, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_prompts_twice_on_a_terminal(env: Settings, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     class Tty(io.StringIO):
         def isatty(self) -> bool:
             return True
@@ -108,7 +108,7 @@ def test_cli_prompts_twice_on_a_terminal(env: Settings, monkeypatch: pytest.Monk
 
 
 # ------------------------------------------------------------------ administrator pages
-def test_admin_creates_resets_and_disables_users_through_pages(browser, second_browser) -> None:  # type: ignore[no-untyped-def]
+def test_admin_creates_resets_and_disables_users_through_pages(browser, second_browser) -> None:
     create_user("admin", PASSWORD, "administrator")
     token = login(browser, "admin", PASSWORD)
 
@@ -158,7 +158,7 @@ def test_admin_creates_resets_and_disables_users_through_pages(browser, second_b
     assert r.status_code == 400 and "không thể tự khoá" in r.text
 
 
-def test_admin_maps_phone_agents(browser, env: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_admin_maps_phone_agents(browser, env: Settings) -> None:
     create_user("admin", PASSWORD, "administrator")
     create_user("lan", PASSWORD, "counsellor", display_name="Lan")
     create_user("shelter", PASSWORD, "partner")
@@ -188,7 +188,7 @@ def test_admin_maps_phone_agents(browser, env: Settings) -> None:  # type: ignor
         assert routing.counsellor_for("asterisk", "PJSIP/tuvanvien1") is None
 
 
-def test_audit_entries_are_written_and_searchable(browser, second_browser) -> None:  # type: ignore[no-untyped-def]
+def test_audit_entries_are_written_and_searchable(browser, second_browser) -> None:
     create_user("admin", PASSWORD, "administrator")
     create_user("lan", PASSWORD, "counsellor")
     with freeze_time(datetime(2026, 4, 10, 3, 0, tzinfo=timezone.utc)):

@@ -10,13 +10,13 @@ from tests.auth.conftest import PASSWORD
 from tests.helpers import create_user, csrf_from, login
 
 
-def _post_login(browser, username: str, password: str, next_url: str = "/"):  # type: ignore[no-untyped-def]
+def _post_login(browser, username: str, password: str, next_url: str = "/"):
     page = browser.get("/login")
     return browser.post("/login", data={"username": username, "password": password, "next": next_url,
                                         "csrf_token": csrf_from(page.text)}, follow_redirects=False)
 
 
-def test_anonymous_home_goes_to_login_and_pages_need_sign_in(browser) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_home_goes_to_login_and_pages_need_sign_in(browser) -> None:
     r = browser.get("/", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/login"
     r = browser.get("/account", follow_redirects=False)
@@ -25,7 +25,7 @@ def test_anonymous_home_goes_to_login_and_pages_need_sign_in(browser) -> None:  
     assert r.status_code == 401
 
 
-def test_login_sets_a_safe_cookie_and_logout_ends_the_session(browser) -> None:  # type: ignore[no-untyped-def]
+def test_login_sets_a_safe_cookie_and_logout_ends_the_session(browser) -> None:
     create_user("lan", PASSWORD, "counsellor")
     r = _post_login(browser, "Lan ", PASSWORD, next_url="/account")
     assert r.status_code == 303 and r.headers["location"] == "/account"
@@ -43,13 +43,13 @@ def test_login_sets_a_safe_cookie_and_logout_ends_the_session(browser) -> None: 
     assert browser.get("/account", follow_redirects=False).status_code == 303
 
 
-def test_next_cannot_send_the_user_off_site(browser) -> None:  # type: ignore[no-untyped-def]
+def test_next_cannot_send_the_user_off_site(browser) -> None:
     create_user("lan", PASSWORD, "counsellor")
     r = _post_login(browser, "lan", PASSWORD, next_url="//evil.example/x")
     assert r.headers["location"] == "/"
 
 
-def test_wrong_password_is_refused_with_a_clear_message(browser) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_password_is_refused_with_a_clear_message(browser) -> None:
     create_user("lan", PASSWORD, "counsellor")
     r = _post_login(browser, "lan", "wrong password!")
     assert r.status_code == 401
@@ -60,14 +60,14 @@ def test_wrong_password_is_refused_with_a_clear_message(browser) -> None:  # typ
     assert browser.get("/", follow_redirects=False).headers["location"] == "/login"
 
 
-def _elsewhere(browser):  # type: ignore[no-untyped-def]
+def _elsewhere(browser):
     """The same application seen from another address."""
     from fastapi.testclient import TestClient
 
     return TestClient(browser.app, base_url="https://testserver.local", client=("203.0.113.9", 40000))
 
 
-def test_failures_slow_down_the_account_from_that_address_only(browser) -> None:  # type: ignore[no-untyped-def]
+def test_failures_slow_down_the_account_from_that_address_only(browser) -> None:
     """#14 finding 6: wrong passwords from one address make that address wait, doubling each time
     (never a hard lock): the same account still signs in from another address."""
     create_user("lan", PASSWORD, "counsellor")
@@ -92,7 +92,7 @@ def test_failures_slow_down_the_account_from_that_address_only(browser) -> None:
         assert _post_login(browser, "lan", PASSWORD).status_code == 303
 
 
-def test_the_wait_never_exceeds_fifteen_minutes_and_failures_are_forgotten_after_a_day(browser) -> None:  # type: ignore[no-untyped-def]
+def test_the_wait_never_exceeds_fifteen_minutes_and_failures_are_forgotten_after_a_day(browser) -> None:
     create_user("lan", PASSWORD, "counsellor")
     start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
     with freeze_time(start) as frozen:
@@ -106,7 +106,7 @@ def test_the_wait_never_exceeds_fifteen_minutes_and_failures_are_forgotten_after
         assert _post_login(browser, "lan", PASSWORD).status_code == 303
 
 
-def test_one_address_guessing_many_user_names_is_slowed_down(browser) -> None:  # type: ignore[no-untyped-def]
+def test_one_address_guessing_many_user_names_is_slowed_down(browser) -> None:
     create_user("lan", PASSWORD, "counsellor")
     with freeze_time(datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)):
         statuses = [_post_login(browser, f"guess{i}", "wrong password!").status_code for i in range(21)]
@@ -115,7 +115,7 @@ def test_one_address_guessing_many_user_names_is_slowed_down(browser) -> None:  
         assert _post_login(_elsewhere(browser), "lan", PASSWORD).status_code == 303
 
 
-def test_disabled_account_cannot_sign_in(browser) -> None:  # type: ignore[no-untyped-def]
+def test_disabled_account_cannot_sign_in(browser) -> None:
     from hotline.cli import main
 
     create_user("lan", PASSWORD, "counsellor")
@@ -124,7 +124,7 @@ def test_disabled_account_cannot_sign_in(browser) -> None:  # type: ignore[no-un
     assert r.status_code == 403 and "đã bị khoá" in r.text
 
 
-def test_session_ends_after_two_idle_hours(browser) -> None:  # type: ignore[no-untyped-def]
+def test_session_ends_after_two_idle_hours(browser) -> None:
     create_user("lan", PASSWORD, "counsellor")
     start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
     with freeze_time(start) as frozen:
@@ -138,7 +138,7 @@ def test_session_ends_after_two_idle_hours(browser) -> None:  # type: ignore[no-
         assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
 
 
-def test_session_ends_after_twelve_hours_however_active(browser) -> None:  # type: ignore[no-untyped-def]
+def test_session_ends_after_twelve_hours_however_active(browser) -> None:
     create_user("lan", PASSWORD, "counsellor")
     start = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
     with freeze_time(start) as frozen:
@@ -150,7 +150,7 @@ def test_session_ends_after_twelve_hours_however_active(browser) -> None:  # typ
         assert browser.get("/account", follow_redirects=False).status_code == 303
 
 
-def test_logout_everywhere_ends_every_browser(browser, second_browser) -> None:  # type: ignore[no-untyped-def]
+def test_logout_everywhere_ends_every_browser(browser, second_browser) -> None:
     create_user("lan", PASSWORD, "counsellor")
     token = login(browser, "lan", PASSWORD)
     login(second_browser, "lan", PASSWORD)
@@ -161,7 +161,7 @@ def test_logout_everywhere_ends_every_browser(browser, second_browser) -> None: 
     assert browser.get("/account", follow_redirects=False).status_code == 303
 
 
-def test_password_change_keeps_this_browser_and_ends_the_others(browser, second_browser) -> None:  # type: ignore[no-untyped-def]
+def test_password_change_keeps_this_browser_and_ends_the_others(browser, second_browser) -> None:
     create_user("lan", PASSWORD, "counsellor")
     token = login(browser, "lan", PASSWORD)
     login(second_browser, "lan", PASSWORD)
@@ -181,7 +181,7 @@ def test_password_change_keeps_this_browser_and_ends_the_others(browser, second_
     assert _post_login(second_browser, "lan", "a new long password").status_code == 303
 
 
-def test_failed_sign_ins_are_audited_without_keeping_mistyped_names(browser) -> None:  # type: ignore[no-untyped-def]
+def test_failed_sign_ins_are_audited_without_keeping_mistyped_names(browser) -> None:
     from hotline.audit import service as audit
     from hotline.db import session_scope
 
@@ -195,7 +195,7 @@ def test_failed_sign_ins_are_audited_without_keeping_mistyped_names(browser) -> 
     assert all(e.ip == "testclient" for e in entries)
 
 
-def test_signing_in_again_replaces_the_old_session(browser) -> None:  # type: ignore[no-untyped-def]
+def test_signing_in_again_replaces_the_old_session(browser) -> None:
     create_user("lan", PASSWORD, "counsellor")
     create_user("minh", PASSWORD, "supervisor")
     login(browser, "lan", PASSWORD)

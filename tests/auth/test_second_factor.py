@@ -24,7 +24,7 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def required(env, monkeypatch):  # type: ignore[no-untyped-def]
+def required(env, monkeypatch):
     """The production default: supervisors and administrators need a second factor."""
     monkeypatch.delenv("HOTLINE_TOTP_REQUIRED_ROLES")
     reset_settings()
@@ -32,7 +32,7 @@ def required(env, monkeypatch):  # type: ignore[no-untyped-def]
     return get_settings()
 
 
-def _password_step(client, username: str, password: str = PASSWORD, next_url: str = "/account"):  # type: ignore[no-untyped-def]
+def _password_step(client, username: str, password: str = PASSWORD, next_url: str = "/account"):
     page = client.get("/login")
     return client.post("/login", data={"username": username, "password": password, "next": next_url,
                                        "csrf_token": csrf_from(page.text)}, follow_redirects=False)
@@ -42,7 +42,7 @@ def _seed_from(html: str) -> str:
     return re.search(r'id="totp-seed">([^<]+)<', html).group(1).replace(" ", "")
 
 
-def _enrol(client, frozen) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
+def _enrol(client, frozen) -> tuple[str, list[str]]:
     page = client.get("/login/enrol")
     assert page.status_code == 200 and "<svg" in page.text and "<script" not in page.text.split("<svg")[1].split("</svg>")[0]
     seed = _seed_from(page.text)

@@ -6,7 +6,7 @@ whichever package's browser tests run in it (a second sync Playwright in the sam
 from __future__ import annotations
 
 
-def sign_in(page, base: str, username: str, password: str, next_path: str) -> None:  # type: ignore[no-untyped-def]
+def sign_in(page, base: str, username: str, password: str, next_path: str) -> None:
     page.goto(f"{base}/login?next={next_path}")
     page.fill('input[name="username"]', username)
     page.fill('input[name="password"]', password)

@@ -22,7 +22,7 @@ SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORTS = {"desktop": {"width": 1366, "height": 768}, "mobile": {"width": 390, "height": 844}}
 
 
-def _world(settings, monkeypatch, smtp_port: int):  # type: ignore[no-untyped-def]
+def _world(settings, monkeypatch, smtp_port: int):
     from directory import service as directory
     from hotline.centres import service as centres
     from hotline.db import session_scope
@@ -72,14 +72,14 @@ def _twilio_call(base_url: str, call_sid: str) -> None:
         post(tw, "/webhooks/twilio/voice", base_params(CallSid=call_sid, CallStatus="ringing"))
         agent = post(tw, "/webhooks/twilio/agent", {"CallSid": agent_sid, "From": "client:tvv1",
                                                     "Caller": "client:tvv1", "To": ""})
-        url = urlsplit(agent.find("Dial/Queue").get("url"))  # type: ignore[union-attr]
+        url = urlsplit(agent.find("Dial/Queue").get("url"))
         post(tw, url.path + (f"?{url.query}" if url.query else ""),
              base_params(CallSid=call_sid, CallStatus="in-progress", QueueSid="QU" + "9" * 32, QueueTime="7",
                          DequeingCallSid=agent_sid))
 
 
 @pytest.mark.parametrize("size", ["desktop", "mobile"])
-def test_counsellor_first_day(browser, live_env, monkeypatch, size):  # type: ignore[no-untyped-def]
+def test_counsellor_first_day(browser, live_env, monkeypatch, size):
     from tests.referral.peers import SMTPSink
 
     smtp = SMTPSink().start()

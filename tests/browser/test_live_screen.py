@@ -124,9 +124,9 @@ def test_markup_in_notes_stays_text_and_stale_tab_sees_the_difference(browser, l
             ctx.close()
 
 
-def serve_stale(page, url: str, html: str) -> None:  # type: ignore[no-untyped-def]
+def serve_stale(page, url: str, html: str) -> None:
     """The next load of ``url`` gets ``html`` (the page as rendered earlier); saves go through."""
-    def handle(route):  # type: ignore[no-untyped-def]
+    def handle(route):
         if route.request.method == "GET":
             route.fulfill(status=200, body=html, content_type="text/html; charset=utf-8")
         else:
@@ -172,7 +172,7 @@ def test_a_reload_rendered_before_the_last_save_landed_still_shows_what_was_type
             # not shown as one.
             stale = page.request.get(url).text()
 
-            def lose_the_answer(route):  # type: ignore[no-untyped-def]
+            def lose_the_answer(route):
                 if route.request.method == "PUT":
                     route.fetch()
                     route.abort()
@@ -303,7 +303,7 @@ def test_a_call_through_signed_twilio_webhooks_pops_on_the_answering_counsellors
                 twilio(tw, "/webhooks/twilio/voice", base_params(CallStatus="ringing"))
                 agent = twilio(tw, "/webhooks/twilio/agent", {"CallSid": AGENT_CALL_SID, "From": "client:tvv1",
                                                               "Caller": "client:tvv1", "To": ""})
-                dequeue = path_of(agent.find("Dial/Queue").get("url"))  # type: ignore[union-attr]
+                dequeue = path_of(agent.find("Dial/Queue").get("url"))
                 twilio(tw, dequeue, base_params(CallStatus="in-progress", QueueSid="QU" + "9" * 32, QueueTime="3",
                                                 DequeingCallSid=AGENT_CALL_SID))
             # answered by this counsellor: the live screen becomes the call's workspace

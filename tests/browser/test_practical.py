@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 PAGE_BUDGET = 120_000
 
 
-def _watch(page, base: str) -> dict[str, list]:  # type: ignore[no-untyped-def]
+def _watch(page, base: str) -> dict[str, list]:
     seen: dict[str, list] = {"foreign": []}
     host = urlsplit(base).netloc
     page.on("request", lambda r: seen["foreign"].append(r.url)
@@ -26,7 +26,7 @@ def _watch(page, base: str) -> dict[str, list]:  # type: ignore[no-untyped-def]
     return seen
 
 
-def _fits(page) -> None:  # type: ignore[no-untyped-def]
+def _fits(page) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 1366, f"the page scrolls sideways at 1366×768 ({width}px wide)"
 

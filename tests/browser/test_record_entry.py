@@ -15,7 +15,7 @@ from tests.live.sse_helpers import LiveServer
 pytestmark = pytest.mark.browser
 
 
-def _new_record(page) -> str:  # type: ignore[no-untyped-def]
+def _new_record(page) -> str:
     page.click('main button[type="submit"].primary')
     page.wait_for_url(re.compile(r".*/records/\d+$"))
     return page.url
@@ -123,7 +123,7 @@ def test_complete_pressed_while_a_save_is_under_way_still_completes(browser, liv
             page.select_option('select[name="service_level"]', "2")
             page.select_option('select[name="outcome"]', "resolved")
 
-            def slow(route):  # type: ignore[no-untyped-def]
+            def slow(route):
                 if route.request.method == "PUT" and b'"complete": true' not in (route.request.post_data_buffer or b"") \
                         and b'"complete":true' not in (route.request.post_data_buffer or b""):
                     time.sleep(0.8)  # an autosave still on its way when Complete is pressed

@@ -24,7 +24,7 @@ DAY = "2026-11-23"
 URL = f"/daily-log/default/{DAY}"
 
 
-def _the_day(live_env):  # type: ignore[no-untyped-def]
+def _the_day(live_env):
     from hotline.centres.models import Centre
     from hotline.db import session_scope
     from tests.daily_log.conftest import add_call
@@ -38,14 +38,14 @@ def _the_day(live_env):  # type: ignore[no-untyped-def]
     add_call(staff.centre_id, datetime(2026, 11, 23, 10, tzinfo=timezone.utc), status="abandoned", wait=50, talk=None)
 
 
-def _xlsx(page, selector: str):  # type: ignore[no-untyped-def]
+def _xlsx(page, selector: str):
     with page.expect_download() as info:
         page.click(selector)
     return load_workbook(io.BytesIO(Path(info.value.path()).read_bytes()))
 
 
 @pytest.mark.parametrize("size", ["desktop", "mobile"])
-def test_supervisor_first_day(browser, live_env, size):  # type: ignore[no-untyped-def]
+def test_supervisor_first_day(browser, live_env, size):
     _the_day(live_env)
     suffix = "" if size == "desktop" else "-mobile"
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ HTML = {"accept": "text/html"}
 
 
 @pytest.fixture
-def app(env):  # type: ignore[no-untyped-def]
+def app(env):
     from hotline.app import create_app
 
     app = create_app()

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_leases():  # type: ignore[no-untyped-def]
+def _fresh_leases():
     queue._local_leases.clear()
     yield
     queue._local_leases.clear()

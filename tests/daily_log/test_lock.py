@@ -14,7 +14,7 @@ from tests.daily_log.conftest import add_call, sign_in, utc
 JSON = {"Accept": "application/json"}
 
 
-def _locked_record(staff) -> int:  # type: ignore[no-untyped-def]
+def _locked_record(staff) -> int:
     _, rid = add_call(staff.centre_id, utc(2026, 11, 20, 3), counsellor_id=staff.ids["tvv1"],
                       record={"issues": ("dv.physical",)})
     with session_scope() as db:

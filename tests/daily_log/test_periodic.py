@@ -23,7 +23,7 @@ def _probe_domain(name: str) -> domains.Domain:
 
 
 @pytest.fixture
-def probe(monkeypatch):  # type: ignore[no-untyped-def]
+def probe(monkeypatch):
     monkeypatch.setattr(domains, "DOMAINS", (_probe_domain("probe"),))
     periodic_probe.RUNS.clear()
     queue._local_leases.clear()

@@ -33,7 +33,7 @@ def at_local(day: date, hour: int) -> datetime:
 
 
 @pytest.fixture
-def running(staff):  # type: ignore[no-untyped-def]
+def running(staff):
     with session_scope() as db:
         db.get(Centre, staff.centre_id).created_at = utc(2026, 1, 1)
     now = datetime.now(timezone.utc)

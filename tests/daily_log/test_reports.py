@@ -56,7 +56,7 @@ def test_reporting_periods_follow_the_plan_and_settings(env, monkeypatch):
         reports.annual(2026)
 
 
-def _seed(staff) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def _seed(staff) -> dict[str, int]:
     cid, tvv = staff.centre_id, staff.ids["tvv1"]
     t = utc(2026, 3, 2, 2)  # 09:00 in Hồ Chí Minh City
     ids = {}
@@ -86,7 +86,7 @@ def _seed(staff) -> dict[str, int]:  # type: ignore[no-untyped-def]
     return ids
 
 
-def _report(staff):  # type: ignore[no-untyped-def]
+def _report(staff):
     with session_scope() as db:
         c = db.get(Centre, staff.centre_id)
         return reports.build_report(db, centre=c, period=reports.resolve_period(since="01/03/2026",

@@ -22,7 +22,7 @@ DAY = date(2026, 11, 20)  # in Asia/Ho_Chi_Minh: 2026-11-19 17:00 UTC to 2026-11
 
 
 @pytest.fixture
-def centre(staff):  # type: ignore[no-untyped-def]
+def centre(staff):
     with session_scope() as db:
         c = db.get(Centre, staff.centre_id)
         c.created_at = utc(2026, 1, 1)

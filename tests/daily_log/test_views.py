@@ -32,7 +32,7 @@ def at(hour: int, day: date = DAY) -> datetime:
 
 
 @pytest.fixture
-def day(staff):  # type: ignore[no-untyped-def]
+def day(staff):
     with session_scope() as db:
         db.get(Centre, staff.centre_id).created_at = utc(2026, 1, 1)
         db.get(Centre, staff.other_centre_id).created_at = utc(2026, 1, 1)

@@ -13,7 +13,7 @@ DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def cli(capsys: pytest.CaptureFixture[str]):
     def run(*argv: str) -> tuple[int, str, str]:
         code = main(["--log-format", "console", *argv])
         out = capsys.readouterr()
@@ -22,7 +22,7 @@ def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def loaded(env, cli):  # type: ignore[no-untyped-def]
+def loaded(env, cli):
     code, out, err = cli("directory", "import", str(DATA / "sample.csv"))
     assert code == 0, err
     code, out, err = cli("directory", "seed")
@@ -30,13 +30,13 @@ def loaded(env, cli):  # type: ignore[no-untyped-def]
     return cli
 
 
-def search_ids(cli, *argv: str) -> list[str]:  # type: ignore[no-untyped-def]
+def search_ids(cli, *argv: str) -> list[str]:
     code, out, err = cli("directory", "search", *argv, "--json")
     assert code == 0, err
     return [r["id"] for r in json.loads(out)["results"]]
 
 
-def search_json(cli, *argv: str) -> dict:  # type: ignore[no-untyped-def]
+def search_json(cli, *argv: str) -> dict:
     code, out, err = cli("directory", "search", *argv, "--json")
     assert code == 0, err
     return json.loads(out)

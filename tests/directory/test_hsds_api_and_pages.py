@@ -61,7 +61,7 @@ def test_hsds_api_is_paged_valid_and_never_shows_a_confidential_address(client, 
     assert {"trusted_address", "shelter", "peer_support"} <= codes
 
 
-def _admin(client) -> str:  # type: ignore[no-untyped-def]
+def _admin(client) -> str:
     create_user("admin", "a-long-password-2", "administrator")
     return login(client, "admin", "a-long-password-2")
 

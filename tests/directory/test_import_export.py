@@ -81,7 +81,7 @@ def test_english_headers_and_unknown_columns(env, cli, tmp_path: Path):
     assert code == 2 and "'Colour'" in err
 
 
-def _export(cli, tmp_path: Path, fmt: str, *extra: str) -> str:  # type: ignore[no-untyped-def]
+def _export(cli, tmp_path: Path, fmt: str, *extra: str) -> str:
     out = tmp_path / f"export-{fmt}{'-full' if extra else ''}"
     code, _, err = cli("directory", "export", "--format", fmt, "--out", str(out), *extra)
     assert code == 0, err

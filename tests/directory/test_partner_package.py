@@ -123,7 +123,7 @@ def _copy(tmp_path: Path) -> Path:
     return folder
 
 
-def _edit(file: Path, change) -> None:  # type: ignore[no-untyped-def]
+def _edit(file: Path, change) -> None:
     with file.open(encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         rows, fields = list(reader), list(reader.fieldnames or [])
@@ -137,7 +137,7 @@ def _edit(file: Path, change) -> None:  # type: ignore[no-untyped-def]
 def test_broken_packages_give_a_reason_per_row_and_write_nothing(env, cli, tmp_path: Path):
     pkg = _copy(tmp_path)
 
-    def dup_and_dangle(rows, fields):  # type: ignore[no-untyped-def]
+    def dup_and_dangle(rows, fields):
         rows[1]["id"] = rows[0]["id"]  # duplicate id
         rows[2]["organization_id"] = "no-such-org"  # dangling reference
         for r in rows:

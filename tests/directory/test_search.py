@@ -63,7 +63,7 @@ def test_results_carry_number_open_state_beds_and_verification(loaded):
     assert r["last_verified_at"].startswith("2025-01-15")
 
 
-def _open_ids(cli, when: str) -> set[str]:  # type: ignore[no-untyped-def]
+def _open_ids(cli, when: str) -> set[str]:
     with freeze_time(when):
         return set(search_ids(cli, "", "--type", "shelter", "--open-now"))
 

@@ -12,7 +12,7 @@ from tests.helpers import create_user, login
 BEARER = {"Authorization": "Bearer test-api-token"}
 
 
-def _load(cli) -> None:  # type: ignore[no-untyped-def]
+def _load(cli) -> None:
     assert cli("directory", "import", str(DATA / "sample.csv"))[0] == 0
 
 
@@ -64,7 +64,7 @@ def test_counsellors_cannot_use_upkeep_pages(client, cli):
     assert client.get("/directory").status_code == 200
 
 
-def _admin(client) -> str:  # type: ignore[no-untyped-def]
+def _admin(client) -> str:
     create_user("admin", "a-long-password-2", "administrator")
     return login(client, "admin", "a-long-password-2")
 

@@ -27,7 +27,7 @@ BURST = 24  # calls; the database goes down after the 8th and comes back after t
 
 
 @pytest.fixture
-def own_pg(tmp_path, monkeypatch) -> Iterator[PostgresServer]:  # type: ignore[no-untyped-def]
+def own_pg(tmp_path, monkeypatch) -> Iterator[PostgresServer]:
     try:
         server = PostgresServer()
         server.start()

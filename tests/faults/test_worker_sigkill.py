@@ -69,7 +69,7 @@ class HoldingPartner:
 
 
 @pytest.fixture
-def own_redis(monkeypatch) -> Iterator[RedisServer]:  # type: ignore[no-untyped-def]
+def own_redis(monkeypatch) -> Iterator[RedisServer]:
     try:
         server = RedisServer()
         server.start()
@@ -97,7 +97,7 @@ def _stop(worker: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
             worker.wait()
 
 
-def test_a_worker_killed_mid_delivery_sends_again_with_the_same_delivery_id(sqlite_world, own_redis):  # type: ignore[no-untyped-def]
+def test_a_worker_killed_mid_delivery_sends_again_with_the_same_delivery_id(sqlite_world, own_redis):
     from hotline.auth.deps import Principal
     from referral import jobs, service
 

@@ -13,7 +13,7 @@ def samples() -> Path:
 
 
 @pytest.fixture
-def seeded(env):  # type: ignore[no-untyped-def]
+def seeded(env):
     """The starter library loaded into an empty database of each backend."""
     from hotline.cli import main
 

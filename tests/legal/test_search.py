@@ -11,12 +11,12 @@ from legal_library import service
 from legal_library.search import search, suggest
 
 
-def _search(q: str, **kw):  # type: ignore[no-untyped-def]
+def _search(q: str, **kw):
     with session_scope() as session:
         return search(session, q, **kw)
 
 
-def _labels(result) -> list[str]:  # type: ignore[no-untyped-def]
+def _labels(result) -> list[str]:
     return [a["label"] for a in result["articles"]]
 
 

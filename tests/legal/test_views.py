@@ -18,12 +18,12 @@ PASSWORD = "a-long-enough-password-1"
 
 
 @pytest.fixture
-def library(client):  # type: ignore[no-untyped-def]
+def library(client):
     assert main(["legal", "seed"]) == 0
     return client
 
 
-def _signed_in(client, role: str, language: str = "vi") -> str:  # type: ignore[no-untyped-def]
+def _signed_in(client, role: str, language: str = "vi") -> str:
     create_user(f"user_{role}", PASSWORD, role, language=language)
     return login(client, f"user_{role}", PASSWORD)
 

@@ -65,7 +65,7 @@ _real_hash = auth.hash_password
 
 
 @pytest.fixture
-def staff(env, monkeypatch) -> Staff:  # type: ignore[no-untyped-def]
+def staff(env, monkeypatch) -> Staff:
     monkeypatch.setattr(auth, "hash_password", _cached_hash)
     return make_staff(env)
 

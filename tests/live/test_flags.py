@@ -14,13 +14,13 @@ from tests.live.conftest import call_id, feed_call, sign_in
 JSON = {"Accept": "application/json"}
 
 
-def _open(client, token: str, cid: int) -> dict:  # type: ignore[no-untyped-def]
+def _open(client, token: str, cid: int) -> dict:
     r = client.post(f"/records/for-call/{cid}", headers={**JSON, "X-CSRF-Token": token})
     assert r.status_code == 200, r.text
     return r.json()
 
 
-def _put(client, token: str, rid: int, version: int, **fields):  # type: ignore[no-untyped-def]
+def _put(client, token: str, rid: int, version: int, **fields):
     return client.put(f"/records/{rid}", json={"version": version, "fields": fields},
                       headers={**JSON, "X-CSRF-Token": token})
 

@@ -12,7 +12,7 @@ from tests.live.sse_helpers import SSE, LiveServer
 
 
 @pytest.fixture
-def server(staff):  # type: ignore[no-untyped-def]
+def server(staff):
     with LiveServer() as s:
         yield s
 

@@ -15,7 +15,7 @@ from tests.live.conftest import sign_in
 NOW = datetime(2026, 11, 23, 3, 0, 0, tzinfo=timezone.utc)  # 10:00 in Hồ Chí Minh City
 
 
-def _calls(staff) -> None:  # type: ignore[no-untyped-def]
+def _calls(staff) -> None:
     add_call(staff.centre_id, NOW - timedelta(hours=2), wait=10, counsellor_id=staff.ids["tvv1"])
     add_call(staff.centre_id, NOW - timedelta(hours=1), wait=40, counsellor_id=staff.ids["tvv1"])
     add_call(staff.centre_id, NOW - timedelta(minutes=30), status="abandoned", wait=75, talk=None)

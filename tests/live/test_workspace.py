@@ -14,7 +14,7 @@ from tests.live.conftest import call_id, feed_call, sign_in
 from tests.live.test_records import JSON, open_record, put
 
 
-def presence(client) -> str:  # type: ignore[no-untyped-def]
+def presence(client) -> str:
     m = re.search(r'id="presence-form"\s+data-state="(\w+)"', client.get("/live").text)
     assert m, "no presence on the live screen"
     return m.group(1)

@@ -24,7 +24,7 @@ KEY = "backup-key-for-the-tests-" + "q" * 30
 
 
 @pytest.fixture
-def cli(monkeypatch, capsys):  # type: ignore[no-untyped-def]
+def cli(monkeypatch, capsys):
     """``cli(*argv, KEY=value…)``: ``hotline.cli.main`` in this process with extra settings;
     returns (exit code, stdout, stderr)."""
     from hotline.cli import main
@@ -57,7 +57,7 @@ def snapshot(url: str) -> dict[str, list[tuple]]:
 
 
 @pytest.fixture
-def scratch_db():  # type: ignore[no-untyped-def]
+def scratch_db():
     """A new, empty PostgreSQL database to restore into."""
     name = f"hotline_restore_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -181,7 +181,7 @@ class _Source(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buf) -> int:
         n = min(len(buf), self.left, 65536)
         block = b""
         while len(block) < n:

@@ -24,7 +24,7 @@ def _checks(stdout: str) -> dict[str, dict]:
 
 
 @pytest.fixture
-def ami():  # type: ignore[no-untyped-def]
+def ami():
     with AmiServer(username="hotline", secret="ami-secret-for-tests") as server:
         yield server
 

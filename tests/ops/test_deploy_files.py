@@ -313,7 +313,7 @@ def test_fallback_twiml_enqueues_into_the_queue_hotline_uses():
     assert enqueue is not None and enqueue.text == queue_name(settings, settings.default_centre_code)
     assert enqueue.get("waitUrl") == "wait.xml" and (DEPLOY / "twilio" / "wait.xml").exists()
     agent = ET.parse(DEPLOY / "twilio" / "agent-fallback.xml").getroot()
-    assert agent.find("Dial/Queue").text == enqueue.text  # type: ignore[union-attr]
+    assert agent.find("Dial/Queue").text == enqueue.text
 
 
 def _ini(path: Path) -> dict[str, list[tuple[str, str]]]:
@@ -347,7 +347,7 @@ def test_asterisk_manager_user_is_least_privilege_and_bound_to_the_pbx_network()
     # The listener asks for exactly the event classes the user may read.
     from hotline.ingest.providers.asterisk.listener import AmiListener
 
-    assert AmiListener.__init__.__kwdefaults__["events"] == "call,agent"  # type: ignore[index]
+    assert AmiListener.__init__.__kwdefaults__["events"] == "call,agent"
 
 
 def test_readme_asterisk_section_matches_deploy():

@@ -33,7 +33,7 @@ def value(found: dict, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def app_client(env):  # type: ignore[no-untyped-def]
+def app_client(env):
     from hotline.app import create_app
 
     with TestClient(create_app()) as c:

@@ -58,7 +58,7 @@ def test_no_byte_stream_crashes_the_parser_or_the_translator(stream: bytes, cut:
     _translate(stream, min(cut, len(stream)), AmiMapper("fuzz"))
 
 
-def test_every_refused_frame_is_a_logged_dead_letter(sqlite_env, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_every_refused_frame_is_a_logged_dead_letter(sqlite_env, caplog) -> None:
     from sqlalchemy import func, select
 
     from hotline.calls.models import DeadLetter

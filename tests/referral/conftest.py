@@ -35,7 +35,7 @@ class World:
                                            centre_code="other" if name == "far" else None)
         return self.users[name]
 
-    def login(self, client, name: str) -> str:  # type: ignore[no-untyped-def]
+    def login(self, client, name: str) -> str:
         from tests.helpers import login
 
         self.uid(name)
@@ -134,12 +134,12 @@ def peers(_peers: tuple[Receiver, SMTPSink, TwilioStandIn]) -> tuple[Receiver, S
 
 
 @pytest.fixture
-def world(env, peers, monkeypatch: pytest.MonkeyPatch) -> World:  # type: ignore[no-untyped-def]
+def world(env, peers, monkeypatch: pytest.MonkeyPatch) -> World:
     return _world(peers, monkeypatch)
 
 
 @pytest.fixture
-def sqlite_world(sqlite_env, peers, monkeypatch: pytest.MonkeyPatch) -> World:  # type: ignore[no-untyped-def]
+def sqlite_world(sqlite_env, peers, monkeypatch: pytest.MonkeyPatch) -> World:
     """For tests of transport (live stream) rather than storage: SQLite only."""
     return _world(peers, monkeypatch)
 
@@ -153,7 +153,7 @@ def _world(peers: tuple[Receiver, SMTPSink, TwilioStandIn], monkeypatch: pytest.
 
 
 @pytest.fixture
-def app_client(world: World):  # type: ignore[no-untyped-def]
+def app_client(world: World):
     from fastapi.testclient import TestClient
 
     from hotline.app import create_app
@@ -162,7 +162,7 @@ def app_client(world: World):  # type: ignore[no-untyped-def]
         yield c
 
 
-def fresh_client():  # type: ignore[no-untyped-def]
+def fresh_client():
     from fastapi.testclient import TestClient
 
     from hotline.app import create_app

@@ -10,14 +10,14 @@ from hotline.db import session_scope
 from tests.referral.peers import wait_for
 
 
-def _form(token: str, *services: str, **extra):  # type: ignore[no-untyped-def]
+def _form(token: str, *services: str, **extra):
     data = {"csrf_token": token, "service_ids": list(services), "urgency": "urgent",
             "ask": "Tiếp nhận tạm lánh tối nay", "action": "send"}
     data.update(extra)
     return data
 
 
-def _referrals():  # type: ignore[no-untyped-def]
+def _referrals():
     from referral.models import Referral
 
     with session_scope() as db:
@@ -140,7 +140,7 @@ def test_webhook_email_and_sms_delivery(world, app_client):
     assert "/r/" in sms["Body"] and "tạm lánh tối nay" not in sms["Body"] and len(sms["Body"]) < 200
     assert world.twilio.auth[0].startswith("AC")
 
-    def states():  # type: ignore[no-untyped-def]
+    def states():
         with session_scope() as db:
             return {r.service_id: r.state for r in db.scalars(select(Referral))}
     wait_for(lambda: states() == {"t-shelter-a": "delivered", "t-shelter-b": "sent", "t-legal": "sent"})

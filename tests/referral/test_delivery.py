@@ -20,7 +20,7 @@ from tests.referral.peers import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _create(world, *services, urgency="urgent"):  # type: ignore[no-untyped-def]
+def _create(world, *services, urgency="urgent"):
     from hotline.auth.deps import Principal
     from referral import jobs, service
 
@@ -34,7 +34,7 @@ def _create(world, *services, urgency="urgent"):  # type: ignore[no-untyped-def]
     return ids
 
 
-def _row(ref_id: int):  # type: ignore[no-untyped-def]
+def _row(ref_id: int):
     from referral.models import Referral
 
     with session_scope() as db:

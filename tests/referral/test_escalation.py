@@ -10,7 +10,7 @@ from freezegun import freeze_time
 from hotline.db import session_scope
 
 
-def _create(world, service_id="t-shelter-a", urgency="emergency"):  # type: ignore[no-untyped-def]
+def _create(world, service_id="t-shelter-a", urgency="emergency"):
     from hotline.auth.deps import Principal
     from referral import service
 
@@ -21,7 +21,7 @@ def _create(world, service_id="t-shelter-a", urgency="emergency"):  # type: igno
         return ref.id, ref.public_id
 
 
-def _drain(sub):  # type: ignore[no-untyped-def]
+def _drain(sub):
     out = []
     while (m := sub.get(0.05)) is not None:
         out.append(m)

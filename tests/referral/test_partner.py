@@ -16,7 +16,7 @@ from tests.helpers import csrf_from
 from tests.referral.conftest import SECRET
 
 
-def _make(world, *services, urgency="urgent"):  # type: ignore[no-untyped-def]
+def _make(world, *services, urgency="urgent"):
     """Create referrals through the service as counsellor lan (delivery is not queued here)."""
     from hotline.auth.deps import Principal
     from referral import service
@@ -137,7 +137,7 @@ def test_expired_link_says_so_and_offers_the_centre(world, app_client):
     assert r.status_code == 410 and _state(ref_id) == "expired"
 
 
-def _ack(client, body: dict, *, secret: str = SECRET, ts: int | None = None):  # type: ignore[no-untyped-def]
+def _ack(client, body: dict, *, secret: str = SECRET, ts: int | None = None):
     raw = json.dumps(body).encode()
     ts = int(time.time()) if ts is None else ts
     headers = {"Content-Type": "application/json", "X-Hotline-Timestamp": str(ts),

@@ -7,7 +7,7 @@ import json
 from hotline.db import session_scope
 
 
-def _make(world, *services):  # type: ignore[no-untyped-def]
+def _make(world, *services):
     from hotline.auth.deps import Principal
     from referral import service
 

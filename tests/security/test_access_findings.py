@@ -40,7 +40,7 @@ def _feed_other_centre(caller: str) -> int:
     return call_id(key)
 
 
-def _open(client, token: str, cid: int):  # type: ignore[no-untyped-def]
+def _open(client, token: str, cid: int):
     return client.post(f"/records/for-call/{cid}", headers={**JSON, "X-CSRF-Token": token})
 
 
@@ -70,7 +70,7 @@ def test_caller_history_does_not_cross_centres_unless_they_share_it(client, staf
     assert 'data-flag="perpetrator_known_to_call"' in client.get(f"/live/calls/{now}/pop").text
 
 
-def _locked_record(client, staff) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def _locked_record(client, staff) -> tuple[int, int]:
     token = sign_in(client, "tvv1")
     rec = _open(client, token, call_id(feed_call(ended=True))).json()
     with session_scope() as db:
@@ -78,7 +78,7 @@ def _locked_record(client, staff) -> tuple[int, int]:  # type: ignore[no-untyped
     return rec["id"], rec["version"]
 
 
-def _give(client, token: str, rid: int, **extra):  # type: ignore[no-untyped-def]
+def _give(client, token: str, rid: int, **extra):
     body = {"kind": "legal", "ref_id": "art-1", "label": "Điều 3 Luật PCBLGĐ 2022", **extra}
     return client.post(f"/records/{rid}/references", json=body, headers={**JSON, "X-CSRF-Token": token})
 

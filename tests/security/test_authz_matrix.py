@@ -224,7 +224,7 @@ def app_routes(app: Any) -> list[tuple[str, str]]:
 
 # ------------------------------------------------------------------ the world
 @pytest.fixture
-def staff(sqlite_env, monkeypatch):  # type: ignore[no-untyped-def]
+def staff(sqlite_env, monkeypatch):
     """tests/live's accounts (centre A = the default centre, centre B = "other"), on SQLite only."""
     from hotline.auth import service as auth
     from tests.live import conftest as live
@@ -234,7 +234,7 @@ def staff(sqlite_env, monkeypatch):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def client(sqlite_env):  # type: ignore[no-untyped-def]
+def client(sqlite_env):
     from fastapi.testclient import TestClient
 
     from hotline.app import create_app
@@ -244,7 +244,7 @@ def client(sqlite_env):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def world(client, staff) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def world(client, staff) -> dict[str, str]:
     """A's call, A's record (owned by cA), A's referral to organisation X, legal library, daily log."""
     from hotline.auth import service as auth
     from hotline.auth.deps import Principal
@@ -360,7 +360,7 @@ def fits(cell: str, got: str) -> bool:
     return cell == got
 
 
-def test_every_route_has_a_row(client):  # type: ignore[no-untyped-def]
+def test_every_route_has_a_row(client):
     served = app_routes(client.app)
     missing = [f"{m} {p}" for m, p in served if (m, p) not in MATRIX]
     gone = [f"{m} {p}" for m, p in MATRIX if (m, p) not in served]
@@ -369,7 +369,7 @@ def test_every_route_has_a_row(client):  # type: ignore[no-untyped-def]
     assert not gone, f"rows for routes the app no longer serves: {gone}"
 
 
-def test_every_role_gets_what_the_matrix_says(client, world):  # type: ignore[no-untyped-def]
+def test_every_role_gets_what_the_matrix_says(client, world):
     wrong: list[str] = []
     actual: list[str] = []
     # Reads first, then writes (a write that passes may change what a later read sees).

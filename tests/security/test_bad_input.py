@@ -13,8 +13,8 @@ BIG = str(2**63)
 JSON = {"Accept": "application/json"}
 
 
-def _routes(app):  # type: ignore[no-untyped-def]
-    def walk(routes):  # type: ignore[no-untyped-def]
+def _routes(app):
+    def walk(routes):
         for r in routes:
             if hasattr(r, "original_router"):
                 yield from walk(r.original_router.routes)

@@ -128,7 +128,7 @@ def test_rows_written_before_encryption_still_read_and_rotation_encrypts_them(en
     assert raw_value("SELECT caller_number FROM calls").startswith("enc1:")
     with session_scope() as db:
         assert "plaintext" not in key_status(db).encryption
-        assert db.get(Call, cid).caller_number == "+84912345678"  # type: ignore[union-attr]
+        assert db.get(Call, cid).caller_number == "+84912345678"
 
 
 def test_spool_files_on_disk_are_encrypted_and_replay(env):

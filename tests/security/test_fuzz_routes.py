@@ -38,7 +38,7 @@ params = st.dictionaries(st.one_of(st.sampled_from(FIELD_NAMES), st.text(min_siz
 ROLES = {"admin": "admin1", "cA": "tvv1", "sA": "gs1", "cB": "tvv_other"}
 
 
-def test_no_route_answers_5xx_whatever_it_is_sent(client, world):  # noqa: F811 - type: ignore[no-untyped-def]
+def test_no_route_answers_5xx_whatever_it_is_sent(client, world):  # noqa: F811 - a fixture imported by name
     routes = [mp for mp in app_routes(client.app) if mp not in STREAMS]
     sessions: dict[str, str] = {}
     errors: list[str] = []

@@ -52,7 +52,7 @@ def test_no_template_needs_an_inline_script_or_style():
 
 
 @pytest.fixture
-def production(env, monkeypatch):  # type: ignore[no-untyped-def]
+def production(env, monkeypatch):
     from hotline.security import crypto
 
     monkeypatch.setenv("HOTLINE_ENVIRONMENT", "production")

@@ -247,7 +247,7 @@ def test_legal_hold_from_the_administrators_page(client, scene):
     done = client.post(f"/admin/retention/holds/{rid}/release", data={"csrf_token": token}, follow_redirects=False)
     assert done.status_code == 303
     with session_scope() as db:
-        assert not db.get(CallRecord, rid).legal_hold  # type: ignore[union-attr]
+        assert not db.get(CallRecord, rid).legal_hold
         assert db.scalar(select(AuditEntry).where(AuditEntry.action == "record.legal_hold_released")) is not None
     # A counsellor sees a hold and a removal on the record, but no hold form.
     with freeze_time(NOW):

@@ -13,7 +13,7 @@ from tests.helpers import create_user
 from tests.twilio.conftest import LINE, base_params
 
 
-def call(post, n: int, *, agent: str | None = None) -> Call:  # type: ignore[no-untyped-def]
+def call(post, n: int, *, agent: str | None = None) -> Call:
     sid = f"CA{n:032d}"
     assert post("/webhooks/twilio/voice", base_params(CallSid=sid)).status_code == 200
     if agent:

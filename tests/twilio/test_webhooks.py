@@ -33,7 +33,7 @@ def rfc2822(seconds: float) -> str:
     return format_datetime(at(seconds), usegmt=True)
 
 
-def xml(response) -> ElementTree.Element:  # type: ignore[no-untyped-def]
+def xml(response) -> ElementTree.Element:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/xml")
     return ElementTree.fromstring(response.text)
@@ -50,7 +50,7 @@ def all_calls() -> list[Call]:
         return list(s.scalars(select(Call).order_by(Call.id)))
 
 
-def count(model) -> int:  # type: ignore[no-untyped-def]
+def count(model) -> int:
     with session_scope() as s:
         return s.scalar(select(func.count()).select_from(model)) or 0
 
@@ -61,7 +61,7 @@ def dead_letters() -> list[DeadLetter]:
 
 
 @pytest.fixture
-def kontum(env):  # type: ignore[no-untyped-def]
+def kontum(env):
     """A centre that owns the Twilio number LINE, with counsellor 'lan' answering as client:lan."""
     with session_scope() as s:
         centre = create_centre(s, code="kontum", name="Trung tâm CTXH Kon Tum")
@@ -94,7 +94,7 @@ def test_unknown_number_goes_to_the_default_queue_and_is_flagged(post, env, monk
     monkeypatch.setenv("HOTLINE_TWILIO_RECORDING_NOTICE", "true")
     reset_settings()
     root = xml(post("/webhooks/twilio/voice", base_params(To="+842873009999", Called="+842873009999")))
-    assert root.find("Enqueue").text == "hotline-default"  # type: ignore[union-attr]
+    assert root.find("Enqueue").text == "hotline-default"
     texts = [s.text or "" for s in root.findall("Say")]
     assert len(texts) == 2 and "ghi âm" in texts[1]
     [call] = all_calls()
@@ -104,7 +104,7 @@ def test_unknown_number_goes_to_the_default_queue_and_is_flagged(post, env, monk
 def test_hold_music_loop_and_agent_twiml(post, kontum) -> None:
     hold = xml(post("/webhooks/twilio/wait", {"QueuePosition": "3", "QueueTime": "5", "CallSid": CALL_SID,
                                              "QueueSid": "QU" + "9" * 32, "AvgQueueTime": ""}))
-    assert hold.find("Say").get("language") == "vi-VN"  # type: ignore[union-attr]
+    assert hold.find("Say").get("language") == "vi-VN"
     assert "vị trí số 3" in ElementTree.tostring(hold, encoding="unicode")
     assert hold.find("Pause") is not None
     agent = xml(post("/webhooks/twilio/agent", {"CallSid": AGENT_CALL_SID, "From": "client:lan",
@@ -117,15 +117,15 @@ def test_hold_music_loop_and_agent_twiml(post, kontum) -> None:
 
 
 # ---------------------------------------------------------------------- a whole call
-def call_steps(post) -> list[tuple[float, str, dict[str, str]]]:  # type: ignore[no-untyped-def]
+def call_steps(post) -> list[tuple[float, str, dict[str, str]]]:
     """The requests Twilio makes for one answered call: (seconds after T0, path, params)."""
     with freeze_time(at(0)):
         voice = xml(post("/webhooks/twilio/voice", base_params(CallStatus="ringing")))
         agent = xml(post("/webhooks/twilio/agent", {"CallSid": AGENT_CALL_SID, "From": "client:lan",
                                                    "Caller": "client:lan", "To": ""}))
-    action = path_of(voice.find("Enqueue").get("action"))  # type: ignore[union-attr]
-    dequeue = path_of(agent.find("Dial/Queue").get("url"))  # type: ignore[union-attr]
-    dial_action = path_of(agent.find("Dial").get("action"))  # type: ignore[union-attr]
+    action = path_of(voice.find("Enqueue").get("action"))
+    dequeue = path_of(agent.find("Dial/Queue").get("url"))
+    dial_action = path_of(agent.find("Dial").get("action"))
     return [
         (1, "/webhooks/twilio/status", base_params(CallStatus="in-progress", SequenceNumber="0",
                                                    Timestamp=rfc2822(1), CallbackSource="call-progress-events")),
@@ -142,7 +142,7 @@ def call_steps(post) -> list[tuple[float, str, dict[str, str]]]:  # type: ignore
     ]
 
 
-def send(post, steps) -> None:  # type: ignore[no-untyped-def]
+def send(post, steps) -> None:
     for seconds, path, params in steps:
         with freeze_time(at(seconds)):
             xml(post(path, params))
@@ -206,7 +206,7 @@ def test_idempotency_token_dedupes_retries(post, kontum) -> None:
 def test_abandoned_in_queue(post, kontum) -> None:
     with freeze_time(at(0)):
         voice = xml(post("/webhooks/twilio/voice", base_params()))
-    action = path_of(voice.find("Enqueue").get("action"))  # type: ignore[union-attr]
+    action = path_of(voice.find("Enqueue").get("action"))
     with freeze_time(at(45)):
         root = xml(post(action, base_params(QueueResult="hangup", QueueTime="45", CallStatus="completed")))
     assert root.find("Hangup") is not None
@@ -226,7 +226,7 @@ def test_failed_statuses(post, env, status: str) -> None:
 
 def test_queue_failure_requeues_then_gives_up(post, kontum) -> None:
     voice = xml(post("/webhooks/twilio/voice", base_params()))
-    action = path_of(voice.find("Enqueue").get("action"))  # type: ignore[union-attr]
+    action = path_of(voice.find("Enqueue").get("action"))
     for attempt in range(2):
         root = xml(post(action, base_params(QueueResult="system-error", QueueTime=str(attempt))))
         again = root.find("Enqueue")
@@ -236,7 +236,7 @@ def test_queue_failure_requeues_then_gives_up(post, kontum) -> None:
         assert all_calls()[0].status == "queued"
     root = xml(post(action, base_params(QueueResult="system-error", QueueTime="2")))
     assert root.find("Enqueue") is None and root.find("Hangup") is not None
-    assert "111" in (root.find("Say").text or "")  # type: ignore[union-attr]
+    assert "111" in (root.find("Say").text or "")
     [call] = all_calls()
     assert (call.status, call.failed_reason) == ("failed", "system-error")
 
@@ -272,7 +272,7 @@ def test_forged_or_missing_signature_is_refused_and_kept(post, env, signature: s
     [dead] = dead_letters()
     assert "X-Twilio-Signature" in dead.reason and "CallStatus=completed" in dead.payload
     [line] = [r for r in caplog.records if r.getMessage() == "twilio.signature_rejected"]
-    assert "X-Twilio-Signature" in line.reason  # type: ignore[attr-defined]
+    assert "X-Twilio-Signature" in line.reason
     assert all(CALLER not in repr(vars(r)) for r in caplog.records)  # numbers never reach the log
 
 
@@ -302,7 +302,7 @@ def test_no_auth_token_configured_refuses_with_a_clear_log(post, env, monkeypatc
     reset_settings()
     assert post("/webhooks/twilio/voice", params, signature=signature).status_code == 403
     [line] = [r for r in caplog.records if r.getMessage() == "twilio.signature_rejected"]
-    assert "HOTLINE_TWILIO_AUTH_TOKEN is not set" in line.reason  # type: ignore[attr-defined]
+    assert "HOTLINE_TWILIO_AUTH_TOKEN is not set" in line.reason
 
 
 @pytest.mark.parametrize("path, params, field", [
@@ -347,7 +347,7 @@ def test_voice_enqueues_while_the_database_is_down_and_replays_later(db_url, env
         response = client.post("/webhooks/twilio/voice", data=params, headers=headers)
         assert time.monotonic() - started < 3
         root = xml(response)
-        assert root.find("Enqueue").text == "hotline-default"  # type: ignore[union-attr]
+        assert root.find("Enqueue").text == "hotline-default"
         assert len(spool.pending_files()) == 1
         done = base_params(CallStatus="completed", SequenceNumber="1", Timestamp=rfc2822(60), CallDuration="60")
         headers["X-Twilio-Signature"] = sign("/webhooks/twilio/status", done)
@@ -405,23 +405,23 @@ def test_counsellor_gets_the_default_queue_while_the_database_is_down(db_url, en
     headers = {"X-Twilio-Signature": sign("/webhooks/twilio/agent", params)}
     with TestClient(create_app()) as client:
         root = xml(client.post("/webhooks/twilio/agent", data=params, headers=headers))
-    assert root.find("Dial/Queue").text == "hotline-default"  # type: ignore[union-attr]
+    assert root.find("Dial/Queue").text == "hotline-default"
     assert len(spool.pending_files()) == 1  # the request itself is kept for later
 
 
 def test_during_an_outage_callers_and_counsellors_keep_their_centre_queue(post, kontum, tmp_path,
                                                                            monkeypatch) -> None:
     agent_params = {"CallSid": AGENT_CALL_SID, "From": "client:lan", "To": ""}
-    assert xml(post("/webhooks/twilio/voice", base_params())).find("Enqueue").text == "hotline-kontum"  # type: ignore[union-attr]
-    assert xml(post("/webhooks/twilio/agent", agent_params)).find("Dial/Queue").text == "hotline-kontum"  # type: ignore[union-attr]
+    assert xml(post("/webhooks/twilio/voice", base_params())).find("Enqueue").text == "hotline-kontum"
+    assert xml(post("/webhooks/twilio/agent", agent_params)).find("Dial/Queue").text == "hotline-kontum"
     monkeypatch.setenv("HOTLINE_DATABASE_URL", f"sqlite:///{tmp_path / 'no-such-dir' / 'down.sqlite3'}")
     reset_settings()  # the same running app loses its database
     root = xml(post("/webhooks/twilio/voice", base_params(CallSid="CA" + "9" * 32)))
-    assert root.find("Enqueue").text == "hotline-kontum"  # type: ignore[union-attr]
+    assert root.find("Enqueue").text == "hotline-kontum"
     root = xml(post("/webhooks/twilio/agent", agent_params))
-    assert root.find("Dial/Queue").text == "hotline-kontum"  # type: ignore[union-attr]
+    assert root.find("Dial/Queue").text == "hotline-kontum"
     other = base_params(CallSid="CA" + "6" * 32, To="+842873005555", Called="+842873005555")
-    assert xml(post("/webhooks/twilio/voice", other)).find("Enqueue").text == "hotline-default"  # type: ignore[union-attr]
+    assert xml(post("/webhooks/twilio/voice", other)).find("Enqueue").text == "hotline-default"
     assert len(spool.pending_files()) == 3
 
 
@@ -431,6 +431,6 @@ def test_simultaneous_first_calls_on_an_empty_database_are_all_applied(post, env
     sids = [f"CA{i:032d}" for i in range(100, 116)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         roots = list(pool.map(lambda sid: xml(post("/webhooks/twilio/voice", base_params(CallSid=sid))), sids))
-    assert {r.find("Enqueue").text for r in roots} == {"hotline-default"}  # type: ignore[union-attr]
+    assert {r.find("Enqueue").text for r in roots} == {"hotline-default"}
     assert spool.pending_files() == []  # a race on creating the default centre is not an outage
     assert len(all_calls()) == 16 and {c.status for c in all_calls()} == {"queued"}
