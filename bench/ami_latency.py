@@ -55,7 +55,7 @@ def main() -> int:
     latencies: list[float] = []
     lock = threading.Lock()
 
-    def submit(items):  # type: ignore[no-untyped-def]
+    def submit(items):
         result = spool.submit(items)
         done = time.time()
         with lock:

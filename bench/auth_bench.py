@@ -36,7 +36,7 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def timed(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
+def timed(fn, n: int) -> list[float]:
     out = []
     for _ in range(n):
         t = time.perf_counter()

@@ -57,7 +57,7 @@ def pct(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-def scratch_database(pg: str, tmp: Path):  # type: ignore[no-untyped-def]
+def scratch_database(pg: str, tmp: Path):
     if pg == "sqlite":
         return f"sqlite:///{tmp / 'bench.sqlite3'}", lambda: None
     from sqlalchemy import create_engine, text
@@ -132,7 +132,7 @@ def call_id(key: str) -> int:
         return int(db.scalar(select(Call.id).where(Call.provider_key == key)))
 
 
-def run(browser, base: str, screens: int, calls: int, web_pid: int, gap: float) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def run(browser, base: str, screens: int, calls: int, web_pid: int, gap: float) -> dict[str, float]:
     pages = []
     contexts = []
     for n in range(1, screens + 1):

@@ -47,15 +47,15 @@ def _ingest_rate(items: list, url: str, encrypt: bool) -> float:
     engine.dispose()
     saved = crypto.Keyring.encrypt_text, crypto.Keyring.encrypt_bytes
     if not encrypt:
-        crypto.Keyring.encrypt_text = lambda self, v: v  # type: ignore[method-assign]
-        crypto.Keyring.encrypt_bytes = lambda self, v: v  # type: ignore[method-assign]
+        crypto.Keyring.encrypt_text = lambda self, v: v
+        crypto.Keyring.encrypt_bytes = lambda self, v: v
     try:
         started = time.process_time()
         for i in range(0, len(items), 500):
             ingest_and_commit(items[i:i + 500], publish=False)
         return len(items) / (time.process_time() - started)
     finally:
-        crypto.Keyring.encrypt_text, crypto.Keyring.encrypt_bytes = saved  # type: ignore[method-assign]
+        crypto.Keyring.encrypt_text, crypto.Keyring.encrypt_bytes = saved
 
 
 def _seed(n: int, at: datetime) -> int:

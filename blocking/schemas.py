@@ -18,8 +18,8 @@ class BlockOut(BaseModel):
     @classmethod
     def of(cls, block: object) -> BlockOut:
         b = block
-        return cls(id=b.id, number=b.number_masked, reason=b.reason, starts_at=b.starts_at,  # type: ignore[attr-defined]
-                   expires_at=b.expires_at, created_by=b.created_by)  # type: ignore[attr-defined]
+        return cls(id=b.id, number=b.number_masked, reason=b.reason, starts_at=b.starts_at,  # type: ignore[attr-defined]  # a blocking.models.Block (object keeps schemas free of models)
+                   expires_at=b.expires_at, created_by=b.created_by)  # type: ignore[attr-defined]  # as above
 
 
 class CheckOut(BaseModel):

@@ -144,7 +144,7 @@ def resolve_period(*, since: str | None = None, until: str | None = None, half_y
             _bad_half(half_year)
     if year not in (None, ""):
         try:
-            return annual(int(year))  # type: ignore[arg-type]
+            return annual(int(year))  # type: ignore[arg-type]  # year is a str here; int() refusals are caught below
         except ValueError:
             raise ReportError(Text("'%(year)s' is not a year.", year=year)) from None
     if not since or not until:

@@ -352,9 +352,9 @@ def _bulk_insert(session: Session, model: type, rows: list[dict[str, Any]]) -> N
     if not rows:
         return
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
+        session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]  # a mapped class: `type` does not say so
         return
-    table = model.__table__  # type: ignore[attr-defined]
+    table = model.__table__  # type: ignore[attr-defined]  # a mapped class, as above
     cols = list(rows[0])
     json_cols = {c for c in cols if isinstance(table.c[c].type, type(Change.__table__.c.detail.type))}
     from psycopg.types.json import Jsonb

@@ -9,9 +9,14 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hotline.settings import Settings, get_settings, reset_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hotline.centres.models import Centre
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -131,7 +136,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _centre(code: str):  # type: ignore[no-untyped-def]
+def _centre(code: str) -> tuple[Session, Centre]:
     from hotline.centres.service import get_centre
     from hotline.cli import CliError
     from hotline.db import new_session

@@ -63,7 +63,7 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
 )
 # Fallback for templates rendered outside ``render`` (the current language comes from a context variable).
-_env.install_gettext_callables(  # type: ignore[attr-defined]
+_env.install_gettext_callables(  # type: ignore[attr-defined]  # added by the jinja2.ext.i18n extension at run time
     lambda message: i18n.get_translations(i18n.current_language.get()).gettext(message),
     lambda singular, plural, n: i18n.get_translations(i18n.current_language.get()).ngettext(singular, plural, n),
     newstyle=True,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -119,7 +120,7 @@ def resolve_principal(request: Request) -> Principal | None:
     """The request's principal (cached on ``request.state``), or None when nobody is signed in."""
     cached = getattr(request.state, "principal", _UNSET)
     if cached is not _UNSET:
-        return cached  # type: ignore[return-value]
+        return cached  # type: ignore[return-value]  # request.state is untyped; only this function sets it
     principal = _service_principal(request) or _load_from_cookie(request)
     request.state.principal = principal
     return principal
@@ -172,7 +173,7 @@ def current_principal(request: Request) -> Principal:
     raise HTTPException(303, detail=_tr(request, "Please sign in."), headers={"Location": login_url(request)})
 
 
-def require_roles(*roles: str):  # type: ignore[no-untyped-def]
+def require_roles(*roles: str) -> Callable[[Request], Principal]:
     unknown = set(roles) - set(ROLES)
     if unknown or not roles:
         raise ValueError(f"require_roles needs roles from {ROLES}, got {roles!r}")

@@ -92,7 +92,7 @@ class CallEvent:
         values = dict(data)
         values["kind"] = Kind(str(values["kind"]))
         values["at"] = datetime.fromisoformat(str(values["at"]))
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]  # values come from to_json() of this class, field for field
 
 
 @dataclass(slots=True)

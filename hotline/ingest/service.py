@@ -211,7 +211,7 @@ class _Batch:
     def merge(self, a: Call, b: Call) -> Call:
         """Fold the newer call into the older one; every fact survives, nothing counts twice."""
         keep, gone = (a, b) if (a.received_at, a.id) <= (b.received_at, b.id) else (b, a)
-        keep.received_at = _min(keep.received_at, gone.received_at)  # type: ignore[assignment]
+        keep.received_at = _min(keep.received_at, gone.received_at)  # type: ignore[assignment]  # both are set, so is their minimum
         keep.queued_at = _min(keep.queued_at, gone.queued_at)
         keep.answered_at = _min(keep.answered_at, gone.answered_at)
         keep.ended_at = _max(keep.ended_at, gone.ended_at)
@@ -396,7 +396,7 @@ class _Batch:
         done = [(p.started_at, p.ended_at) for p in started if p.ended_at is not None]
         if len(parts) > 1 and done:
             facts = dict(call.facts or {})
-            call.talk_seconds = _span_seconds(done)  # type: ignore[arg-type]
+            call.talk_seconds = _span_seconds(done)  # type: ignore[arg-type]  # parts in `started` have started_at set
             facts["talk_reported"] = True
             facts["talk_from_parts"] = True
             call.facts = facts
@@ -413,7 +413,7 @@ class _Batch:
             self.unstash(call, ev.provider, ev.key)
             call = self.resolve(ev)  # a pending alias may have merged it into another call
         elif ev.kind in _PART_KINDS:
-            call = self.existing(ev)  # type: ignore[assignment]
+            call = self.existing(ev)  # type: ignore[assignment]  # not None: checked in the branch above
         else:
             call = self.resolve(ev)
         if call.resync_closed_at is not None and derive_status(call) == "unknown_outcome":
@@ -430,7 +430,7 @@ class _Batch:
             return
         if ev.scope and not call.source:
             call.source = ev.scope
-        call.received_at = _min(call.received_at, ev.at)  # type: ignore[assignment]
+        call.received_at = _min(call.received_at, ev.at)  # type: ignore[assignment]  # ev.at is set, so is the minimum
         self.caller(call, ev.caller, ev.presentation)
         if ev.callback and not (call.facts or {}).get("callback"):
             call.facts = {**(call.facts or {}), "callback": ev.callback[:64]}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +72,9 @@ def setup_app(app: FastAPI) -> None:
     app.mount("/live-static", StaticFiles(directory=HERE / "static"), name="live-static")
     app.state.live_hub = Hub(enrich=_LineCache())
 
-    def hook(app: FastAPI):  # type: ignore[no-untyped-def]
-        return app.state.live_hub.stop
+    def hook(app: FastAPI) -> Callable[[], None]:
+        hub: Hub = app.state.live_hub  # app.state is untyped; create_app puts the hub there
+        return hub.stop
 
     app.state.startup_hooks.append(hook)
 

@@ -39,13 +39,13 @@ UNMODELLED_NAMES = {("column", "search_tsv"), ("index", "ix_dir_services_search_
                     ("index", "ix_dir_words_word_trgm")}
 
 
-def include_name(name, type_, parent_names) -> bool:  # type: ignore[no-untyped-def]
+def include_name(name, type_, parent_names) -> bool:
     if (type_, name) in UNMODELLED_NAMES:
         return False
     return not (type_ == "table" and name and name.startswith(UNMODELLED_PREFIXES))
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection) -> None:
     context.configure(
         connection=connection, target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite", compare_type=True,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from hotline.settings import Settings
@@ -56,7 +56,7 @@ def describe_url(url: str) -> str:
         return url
 
 
-def _engine(url: str):  # type: ignore[no-untyped-def]
+def _engine(url: str) -> Engine:
     args: dict[str, Any] = {}
     if url.startswith("postgresql"):
         args["connect_args"] = {"connect_timeout": int(TIMEOUT_SECONDS)}

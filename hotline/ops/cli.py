@@ -7,8 +7,12 @@ import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hotline.settings import get_settings
+
+if TYPE_CHECKING:
+    from hotline.ops.backup import KeySource
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,7 +59,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if any(r.status == FAIL for r in results) else 0
 
 
-def _key(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _key(args: argparse.Namespace) -> KeySource:
     from hotline.cli import CliError
     from hotline.ops.backup import BackupError, key_source
 

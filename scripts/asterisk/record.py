@@ -74,13 +74,13 @@ def listener_filter() -> tuple[str, list[str]]:
     """The login event classes and Filter event names ``hotline ami`` uses, from its own code."""
     sys.path.insert(0, str(REPO))
     try:
-        from hotline.ingest.providers.asterisk import translator as proto  # type: ignore[import-not-found]
+        from hotline.ingest.providers.asterisk import translator as proto
     except ImportError:
-        from hotline.ingest.ami import protocol as proto  # type: ignore[no-redef]
+        from hotline.ingest.ami import protocol as proto
     try:
-        from hotline.ingest.providers.asterisk import listener as lst  # type: ignore[import-not-found]
+        from hotline.ingest.providers.asterisk import listener as lst
     except ImportError:
-        from hotline.ingest.ami import listener as lst  # type: ignore[no-redef]
+        from hotline.ingest.ami import listener as lst
     import inspect
 
     events = inspect.signature(lst.AmiListener.__init__).parameters["events"].default

@@ -12,7 +12,7 @@ from hotline.settings import get_settings
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "ami", help="nghe sự kiện cuộc gọi từ Asterisk (AMI) / listen to Asterisk call events (AMI)",
         description="Kết nối AMI theo HOTLINE_AMI_HOST/PORT/USERNAME/SECRET, ghi mọi sự kiện cuộc gọi, "

@@ -142,7 +142,7 @@ class _FrameClient(AMIClient):  # type: ignore[misc]  # asterisk-ami ships no ty
     def send_named(self, name: str, action_id: str, **keys: str) -> None:
         self.send(Action(name, {"ActionID": action_id, **keys}))
 
-    def login_with_events(self, username: str, secret: str, events: str, action_id: str):  # type: ignore[no-untyped-def]
+    def login_with_events(self, username: str, secret: str, events: str, action_id: str):  # type: ignore[no-untyped-def]  # returns asterisk-ami's untyped future
         if self.finished is None or self.finished.is_set():
             self.connect()
         keys = {"ActionID": action_id, "Username": username, "Secret": secret, "Events": events}
@@ -714,9 +714,9 @@ class AmiListener:
                 last_spool_check = time.monotonic()
                 self._drain_spool()
 
-    def _take(self, stopping: bool) -> list:  # type: ignore[type-arg]
+    def _take(self, stopping: bool) -> list[tuple[int, datetime, list[bytes]] | tuple[int, None, Resync]]:
         """Up to ``batch_size`` frames, waiting at most ``batch_wait`` once something arrived."""
-        chunks: list = []  # type: ignore[type-arg]
+        chunks: list[tuple[int, datetime, list[bytes]] | tuple[int, None, Resync]] = []
         try:
             chunks.append(self._queue.get_nowait() if stopping else self._queue.get(timeout=0.1))
         except queue.Empty:

@@ -56,31 +56,31 @@ def parse_line(line: str, source: str, members: dict[str, str] | None = None) ->
     kw = {"channel": callid, "queue": queue_name, "scope": source}
     events: list[CallEvent] = []
     if event == "ENTERQUEUE":
-        events.append(CallEvent(Kind.QUEUED, PROVIDER, callid, at, caller=data[1] or None, **kw))  # type: ignore[arg-type]
+        events.append(CallEvent(Kind.QUEUED, PROVIDER, callid, at, caller=data[1] or None, **kw))  # type: ignore[arg-type]  # kw holds channel, queue and scope (str | None)
     elif event == "CONNECT":
         events.append(CallEvent(Kind.ANSWERED, PROVIDER, callid, at, agent=member, wait_seconds=_int(data[0]),
-                                **kw))  # type: ignore[arg-type]
+                                **kw))  # type: ignore[arg-type]  # kw holds channel, queue and scope (str | None)
     elif event in COMPLETES:
         hold, talk = (_int(data[2]), _int(data[3])) if event in ("TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER") \
             else (_int(data[0]), _int(data[1]))
         events.append(CallEvent(Kind.COMPLETED, PROVIDER, callid, at, agent=member, wait_seconds=hold,
-                                talk_seconds=talk, reason=COMPLETES[event], **kw))  # type: ignore[arg-type]
+                                talk_seconds=talk, reason=COMPLETES[event], **kw))  # type: ignore[arg-type]  # kw holds channel, queue and scope (str | None)
         if event in ("COMPLETECALLER", "COMPLETEAGENT"):
-            events.append(CallEvent(Kind.ENDED, PROVIDER, callid, at, creates=False, **kw))  # type: ignore[arg-type]
+            events.append(CallEvent(Kind.ENDED, PROVIDER, callid, at, creates=False, **kw))  # type: ignore[arg-type]  # kw holds channel, queue and scope (str | None)
     elif event == "ABANDON":
         # ABANDON is also written when the PBX itself ends a waiting call (a restart): the stream's
         # evidence (HangupRequest first or not) wins when there is any
         events.append(CallEvent(Kind.ABANDONED, PROVIDER, callid, at, wait_seconds=_int(data[2]),
-                                reason="queue_log_abandon", **kw))  # type: ignore[arg-type]
+                                reason="queue_log_abandon", **kw))  # type: ignore[arg-type]  # kw holds channel, queue and scope (str | None)
     elif event in UNANSWERED:
-        events.append(CallEvent(Kind.QUEUE_RESULT, PROVIDER, callid, at, reason=UNANSWERED[event], **kw))  # type: ignore[arg-type]
+        events.append(CallEvent(Kind.QUEUE_RESULT, PROVIDER, callid, at, reason=UNANSWERED[event], **kw))  # type: ignore[arg-type]  # kw holds channel, queue and scope (str | None)
         events.append(CallEvent(Kind.ABANDONED, PROVIDER, callid, at, wait_seconds=_int(data[2]),
-                                reason="left_queue", **kw))  # type: ignore[arg-type]
+                                reason="left_queue", **kw))  # type: ignore[arg-type]  # kw holds channel, queue and scope (str | None)
     elif event == "RINGNOANSWER" and member:
         ms = _int(data[0])
         events.append(CallEvent(Kind.OFFER_MISSED, PROVIDER, callid, at, agent=member,
                                 reason=f"rang {round(ms / 1000)} s without answer" if ms is not None else None,
-                                **kw))  # type: ignore[arg-type]
+                                **kw))  # type: ignore[arg-type]  # kw holds channel, queue and scope (str | None)
     else:
         return None
     text = line.rstrip("\r\n")

@@ -253,7 +253,7 @@ class _Ctx:
         if self.is_caller_channel:
             kw.setdefault("presentation", presentation(self.frame))
         kw.setdefault("creates", kind.value in CREATING)
-        return CallEvent(kind, PROVIDER, self.key, self.at, channel=self.channel, scope=self.scope, **kw)  # type: ignore[arg-type]
+        return CallEvent(kind, PROVIDER, self.key, self.at, channel=self.channel, scope=self.scope, **kw)  # type: ignore[arg-type]  # kw: CallEvent fields given by name
 
     @property
     def is_caller_channel(self) -> bool:
