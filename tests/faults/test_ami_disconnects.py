@@ -36,7 +36,7 @@ def test_100_disconnects_in_mid_call_lose_and_double_nothing(sqlite_env, rig: Ri
                 continue
             before = listener.stats.frames_received
             server.push(b"".join(m if m.endswith(b"\r\n\r\n") else m + b"\r\n\r\n" for m in piece))
-            wait_for(lambda: listener.stats.frames_received >= before + len(piece),  # noqa: B023
+            wait_for(lambda: listener.stats.frames_received >= before + len(piece),  # noqa: B023 - called within this iteration
                      timeout=60, what="the piece to arrive")
             if k == PIECES - 1:
                 server.set_live()
@@ -46,7 +46,7 @@ def test_100_disconnects_in_mid_call_lose_and_double_nothing(sqlite_env, rig: Ri
             logins = server.logins
             server.drop()
             drops += 1
-            wait_for(lambda: server.logins > logins, timeout=60, what="the reconnect")  # noqa: B023
+            wait_for(lambda: server.logins > logins, timeout=60, what="the reconnect")  # noqa: B023 - called within this iteration
 
     def done() -> bool:
         with session_scope() as db:

@@ -77,7 +77,7 @@ def test_postgresql_restarted_during_a_burst_loses_and_doubles_nothing(own_pg: P
             with session_scope() as db:
                 done = db.scalar(select(func.count()).select_from(Call).where(Call.status == "completed"))
             return done == BURST and not spool.pending_files()
-        except Exception:  # the pool may still hold a connection from before the restart  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - the pool may still hold a connection from before the restart
             return False
 
     wait_for(all_done, timeout=120, interval=0.5, what=f"{BURST} completed calls and an empty spool")
