@@ -309,6 +309,9 @@ class AmiListener:
         self._client: _FrameClient | None = None
         self._generation = 0
         self._threads: list[threading.Thread] = []
+        # The applier and a queue_log recovery thread both submit: one at a time, so a call heard on
+        # the stream and found in queue_log is never created twice by two concurrent transactions.
+        self._submit_lock = threading.Lock()
         self._action_n = 0
         self._lock = threading.Lock()
         self.applied_event = threading.Condition()
@@ -631,6 +634,55 @@ class AmiListener:
         self._spool([self.mapper.to_raw(raw, item[1]) for raw in item[2]], "listener stopping")
 
     # ------------------------------------------------------------------ applier
+    def _item_of(self, raw: bytes, at: datetime, generation: int, resync: Resync | None, *,
+                 answers: bool) -> RawIn | None:
+        """One frame of connection ``generation`` as a raw event, or None when it is an answer to an
+        action or was taken by the pending resync (``answers``: the frame is on the resync's connection).
+        Any call heard while a resync is pending is spared by it."""
+        self.stats.frames_received += 1
+        if isinstance(raw, CutFrame):
+            self.stats.malformed += 1
+            cut = self.mapper.to_raw(bytes(raw), at)
+            cut.events, cut.error = [], (f"AMI frame cut in the middle: the connection closed "
+                                         f"{len(raw)} bytes into it (no blank line)")
+            return cut
+        frame = parse_frame(raw)
+        if frame.error:
+            self.stats.malformed += 1
+        if frame.response is not None:
+            taken = answers and resync is not None and resync.offer(frame, at)
+            if not taken and frame.response.lower() == "error" and not (frame.action_id or "").startswith(
+                    "hotline-login-"):  # a refused login is logged once, by the supervisor
+                log.warning("ami.action_refused", extra={
+                    "source": self.source, "action_id": frame.action_id,
+                    "reason": frame.get("Message") or "no reason given"})
+            return None
+        if frame.event is not None:
+            self.stats.events_received += 1
+            self.mapper.learn(frame)
+            stamp = frame.fields.get("Timestamp")
+            if stamp:
+                self._pbx_clock(stamp, generation)
+            if answers and resync is not None and resync.offer(frame, at):
+                return None
+        item = self.mapper.to_raw(raw, at, frame)
+        if resync is not None and item.provider_key:
+            # heard after the snapshot was asked for: the snapshot may not close it
+            resync.spare.add(item.provider_key)
+            uid = frame.fields.get("Uniqueid")
+            if uid:
+                resync.spare.add(uid)
+        return item
+
+    def _finish_resync(self, resync: Resync, items: list[RawIn]) -> None:
+        if resync.failed:
+            log.error("ami.resync_failed", extra={"source": self.source, "reason": resync.failed})
+            return
+        snap = resync.to_raw(self.source)
+        items.append(snap)
+        self.stats.resyncs += 1
+        log.info("ami.resynced", extra={"source": self.source, "live_calls": len(snap.events[0].live)})
+
     def _apply_loop(self) -> None:
         resync: Resync | None = None
         resync_gen = 0
@@ -652,51 +704,11 @@ class AmiListener:
                     continue
                 assert isinstance(payload, list)
                 for raw in payload:
-                    self.stats.frames_received += 1
-                    if isinstance(raw, CutFrame):
-                        self.stats.malformed += 1
-                        cut = self.mapper.to_raw(bytes(raw), at)
-                        cut.events, cut.error = [], (f"AMI frame cut in the middle: the connection closed "
-                                                     f"{len(raw)} bytes into it (no blank line)")
-                        items.append(cut)
-                        continue
-                    frame = parse_frame(raw)
-                    if frame.error:
-                        self.stats.malformed += 1
-                    if frame.response is not None:
-                        if resync is not None and generation == resync_gen and resync.offer(frame, at):
-                            pass
-                        elif frame.response.lower() == "error" and not (frame.action_id or "").startswith(
-                                "hotline-login-"):  # a refused login is logged once, by the supervisor
-                            log.warning("ami.action_refused", extra={
-                                "source": self.source, "action_id": frame.action_id,
-                                "reason": frame.get("Message") or "no reason given"})
-                        continue
-                    if frame.event is not None:
-                        self.stats.events_received += 1
-                        self.mapper.learn(frame)
-                        stamp = frame.fields.get("Timestamp")
-                        if stamp:
-                            self._pbx_clock(stamp, generation)
-                        if resync is not None and generation == resync_gen and resync.offer(frame, at):
-                            continue
-                    item = self.mapper.to_raw(raw, at, frame)
-                    if resync is not None and item.provider_key:
-                        # heard after the snapshot was asked for: the snapshot may not close it
-                        resync.spare.add(item.provider_key)
-                        uid = frame.fields.get("Uniqueid")
-                        if uid:
-                            resync.spare.add(uid)
-                    items.append(item)
+                    item = self._item_of(raw, at, generation, resync, answers=generation == resync_gen)
+                    if item is not None:
+                        items.append(item)
                 if resync is not None and (resync.done or resync.failed):
-                    if resync.failed:
-                        log.error("ami.resync_failed", extra={"source": self.source, "reason": resync.failed})
-                    else:
-                        snap = resync.to_raw(self.source)
-                        items.append(snap)
-                        self.stats.resyncs += 1
-                        log.info("ami.resynced", extra={"source": self.source,
-                                                        "live_calls": len(snap.events[0].live)})
+                    self._finish_resync(resync, items)
                     resync = None
             if self._gap_pending is not None and time.monotonic() - self._gap_pending[2] > self.gap_close_after:
                 self._close_gap(datetime.now(timezone.utc))  # no event with a time since the reconnect
@@ -738,6 +750,10 @@ class AmiListener:
         return chunks
 
     def _submit(self, items: list[RawIn]) -> None:
+        with self._submit_lock:
+            self._submit_locked(items)
+
+    def _submit_locked(self, items: list[RawIn]) -> None:
         self.stats.submitted += len(items)
         try:
             result = self._submit_fn(items)
