@@ -133,8 +133,15 @@ def test_complete_pressed_while_a_save_is_under_way_still_completes(browser, liv
             page.evaluate("document.getElementById('save-btn').click()")
             page.keyboard.press("Control+Enter")
             page.wait_for_url(re.compile(r".*/live\?completed=\d+$"), timeout=15000)
+            record_id = int(page.url.rsplit("=", 1)[1])
         finally:
             ctx.close()
+    from hotline.calls.models import CallRecord
+    from hotline.db import session_scope
+
+    with session_scope() as session:
+        record = session.get(CallRecord, record_id)
+        assert record is not None and record.completed_at is not None, "Complete was dropped into a plain save"
 
 
 def test_the_workspace_scripts_run_under_the_real_content_security_policy(browser, live_env):
