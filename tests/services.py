@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -171,7 +172,7 @@ def install_missing(postgres: bool, redis: bool) -> None:
 
 
 # ---------------------------------------------------------------------- the servers
-class _Server:
+class _Server(ABC):
     name = "server"
 
     def __init__(self, base_dir: Path | None = None, port: int | None = None) -> None:
@@ -189,11 +190,11 @@ class _Server:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def start(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self) -> None: ...
 
-    def stop(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def stop(self) -> None: ...
 
     def restart(self) -> None:
         self.stop()
