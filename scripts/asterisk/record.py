@@ -22,6 +22,7 @@ stand-in for ``PJSIP/tvvN``); [phones] rings, answers after RING s, and hangs up
 as the script sets per counsellor through global variables.  Transfers, pickups and the
 conference are driven with AMI actions (BlindTransfer, Atxfer, PlayDTMF, Hangup, Originate).
 
+Build:  ASTERISK_SRC=<a clone of github.com/asterisk/asterisk> bash scripts/asterisk/build.sh  (22.10.1, ~6 min)
 Usage:  .venv/bin/python scripts/asterisk/record.py [--list] [SCENARIO ...]
 No Asterisk source or binary is part of the repository: install Asterisk 22 yourself (its own
 documentation), with at least app_queue, app_dial, app_directed_pickup, app_playback,
