@@ -324,13 +324,19 @@ def next_stage(user: User, after: str = "") -> str:
     return next((stage for stage in STAGES[start:] if todo[stage]), "")
 
 
-def advance_session(session: Session, *, row: UserSession, user: User) -> str:
-    """The stage in ``row.pending`` is passed: move to the next one ("" when signed in)."""
-    row.pending = next_stage(user, after=row.pending)
-    if not row.pending:
-        row.expires_at = utcnow() + SESSION_ABSOLUTE
+def advance_session(session: Session, *, row: UserSession, user: User) -> NewSession:
+    """The stage in ``row.pending`` is passed: move to the next one ("" when signed in).
+
+    The session is rotated (ASVS 3.2.1): the half-signed-in row is deleted and a new one, with a
+    new cookie value and CSRF token, carries the next stage.  Whoever learnt the cookie of the
+    password step (a shared PC, a proxy log) holds nothing once the second factor is passed."""
+    following = next_stage(user, after=row.pending)
+    fresh = start_session(session, user=user, ip=row.ip, user_agent=row.user_agent, pending=following)
+    if following:
+        fresh.row.expires_at = row.expires_at  # each stage keeps the password step's short deadline
+    session.delete(row)
     session.flush()
-    return row.pending
+    return fresh
 
 
 def start_session(session: Session, *, user: User, ip: str = "", user_agent: str = "",

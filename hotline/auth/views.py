@@ -120,8 +120,7 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
         return render(request, "auth/login.html", {"next": target, "username": username, "error": message},
                       status_code=status)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(SESSION_COOKIE, new_session.cookie_value, httponly=True, samesite="lax",
-                        secure=is_secure_cookie(), path="/")
+    _session_cookie(response, new_session.cookie_value)
     language_cookie(response, lang)
     return response
 
@@ -180,8 +179,9 @@ def _pending(request: Request, stage: str) -> tuple[Any, Any] | None:
         return row, user
 
 
-def _stage_done(request: Request, stage: str, next_url: str) -> Response:
-    """The stage is passed: on to the next one, or into the application."""
+def _advance(request: Request, stage: str, next_url: str) -> tuple[str, str]:
+    """The stage is passed: (where to go next, the new session cookie).  The half-signed-in session
+    is ended, so its cookie cannot be used for anything afterwards."""
     from hotline.auth.models import User, UserSession
 
     with session_scope() as db:
@@ -189,14 +189,30 @@ def _stage_done(request: Request, stage: str, next_url: str) -> Response:
         user = db.get(User, request.state.pending_user_id)
         assert row is not None and user is not None
         row.pending = stage
-        following = service.advance_session(db, row=row, user=user)
+        fresh = service.advance_session(db, row=row, user=user)
+        following = fresh.row.pending
         if not following:
             audit.record(db, actor=user, action="login.success", object_type="user", object_id=user.id,
                          request=request, detail={"after": stage})
+        # A page rendered by this request (the recovery codes) carries the new session's token.
+        request.state.csrf_token = fresh.row.csrf_token
+        request.state.session_id = fresh.row.id
     target = safe_next(next_url)
     if following:
         target = f"{service.STAGE_URLS[following]}?{urlencode({'next': target})}"
-    return RedirectResponse(target, status_code=303)
+    return target, fresh.cookie_value
+
+
+def _stage_done(request: Request, stage: str, next_url: str) -> Response:
+    """The stage is passed: on to the next one, or into the application, under a new session cookie."""
+    target, cookie = _advance(request, stage, next_url)
+    response = RedirectResponse(target, status_code=303)
+    _session_cookie(response, cookie)
+    return response
+
+
+def _session_cookie(response: Response, value: str) -> None:
+    response.set_cookie(SESSION_COOKIE, value, httponly=True, samesite="lax", secure=is_secure_cookie(), path="/")
 
 
 def _restart(request: Request) -> Response:
@@ -340,8 +356,10 @@ def enrol_confirm(request: Request, code: str = Form(""), next: str = Form("/"))
             "next": safe_next(next), "action": "/login/enrol", "required": True,
             "error": _("That code is not right. Check the time on your phone and type the 6 digits it shows now."),
             **_enrol_context(found[1].id)}, status_code=400)
-    response = _stage_done(request, "enrol", next)
-    return render(request, "auth/recovery_codes.html", {"codes": codes, "continue_url": response.headers["location"]})
+    target, cookie = _advance(request, "enrol", next)
+    page = render(request, "auth/recovery_codes.html", {"codes": codes, "continue_url": target})
+    _session_cookie(page, cookie)
+    return page
 
 
 # ------------------------------------------------------------------ own account

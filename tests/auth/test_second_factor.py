@@ -144,6 +144,56 @@ def test_counsellors_may_enrol_and_an_administrator_reset_is_audited(browser, se
     assert browser.get("/account", follow_redirects=False).status_code == 303  # signed out everywhere
 
 
+def test_the_session_is_rotated_when_the_second_factor_passes(browser, second_browser, required):
+    """ASVS 3.2.1: the cookie given after the password step opens nothing but the second-factor
+    step, and is worthless once that step passes (a new cookie and CSRF token take over)."""
+    create_user("sup", PASSWORD, "supervisor")
+    with freeze_time(T0) as frozen:
+        _password_step(browser, "sup")
+        enrol_cookie = browser.cookies["hotline_session"]
+        _seed, _codes = _enrol(browser, frozen)
+        signed_in = browser.cookies["hotline_session"]
+        assert signed_in != enrol_cookie  # enrolment passed: rotated too
+        browser.post("/logout", data={"csrf_token": csrf_from(browser.get("/account").text)})
+        frozen.tick(timedelta(seconds=31))
+
+        _password_step(browser, "sup")
+        half = browser.cookies["hotline_session"]
+        page = browser.get("/login/second-factor")
+        half_token = csrf_from(page.text)
+
+        def as_half(method: str, url: str, **kwargs):
+            return second_browser.request(method, url, headers={"Cookie": f"hotline_session={half}",
+                                                                **kwargs.pop("headers", {})},
+                                          follow_redirects=False, **kwargs)
+
+        # Before the second factor: only the second-factor step answers.
+        assert as_half("GET", "/account").headers["location"] == "/login/second-factor"
+        assert as_half("GET", "/live", headers={"Accept": "application/json"}).status_code == 401
+        assert as_half("GET", "/api/calls").status_code == 401
+        assert as_half("POST", "/account/password", data={"csrf_token": half_token, "current_password": PASSWORD,
+                                                          "new_password": "x" * 12,
+                                                          "confirm_password": "x" * 12}).status_code == 303
+        assert as_half("GET", "/login/enrol").headers["location"] == "/login"  # not this stage
+
+        ok = browser.post("/login/second-factor", data={"csrf_token": half_token, "next": "/account",
+                                                        "code": pyotp.TOTP(_seed).now()}, follow_redirects=False)
+        assert ok.status_code == 303 and ok.headers["location"] == "/account"
+        fresh = browser.cookies["hotline_session"]
+        assert fresh != half and "hotline_session=" in ok.headers["set-cookie"]
+        account = browser.get("/account")
+        assert account.status_code == 200 and csrf_from(account.text) != half_token
+
+        # The half-signed-in cookie is gone: neither a page nor the second-factor step accepts it.
+        assert as_half("GET", "/account").headers["location"].startswith("/login?next=")
+        assert as_half("GET", "/login/second-factor").headers["location"] == "/login"
+        assert as_half("POST", "/login/second-factor", data={"csrf_token": half_token, "code": "000000"}
+                       ).status_code in (303, 403)
+    with session_scope() as db:
+        user = service.get_user(db, username="sup")
+        assert service.count_sessions(db, user_id=user.id) == 1  # the rotated-out rows are deleted
+
+
 @pytest.mark.parametrize("password, why", [
     ("aaaaaaaaaa", "ít ký tự khác nhau"),
     ("password123", "phổ biến nhất"),
