@@ -29,6 +29,7 @@ import hotline.auth
 import hotline.calls
 import hotline.ingest
 import hotline.live
+import hotline.notifications
 import hotline.ops
 import hotline.records
 import hotline.security
@@ -43,6 +44,7 @@ from hotline.auth import models as auth_models
 from hotline.calls import models as calls_models
 from hotline.centres import models as centres_models
 from hotline.live import models as live_models
+from hotline.notifications import models as notifications_models
 from legal_library import models as legal_library_models
 from referral import models as referral_models
 
@@ -191,6 +193,15 @@ def _blocking() -> Wiring:
                   retention=(RetentionHook("number_blocks", service.retain),))
 
 
+def _notifications() -> Wiring:
+    from hotline.notifications import service, views
+    from hotline.security.service import RetentionHook
+
+    rules = {("notification", role): service.visible_to for role in ("counsellor", "supervisor", "administrator")}
+    return Wiring(routers=(views.router,), visibility=rules,
+                  retention=(RetentionHook("notifications", service.retain),))
+
+
 def _ops() -> Wiring:
     from hotline.ops import cli, views
 
@@ -219,6 +230,8 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("daily_log", daily_log, _daily_log, models=(daily_log_models,), own_migrations=True, own_catalogue=True),
     Domain("referral", referral, _referral, models=(referral_models,), own_migrations=True, own_catalogue=True),
     Domain("blocking", blocking, _blocking, models=(blocking_models,), own_migrations=True, own_catalogue=True),
+    Domain("notifications", hotline.notifications, _notifications, models=(notifications_models,),
+           own_catalogue=True),
     Domain("ops", hotline.ops, _ops, own_catalogue=True),
     Domain("security", hotline.security, _security, own_catalogue=True),
 )

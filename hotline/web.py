@@ -216,6 +216,18 @@ def _term_label(scheme: str, code: Any, lang: str) -> str:
     return get_taxonomies().label(scheme, None if code is None else str(code), lang)
 
 
+def _unread_notifications(request: Request, principal: Principal | None) -> int:
+    """The top bar's inbox count (read once per request, only by pages showing the top bar)."""
+    if principal is None or principal.is_service:
+        return 0
+    cached = getattr(request.state, "unread_notifications", None)
+    if cached is None:
+        from hotline.notifications.service import unread_for_page
+
+        cached = request.state.unread_notifications = unread_for_page(principal.id)
+    return int(cached)
+
+
 def template_context(request: Request, context: dict[str, Any] | None = None) -> dict[str, Any]:
     principal = resolve_principal(request)
     lang = request_language(request)
@@ -236,6 +248,7 @@ def template_context(request: Request, context: dict[str, Any] | None = None) ->
         "fmt_datetime": fmt_datetime,
         "role_label": lambda role: trans.gettext(ROLE_LABELS.get(role) or role),
         "term_label": lambda scheme, code: _term_label(scheme, code, lang),
+        "unread_notifications": lambda: _unread_notifications(request, principal),
     }
     ctx.update(context or {})
     return ctx

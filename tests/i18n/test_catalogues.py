@@ -25,6 +25,7 @@ TEMPLATE_DIRS = [
     ROOT / "hotline" / "calls" / "templates",
     ROOT / "hotline" / "live" / "templates",
     ROOT / "hotline" / "records" / "templates",
+    ROOT / "hotline" / "notifications" / "templates",
     ROOT / "directory" / "templates",
     ROOT / "legal_library" / "templates",
 ]

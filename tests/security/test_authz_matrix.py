@@ -178,6 +178,12 @@ POST /blocking/proposals/{proposal_id}/refuse        : in   403  403  ok   ok   
 POST /records/{record_id}/block-proposal             : in   ok   404  ok   ok   403  403  in
 GET /api/blocking/check                              : in   403  403  ok   ok   403  403  ok
 POST /api/blocking/pressed                           : in   403  403  ok   ok   403  403  ok
+# the inbox (#13 item 5): every signed-in user, their own notifications only (A's belongs to cA)
+GET /notifications                                   : in   ok   ok   ok   ok   ok   ok   in
+GET /notifications/count                             : in   ok   ok   ok   ok   ok   ok   in
+GET /notifications/{notification_id}/open            : in   ok   404  404  404  404  404  in
+POST /notifications/read-all                         : in   ok   ok   ok   ok   ok   ok   in
+POST /notifications/{notification_id}/read           : in   ok   404  404  404  404  404  in
 """
 
 
@@ -307,6 +313,15 @@ def world(client, staff) -> dict[str, str]:
         db.add(proposal)
         db.flush()
         ids["proposal_id"] = str(proposal.id)
+        # the inbox: one notification of cA's
+        from hotline.i18n import Text
+        from hotline.notifications import service as notifications
+        from hotline.notifications.models import Notification
+
+        notifications.notify(db, user_ids=[staff.ids["tvv1"]], kind="referral.accepted", title=Text("Referral"),
+                             link=f"/referrals/{ref.id}")
+        ids["notification_id"] = str(db.scalar(select(Notification.id).where(
+            Notification.user_id == staff.ids["tvv1"]).order_by(Notification.id.desc()).limit(1)))
     return ids
 
 

@@ -239,6 +239,10 @@
       if (p.user_id === userId) showPresence(p.state, p.until);
     });
     es.addEventListener("referral_alert", function (e) { onEvent(e); referralAlert(JSON.parse(e.data).alert || {}); });
+    es.addEventListener("notification", function (e) {  // the inbox badge (static/js/notifications.js)
+      onEvent(e);
+      document.dispatchEvent(new CustomEvent("hotline:notification", {detail: JSON.parse(e.data).notification || {}}));
+    });
     es.addEventListener("error", function () {
       setStatus(false);
       if (es.readyState === EventSource.CLOSED) {  // refused (e.g. signed out): try again later
