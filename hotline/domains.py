@@ -31,6 +31,7 @@ import hotline.ingest
 import hotline.live
 import hotline.notifications
 import hotline.ops
+import hotline.pbx
 import hotline.records
 import hotline.security
 import legal_library
@@ -45,6 +46,7 @@ from hotline.calls import models as calls_models
 from hotline.centres import models as centres_models
 from hotline.live import models as live_models
 from hotline.notifications import models as notifications_models
+from hotline.pbx import models as pbx_models
 from legal_library import models as legal_library_models
 from referral import models as referral_models
 
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter, FastAPI
     from sqlalchemy.orm import Session
 
+    from hotline.pbx.models import PbxCommand
     from hotline.queue import Periodic
     from hotline.security.service import RetentionHook
 
@@ -61,6 +64,8 @@ if TYPE_CHECKING:
 RecordPanel = Callable[..., Any]
 #: ``rule(viewer, message) -> bool``: may this viewer see this live-screen message?
 VisibilityRule = Callable[[Any, dict[str, Any]], bool]
+#: ``hook(session, command)``: a call hotline placed (``hotline.pbx``) ended ``placed`` or ``failed``
+PbxResultHook = Callable[["Session", "PbxCommand"], None]
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ class Wiring:
     retention: tuple[RetentionHook, ...] = ()
     #: starter data the demo loads: ``seed(session)``
     demo_seed: tuple[Callable[[Session], Any], ...] = ()
+    #: ``ref prefix -> hook``: told when a call it asked ``hotline.pbx`` to place ends (e.g. "cb", "fu")
+    pbx_results: Mapping[str, PbxResultHook] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,13 @@ def _live() -> Wiring:
     return Wiring(routers=(views.router,), app_setup=(views.setup_app,), periodic=tuple(jobs.PERIODIC))
 
 
+def _pbx() -> Wiring:
+    from hotline.pbx import jobs, service
+    from hotline.security.service import RetentionHook
+
+    return Wiring(periodic=tuple(jobs.PERIODIC), retention=(RetentionHook("pbx_commands", service.retain),))
+
+
 def _records() -> Wiring:
     from hotline.records import views
 
@@ -226,6 +240,7 @@ DOMAINS: tuple[Domain, ...] = (
            own_catalogue=True),
     Domain("auth", hotline.auth, _auth),
     Domain("live", hotline.live, _live),
+    Domain("pbx", hotline.pbx, _pbx, models=(pbx_models,)),
     Domain("records", hotline.records, _records),
     Domain("daily_log", daily_log, _daily_log, models=(daily_log_models,), own_migrations=True, own_catalogue=True),
     Domain("referral", referral, _referral, models=(referral_models,), own_migrations=True, own_catalogue=True),
@@ -295,6 +310,14 @@ def visibility_rules() -> dict[tuple[str, str], VisibilityRule]:
 
 def retention_steps() -> list[RetentionHook]:
     return [s for d in DOMAINS for s in d.wiring.retention]
+
+
+def pbx_result_hooks() -> dict[str, PbxResultHook]:
+    """Every domain's hooks for the end of a call placed through ``hotline.pbx``, by ref prefix."""
+    hooks: dict[str, PbxResultHook] = {}
+    for d in DOMAINS:
+        hooks.update(d.wiring.pbx_results)
+    return hooks
 
 
 def demo_seeds() -> list[Callable[[Session], Any]]:

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     wallboard_abandoned_max: int = Field(10, ge=0, le=100, description="Wallboard warns when more than this percent of today's calls were abandoned")
     wallboard_wait_max_seconds: int = Field(60, ge=1, le=3600, description="Wallboard warns when a caller has waited longer than this")
 
+    pbx_ring_seconds: int = Field(30, ge=5, le=120, description="Calls hotline places (callbacks, listen-in): how long "
+                                                                   "each phone rings before it counts as no answer")
+    pbx_pending_seconds: int = Field(30, ge=5, le=600, description="A call to place that no AMI listener took "
+                                                                     "within this time fails (is hotline ami running?)")
+    pbx_callback_context: str = Field("hotline-callback", description="Asterisk dialplan context that dials the "
+                                                                      "number of a callback through the trunk")
+
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
     ami_username: str = ""

@@ -40,11 +40,14 @@ from hotline.ingest.providers.asterisk.translator import (
     BANNER_PREFIX,
     CALL_EVENT_NAMES,
     AmiMapper,
+    Frame,
     Resync,
     parse_frame,
     split_frames,
 )
 from hotline.ingest.service import IngestResult
+from hotline.pbx import asterisk as pbx_ami
+from hotline.pbx import service as pbx_service
 from hotline.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,8 @@ READ_SIZE = 1 << 16
 
 
 AMI_COMMAND_CHANNEL = "ami-commands"  # hotline.live.service publishes presence changes here
+# Events that answer our own actions (asynchronous Originate): let through the filter too.
+ACTION_EVENT_NAMES = ("OriginateResponse",)
 
 # Stored presence → queue member pause: only "available" takes calls; busy (on a call), wrap-up
 # (the seconds after one), away and any other known state pause the member, with the state as reason.
@@ -71,19 +76,22 @@ def pause_for(state: str | None) -> bool | None:
 
 def stored_pauses() -> dict[str, tuple[bool, str]]:
     """Interface → (paused, reason) for every counsellor with a stored presence and an Asterisk
-    queue-member interface."""
+    queue-member interface (the effective state: a wrap-up past its ``until`` counts as available)."""
     from sqlalchemy import select
 
     from hotline.centres.models import AgentIdentity
     from hotline.db import session_scope
     from hotline.live.models import CounsellorPresence
+    from hotline.live.service import effective_state
 
     out: dict[str, tuple[bool, str]] = {}
     with session_scope() as s:
-        rows = s.execute(select(AgentIdentity.identity, CounsellorPresence.state)
+        rows = s.execute(select(AgentIdentity.identity, CounsellorPresence)
                          .join(CounsellorPresence, CounsellorPresence.user_id == AgentIdentity.user_id)
                          .where(AgentIdentity.provider == "asterisk")).all()
-    for identity, state in rows:
+        # a wrap-up whose time has run is available (unpaused), whether or not the worker stored it yet
+        states = [(identity, effective_state(row)) for identity, row in rows]
+    for identity, state in states:
         paused = pause_for(state)
         if paused is not None:
             out[identity] = (paused, state)
@@ -294,6 +302,11 @@ class AmiListener:
         self.presence_poll = float(presence_poll)
         self._sent_pause: dict[str, bool] = {}  # interface → paused, as sent on this connection
         self._presence_wake = threading.Event()
+        self._pbx_wake = threading.Event()
+        # (command id, status, reason, call uid) heard from the PBX, written by the command thread
+        self._pbx_results: queue.Queue[tuple[int, str, str, str]] = queue.Queue()
+        self._pbx_unsaved: list[tuple[int, str, str, str]] = []
+        self._pbx_db_failed = False
         self._presence_db_failed = False
         self._outage_at: datetime | None = None  # when the PBX was last heard before the link broke
         self._first_connect = True
@@ -363,18 +376,29 @@ class AmiListener:
         and the difference goes out as ``QueuePause`` (so it works on SQLite without Redis, a
         change made while the listener was down is applied when it returns, and a restarted PBX
         gets every pause back).  A message on the bus channel ``ami-commands`` is the fast path:
-        it is sent at once and the stored state checked right after."""
+        it is sent at once and the stored state checked right after.
+
+        Calls to place (``pbx_commands``, ``hotline.pbx``) go the same way: a ``PbxCommand`` message
+        on the bus wakes this thread at once, and pending rows are looked for on every poll; each
+        is claimed (exactly once across listeners) before its ``Originate`` is sent."""
         from hotline import bus
 
         sub = bus.Subscription([AMI_COMMAND_CHANNEL])
         next_poll = 0.0
         try:
             while not self._stop.is_set():
-                command = sub.get(timeout=min(0.5, self.presence_poll))
-                if command is not None:
+                command = None if self._pbx_wake.is_set() else sub.get(timeout=min(0.2, self.presence_poll))
+                if command is not None and command.get("action") == "PbxCommand":
+                    self._pbx_wake.set()
+                elif command is not None:
                     self._command(command)
                     self._presence_wake.set()
-                if self._presence_wake.is_set() or time.monotonic() >= next_poll:
+                self._save_pbx_results()
+                due = time.monotonic() >= next_poll
+                if self._pbx_wake.is_set() or due:
+                    self._pbx_wake.clear()
+                    self._send_pbx_commands()
+                if self._presence_wake.is_set() or due:
                     self._presence_wake.clear()
                     next_poll = time.monotonic() + self.presence_poll
                     self._apply_presence()
@@ -395,6 +419,71 @@ class AmiListener:
         for interface, (paused, reason) in sorted(wanted.items()):
             if self._sent_pause.get(interface) != paused:
                 self._send_pause(interface, paused, reason, None, origin="stored presence")
+
+    def _send_pbx_commands(self) -> None:
+        """Claim and send every pending call to place (only while connected: a claimed command is ours)."""
+        client = self._client
+        if client is None or not self.stats.connected:
+            return
+        from hotline.db import session_scope
+
+        pbx = pbx_service
+        try:
+            with session_scope() as db:
+                ids = pbx.pending_ids(db, provider="asterisk")
+                claimed = [(c.id, pbx_ami.action_id(c), pbx_ami.originate(c))
+                           for c in (pbx.claim(db, i, by=self.source) for i in ids) if c is not None]
+        except Exception as exc:  # noqa: BLE001 - the database may be away; the next poll retries
+            if not self._pbx_db_failed:
+                log.warning("ami.pbx_unreadable", extra={"source": self.source, "reason": type(exc).__name__})
+            self._pbx_db_failed = True
+            return
+        self._pbx_db_failed = False
+        for command_id, action_id, keys in claimed:
+            try:
+                client.send_named("Originate", action_id, **keys)
+                log.info("ami.originate", extra={"source": self.source, "command": command_id,
+                                                 "application": keys.get("Application", ""),
+                                                 "context": keys.get("Context", "")})
+            except OSError as exc:
+                log.warning("ami.command_not_sent", extra={"source": self.source, "action": "Originate",
+                                                           "reason": str(exc)})
+                self._pbx_results.put((command_id, "failed", pbx_service.PBX_LOST, ""))
+
+    def _pbx_heard(self, frame: Frame) -> None:
+        """The PBX's answer to one of our ``Originate`` actions (its Response, its OriginateResponse)."""
+        command_id = pbx_ami.command_id(frame.action_id)
+        if command_id is None:
+            return
+        if frame.response is not None:
+            if frame.response.lower() == "error":
+                self._pbx_results.put((command_id, "failed", pbx_service.REFUSED_BY_PBX, ""))
+            return
+        if frame.event == "OriginateResponse":
+            if (frame.get("Response") or "").lower() == "success":
+                self._pbx_results.put((command_id, "placed", "", frame.get("Uniqueid") or ""))
+            else:
+                self._pbx_results.put((command_id, "failed", pbx_ami.reason_of(frame.fields), ""))
+
+    def _save_pbx_results(self) -> None:
+        while True:
+            try:
+                self._pbx_unsaved.append(self._pbx_results.get_nowait())
+            except queue.Empty:
+                break
+        if not self._pbx_unsaved:
+            return
+        from hotline.db import session_scope
+
+        pbx = pbx_service
+        try:
+            with session_scope() as db:
+                for command_id, status, reason, uid in self._pbx_unsaved:
+                    pbx.finish(db, command_id, status=status, reason=reason, call_uid=uid)
+        except Exception as exc:  # noqa: BLE001 - kept and written on the next turn
+            log.warning("ami.pbx_result_unsaved", extra={"source": self.source, "reason": type(exc).__name__})
+            return
+        self._pbx_unsaved = []
 
     def _command(self, command: dict[str, object]) -> None:
         if command.get("action") != "QueuePause" or not command.get("interface"):
@@ -525,7 +614,7 @@ class AmiListener:
         self._presence_wake.set()
         self._gap_closed(datetime.now(timezone.utc))
         log.info("ami.connected", extra={"source": self.source, "ami_version": client._ami_version})
-        for name in self.event_names:
+        for name in (*self.event_names, *ACTION_EVENT_NAMES):
             client.send_named("Filter", self._next_id("filter"), Operation="Add", Filter=f"Event: {name}")
         resync = Resync(self._next_id("resync"), self._next_id("resync"), datetime.now(timezone.utc))
         self._queue.put((generation, None, resync))  # before the actions, so it precedes their answers
@@ -649,6 +738,8 @@ class AmiListener:
         frame = parse_frame(raw)
         if frame.error:
             self.stats.malformed += 1
+        if frame.action_id and frame.action_id.startswith(pbx_ami.ACTION_PREFIX):
+            self._pbx_heard(frame)
         if frame.response is not None:
             taken = answers and resync is not None and resync.offer(frame, at)
             if not taken and frame.response.lower() == "error" and not (frame.action_id or "").startswith(

@@ -180,6 +180,13 @@ class AmiServer:
         self.logins = 0
         self.failed_logins = 0
         self.actions: list[dict[str, str]] = []
+        #: ``Originate``: Channel → the ``Reason`` its OriginateResponse gives (4 answered; 0 no such
+        #: channel, 1 hung up, 3 no answer, 5 busy, 8 congestion); others are answered
+        self.originate_reasons: dict[str, str] = {}
+        #: when set, ``Originate`` is refused with this message (as without the originate permission)
+        self.originate_refusal: str | None = None
+        self.originate_delay = 0.05
+        self._originated = 0
         self.bytes_sent = 0
         self.live_channels: list[dict[str, str]] = []
         self.queue_entries: list[dict[str, str]] = []
@@ -314,6 +321,7 @@ class AmiServer:
         handler = {
             "ping": self._ping, "events": self._events, "filter": self._filter, "logoff": self._logoff,
             "coreshowchannels": self._core_show_channels, "queuestatus": self._queue_status,
+            "originate": self._originate,
         }.get(name)
         if handler is None:
             conn.answer(message(("Response", "Error"), *head, ("Message", "Invalid/unknown command")))
@@ -345,6 +353,37 @@ class AmiServer:
 
     def _logoff(self, conn: _Conn, head: list[tuple[str, str]], fields: dict[str, str]) -> None:
         conn.answer(message(("Response", "Goodbye"), *head, ("Message", "Thanks for all the fish.")), close=True)
+
+    def _originate(self, conn: _Conn, head: list[tuple[str, str]], fields: dict[str, str]) -> None:
+        """Asynchronous ``Originate`` as Asterisk 22 answers it: queued at once, then one
+        ``OriginateResponse`` event (Success with Reason 4, or Failure with the dial's reason)."""
+        if self.originate_refusal is not None:
+            conn.answer(message(("Response", "Error"), *head, ("Message", self.originate_refusal)))
+            return
+        if not fields.get("Channel") or not (fields.get("Application") or fields.get("Exten")):
+            conn.answer(message(("Response", "Error"), *head, ("Message", "Channel not specified")))
+            return
+        conn.answer(message(("Response", "Success"), *head, ("Message", "Originate successfully queued")))
+        reason = self.originate_reasons.get(fields["Channel"], "4")
+        with self._lock:
+            self._originated += 1
+            uid = f"{int(time.time())}.{9000 + self._originated}"
+        where = ([("Application", fields.get("Application", "")), ("Data", fields.get("Data", ""))]
+                 if fields.get("Application") else
+                 [("Context", fields.get("Context", "")), ("Exten", fields.get("Exten", ""))])
+        event = message(("Event", "OriginateResponse"), ("Privilege", "call,all"),
+                        ("Timestamp", f"{time.time():.6f}"), *head,
+                        ("Response", "Success" if reason == "4" else "Failure"),
+                        ("Channel", fields["Channel"]), *where, ("Reason", reason),
+                        ("Uniqueid", uid if reason == "4" else "<null>"),
+                        ("CallerIDNum", fields.get("CallerID", "<unknown>")), ("CallerIDName", "<unknown>"))
+
+        def later() -> None:
+            time.sleep(self.originate_delay)
+            if not conn.closed.is_set():
+                conn.answer(event)
+
+        threading.Thread(target=later, name="ami-sim-originate", daemon=True).start()
 
     def _list(self, conn: _Conn, head: list[tuple[str, str]], intro: str, items: list[bytes], done: str) -> None:
         aid = dict(head).get("ActionID", "")

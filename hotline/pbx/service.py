@@ -1,0 +1,274 @@
+"""Placing calls through the PBX: callbacks (the counsellor's own phone first, then the number, with
+the hotline number as caller ID) and a supervisor's listen-in, whisper or barge.
+
+``place_call`` and ``listen_in`` only write a ``pbx_commands`` row (``pending``) and, after the
+commit, nudge whoever sends it: the AMI listener over the bus channel ``ami-commands`` (it also
+polls pending rows every second, so it works without Redis and after a restart) or the queue
+(Twilio's REST API, ``hotline.pbx.twilio``).  The sender claims the row exactly once
+(``claim``: ``pending`` → ``sent`` by a conditional UPDATE), and the PBX's answer ends it
+(``finish``: ``placed`` or ``failed`` with a reason); the domain that asked for the call hears the
+end through its hook (``pbx_results`` in ``hotline.domains``, keyed by the ref's prefix).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+
+from hotline.centres.models import AgentIdentity, Line
+from hotline.db import rowcount, utcnow
+from hotline.errors import Actor, Invalid, NotAllowed, NotFound
+from hotline.i18n import N_, Text
+from hotline.pbx.models import ENDED, PbxCommand
+from hotline.phone import SHORT_CODES, normalize_number
+
+log = logging.getLogger(__name__)
+
+AMI_CHANNEL = "ami-commands"  # the listener's channel (``hotline.ingest.providers.asterisk.listener``)
+PROVIDERS = ("asterisk", "twilio")
+REF = re.compile(r"^[a-z][a-z0-9_]{0,15}:[A-Za-z0-9_.-]{1,46}$")
+CALLING_ROLES = ("counsellor", "supervisor", "administrator")
+SPY_ROLES = ("supervisor", "administrator")
+SPY_MODES = ("listen", "whisper", "barge")
+
+#: Reasons a command fails (English msgids, translated where shown).
+NO_ANSWER = N_("no answer")
+BUSY = N_("busy")
+CONGESTED = N_("the network is congested")
+REFUSED = N_("the phone refused the call")
+UNREACHABLE = N_("the phone could not be reached")
+NOT_TAKEN = N_("the PBX did not take the call (is the AMI listener, hotline ami, running?)")
+NO_RESULT = N_("the PBX did not say how the call went")
+PBX_LOST = N_("the connection to the PBX was lost before the call could be asked for")
+REFUSED_BY_PBX = N_("the PBX refused the call request (check the phone's name and the AMI user's originate "
+                    "permission)")
+
+
+class PbxError(Invalid):
+    default = N_("The call cannot be placed.")
+
+
+# ---------------------------------------------------------------------- hooks
+def result_hooks() -> Mapping[str, Callable[[Session, PbxCommand], None]]:
+    from hotline import domains
+
+    return domains.pbx_result_hooks()
+
+
+def _run_hook(session: Session, cmd: PbxCommand) -> None:
+    hook = result_hooks().get(cmd.ref.split(":", 1)[0]) if cmd.ref else None
+    if hook is None:
+        return
+    try:
+        with session.begin_nested():
+            hook(session, cmd)
+    except Exception:  # the command's end is kept; a failing hook is a bug, logged
+        log.exception("pbx.result_hook_failed", extra={"command": cmd.id, "ref": cmd.ref})
+
+
+# ---------------------------------------------------------------------- asking for a call
+def dial_digits(e164: str) -> str:
+    """What the trunk dials: national digits for Vietnamese numbers (``0912345678``), ``00…`` abroad."""
+    if e164.startswith("+84"):
+        return "0" + e164[3:]
+    if e164.startswith("+"):
+        return "00" + e164[1:]
+    return e164
+
+
+def _hotline_numbers(session: Session, centre_id: int) -> list[Line]:
+    return list(session.scalars(select(Line).where(Line.centre_id == centre_id, Line.kind == "number",
+                                                   Line.active.is_(True)).order_by(Line.id)))
+
+
+def _own_phone(session: Session, *, user_id: int, centre_id: int) -> dict[str, str]:
+    rows = session.scalars(select(AgentIdentity).where(AgentIdentity.user_id == user_id,
+                                                       AgentIdentity.provider.in_(PROVIDERS))
+                           .order_by(AgentIdentity.id))
+    out: dict[str, str] = {}
+    for row in rows:
+        if row.centre_id == centre_id or row.provider not in out:
+            out.setdefault(row.provider, row.identity)
+    return out
+
+
+def route(session: Session, *, user_id: int, centre_id: int) -> tuple[str, str, str]:
+    """(provider, the person's own phone, the hotline number to show) for a call placed from this centre."""
+    lines = _hotline_numbers(session, centre_id)
+    if not lines:
+        raise PbxError(Text("This centre has no hotline number to call from; an administrator adds one in the "
+                            "centre's lines."))
+    phones = _own_phone(session, user_id=user_id, centre_id=centre_id)
+    for line in lines:
+        for provider in (PROVIDERS if line.provider == "any" else (line.provider,)):
+            if provider in phones:
+                return provider, phones[provider], line.identifier
+    raise PbxError(Text("You have no phone mapped for this centre's line; an administrator maps your extension "
+                        "or Twilio identity to your account."))
+
+
+def _check_centre(actor: Actor, centre_id: int) -> None:
+    if actor.role != "administrator" and actor.centre_id != centre_id:
+        raise NotFound(Text("No such centre, or you may not see it."))
+
+
+def _nudge(session: Session, cmd: PbxCommand) -> None:
+    """After the commit: tell the sender (the listener's poll and the sweep are the safety net)."""
+    provider, command_id = cmd.provider, cmd.id
+
+    def after_commit(_session: Session) -> None:
+        try:
+            if provider == "asterisk":
+                from hotline import bus
+
+                bus.publish(AMI_CHANNEL, {"action": "PbxCommand", "id": command_id})
+            else:
+                from hotline.pbx import twilio
+                from hotline.queue import enqueue
+
+                enqueue(twilio.send, command_id, job_id=f"pbx-{command_id}")
+        except Exception:  # noqa: BLE001 - the listener's poll / the sweep still send it
+            log.warning("pbx.nudge_failed", extra={"command": command_id})
+
+    event.listen(session, "after_commit", after_commit, once=True)
+
+
+def place_call(session: Session, *, actor: Actor, centre_id: int, number: str, ref: str) -> PbxCommand:
+    """Ask the PBX to ring the actor's own phone and then ``number``, showing the hotline number.
+    The row is ``pending`` until the sender takes it; the caller commits."""
+    if actor.role not in CALLING_ROLES:
+        raise NotAllowed(Text("Your role may not place calls."), "pbx.call")
+    _check_centre(actor, centre_id)
+    if not REF.match(ref or ""):
+        raise PbxError(Text("The call's reference %(ref)s is not valid.", ref=(ref or "")[:40]))
+    e164, _why = normalize_number(number or "")
+    if e164 is None:
+        raise PbxError(Text("This number cannot be called: it is not a valid phone number."))
+    if e164 in SHORT_CODES:
+        raise PbxError(Text("Hotline does not place calls to short codes such as %(code)s.", code=e164))
+    provider, device, hotline_number = route(session, user_id=actor.id, centre_id=centre_id)
+    cmd = PbxCommand(centre_id=centre_id, user_id=actor.id, kind="call", provider=provider, ref=ref,
+                     device=device, dial_number=e164, caller_id=hotline_number, status="pending",
+                     created_at=utcnow())
+    session.add(cmd)
+    session.flush()
+    _nudge(session, cmd)
+    log.info("pbx.call_requested", extra={"command": cmd.id, "provider": provider, "ref": ref})
+    return cmd
+
+
+def listen_in(session: Session, *, actor: Actor, centre_id: int, channel: str, call_id: int, mode: str) -> PbxCommand:
+    """A supervisor's own phone rings and, answered, listens to (whispers to, barges into) one
+    counsellor's channel (Asterisk ``ChanSpy``).  The caller audits and commits."""
+    if actor.role not in SPY_ROLES:
+        raise NotAllowed(Text("Only supervisors may listen in to calls."), "pbx.spy")
+    _check_centre(actor, centre_id)
+    if mode not in SPY_MODES:
+        raise PbxError(Text("Unknown listen-in mode %(mode)s.", mode=mode[:16]))
+    phones = _own_phone(session, user_id=actor.id, centre_id=centre_id)
+    device = phones.get("asterisk")
+    if not device:
+        raise PbxError(Text("You have no Asterisk phone mapped to your account; an administrator maps your "
+                            "extension so that your phone rings to listen in."))
+    if not channel or not re.match(r"^[A-Za-z0-9_/@.;:+-]{3,128}$", channel):
+        raise PbxError(Text("This call has no counsellor channel to listen to (yet)."))
+    cmd = PbxCommand(centre_id=centre_id, user_id=actor.id, kind="spy", provider="asterisk",
+                     ref=f"spy:{call_id}", device=device, dial_number=None, caller_id="",
+                     options={"channel": channel, "mode": mode, "call_id": call_id}, status="pending",
+                     created_at=utcnow())
+    session.add(cmd)
+    session.flush()
+    _nudge(session, cmd)
+    log.info("pbx.spy_requested", extra={"command": cmd.id, "mode": mode, "call_id": call_id})
+    return cmd
+
+
+def command(session: Session, command_id: int) -> PbxCommand:
+    cmd = session.get(PbxCommand, command_id)
+    if cmd is None:
+        raise NotFound(Text("No such call request."))
+    return cmd
+
+
+# ---------------------------------------------------------------------- the sender's side
+def pending_ids(session: Session, *, provider: str, limit: int = 50) -> list[int]:
+    return list(session.scalars(select(PbxCommand.id).where(PbxCommand.provider == provider,
+                                                            PbxCommand.status == "pending")
+                                .order_by(PbxCommand.id).limit(limit)))
+
+
+def claim(session: Session, command_id: int, *, by: str) -> PbxCommand | None:
+    """``pending`` → ``sent`` for exactly one sender; the row, or None when another took it first."""
+    res = session.execute(update(PbxCommand).where(PbxCommand.id == command_id, PbxCommand.status == "pending")
+                          .values(status="sent", sent_at=utcnow(), claimed_by=by[:128]))
+    if rowcount(res) != 1:
+        return None
+    session.flush()
+    cmd = session.get(PbxCommand, command_id)
+    if cmd is not None:
+        session.refresh(cmd)
+    return cmd
+
+
+def finish(session: Session, command_id: int, *, status: str, reason: str = "", call_uid: str = "") -> PbxCommand | None:
+    """End a command (once): ``placed`` or ``failed`` with a reason; runs the ref's hook."""
+    if status not in ENDED:
+        raise ValueError(f"a command ends placed or failed, not {status!r}")
+    cmd = session.get(PbxCommand, command_id)
+    if cmd is None or cmd.status in ENDED:
+        return None
+    cmd.status, cmd.reason = status, reason[:255]
+    cmd.call_uid = call_uid[:128] or cmd.call_uid
+    cmd.finished_at = utcnow()
+    cmd.dial_number = None  # the number is needed only to place the call
+    session.flush()
+    log.info("pbx.call_" + status, extra={"command": cmd.id, "ref": cmd.ref, "reason": cmd.reason})
+    _run_hook(session, cmd)
+    return cmd
+
+
+def expire_stale(session: Session, *, now: datetime | None = None, pending_seconds: int | None = None,
+                 sent_seconds: int | None = None) -> int:
+    """Fail what nobody took (no listener running) or what the PBX never answered."""
+    from hotline.settings import get_settings
+
+    s = get_settings()
+    now = now or utcnow()
+    pending_cut = now - timedelta(seconds=pending_seconds if pending_seconds is not None else s.pbx_pending_seconds)
+    sent_cut = now - timedelta(seconds=sent_seconds if sent_seconds is not None else s.pbx_ring_seconds + 60)
+    stale: list[tuple[int, str]] = [(i, NOT_TAKEN) for i in session.scalars(select(PbxCommand.id).where(
+        PbxCommand.status == "pending", PbxCommand.created_at < pending_cut).limit(200))]
+    stale += [(i, NO_RESULT) for i in session.scalars(select(PbxCommand.id).where(
+        PbxCommand.status == "sent", PbxCommand.sent_at < sent_cut).limit(200))]
+    for command_id, reason in stale:
+        finish(session, command_id, status="failed", reason=reason)
+    return len(stale)
+
+
+def retain(*, now: datetime, notes_cutoff: datetime | None, numbers_cutoff: datetime | None,
+           dry_run: bool) -> int:
+    """Commands older than ``numbers_cutoff`` go (an ended one keeps no number; an old pending one might)."""
+    from sqlalchemy import delete, func
+
+    from hotline.db import session_scope
+
+    if numbers_cutoff is None:
+        return 0
+    with session_scope() as session:
+        old = PbxCommand.created_at < numbers_cutoff
+        if dry_run:
+            return int(session.scalar(select(func.count()).select_from(PbxCommand).where(old)) or 0)
+        return rowcount(session.execute(delete(PbxCommand).where(old)))
+
+
+def summary(cmd: PbxCommand) -> dict[str, Any]:
+    """What a page or the API shows about a command (never the number)."""
+    return {"id": cmd.id, "ref": cmd.ref, "kind": cmd.kind, "provider": cmd.provider, "status": cmd.status,
+            "reason": cmd.reason, "call_uid": cmd.call_uid, "created_at": cmd.created_at.isoformat(),
+            "finished_at": cmd.finished_at.isoformat() if cmd.finished_at else None}
