@@ -13,6 +13,7 @@ from hotline.calls.models import CallRecord
 from hotline.centres.models import Centre
 from hotline.db import utcnow
 from hotline.i18n import Text
+from hotline.records import places
 from hotline.records import service as records
 from hotline.taxonomy import get_taxonomies
 from referral.base import (
@@ -39,6 +40,16 @@ def _label(scheme: str, code: str | None, lang: str) -> str:
     if not code:
         return ""
     return get_taxonomies().label(scheme, code, lang)
+
+
+def place_label(extra: dict[str, Any] | None) -> str:
+    """"Xã Nghĩa Hành, Quảng Ngãi": the caller's commune and province by name, never a code (the
+    names are kept in the content since #13; older referrals kept only the codes)."""
+    if not extra:
+        return ""
+    province = extra.get("province_name") or places.province_name(extra.get("province_code") or None)
+    commune = extra.get("commune_name") or places.commune_name(extra.get("commune_code") or None)
+    return ", ".join(p for p in (commune, province) if p)
 
 
 def new_code() -> str:
@@ -73,6 +84,8 @@ def build_content(session: Session, record: CallRecord, req: ReferralRequest, *,
     if "province" in req.extras:
         extra["province_code"] = record.province_code or ""
         extra["commune_code"] = record.commune_code or ""
+        extra["province_name"] = places.province_name(record.province_code)
+        extra["commune_name"] = places.commune_name(record.commune_code)
     if "notes" in req.extras:
         extra["notes"] = record.notes or ""
     if extra:

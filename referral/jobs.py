@@ -144,7 +144,9 @@ def send_webhook(*, target: str, payload: dict[str, Any], delivery_id: str, secr
 # ---------------------------------------------------------------------- e-mail
 def render_email(payload: dict[str, Any]) -> tuple[str, str, str]:
     """(subject, plain text, HTML).  The subject carries the case code only, nothing sensitive."""
-    ctx = {"p": payload, "r": payload["referral"]}
+    from referral.content import place_label
+
+    ctx = {"p": payload, "r": payload["referral"], "place": place_label(payload["referral"].get("extra"))}
     subject = f"Hotline: yêu cầu chuyển gửi {payload['referral']['code']} / referral {payload['referral']['code']}"
     return subject, _emails.get_template("referral.txt").render(ctx), _emails.get_template("referral.html").render(ctx)
 

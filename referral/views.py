@@ -347,7 +347,7 @@ def partner_detail(public_id: str, request: Request, principal: Principal = Depe
         service.mark_opened(db, ref=ref, by=principal.username)
         audit.record(db, actor=principal, action="referral.partner_view", object_type="referral", object_id=ref.id,
                      request=request)
-        return render(request, "referral/respond.html", {"ref": ref, "r": ref.content, "L": _labels(principal.language),
+        return render(request, "referral/respond.html", {"ref": ref, "r": ref.content, "place": _place(ref), "L": _labels(principal.language),
                                                          "action": f"/partner/referrals/{ref.public_id}", "errors": {}})
 
 
@@ -366,7 +366,7 @@ async def partner_decide(public_id: str, request: Request, principal: Principal 
             ref = _partner_ref(db, public_id, principal)
             if _json(request):
                 return JSONResponse({"errors": _errors(request, exc)}, status_code=422)
-            return render(request, "referral/respond.html", {"ref": ref, "r": ref.content, "L": _labels(principal.language),
+            return render(request, "referral/respond.html", {"ref": ref, "r": ref.content, "place": _place(ref), "L": _labels(principal.language),
                                                              "action": f"/partner/referrals/{ref.public_id}",
                                                              "errors": _errors(request, exc), "values": data}, status_code=422)
         audit.record(db, actor=principal, action=f"referral.{decision}", object_type="referral", object_id=ref.id,
@@ -374,6 +374,13 @@ async def partner_decide(public_id: str, request: Request, principal: Principal 
     if _json(request):
         return JSONResponse({"state": decision})
     return RedirectResponse(f"/partner/referrals/{public_id}", status_code=303)
+
+
+def _place(ref: Referral) -> str:
+    """The caller's commune and province by name (never the codes), when the caller agreed to share them."""
+    from referral.content import place_label
+
+    return place_label((ref.content or {}).get("extra"))
 
 
 # ---------------------------------------------------------------------- single-use links
@@ -397,7 +404,7 @@ def link_page(token: str, request: Request) -> Response:
         audit.record(db, actor="partner-link", action="referral.link_view", object_type="referral", object_id=ref.id,
                      request=request)
         principal = resolve_principal(request)
-        return render(request, "referral/respond.html", {"ref": ref, "r": ref.content,
+        return render(request, "referral/respond.html", {"ref": ref, "r": ref.content, "place": _place(ref),
                                                          "L": _labels(principal.language if principal else "vi"),
                                                          "action": f"/r/{token}", "errors": {}})
 
@@ -417,7 +424,7 @@ async def link_answer(token: str, request: Request) -> Response:
                 _, ref = service.open_link(db, token=token)
             except service.LinkProblem as exc2:
                 return _link_problem(request, db, exc2)
-            return render(request, "referral/respond.html", {"ref": ref, "r": ref.content, "L": _labels("vi"),
+            return render(request, "referral/respond.html", {"ref": ref, "r": ref.content, "place": _place(ref), "L": _labels("vi"),
                                                              "action": f"/r/{token}", "errors": _errors(request, exc),
                                                              "values": data}, status_code=422)
         audit.record(db, actor="partner-link", action=f"referral.{ref.state}", object_type="referral",

@@ -87,8 +87,9 @@ def test_reading_view_is_large_text_with_the_status_and_the_given_button(library
     assert "Hành vi bạo lực gia đình" in r.text and "Việc cần làm" in r.text
     assert f'data-record-id="7" data-ref-id="{article_id}"' in r.text
     assert '<script src="/static/js/legal-given.js"' in r.text and "<script>" not in r.text
-    js = library.get("/static/js/legal-given.js").text
-    assert "/records/" in js and "X-CSRF-Token" in js
+    assert '<dialog id="lock-reason-dialog"' in r.text  # a signed-off record asks for the reason
+    js = library.get("/static/js/legal-given.js").text + library.get("/static/js/lock-reason.js").text
+    assert "hotlineReferences.give" in js and "/records/" in js and "X-CSRF-Token" in js
     assert library.get("/legal/articles/999999/read").status_code == 404
     ref = library.get(f"/api/legal/articles/{article_id}/reference").json()
     assert ref == {"kind": "legal", "ref_id": str(article_id), "label": "Điều 3 Luật 13/2022/QH15: Hành vi bạo lực gia đình",

@@ -241,3 +241,39 @@ def test_webhook_urls_must_be_https_unless_development_allows_http(world, monkey
             assert "https://" in str(exc)
         else:
             raise AssertionError(f"{url} was accepted")
+
+
+def test_the_partner_reads_place_names_never_codes(world, app_client):
+    """#13: the caller's province and commune reach the partner (page, e-mail) as names in Vietnamese."""
+    from hotline.records import places
+    from referral import jobs, service
+    from referral.delivery import payload_for
+    from referral.models import Referral
+
+    commune = places.resolve_commune("Nghĩa Hành", "51")
+    world.record(commune_code=commune, consent_referral_scope={"to": "nhà tạm lánh", "data": "tỉnh, xã"})
+    from hotline.auth.deps import Principal
+
+    p = Principal(id=world.uid("lan"), username="lan", display_name="", role="counsellor", centre_id=1, language="vi")
+    with session_scope() as db:
+        [ref] = service.create(db, record_id=world.record_id, actor=p,
+                               data={"service_ids": ["t-shelter-b"], "urgency": "urgent", "ask": "Nhận tạm lánh",
+                                     "extras": ["province"]})
+        ref_id = ref.id
+    page = app_client.get(f"/r/{_link_token(ref_id)}")
+    assert page.status_code == 200
+    assert "Xã Nghĩa Hành, Quảng Ngãi" in page.text
+    assert f">{commune}<" not in page.text and f" {commune}" not in page.text and ": 51 " not in page.text
+    with session_scope() as db:
+        payload = payload_for(db, db.get(Referral, ref_id))
+    assert payload["referral"]["extra"]["province_name"] == "Quảng Ngãi"
+    _, text, html = jobs.render_email(payload)
+    for body in (text, html):
+        assert "Xã Nghĩa Hành, Quảng Ngãi" in body and commune not in body
+    # A referral made before the names were kept: the page still shows names.
+    with session_scope() as db:
+        ref = db.get(Referral, ref_id)
+        extra = {k: v for k, v in ref.content["extra"].items() if not k.endswith("_name")}
+        ref.content = {**ref.content, "extra": extra}
+    page = app_client.get(f"/r/{_link_token(ref_id)}")
+    assert "Xã Nghĩa Hành, Quảng Ngãi" in page.text

@@ -316,12 +316,13 @@
       b.disabled = true;
       // One at a time (each is an edit of the record), and the record's new version is adopted so
       // the next autosave is not taken for another tab's change.
+      // A signed-off record asks for the reason first (lock-reason.js); cancelling changes nothing.
       refQueue = refQueue.then(function () {
-        return fetch("/records/" + encodeURIComponent(id) + "/references", {
-          method: "POST", credentials: "same-origin",
-          headers: {"Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": csrf},
-          body: JSON.stringify({kind: panel.dataset.kind, ref_id: b.dataset.refId, label: b.dataset.label || b.textContent})
+        return window.hotlineReferences.give(id, {
+          kind: panel.dataset.kind, ref_id: b.dataset.refId, label: b.dataset.label || b.textContent
         }).then(function (r) {
+          if (r === null) { b.disabled = false; return; }
+          b.classList.remove("failed");
           b.classList.add(r.ok ? "done" : "failed");
           if (!r.ok) { b.disabled = false; return; }
           return r.json().then(function (d) {
