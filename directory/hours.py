@@ -5,20 +5,18 @@ Vietnamese or English day names: ``T2-T6 07:30-11:30,13:30-17:00; T7 08:00-12:00
 ``Mo-Fr 08:00-17:00; Sa 08:00-12:00``.  A closing time earlier than the opening time runs past
 midnight (``T6 20:00-02:00`` is open Friday night until 02:00 on Saturday).  Add ``(nghỉ lễ mở cửa)``
 / ``(open on holidays)`` when the service keeps its hours on public holidays; otherwise it is
-closed on the days listed in ``data/holidays.json``.
+closed on the days listed in ``hotline/data/holidays.json`` (``hotline.holidays``).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from hotline.holidays import public_holidays
 from hotline.i18n import Text
 from hotline.text import fold
 
@@ -122,10 +120,8 @@ def render(hours: Hours) -> str:
     return text + (" (open on holidays)" if hours.open_on_holidays and text else "")
 
 
-@lru_cache(maxsize=1)
 def holidays() -> dict[date, tuple[str, str]]:
-    raw = json.loads((Path(__file__).parent / "data" / "holidays.json").read_text(encoding="utf-8"))
-    return {date.fromisoformat(h["date"]): (h["vi"], h["en"]) for h in raw["holidays"]}
+    return public_holidays()  # core's table, shared with the lines' opening hours
 
 
 def _minutes(hm: str) -> int:

@@ -122,8 +122,9 @@ class Domain:
 # ---------------------------------------------------------------------- loaders (plain imports)
 def _core() -> Wiring:
     from hotline import commands, web
+    from hotline.centres import views as centres
 
-    return Wiring(routers=(web.router,), app_setup=(web.setup_app,), commands=commands.register)
+    return Wiring(routers=(web.router, centres.router), app_setup=(web.setup_app,), commands=commands.register)
 
 
 def _calls() -> Wiring:

@@ -43,6 +43,10 @@ class Call(Base):
     centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"))
     line_id: Mapped[int | None] = mapped_column(ForeignKey("lines.id", ondelete="SET NULL"))
     unrouted: Mapped[bool] = mapped_column(Boolean, default=False)  # no centre claims the line
+    # The centre a call overflowed to (its line's overflow centre answered it): the call stays the
+    # line's centre's, and both centres' supervisors see it.
+    overflow_centre_id: Mapped[int | None] = mapped_column(ForeignKey("centres.id", ondelete="SET NULL"),
+                                                           index=True)
     dialed: Mapped[str | None] = mapped_column(String(128))
     queue: Mapped[str | None] = mapped_column(String(128))
 
@@ -201,6 +205,8 @@ class CallRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), unique=True)
     centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"))
+    # The call's overflow centre (copied from the call): its supervisors see the record too.
+    overflow_centre_id: Mapped[int | None] = mapped_column(ForeignKey("centres.id", ondelete="SET NULL"))
     counsellor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     channel: Mapped[str] = mapped_column(String(32), default="telephony")
     state: Mapped[str] = mapped_column(String(16), default="draft")  # draft | completed

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from hotline.calls.models import CALL_STATUSES, Call, CallRecord
@@ -34,6 +34,7 @@ class CallFilter:
     statuses: Sequence[str] = ()
     line_id: int | None = None
     centre_ids: Sequence[int] | None = None  # None: every centre (administrators, exports)
+    with_overflow: bool = False  # also the calls that overflowed to these centres from another's line
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.statuses if s not in CALL_STATUSES]
@@ -65,7 +66,10 @@ def _query(flt: CallFilter) -> Select[Any]:
     if flt.line_id is not None:
         q = q.where(Call.line_id == flt.line_id)
     if flt.centre_ids is not None:
-        q = q.where(Call.centre_id.in_(list(flt.centre_ids)))
+        if flt.with_overflow:
+            q = q.where(or_(Call.centre_id.in_(list(flt.centre_ids)), Call.overflow_centre_id.in_(list(flt.centre_ids))))
+        else:
+            q = q.where(Call.centre_id.in_(list(flt.centre_ids)))
     return q
 
 

@@ -64,7 +64,8 @@ def _filter(session: Session, principal: Principal, since: date | None, until: d
             raise HTTPException(404, f"no line {line!r}: give a line id, a number in E.164 or a queue name")
     start, end = service.date_range(since, until, tz)
     try:
-        return service.CallFilter(since=start, until=end, statuses=status, line_id=line_id, centre_ids=centre_ids)
+        return service.CallFilter(since=start, until=end, statuses=status, line_id=line_id, centre_ids=centre_ids,
+                                  with_overflow=True)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hotline.db import Base, UTCDateTime, utcnow
+from hotline.db import Base, JSONType, UTCDateTime, utcnow
 
 
 class Centre(Base):
@@ -22,7 +23,8 @@ class Centre(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    lines: Mapped[list[Line]] = relationship(back_populates="centre", cascade="all, delete-orphan")
+    lines: Mapped[list[Line]] = relationship(back_populates="centre", cascade="all, delete-orphan",
+                                             foreign_keys="Line.centre_id")
 
 
 class Line(Base):
@@ -42,7 +44,17 @@ class Line(Base):
     label: Mapped[str] = mapped_column(String(255), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
-    centre: Mapped[Centre] = relationship(back_populates="lines")
+    # Routing (``hotline.centres.routing``): where a call goes when nobody here takes it, and when
+    # the line is open.  ``hours`` None = always open; else weekday code (MO..SU) → [[HH:MM, HH:MM], …]
+    # in the centre's timezone (a closing time at or before the opening runs past midnight).
+    overflow_centre_id: Mapped[int | None] = mapped_column(ForeignKey("centres.id", ondelete="SET NULL"))
+    overflow_wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    hours: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    closed_on_holidays: Mapped[bool] = mapped_column(Boolean, default=True)
+    closed_dates: Mapped[list[str]] = mapped_column(JSONType, default=list)  # ISO dates (local holidays)
+    closed_message: Mapped[str] = mapped_column(String(32), default="callback")
+
+    centre: Mapped[Centre] = relationship(back_populates="lines", foreign_keys=[centre_id])
 
 
 class AgentIdentity(Base):

@@ -31,12 +31,14 @@ class Kind(StrEnum):
     PART_STARTED = "part_started"  # the caller is now talking with ``agent`` on leg ``channel``
     PART_ENDED = "part_ended"  # that leg left the caller
     CALLER = "caller"  # caller ID (and its presentation) changed
+    CLOSED = "closed"  # the line was closed (out of hours): the caller heard the closed message
+    CALLBACK_REQUESTED = "callback_requested"  # the caller pressed the key asking for a callback (``reason``)
 
 
 # What makes a call a hotline call: reaching a queue (or its outcome), a counsellor, a hotline
 # line.  Other events about an unknown key wait in ``pending_call_events`` and never create one.
 CREATING = frozenset({"queued", "offered", "offer_missed", "answered", "abandoned", "completed",
-                      "queue_result", "failed"})
+                      "queue_result", "failed", "closed", "callback_requested"})
 
 
 @dataclass(slots=True)

@@ -219,7 +219,7 @@ class _Batch:
         keep.abandoned = keep.abandoned or gone.abandoned
         keep.failed_reason = keep.failed_reason or gone.failed_reason
         for attr in ("line_id", "dialed", "queue", "caller_raw", "caller_number", "number_hash",
-                     "offered_to", "answered_by", "counsellor_id", "end_reason"):
+                     "offered_to", "answered_by", "counsellor_id", "end_reason", "overflow_centre_id"):
             if getattr(keep, attr) is None and getattr(gone, attr) is not None:
                 setattr(keep, attr, getattr(gone, attr))
         if keep.caller_id_status != "present" and gone.caller_id_status == "present":
@@ -269,6 +269,29 @@ class _Batch:
             line = self.routing.line_for(ev.provider, dialed=ev.dialed or call.dialed, queue=ev.queue or call.queue)
             if line is not None:
                 call.line_id, call.centre_id, call.unrouted = line.id, line.centre_id, False
+        elif ev.kind is Kind.QUEUED and ev.queue and call.queue and ev.queue != call.queue:
+            self.overflow(call, ev)
+
+    def overflow(self, call: Call, ev: CallEvent) -> None:
+        """The caller left the line's queue for another centre's (the line's overflow): the call stays
+        the line's centre's, ``overflow_centre_id`` lets the other centre see it, and a wait that
+        ended unanswered in the first queue is not the call's end."""
+        line = self.routing.line_for(ev.provider, dialed=None, queue=ev.queue)
+        if line is None or line.centre_id == call.centre_id or call.overflow_centre_id == line.centre_id:
+            return
+        facts = dict(call.facts or {})
+        call.overflow_centre_id = line.centre_id
+        facts.update(overflow_from=call.centre_id, overflow_to=line.centre_id, overflow_at=ev.at.isoformat(),
+                     overflow_queue=ev.queue)
+        if call.answered_at is None and (call.ended_at is None or call.ended_at <= ev.at):
+            if facts.get("queue_status"):
+                facts["overflow_reason"] = facts.pop("queue_status")
+            for name in ("abandon", "abandon_at", "hangup_request_at"):
+                facts.pop(name, None)
+            call.abandoned, call.ended_at, call.end_reason = False, None, None
+        call.facts = facts
+        self.session.execute(update(CallRecord).where(CallRecord.call_id == call.id)
+                             .values(overflow_centre_id=line.centre_id))
 
     def caller(self, call: Call, raw: str | None, presentation: str | None = None) -> None:
         facts = call.facts or {}
@@ -571,6 +594,17 @@ def _queue_result(b: _Batch, call: Call, ev: CallEvent) -> None:
         call.queued_at = ev.at  # it reached the queue, which turned it away at once
 
 
+def _closed(b: _Batch, call: Call, ev: CallEvent) -> None:
+    if not (call.facts or {}).get("out_of_hours"):
+        call.facts = {**(call.facts or {}), "out_of_hours": True}
+    call.end_reason = call.end_reason or "out_of_hours"
+
+
+def _callback_requested(b: _Batch, call: Call, ev: CallEvent) -> None:
+    if not (call.facts or {}).get("callback_requested"):
+        call.facts = {**(call.facts or {}), "callback_requested": ev.reason or "out_of_hours"}
+
+
 def _part(b: _Batch, call: Call, ev: CallEvent) -> None:
     b.part(call, ev)
 
@@ -616,6 +650,8 @@ _APPLY: dict[Kind, Callable[[_Batch, Call, CallEvent], None]] = {
     Kind.PART_STARTED: _part,
     Kind.PART_ENDED: _part,
     Kind.CALLER: _caller,
+    Kind.CLOSED: _closed,
+    Kind.CALLBACK_REQUESTED: _callback_requested,
 }
 _PART_KINDS = frozenset({Kind.PART_STARTED, Kind.PART_ENDED})
 PENDING_KEEP = timedelta(hours=6)  # an internal channel's events are forgotten after this (raw events stay)
@@ -781,7 +817,10 @@ def publish_updates(session: Session, call_ids: set[int], calls: dict[int, Call]
     known = calls or {}
     changed = [call for cid in sorted(call_ids) if (call := known.get(cid) or session.get(Call, cid)) is not None]
     for call in changed:
-        bus.publish(f"centre:{call.centre_id}", {"type": "call", "call": call_summary(call)})
+        summary = call_summary(call)
+        bus.publish(f"centre:{call.centre_id}", {"type": "call", "call": summary})
+        if call.overflow_centre_id is not None and call.overflow_centre_id != call.centre_id:
+            bus.publish(f"centre:{call.overflow_centre_id}", {"type": "call", "call": summary})
     # Presence follows the counsellors' calls (busy, wrap-up): owned by the live screen.
     rows = live.follow_calls(session, changed)
     if rows:
@@ -802,7 +841,7 @@ def call_summary(call: Call) -> dict[str, Any]:
         "answered_at": call.answered_at.isoformat() if call.answered_at else None,
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
         "queue_wait_seconds": call.queue_wait_seconds, "talk_seconds": call.talk_seconds,
-        "unrouted": call.unrouted,
+        "unrouted": call.unrouted, "overflow_centre_id": call.overflow_centre_id,
     }
 
 

@@ -112,7 +112,8 @@ def get_call(session: Session, *, call_id: int, actor: Actor) -> Call:
         raise CallNotFound(None, call_id)
     if actor.role == "administrator":
         return call
-    if actor.role not in ("counsellor", "supervisor") or call.centre_id != actor.centre_id:
+    if actor.role not in ("counsellor", "supervisor") or actor.centre_id not in (call.centre_id,
+                                                                                 call.overflow_centre_id):
         raise CallNotFound(None, call_id)
     if actor.role == "counsellor":
         viewer = viewer_for(session, actor=actor)
@@ -279,7 +280,8 @@ def current_call(session: Session, *, viewer: Viewer, hours: int = 12) -> Call |
         who.append(Call.answered_by.in_(sorted(viewer.identities)))
     rec = CallRecord
     q = (select(Call).outerjoin(rec, rec.call_id == Call.id)
-         .where(or_(*who), Call.centre_id == viewer.centre_id, Call.answered_at.is_not(None),
+         .where(or_(*who), or_(Call.centre_id == viewer.centre_id, Call.overflow_centre_id == viewer.centre_id),
+                Call.answered_at.is_not(None),
                 Call.answered_at >= since, or_(rec.id.is_(None), rec.state != "completed"))
          .order_by(Call.answered_at.desc()).limit(1))
     return session.scalars(q).first()
@@ -310,6 +312,13 @@ def _since(at: datetime | None, now: datetime) -> int:
     return max(0, int((now - at).total_seconds())) if at else 0
 
 
+def _overflow(call: Call, centre_id: int) -> str:
+    """"in": another centre's line overflowed to this one; "out": this centre's line overflowed."""
+    if call.overflow_centre_id is None:
+        return ""
+    return "in" if call.overflow_centre_id == centre_id else "out"
+
+
 def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Calls waiting (and for how long), in progress by counsellor, presence, today's totals."""
     from hotline.auth import service as users
@@ -323,19 +332,20 @@ def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) 
     end = start + timedelta(days=1)
     names = {u.id: (u.display_name or u.username) for u in users.list_users(session, centre_id=centre_id)}
     labels = line_labels(session)
-    open_calls = calls.list_calls(session, flt=calls.CallFilter(statuses=OPEN_STATUSES, centre_ids=[centre_id]),
-                                  limit=500)
+    open_calls = calls.list_calls(session, flt=calls.CallFilter(statuses=OPEN_STATUSES, centre_ids=[centre_id],
+                                                                with_overflow=True), limit=500)
     waiting, talking = [], []
     for c in sorted(open_calls, key=lambda c: c.received_at):
         if c.ended_at is not None:
             continue
         line = labels.get(c.line_id or 0, c.queue or "")
         if c.status in ("ringing", "queued"):
-            waiting.append({"id": c.id, "line": line, "caller": c.caller_masked,
+            waiting.append({"id": c.id, "line": line, "caller": c.caller_masked, "overflow": _overflow(c, centre_id),
                             "since": (c.queued_at or c.received_at).isoformat(),
                             "waited": _since(c.queued_at or c.received_at, now), "offered_to": c.offered_to})
         else:
-            talking.append({"id": c.id, "line": line, "counsellor": names.get(c.counsellor_id or 0,
+            talking.append({"id": c.id, "line": line, "overflow": _overflow(c, centre_id),
+                            "counsellor": names.get(c.counsellor_id or 0,
                                                                               c.answered_by or ""),
                             "since": (c.answered_at or c.received_at).isoformat(),
                             "talking": _since(c.answered_at or c.received_at, now)})

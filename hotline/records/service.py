@@ -436,8 +436,8 @@ def completeness_errors(record: CallRecord) -> dict[str, Message]:
 def can_view(actor: Actor, record: CallRecord) -> bool:
     if actor.role == "administrator":
         return True
-    if actor.role == "supervisor":
-        return record.centre_id == actor.centre_id
+    if actor.role == "supervisor":  # an overflowed call's record: both centres' supervisors
+        return actor.centre_id in (record.centre_id, record.overflow_centre_id)
     if actor.role == "counsellor":
         if record.counsellor_id == actor.id:
             return True
@@ -469,7 +469,7 @@ def list_records(session: Session, *, actor: Actor, state: str | None = None, li
                  offset: int = 0) -> list[CallRecord]:
     q = select(CallRecord)
     if actor.role == "supervisor":
-        q = q.where(CallRecord.centre_id == actor.centre_id)
+        q = q.where(or_(CallRecord.centre_id == actor.centre_id, CallRecord.overflow_centre_id == actor.centre_id))
     elif actor.role == "counsellor":
         q = q.where(or_(CallRecord.counsellor_id == actor.id,
                         (CallRecord.centre_id == actor.centre_id) & (CallRecord.state == "completed")))
@@ -482,13 +482,13 @@ def list_records(session: Session, *, actor: Actor, state: str | None = None, li
 
 
 # ---------------------------------------------------------------------- creating
-def _check_creator(actor: Actor, centre_id: int | None) -> int:
+def _check_creator(actor: Actor, centre_id: int | None, overflow_centre_id: int | None = None) -> int:
     if actor.role not in VIEW_ROLES:
         raise NotAllowed("records")
     if centre_id is None:
         raise RecordError({"centre": _msg("", N_("Your account belongs to no centre; ask an administrator "
                                                   "to set one."))})
-    if actor.role != "administrator" and centre_id != actor.centre_id:
+    if actor.role != "administrator" and actor.centre_id not in (centre_id, overflow_centre_id):
         raise NotAllowed("centre")
     return centre_id
 
@@ -503,11 +503,14 @@ def open_for_call(session: Session, *, call_id: int, actor: Actor) -> CallRecord
         if not can_view(actor, existing):
             raise NotFound(existing.id)
         return existing
-    _check_creator(actor, call.centre_id)
+    # An overflowed call: the other centre's counsellor who answered records it; the record stays
+    # the line's centre's.
+    _check_creator(actor, call.centre_id, call.overflow_centre_id)
     if actor.role == "counsellor" and call.counsellor_id not in (None, actor.id):
         # The counsellor who answered records the call; another one may not take it over (#14).
         raise NotAllowed(call_id)
-    record = CallRecord(call_id=call.id, centre_id=call.centre_id, channel="telephony",
+    record = CallRecord(call_id=call.id, centre_id=call.centre_id, overflow_centre_id=call.overflow_centre_id,
+                        channel="telephony",
                         counsellor_id=actor.id if actor.role == "counsellor" else call.counsellor_id,
                         state="draft", version=1, created_at=utcnow())
     try:

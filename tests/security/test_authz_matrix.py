@@ -184,6 +184,12 @@ GET /notifications/count                             : in   ok   ok   ok   ok   
 GET /notifications/{notification_id}/open            : in   ok   404  404  404  404  404  in
 POST /notifications/read-all                         : in   ok   ok   ok   ok   ok   ok   in
 POST /notifications/{notification_id}/read           : in   ok   404  404  404  404  404  in
+# lines' routing (#17 items 4, 5): administrators set them; the dialplan asks with the API token
+GET /admin/lines                                     : in   403  403  403  ok   403  403  in
+GET /admin/lines/{line_id}                           : in   403  403  403  ok   403  403  in
+POST /admin/lines/{line_id}                          : in   403  403  403  ok   403  403  in
+GET /api/lines/route                                 : in   403  403  403  ok   403  403  ok
+POST /api/lines/callback-request                     : in   403  403  403  ok   403  403  ok
 """
 
 
@@ -301,6 +307,11 @@ def world(client, staff) -> dict[str, str]:
                "article_id": str(db.scalar(select(LegalArticle.id).limit(1))),
                "document_id": str(db.scalar(select(LegalDocument.id).limit(1))),
                "version_id": str(db.scalar(select(LegalVersion.id).limit(1)))}
+        # lines: a line of centre A
+        from hotline.centres.models import Centre
+        from hotline.centres.service import add_line
+        ids["line_id"] = str(add_line(db, centre=db.get(Centre, staff.centre_id), provider="asterisk", kind="queue",
+                                      identifier="matrix-queue").id)
         # blocking: one of A's blocks and one counsellor's proposal from A's record
         from blocking import service as blocking
         from blocking.models import BlockProposal
