@@ -1,7 +1,7 @@
 """centres: lines' routing settings (overflow centre, opening hours, holidays, closed message);
 calls and call records remember the centre a call overflowed to
 
-Revision ID: core_0006_line_routing
+Revision ID: core_0007_line_routing
 Revises: core_0006_pbx_commands
 Create Date: 2026-12-05 02:50:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import hotline.db
 
-revision = "core_0006_line_routing"
+revision = "core_0007_line_routing"
 down_revision = "core_0006_pbx_commands"
 branch_labels = None
 depends_on = None
