@@ -341,8 +341,10 @@ def test_asterisk_manager_user_is_least_privilege_and_bound_to_the_pbx_network()
     assert ("deny", "0.0.0.0/0.0.0.0") in user and keys.index("deny") < keys.index("permit")
     d = dict(user)
     assert set(d["read"].split(",")) == {"call", "agent"}
-    # Filter + CoreShowChannels (system) and QueuePause (agent): nothing that can place or end calls.
-    assert set(d["write"].split(",")) == {"system", "agent"}
+    # Filter + CoreShowChannels (system), QueuePause (agent) and Originate (originate: callbacks and
+    # supervisors' listen-in, hotline.pbx): nothing that can redirect or end calls ("call") or run CLI
+    # commands ("command"), nor read or change the configuration.
+    assert set(d["write"].split(",")) == {"system", "agent", "originate"}
     assert "CHANGE-ME" in d["secret"]
     # The listener asks for exactly the event classes the user may read.
     from hotline.ingest.providers.asterisk.listener import AmiListener
@@ -354,7 +356,7 @@ def test_readme_asterisk_section_matches_deploy():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Connecting Asterisk", 1)[1].split("\n## ", 1)[0]
     assert re.search(r"^\s*read = call,agent\b", section, re.M)
-    assert re.search(r"^\s*write = system,agent\b", section, re.M)
+    assert re.search(r"^\s*write = system,agent,originate\b", section, re.M)
     assert "deploy/asterisk/" in section
     twilio = readme.split("## Connecting Twilio", 1)[1].split("\n## ", 1)[0]
     assert "/twilio-fallback/fallback.xml" in twilio and "deploy/twilio/" in twilio
