@@ -348,7 +348,9 @@ def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) 
                             "counsellor": names.get(c.counsellor_id or 0,
                                                                               c.answered_by or ""),
                             "since": (c.answered_at or c.received_at).isoformat(),
-                            "talking": _since(c.answered_at or c.received_at, now)})
+                            "talking": _since(c.answered_at or c.received_at, now),
+                            # supervisors may listen in, whisper or barge (Asterisk ChanSpy, hotline.pbx)
+                            "spy": c.provider == "asterisk" and c.answered_at is not None})
     totals = {"received": 0, "answered": 0, "abandoned": 0, "missed": 0}
     settings = get_settings()
     in_time, longest_today = 0, 0

@@ -7,6 +7,8 @@
 * ``POST /live/calls/{id}/reveal``: the full number, supervisors and administrators only, audited.
 * ``POST /live/presence``: available / busy / away.
 * ``GET /live/wallboard`` (page) and ``GET /live/wallboard.json`` (data).
+* ``POST /live/calls/{id}/listen``: a supervisor's own phone rings to listen in, whisper or barge
+  (``hotline.pbx``: Asterisk ``ChanSpy``), audited with who, which call and the mode.
 """
 
 from __future__ import annotations
@@ -254,6 +256,35 @@ async def presence(request: Request, principal: Principal = Depends(staff_write)
     if wants_json(request) or request.headers.get("content-type", "").startswith("application/json"):
         return JSONResponse(out)
     return RedirectResponse("/live", status_code=303)
+
+
+async def supervisors_write(request: Request, principal: Principal = Depends(supervisors)) -> Principal:
+    await csrf_protect(request)
+    return principal
+
+
+@router.post("/live/calls/{call_id}/listen")
+async def listen_in(call_id: int, request: Request, principal: Principal = Depends(supervisors_write)) -> Response:
+    """Ring the supervisor's own phone into the call: ``mode`` listen (default), whisper or barge."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.json()
+        mode = str((body or {}).get("mode") or "listen") if isinstance(body, dict) else "listen"
+    else:
+        form = await request.form()
+        mode = str(form.get("mode") or "listen")
+    mode = mode[:16]
+
+    def work() -> dict[str, Any]:
+        from hotline.pbx import service as pbx
+
+        with session_scope() as db:
+            cmd = pbx.listen_in(db, actor=principal, call_id=call_id, mode=mode)
+            audit.record(db, actor=principal, action="call.listen_in", object_type="call", object_id=call_id,
+                         request=request, detail={"mode": mode, "command": cmd.id, "device": cmd.device})
+            return pbx.summary(cmd)
+
+    out = await asyncio.to_thread(work)
+    return JSONResponse(out, status_code=202, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/live/wallboard.json")

@@ -6,7 +6,8 @@ number as ``CALLERID(num)`` and ``HOTLINE_CALLBACK`` kept (so the call is record
 
 Listen-in: ``Channel`` = the supervisor's phone, answered → the ``ChanSpy`` application on the
 counsellor's channel (options from ``apps/app_chanspy.c``): ``q`` no beep nor channel name spoken,
-``u`` the argument is one fully named channel (never a prefix matching others), ``E`` end when the
+``u`` the argument is one channel's Uniqueid (the counsellor's side of the call, from its open part;
+without a part, the answering device's prefix ``PJSIP/tvv1-`` is used instead), ``E`` end when the
 spied channel hangs up, ``S`` end when nothing is left to spy on; whisper adds ``w`` (the supervisor
 talks to the counsellor only), barge ``B`` (to both sides of the call).  ``ChanSpy`` needs no
 permission beyond ``originate`` (unlike ``System``-like applications).
@@ -20,7 +21,7 @@ from hotline.settings import get_settings
 
 ACTION_PREFIX = "hotline-pbx-"
 
-SPY_OPTIONS = {"listen": "quES", "whisper": "quESw", "barge": "quESB"}
+SPY_OPTIONS = {"listen": "qES", "whisper": "qESw", "barge": "qESB"}
 
 #: ``OriginateResponse`` ``Reason`` (the AST_CONTROL_* the dial ended on) → why it failed.
 REASONS = {
@@ -43,8 +44,9 @@ def command_id(action: str | None) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
-def spy_data(channel: str, mode: str) -> str:
-    return f"{channel},{SPY_OPTIONS[mode]}"
+def spy_data(channel: str, mode: str, *, exact: bool) -> str:
+    """``ChanSpy``'s argument: one channel by its Uniqueid (``u``), else a device's channel prefix."""
+    return f"{channel},{SPY_OPTIONS[mode]}{'u' if exact else ''}"
 
 
 def originate(cmd: PbxCommand) -> dict[str, str]:
@@ -53,7 +55,8 @@ def originate(cmd: PbxCommand) -> dict[str, str]:
     keys = {"Channel": cmd.device, "Async": "true", "Timeout": str(s.pbx_ring_seconds * 1000)}
     if cmd.kind == "spy":
         opts = cmd.options or {}
-        keys.update({"Application": "ChanSpy", "Data": spy_data(str(opts.get("channel", "")), str(opts.get("mode"))),
+        keys.update({"Application": "ChanSpy", "Data": spy_data(str(opts.get("channel", "")), str(opts.get("mode")),
+                                                              exact=bool(opts.get("exact"))),
                      "CallerID": "Hotline <listen>", "Variable": f"HOTLINE_SPY={opts.get('call_id', '')}"})
         return keys
     hotline_number = service.dial_digits(cmd.caller_id)

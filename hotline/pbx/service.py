@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
+from hotline.calls.models import Call, CallPart
 from hotline.centres.models import AgentIdentity, Line
 from hotline.db import rowcount, utcnow
 from hotline.errors import Actor, Invalid, NotAllowed, NotFound
@@ -163,25 +164,44 @@ def place_call(session: Session, *, actor: Actor, centre_id: int, number: str, r
     return cmd
 
 
-def listen_in(session: Session, *, actor: Actor, centre_id: int, channel: str, call_id: int, mode: str) -> PbxCommand:
-    """A supervisor's own phone rings and, answered, listens to (whispers to, barges into) one
-    counsellor's channel (Asterisk ``ChanSpy``).  The caller audits and commits."""
+def spy_target(session: Session, call: Call) -> tuple[str, bool]:
+    """The counsellor's channel of a call in progress: (its Uniqueid, True) from the open part, else
+    (the answering device's channel-name prefix ``PJSIP/tvv1-``, False), else ("", False)."""
+    leg = session.scalar(select(CallPart.leg).where(CallPart.call_id == call.id, CallPart.ended_at.is_(None),
+                                                    CallPart.started_at.is_not(None))
+                         .order_by(CallPart.started_at.desc()).limit(1))
+    if leg:
+        return leg.split("/", 1)[0], True  # "<the counsellor channel's Uniqueid>/<bridge>"
+    if call.answered_by and "/" in call.answered_by:
+        return call.answered_by + "-", False
+    return "", False
+
+
+def listen_in(session: Session, *, actor: Actor, call_id: int, mode: str) -> PbxCommand:
+    """A supervisor's own phone rings and, answered, listens to (whispers to, barges into) the
+    counsellor's side of one call in progress (Asterisk ``ChanSpy``).  The caller audits and commits."""
     if actor.role not in SPY_ROLES:
         raise NotAllowed(Text("Only supervisors may listen in to calls."), "pbx.spy")
-    _check_centre(actor, centre_id)
+    call = session.get(Call, call_id)
+    if call is None or (actor.role != "administrator" and call.centre_id != actor.centre_id):
+        raise NotFound(Text("No such call, or you may not see it."))
     if mode not in SPY_MODES:
         raise PbxError(Text("Unknown listen-in mode %(mode)s.", mode=mode[:16]))
-    phones = _own_phone(session, user_id=actor.id, centre_id=centre_id)
-    device = phones.get("asterisk")
+    if call.provider != "asterisk":
+        raise PbxError(Text("Listening in works on calls through Asterisk only."))
+    if call.ended_at is not None or call.answered_at is None:
+        raise PbxError(Text("This call is not in progress with a counsellor."))
+    channel, exact = spy_target(session, call)
+    if not channel or not re.match(r"^[A-Za-z0-9_/@.;:+-]{3,128}$", channel):
+        raise PbxError(Text("This call has no counsellor channel to listen to (yet)."))
+    device = _own_phone(session, user_id=actor.id, centre_id=call.centre_id).get("asterisk")
     if not device:
         raise PbxError(Text("You have no Asterisk phone mapped to your account; an administrator maps your "
                             "extension so that your phone rings to listen in."))
-    if not channel or not re.match(r"^[A-Za-z0-9_/@.;:+-]{3,128}$", channel):
-        raise PbxError(Text("This call has no counsellor channel to listen to (yet)."))
-    cmd = PbxCommand(centre_id=centre_id, user_id=actor.id, kind="spy", provider="asterisk",
+    cmd = PbxCommand(centre_id=call.centre_id, user_id=actor.id, kind="spy", provider="asterisk",
                      ref=f"spy:{call_id}", device=device, dial_number=None, caller_id="",
-                     options={"channel": channel, "mode": mode, "call_id": call_id}, status="pending",
-                     created_at=utcnow())
+                     options={"channel": channel, "exact": exact, "mode": mode, "call_id": call_id},
+                     status="pending", created_at=utcnow())
     session.add(cmd)
     session.flush()
     _nudge(session, cmd)

@@ -150,6 +150,7 @@ POST /admin/users/{user_id}/{action}                 : 403  403  403  403  ok   
 POST /admin/agents                                   : 403  403  403  403  ok   403  403  403
 POST /live/presence/wrap-up-over                     : in   ok   ok   ok   ok   403  403  in
 POST /live/calls/{call_id}/reveal                    : in   403  403  ok   ok   403  403  in
+POST /live/calls/{call_id}/listen                    : in   403  403  ok   ok   403  403  in
 POST /live/presence                                  : in   ok   ok   ok   ok   403  403  in
 POST /records/new                                    : in   ok   ok   ok   ok   403  403  in
 POST /records/for-call/{call_id}                     : in   ok   404  ok   ok   403  403  in

@@ -7,6 +7,9 @@
   var data = JSON.parse(document.getElementById("wallboard-data").textContent);
   var labels = JSON.parse(document.getElementById("wallboard-labels").textContent);
   var statusEl = document.getElementById("sse-status");
+  var spyLabels = JSON.parse((document.getElementById("wallboard-spy") || {}).textContent || "{}");
+  var spyStatus = document.getElementById("wb-spy-status");
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
   var centre = board.dataset.centre;
   var pending = null, lastId = null, es = null;
 
@@ -31,12 +34,24 @@
   function draw() {
     fill("wb-waiting", data.waiting.map(function (w) {
       var s = since(w.since);
-      var tr = row([w.line, w.caller, fmt(s)], [null, "mono", s > 60 ? "long-wait" : null]);
+      var tr = row([w.line, w.caller, fmt(s)], [null, "mono", (s > 60 ? "long-wait " : "") + "wb-since"]);
       tr.dataset.callId = w.id; tr.dataset.since = w.since; return tr;
     }), labels.nobody_waiting);
     fill("wb-progress", data.in_progress.map(function (p) {
-      var tr = row([p.counsellor, p.line, fmt(since(p.since))]);
-      tr.dataset.callId = p.id; tr.dataset.since = p.since; return tr;
+      var tr = row([p.counsellor, p.line, fmt(since(p.since))], [null, null, "wb-since"]);
+      tr.dataset.callId = p.id; tr.dataset.since = p.since;
+      var td = document.createElement("td");
+      td.className = "wb-spy";
+      if (p.spy) {
+        ["listen", "whisper", "barge"].forEach(function (mode) {
+          var b = document.createElement("button");
+          b.type = "button"; b.className = "small"; b.dataset.mode = mode; b.dataset.callId = p.id;
+          b.textContent = spyLabels[mode] || mode; b.title = spyLabels[mode + "_title"] || "";
+          td.appendChild(b);
+        });
+      }
+      tr.appendChild(td);
+      return tr;
     }), labels.no_calls_in_progress);
     fill("wb-presence", data.presence.map(function (p) {
       var tr = row([p.name, labels[p.state] || p.state], [null, "state-" + p.state]);
@@ -55,6 +70,23 @@
       li.hidden = (sv.warnings || []).indexOf(li.dataset.warning) < 0;
     });
   }
+  function listen(button) {
+    spyStatus.textContent = "";
+    fetch("/live/calls/" + encodeURIComponent(button.dataset.callId) + "/listen", {
+      method: "POST", credentials: "same-origin",
+      headers: {"Accept": "application/json", "Content-Type": "application/json", "X-CSRF-Token": csrf},
+      body: JSON.stringify({mode: button.dataset.mode})
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (body) {
+        spyStatus.textContent = r.ok ? spyLabels.ringing : (spyLabels.failed + " " + (body.detail || r.status));
+        spyStatus.className = "small " + (r.ok ? "ok" : "error");
+      });
+    }).catch(function () { spyStatus.textContent = labels.connection_lost; });
+  }
+  document.getElementById("wb-progress").addEventListener("click", function (e) {
+    var b = e.target.closest ? e.target.closest("button[data-mode]") : null;
+    if (b) listen(b);
+  });
   function refresh() {
     clearTimeout(pending);
     pending = setTimeout(function () {
@@ -85,7 +117,7 @@
   }
   setInterval(function () {
     document.querySelectorAll("#wb-waiting tr[data-since], #wb-progress tr[data-since]").forEach(function (tr) {
-      var td = tr.lastElementChild, s = since(tr.dataset.since);
+      var td = tr.querySelector("td.wb-since") || tr.lastElementChild, s = since(tr.dataset.since);
       td.textContent = fmt(s);
     });
   }, 1000);
