@@ -144,6 +144,17 @@ def check(session: Session, raw_number: str | None) -> NumberBlock | None:
     return _active_for(session, hash_keyring().candidates(caller.normalized), utcnow())
 
 
+def blocked_hashes(session: Session, hashes: list[str], now: datetime | None = None) -> set[str]:
+    """Which of these number hashes are blocked now (the callback worklist never calls them back)."""
+    now = now or utcnow()
+    out: set[str] = set()
+    for i in range(0, len(hashes), 1000):
+        out.update(session.scalars(select(NumberBlock.number_hash).where(
+            NumberBlock.number_hash.in_(hashes[i:i + 1000]), NumberBlock.lifted_at.is_(None),
+            NumberBlock.expires_at > now, NumberBlock.starts_at <= now)))
+    return out
+
+
 def record_blocked_call(session: Session, *, provider: str, call_ref: str, block_id: int | None,
                         pressed: bool = False) -> None:
     session.add(BlockedCall(provider=provider[:16], call_ref=(call_ref or "")[:128], block_id=block_id,

@@ -1,7 +1,7 @@
 """The composition root: every domain of the application, declared once.
 
 This is the ONLY module of ``hotline/`` that imports a domain package (directory, legal_library,
-referral, daily_log, webhooks, blocking); ``tests/core/test_architecture.py`` fails if another one does.
+referral, daily_log, webhooks, blocking, callbacks); ``tests/core/test_architecture.py`` fails if another one does.
 ``create_app`` (routers, app set-up), the ``hotline`` command (sub-commands), the worker
 (periodic tasks, start hooks), Alembic (migration folders, tables), i18n (catalogues), the record
 page (panels), the live screen (visibility rules) and retention (steps) all read the records
@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import blocking
+import callbacks
 import daily_log
 import directory
 import hotline
@@ -38,6 +39,7 @@ import legal_library
 import referral
 import webhooks
 from blocking import models as blocking_models
+from callbacks import models as callbacks_models
 from daily_log import models as daily_log_models
 from directory import models as directory_models
 from hotline.audit import models as audit_models
@@ -62,6 +64,10 @@ if TYPE_CHECKING:
 
 #: ``panel(request, db, record, principal) -> Markup``: a block on the call-record page.
 RecordPanel = Callable[..., Any]
+#: ``panel(request, db, principal) -> Markup``: a block on the live screen (below the calls strip).
+LivePanel = Callable[..., Any]
+#: ``figures(session, centre_id, now) -> [{"key", "label" (msgid), "value", "text" (shown), "href"?}]``: the wallboard's.
+WallboardFigures = Callable[..., list[dict[str, Any]]]
 #: ``rule(viewer, message) -> bool``: may this viewer see this live-screen message?
 VisibilityRule = Callable[[Any, dict[str, Any]], bool]
 #: ``hook(session, command)``: a call hotline placed (``hotline.pbx``) ended ``placed`` or ``failed``
@@ -80,6 +86,8 @@ class Wiring:
     periodic: tuple[Periodic, ...] = ()
     worker_start: tuple[Callable[[], None], ...] = ()
     record_panels: tuple[RecordPanel, ...] = ()
+    live_panels: tuple[LivePanel, ...] = ()
+    wallboard_figures: tuple[WallboardFigures, ...] = ()
     #: ``(message type, role) -> rule`` for the domain's own live-screen messages
     visibility: Mapping[tuple[str, str], VisibilityRule] = field(default_factory=dict)
     #: the domain's retention steps (see ``hotline.security.service.RetentionHook``)
@@ -217,6 +225,17 @@ def _notifications() -> Wiring:
                   retention=(RetentionHook("notifications", service.retain),))
 
 
+def _callbacks() -> Wiring:
+    from callbacks import cli, jobs, service, views
+    from hotline.security.service import RetentionHook
+
+    return Wiring(routers=(views.router,), app_setup=(views.setup_app,), commands=cli.register,
+                  periodic=tuple(jobs.PERIODIC), record_panels=(views.record_panel,), live_panels=(views.live_panel,),
+                  wallboard_figures=(views.wallboard_figures,), pbx_results={"cb": service.on_pbx_result,
+                                                                             "fu": service.on_pbx_result},
+                  retention=(RetentionHook("callbacks", service.retain),))
+
+
 def _ops() -> Wiring:
     from hotline.ops import cli, views
 
@@ -248,6 +267,7 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("blocking", blocking, _blocking, models=(blocking_models,), own_migrations=True, own_catalogue=True),
     Domain("notifications", hotline.notifications, _notifications, models=(notifications_models,),
            own_catalogue=True),
+    Domain("callbacks", callbacks, _callbacks, models=(callbacks_models,), own_migrations=True, own_catalogue=True),
     Domain("ops", hotline.ops, _ops, own_catalogue=True),
     Domain("security", hotline.security, _security, own_catalogue=True),
 )
@@ -284,6 +304,14 @@ def worker_start_hooks() -> list[tuple[str, Callable[[], None]]]:
 
 def record_panels() -> list[RecordPanel]:
     return [p for d in DOMAINS for p in d.wiring.record_panels]
+
+
+def live_panels() -> list[LivePanel]:
+    return [p for d in DOMAINS for p in d.wiring.live_panels]
+
+
+def wallboard_figures() -> list[WallboardFigures]:
+    return [f for d in DOMAINS for f in d.wiring.wallboard_figures]
 
 
 def places_module() -> ModuleType:

@@ -388,9 +388,11 @@ def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) 
     for g in gaps:
         g["since_local"] = datetime.fromisoformat(g["started_at"]).astimezone(tz).strftime("%H:%M")
     service = _service_figures(totals, in_time, longest_today, waiting, settings)
+    # the domains' own figures (e.g. the callback worklists' sizes), declared in hotline.domains
+    figures = [f for hook in domains.wallboard_figures() for f in hook(session, centre_id, now)]
     return {"centre_id": centre_id, "centre_code": centre.code if centre else "", "today": today.isoformat(),
             "now": now.isoformat(), "waiting": waiting, "in_progress": talking,
-            "presence": presence, "totals": totals, "service": service, "gaps": gaps}
+            "presence": presence, "totals": totals, "service": service, "gaps": gaps, "figures": figures}
 
 
 def _wait_seconds(c: Any) -> int | None:

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
+from hotline import domains
 from hotline.audit import service as audit
 from hotline.auth.deps import Principal, csrf_protect, require_roles, wants_json
 from hotline.db import session_scope
@@ -185,6 +186,8 @@ def screen(request: Request, completed: int | None = None, principal: Principal 
         if completed:
             ctx["notice"] = translator(lang)(N_("Record #%(id)s completed.")) % {"id": completed}
         ctx["reload_on_answer"] = ctx.get("record") is None
+        # Blocks the domains declare in hotline.domains (e.g. the callback strip), so this view names none.
+        ctx["live_panels"] = [panel(request, db, principal) for panel in domains.live_panels()]
         return render(request, "live/screen.html", ctx)
 
 

@@ -61,6 +61,10 @@
       var dd = board.querySelector('[data-total="' + k + '"]');
       if (dd) dd.textContent = String(data.totals[k]);
     });
+    (data.figures || []).forEach(function (f) {  // the domains' figures (e.g. callbacks waiting)
+      var dd = board.querySelector('[data-figure="' + f.key + '"]');
+      if (dd) dd.textContent = String(f.text);
+    });
     var sv = data.service || {warnings: []};
     board.querySelectorAll("[data-metric]").forEach(function (dd) {
       var v = sv[dd.dataset.metric];

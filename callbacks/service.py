@@ -1,0 +1,750 @@
+"""The callback worklist (missed, abandoned and out-of-hours calls to call back) and the follow-up worklist.
+
+* ``build`` makes items, idempotently: one open item per caller and centre, never for a withheld or
+  unavailable number, a number marked "do not call back", a blocked number, or a caller answered since.
+  Items expire ``HOTLINE_CALLBACK_EXPIRY_HOURS`` after the missed call.
+* A counsellor ``claim``s an item (a conditional UPDATE: only one wins), ``call``s (the PBX rings the
+  counsellor, then the caller: ``hotline.pbx.service.place_call`` with ref ``cb:<item id>``), and records
+  the ``outcome``.  A PBX failure reaches ``on_pbx_result`` and puts the item back on the list.
+* Follow-ups: records with a follow-up date, their assignee (the record's counsellor unless a supervisor
+  reassigns), the same calling rules (ref ``fu:<record id>``).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Text as SqlText
+from sqlalchemy import and_, cast, delete, exists, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from callbacks.models import OUTCOMES, CallbackAttempt, CallbackItem, DoNotCallBack, FollowUp
+from hotline.audit import service as audit
+from hotline.calls.models import Call, CallRecord
+from hotline.centres.models import Centre
+from hotline.db import rowcount, session_scope, utcnow
+from hotline.errors import Conflict, Invalid, NotAllowed, NotFound
+from hotline.i18n import N_, Text
+from hotline.phone import CallerIdStatus
+from hotline.settings import get_settings
+
+STAFF = ("counsellor", "supervisor", "administrator")
+SUPERVISORS = ("supervisor", "administrator")
+OPEN = ("open", "claimed")
+OUTCOME_LABELS = {"reached": N_("Reached"), "no_answer": N_("No answer"),
+                  "unsafe": N_("Unsafe: someone else answered"), "wrong_number": N_("Wrong number"),
+                  "failed": N_("The call could not be placed")}
+KIND_LABELS = {"missed": N_("Missed"), "abandoned": N_("Abandoned"), "requested": N_("Asked for a callback")}
+CLOSE_LABELS = {"reached": N_("Reached"), "unsafe": N_("Unsafe: someone else answered"),
+                "wrong_number": N_("Wrong number"), "attempts": N_("No answer after the last attempt"),
+                "answered_since": N_("The caller called again and was answered"),
+                "do_not_call": N_("Marked do not call back"), "blocked": N_("The number is blocked"),
+                "expired": N_("Expired")}
+DO_NOT_CALL_FLAG = "do_not_call_back"
+_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class CliActor:
+    """The ``hotline callbacks`` command: an administrator of every centre."""
+
+    id: int = 0
+    username: str = "cli"
+    role: str = "administrator"
+    centre_id: int | None = None
+
+
+# ---------------------------------------------------------------------- settings and time
+def _tz(session: Session, centre_id: int) -> ZoneInfo:
+    centre = session.get(Centre, centre_id)
+    return ZoneInfo(centre.timezone if centre is not None and centre.timezone else "Asia/Ho_Chi_Minh")
+
+
+def centre_zone(session: Session, centre_id: int) -> ZoneInfo:
+    return _tz(session, centre_id)
+
+
+def callback_hours() -> tuple[time, time]:
+    """``HOTLINE_CALLBACK_HOURS`` (``07:30-21:00``) as two local times."""
+    raw = get_settings().callback_hours
+    m = _HOURS.match(raw or "")
+    if m is None:
+        raise ValueError(f"HOTLINE_CALLBACK_HOURS must look like 07:30-21:00 (got {raw!r})")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    return time(h1, m1), time(min(h2, 23), m2 if h2 < 24 else 59)
+
+
+def hours_text() -> str:
+    start, end = callback_hours()
+    return f"{start:%H:%M}–{end:%H:%M}"
+
+
+def within_hours(session: Session, centre_id: int, now: datetime) -> bool:
+    start, end = callback_hours()
+    local = now.astimezone(_tz(session, centre_id)).time()
+    return start <= local < end
+
+
+def _expiry() -> timedelta:
+    return timedelta(hours=get_settings().callback_expiry_hours)
+
+
+def _spacing() -> timedelta:
+    return timedelta(minutes=get_settings().callback_spacing_minutes)
+
+
+def _max_attempts() -> int:
+    return int(get_settings().callback_max_attempts)
+
+
+def _claim_stale(now: datetime) -> datetime:
+    return now - timedelta(minutes=get_settings().callback_claim_minutes)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------------- who may not be called
+def _flagged_hashes(session: Session, hashes: list[str]) -> set[str]:
+    """Hashes of numbers with a record flagged "do not call back (unsafe)", or marked after an unsafe callback."""
+    out: set[str] = set()
+    for i in range(0, len(hashes), _CHUNK):
+        chunk = hashes[i:i + _CHUNK]
+        out.update(session.scalars(select(DoNotCallBack.number_hash).where(DoNotCallBack.number_hash.in_(chunk))))
+        flagged = session.execute(
+            select(Call.number_hash, CallRecord.flags).join(CallRecord, CallRecord.call_id == Call.id)
+            .where(Call.number_hash.in_(chunk), cast(CallRecord.flags, SqlText()).like(f"%{DO_NOT_CALL_FLAG}%")))
+        for number_hash, flags in flagged:
+            if number_hash and isinstance(flags, list) and DO_NOT_CALL_FLAG in flags:
+                out.add(str(number_hash))
+    return out
+
+
+def _answered_after(session: Session, hashes: list[str], since: datetime) -> dict[str, datetime]:
+    """For each hash, the latest answered call from it received after ``since``."""
+    out: dict[str, datetime] = {}
+    for i in range(0, len(hashes), _CHUNK):
+        rows = session.execute(select(Call.number_hash, func.max(Call.received_at))
+                               .where(Call.number_hash.in_(hashes[i:i + _CHUNK]), Call.answered_at.is_not(None),
+                                      Call.received_at >= since)
+                               .group_by(Call.number_hash))
+        out.update({h: _aware(t) for h, t in rows if h})
+    return out
+
+
+def _blocked_hashes(session: Session, hashes: list[str], now: datetime) -> set[str]:
+    from blocking import service as blocking
+
+    return blocking.blocked_hashes(session, hashes, now)
+
+
+def _hashes_of(call: Call) -> list[str]:
+    from hotline.security.crypto import caller_hashes
+
+    return caller_hashes(call.caller_number, call.number_hash)
+
+
+def _why_not(session: Session, call: Call, after: datetime, now: datetime) -> str | None:
+    """Why this caller may not be called back now (a close reason), or None."""
+    if call.caller_id_status != CallerIdStatus.PRESENT or not call.caller_number:
+        return "do_not_call"
+    hashes = _hashes_of(call)
+    if _flagged_hashes(session, hashes):
+        return "do_not_call"
+    if _blocked_hashes(session, hashes, now):
+        return "blocked"
+    if _answered_after(session, hashes, after):
+        return "answered_since"
+    return None
+
+
+# ---------------------------------------------------------------------- building the list
+@dataclass
+class BuildResult:
+    made: int = 0
+    merged: int = 0
+    closed: int = 0
+    expired: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"made": self.made, "merged": self.merged, "closed": self.closed, "expired": self.expired}
+
+
+def _requested(facts: dict[str, Any] | None) -> bool:
+    return bool((facts or {}).get("callback_requested"))
+
+
+def build(session: Session, *, now: datetime | None = None, centre_id: int | None = None) -> BuildResult:
+    """Make, merge, close and expire callback items (safe to run again at any time: it changes nothing twice)."""
+    now = now or utcnow()
+    result = BuildResult()
+    centre_filter = [CallbackItem.centre_id == centre_id] if centre_id is not None else []
+    result.expired = rowcount(session.execute(
+        update(CallbackItem).where(CallbackItem.status.in_(OPEN), CallbackItem.expires_at <= now, *centre_filter)
+        .values(status="expired", closed_at=now, close_reason="expired", claimed_by_id=None)
+        .execution_options(synchronize_session=False)))
+
+    covered = exists().where(CallbackItem.centre_id == Call.centre_id, CallbackItem.number_hash == Call.number_hash,
+                             CallbackItem.last_missed_at >= Call.received_at)
+    wanted = or_(Call.status.in_(("missed", "abandoned")), Call.facts["callback_requested"].as_string().is_not(None))
+    q = (select(Call.id, Call.centre_id, Call.number_hash, Call.caller_masked, Call.received_at, Call.status, Call.facts)
+         .where(Call.received_at > now - _expiry(), Call.received_at <= now, wanted,
+                Call.caller_id_status == CallerIdStatus.PRESENT.value, Call.number_hash.is_not(None),
+                Call.facts["callback"].as_string().is_(None), ~covered)
+         .order_by(Call.received_at, Call.id))
+    if centre_id is not None:
+        q = q.where(Call.centre_id == centre_id)
+    groups: dict[tuple[int, str], list[Any]] = {}
+    for row in session.execute(q):
+        if row.status not in ("missed", "abandoned") and not _requested(row.facts):
+            continue
+        groups.setdefault((row.centre_id, row.number_hash), []).append(row)
+
+    if groups:
+        hashes = sorted({h for _, h in groups})
+        earliest = min(rows[0].received_at for rows in groups.values())
+        flagged = _flagged_hashes(session, hashes)
+        blocked = _blocked_hashes(session, hashes, now)
+        answered = _answered_after(session, hashes, _aware(earliest))
+        open_items: dict[tuple[int, str], CallbackItem] = {}
+        for i in range(0, len(hashes), _CHUNK):
+            for existing in session.scalars(select(CallbackItem).where(
+                    CallbackItem.status.in_(OPEN), CallbackItem.number_hash.in_(hashes[i:i + _CHUNK]))):
+                open_items[(existing.centre_id, existing.number_hash)] = existing
+        new_rows: list[dict[str, Any]] = []
+        for key, rows in groups.items():
+            first, last = rows[0], rows[-1]
+            first_at, last_at = _aware(first.received_at), _aware(last.received_at)
+            item = open_items.get(key)
+            if item is not None:
+                item.missed_calls += len(rows)
+                item.last_missed_at = max(_aware(item.last_missed_at), last_at)
+                item.expires_at = max(_aware(item.expires_at), last_at + _expiry())
+                if any(_requested(r.facts) for r in rows) and item.kind != "requested":
+                    item.kind = "requested"
+                result.merged += len(rows)
+                continue
+            reason = None
+            if key[1] in flagged:
+                reason = "do_not_call"
+            elif key[1] in blocked:
+                reason = "blocked"
+            elif key[1] in answered and answered[key[1]] > last_at:
+                reason = "answered_since"
+            kind = "requested" if any(_requested(r.facts) for r in rows) else first.status
+            new_rows.append({
+                "centre_id": key[0], "call_id": first.id, "kind": kind, "number_hash": key[1],
+                "number_masked": first.caller_masked or "", "missed_at": first_at, "last_missed_at": last_at,
+                "missed_calls": len(rows), "created_at": now, "expires_at": last_at + _expiry(),
+                "status": "closed" if reason else "open", "attempts": 0,
+                "closed_at": now if reason else None, "close_reason": reason})
+            result.made += 0 if reason else 1
+            result.closed += 1 if reason else 0
+        if new_rows:
+            session.execute(insert(CallbackItem), new_rows)
+        session.flush()
+    result.closed += _recheck_open(session, now=now, centre_id=centre_id)
+    return result
+
+
+def _recheck_open(session: Session, *, now: datetime, centre_id: int | None) -> int:
+    """Open items whose caller has since been answered, blocked or marked do not call back leave the list."""
+    q = select(CallbackItem).where(CallbackItem.status == "open")
+    if centre_id is not None:
+        q = q.where(CallbackItem.centre_id == centre_id)
+    items = list(session.scalars(q))
+    if not items:
+        return 0
+    hashes = sorted({i.number_hash for i in items})
+    flagged = _flagged_hashes(session, hashes)
+    blocked = _blocked_hashes(session, hashes, now)
+    answered = _answered_after(session, hashes, min(_aware(i.missed_at) for i in items))
+    closed = 0
+    for item in items:
+        reason = ("do_not_call" if item.number_hash in flagged else "blocked" if item.number_hash in blocked
+                  else "answered_since" if answered.get(item.number_hash, datetime.min.replace(tzinfo=timezone.utc))
+                  > _aware(item.last_missed_at) else None)
+        if reason:
+            item.status, item.closed_at, item.close_reason = "closed", now, reason
+            closed += 1
+    return closed
+
+
+def build_all(now: datetime | None = None) -> dict[str, int]:
+    """The worker's periodic job."""
+    with session_scope() as session:
+        return build(session, now=now).as_dict()
+
+
+# ---------------------------------------------------------------------- reading the list
+def _scope(actor: Any) -> int | None:
+    if actor.role not in STAFF:
+        raise NotAllowed(Text("Your account does not have access to this page."))
+    if actor.centre_id is None and actor.role != "administrator":
+        raise NotAllowed(Text("Your account belongs to no centre; ask an administrator to set one."))
+    return actor.centre_id
+
+
+def _centre_for(actor: Any, centre_id: int | None) -> int | None:
+    if centre_id is not None and actor.role == "administrator":
+        return centre_id
+    return _scope(actor)
+
+
+def open_items(session: Session, *, actor: Any, now: datetime | None = None, centre_id: int | None = None,
+               limit: int = 200) -> list[CallbackItem]:
+    """The centre's callback list: open and claimed items not yet expired, the oldest missed call first."""
+    now = now or utcnow()
+    centre = _centre_for(actor, centre_id)
+    q = select(CallbackItem).where(CallbackItem.status.in_(OPEN), CallbackItem.expires_at > now)
+    if centre is not None:
+        q = q.where(CallbackItem.centre_id == centre)
+    return list(session.scalars(q.order_by(CallbackItem.kind != "requested", CallbackItem.missed_at,
+                                           CallbackItem.id).limit(limit)))
+
+
+def sizes(session: Session, *, centre_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """How many callbacks and follow-ups wait, and since when the oldest callback waits."""
+    now = now or utcnow()
+    n, oldest = session.execute(select(func.count(), func.min(CallbackItem.missed_at)).where(
+        CallbackItem.centre_id == centre_id, CallbackItem.status.in_(OPEN), CallbackItem.expires_at > now)).one()
+    today = now.astimezone(_tz(session, centre_id)).date()
+    due = session.execute(select(func.count(), func.min(CallRecord.follow_up_date)).select_from(CallRecord)
+                          .outerjoin(FollowUp, FollowUp.record_id == CallRecord.id)
+                          .where(*_follow_up_open(centre_id), CallRecord.follow_up_date <= today)).one()
+    return {"callbacks": int(n or 0), "oldest_callback": _aware(oldest) if oldest else None,
+            "follow_ups_due": int(due[0] or 0), "oldest_follow_up": due[1]}
+
+
+def item_state(session: Session, item: CallbackItem, *, actor: Any, now: datetime) -> dict[str, Any]:
+    """What the page shows about one item: who holds it, whether the actor may call now and if not why."""
+    mine = item.status == "claimed" and item.claimed_by_id == actor.id
+    stale = item.status == "claimed" and item.claimed_at is not None and _aware(item.claimed_at) < _claim_stale(now)
+    blocked_reason: Text | None = None
+    if not within_hours(session, item.centre_id, now):
+        blocked_reason = Text("Callbacks are made only between %(hours)s.", hours=hours_text())
+    elif item.next_attempt_at is not None and _aware(item.next_attempt_at) > now:
+        blocked_reason = Text("The next attempt may be made from %(time)s.",
+                              time=_aware(item.next_attempt_at).astimezone(_tz(session, item.centre_id))
+                              .strftime("%H:%M"))
+    attempt = current_attempt(session, ref=f"cb:{item.id}")
+    return {"mine": mine, "claimable": item.status == "open" or stale or mine,
+            "held_by_other": item.status == "claimed" and not mine and not stale,
+            "may_call": mine and blocked_reason is None and attempt is None, "why_not": blocked_reason,
+            "attempt": attempt, "attempts_left": max(0, _max_attempts() - item.attempts)}
+
+
+def _item(session: Session, *, actor: Any, item_id: int) -> CallbackItem:
+    centre = _scope(actor)
+    item = session.get(CallbackItem, item_id)
+    if item is None or (actor.role != "administrator" and item.centre_id != centre):
+        raise NotFound(Text("No such callback."))
+    return item
+
+
+def get_item(session: Session, *, actor: Any, item_id: int) -> CallbackItem:
+    return _item(session, actor=actor, item_id=item_id)
+
+
+def user_names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    from hotline.auth.models import User
+
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    return {u.id: u.display_name or u.username for u in session.scalars(select(User).where(User.id.in_(wanted)))}
+
+
+# ---------------------------------------------------------------------- claiming
+def claim(session: Session, *, actor: Any, item_id: int, request: Any = None,
+          now: datetime | None = None) -> CallbackItem:
+    """Only one counsellor holds an item: the UPDATE succeeds for the first, the second gets a 409."""
+    now = now or utcnow()
+    item = _item(session, actor=actor, item_id=item_id)
+    if item.status == "claimed" and item.claimed_by_id == actor.id:
+        return item
+    if item.status not in OPEN or _aware(item.expires_at) <= now:
+        raise Conflict(Text("This callback is no longer on the list."))
+    won = rowcount(session.execute(
+        update(CallbackItem).where(CallbackItem.id == item.id, or_(
+            CallbackItem.status == "open",
+            and_(CallbackItem.status == "claimed", CallbackItem.claimed_at < _claim_stale(now))))
+        .values(status="claimed", claimed_by_id=actor.id, claimed_at=now)
+        .execution_options(synchronize_session=False)))
+    session.refresh(item)
+    if not won:
+        holder = user_names(session, [item.claimed_by_id]).get(item.claimed_by_id or 0, "")
+        raise Conflict(Text("%(name)s has already claimed this callback.", name=holder or "?"))
+    audit.record(session, actor=actor, action="callback.claim", object_type="callback_item", object_id=item.id,
+                 request=request, detail={"number": item.number_masked})
+    return item
+
+
+def release(session: Session, *, actor: Any, item_id: int, request: Any = None) -> CallbackItem:
+    item = _item(session, actor=actor, item_id=item_id)
+    if item.status != "claimed":
+        return item
+    if item.claimed_by_id != actor.id and actor.role not in SUPERVISORS:
+        raise NotAllowed(Text("Only the counsellor who claimed this callback, or a supervisor, may release it."))
+    item.status, item.claimed_by_id, item.claimed_at = "open", None, None
+    audit.record(session, actor=actor, action="callback.release", object_type="callback_item", object_id=item.id,
+                 request=request)
+    return item
+
+
+# ---------------------------------------------------------------------- calling
+def current_attempt(session: Session, *, ref: str) -> CallbackAttempt | None:
+    """The attempt under way for this ref (placing or placed, no outcome yet)."""
+    return session.scalars(select(CallbackAttempt).where(CallbackAttempt.ref == ref,
+                                                         CallbackAttempt.status.in_(("placing", "placed")))
+                           .order_by(CallbackAttempt.id.desc()).limit(1)).first()
+
+
+def last_attempt(session: Session, *, ref: str) -> CallbackAttempt | None:
+    return session.scalars(select(CallbackAttempt).where(CallbackAttempt.ref == ref)
+                           .order_by(CallbackAttempt.id.desc()).limit(1)).first()
+
+
+def _place(session: Session, *, actor: Any, centre_id: int, number: str, ref: str) -> Any:
+    from hotline.pbx import service as pbx
+
+    return pbx.place_call(session, actor=actor, centre_id=centre_id, number=number, ref=ref)
+
+
+def _check_hours(session: Session, centre_id: int, now: datetime) -> None:
+    if not within_hours(session, centre_id, now):
+        raise Invalid({"": Text("Callbacks are made only between %(hours)s.", hours=hours_text())})
+
+
+def _start_attempt(session: Session, *, actor: Any, centre_id: int, number: str, ref: str,
+                   item_id: int | None = None, record_id: int | None = None) -> CallbackAttempt:
+    attempt = CallbackAttempt(centre_id=centre_id, ref=ref, item_id=item_id, record_id=record_id,
+                              counsellor_id=actor.id or None, started_at=utcnow(), status="placing")
+    session.add(attempt)
+    session.flush()
+    command = _place(session, actor=actor, centre_id=centre_id, number=number, ref=ref)
+    attempt.command_id = command.id
+    if command.status in ("placed", "failed"):
+        _apply_result(session, attempt, command)
+    return attempt
+
+
+def call(session: Session, *, actor: Any, item_id: int, request: Any = None) -> CallbackAttempt:
+    """"Gọi lại": the PBX rings the counsellor's phone, then the caller, with the hotline number shown."""
+    now = utcnow()
+    item = _item(session, actor=actor, item_id=item_id)
+    if item.status != "claimed" or item.claimed_by_id != actor.id:
+        raise Conflict(Text("Claim this callback before calling."))
+    if _aware(item.expires_at) <= now:
+        raise Conflict(Text("This callback is no longer on the list."))
+    _check_hours(session, item.centre_id, now)
+    if item.next_attempt_at is not None and _aware(item.next_attempt_at) > now:
+        raise Conflict(Text("The next attempt may be made from %(time)s.", time=_aware(item.next_attempt_at)
+                            .astimezone(_tz(session, item.centre_id)).strftime("%H:%M")))
+    if current_attempt(session, ref=f"cb:{item.id}") is not None:
+        raise Conflict(Text("A call to this caller is already under way; record its outcome first."))
+    missed = session.get(Call, item.call_id) if item.call_id else None
+    if missed is None or not missed.caller_number:
+        raise Conflict(Text("The number of this missed call is no longer kept; it cannot be called back."))
+    reason = _why_not(session, missed, _aware(item.last_missed_at), now)
+    if reason is not None:
+        item.status, item.closed_at, item.close_reason, item.claimed_by_id = "closed", now, reason, None
+        session.commit()  # the item leaves the list even though this request is refused
+        raise Conflict(Text("This caller must not be called back: %(reason)s.", reason=Text(CLOSE_LABELS[reason])))
+    attempt = _start_attempt(session, actor=actor, centre_id=item.centre_id, number=missed.caller_number,
+                             ref=f"cb:{item.id}", item_id=item.id)
+    audit.record(session, actor=actor, action="callback.call", object_type="callback_item", object_id=item.id,
+                 request=request, detail={"number": item.number_masked, "attempt": attempt.id})
+    return attempt
+
+
+def _apply_result(session: Session, attempt: CallbackAttempt, command: Any) -> None:
+    if attempt.status not in ("placing", "placed"):
+        return
+    if command.status == "failed":
+        attempt.status, attempt.outcome, attempt.ended_at = "failed", "failed", utcnow()
+        attempt.reason = (command.reason or "")[:255]
+        if attempt.item_id is not None:
+            item = session.get(CallbackItem, attempt.item_id)
+            if item is not None and item.status in OPEN:
+                item.status, item.claimed_by_id, item.claimed_at = "open", None, None
+                item.last_outcome, item.last_reason = "failed", attempt.reason
+        elif attempt.record_id is not None:
+            fu = session.scalar(select(FollowUp).where(FollowUp.record_id == attempt.record_id))
+            if fu is not None:
+                fu.last_outcome = "failed"
+    elif command.status == "placed":
+        attempt.status = "placed"
+        attempt.call_uid = (getattr(command, "call_uid", None) or None)
+
+
+def on_pbx_result(session: Session, command: Any) -> None:
+    """``pbx_results`` hook (refs ``cb:`` and ``fu:``): the PBX placed the call or could not."""
+    attempt = session.scalars(select(CallbackAttempt).where(CallbackAttempt.command_id == command.id)
+                              .order_by(CallbackAttempt.id.desc()).limit(1)).first()
+    if attempt is not None:
+        _apply_result(session, attempt, command)
+
+
+def _mark_do_not_call(session: Session, *, actor: Any, centre_id: int, number_hash: str, masked: str, ref: str) -> None:
+    if session.scalar(select(DoNotCallBack.id).where(DoNotCallBack.number_hash == number_hash)) is None:
+        session.add(DoNotCallBack(centre_id=centre_id, number_hash=number_hash, number_masked=masked,
+                                  created_by=actor.username[:128], source=ref[:64]))
+
+
+def _finish_attempt(session: Session, *, ref: str, outcome: str) -> CallbackAttempt:
+    if outcome not in OUTCOMES:
+        raise Invalid({"outcome": Text("Choose an outcome: reached, no answer, unsafe or wrong number.")})
+    attempt = current_attempt(session, ref=ref)
+    if attempt is None:
+        last = last_attempt(session, ref=ref)
+        if last is not None and last.status == "failed":
+            raise Conflict(Text("The call could not be placed: %(reason)s.", reason=Text(last.reason or N_("unknown reason"))))
+        raise Conflict(Text("No call is under way to record an outcome for."))
+    attempt.status, attempt.outcome, attempt.ended_at = "done", outcome, utcnow()
+    return attempt
+
+
+def record_outcome(session: Session, *, actor: Any, item_id: int, outcome: str, request: Any = None) -> CallbackItem:
+    now = utcnow()
+    item = _item(session, actor=actor, item_id=item_id)
+    if item.claimed_by_id != actor.id and actor.role not in SUPERVISORS:
+        raise NotAllowed(Text("Only the counsellor who claimed this callback may record its outcome."))
+    attempt = _finish_attempt(session, ref=f"cb:{item.id}", outcome=outcome)
+    item.attempts += 1
+    item.last_outcome, item.last_reason = outcome, None
+    if outcome == "no_answer" and item.attempts < _max_attempts():
+        item.status, item.claimed_by_id, item.claimed_at = "open", None, None
+        item.next_attempt_at = now + _spacing()
+    else:
+        item.status = "done" if outcome == "reached" else "closed"
+        item.closed_at, item.close_reason = now, ("attempts" if outcome == "no_answer" else outcome)
+        item.claimed_by_id = None
+    if outcome == "unsafe":
+        _mark_do_not_call(session, actor=actor, centre_id=item.centre_id, number_hash=item.number_hash,
+                          masked=item.number_masked, ref=attempt.ref)
+    audit.record(session, actor=actor, action="callback.outcome", object_type="callback_item", object_id=item.id,
+                 request=request, detail={"outcome": outcome, "attempt": attempt.id, "number": item.number_masked})
+    return item
+
+
+# ---------------------------------------------------------------------- a placed call's record
+def link_of(session: Session, ref: str | None) -> dict[str, Any] | None:
+    """What a placed call's ``facts["callback"]`` points at: the missed call (cb:) or the record (fu:)."""
+    if not ref or ":" not in ref:
+        return None
+    prefix, _, raw = ref.partition(":")
+    if not raw.isdigit() or len(raw) > 12:
+        return None
+    if prefix == "cb":
+        item = session.get(CallbackItem, int(raw))
+        return None if item is None else {"kind": "cb", "item": item, "missed_at": _aware(item.missed_at),
+                                           "call_id": item.call_id}
+    if prefix == "fu":
+        return {"kind": "fu", "record_id": int(raw)}
+    return None
+
+
+# ---------------------------------------------------------------------- follow-ups
+def _follow_up_open(centre_id: int | None) -> list[Any]:
+    conds: list[Any] = [CallRecord.follow_up_needed.is_(True), CallRecord.follow_up_date.is_not(None),
+                        or_(FollowUp.id.is_(None), FollowUp.done_at.is_(None),
+                            FollowUp.due != CallRecord.follow_up_date)]
+    if centre_id is not None:
+        conds.append(CallRecord.centre_id == centre_id)
+    return conds
+
+
+def follow_ups(session: Session, *, actor: Any, today: date | None = None, limit: int = 300,
+               centre_id: int | None = None) -> list[dict[str, Any]]:
+    """Records with a follow-up date not yet done: due today, overdue, or coming (counsellors: their own)."""
+    centre = _centre_for(actor, centre_id)
+    if today is None:
+        today = utcnow().astimezone(_tz(session, centre) if centre else ZoneInfo("Asia/Ho_Chi_Minh")).date()
+    assignee = func.coalesce(FollowUp.assignee_id, CallRecord.counsellor_id)
+    q = (select(CallRecord, FollowUp, assignee.label("assignee")).outerjoin(FollowUp, FollowUp.record_id == CallRecord.id)
+         .where(*_follow_up_open(centre)))
+    if actor.role == "counsellor":
+        q = q.where(assignee == actor.id)
+    rows = session.execute(q.order_by(CallRecord.follow_up_date, CallRecord.id).limit(limit)).all()
+    names = user_names(session, [a for _, _, a in rows])
+    out = []
+    for record, fu, who in rows:
+        due = record.follow_up_date
+        assert due is not None  # _follow_up_open
+        marker = "overdue" if due < today else "due" if due == today else "upcoming"
+        out.append({"record": record, "follow_up": fu, "assignee_id": who, "assignee": names.get(who or 0, ""),
+                    "due": due, "marker": marker, "attempts": fu.attempts if fu and fu.due == due else 0,
+                    "last_outcome": fu.last_outcome if fu and fu.due == due else None,
+                    "attempt": current_attempt(session, ref=f"fu:{record.id}")})
+    return out
+
+
+def _record(session: Session, *, actor: Any, record_id: int) -> CallRecord:
+    centre = _scope(actor)
+    record = session.get(CallRecord, record_id)
+    if record is None or (actor.role != "administrator" and record.centre_id != centre):
+        raise NotFound(Text("No such follow-up."))
+    return record
+
+
+def _follow_up_row(session: Session, record: CallRecord) -> FollowUp:
+    fu = session.scalar(select(FollowUp).where(FollowUp.record_id == record.id))
+    if fu is None:
+        fu = FollowUp(record_id=record.id, centre_id=record.centre_id, assignee_id=record.counsellor_id,
+                      assigned_by="", assigned_at=utcnow(), due=record.follow_up_date, attempts=0)
+        session.add(fu)
+        session.flush()
+    elif fu.due != record.follow_up_date:  # a new follow-up date: a new follow-up
+        fu.due, fu.done_at, fu.done_reason, fu.attempts, fu.last_outcome = record.follow_up_date, None, None, 0, None
+        fu.reminded_due = fu.reminded_overdue = None
+    return fu
+
+
+def _effective_assignee(session: Session, record: CallRecord) -> int | None:
+    fu = session.scalar(select(FollowUp).where(FollowUp.record_id == record.id))
+    return fu.assignee_id if fu is not None else record.counsellor_id
+
+
+def reassign(session: Session, *, actor: Any, record_id: int, user_id: int, request: Any = None) -> FollowUp:
+    from hotline.auth.models import User
+
+    if actor.role not in SUPERVISORS:
+        raise NotAllowed(Text("Only a supervisor may reassign a follow-up."))
+    record = _record(session, actor=actor, record_id=record_id)
+    user = session.get(User, user_id)
+    if user is None or user.role not in STAFF or user.centre_id != record.centre_id or not getattr(user, "active", True):
+        raise Invalid({"assignee": Text("Choose a counsellor or supervisor of the record's centre.")})
+    fu = _follow_up_row(session, record)
+    fu.assignee_id, fu.assigned_by, fu.assigned_at = user.id, actor.username[:128], utcnow()
+    fu.reminded_due = None
+    audit.record(session, actor=actor, action="follow_up.assign", object_type="call_record", object_id=record.id,
+                 request=request, detail={"assignee": user.username})
+    return fu
+
+
+def assignable(session: Session, *, centre_id: int) -> list[Any]:
+    from hotline.auth import service as users
+
+    return [u for u in users.list_users(session, centre_id=centre_id, include_disabled=False) if u.role in STAFF]
+
+
+def follow_up_blocker(session: Session, record: CallRecord, now: datetime) -> Text | None:
+    """Why a follow-up call may not be placed (shown beside a disabled button), or None."""
+    if not record.consent_callback:
+        return Text("The caller did not agree to be called back.")
+    call = session.get(Call, record.call_id) if record.call_id else None
+    if call is None or not call.caller_number or call.caller_id_status != CallerIdStatus.PRESENT:
+        return Text("There is no number to call back for this record.")
+    if not within_hours(session, record.centre_id, now):
+        return Text("Callbacks are made only between %(hours)s.", hours=hours_text())
+    return None
+
+
+def call_follow_up(session: Session, *, actor: Any, record_id: int, request: Any = None) -> CallbackAttempt:
+    now = utcnow()
+    record = _record(session, actor=actor, record_id=record_id)
+    if not record.follow_up_needed or record.follow_up_date is None:
+        raise Conflict(Text("This record has no follow-up to make."))
+    if actor.role == "counsellor" and _effective_assignee(session, record) != actor.id:
+        raise NotAllowed(Text("This follow-up is assigned to someone else."))
+    blocker = follow_up_blocker(session, record, now)
+    if blocker is not None:
+        raise Invalid({"": blocker})
+    ref = f"fu:{record.id}"
+    if current_attempt(session, ref=ref) is not None:
+        raise Conflict(Text("A call to this caller is already under way; record its outcome first."))
+    call_row = session.get(Call, record.call_id)
+    assert call_row is not None and call_row.caller_number  # follow_up_blocker checked
+    reason = _why_not(session, call_row, _aware(call_row.received_at), now)
+    if reason in ("do_not_call", "blocked"):
+        raise Conflict(Text("This caller must not be called back: %(reason)s.", reason=Text(CLOSE_LABELS[reason])))
+    _follow_up_row(session, record)
+    attempt = _start_attempt(session, actor=actor, centre_id=record.centre_id, number=call_row.caller_number,
+                             ref=ref, record_id=record.id)
+    audit.record(session, actor=actor, action="follow_up.call", object_type="call_record", object_id=record.id,
+                 request=request, detail={"number": call_row.caller_masked, "attempt": attempt.id})
+    return attempt
+
+
+def follow_up_outcome(session: Session, *, actor: Any, record_id: int, outcome: str, request: Any = None) -> FollowUp:
+    now = utcnow()
+    record = _record(session, actor=actor, record_id=record_id)
+    if actor.role == "counsellor" and _effective_assignee(session, record) != actor.id:
+        raise NotAllowed(Text("This follow-up is assigned to someone else."))
+    attempt = _finish_attempt(session, ref=f"fu:{record.id}", outcome=outcome)
+    fu = _follow_up_row(session, record)
+    fu.attempts += 1
+    fu.last_outcome = outcome
+    if outcome != "no_answer":
+        fu.done_at, fu.done_reason = now, outcome
+    if outcome == "unsafe":
+        call_row = session.get(Call, record.call_id) if record.call_id else None
+        if call_row is not None and call_row.number_hash:
+            _mark_do_not_call(session, actor=actor, centre_id=record.centre_id, number_hash=call_row.number_hash,
+                              masked=call_row.caller_masked, ref=attempt.ref)
+    audit.record(session, actor=actor, action="follow_up.outcome", object_type="call_record", object_id=record.id,
+                 request=request, detail={"outcome": outcome, "attempt": attempt.id})
+    return fu
+
+
+def follow_up_done(session: Session, *, actor: Any, record_id: int, request: Any = None) -> FollowUp:
+    """The follow-up was made another way (in person, a partner called): it leaves the list."""
+    record = _record(session, actor=actor, record_id=record_id)
+    if actor.role == "counsellor" and _effective_assignee(session, record) != actor.id:
+        raise NotAllowed(Text("This follow-up is assigned to someone else."))
+    fu = _follow_up_row(session, record)
+    fu.done_at, fu.done_reason = utcnow(), "done"
+    audit.record(session, actor=actor, action="follow_up.done", object_type="call_record", object_id=record.id,
+                 request=request)
+    return fu
+
+
+# ---------------------------------------------------------------------- counts (daily log, reports)
+def counts(session: Session, *, centre_id: int, since: datetime, until: datetime) -> dict[str, Any]:
+    """Missed calls in ``[since, until)`` called back, reached, the median minutes to the first callback,
+    and out-of-hours callback requests."""
+    items = session.execute(select(CallbackItem.id, CallbackItem.kind, CallbackItem.missed_at, CallbackItem.close_reason)
+                            .where(CallbackItem.centre_id == centre_id, CallbackItem.missed_at >= since,
+                                   CallbackItem.missed_at < until)).all()
+    ids = [i.id for i in items]
+    first: dict[int, datetime] = {}
+    for chunk in range(0, len(ids), _CHUNK):
+        rows = session.execute(select(CallbackAttempt.item_id, func.min(CallbackAttempt.started_at))
+                               .where(CallbackAttempt.item_id.in_(ids[chunk:chunk + _CHUNK]),
+                                      CallbackAttempt.status.in_(("placed", "done")))
+                               .group_by(CallbackAttempt.item_id))
+        first.update({i: _aware(t) for i, t in rows if i is not None})
+    waits = [(first[i.id] - _aware(i.missed_at)).total_seconds() / 60 for i in items if i.id in first]
+    return {"called_back": len(first), "reached": sum(1 for i in items if i.close_reason == "reached"),
+            "median_minutes_to_callback": round(statistics.median(waits), 1) if waits else None,
+            "callback_requests": sum(1 for i in items if i.kind == "requested")}
+
+
+# ---------------------------------------------------------------------- retention
+def retain(*, now: datetime, notes_cutoff: datetime | None, numbers_cutoff: datetime | None,
+           dry_run: bool) -> int:
+    """Ended items and their attempts, and do-not-call marks, older than ``numbers_cutoff`` go (they hold
+    number hashes); a do-not-call mark stays while that number has called within the period."""
+    if numbers_cutoff is None:
+        return 0
+    with session_scope() as session:
+        ended = select(CallbackItem.id).where(CallbackItem.status.not_in(OPEN), CallbackItem.missed_at < numbers_cutoff)
+        ids = list(session.scalars(ended))
+        recent = exists().where(Call.number_hash == DoNotCallBack.number_hash, Call.received_at >= numbers_cutoff)
+        marks = list(session.scalars(select(DoNotCallBack.id).where(DoNotCallBack.created_at < numbers_cutoff, ~recent)))
+        if not dry_run:
+            for i in range(0, len(ids), _CHUNK):
+                session.execute(delete(CallbackAttempt).where(CallbackAttempt.item_id.in_(ids[i:i + _CHUNK])))
+                session.execute(delete(CallbackItem).where(CallbackItem.id.in_(ids[i:i + _CHUNK])))
+            if marks:
+                session.execute(delete(DoNotCallBack).where(DoNotCallBack.id.in_(marks)))
+        return len(ids) + len(marks)
