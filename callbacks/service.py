@@ -516,6 +516,8 @@ def _finish_attempt(session: Session, *, ref: str, outcome: str) -> CallbackAtte
 def record_outcome(session: Session, *, actor: Any, item_id: int, outcome: str, request: Any = None) -> CallbackItem:
     now = utcnow()
     item = _item(session, actor=actor, item_id=item_id)
+    if item.claimed_by_id is None:
+        raise Conflict(Text("No call is under way to record an outcome for."))
     if item.claimed_by_id != actor.id and actor.role not in SUPERVISORS:
         raise NotAllowed(Text("Only the counsellor who claimed this callback may record its outcome."))
     attempt = _finish_attempt(session, ref=f"cb:{item.id}", outcome=outcome)

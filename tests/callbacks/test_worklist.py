@@ -105,30 +105,36 @@ def test_items_expire(staff, clock):
 
 
 # ---------------------------------------------------------------------- the page, claiming, calling
-class FakePbx:
-    """Stands in for hotline.pbx until its service is on main: records the requests, ends them on demand."""
+class Pbx:
+    """hotline.pbx as the AMI listener drives it: the commands asked for, and their end (placed or failed)."""
 
-    def __init__(self) -> None:
-        self.requests: list[dict[str, object]] = []
-
-    def place(self, session, *, actor, centre_id, number, ref):
-        from types import SimpleNamespace
-
-        self.requests.append({"user": actor.username, "centre": centre_id, "number": number, "ref": ref})
-        return SimpleNamespace(id=len(self.requests), status="pending", reason="", call_uid="")
-
-    def finish(self, command_id: int, status: str, reason: str = "") -> None:
-        from types import SimpleNamespace
+    def requests(self) -> list[dict[str, object]]:
+        from hotline.pbx.models import PbxCommand
 
         with session_scope() as db:
-            service.on_pbx_result(db, SimpleNamespace(id=command_id, status=status, reason=reason, call_uid="u1"))
+            return [{"user": c.user_id, "device": c.device, "ref": c.ref, "status": c.status}
+                    for c in db.scalars(select(PbxCommand).order_by(PbxCommand.id))]
+
+    def finish(self, n: int, status: str, reason: str = "") -> None:
+        """End the n-th command asked for (1-based), as the listener does when Asterisk answers."""
+        from hotline.pbx import service as pbx
+        from hotline.pbx.models import PbxCommand
+
+        with session_scope() as db:
+            ids = list(db.scalars(select(PbxCommand.id).order_by(PbxCommand.id)))
+            pbx.finish(db, ids[n - 1], status=status, reason=reason, call_uid=f"uid-{n}")
 
 
 @pytest.fixture
-def pbx(monkeypatch) -> FakePbx:
-    fake = FakePbx()
-    monkeypatch.setattr(service, "_place", fake.place)
-    return fake
+def pbx(staff) -> Pbx:
+    """Centre A has a hotline number to call from; tvv1 and tvv2 have their phones (tests/live's staff)."""
+    from hotline.centres import service as centres
+    from hotline.centres.models import Centre
+
+    with session_scope() as db:
+        centres.add_line(db, centre=db.get(Centre, staff.centre_id), provider="asterisk", kind="number",
+                         identifier="+842873001111")
+    return Pbx()
 
 
 def test_page_claim_conflict_call_and_outcomes(client, staff, pbx):
@@ -150,13 +156,13 @@ def test_page_claim_conflict_call_and_outcomes(client, staff, pbx):
     mine = client.get(f"/callbacks/{item.id}")
     assert "Đừng nêu tên đường dây" in mine.text and 'id="call-button"' in mine.text
     assert post(client, f"/callbacks/{item.id}/call", t1).status_code == 303
-    assert pbx.requests == [{"user": "tvv1", "centre": staff.centre_id, "number": "+84912345678",
-                             "ref": f"cb:{item.id}"}]
+    assert pbx.requests() == [{"user": staff.ids["tvv1"], "device": "PJSIP/tvv1", "ref": f"cb:{item.id}",
+                               "status": "pending"}]
     # the PBX could not reach the counsellor's phone: the attempt ends with the reason, the item is back
-    pbx.finish(1, "failed", "busy")
+    pbx.finish(1, "failed", "busy")  # hotline.pbx.service.BUSY
     [back] = items()
     assert back.status == "open" and back.claimed_by_id is None and back.attempts == 0
-    assert "bận" in client.get("/callbacks").text or "busy" in client.get("/callbacks").text
+    assert "máy bận" in client.get("/callbacks").text
     assert post(client, f"/callbacks/{item.id}/claim", t1).status_code == 303
     assert post(client, f"/callbacks/{item.id}/call", t1).status_code == 303
     pbx.finish(2, "placed")
@@ -231,7 +237,7 @@ def test_outside_callback_hours_the_button_is_disabled_with_the_reason(client, s
     assert 'id="call-button" class="primary" disabled' in page.text and "07:30–21:00" in page.text
     refused = post(client, f"/callbacks/{item.id}/call", token)
     assert refused.status_code == 422 and "07:30–21:00" in refused.text
-    assert pbx.requests == []
+    assert pbx.requests() == []
 
 
 def test_another_centre_sees_nothing(client, staff):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOMAIN_PACKAGES = ("directory", "legal_library", "referral", "daily_log", "webhooks", "blocking")
+DOMAIN_PACKAGES = ("directory", "legal_library", "referral", "daily_log", "webhooks", "blocking", "callbacks")
 COMPOSITION_ROOT = ROOT / "hotline" / "domains.py"
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

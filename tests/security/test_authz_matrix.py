@@ -191,6 +191,22 @@ GET /admin/lines/{line_id}                           : in   403  403  403  ok   
 POST /admin/lines/{line_id}                          : in   403  403  403  ok   403  403  in
 GET /api/lines/route                                 : in   403  403  403  ok   403  403  ok
 POST /api/lines/callback-request                     : in   403  403  403  ok   403  403  ok
+# callback and follow-up worklists (#17 items 1, 2): staff of the centre; another centre's items are 404
+GET /callbacks                                       : in   ok   ok   ok   ok   403  403  in
+POST /callbacks/build                                : in   403  403  ok   ok   403  403  in
+GET /callbacks/strip                                 : in   ok   ok   ok   ok   403  403  in
+GET /callbacks/follow-ups                            : in   ok   ok   ok   ok   403  403  in
+GET /callbacks/{item_id}                             : in   ok   404  ok   ok   403  403  in
+GET /callbacks/{item_id}/status                      : in   ok   404  ok   ok   403  403  in
+POST /callbacks/{item_id}/claim                      : in   ok   404  ok   ok   403  403  in
+POST /callbacks/{item_id}/release                    : in   ok   404  ok   ok   403  403  in
+POST /callbacks/{item_id}/call                       : in   ok   404  ok   ok   403  403  in
+POST /callbacks/{item_id}/outcome                    : in   ok   404  ok   ok   403  403  in
+GET /callbacks/follow-ups/{record_id}                : in   ok   404  ok   ok   403  403  in
+POST /callbacks/follow-ups/{record_id}/call          : in   ok   404  ok   ok   403  403  in
+POST /callbacks/follow-ups/{record_id}/outcome       : in   ok   404  ok   ok   403  403  in
+POST /callbacks/follow-ups/{record_id}/done          : in   ok   404  ok   ok   403  403  in
+POST /callbacks/follow-ups/{record_id}/assign        : in   403  403  ok   ok   403  403  in
 """
 
 
@@ -334,6 +350,19 @@ def world(client, staff) -> dict[str, str]:
                              link=f"/referrals/{ref.id}")
         ids["notification_id"] = str(db.scalar(select(Notification.id).where(
             Notification.user_id == staff.ids["tvv1"]).order_by(Notification.id.desc()).limit(1)))
+        # the worklists: a callback item of A's (a missed call), and A's record with a follow-up date
+        from callbacks.models import CallbackItem
+        from hotline.calls.models import CallRecord
+
+        now = datetime.now(timezone.utc)
+        item = CallbackItem(centre_id=staff.centre_id, call_id=cid, kind="missed", number_hash="k:x",
+                            number_masked="0912 *** 678", missed_at=now, last_missed_at=now, missed_calls=1,
+                            created_at=now, expires_at=now + timedelta(days=3), status="open", attempts=0)
+        db.add(item)
+        db.flush()
+        ids["item_id"] = str(item.id)
+        rec = db.get(CallRecord, record_id)
+        rec.follow_up_needed, rec.follow_up_date = True, date.today()
     return ids
 
 
