@@ -206,7 +206,19 @@ def propose(session: Session, *, actor: Actor, record_id: int, reason: str, requ
     audit.record(session, actor=actor, action="block.propose", object_type="block_proposal",
                  object_id=proposal.id, request=request, detail={"number": proposal.number_masked,
                                                                  "record": record.id})
+    _tell(session, centre_id=record.centre_id, kind="blocking.proposal", link="/blocking",
+          title=Text("%(who)s proposes blocking the caller of record #%(record)s: accept or refuse it.",
+                     who=actor.username, record=record.id))
     return proposal
+
+
+def _tell(session: Session, *, kind: str, title: Text, link: str, centre_id: int | None = None,
+          user_ids: list[int] | None = None) -> None:
+    """A lasting notification (``hotline.notifications``): to ``user_ids`` and, given a centre, its supervisors."""
+    from hotline.notifications import service as notifications
+
+    notifications.notify(session, user_ids=user_ids, centre_id=centre_id, roles=("supervisor",) if centre_id else (),
+                         kind=kind, title=title, link=link)
 
 
 def proposal_for_record(session: Session, record_id: int) -> BlockProposal | None:
@@ -237,6 +249,12 @@ def decide(session: Session, *, actor: Actor, proposal_id: int, accept: bool, du
     if not accept:
         audit.record(session, actor=actor, action="block.proposal_refuse", object_type="block_proposal",
                      object_id=proposal.id, request=request, detail={"number": proposal.number_masked})
+    if proposal.proposed_by_id and proposal.proposed_by_id != actor.id:
+        title = (Text("Your proposal to block the caller of record #%(record)s was accepted.", record=proposal.record_id)
+                 if accept else
+                 Text("Your proposal to block the caller of record #%(record)s was refused.", record=proposal.record_id))
+        _tell(session, kind="blocking.accepted" if accept else "blocking.refused", title=title,
+              user_ids=[proposal.proposed_by_id], link=f"/records/{proposal.record_id}" if proposal.record_id else "/records")
     return proposal
 
 

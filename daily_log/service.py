@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, union_all, update
@@ -437,6 +438,8 @@ def build_day(session: Session, *, centre: Centre, day: date, now: datetime | No
     # the previous summary is replaced without being read back (it can be large)
     log = session.scalar(select(DailyLog).options(defer(DailyLog.summary))
                          .where(DailyLog.centre_id == centre.id, DailyLog.day == day))
+    first_build = log is None
+    was_as_signed = log is not None and log.signed_off_at is not None and log.signed_digest == log.digest
     if log is None:
         log = DailyLog(centre_id=centre.id, day=day, summary=summary, built_at=at, build_count=1, built_by=by[:128])
         session.add(log)
@@ -447,12 +450,28 @@ def build_day(session: Session, *, centre: Centre, day: date, now: datetime | No
         log.built_by = by[:128]
     log.digest = digest(summary)
     log.received = summary["totals"]["received"]
+    if first_build:
+        _ask_supervisors(session, centre, day, kind="daily_log.ready",
+                         title=Text("The daily call log of %(day)s is built: review it and sign it off.",
+                                    day=fmt_day(day)))
+    elif was_as_signed and log.digest != log.signed_digest:
+        _ask_supervisors(session, centre, day, kind="daily_log.changed",
+                         title=Text("The daily call log of %(day)s changed after it was signed off: review it "
+                                    "and sign it off again.", day=fmt_day(day)))
     session.execute(update(DailyLogFailure)
                     .where(DailyLogFailure.centre_id == centre.id, DailyLogFailure.day == day,
                            DailyLogFailure.resolved_at.is_(None))
                     .values(resolved_at=at))
     session.flush()
     return log
+
+
+def _ask_supervisors(session: Session, centre: Centre, day: date, *, kind: str, title: Text) -> None:
+    """A sign-off request in the inbox of the centre's supervisors (``hotline.notifications``)."""
+    from hotline.notifications import service as notifications
+
+    notifications.notify(session, centre_id=centre.id, roles=("supervisor",), kind=kind, title=title,
+                         link=f"/daily-log/{quote(centre.code, safe='')}/{day.isoformat()}")
 
 
 def record_failure(session: Session, *, centre_id: int, day: date, reason: str, now: datetime | None = None) -> DailyLogFailure:

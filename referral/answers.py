@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from hotline.db import utcnow
 from hotline.i18n import Text
-from referral.base import ReferralError, _event
+from referral.base import ReferralError, _event, tell
 from referral.models import (
     OPEN_STATES,
     Referral,
@@ -34,6 +34,12 @@ def decide(session: Session, *, ref: Referral, decision: str, note: str, by: str
         ref.state, ref.decided_at, ref.decided_by, ref.decision_note = decision, now, by[:255], note
     ref.updated_at = now
     _event(session, ref, decision, by, note=note[:500])
+    if decision == "accepted":
+        tell(session, ref, kind="referral.accepted",
+             title=Text("%(service)s accepted referral %(code)s.", service=ref.service_name, code=ref.code))
+    elif decision == "declined":
+        tell(session, ref, kind="referral.declined",
+             title=Text("%(service)s declined referral %(code)s.", service=ref.service_name, code=ref.code))
     from hotline import bus
 
     bus.publish(f"centre:{ref.centre_id}", {"type": "referral_alert", "alert": {

@@ -162,5 +162,16 @@ def _event(session: Session, ref: Referral, action: str, actor: str, **detail: A
     session.add(ev)
 
 
+def tell(session: Session, ref: Referral, *, kind: str, title: Text, creator: bool = True) -> int:
+    """A lasting notification about ``ref`` (``hotline.notifications``): to the counsellor who made it
+    (unless ``creator`` is False) and to the centre's supervisors, linking to the referral's page.
+    The live screens' ``referral_alert`` is the instant hint; this is what stays until read."""
+    from hotline.notifications import service as notifications
+
+    return notifications.notify(session, user_ids=[ref.created_by] if creator and ref.created_by else None,
+                                centre_id=ref.centre_id, roles=("supervisor",), kind=kind, title=title,
+                                link=f"/referrals/{ref.id}")
+
+
 def digest_text(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()

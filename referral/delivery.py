@@ -13,7 +13,7 @@ from hotline.db import rowcount, utcnow
 from hotline.i18n import Text
 from hotline.settings import get_settings
 from referral import signing
-from referral.base import ReferralError, _base, _event, max_attempts
+from referral.base import ReferralError, _base, _event, max_attempts, tell
 from referral.models import (
     OPEN_STATES,
     Delivery,
@@ -138,6 +138,9 @@ def mark_failed(session: Session, *, delivery: Delivery, reason: str) -> bool:
         if ref.state in OPEN_STATES:
             ref.state, ref.failure_reason, ref.updated_at = "failed", reason[:2000], now
         _event(session, ref, "dead_letter", "system", reason=reason[:500], attempts=delivery.attempts)
+        tell(session, ref, kind="referral.failed",
+             title=Text("Referral %(code)s to %(service)s could not be delivered; open it to see why and what to do.",
+                        code=ref.code, service=ref.service_name))
         _publish_failed(ref)
         return True
     delivery.status = "retrying"

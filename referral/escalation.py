@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hotline.db import utcnow
+from hotline.i18n import Text
 from hotline.settings import get_settings
-from referral.base import _event
+from referral.base import _event, tell
 from referral.models import (
     OPEN_STATES,
     Referral,
@@ -51,6 +52,9 @@ def escalate_due(session: Session, *, now: datetime | None = None) -> list[Refer
         ref.escalated_at, ref.escalation = now, {"minutes": minutes, "suggestion": suggestion}
         _event(session, ref, "escalated", "system", minutes=minutes, suggestion=suggestion)
         session.flush()
+        tell(session, ref, kind="escalation.referral",
+             title=Text("Emergency referral %(code)s to %(service)s: no answer for %(minutes)s minutes.",
+                        code=ref.code, service=ref.service_name, minutes=minutes))
         bus.publish(f"centre:{ref.centre_id}", {"type": "referral_alert", "alert": {
             "kind": "escalation", "referral_id": ref.id, "record_id": ref.record_id, "code": ref.code, "created_by": ref.created_by,
             "service_name": ref.service_name, "urgency": ref.urgency, "minutes": minutes,

@@ -102,11 +102,14 @@ def _check_link(link: str | None) -> str | None:
 
 # ---------------------------------------------------------------------- writing
 def notify(session: Session, *, user_ids: Iterable[int] | None = None, centre_id: int | None = None,
-           roles: Iterable[str] = (), kind: str, title: Text, link: str | None = None) -> int:
+           roles: Iterable[str] = (), kind: str, title: Text, link: str | None = None,
+           unless_unread: bool = False) -> int:
     """Store one notification for each recipient; returns how many were stored.
 
     Recipients: ``user_ids`` (active accounts only), plus every active user of ``centre_id`` whose
-    role is one of ``roles``.  Nobody to tell is not an error (0)."""
+    role is one of ``roles``.  Nobody to tell is not an error (0).  ``unless_unread`` skips those who
+    still have an unread notification of this kind and link (news that repeats, e.g. each autosave
+    of a signed-off record, is told once until read)."""
     if not isinstance(title, Text):
         raise Invalid(Text("A notification's title must be a translatable text."))
     if not kind or len(kind) > KIND_MAX:
@@ -124,6 +127,11 @@ def notify(session: Session, *, user_ids: Iterable[int] | None = None, centre_id
         found.update({uid: cid for uid, cid in session.execute(
             select(User.id, User.centre_id).where(User.centre_id == centre_id, User.role.in_(role_list),
                                                   User.active.is_(True)))})
+    if found and unless_unread:
+        told = set(session.scalars(select(Notification.user_id).where(
+            Notification.user_id.in_(sorted(found)), Notification.kind == kind, Notification.read_at.is_(None),
+            Notification.link.is_(None) if link is None else Notification.link == link)))
+        found = {uid: cid for uid, cid in found.items() if uid not in told}
     if not found:
         return 0
     now = utcnow()

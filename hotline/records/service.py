@@ -30,7 +30,7 @@ from hotline.audit import service as audit
 from hotline.calls.models import Call, CallRecord, CallRecordIssue
 from hotline.db import utcnow
 from hotline.errors import Actor
-from hotline.i18n import N_, current_language, translator
+from hotline.i18n import N_, Text, current_language, translator
 from hotline.records.models import CallRecordRevision
 from hotline.taxonomy import get_taxonomies, non_counselling_codes
 
@@ -616,6 +616,7 @@ def save(session: Session, *, record: CallRecord, actor: Actor, data: Mapping[st
         audit.record(session, actor=actor, action="record.edit_after_sign_off", object_type="call_record",
                      object_id=record.id, detail={"reason": why, "version": record.version,
                                                   "fields": sorted(k for k in changed if k != "lock_reason")})
+        _tell_signed_day_changed(session, record)
     if action:
         session.add(CallRecordRevision(record_id=record.id, version=record.version, action=action,
                                        user_id=actor.id or None, at=utcnow(), changes=changed))
@@ -707,6 +708,17 @@ def keep_rejected(session: Session, *, record: CallRecord, actor: Actor,
     session.flush()
 
 
+def _tell_signed_day_changed(session: Session, record: CallRecord) -> None:
+    """The centre's supervisors learn, in their inbox, that a signed-off day changed (once until they
+    read it, however many saves follow): the daily log needs a new sign-off."""
+    from hotline.notifications import service as notifications
+
+    notifications.notify(session, centre_id=record.centre_id, roles=("supervisor",), kind="daily_log.record_changed",
+                         title=Text("Record #%(id)s was changed after its day was signed off: review the change "
+                                    "and sign the daily call log off again.", id=record.id),
+                         link=f"/records/{record.id}/history", unless_unread=True)
+
+
 def give_reference(session: Session, *, record: CallRecord, actor: Actor, kind: str, ref_id: str, label: str,
                    reason: str | None = None) -> dict[str, Any]:
     """Note that an address or an article was given to the caller (once per item), as an edit of the
@@ -740,6 +752,7 @@ def give_reference(session: Session, *, record: CallRecord, actor: Actor, kind: 
         audit.record(session, actor=actor, action="record.edit_after_sign_off", object_type="call_record",
                      object_id=record.id, detail={"reason": why, "version": record.version,
                                                   "fields": ["references_given"]})
+        _tell_signed_day_changed(session, record)
     session.add(CallRecordRevision(record_id=record.id, version=record.version, action=action,
                                    user_id=actor.id or None, at=utcnow(), changes=changed))
     audit.record(session, actor=actor, action="record.reference_add", object_type="call_record",
