@@ -172,6 +172,14 @@ def route_of(session: Session, line: Line, *, now: datetime) -> Route:
                  wait_seconds=line.overflow_wait_seconds, overflow_centre_id=overflow, message=message)
 
 
+def available_counsellors(session: Session, centre_id: int) -> int:
+    """Counsellors of the centre available on the live screen now (the queue's free members)."""
+    from hotline.live.models import CounsellorPresence
+
+    return len(session.scalars(select(CounsellorPresence.user_id).where(
+        CounsellorPresence.centre_id == centre_id, CounsellorPresence.state == "available")).all())
+
+
 def centre_queue(session: Session, centre_id: int, provider: str) -> str | None:
     """The centre's own queue on a provider (its first active queue line), if it has one."""
     return session.scalars(select(Line.identifier).where(

@@ -78,11 +78,13 @@ class CallEvent:
     creates: bool = True  # False: an unknown key does not become a call from this event alone
     spare: list[str] = field(default_factory=list)  # snapshot: keys heard after it was asked for
     requested_at: datetime | None = None  # snapshot: when it was asked for
+    overflow_to: int | None = None  # QUEUED: the centre whose queue the caller overflowed to (when known)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {}
         for name in ("kind", "provider", "key", "channel", "caller", "dialed", "queue", "agent", "wait_seconds",
-                     "talk_seconds", "reason", "alias_key", "scope", "presentation", "callback", "creates"):
+                     "talk_seconds", "reason", "alias_key", "scope", "presentation", "callback", "creates",
+                     "overflow_to"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value.value if isinstance(value, Kind) else value

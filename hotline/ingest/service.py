@@ -31,6 +31,7 @@ from hotline.calls.models import (
     PendingCallEvent,
     RawEvent,
 )
+from hotline.centres.models import Centre
 from hotline.centres.service import ingest_routing
 from hotline.db import insert_ignore
 from hotline.ingest.events import CallEvent, Kind, LiveCall, RawIn
@@ -276,12 +277,17 @@ class _Batch:
         """The caller left the line's queue for another centre's (the line's overflow): the call stays
         the line's centre's, ``overflow_centre_id`` lets the other centre see it, and a wait that
         ended unanswered in the first queue is not the call's end."""
-        line = self.routing.line_for(ev.provider, dialed=None, queue=ev.queue)
-        if line is None or line.centre_id == call.centre_id or call.overflow_centre_id == line.centre_id:
+        target: int | None = None
+        if ev.overflow_to is not None:  # the provider's webhook named it (Twilio queues are not lines)
+            target = ev.overflow_to if self.session.get(Centre, ev.overflow_to) is not None else None
+        else:
+            line = self.routing.line_for(ev.provider, dialed=None, queue=ev.queue)
+            target = line.centre_id if line is not None else None
+        if target is None or target == call.centre_id or call.overflow_centre_id == target:
             return
         facts = dict(call.facts or {})
-        call.overflow_centre_id = line.centre_id
-        facts.update(overflow_from=call.centre_id, overflow_to=line.centre_id, overflow_at=ev.at.isoformat(),
+        call.overflow_centre_id = target
+        facts.update(overflow_from=call.centre_id, overflow_to=target, overflow_at=ev.at.isoformat(),
                      overflow_queue=ev.queue)
         if call.answered_at is None and (call.ended_at is None or call.ended_at <= ev.at):
             if facts.get("queue_status"):
@@ -291,7 +297,7 @@ class _Batch:
             call.abandoned, call.ended_at, call.end_reason = False, None, None
         call.facts = facts
         self.session.execute(update(CallRecord).where(CallRecord.call_id == call.id)
-                             .values(overflow_centre_id=line.centre_id))
+                             .values(overflow_centre_id=target))
 
     def caller(self, call: Call, raw: str | None, presentation: str | None = None) -> None:
         facts = call.facts or {}

@@ -128,6 +128,7 @@ POST /webhooks/twilio/dequeue                        : 403  403  403  403  403  
 POST /webhooks/twilio/dial-action                    : 403  403  403  403  403  403  403  403
 POST /webhooks/twilio/agent                          : 403  403  403  403  403  403  403  403
 POST /webhooks/twilio/blocked-key                    : 403  403  403  403  403  403  403  403
+POST /webhooks/twilio/closed-key                     : 403  403  403  403  403  403  403  403
 POST /directory/admin/new                            : 403  403  403  403  ok   403  403  403
 POST /directory/admin/{service_id}/edit              : 403  403  403  403  ok   403  403  403
 POST /directory/admin/{service_id}/verify            : 403  403  403  403  ok   403  403  403

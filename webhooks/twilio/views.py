@@ -14,7 +14,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 import anyio
@@ -26,6 +28,9 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from blocking import service as blocking
+from hotline.auth.models import User
+from hotline.centres import routing as line_routing
+from hotline.centres.models import Centre
 from hotline.centres.service import Routing, ensure_default_centre
 from hotline.db import session_scope
 from hotline.ingest import spool
@@ -63,6 +68,12 @@ BLOCKED_BYE = "Xin cảm ơn. Xin chào tạm biệt."
 TO_SUPERVISOR = "Xin vui lòng giữ máy, chúng tôi đang kết nối bạn với người giám sát."
 BLOCK_CHECK_BUDGET = 1.0  # the block check fails open: past this the caller is enqueued as usual
 SUPERVISOR_QUEUE_SUFFIX = "-supervisors"
+# A supervisor's phone first takes a caller waiting in the supervisors' queue (blocked callers who
+# pressed the key); <Dial><Queue> waits this long on an empty queue, then the centre's queue follows.
+SUPERVISOR_QUEUE_WAIT = 3
+DEFAULT_OVERFLOW_SECONDS = 180  # a line with an overflow centre and no wait of its own (as the dialplan)
+TO_OVERFLOW = "Xin vui lòng tiếp tục giữ máy, chúng tôi đang chuyển cuộc gọi của bạn đến tư vấn viên của trung tâm khác."
+CLOSED_BYE = "Xin cảm ơn. Xin chào tạm biệt."
 
 TEXT_XML = "text/xml; charset=utf-8"
 
@@ -214,7 +225,10 @@ def _remember(known: dict[tuple[str, str | None], str], key: tuple[str, str | No
     return queue
 
 
-def _retry_race(fn: Callable[[], str]) -> str:
+T = TypeVar("T")
+
+
+def _retry_race(fn: Callable[[], T]) -> T:
     """Run a lookup again when a concurrent request created the default centre first."""
     try:
         return fn()
@@ -222,45 +236,94 @@ def _retry_race(fn: Callable[[], str]) -> str:
         return fn()
 
 
-def _centre_code_for_number(settings: Settings, dialed: str | None) -> str:
+@dataclass(frozen=True)
+class NumberRoute:
+    """Where the voice webhook sends a caller (``hotline.centres.routing`` decides)."""
+
+    code: str  # the line's centre: its queue is HOTLINE_TWILIO_QUEUE_PREFIX-code
+    open: bool = True
+    overflow_code: str | None = None  # the overflow centre's code, when the line has one
+    overflow_centre_id: int | None = None
+    overflow_after: int | None = None  # seconds in the queue before the wait URL says <Leave/>
+    closed_text: str = ""
+    callback: bool = False  # the closed message offers a key for a callback
+
+
+def _centre_code_for_number(settings: Settings, dialed: str | None) -> NumberRoute:
     return _retry_race(lambda: _number_lookup(settings, dialed))
 
 
-def _centre_code_for_agent(settings: Settings, identity: str | None) -> str:
+def _centre_code_for_agent(settings: Settings, identity: str | None) -> tuple[str, bool]:
     return _retry_race(lambda: _agent_lookup(settings, identity))
 
 
-def _number_lookup(settings: Settings, dialed: str | None) -> str:
+def _number_lookup(settings: Settings, dialed: str | None) -> NumberRoute:
     with session_scope() as session:
         default = ensure_default_centre(session, code=settings.default_centre_code,
                                         name=settings.default_centre_name, timezone=settings.default_timezone)
         line = Routing.load(session, default.id).line_for(translator.PROVIDER, dialed=dialed, queue=None)
-        return line.centre.code if line is not None else default.code
+        if line is None:
+            return NumberRoute(default.code)
+        route = line_routing.route_of(session, line, now=_now())
+        if not route.open:
+            return NumberRoute(line.centre.code, open=False, closed_text=route.text, callback=route.callback)
+        other = session.get(Centre, route.overflow_centre_id) if route.overflow_centre_id else None
+        if other is None or not other.active:
+            return NumberRoute(line.centre.code)
+        # Nobody free here (no counsellor available on the live screen): on at the first wait URL.
+        free = line_routing.available_counsellors(session, line.centre_id)
+        after = (route.wait_seconds or DEFAULT_OVERFLOW_SECONDS) if free else 0
+        return NumberRoute(line.centre.code, overflow_code=other.code, overflow_centre_id=other.id,
+                           overflow_after=after)
 
 
-def _agent_lookup(settings: Settings, identity: str | None) -> str:
-    """The centre whose Twilio numbers the counsellor answers (default when it has none)."""
+def _agent_lookup(settings: Settings, identity: str | None) -> tuple[str, bool]:
+    """The centre whose Twilio numbers the counsellor answers (default when it has none), and
+    whether the identity is a supervisor's (who takes the supervisors' queue first)."""
     with session_scope() as session:
         default = ensure_default_centre(session, code=settings.default_centre_code,
                                         name=settings.default_centre_name, timezone=settings.default_timezone)
         routing = Routing.load(session, default.id)
         mapping = routing.agents.get((translator.PROVIDER, identity or ""))
+        user = session.get(User, mapping.user_id) if mapping is not None and mapping.user_id else None
+        supervisor = user is not None and user.active and user.role == "supervisor"
         if mapping is None or mapping.centre_id == default.id:
-            return default.code
+            return default.code, supervisor
         for (provider, _ident), line in routing.numbers.items():
             if provider in (translator.PROVIDER, "any") and line.centre_id == mapping.centre_id:
-                return line.centre.code
-        return default.code
+                return line.centre.code, supervisor
+        return default.code, supervisor
 
 
 # ---------------------------------------------------------------------- the caller
-def voice_twiml(settings: Settings, queue: str) -> VoiceResponse:
+def voice_twiml(settings: Settings, queue: str, route: NumberRoute | None = None) -> VoiceResponse:
     response = VoiceResponse()
     response.say(GREETING, language=LANG)
     if settings.twilio_recording_notice:
         response.say(RECORDING_NOTICE, language=LANG)
-    response.enqueue(queue, action=_url(settings, "enqueue-action", queue=queue, attempt=0), method="POST",
-                     wait_url=_url(settings, "wait"), wait_url_method="POST")
+    action: dict[str, object] = {"queue": queue, "attempt": 0}
+    wait: dict[str, object] = {}
+    if route is not None and route.overflow_code is not None:
+        # The wait URL says <Leave/> after the line's overflow wait; the action URL then enqueues the
+        # caller into the overflow centre's queue.
+        action.update(overflow=queue_name(settings, route.overflow_code), overflow_centre=route.overflow_centre_id)
+        wait["overflow_after"] = route.overflow_after or 0
+    response.enqueue(queue, action=_url(settings, "enqueue-action", **action), method="POST",
+                     wait_url=_url(settings, "wait", **wait), wait_url_method="POST")
+    return response
+
+
+def closed_twiml(settings: Settings, route: NumberRoute) -> VoiceResponse:
+    """Out of hours: the message with the emergency numbers, and (when offered) a key for a callback."""
+    response = VoiceResponse()
+    if route.callback:
+        gather = Gather(num_digits=1, timeout=8, action=_url(settings, "closed-key"), method="POST")
+        gather.say(route.closed_text, language=LANG)
+        response.append(gather)
+        response.say(CLOSED_BYE, language=LANG)
+    else:
+        response.say(route.closed_text, language=LANG)
+    response.hangup()
     return response
 
 
@@ -301,15 +364,19 @@ async def voice(request: Request) -> Response:
     deadline = anyio.current_time() + DB_BUDGET_SECONDS
     req.assigned_queue = queue_name(settings, settings.default_centre_code)
     known = _last_known(request)
+    route: NumberRoute | None = None
     reachable = time.monotonic() >= getattr(request.app.state, "twilio_db_down_until", 0.0)
     if not reachable:  # the database failed moments ago: answer at once, from memory and the spool
         req.assigned_queue = known.get(("number", translator.dialed_of(req)), req.assigned_queue)
     elif not translator.missing_fields(Hook.VOICE, req.params):
         try:
-            code = await _in_thread(lambda: _centre_code_for_number(settings, translator.dialed_of(req)),
-                                    budget=DB_BUDGET_SECONDS)
+            found = await _in_thread(lambda: _centre_code_for_number(settings, translator.dialed_of(req)),
+                                     budget=DB_BUDGET_SECONDS)
+            assert isinstance(found, NumberRoute)
+            route = found
             req.assigned_queue = _remember(known, ("number", translator.dialed_of(req)),
-                                           queue_name(settings, str(code)))
+                                           queue_name(settings, route.code))
+            req.closed = not route.open
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the caller is enqueued
             # The last queue this number was routed to, else the default.  Only an outage (no
             # connection, no answer in time) sends the event straight to the disk spool.
@@ -334,7 +401,9 @@ async def voice(request: Request) -> Response:
         log.error("twilio.voice_spooled", extra={"call_sid": req.get("CallSid"), "spool": path.name})
     elif await _blocked(req):
         return _twiml(blocked_twiml(settings, req.assigned_queue))
-    return _twiml(voice_twiml(settings, req.assigned_queue))
+    if route is not None and not route.open:
+        return _twiml(closed_twiml(settings, route))
+    return _twiml(voice_twiml(settings, req.assigned_queue, route))
 
 
 @router.post("/blocked-key")
@@ -374,20 +443,33 @@ async def wait(request: Request) -> Response:
     if isinstance(req, Response):
         return req
     response = VoiceResponse()
-    first = (translator.to_int(req.get("QueueTime")) or 0) < HOLD_PAUSE_SECONDS
+    waited = translator.to_int(req.get("QueueTime")) or 0
+    overflow_after = translator.to_int(req.query.get("overflow_after"))
+    if overflow_after is not None and waited >= overflow_after:
+        response.leave()  # the action URL enqueues the caller into the overflow centre's queue
+        return _twiml(response)
+    first = waited < HOLD_PAUSE_SECONDS
     response.say(HOLD_FIRST if first else HOLD_AGAIN, language=LANG)
     position = translator.to_int(req.get("QueuePosition"))
     if position and position > 1:
         response.say(f"Bạn đang ở vị trí số {position} trong hàng chờ.", language=LANG)
-    response.pause(length=HOLD_PAUSE_SECONDS)
+    pause = HOLD_PAUSE_SECONDS if overflow_after is None else max(1, min(HOLD_PAUSE_SECONDS, overflow_after - waited))
+    response.pause(length=pause)
     return _twiml(response)
 
 
 def _after_queue(settings: Settings, req: translator.Request) -> VoiceResponse:
     attempt = translator.to_int(req.query.get("attempt")) or 0
     queue = req.query.get("queue") or queue_name(settings, settings.default_centre_code)
-    outcome = translator.queue_outcome(req.params["QueueResult"].strip().lower(), attempt)
+    result = req.params["QueueResult"].strip().lower()
+    outcome = translator.queue_outcome(result, attempt)
     response = VoiceResponse()
+    overflow = req.query.get("overflow")
+    if result == "leave" and overflow:  # the line's overflow wait is over: the other centre's queue
+        response.say(TO_OVERFLOW, language=LANG)
+        response.enqueue(overflow, action=_url(settings, "enqueue-action", queue=overflow, attempt=0), method="POST",
+                         wait_url=_url(settings, "wait"), wait_url_method="POST")
+        return response
     if outcome is QueueOutcome.RETRY:
         response.say(RETRY, language=LANG)
         response.enqueue(queue, action=_url(settings, "enqueue-action", queue=queue, attempt=attempt + 1),
@@ -429,17 +511,49 @@ async def dequeue(request: Request) -> Response:
     return await _callback(request, Hook.DEQUEUE)
 
 
+def _after_supervisor_queue(settings: Settings, req: translator.Request) -> VoiceResponse:
+    """A supervisor's phone after the supervisors' queue: done if it took a caller, else the centre's queue."""
+    then = req.query.get("then")
+    status = (req.params.get("DialCallStatus") or "").strip().lower()
+    if then and status not in ("answered", "completed"):
+        return agent_twiml(settings, then, req.query.get("agent"))
+    return VoiceResponse()
+
+
 @router.post("/dial-action")
 async def dial_action(request: Request) -> Response:
-    return await _callback(request, Hook.DIAL_ACTION)
+    return await _callback(request, Hook.DIAL_ACTION, _after_supervisor_queue)
+
+
+@router.post("/closed-key")
+async def closed_key(request: Request) -> Response:
+    """The out-of-hours caller's key press (the closed message's ``<Gather>``): a callback request."""
+    return await _callback(request, Hook.CLOSED_KEY, _closed_answer)
+
+
+def _closed_answer(settings: Settings, req: translator.Request) -> VoiceResponse:
+    response = VoiceResponse()
+    response.say(line_routing.CALLBACK_THANKS if req.get("Digits") else CLOSED_BYE, language=LANG)
+    response.hangup()
+    return response
 
 
 # ---------------------------------------------------------------------- the counsellor
-def agent_twiml(settings: Settings, queue: str, identity: str | None) -> VoiceResponse:
+def agent_twiml(settings: Settings, queue: str, identity: str | None, supervisor: bool = False) -> VoiceResponse:
+    """The counsellor takes the next caller of the centre's queue.  A supervisor first takes a caller
+    of the supervisors' queue (blocked callers who pressed the key): ``<Dial><Queue>`` waits
+    ``SUPERVISOR_QUEUE_WAIT`` s on it, and the dial action then dials the centre's queue."""
     response = VoiceResponse()
+    agent = {"agent": identity} if identity else {}
+    if supervisor:
+        own = queue + SUPERVISOR_QUEUE_SUFFIX
+        dial = Dial(action=_url(settings, "dial-action", leg=translator.AGENT_LEG, then=queue, **agent),
+                    method="POST", timeout=SUPERVISOR_QUEUE_WAIT)
+        dial.queue(own, url=_url(settings, "dequeue", queue=own, **agent), method="POST")
+        response.append(dial)
+        return response
     dial = Dial(action=_url(settings, "dial-action", leg=translator.AGENT_LEG), method="POST")
-    query = {"queue": queue, **({"agent": identity} if identity else {})}
-    dial.queue(queue, url=_url(settings, "dequeue", **query), method="POST")
+    dial.queue(queue, url=_url(settings, "dequeue", queue=queue, **agent), method="POST")
     response.append(dial)
     return response
 
@@ -456,8 +570,11 @@ async def agent(request: Request) -> Response:
         return _bad_request(req, raw)
     identity = translator.counsellor_calling(req)
     queue = queue_name(settings, settings.default_centre_code)
+    supervisor = False
     try:
-        code = await _in_thread(lambda: _centre_code_for_agent(settings, identity), budget=DB_BUDGET_SECONDS)
+        found = await _in_thread(lambda: _centre_code_for_agent(settings, identity), budget=DB_BUDGET_SECONDS)
+        assert isinstance(found, tuple)
+        code, supervisor = found
         queue = _remember(_last_known(request), ("agent", identity), queue_name(settings, str(code)))
     except Exception as exc:  # noqa: BLE001 - a counsellor must always get TwiML that reaches the callers
         queue = _last_known(request).get(("agent", identity), queue)
@@ -466,7 +583,7 @@ async def agent(request: Request) -> Response:
         await _keep(raw, budget=DB_BUDGET_SECONDS)
     except Exception:  # noqa: BLE001 - kept on disk instead
         await anyio.to_thread.run_sync(lambda: spool.write([raw]))
-    return _twiml(agent_twiml(settings, queue, identity))
+    return _twiml(agent_twiml(settings, queue, identity, supervisor))
 
 
 # ---------------------------------------------------------------------- the app

@@ -75,6 +75,7 @@ class Hook(StrEnum):
     DIAL_ACTION = "dial-action"
     AGENT = "agent"
     WAIT = "wait"
+    CLOSED_KEY = "closed-key"
 
 
 REQUIRED: dict[Hook, tuple[str, ...]] = {
@@ -85,6 +86,7 @@ REQUIRED: dict[Hook, tuple[str, ...]] = {
     Hook.DIAL_ACTION: ("CallSid", "DialCallStatus"),
     Hook.AGENT: ("CallSid", "From"),
     Hook.WAIT: (),
+    Hook.CLOSED_KEY: ("CallSid",),
 }
 
 
@@ -109,6 +111,7 @@ class Request:
     idempotency_token: str | None = None
     query: dict[str, str] = field(default_factory=dict)  # our own url parameters (agent, queue, attempt)
     assigned_queue: str | None = None  # the queue the voice webhook put the caller in
+    closed: bool = False  # the voice webhook found the line closed (out of hours): no queue
     problems: list[str] = field(default_factory=list)  # values left out, each a dead letter (see translate_all)
 
     def get(self, name: str) -> str | None:
@@ -246,6 +249,8 @@ def _ev(kind: Kind, req: Request, key: str, at: datetime, **kw: Any) -> CallEven
 def _voice(req: Request) -> list[CallEvent]:
     key, at = req.params["CallSid"], req.received_at
     common = {"caller": caller_of(req), "dialed": dialed_of(req)}
+    if req.closed:
+        return [_ev(Kind.STARTED, req, key, at, **common), _ev(Kind.CLOSED, req, key, at, **common)]
     return [_ev(Kind.STARTED, req, key, at, **common),
             _ev(Kind.QUEUED, req, key, at, queue=req.assigned_queue, **common)]
 
@@ -344,6 +349,12 @@ def _enqueue_action(req: Request) -> list[CallEvent]:
         kind = None if result == "leave" else Kind.FAILED
     if kind is None:
         return []
+    overflow = req.query.get("overflow")
+    if result == "leave" and overflow:  # the wait URL's <Leave/>: on to the overflow centre's queue
+        centre = to_int(req.query.get("overflow_centre"))
+        return [_ev(Kind.QUEUED, req, req.params["CallSid"], req.received_at, queue=overflow,
+                    overflow_to=centre if centre and centre > 0 else None, reason=result,
+                    caller=caller_of(req), dialed=dialed_of(req))]
     wait = _seconds(req, "QueueTime")
     return [_ev(kind, req, req.params["CallSid"], req.received_at, queue=req.query.get("queue"),
                 wait_seconds=wait if kind in (Kind.ANSWERED, Kind.ABANDONED) else None,
@@ -386,6 +397,14 @@ def _no_events(req: Request) -> list[CallEvent]:
     return []
 
 
+def _closed_key(req: Request) -> list[CallEvent]:
+    """The out-of-hours caller's key press (the closed message's ``<Gather>``): a callback request."""
+    if not req.get("Digits"):
+        return []
+    return [_ev(Kind.CALLBACK_REQUESTED, req, req.params["CallSid"], req.received_at, reason="out_of_hours",
+                caller=caller_of(req), dialed=dialed_of(req))]
+
+
 BUILDERS: dict[Hook, Callable[[Request], list[CallEvent]]] = {
     Hook.VOICE: _voice,
     Hook.STATUS: _status,
@@ -394,6 +413,7 @@ BUILDERS: dict[Hook, Callable[[Request], list[CallEvent]]] = {
     Hook.DIAL_ACTION: _dial_action,
     Hook.AGENT: _no_events,
     Hook.WAIT: _no_events,
+    Hook.CLOSED_KEY: _closed_key,
 }
 
 
