@@ -710,25 +710,62 @@ def follow_up_done(session: Session, *, actor: Any, record_id: int, request: Any
     return fu
 
 
+def send_reminders(session: Session, *, now: datetime | None = None) -> dict[str, int]:
+    """Follow-ups due today remind their assignee, overdue ones the centre's supervisors: once a day each
+    (in the inbox, ``hotline.notifications``)."""
+    from hotline.notifications import service as notifications
+
+    now = now or utcnow()
+    sent = {"due": 0, "overdue": 0}
+    zones: dict[int, ZoneInfo] = {}
+    rows = session.execute(select(CallRecord).outerjoin(FollowUp, FollowUp.record_id == CallRecord.id)
+                           .where(*_follow_up_open(None)).order_by(CallRecord.id)).scalars().all()
+    for record in rows:
+        zone = zones.setdefault(record.centre_id, _tz(session, record.centre_id))
+        today, due = now.astimezone(zone).date(), record.follow_up_date
+        if due is None or due > today:
+            continue
+        fu = _follow_up_row(session, record)
+        link = f"/callbacks/follow-ups/{record.id}"
+        if due == today and fu.reminded_due != today and fu.assignee_id:
+            notifications.notify(session, user_ids=[fu.assignee_id], kind="follow_up.due", link=link,
+                                 title=Text("Follow-up of record #%(id)s is due today.", id=record.id))
+            fu.reminded_due = today
+            sent["due"] += 1
+        elif due < today and fu.reminded_overdue != today:
+            notifications.notify(session, centre_id=record.centre_id, roles=("supervisor",), kind="follow_up.overdue",
+                                 link=link, title=Text("Follow-up of record #%(id)s is overdue (due %(due)s).",
+                                                       id=record.id, due=due.strftime("%d/%m/%Y")))
+            fu.reminded_overdue = today
+            sent["overdue"] += 1
+    return sent
+
+
+def send_all_reminders() -> dict[str, int]:
+    with session_scope() as session:
+        return send_reminders(session)
+
+
 # ---------------------------------------------------------------------- counts (daily log, reports)
 def counts(session: Session, *, centre_id: int, since: datetime, until: datetime) -> dict[str, Any]:
-    """Missed calls in ``[since, until)`` called back, reached, the median minutes to the first callback,
-    and out-of-hours callback requests."""
-    items = session.execute(select(CallbackItem.id, CallbackItem.kind, CallbackItem.missed_at, CallbackItem.close_reason)
-                            .where(CallbackItem.centre_id == centre_id, CallbackItem.missed_at >= since,
-                                   CallbackItem.missed_at < until)).all()
-    ids = [i.id for i in items]
-    first: dict[int, datetime] = {}
-    for chunk in range(0, len(ids), _CHUNK):
-        rows = session.execute(select(CallbackAttempt.item_id, func.min(CallbackAttempt.started_at))
-                               .where(CallbackAttempt.item_id.in_(ids[chunk:chunk + _CHUNK]),
-                                      CallbackAttempt.status.in_(("placed", "done")))
-                               .group_by(CallbackAttempt.item_id))
-        first.update({i: _aware(t) for i, t in rows if i is not None})
-    waits = [(first[i.id] - _aware(i.missed_at)).total_seconds() / 60 for i in items if i.id in first]
-    return {"called_back": len(first), "reached": sum(1 for i in items if i.close_reason == "reached"),
+    """What happened in ``[since, until)``: missed callers called back (first attempt that reached the phone
+    system in the window), reached (callbacks ending "reached" in it), the median minutes from the missed
+    call to that first callback, and the out-of-hours callers who asked for a callback."""
+    first = func.min(CallbackAttempt.started_at)
+    rows = session.execute(
+        select(CallbackItem.id, CallbackItem.missed_at, first).join(CallbackAttempt, CallbackAttempt.item_id == CallbackItem.id)
+        .where(CallbackItem.centre_id == centre_id, CallbackAttempt.status.in_(("placed", "done")))
+        .group_by(CallbackItem.id, CallbackItem.missed_at).having(first >= since, first < until)).all()
+    waits = [(_aware(t) - _aware(missed)).total_seconds() / 60 for _, missed, t in rows]
+    reached = session.scalar(select(func.count()).select_from(CallbackItem).where(
+        CallbackItem.centre_id == centre_id, CallbackItem.close_reason == "reached",
+        CallbackItem.closed_at >= since, CallbackItem.closed_at < until))
+    requests = session.scalar(select(func.count()).select_from(Call).where(
+        Call.centre_id == centre_id, Call.received_at >= since, Call.received_at < until,
+        Call.facts["callback_requested"].as_string().is_not(None)))
+    return {"called_back": len(rows), "reached": int(reached or 0),
             "median_minutes_to_callback": round(statistics.median(waits), 1) if waits else None,
-            "callback_requests": sum(1 for i in items if i.kind == "requested")}
+            "callback_requests": int(requests or 0)}
 
 
 # ---------------------------------------------------------------------- retention

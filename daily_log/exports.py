@@ -43,6 +43,12 @@ TOTAL_LABELS = (
     ("records_draft", N_("Records not completed")),
     ("excluded_no_consent", N_("Records left out (no consent to statistics)")),
 )
+CALLBACK_LABELS = (  # summary["callbacks"] / report.callbacks (callbacks.service.counts)
+    ("called_back", N_("Missed callers called back")),
+    ("reached", N_("Callbacks that reached the caller")),
+    ("median_minutes_to_callback", N_("Median minutes from the missed call to the callback")),
+    ("callback_requests", N_("Out-of-hours callback requests")),
+)
 BREAKDOWNS = (
     ("by_issue", "issue", N_("By issue")),
     ("by_level", "service_level", N_("By level of counselling or intervention")),
@@ -157,6 +163,9 @@ def table_rows(summary: dict[str, Any], lang: str) -> list[list[Any]]:
     rows.append([_("Referrals made"), summary["referrals"]["made"]])
     for state, n in summary["referrals"]["by_state"].items():
         rows.append([_safe(state), _safe(label("referral_state", state, lang)), n])
+    if summary.get("callbacks"):
+        rows.append([])
+        rows.extend([_(text), summary["callbacks"].get(key)] for key, text in CALLBACK_LABELS)
     rows.append([])
     rows.append([_("Follow-ups due"), len(summary["follow_ups_due"])])
     for f in summary["follow_ups_due"]:

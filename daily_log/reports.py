@@ -84,6 +84,7 @@ class Report:
     days: dict[str, int] = field(default_factory=dict)
     ended: bool = True
     referrals: dict[str, Any] = field(default_factory=dict)  # available, made, by_state
+    callbacks: dict[str, Any] = field(default_factory=dict)  # callbacks.service.counts over the period
 
 
 # ---------------------------------------------------------------------- periods
@@ -262,6 +263,7 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
         by_day=by_day, by_hour=by_hour, by_issue_group=by_issue_group,
         days={"total": days_total, "built": int(built[0]), "signed_off": int(built[1])},
         ended=now.astimezone(tz).date() > period.end, referrals=referrals,
+        callbacks=service.callback_counts(session, centre_id=centre.id, since=start, until=end),
     )
 
 
@@ -427,6 +429,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "talk_seconds": report.talk, "tables": report.tables, "indicators": report.indicators,
         "by_day": [[d.isoformat(), n] for d, n in report.by_day], "by_hour": report.by_hour,
         "by_issue_group": report.by_issue_group, "daily_logs": report.days, "referrals": report.referrals,
+        "callbacks": report.callbacks,
     }
 
 
@@ -457,7 +460,7 @@ TABLE_TITLES = {
 
 
 def to_csv_rows(report: Report, lang: str) -> list[list[Any]]:
-    from daily_log.exports import TOTAL_LABELS, label
+    from daily_log.exports import CALLBACK_LABELS, TOTAL_LABELS, label
     from hotline.i18n import translator
 
     _ = translator(lang)
@@ -482,6 +485,9 @@ def to_csv_rows(report: Report, lang: str) -> list[list[Any]]:
     rows.append([_("Referrals made"), report.referrals.get("made", 0)])
     for state, n in report.referrals.get("by_state", {}).items():
         rows.append([state, service.referral_state_label(state, lang), n])
+    if report.callbacks:
+        rows.append([])
+        rows.extend([_(text), report.callbacks.get(key), key] for key, text in CALLBACK_LABELS)
     schemes = {"age_group": "age_group", "level": "service_level", "caller_role": "caller_role",
                "outcome": "outcome", "issue": "issue", "issue_group": "issue", "primary_issue": "issue",
                "province": "province", "sex": "sex"}

@@ -169,6 +169,14 @@ def referral_counts(session: Session, *, centre_id: int, since: datetime,
     return True, counts_by_state(session, centre_id=centre_id, since=since, until=until)
 
 
+def callback_counts(session: Session, *, centre_id: int, since: datetime, until: datetime) -> dict[str, Any]:
+    """Missed callers called back, reached, the median minutes to the callback, out-of-hours callback
+    requests, in ``[since, until)`` (``callbacks.service``)."""
+    from callbacks.service import counts
+
+    return counts(session, centre_id=centre_id, since=since, until=until)
+
+
 def referral_state_label(state: str, lang: str) -> str:
     from referral.service import state_labels
 
@@ -257,6 +265,7 @@ def summarise(session: Session, *, centre: Centre, day: date) -> dict[str, Any]:
             e["parts"] = parts[e["call_id"]]  # each counsellor's part of a transferred call
     # listener outages in the day: telephony counts may have a hole (issue #16)
     summary["telephony_gaps"] = gaps_between(session, start, end)
+    summary["callbacks"] = callback_counts(session, centre_id=centre.id, since=start, until=end)
     return summary
 
 

@@ -113,3 +113,25 @@ def test_no_consent_no_call_and_done_another_way(client, staff, pbx):
     assert pbx.requests() == []
     assert post(client, f"/callbacks/follow-ups/{rid}/done", token).status_code == 303
     assert f'data-record="{rid}"' not in client.get("/callbacks/follow-ups").text
+
+
+def test_reminders_due_to_the_assignee_overdue_to_supervisors_once_a_day(client, staff, clock):
+    from callbacks import service
+    from hotline.notifications.models import Notification
+
+    due = record(staff, due=TODAY)
+    late = record(staff, due=TODAY - timedelta(days=1), caller="0987654321")
+    record(staff, due=TODAY + timedelta(days=1), caller="0911222333")
+    with session_scope() as db:
+        assert service.send_reminders(db) == {"due": 1, "overdue": 1}
+        assert service.send_reminders(db) == {"due": 0, "overdue": 0}  # once a day
+    with session_scope() as db:
+        got = sorted((n.user_id, n.kind, n.link) for n in db.scalars(select(Notification)))
+    assert got == sorted([(staff.ids["tvv1"], "follow_up.due", f"/callbacks/follow-ups/{due}"),
+                          (staff.ids["gs1"], "follow_up.overdue", f"/callbacks/follow-ups/{late}")])
+    sign_in(client, "tvv1")
+    inbox = client.get("/notifications")
+    assert f"Việc theo dõi hồ sơ #{due} đến hạn hôm nay." in inbox.text
+    clock.tick(timedelta(days=1))
+    with session_scope() as db:
+        assert service.send_reminders(db) == {"due": 1, "overdue": 2}  # tomorrow's, and both overdue now

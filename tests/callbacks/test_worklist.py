@@ -334,3 +334,32 @@ def test_retention_removes_ended_items(staff):
     assert service.retain(now=later, notes_cutoff=None, numbers_cutoff=later, dry_run=True) == 1
     assert service.retain(now=later, notes_cutoff=None, numbers_cutoff=later, dry_run=False) == 1
     assert items(("done",)) == []
+
+
+def test_the_daily_log_and_the_periodic_report_count_callbacks(client, staff, pbx, clock):
+    from datetime import date
+
+    from daily_log import reports
+    from daily_log import service as daily_log
+    from hotline.centres.models import Centre
+
+    missed("0912345678", MORNING)
+    build()
+    [item] = items()
+    token = sign_in(client, "tvv1")
+    clock.tick(timedelta(minutes=50))  # an hour after the missed call
+    post(client, f"/callbacks/{item.id}/claim", token)
+    post(client, f"/callbacks/{item.id}/call", token)
+    pbx.finish(1, "placed")
+    post(client, f"/callbacks/{item.id}/outcome", token, outcome="reached")
+    with session_scope() as db:
+        centre = db.get(Centre, staff.centre_id)
+        summary = daily_log.summarise(db, centre=centre, day=date(2026, 12, 3))
+        report = reports.to_json(reports.build_report(db, centre=centre, period=reports.Period(
+            date(2026, 12, 1), date(2026, 12, 3))))
+    expected = {"called_back": 1, "reached": 1, "median_minutes_to_callback": 60.0, "callback_requests": 0}
+    assert summary["callbacks"] == expected and report["callbacks"] == expected
+    client.cookies.clear()
+    sign_in(client, "gs1")
+    page = client.get(f"/daily-log/{centre.code}/2026-12-03")
+    assert page.status_code == 200 and "Cuộc gọi nhỡ đã được gọi lại" in page.text
