@@ -10,6 +10,7 @@ import pytest
 
 from hotline.ingest.events import CallEvent, Kind, RawIn
 from hotline.ingest.spool import submit
+from tests.ami.conftest import rig  # noqa: F401  (fixture re-exported)
 from tests.live.conftest import Staff, call_id, feed_call, sign_in, staff  # noqa: F401  (fixtures re-exported)
 
 # 09:00 in Hanoi: inside the default callback hours (07:30-21:00)

@@ -15,7 +15,7 @@ from hotline.centres import service as centres
 from hotline.centres.models import Centre
 from hotline.db import session_scope
 from hotline.settings import reset_settings
-from tests.ami.conftest import Rig, rig, wait_for  # noqa: F401  (the rig fixture)
+from tests.ami.conftest import Rig, wait_for
 from tests.callbacks.conftest import missed
 from tests.live.conftest import sign_in
 
