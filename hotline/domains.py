@@ -150,9 +150,9 @@ def _ingest() -> Wiring:
 
 
 def _twilio() -> Wiring:
-    from webhooks.twilio import views
+    from webhooks.twilio import outbound, views
 
-    return Wiring(routers=(views.router,), app_setup=(views.setup_app,))
+    return Wiring(routers=(views.router, outbound.router), app_setup=(views.setup_app,))
 
 
 def _directory() -> Wiring:

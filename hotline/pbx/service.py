@@ -31,6 +31,8 @@ from hotline.phone import SHORT_CODES, normalize_number
 
 log = logging.getLogger(__name__)
 
+__all__ = ["PbxCommand", "PbxError", "claim", "command", "finish", "forget_number", "listen_in", "place_call"]
+
 AMI_CHANNEL = "ami-commands"  # the listener's channel (``hotline.ingest.providers.asterisk.listener``)
 PROVIDERS = ("asterisk", "twilio")
 REF = re.compile(r"^[a-z][a-z0-9_]{0,15}:[A-Za-z0-9_.-]{1,46}$")
@@ -246,11 +248,20 @@ def finish(session: Session, command_id: int, *, status: str, reason: str = "", 
     cmd.status, cmd.reason = status, reason[:255]
     cmd.call_uid = call_uid[:128] or cmd.call_uid
     cmd.finished_at = utcnow()
-    cmd.dial_number = None  # the number is needed only to place the call
+    if status == "failed" or cmd.provider != "twilio":
+        cmd.dial_number = None  # needed only to place the call (Twilio: until its TwiML and callbacks)
     session.flush()
     log.info("pbx.call_" + status, extra={"command": cmd.id, "ref": cmd.ref, "reason": cmd.reason})
     _run_hook(session, cmd)
     return cmd
+
+
+def forget_number(session: Session, command_id: int) -> None:
+    """The placed call is over: its number is no longer kept with the command."""
+    cmd = session.get(PbxCommand, command_id)
+    if cmd is not None and cmd.dial_number is not None:
+        cmd.dial_number = None
+        session.flush()
 
 
 def expire_stale(session: Session, *, now: datetime | None = None, pending_seconds: int | None = None,

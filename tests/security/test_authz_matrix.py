@@ -129,6 +129,9 @@ POST /webhooks/twilio/dial-action                    : 403  403  403  403  403  
 POST /webhooks/twilio/agent                          : 403  403  403  403  403  403  403  403
 POST /webhooks/twilio/blocked-key                    : 403  403  403  403  403  403  403  403
 POST /webhooks/twilio/closed-key                     : 403  403  403  403  403  403  403  403
+POST /webhooks/twilio/outbound/{command_id}          : 403  403  403  403  403  403  403  403
+POST /webhooks/twilio/outbound/{command_id}/status   : 403  403  403  403  403  403  403  403
+POST /webhooks/twilio/outbound/{command_id}/dial     : 403  403  403  403  403  403  403  403
 POST /directory/admin/new                            : 403  403  403  403  ok   403  403  403
 POST /directory/admin/{service_id}/edit              : 403  403  403  403  ok   403  403  403
 POST /directory/admin/{service_id}/verify            : 403  403  403  403  ok   403  403  403
@@ -320,7 +323,7 @@ def world(client, staff) -> dict[str, str]:
         link = referrals.link_url(referrals.link_for(db, db.get(Referral, ref.id))).rsplit("/r/", 1)[1]
         ids = {"record_id": str(record_id), "call_id": str(cid), "referral_id": str(ref.id),
                "public_id": ref.public_id, "token": link, "service_id": "svc-x",
-               "user_id": str(spare), "action": "enable", "code": centre_code,
+               "user_id": str(spare), "action": "enable", "code": centre_code, "command_id": "1",
                "day_text": date.today().isoformat(),
                "article_id": str(db.scalar(select(LegalArticle.id).limit(1))),
                "document_id": str(db.scalar(select(LegalDocument.id).limit(1))),

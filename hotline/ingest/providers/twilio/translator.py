@@ -36,6 +36,15 @@ How the webhooks map (``key`` is the caller's ``CallSid``):
 A request about a counsellor's own call (``From`` = ``client:…``, or ``?leg=agent`` on our URL: the
 dial action we give counsellors, and the status callback of the counsellors' number) never
 creates a call.
+
+A call hotline placed itself (a callback, ``hotline.pbx.twilio``: the counsellor's phone first,
+then ``<Dial>`` the number) carries ``?callback=<ref>`` on its status and dial-action URLs
+(``webhooks.twilio.outbound``); key = that call's ``CallSid``, the caller = the number called
+(``Request.callee``, from the pbx command), every event carries the ref (``facts["callback"]``):
+``status`` queued / initiated / ringing / in-progress → STARTED (creating the call), completed →
+ENDED, busy / no-answer / failed / canceled (the counsellor's phone) → FAILED; ``dial-action``
+answered / completed → ANSWERED by the counsellor (``To``) and COMPLETED with talk =
+``DialCallDuration``, any other result (the person did not answer) → FAILED with it.
 """
 
 from __future__ import annotations
@@ -76,6 +85,7 @@ class Hook(StrEnum):
     AGENT = "agent"
     WAIT = "wait"
     CLOSED_KEY = "closed-key"
+    OUTBOUND = "outbound"  # a call hotline placed asks for its TwiML (the counsellor answered)
 
 
 REQUIRED: dict[Hook, tuple[str, ...]] = {
@@ -87,6 +97,7 @@ REQUIRED: dict[Hook, tuple[str, ...]] = {
     Hook.AGENT: ("CallSid", "From"),
     Hook.WAIT: (),
     Hook.CLOSED_KEY: ("CallSid",),
+    Hook.OUTBOUND: ("CallSid",),
 }
 
 
@@ -113,6 +124,7 @@ class Request:
     assigned_queue: str | None = None  # the queue the voice webhook put the caller in
     closed: bool = False  # the voice webhook found the line closed (out of hours): no queue
     problems: list[str] = field(default_factory=list)  # values left out, each a dead letter (see translate_all)
+    callee: str | None = None  # a call hotline placed: the number it called (never from the request)
 
     def get(self, name: str) -> str | None:
         value = self.params.get(name)
@@ -405,6 +417,38 @@ def _closed_key(req: Request) -> list[CallEvent]:
                 caller=caller_of(req), dialed=dialed_of(req))]
 
 
+_PLACED_OPEN = {"queued", "initiated", "ringing", "in-progress", "answered"}
+_PLACED_FAILED = {"busy", "no-answer", "failed", "canceled"}
+
+
+def _placed(req: Request) -> list[CallEvent]:
+    """A call hotline placed (``?callback=<ref>`` on our own URLs): see the module's docstring."""
+    ref = req.query["callback"][:64]
+    key, at = req.params["CallSid"], _timestamp(req, req.received_at)
+    common: dict[str, Any] = {"caller": req.callee, "dialed": req.get("From"), "callback": ref}
+    if req.hook is Hook.DIAL_ACTION:
+        status = req.params["DialCallStatus"].strip().lower()
+        if status in _DIAL_ANSWERED:
+            talk = _seconds(req, "DialCallDuration")
+            kw = {"channel": req.get("DialCallSid"), "agent": req.get("To"), **common}
+            return [_ev(Kind.ANSWERED, req, key, at - timedelta(seconds=talk or 0), creates=True, **kw),
+                    _ev(Kind.COMPLETED, req, key, at, talk_seconds=talk, creates=True, **kw)]
+        if status in _DIAL_NOT_ANSWERED:
+            return [_ev(Kind.FAILED, req, key, at, reason=status, creates=True, **common)]
+        raise BadWebhook(f"unknown DialCallStatus {status!r}; the request is kept as a dead letter")
+    status = req.params["CallStatus"].strip().lower()
+    if status in _PLACED_OPEN:
+        return [_ev(Kind.STARTED, req, key, at, creates=True, **common)]
+    if status == "completed":
+        duration = _seconds(req, "CallDuration")
+        start = [_ev(Kind.STARTED, req, key, at - timedelta(seconds=duration), creates=True, **common)] \
+            if duration is not None else []
+        return [*start, _ev(Kind.ENDED, req, key, at, reason="completed", creates=True, **common)]
+    if status in _PLACED_FAILED:
+        return [_ev(Kind.FAILED, req, key, at, reason=status, creates=True, **common)]
+    raise BadWebhook(f"unknown CallStatus {status!r}; the request is kept as a dead letter")
+
+
 BUILDERS: dict[Hook, Callable[[Request], list[CallEvent]]] = {
     Hook.VOICE: _voice,
     Hook.STATUS: _status,
@@ -414,6 +458,7 @@ BUILDERS: dict[Hook, Callable[[Request], list[CallEvent]]] = {
     Hook.AGENT: _no_events,
     Hook.WAIT: _no_events,
     Hook.CLOSED_KEY: _closed_key,
+    Hook.OUTBOUND: _no_events,
 }
 
 
@@ -503,8 +548,9 @@ def translate(req: Request) -> RawIn:
         raw.error = (f"missing required field(s) {', '.join(missing)} in the twilio {req.hook.value} webhook; "
                      "Twilio always sends them, so check that this URL is only called by Twilio")
         return raw
+    placed = req.query.get("callback") and req.hook in (Hook.STATUS, Hook.DIAL_ACTION)
     try:
-        raw.events = BUILDERS[req.hook](req)
+        raw.events = _placed(req) if placed else BUILDERS[req.hook](req)
     except BadWebhook as exc:
         raw.error = str(exc)
     return raw
