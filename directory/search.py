@@ -309,7 +309,9 @@ def _page_sql(dialect: str, ranked: str, keys: int, count: str = "") -> str:
         f"(SELECT {agg}(sc.byday || sc.opens_at || sc.closes_at, ',') FROM dir_schedules sc "
         "WHERE sc.service_pk = s.pk) AS slots, "
         "l.confidential, l.province_code AS loc_province, l.commune_code AS loc_commune, "
-        "(SELECT a.address_1 FROM dir_addresses a WHERE a.location_id = l.id ORDER BY a.pk LIMIT 1) AS address_1"
+        "(SELECT a.address_1 FROM dir_addresses a WHERE a.location_id = l.id ORDER BY a.pk LIMIT 1) AS address_1, "
+        f"(SELECT {agg}(l2.province_code, ',') FROM dir_service_at_location s2 "
+        "JOIN dir_locations l2 ON l2.id = s2.location_id WHERE s2.service_pk = s.pk) AS loc_provinces"
         + (f", (SELECT count(*) FROM {count}) AS n_cand " if count else " ") +
         "FROM r JOIN dir_services s ON s.pk = r.pk "
         "JOIN dir_organizations o ON o.id = s.organization_id "
@@ -385,18 +387,26 @@ def _keys(interp: Interpretation, phrase: bool, hard_type: bool, params: dict[st
     return keys
 
 
+# Services with a location in the place asked (a service offered at several places is "there"
+# wherever one of its locations is, not only where its main place is).
+_AT_PLACE = ("SELECT sal_p.service_pk FROM dir_service_at_location sal_p "
+             "JOIN dir_locations l_p ON l_p.id = sal_p.location_id WHERE l_p.province_code = :tier_p")
+
+
 def _tiers(query: Query, interp: Interpretation) -> list[tuple[str, bool, str]]:
     """Where to look, nearest first: the place's province (small, so quick to rank, and it usually
     fills the page), the entries whose service areas cover it, then everywhere else in one statement ranked by boxes of ±1° and ±3° around the
     place before the other keys.  (condition, rank by phrase, leading rank key)."""
     if not interp.province_code:
         return [("", bool(interp.terms), "")]
-    # In the province, then the entries serving it from elsewhere (few: a partial index holds them).
-    tiers = [("province_code = :tier_p", True, ""),
+    # In the province (its main place or any other location), then the entries serving it from
+    # elsewhere (few: a partial index holds them).
+    tiers = [(f"(province_code = :tier_p OR pk IN ({_AT_PLACE}))", True, ""),
              ("pk IN (SELECT pk FROM dir_services WHERE coverage <> '' AND coverage LIKE :tier_cov)", True, "")]
     if query.province or query.commune:
         return tiers
-    elsewhere = "((province_code <> :tier_p OR province_code IS NULL) AND coverage NOT LIKE :tier_cov)"
+    elsewhere = (f"((province_code <> :tier_p OR province_code IS NULL) AND coverage NOT LIKE :tier_cov "
+                 f"AND pk NOT IN ({_AT_PLACE}))")
     box = ""
     if interp.lat is not None and interp.lon is not None:
         box = ("CASE " + " ".join(f"WHEN lat BETWEEN :lat - {d} AND :lat + {d} AND lon BETWEEN :lon - {d} AND :lon + {d} "
@@ -444,7 +454,8 @@ def _explain(interp: Interpretation, results: list[dict[str, Any]]) -> None:
     place = interp.province_code if interp.place_asked else None
 
     def here(r: dict[str, Any]) -> bool:
-        return not place or r["province_code"] == place or place in r["coverage_codes"]
+        return (not place or r["province_code"] == place or place in r["coverage_codes"]
+                or place in r["location_codes"])
 
     for r in results:
         r["fallback"] = bool((code and r["service_type"] != code) or not here(r))
@@ -569,6 +580,7 @@ def _results(rows: list[Any], interp: Interpretation, now: datetime, staff: bool
     for r in rows:
         t = types[r.service_type]
         coverage = [c for c in (r.coverage or "").split(",") if c]
+        located = [c for c in dict.fromkeys((r.loc_provinces or "").split(",")) if c]
         ph = [dict(zip(("number", "e164"), x.split(_US), strict=True)) for x in r.phones.split(_RS)] if r.phones else []
         first = ph[0]["e164"] if ph else ""
         dist = None
@@ -590,7 +602,8 @@ def _results(rows: list[Any], interp: Interpretation, now: datetime, staff: bool
             "accessible": bool(r.accessible), "languages": [x for x in r.languages.split(",") if x],
             "timezone": r.timezone or tz,
             "province": pl.province_name(r.province_code), "commune": pl.commune_name(r.commune_code),
-            "province_code": r.province_code or "", "coverage_codes": coverage,
+            "province_code": r.province_code or "", "coverage_codes": coverage, "location_codes": located,
+            "other_places": [pl.province_name(c) for c in located if c != r.province_code],
             "coverage": ["*"] if coverage == ["*"] else [pl.province_name(c) for c in coverage],
             "address": address, "confidential_address": confidential, "verified": bool(r.verified),
             "last_verified_at": r.last_verified_at, "distance_km": dist, "accepts_referrals": bool(r.referral_accepts),

@@ -136,3 +136,20 @@ def test_timezone_column_is_validated_and_the_hours_are_read_in_it(env, cli, tmp
     assert "Múi giờ" in out_csv.read_text(encoding="utf-8") and "Asia/Tokyo" in out_csv.read_text(encoding="utf-8")
     code, out, err = cli("directory", "import", str(out_csv))
     assert code == 0 and "2 không đổi" in out, out + err
+
+
+def test_a_place_asked_finds_a_service_by_any_of_its_locations(env, cli, tmp_path: Path):
+    """#13: s1's main office is in Quảng Ngãi, its other place in Đà Nẵng: asked for a shelter in
+    Đà Nẵng, s1 is a service there (not "another place, ~100 km away") and says where else it is."""
+    src = tmp_path / "pkg.json"
+    src.write_text(json.dumps(_package(), ensure_ascii=False), encoding="utf-8")
+    assert cli("directory", "import", str(src))[0] == 0
+    found = search_json(cli, "nhà tạm lánh Đà Nẵng")
+    hit = next(r for r in found["results"] if r["id"] == "s1")
+    assert hit["fallback"] is False, found
+    assert not found.get("notices"), found
+    found = search_json(cli, "tạm lánh", "--province", "Đà Nẵng")
+    assert [r["id"] for r in found["results"] if not r["fallback"]] == ["s1"]
+    # elsewhere, s1 is still found, as a place outside the one asked
+    found = search_json(cli, "tạm lánh", "--province", "Hà Nội")
+    assert all(r["fallback"] for r in found["results"] if r["id"] == "s1")
