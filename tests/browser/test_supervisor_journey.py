@@ -1,11 +1,12 @@
 """The supervisor's first day in Chromium: wallboard → today's provisional daily log (XLSX marked
 provisional) → the next day, with the server's clock frozen and moved past the centre's midnight
-→ build → sign-off → XLSX and the printable page. Run at 1366×768 and at 390×844; the screenshots
-go to docs/screenshots/."""
+→ build → sign-off → XLSX and the printable page → the periodic report for the month. Run at
+1366×768 and at 390×844; the screenshots go to docs/screenshots/."""
 
 from __future__ import annotations
 
 import io
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -85,4 +86,24 @@ def test_supervisor_first_day(browser, live_env, size):
             page.wait_for_url(f"{server.url}{URL}/print")
             assert page.locator("#dl-provisional").count() == 0 and page.locator("#dl-unsigned").count() == 0
             assert "gs1".upper() in page.content() or "GS1" in page.content()
+
+            # the periodic report for the month so far, from the daily log's list of days
+            page.goto(f"{server.url}/daily-log")
+            page.click('main a[href^="/reports"]')
+            page.wait_for_url(f"{server.url}/reports*")
+            page.fill('#report-form input[name="from"]', "01/11/2026")
+            page.fill('#report-form input[name="to"]', "23/11/2026")
+            page.click('#report-form button[type="submit"]')
+            page.locator("#report").wait_for()
+            totals = page.locator("#report-totals").inner_text()
+            assert re.search(r"Cuộc gọi đến\s+4\b", totals), totals
+            assert page.locator("#report svg").count() >= 3  # the charts, drawn by the server
+            fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            assert fits, "the report is wider than the window"
+            page.evaluate("""() => {  // the report's top just below the (sticky on a wide screen) top bar
+                const bar = getComputedStyle(document.querySelector('.topbar')).position === 'sticky'
+                    ? document.querySelector('.topbar').offsetHeight : 0;
+                window.scrollTo(0, document.getElementById('report').getBoundingClientRect().top + window.scrollY - bar - 8);
+            }""")
+            page.screenshot(path=str(SHOTS / f"report{suffix}.png"))
             ctx.close()
