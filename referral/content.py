@@ -32,6 +32,7 @@ from referral.delivery import partner_payload
 from referral.models import (
     Delivery,
     Link,
+    PartnerMember,
     Referral,
 )
 
@@ -189,5 +190,21 @@ def create(session: Session, *, record_id: int, actor: Any, data: dict[str, Any]
                          detail={"record_id": record.id, "reason": req.override_reason,
                                  "child": is_child(record), "risk": record.risk})
         made.append(ref)
+        _tell_partner_accounts(session, ref)
     session.flush()
     return made
+
+
+def _tell_partner_accounts(session: Session, ref: Referral) -> None:
+    """The organisation's partner accounts find the new referral in their inbox (whatever the delivery
+    channel: an e-mail may be missed, the inbox is there at the next sign-in)."""
+    from sqlalchemy import select
+
+    from hotline.notifications import service as notifications
+
+    members = list(session.scalars(select(PartnerMember.user_id).where(
+        PartnerMember.organization_id == ref.organization_id)))
+    if members:
+        notifications.notify(session, user_ids=members, kind="referral.new", link=f"/partner/referrals/{ref.public_id}",
+                             title=Text("New referral %(code)s for %(service)s: open it to accept or decline.",
+                                        code=ref.code, service=ref.service_name))

@@ -84,6 +84,7 @@ def test_a_partners_answer_waits_for_the_counsellor(browser, live_env):
         _answer(browser, base, token1, "accepted", note="Đón lúc 20 giờ")
 
         tvv = browser.new_context(viewport={"width": 1366, "height": 768})
+        boss = browser.new_context(viewport={"width": 1366, "height": 768})
         try:
             page = tvv.new_page()
             errors: list[str] = []
@@ -94,11 +95,18 @@ def test_a_partners_answer_waits_for_the_counsellor(browser, live_env):
             assert _badge(page) == "1"
             assert link.get_attribute("aria-label") == "Thông báo: 1 chưa đọc"
 
+            # the supervisor was told too; their wallboard is open when the second answer comes
+            board = boss.new_page()
+            sign_in(board, base, "gs1", PASSWORD, "/live/wallboard")
+            assert _badge(board) == "1"
+            board.wait_for_function("document.getElementById('sse-status').textContent.length > 0")
+
             # a second answer while the live screen is open: the count changes without a reload
             page.wait_for_function("document.getElementById('sse-status').textContent.length > 0")
             _answer(browser, base, token2, "declined", note="Hết chỗ")
             page.wait_for_function("document.getElementById('notif-count').textContent === '2'", timeout=10000)
             assert link.get_attribute("aria-label") == "Thông báo: 2 chưa đọc"
+            board.wait_for_function("document.getElementById('notif-count').textContent === '2'", timeout=10000)
 
             link.click()
             page.wait_for_url(f"{base}/notifications")
@@ -124,6 +132,7 @@ def test_a_partners_answer_waits_for_the_counsellor(browser, live_env):
             assert not [e for e in errors if "Content Security Policy" in e]
         finally:
             tvv.close()
+            boss.close()
 
         # on a phone: the badge is in view at the top of the live screen
         phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)

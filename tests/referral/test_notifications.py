@@ -101,3 +101,26 @@ def test_a_dead_delivery_is_kept(fast_retries):
     assert kind == "referral.failed" and link == f"/referrals/{ref_id}" and code in title
     assert "503" not in title  # never the technical reason
     assert [k for k, _t, _l in _inbox(sup)] == ["referral.failed"]
+
+
+def test_the_partners_accounts_find_a_new_referral_in_their_inbox(world, app_client):
+    from hotline.cli import main
+
+    pb, pa = world.uid("pb"), world.uid("pa")
+    assert main(["referral", "partner", "link", "pb", "org-b"]) == 0
+    assert main(["referral", "partner", "link", "pa", "org-a"]) == 0
+    ref_id, public_id, code = _make(world)
+    assert _inbox(pb) == [("referral.new", f"Chuyển gửi mới {code} tới Ngôi nhà Bình Yên: hãy mở để nhận hoặc từ chối.",
+                           f"/partner/referrals/{public_id}")]
+    assert _inbox(pa) == []  # another organisation's account
+    world.login(app_client, "pb")
+    page = app_client.get("/notifications")
+    assert page.status_code == 200 and code in page.text and 'id="notif-count">1<' in page.text
+    from hotline.notifications.models import Notification
+
+    with session_scope() as db:
+        nid = db.scalar(select(Notification.id).where(Notification.user_id == pb))
+    r = app_client.get(f"/notifications/{nid}/open", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/partner/referrals/{public_id}"
+    assert app_client.get(r.headers["location"]).status_code == 200
+    assert 'id="notif-count" hidden>0<' in app_client.get("/partner").text

@@ -114,6 +114,10 @@
         refresh();
       });
     });
+    es.addEventListener("notification", function (e) {  // the inbox badge (static/js/notifications.js)
+      note(e);
+      document.dispatchEvent(new CustomEvent("hotline:notification", {detail: JSON.parse(e.data).notification || {}}));
+    });
     es.addEventListener("error", function () {
       statusEl.textContent = labels.connection_lost;
       if (es.readyState === EventSource.CLOSED) setTimeout(connect, 5000);

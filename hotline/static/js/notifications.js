@@ -29,7 +29,8 @@
       .then(function (d) { if (d && typeof d.unread === "number") setCount(d.unread); })
       .catch(function () { /* offline: keep the last count */ });
   }
-  var live = document.querySelector('script[src="/live-static/live.js"]');
+  // the live screen and the wallboard keep a feed open: it brings the count, no need to ask
+  var live = document.querySelector('script[src="/live-static/live.js"], script[src="/live-static/wallboard.js"]');
   document.addEventListener("visibilitychange", function () { if (document.visibilityState === "visible") refresh(); });
   window.addEventListener("pageshow", function (e) { if (e.persisted) refresh(); });  // back/forward cache
   if (!live) setInterval(refresh, 60000);
