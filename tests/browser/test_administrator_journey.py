@@ -20,7 +20,7 @@ from datetime import timedelta
 import pyotp
 import pytest
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import assert_fits, sign_in
 from tests.live.conftest import PASSWORD, make_staff
 from tests.live.sse_helpers import LiveServer
 
@@ -58,20 +58,6 @@ def _world(settings, monkeypatch) -> tuple[str, int, int]:
     return seed, ids[0], ids[1]
 
 
-def _fits(page) -> None:
-    """Nothing on the page is wider than the window (no sideways scrolling on a phone); a part that
-    scrolls sideways on its own (the top bar's links, a wide table's box) is fine."""
-    width = page.evaluate("document.documentElement.scrollWidth")
-    wide = page.evaluate("""() => [...document.querySelectorAll('body *')].filter(e => {
-        if (e.getBoundingClientRect().right <= window.innerWidth + 1) return false;
-        for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
-          if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(a).overflowX)) return false;
-        }
-        return true;
-      }).slice(0, 6).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
-    assert width <= page.viewport_size["width"], f"{page.url} is {width}px wide: {wide}"
-
-
 def _nav(page, href: str) -> None:
     """Follow the top bar's link (on a phone the bar scrolls sideways: the link is scrolled to)."""
     link = page.locator(f'nav.topnav a[href="{href}"]')
@@ -103,13 +89,13 @@ def test_administrator_first_day(browser, live_env, monkeypatch, size):
             admin.fill('input[name="password"]', PASSWORD)
             admin.click('button[type="submit"].primary')
             admin.wait_for_url(f"{base}/login/second-factor*")
-            _fits(admin)
+            assert_fits(admin)
             admin.fill('input[name="code"]', pyotp.TOTP(seed).now())
             admin.click('button[type="submit"].primary')
             admin.wait_for_url(f"{base}/admin/users")
 
             # users: a new counsellor with a temporary password
-            _fits(admin)
+            assert_fits(admin)
             form = admin.locator('form[action="/admin/users"]')
             form.locator('input[name="username"]').fill("tvv_moi")
             form.locator('input[name="display_name"]').fill("Nguyễn Thị Mới")
@@ -118,7 +104,7 @@ def test_administrator_first_day(browser, live_env, monkeypatch, size):
             form.locator('button[type="submit"]').click()
             temporary = admin.locator('[data-testid="temporary-password"]').inner_text().strip()
             assert len(temporary) >= 10
-            _fits(admin)
+            assert_fits(admin)
             admin.click('a[href="/admin/users"]')
             assert "Nguyễn Thị Mới" in admin.locator("main table").first.inner_text()
 
@@ -129,7 +115,7 @@ def test_administrator_first_day(browser, live_env, monkeypatch, size):
             newcomer.fill('input[name="password"]', temporary)
             newcomer.click('button[type="submit"].primary')
             newcomer.wait_for_url(f"{base}/login/password*")
-            _fits(newcomer)
+            assert_fits(newcomer)
             newcomer.goto(f"{base}/records")  # nothing opens before the new password
             newcomer.wait_for_url(re.compile(r".*/login.*"))
             newcomer.goto(f"{base}/login?next=/records")
@@ -148,7 +134,7 @@ def test_administrator_first_day(browser, live_env, monkeypatch, size):
 
             # directory upkeep: one service, three places
             _nav(admin, "/directory/admin")
-            _fits(admin)
+            assert_fits(admin)
             admin.click('a[href="/directory/admin/new"]')
             admin.wait_for_url(f"{base}/directory/admin/new")
             for name, value in {"id": "qn-bien-hoa", "organization_id": "org-bien-hoa",
@@ -164,7 +150,7 @@ def test_administrator_first_day(browser, live_env, monkeypatch, size):
             block.locator('input[name="loc-0-address"]').fill("12 Trần Hưng Đạo")
             block.locator('input[name="loc-0-phones"]').fill("0269 3822 333")
             block.locator('input[name="loc-0-hours"]').fill("T2-T6 08:00-17:00")
-            _fits(admin)
+            assert_fits(admin)
             admin.click('form.stacked button[type="submit"]')
             admin.wait_for_selector("p.notice")
             assert "Đã lưu" in admin.locator("p.notice").inner_text()
@@ -179,7 +165,7 @@ def test_administrator_first_day(browser, live_env, monkeypatch, size):
             admin.wait_for_selector("p.notice")
             admin.reload()
             assert admin.locator("fieldset.dir-location").count() == 3
-            _fits(admin)
+            assert_fits(admin)
 
             # ... found in the counsellors' search, also where only another location is
             _nav(admin, "/directory")
@@ -192,7 +178,7 @@ def test_administrator_first_day(browser, live_env, monkeypatch, size):
             found = admin.locator('li.dir-item[data-id="qn-bien-hoa"]')
             assert "dir-fallback" not in (found.get_attribute("class") or "")  # there, not "another place"
             assert "Cũng có tại: Gia Lai, Thành phố Đà Nẵng" in found.inner_text()
-            _fits(admin)
+            assert_fits(admin)
             admin.fill('main input[name="q"]', "Bạch Đằng")  # the street of the third place only
             admin.locator('main form button[type="submit"]').first.click()
             admin.wait_for_url(re.compile(r".*q=B%E1%BA%A1ch.*"))
@@ -212,7 +198,7 @@ def test_administrator_first_day(browser, live_env, monkeypatch, size):
             admin.click('form[action="/admin/retention/holds"] button[type="submit"]')
             admin.wait_for_url(f"{base}/admin/retention?done=held")
             assert f"#{held_id}" in admin.locator("#holds").inner_text()
-            _fits(admin)
+            assert_fits(admin)
             from hotline.cli import main
 
             assert main(["retention", "run"]) == 0  # what the worker runs every day
@@ -222,7 +208,7 @@ def test_administrator_first_day(browser, live_env, monkeypatch, size):
             admin.goto(f"{base}/records/{other_id}")
             assert admin.locator("#notes").input_value() == ""
             assert "Nội dung tự do đã được xoá" in admin.locator("#retention-panel").inner_text()
-            _fits(admin)
+            assert_fits(admin)
             _nav(admin, "/admin/retention")
             admin.once("dialog", lambda d: d.accept())
             admin.click(f'form[action="/admin/retention/holds/{held_id}/release"] button')

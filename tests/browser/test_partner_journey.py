@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import assert_fits, sign_in
 from tests.live.conftest import PASSWORD, make_staff
 from tests.live.sse_helpers import LiveServer
 
@@ -66,20 +66,6 @@ def _world(settings, monkeypatch, smtp_port: int) -> int:
         return record.id
 
 
-def _fits(page) -> None:
-    """Nothing on the page is wider than the window (no sideways scrolling on a phone); a part that
-    scrolls sideways on its own (the top bar's links, a wide table's box) is fine."""
-    width = page.evaluate("document.documentElement.scrollWidth")
-    wide = page.evaluate("""() => [...document.querySelectorAll('body *')].filter(e => {
-        if (e.getBoundingClientRect().right <= window.innerWidth + 1) return false;
-        for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
-          if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(a).overflowX)) return false;
-        }
-        return true;
-      }).slice(0, 6).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
-    assert width <= page.viewport_size["width"], f"{page.url} is {width}px wide: {wide}"
-
-
 def _refer(page, base: str, record_id: int, query: str, service_id: str, ask: str) -> None:
     """The counsellor's referral page: search, choose, share the place, send."""
     page.goto(f"{base}/records/{record_id}/referrals/new")
@@ -88,7 +74,7 @@ def _refer(page, base: str, record_id: int, query: str, service_id: str, ask: st
     page.locator(f'#service-choices input[value="{service_id}"]').check()
     page.fill("#ask", ask)
     page.check('input[name="extras"][value="province"]')
-    _fits(page)
+    assert_fits(page)
     page.click("#send-btn")
     page.wait_for_url(re.compile(rf".*/records/{record_id}#referrals$"))
 
@@ -145,12 +131,12 @@ def test_partner_first_day(browser, live_env, monkeypatch, size):
             assert partner.locator("#ref-place").inner_text().endswith("Xã Nghĩa Hành, Quảng Ngãi")
             assert CENTRE_PHONE in partner.locator("#centre-phone").inner_text()
             assert "Chồng đánh" not in partner.content()  # the notes were not shared
-            _fits(partner)
+            assert_fits(partner)
             partner.screenshot(path=str(SHOTS / f"partner-referral{suffix}.png"))
             partner.click('#respond-form button[value="accepted"]')
             partner.locator("#answered").wait_for()
             assert "Đã tiếp nhận" in partner.locator("#answered").inner_text()
-            _fits(partner)
+            assert_fits(partner)
             partner.goto(link)  # single use
             assert partner.locator("#respond-form").count() == 0
 
@@ -161,7 +147,7 @@ def test_partner_first_day(browser, live_env, monkeypatch, size):
             sign_in(account, base, "partner1", PASSWORD, "/partner")
             rows = account.locator("#partner-referrals tbody tr")
             assert rows.count() == 1 and "Trợ giúp pháp lý Bình Minh" in rows.inner_text()
-            _fits(account)
+            assert_fits(account)
             rows.locator("a").click()
             account.wait_for_url(re.compile(r".*/partner/referrals/\w+$"))
             assert "Tư vấn pháp lý về ly hôn" in account.locator("#referral-content").inner_text()
@@ -174,7 +160,7 @@ def test_partner_first_day(browser, live_env, monkeypatch, size):
             assert account.locator("#ref-state").inner_text() == "Bị từ chối"
             assert DECLINE in account.inner_text("#referral-content")
             assert account.locator("#respond-form").count() == 0
-            _fits(account)
+            assert_fits(account)
 
             # 3. the counsellor sees both answers on the record page and the referral's page
             counsellor.goto(f"{base}/records/{record_id}")
@@ -182,12 +168,12 @@ def test_partner_first_day(browser, live_env, monkeypatch, size):
             states = {r.get_attribute("data-state") for r in table.locator("tbody tr").all()}
             assert states == {"accepted", "declined"}, states
             assert DECLINE in table.locator('tr[data-state="declined"]').inner_text()
-            _fits(counsellor)
+            assert_fits(counsellor)
             table.locator('tr[data-state="accepted"] a').click()
             counsellor.wait_for_url(re.compile(r".*/referrals/\d+$"))
             assert "Ngôi nhà Bình Yên" in counsellor.inner_text("main")
             assert counsellor.locator("#ref-state").inner_text() == "Đã tiếp nhận"
-            _fits(counsellor)
+            assert_fits(counsellor)
             assert errors == [], errors
     finally:
         for ctx in contexts:
