@@ -6,7 +6,7 @@
   minimal content (place by name, the centre's phone number) and accepts;
 - by account: a second referral, to a service of partner1's organisation; partner1 signs in, sees
   the list, opens it and declines with a reason;
-- the counsellor sees both answers on the record page and on the referral's page.
+- the counsellor sees both answers in the inbox, on the record page and on the referral's page.
 
 Run at 1366×768 and at 390×844 (no page wider than the phone); screenshots go to docs/screenshots/."""
 
@@ -145,6 +145,7 @@ def test_partner_first_day(browser, live_env, monkeypatch, size):
             _mail_to(smtp, "tiepnhan@binhminh.example")
             account = context()
             sign_in(account, base, "partner1", PASSWORD, "/partner")
+            assert account.locator("#notif-count").inner_text() == "1"  # told of the new referral
             rows = account.locator("#partner-referrals tbody tr")
             assert rows.count() == 1 and "Trợ giúp pháp lý Bình Minh" in rows.inner_text()
             assert_fits(account)
@@ -162,8 +163,10 @@ def test_partner_first_day(browser, live_env, monkeypatch, size):
             assert account.locator("#respond-form").count() == 0
             assert_fits(account)
 
-            # 3. the counsellor sees both answers on the record page and the referral's page
+            # 3. the counsellor sees both answers: in the inbox (kept, the screen was not open), on
+            #    the record page and on the referral's page
             counsellor.goto(f"{base}/records/{record_id}")
+            assert counsellor.locator("#notif-count").inner_text() == "2"
             table = counsellor.locator("#referrals-table")
             states = {r.get_attribute("data-state") for r in table.locator("tbody tr").all()}
             assert states == {"accepted", "declined"}, states
