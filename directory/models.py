@@ -114,7 +114,8 @@ class Location(Base):
     name: Mapped[str] = mapped_column(String(255), default="")
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
-    province_code: Mapped[str | None] = mapped_column(String(8))
+    # indexed: a search with a place finds the services with any location there (directory.search)
+    province_code: Mapped[str | None] = mapped_column(String(8), index=True)
     commune_code: Mapped[str | None] = mapped_column(String(8))
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
     location_type: Mapped[str] = mapped_column(String(16), default="physical")  # HSDS: physical | postal | virtual
