@@ -266,11 +266,11 @@ class _Batch:
             call.dialed = ev.dialed
         if ev.queue and not call.queue:
             call.queue = ev.queue
-        if call.line_id is None:
-            line = self.routing.line_for(ev.provider, dialed=ev.dialed or call.dialed, queue=ev.queue or call.queue)
+        if call.line_id is None:  # the first queue's line (not an overflow queue's)
+            line = self.routing.line_for(ev.provider, dialed=ev.dialed or call.dialed, queue=call.queue or ev.queue)
             if line is not None:
                 call.line_id, call.centre_id, call.unrouted = line.id, line.centre_id, False
-        elif ev.kind is Kind.QUEUED and ev.queue and call.queue and ev.queue != call.queue:
+        if ev.kind is Kind.QUEUED and ev.queue and call.queue and ev.queue != call.queue:
             self.overflow(call, ev)
 
     def overflow(self, call: Call, ev: CallEvent) -> None:
@@ -292,7 +292,7 @@ class _Batch:
         if call.answered_at is None and (call.ended_at is None or call.ended_at <= ev.at):
             if facts.get("queue_status"):
                 facts["overflow_reason"] = facts.pop("queue_status")
-            for name in ("abandon", "abandon_at", "hangup_request_at"):
+            for name in ("abandon", "abandon_at", "hangup_request_at", "wait_reported"):
                 facts.pop(name, None)
             call.abandoned, call.ended_at, call.end_reason = False, None, None
         call.facts = facts
@@ -470,7 +470,7 @@ class _Batch:
 
     def report(self, call: Call, *, wait: int | None = None, talk: int | None = None) -> None:
         facts = dict(call.facts or {})
-        if wait is not None:
+        if wait is not None and not facts.get("overflow_at"):  # an overflowed call waited in both queues
             call.queue_wait_seconds = wait
             facts["wait_reported"] = True
         if talk is not None and not facts.get("talk_from_parts"):  # a transfer's parts add up
@@ -603,7 +603,7 @@ def _queue_result(b: _Batch, call: Call, ev: CallEvent) -> None:
 def _closed(b: _Batch, call: Call, ev: CallEvent) -> None:
     if not (call.facts or {}).get("out_of_hours"):
         call.facts = {**(call.facts or {}), "out_of_hours": True}
-    call.end_reason = call.end_reason or "out_of_hours"
+    call.end_reason = "out_of_hours"  # whatever hangup was heard first: the line was closed
 
 
 def _callback_requested(b: _Batch, call: Call, ev: CallEvent) -> None:

@@ -29,6 +29,8 @@ documentation), with at least app_queue, app_dial, app_directed_pickup, app_play
 app_originate, func_callerid, func_global, func_strings, func_logic, pbx_config,
 bridge_simple, bridge_builtin_features, res_timing_timerfd and the core Local channels;
 no PJSIP, no sound packages (the few prompts the transfer features play are written as silence).
+The dialplan's HTTP lookups (blocking check, the line's route, callback request) reach HotlineHttp, a
+stand-in for hotline inside this script answering as the scenario says (kept in expected.json "http").
 Options: --list; --hotline DIR also runs this checkout's `hotline ami` against every scenario
 (SQLite in DIR) and compares `hotline calls export` with expected.json (fixtures untouched).
 """
@@ -50,8 +52,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "deploy" / "asterisk"
@@ -64,6 +68,8 @@ AGENTS = {  # member interface -> (hotline user name, member name)
     "tvv1": "Tư vấn viên 1",
     "tvv2": "Tư vấn viên 2",
     "tvv3": "Tư vấn viên 3",
+    "tvv4": "TP.HCM Tư vấn viên 4",  # a counsellor of the overflow centre (scenario overflow)
+    "gs1": "Giám sát viên 1",  # a supervisor (the supervisors' queue)
 }
 
 
@@ -110,15 +116,20 @@ exten => s,1,Set(CALLERID(num)=${CALLER_NUM})
  same => n,Goto(hotline-in,18001234,1)
 
 [caller-phone]
-; the caller's phone: answers at once, hangs up after HANGUP_AFTER s
+; the caller's phone: answers at once, hangs up after HANGUP_AFTER s (CALLER_AUDIO=1: sends silent
+; audio meanwhile, so a key the script presses (PlayDTMF) gets through the Local channel)
 exten => caller,1,Answer()
+ same => n,GotoIf($["${CALLER_AUDIO}" = "1"]?audio)
  same => n,Wait(${HANGUP_AFTER})
  same => n,Hangup()
+ same => n(audio),Set(TIMEOUT(absolute)=${HANGUP_AFTER})
+ same => n,Playback(silence30)
+ same => n,Wait(3600)
 
 [phones]
 ; a counsellor's phone (stands for PJSIP/tvvN): busy, rings RING s then answers and talks
 ; TALK s, or rings until the caller or the queue gives up (MODE=noanswer)
-exten => _tvvX,1,Set(MODE=${GLOBAL(PHONE_${EXTEN}_MODE)})
+exten => _[gt][sv][v0-9]!,1,Set(MODE=${GLOBAL(PHONE_${EXTEN}_MODE)})
  same => n,ExecIf($["${GLOBAL(FIRST_NOANSWER)}" = "1"]?Set(MODE=noanswer))
  same => n,Set(GLOBAL(FIRST_NOANSWER)=0)
  same => n,GotoIf($["${MODE}" = "busy"]?busy)
@@ -183,6 +194,14 @@ astsbindir => {ROOT}/sbin
 nocolor = yes
 verbose = 3
 """)
+    # Asterisk built with its XML documentation refuses to start (stasis) without it in astdatadir
+    docs = ROOT / "var" / "lib" / "asterisk" / "documentation"
+    if docs.is_dir() and not (work / "data" / "documentation").exists():
+        (work / "data" / "documentation").symlink_to(docs)
+    # the messages a caller must hear out before pressing a key (Read() hangs up on a missing file)
+    for prompt in ("closed", "callback-thanks", "blocked", "goodbye"):  # hotline/…, 1 s of silence
+        (work / "data" / "sounds" / "vi" / "hotline").mkdir(parents=True, exist_ok=True)
+        (work / "data" / "sounds" / "vi" / "hotline" / f"{prompt}.sln").write_bytes(bytes(16000))
     (etc / "modules.conf").write_text("[modules]\nautoload = yes\nnoload => res_musiconhold.so\n"
                                         + "".join(f"noload => {m}.so\n" for m in (
                                             "app_mixmonitor", "app_stack", "cdr_csv", "cdr_custom", "cel_custom")))
@@ -205,11 +224,22 @@ verbose = 3
     queues = re.sub(r"(?m)^member => .*\n", "", queues)
     for key, value in sc.queue_options.items():
         queues = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", queues)
-    queues += "".join(f"member => {iface(a)},0,{AGENTS[a]}\n" for a in sc.members)
+    # each queue's members in its own section (the sample ends with [hotline-supervisors])
+    queues = queues.replace("\n[hotline]\n", "\n[hotline]\n" + "".join(
+        f"member => {iface(a)},0,{AGENTS[a]}\n" for a in sc.members), 1)
+    queues = queues.replace("\n[hotline-supervisors]\n", "\n[hotline-supervisors]\n" + "".join(
+        f"member => {iface(a)},0,{AGENTS[a]}\n" for a in sc.supervisors), 1)
+    for name, members in sc.other_queues.items():  # another centre's queue (the line's overflow)
+        queues += (f"\n[{name}]\nstrategy = rrmemory\ntimeout = 20\ntimeoutpriority = app\nretry = 2\n"
+                   "joinempty = yes\nleavewhenempty = no\nringinuse = no\nautopause = no\n"
+                   + "".join(f"member => {iface(a)},0,{AGENTS[a]}\n" for a in members))
     (etc / "queues.conf").write_text(queues, encoding="utf-8")
     # extensions.conf: the sample's [hotline-in], counsellors reached through [phones]
     ext = (SAMPLES / "extensions.conf").read_text(encoding="utf-8")
     ext = re.sub(r"(?m)^HOTLINE_QUEUE_TIMEOUT=.*$", f"HOTLINE_QUEUE_TIMEOUT={sc.queue_timeout}", ext)
+    if HTTP is not None:  # the dialplan's lookups reach the recorder's stand-in for hotline
+        ext = re.sub(r"(?m)^HOTLINE_URL=.*$", f"HOTLINE_URL={HTTP.url}", ext)
+        ext = re.sub(r"(?m)^HOTLINE_API_TOKEN=.*$", f"HOTLINE_API_TOKEN={HTTP.TOKEN}", ext)
     ext = re.sub(r"Dial\(PJSIP/(tvv\d+),30\)", r"Dial(Local/\1@phones/n,30)", ext)
     ext += "exten => _0X.,1,Dial(Local/${EXTEN}@outside/n,30)\n same => n,Hangup()\n"
     ext += PHONES
@@ -392,6 +422,69 @@ class Scenario:
     members: tuple[str, ...] = ("tvv1", "tvv2")
     queue_timeout: int = 180
     queue_options: dict[str, str] = field(default_factory=dict)
+    # what the recorder's stand-in for hotline answers the dialplan (see HotlineHttp)
+    route: str = "route=open&queue=hotline&wait=&overflow="
+    blocked: tuple[str, ...] = ()  # caller numbers /api/blocking/check says are blocked
+    supervisors: tuple[str, ...] = ()  # members of [hotline-supervisors]
+    other_queues: dict[str, tuple[str, ...]] = field(default_factory=dict)  # another centre's queue: members
+    centres: dict[str, dict[str, Any]] = field(default_factory=dict)  # expected.json: centre code -> queues, agents
+
+
+class HotlineHttp:
+    """A stand-in for hotline's HTTP lookups the dialplan makes with func_curl (the recorder does
+    not run ``hotline web``): /api/blocking/check, /api/blocking/pressed, /api/lines/route and
+    /api/lines/callback-request answer as hotline would for the scenario, and every request is
+    kept (expected.json "http", the README's timeline)."""
+
+    TOKEN = "recorder-api-token"
+
+    def __init__(self) -> None:
+        self.scenario: Scenario | None = None
+        self.requests: list[dict[str, Any]] = []
+        self.on_request: Callable[[str], None] | None = None
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                parts = urlsplit(self.path)
+                query = dict(parse_qsl(parts.query, keep_blank_values=True))
+                text = outer.answer(parts.path, query, self.headers.get("Authorization", ""))
+                outer.requests.append({"method": self.command, "path": parts.path, "query": query, "body": body,
+                                       "answer": text})
+                if outer.on_request:
+                    outer.on_request(f"hotline (stand-in) {self.command} {parts.path} {parts.query} -> {text}")
+                data = text.encode()
+                self.send_response(200 if text != "unauthorised" else 401)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, path: str, query: dict[str, str], auth: str) -> str:
+        if auth != f"Bearer {self.TOKEN}":
+            return "unauthorised"
+        sc = self.scenario
+        if path == "/api/blocking/check":
+            return "blocked=1" if sc and query.get("number") in sc.blocked else "blocked=0"
+        if path == "/api/lines/route":
+            return sc.route if sc else "route=open&queue=hotline&wait=&overflow="
+        if path in ("/api/blocking/pressed", "/api/lines/callback-request"):
+            return "ok"
+        return "not found"
+
+
+HTTP: HotlineHttp | None = None
 
 
 class HotlineAmi:
@@ -546,12 +639,12 @@ class Run:
 
     # callers
     def caller(self, number: str, name: str = "", pres: str = "", hangup_after: float = 3600,
-               pres_late: bool = False) -> str:
+               pres_late: bool = False, audio: bool = False) -> str:
         """pres: Asterisk's name for the presentation (``prohib``, ``unavailable`` …; "prohibited" is
         not one: Asterisk logs an error and keeps "allowed")."""
         self.n += 1
         variables = (f"CALLER_NUM={number},CALLER_NAME={name},CALLER_PRES={pres},HANGUP_AFTER={hangup_after:g},"
-                     f"PRES_LATE={int(pres_late)}")
+                     f"PRES_LATE={int(pres_late)},CALLER_AUDIO={int(audio)}")
         r = self.ctl.action("Originate", Channel="Local/caller@caller-phone/n", Context="trunk-sim", Exten="s",
                             Priority="1", Async="true", Variable=variables,
                             CallerID=f'"{name}" <{number}>' if name and (not pres or pres_late) else number)
@@ -560,6 +653,11 @@ class Run:
         self.log(", ".join(bits) + " calls the hotline"
                  + (f" (hangs up after {hangup_after:g} s)" if hangup_after < 3600 else ""))
         return number
+
+    def press(self, key: str) -> None:
+        """The caller presses a key on their phone (DTMF from the caller's side of the Local channel)."""
+        chan = self.channel("Local/caller@caller-phone-", ";2")
+        self.act("PlayDTMF", Channel=chan, Digit=key, Duration="250")
 
     # channels
     def channel(self, prefix: str, suffix: str = ";1") -> str:
@@ -920,6 +1018,53 @@ def s_presence(r: Run) -> None:
 
 
 EMPTY = "paused,unavailable,invalid"
+# ---------------------------------------------------------------------- routing (issue #17)
+OVERFLOW_ROUTE = "route=open&queue=hotline&wait=8&overflow=hotline-hcm"
+OVERFLOW_CENTRES = {"hcm": {"name": "Trung tâm TP. Hồ Chí Minh", "queues": ["hotline-hcm"], "agents": ["tvv4"]}}
+
+
+def s_overflow(r: Run) -> None:
+    r.phone("tvv1", "noanswer")
+    r.phone("tvv4", "answer", ring=2)
+    r.sleep(1)
+    r.caller("0906666777", "Dang Thi K", hangup_after=22)
+    r.sleep(25)
+    r.expect("0906666777", "completed", 10, 12.5, "tvv4", name="Dang Thi K", overflow_to="hcm",
+             notes=f"hotline's route for the line: {OVERFLOW_ROUTE}. tvv1 (the line's centre) rings and never "
+                   "answers; after the line's 8 s the queue times out (QUEUESTATUS=TIMEOUT, QueueCallerAbandon) "
+                   "and the dialplan puts the caller in the overflow centre's queue hotline-hcm, where tvv4 "
+                   "answers after 2 s; the caller hangs up after about 12.5 s of talk. The call is the line's "
+                   "centre's (default), overflowed to hcm; its wait runs from the first queue join.",
+             offered_to=[iface("tvv1"), iface("tvv4")])
+
+
+def s_out_of_hours(r: Run) -> None:
+    r.caller("0908888999", "Bui Van L", hangup_after=30, audio=True)
+    r.sleep(3)
+    r.press("1")
+    r.sleep(4)
+    r.expect("0908888999", "missed", None, None, None, name="Bui Van L", out_of_hours=True,
+             callback_requested="out_of_hours",
+             notes="hotline's route for the line: route=closed&message=hotline/closed&callback=1. The caller "
+                   "hears hotline/closed (the emergency numbers) in [hotline-closed], presses 1, the dialplan "
+                   "POSTs /api/lines/callback-request?call=<uniqueid> and plays hotline/callback-thanks, then "
+                   "hangs up. No queue is involved: AMI alone shows a call on the line 18001234 that nobody "
+                   "answered (missed); hotline's lookups (expected.json \"http\") mark it out of hours with "
+                   "a callback request.")
+
+
+def s_blocked_to_supervisor(r: Run) -> None:
+    r.phone("gs1", "answer", ring=2)
+    r.caller("0907777888", "Ngo Van M", hangup_after=14, audio=True)
+    r.sleep(3)
+    r.press("5")
+    r.sleep(14)
+    r.expect("0907777888", "completed", 2, 8.5, "gs1", name="Ngo Van M",
+             notes="/api/blocking/check says blocked=1: the caller hears hotline/blocked in [hotline-blocked], "
+                   "presses 5 after 3 s, the dialplan POSTs /api/blocking/pressed and queues the caller in "
+                   "hotline-supervisors, where the supervisor gs1 answers after 2 s; the caller hangs up.")
+
+
 SCENARIOS = [
     Scenario("answered", "A counsellor answers", s_answered, members=("tvv1",)),
     Scenario("abandoned", "The caller gives up while waiting", s_abandoned),
@@ -945,6 +1090,14 @@ SCENARIOS = [
              members=("tvv1", "tvv2", "tvv3"), queue_options={"wrapuptime": "1"}),
     Scenario("pbx_restart", "Asterisk restarted during calls", s_pbx_restart),
     Scenario("presence", "A counsellor paused and unpaused through presence", s_presence),
+    Scenario("overflow", "The line's overflow: the queue times out, another centre's queue answers", s_overflow,
+             members=("tvv1",), route=OVERFLOW_ROUTE, other_queues={"hotline-hcm": ("tvv4",)},
+             centres=OVERFLOW_CENTRES),
+    Scenario("out_of_hours", "Out of hours: the closed message, a key asks for a callback", s_out_of_hours,
+             members=("tvv1",), route="route=closed&message=hotline/closed&callback=1",
+             centres={"default": {"numbers": ["18001234"], "hours": {}}}),
+    Scenario("blocked_to_supervisor", "A blocked caller presses a key and a supervisor answers",
+             s_blocked_to_supervisor, members=("tvv1",), blocked=("0907777888",), supervisors=("gs1",)),
 ]
 
 
@@ -1074,6 +1227,15 @@ def write(sc: Scenario, r: Run, version: str) -> Path:
         "gaps": r.gaps,
         "calls": r.calls,
     }
+    for a in sc.supervisors:
+        expected["agents"][iface(a)] = {"username": a, "name": AGENTS[a], "role": "supervisor"}
+    for code, centre in sc.centres.items():
+        for a in centre.get("agents", []):
+            expected["agents"][iface(a)] = {"username": a, "name": AGENTS[a], "centre": code}
+    if sc.centres:  # the hotline lines of the scenario (the conformance test configures them)
+        expected["centres"] = sc.centres
+    if HTTP is not None and HTTP.requests:
+        expected["http"] = HTTP.requests
     (out / "expected.json").write_text(json.dumps(expected, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     files = sorted(p.name for p in out.iterdir() if p.name != "README.md")
     lines = [f"# {sc.name}: {sc.title}", "",
@@ -1096,11 +1258,15 @@ def write(sc: Scenario, r: Run, version: str) -> Path:
 
 def record(sc: Scenario) -> None:
     print(f"== {sc.name}: {sc.title}", flush=True)
+    global HTTP
+    HTTP = HTTP or HotlineHttp()
+    HTTP.scenario, HTTP.requests, HTTP.on_request = sc, [], None
     pbx = Pbx(sc)
     pbx.start()
     version = pbx.cli("core show version").split()[1] if pbx.cli("core show version") else "22"
     try:
         r = Run(sc, pbx)
+        HTTP.on_request = r.log
         sc.play(r)
         r.finish_segment("filtered")
         r.finish_segment("all")

@@ -22,7 +22,8 @@ from hotline.auth.models import User
 from hotline.auth.service import create_user
 from hotline.calls.models import Call, CallKey
 from hotline.calls.service import parts_of
-from hotline.centres.service import ensure_default_centre, map_agent
+from hotline.centres.models import Centre
+from hotline.centres.service import add_line, create_centre, ensure_default_centre, map_agent
 from hotline.db import session_scope
 from hotline.ingest.providers.asterisk.simulator import Capture
 from hotline.settings import get_settings, reset_settings
@@ -67,12 +68,24 @@ def _users(spec: dict[str, Any]) -> dict[str, int]:
     with session_scope() as s:
         centre = ensure_default_centre(s, code=settings.default_centre_code, name=settings.default_centre_name,
                                        timezone=settings.default_timezone)
+        # the hotline lines of a routing scenario (#17): the line's queue, another centre's queue
+        centres = {centre.code: centre}
+        for code, spec_centre in (spec.get("centres") or {}).items():
+            if code not in centres:
+                centres[code] = create_centre(s, code=code, name=spec_centre.get("name") or code)
+            for queue in spec_centre.get("queues", []):
+                add_line(s, centre=centres[code], provider="asterisk", kind="queue", identifier=queue)
+            for number in spec_centre.get("numbers", []):
+                line = add_line(s, centre=centres[code], provider="asterisk", kind="number", identifier=number)
+                line.hours = spec_centre.get("hours")  # {}: closed all week (the out-of-hours scenario)
         for iface, username in agents.items():
+            own = centres[(spec.get("agents") or {}).get(iface, {}).get("centre") or centre.code]
+            role = (spec.get("agents") or {}).get(iface, {}).get("role") or "counsellor"
             if username not in ids:
                 user = s.scalar(select(User).where(User.username == username)) or create_user(
-                    s, username=username, password="Conformance-Pass-2026!", role="counsellor", centre_id=centre.id)
+                    s, username=username, password="Conformance-Pass-2026!", role=role, centre_id=own.id)
                 ids[username] = user.id
-            map_agent(s, centre=centre, provider="asterisk", identity=iface, user_id=ids[username])
+            map_agent(s, centre=own, provider="asterisk", identity=iface, user_id=ids[username])
     return ids
 
 
@@ -127,6 +140,16 @@ def check(spec: dict[str, Any], users: dict[str, int]) -> None:
             for (user, talk), part in zip(got, exp["parts"], strict=True):
                 assert user == part.get("user"), f"{label}: parts {got}, expected {exp['parts']}"
                 _near(talk, part["talk_s"], f"{label} {user}'s part")
+        if exp.get("overflow_to"):  # the line's centre keeps the call; the overflow centre sees it
+            with session_scope() as s:
+                codes = {cid: code for cid, code in s.execute(select(Centre.id, Centre.code))}
+            assert codes.get(c.overflow_centre_id) == exp["overflow_to"], (
+                f"{label}: overflow to {codes.get(c.overflow_centre_id or 0)}, expected {exp['overflow_to']}")
+            assert codes.get(c.centre_id) == (exp.get("centre") or get_settings().default_centre_code), label
+        else:
+            assert c.overflow_centre_id is None, f"{label}: overflowed to centre {c.overflow_centre_id}"
+        for fact in ("out_of_hours", "callback_requested"):  # from the dialplan's lookups ("http")
+            assert (c.facts or {}).get(fact) == exp.get(fact), f"{label}: {fact} {(c.facts or {}).get(fact)!r}"
         caller = exp.get("caller") or {}
         if (spec["scenario"], exp.get("linkedid")) in UNOBSERVABLE:
             pass  # no AMI event of this call carries its presentation (see UNOBSERVABLE)
@@ -156,6 +179,8 @@ def replay(rig: Rig, path: Path, spec: dict[str, Any]) -> None:
         later = len(server.capture.frames)
         wait_for(lambda: listener.stats.frames_received >= frames + later and listener.stats.resyncs >= 2,
                  timeout=60, what=f"the replay of {second.name}")
+    if spec.get("http"):
+        replay_http(spec["http"])
     final = [_key(c) for c in spec["calls"]]
     try:
         wait_for(lambda: all((r := _record(*k)) is not None and r.status not in ("ringing", "queued", "in_progress")
@@ -164,6 +189,22 @@ def replay(rig: Rig, path: Path, spec: dict[str, Any]) -> None:
         with session_scope() as s:
             found = [(c.provider_key, c.status) for c in s.scalars(select(Call))]
         raise AssertionError(f"not every expected call {final} was closed; recorded: {found}") from None
+
+
+def replay_http(requests: list[dict[str, Any]]) -> None:
+    """The dialplan's lookups of a routing scenario (#17), as they reached the recorder's stand-in
+    for hotline (expected.json "http"), made to this hotline with the API token, in their order:
+    an out-of-hours call is known from them (the line's route, the key for a callback)."""
+    from fastapi.testclient import TestClient
+
+    from hotline.app import create_app
+
+    headers = {"Authorization": f"Bearer {get_settings().api_token}"}
+    with TestClient(create_app()) as client:
+        for r in requests:
+            answer = client.request(r["method"], r["path"], params=r["query"], headers=headers,
+                                    content=r.get("body") or None)
+            assert answer.status_code == 200, f"{r['method']} {r['path']}: {answer.status_code} {answer.text}"
 
 
 @pytest.mark.parametrize("stream", ["filtered.ami", "all.ami"])

@@ -375,9 +375,15 @@ def test_asterisk_queue_has_a_member_per_counsellor_and_the_dialplan_a_recording
     assert "AddQueueMember" not in dialplan
     inbound = dialplan.split("\n[hotline-in]\n", 1)[1].split("\n[", 1)[0]
     assert "Playback(hotline/recording-notice)" in inbound and "Queue(hotline" in inbound
-    # a queue timeout, then the overflow branch for missed calls
-    assert "Queue(hotline,t,,,${HOTLINE_QUEUE_TIMEOUT})" in inbound and "(overflow)" in inbound
-    assert inbound.index("recording-notice)") < inbound.index("MixMonitor(") < inbound.index("Queue(hotline")
+    # the line's queue and wait from hotline (failing open to the hotline queue and its timeout), then
+    # the overflow centre's queue, then the callback message for missed calls
+    assert "Set(HOTLINE_QUEUE=hotline)" in inbound and "Set(HOTLINE_WAIT=${HOTLINE_QUEUE_TIMEOUT})" in inbound
+    assert "Queue(${HOTLINE_QUEUE},t,,,${HOTLINE_WAIT})" in inbound and "(overflow)" in inbound
+    assert inbound.index("recording-notice)") < inbound.index("MixMonitor(") < inbound.index("Queue(${HOTLINE_QUEUE}")
+    assert inbound.index("Queue(${HOTLINE_QUEUE}") < inbound.index("Queue(${HOTLINE_OVERFLOW}") < \
+        inbound.index("(callback)")
+    supervisors = [v.split(",") for k, v in queues["hotline-supervisors"] if k == "member"]
+    assert supervisors and all(m[0] == m[3] and m[0].startswith("PJSIP/") for m in supervisors)
 
 
 # ---------------------------------------------------------------------- compose
