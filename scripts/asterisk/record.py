@@ -21,12 +21,14 @@ dial plan like a trunk call.  Counsellors are static queue members ``Local/tvvN@
 stand-in for ``PJSIP/tvvN``); [phones] rings, answers after RING s, and hangs up after TALK s,
 as the script sets per counsellor through global variables.  Transfers, pickups and the
 conference are driven with AMI actions (BlindTransfer, Atxfer, PlayDTMF, Hangup, Originate).
+Calls hotline places itself (``callback``, ``listen_in``) are sent on the filtered connection as
+``hotline ami`` sends them, built by ``hotline.pbx.asterisk.originate``.
 
 Build:  ASTERISK_SRC=<a clone of github.com/asterisk/asterisk> bash scripts/asterisk/build.sh  (22.10.1, ~6 min)
 Usage:  .venv/bin/python scripts/asterisk/record.py [--list] [SCENARIO ...]
 No Asterisk source or binary is part of the repository: install Asterisk 22 yourself (its own
 documentation), with at least app_queue, app_dial, app_directed_pickup, app_playback,
-app_originate, func_callerid, func_global, func_strings, func_logic, pbx_config,
+app_originate, app_chanspy, func_callerid, func_global, func_strings, func_logic, pbx_config,
 bridge_simple, bridge_builtin_features, res_timing_timerfd and the core Local channels;
 no PJSIP, no sound packages (the few prompts the transfer features play are written as silence).
 The dialplan's HTTP lookups (blocking check, the line's route, callback request) reach HotlineHttp, a
@@ -91,7 +93,7 @@ def listener_filter() -> tuple[str, list[str]]:
     import inspect
 
     events = inspect.signature(lst.AmiListener.__init__).parameters["events"].default
-    return events, list(proto.CALL_EVENT_NAMES)
+    return events, [*proto.CALL_EVENT_NAMES, *getattr(lst, "ACTION_EVENT_NAMES", ())]
 
 
 # ---------------------------------------------------------------------- configuration
@@ -154,6 +156,15 @@ exten => _0X.,1,Ringing()
  same => n,Wait(${GLOBAL(OUTSIDE_TALK)})
  same => n,Hangup()
 
+[supervisor-phone]
+; a supervisor's own phone (stands for PJSIP/gs1): answers after 1 s and listens until the far end
+; (ChanSpy) hangs up
+exten => _gsX,1,Ringing()
+ same => n,Wait(1)
+ same => n,Answer()
+ same => n,Wait(3600)
+ same => n,Hangup()
+
 [pickup-phone]
 ; a counsellor's phone picking up a ringing colleague's call (directed pickup)
 exten => _tvvX,1,Answer()
@@ -178,6 +189,10 @@ def make_config(work: Path, port: int, sc: Scenario) -> Path:
         for prompt in ("pbx-transfer", "pbx-invalid", "beep"):
             (sounds / f"{prompt}.sln").write_bytes(bytes(3200))
         (sounds / "silence30.sln").write_bytes(bytes(16000 * 30))
+    # the XML documentation of a build with docs (stasis refuses to start without its types' docs)
+    for docs in (ROOT / "var" / "lib" / "asterisk" / "documentation", ROOT / "share" / "asterisk" / "documentation"):
+        if docs.is_dir() and not (work / "data" / "documentation").exists():
+            (work / "data" / "documentation").symlink_to(docs)
     (etc / "asterisk.conf").write_text(f"""[directories]
 astetcdir => {etc}
 astmoddir => {ROOT}/lib/asterisk/modules
@@ -241,7 +256,9 @@ verbose = 3
         ext = re.sub(r"(?m)^HOTLINE_URL=.*$", f"HOTLINE_URL={HTTP.url}", ext)
         ext = re.sub(r"(?m)^HOTLINE_API_TOKEN=.*$", f"HOTLINE_API_TOKEN={HTTP.TOKEN}", ext)
     ext = re.sub(r"Dial\(PJSIP/(tvv\d+),30\)", r"Dial(Local/\1@phones/n,30)", ext)
-    ext += "exten => _0X.,1,Dial(Local/${EXTEN}@outside/n,30)\n same => n,Hangup()\n"
+    # callbacks dial the number through the trunk: here the [outside] stand-in
+    ext = ext.replace("Dial(PJSIP/${EXTEN}@${HOTLINE_TRUNK},30)", "Dial(Local/${EXTEN}@outside/n,30)")
+    ext += "[counsellors]\nexten => _0X.,1,Dial(Local/${EXTEN}@outside/n,30)\n same => n,Hangup()\n"
     ext += PHONES
     (etc / "extensions.conf").write_text(ext, encoding="utf-8")
     return etc / "asterisk.conf"
@@ -356,6 +373,13 @@ class ListenerConn(Ami):
                 self.send("Ping", self._next("ping"))
             except OSError:
                 return
+
+    def originate(self, **keys: str) -> dict[str, str]:
+        """An Originate built by hotline's own code (hotline.pbx.asterisk), as hotline ami sends it;
+        returns its OriginateResponse."""
+        action_id = keys.pop("ActionID")
+        self.send("Originate", action_id, **keys)
+        return self.wait(lambda f: f.get("Event") == "OriginateResponse" and f.get("ActionID") == action_id, 60)
 
     def queue_pause(self, agent: str, paused: bool) -> None:
         self.send("QueuePause", self._next("pause"), Interface=iface(agent), Paused="true" if paused else "false")
@@ -1063,6 +1087,61 @@ def s_blocked_to_supervisor(r: Run) -> None:
              notes="/api/blocking/check says blocked=1: the caller hears hotline/blocked in [hotline-blocked], "
                    "presses 5 after 3 s, the dialplan POSTs /api/blocking/pressed and queues the caller in "
                    "hotline-supervisors, where the supervisor gs1 answers after 2 s; the caller hangs up.")
+def _pbx_command(**kw: Any) -> Any:
+    sys.path.insert(0, str(REPO))
+    from hotline.pbx.models import PbxCommand
+
+    return PbxCommand(**kw)
+
+
+def s_callback(r: Run) -> None:
+    from hotline.pbx import asterisk as pbx_ami
+
+    r.phone("tvv1", "answer", ring=2)
+    r.act("Setvar", Variable="OUTSIDE_TALK", Value="8")
+    cmd = _pbx_command(id=1, kind="call", provider="asterisk", ref="cb:1", device=iface("tvv1"),
+                       dial_number="+84912345678", caller_id="18001234")
+    keys = {"ActionID": pbx_ami.action_id(cmd), **pbx_ami.originate(cmd)}
+    r.log("hotline ami sends " + " ".join(f"{k}={v}" for k, v in keys.items()))
+    answer = r.listener.originate(**keys)
+    r.log(f"OriginateResponse {answer.get('Response')} Reason={answer.get('Reason')} (tvv1 answered)")
+    r.sleep(14)
+    r.expect("0912345678", "completed", None, 8, "tvv1", fixed_linkedid=answer.get("Uniqueid"), callback="cb:1",
+             notes="A callback placed by hotline: Originate (Async) of tvv1's own phone, which answers after 2 s; "
+                   "[hotline-callback] then dials 0912345678 through the trunk (here [outside]: answers after 2 s, "
+                   "talks 8 s and hangs up) with the hotline number 18001234 as caller ID. One call record, "
+                   "marked as the callback cb:1, answered by tvv1, no queue wait.")
+
+
+def s_listen_in(r: Run) -> None:
+    from hotline.pbx import asterisk as pbx_ami
+
+    r.phone("tvv1", "answer", ring=2)
+    r.caller("0901234599", "Le Thi S", hangup_after=20)
+    end = time.monotonic() + 30
+    while True:  # the greeting and the queue take a few seconds; then tvv1's phone rings 2 s
+        try:
+            spied = r.agent_channel("tvv1")
+            break
+        except RuntimeError:
+            if time.monotonic() > end:
+                raise
+            r.sleep(0.2)
+    r.sleep(4)
+    with r.ctl.cv:
+        uid = next(f["Uniqueid"] for f in reversed(r.ctl.frames)
+                   if f.get("Event") == "Newchannel" and f.get("Channel") == spied)
+    cmd = _pbx_command(id=2, kind="spy", provider="asterisk", ref="spy:1", device="Local/gs1@supervisor-phone/n",
+                       options={"channel": uid, "exact": True, "mode": "listen", "call_id": 1})
+    keys = {"ActionID": pbx_ami.action_id(cmd), **pbx_ami.originate(cmd)}
+    r.log(f"the supervisor listens in to {spied} ({uid}): " + " ".join(f"{k}={v}" for k, v in keys.items()))
+    answer = r.listener.originate(**keys)
+    r.log(f"OriginateResponse {answer.get('Response')} Reason={answer.get('Reason')} (the supervisor answered)")
+    r.sleep(20)
+    r.expect("0901234599", "completed", 2, 18, "tvv1", name="Le Thi S",
+             notes="tvv1 answers after 2 s; 2 s later a supervisor's phone is rung by hotline (Originate, Async) "
+                   "into ChanSpy(<tvv1's channel Uniqueid>,qESu), answers after 1 s and listens until the caller "
+                   "hangs up (20 s after calling). The spying channel is not a call: one record only.")
 
 
 SCENARIOS = [
@@ -1098,6 +1177,10 @@ SCENARIOS = [
              centres={"default": {"numbers": ["18001234"], "hours": {}}}),
     Scenario("blocked_to_supervisor", "A blocked caller presses a key and a supervisor answers",
              s_blocked_to_supervisor, members=("tvv1",), blocked=("0907777888",), supervisors=("gs1",)),
+    Scenario("callback", "hotline calls a caller back: the counsellor's phone first, then the number",
+             s_callback, members=("tvv1",)),
+    Scenario("listen_in", "A supervisor listens in to a call in progress (ChanSpy)", s_listen_in,
+             members=("tvv1",)),
 ]
 
 
@@ -1204,7 +1287,7 @@ def write(sc: Scenario, r: Run, version: str) -> Path:
         num = c["caller"]["number"]
         cand = ids.get(num, [])
         i = used.get(num, 0)
-        c["linkedid"] = cand[i] if i < len(cand) else None
+        c["linkedid"] = c.pop("fixed_linkedid", None) or (cand[i] if i < len(cand) else None)
         used[num] = i + 1
         obs = observed(every, c["linkedid"])
         c["observed"] = obs

@@ -150,6 +150,9 @@ def check(spec: dict[str, Any], users: dict[str, int]) -> None:
             assert c.overflow_centre_id is None, f"{label}: overflowed to centre {c.overflow_centre_id}"
         for fact in ("out_of_hours", "callback_requested"):  # from the dialplan's lookups ("http")
             assert (c.facts or {}).get(fact) == exp.get(fact), f"{label}: {fact} {(c.facts or {}).get(fact)!r}"
+        # a call hotline placed (a callback) is marked with its ref; no other call is
+        assert (c.facts or {}).get("callback") == exp.get("callback"), (
+            f"{label}: callback {(c.facts or {}).get('callback')!r}, expected {exp.get('callback')!r}")
         caller = exp.get("caller") or {}
         if (spec["scenario"], exp.get("linkedid")) in UNOBSERVABLE:
             pass  # no AMI event of this call carries its presentation (see UNOBSERVABLE)

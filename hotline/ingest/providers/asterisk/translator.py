@@ -47,6 +47,9 @@ CALL_EVENT_NAMES = (
     "AgentCalled", "AgentRingNoAnswer", "AgentConnect", "AgentComplete", "BridgeEnter", "BridgeLeave",
     "BlindTransfer", "AttendedTransfer", "NewCallerid",
 )
+# The dialplan context that dials a callback's number (deploy/asterisk/extensions.conf): its Exten
+# is the number called.
+CALLBACK_CONTEXT = "hotline-callback"
 # The list events of the resync actions (answers to our actions are never filtered by Asterisk).
 RESYNC_EVENT_NAMES = ("CoreShowChannel", "CoreShowChannelsComplete", "QueueParams", "QueueMember",
                       "QueueEntry", "QueueStatusComplete")
@@ -417,6 +420,10 @@ class AmiMapper:
         self.max_bridges = max(1000, max_channels // 10)
         self._bridges: OrderedDict[str, dict[str, _Member]] = OrderedDict()  # bridge → {Uniqueid: member}
         self._hung_up: OrderedDict[str, datetime] = OrderedDict()  # Uniqueid → when it hung up
+        # Calls hotline placed (HOTLINE_CALLBACK on the first channel: the counsellor's own phone):
+        # Linkedid → [ref, the number dialled in the callback context, told as the caller]
+        self._callbacks: OrderedDict[str, list[str | None]] = OrderedDict()
+        self.callback_context = CALLBACK_CONTEXT
         self._where: OrderedDict[str, str] = OrderedDict()  # channel name → its latest bridge
         self._in: dict[str, set[str]] = {}  # Uniqueid → bridges it is in (until it hangs up)
 
@@ -468,10 +475,35 @@ class AmiMapper:
         mapper = MAPPERS.get(name)
         if mapper is not None:
             item.events.extend(mapper(ctx))
+        if uid == lid:
+            self._placed(ctx, item)
         if name == "Hangup":
             self._hangup_requested.discard(uid)
             self._queue_result.discard(uid)
         return item
+
+    def _placed(self, c: _Ctx, item: RawIn) -> None:
+        """A call hotline placed (a callback): its first channel is the counsellor's own phone,
+        marked ``HOTLINE_CALLBACK`` (seen from the first event after the Originate set it, not on
+        Newchannel); its caller is the number the callback context dials (``Exten``), never the
+        channel's caller ID (the hotline number shown to the person called)."""
+        ref = _chanvar(c.frame, "HOTLINE_CALLBACK")
+        cb = self._callbacks.get(c.key)
+        if cb is None:
+            if not ref:
+                return
+            cb = self._callbacks[c.key] = [ref[:64], None, None]
+            while len(self._callbacks) > self.max_bridges:
+                self._callbacks.popitem(last=False)
+        item.events = [e for e in item.events if e.kind is not Kind.CALLER]
+        for e in item.events:
+            e.caller = None
+        exten = c.frame.get("Exten") or ""
+        if cb[1] is None and c.frame.get("Context") == self.callback_context and exten[:1].isdigit():
+            cb[1] = exten
+        if cb[2] is None or (cb[1] is not None and cb[2] != cb[1]):
+            cb[2] = cb[1] or ""
+            item.events.append(c.ev(Kind.STARTED, caller=cb[1], callback=cb[0], creates=True))
 
     def _bridge(self, c: _Ctx, *, enter: bool, bridge: str | None = None) -> list[CallEvent]:
         """A part is the overlap of a caller's channel and another channel in one bridge: it
@@ -525,18 +557,20 @@ class AmiMapper:
             return []  # never in the bridge together (a bridge id used again)
         out: list[CallEvent] = []
         name = f"{leg}/{bridge}"[:128]
+        # a call hotline placed: the first channel is the counsellor's own phone, the other the person
+        agent = self._device(crec.channel if caller in self._callbacks else lrec.channel)
         start = max(crec.enter, lrec.enter)
         told_start, told_end = lrec.told.get(caller, (None, None))
         if told_start != start:
             out.append(CallEvent(Kind.PART_STARTED, PROVIDER, caller, start, channel=name,
-                                 agent=self._device(lrec.channel), scope=self.source, creates=False))
+                                 agent=agent, scope=self.source, creates=False))
         # The caller leaving (or hanging up) ends it, and so does the counsellor hanging up; a
         # counsellor stepping out of the bridge (hold, consulting before an attended transfer) does not.
         ends = [t for t in (crec.leave, lrec.gone) if t is not None]
         end = max(start, min(ends)) if ends else None
         if end is not None and end != told_end:
             out.append(CallEvent(Kind.PART_ENDED, PROVIDER, caller, end, channel=name,
-                                 agent=self._device(lrec.channel), scope=self.source, creates=False))
+                                 agent=agent, scope=self.source, creates=False))
         lrec.told[caller] = (start, end if end is not None else told_end)
         return out
 
