@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from blocking.models import BlockedCall, BlockProposal, NumberBlock
@@ -144,13 +144,15 @@ def check(session: Session, raw_number: str | None) -> NumberBlock | None:
     return _active_for(session, hash_keyring().candidates(caller.normalized), utcnow())
 
 
-def blocked_hashes(session: Session, hashes: list[str], now: datetime | None = None) -> set[str]:
-    """Which of these number hashes are blocked now (the callback worklist never calls them back)."""
+def blocked_hashes(session: Session, hashes: list[str] | Select[Any], now: datetime | None = None) -> set[str]:
+    """Which of these number hashes (a list, or a query selecting them) are blocked now (the callback
+    worklist never calls them back)."""
     now = now or utcnow()
+    chunks = [hashes] if isinstance(hashes, Select) else [hashes[i:i + 1000] for i in range(0, len(hashes), 1000)]
     out: set[str] = set()
-    for i in range(0, len(hashes), 1000):
+    for chunk in chunks:
         out.update(session.scalars(select(NumberBlock.number_hash).where(
-            NumberBlock.number_hash.in_(hashes[i:i + 1000]), NumberBlock.lifted_at.is_(None),
+            NumberBlock.number_hash.in_(chunk), NumberBlock.lifted_at.is_(None),
             NumberBlock.expires_at > now, NumberBlock.starts_at <= now)))
     return out
 

@@ -21,7 +21,7 @@ class CallbackItem(Base):
 
     __tablename__ = "callback_items"
     __table_args__ = (Index("ix_callback_items_centre_status", "centre_id", "status"),
-                      Index("ix_callback_items_hash", "number_hash"))
+                      Index("ix_callback_items_hash", "number_hash", "centre_id", "last_missed_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"))

@@ -20,8 +20,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Select, and_, cast, delete, exists, func, insert, or_, select, update
 from sqlalchemy import Text as SqlText
-from sqlalchemy import and_, cast, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from callbacks.models import OUTCOMES, CallbackAttempt, CallbackItem, DoNotCallBack, FollowUp
@@ -113,11 +113,21 @@ def _aware(value: datetime) -> datetime:
 
 
 # ---------------------------------------------------------------------- who may not be called
-def _flagged_hashes(session: Session, hashes: list[str]) -> set[str]:
+#: the hashes to look at: a list (one caller, a few items), or a query selecting them (a build over a day's
+#: missed calls: the database joins, no list of thousands of parameters is sent)
+Hashes = list[str] | Select[Any]
+
+
+def _chunks(hashes: Hashes) -> list[Any]:
+    if isinstance(hashes, Select):
+        return [hashes]
+    return [hashes[i:i + _CHUNK] for i in range(0, len(hashes), _CHUNK)]
+
+
+def _flagged_hashes(session: Session, hashes: Hashes) -> set[str]:
     """Hashes of numbers with a record flagged "do not call back (unsafe)", or marked after an unsafe callback."""
     out: set[str] = set()
-    for i in range(0, len(hashes), _CHUNK):
-        chunk = hashes[i:i + _CHUNK]
+    for chunk in _chunks(hashes):
         out.update(session.scalars(select(DoNotCallBack.number_hash).where(DoNotCallBack.number_hash.in_(chunk))))
         flagged = session.execute(
             select(Call.number_hash, CallRecord.flags).join(CallRecord, CallRecord.call_id == Call.id)
@@ -128,22 +138,24 @@ def _flagged_hashes(session: Session, hashes: list[str]) -> set[str]:
     return out
 
 
-def _answered_after(session: Session, hashes: list[str], since: datetime) -> dict[str, datetime]:
+def _answered_after(session: Session, hashes: Hashes, since: datetime) -> dict[str, datetime]:
     """For each hash, the latest answered call from it received after ``since``."""
     out: dict[str, datetime] = {}
-    for i in range(0, len(hashes), _CHUNK):
+    for chunk in _chunks(hashes):
         rows = session.execute(select(Call.number_hash, func.max(Call.received_at))
-                               .where(Call.number_hash.in_(hashes[i:i + _CHUNK]), Call.answered_at.is_not(None),
+                               .where(Call.number_hash.in_(chunk), Call.answered_at.is_not(None),
                                       Call.received_at >= since)
                                .group_by(Call.number_hash))
         out.update({h: _aware(t) for h, t in rows if h})
     return out
 
 
-def _blocked_hashes(session: Session, hashes: list[str], now: datetime) -> set[str]:
+def _blocked_hashes(session: Session, hashes: Hashes, now: datetime) -> set[str]:
     from blocking import service as blocking
 
-    return blocking.blocked_hashes(session, hashes, now)
+    if isinstance(hashes, Select):
+        return blocking.blocked_hashes(session, hashes, now)
+    return blocking.blocked_hashes(session, list(hashes), now)
 
 
 def _hashes_of(call: Call) -> list[str]:
@@ -178,10 +190,6 @@ class BuildResult:
         return {"made": self.made, "merged": self.merged, "closed": self.closed, "expired": self.expired}
 
 
-def _requested(facts: dict[str, Any] | None) -> bool:
-    return bool((facts or {}).get("callback_requested"))
-
-
 def build(session: Session, *, now: datetime | None = None, centre_id: int | None = None) -> BuildResult:
     """Make, merge, close and expire callback items (safe to run again at any time: it changes nothing twice)."""
     now = now or utcnow()
@@ -191,34 +199,34 @@ def build(session: Session, *, now: datetime | None = None, centre_id: int | Non
         update(CallbackItem).where(CallbackItem.status.in_(OPEN), CallbackItem.expires_at <= now, *centre_filter)
         .values(status="expired", closed_at=now, close_reason="expired", claimed_by_id=None)
         .execution_options(synchronize_session=False)))
+    # the items already waiting first (those made below are checked as they are made)
+    result.closed += _recheck_open(session, now=now, centre_id=centre_id)
 
     covered = exists().where(CallbackItem.centre_id == Call.centre_id, CallbackItem.number_hash == Call.number_hash,
                              CallbackItem.last_missed_at >= Call.received_at)
-    wanted = or_(Call.status.in_(("missed", "abandoned")), Call.facts["callback_requested"].as_string().is_not(None))
-    q = (select(Call.id, Call.centre_id, Call.number_hash, Call.caller_masked, Call.received_at, Call.status, Call.facts)
-         .where(Call.received_at > now - _expiry(), Call.received_at <= now, wanted,
+    requested = Call.facts["callback_requested"].as_string().is_not(None)
+    q = (select(Call.id, Call.centre_id, Call.number_hash, Call.caller_masked, Call.received_at, Call.status,
+                requested.label("requested"))
+         .where(Call.received_at > now - _expiry(), Call.received_at <= now,
+                or_(Call.status.in_(("missed", "abandoned")), requested),
                 Call.caller_id_status == CallerIdStatus.PRESENT.value, Call.number_hash.is_not(None),
                 Call.facts["callback"].as_string().is_(None), ~covered)
          .order_by(Call.received_at, Call.id))
     if centre_id is not None:
         q = q.where(Call.centre_id == centre_id)
     groups: dict[tuple[int, str], list[Any]] = {}
-    for row in session.execute(q):
-        if row.status not in ("missed", "abandoned") and not _requested(row.facts):
-            continue
+    for row in session.connection().execute(q):  # plain rows (10,000 a busy day): no ORM bookkeeping
         groups.setdefault((row.centre_id, row.number_hash), []).append(row)
 
     if groups:
-        hashes = sorted({h for _, h in groups})
+        # the candidates' hashes as a query: the database joins (no list of thousands of parameters)
+        hashes = q.with_only_columns(Call.number_hash).order_by(None)
         earliest = min(rows[0].received_at for rows in groups.values())
         flagged = _flagged_hashes(session, hashes)
         blocked = _blocked_hashes(session, hashes, now)
         answered = _answered_after(session, hashes, _aware(earliest))
-        open_items: dict[tuple[int, str], CallbackItem] = {}
-        for i in range(0, len(hashes), _CHUNK):
-            for existing in session.scalars(select(CallbackItem).where(
-                    CallbackItem.status.in_(OPEN), CallbackItem.number_hash.in_(hashes[i:i + _CHUNK]))):
-                open_items[(existing.centre_id, existing.number_hash)] = existing
+        open_items = {(i.centre_id, i.number_hash): i for i in session.scalars(select(CallbackItem).where(
+            CallbackItem.status.in_(OPEN), CallbackItem.number_hash.in_(hashes)))}
         new_rows: list[dict[str, Any]] = []
         for key, rows in groups.items():
             first, last = rows[0], rows[-1]
@@ -228,7 +236,7 @@ def build(session: Session, *, now: datetime | None = None, centre_id: int | Non
                 item.missed_calls += len(rows)
                 item.last_missed_at = max(_aware(item.last_missed_at), last_at)
                 item.expires_at = max(_aware(item.expires_at), last_at + _expiry())
-                if any(_requested(r.facts) for r in rows) and item.kind != "requested":
+                if any(r.requested for r in rows) and item.kind != "requested":
                     item.kind = "requested"
                 result.merged += len(rows)
                 continue
@@ -239,7 +247,7 @@ def build(session: Session, *, now: datetime | None = None, centre_id: int | Non
                 reason = "blocked"
             elif key[1] in answered and answered[key[1]] > last_at:
                 reason = "answered_since"
-            kind = "requested" if any(_requested(r.facts) for r in rows) else first.status
+            kind = "requested" if any(r.requested for r in rows) else first.status
             new_rows.append({
                 "centre_id": key[0], "call_id": first.id, "kind": kind, "number_hash": key[1],
                 "number_masked": first.caller_masked or "", "missed_at": first_at, "last_missed_at": last_at,
@@ -248,34 +256,40 @@ def build(session: Session, *, now: datetime | None = None, centre_id: int | Non
                 "closed_at": now if reason else None, "close_reason": reason})
             result.made += 0 if reason else 1
             result.closed += 1 if reason else 0
-        if new_rows:
-            session.execute(insert(CallbackItem), new_rows)
+        if new_rows:  # a plain executemany: no ORM objects, no RETURNING
+            session.execute(insert(CallbackItem.metadata.tables[CallbackItem.__tablename__]), new_rows)
         session.flush()
-    result.closed += _recheck_open(session, now=now, centre_id=centre_id)
     return result
 
 
 def _recheck_open(session: Session, *, now: datetime, centre_id: int | None) -> int:
     """Open items whose caller has since been answered, blocked or marked do not call back leave the list."""
-    q = select(CallbackItem).where(CallbackItem.status == "open")
+    q = select(CallbackItem.id, CallbackItem.number_hash, CallbackItem.missed_at, CallbackItem.last_missed_at).where(
+        CallbackItem.status == "open")
     if centre_id is not None:
         q = q.where(CallbackItem.centre_id == centre_id)
-    items = list(session.scalars(q))
+    items = session.execute(q).all()
     if not items:
         return 0
-    hashes = sorted({i.number_hash for i in items})
+    hashes = q.with_only_columns(CallbackItem.number_hash)
     flagged = _flagged_hashes(session, hashes)
     blocked = _blocked_hashes(session, hashes, now)
     answered = _answered_after(session, hashes, min(_aware(i.missed_at) for i in items))
-    closed = 0
+    never = datetime.min.replace(tzinfo=timezone.utc)
+    closing: dict[str, list[int]] = {}
     for item in items:
         reason = ("do_not_call" if item.number_hash in flagged else "blocked" if item.number_hash in blocked
-                  else "answered_since" if answered.get(item.number_hash, datetime.min.replace(tzinfo=timezone.utc))
-                  > _aware(item.last_missed_at) else None)
+                  else "answered_since" if answered.get(item.number_hash, never) > _aware(item.last_missed_at)
+                  else None)
         if reason:
-            item.status, item.closed_at, item.close_reason = "closed", now, reason
-            closed += 1
-    return closed
+            closing.setdefault(reason, []).append(item.id)
+    for reason, ids in closing.items():
+        for i in range(0, len(ids), _CHUNK):
+            session.execute(update(CallbackItem).where(CallbackItem.id.in_(ids[i:i + _CHUNK]),
+                                                       CallbackItem.status == "open")
+                            .values(status="closed", closed_at=now, close_reason=reason)
+                            .execution_options(synchronize_session=False))
+    return sum(len(ids) for ids in closing.values())
 
 
 def build_all(now: datetime | None = None) -> dict[str, int]:

@@ -44,7 +44,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_callback_items')),
     sa.UniqueConstraint('call_id', name=op.f('uq_callback_items_call_id')))
     op.create_index('ix_callback_items_centre_status', 'callback_items', ['centre_id', 'status'])
-    op.create_index('ix_callback_items_hash', 'callback_items', ['number_hash'])
+    op.create_index('ix_callback_items_hash', 'callback_items', ['number_hash', 'centre_id', 'last_missed_at'])
     op.create_table('callback_attempts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('centre_id', sa.Integer(), nullable=False),
