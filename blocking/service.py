@@ -251,6 +251,13 @@ def decide(session: Session, *, actor: Actor, proposal_id: int, accept: bool, du
     if not accept:
         audit.record(session, actor=actor, action="block.proposal_refuse", object_type="block_proposal",
                      object_id=proposal.id, request=request, detail={"number": proposal.number_masked})
+    from hotline.notifications import service as notifications
+
+    session.flush()
+    left = session.scalar(select(BlockProposal.id).where(BlockProposal.status == "pending",
+                                                         BlockProposal.centre_id == proposal.centre_id).limit(1))
+    if left is None and proposal.centre_id is not None:  # nothing left to decide in this centre
+        notifications.settle(session, link="/blocking", kinds=("blocking.proposal",), centre_id=proposal.centre_id)
     if proposal.proposed_by_id and proposal.proposed_by_id != actor.id:
         title = (Text("Your proposal to block the caller of record #%(record)s was accepted.", record=proposal.record_id)
                  if accept else

@@ -480,7 +480,11 @@ def _ask_supervisors(session: Session, centre: Centre, day: date, *, kind: str, 
     from hotline.notifications import service as notifications
 
     notifications.notify(session, centre_id=centre.id, roles=("supervisor",), kind=kind, title=title,
-                         link=f"/daily-log/{quote(centre.code, safe='')}/{day.isoformat()}")
+                         link=_day_link(centre, day))
+
+
+def _day_link(centre: Centre, day: date) -> str:
+    return f"/daily-log/{quote(centre.code, safe='')}/{day.isoformat()}"
 
 
 def record_failure(session: Session, *, centre_id: int, day: date, reason: str, now: datetime | None = None) -> DailyLogFailure:
@@ -653,6 +657,9 @@ def sign_off(session: Session, *, centre: Centre, day: date, actor: Actor, now: 
     ids = day_record_ids(centre, *day_window(centre, day))
     session.execute(update(CallRecord).where(CallRecord.id.in_(ids)).values(locked_at=at)
                     .execution_options(synchronize_session=False))
+    from hotline.notifications import service as notifications
+
+    notifications.settle(session, link=_day_link(centre, day), kinds=("daily_log.ready", "daily_log.changed"))
     session.flush()
     return log
 

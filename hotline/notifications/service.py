@@ -35,7 +35,7 @@ from hotline.errors import Invalid, NotFound
 from hotline.i18n import N_, Text
 from hotline.notifications.models import Notification
 
-__all__ = ["Page", "list_for", "mark_read", "notify", "open_link", "title_of", "unread_count", "retain"]
+__all__ = ["Page", "list_for", "mark_read", "notify", "open_link", "retain", "settle", "title_of", "unread_count"]
 
 PER_PAGE = 30
 KIND_MAX = 48
@@ -168,6 +168,29 @@ def mark_read(session: Session, *, user_id: int, notification_id: int | None = N
         centre = session.scalar(select(User.centre_id).where(User.id == user_id))
         _announce(session, user_id=user_id, centre_id=centre, unread=unread_count(session, user_id=user_id),
                   notification_id=notification_id or 0, kind="read")
+    return changed
+
+
+def settle(session: Session, *, link: str, kinds: Iterable[str], centre_id: int | None = None) -> int:
+    """The matter is dealt with (a day signed off, the proposals decided): everyone's unread
+    notifications of these kinds about ``link`` (only users of ``centre_id`` when given) are marked
+    read; returns how many."""
+    kinds = [k for k in kinds if k]
+    if not kinds:
+        return 0
+    where = [Notification.link == link, Notification.kind.in_(kinds), Notification.read_at.is_(None)]
+    if centre_id is not None:
+        where.append(Notification.user_id.in_(select(User.id).where(User.centre_id == centre_id)))
+    users = list(session.scalars(select(Notification.user_id).distinct().where(*where)))
+    if not users:
+        return 0
+    changed = rowcount(session.execute(
+        update(Notification).where(*where).values(read_at=utcnow()).execution_options(synchronize_session=False)))
+    counts = _unread_counts(session, users)
+    centres = dict(session.execute(select(User.id, User.centre_id).where(User.id.in_(users))).all())
+    for uid in users:
+        _announce(session, user_id=uid, centre_id=centres.get(uid), unread=counts.get(uid, 0), notification_id=0,
+                  kind="read")
     return changed
 
 

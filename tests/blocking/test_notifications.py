@@ -38,5 +38,11 @@ def test_a_proposal_and_its_decision_are_kept(client, post):
     assert f"hồ sơ #{record_id}" in page.text
     assert client.post(f"/blocking/proposals/{proposal.id}/refuse", data={"csrf_token": csrf},
                        follow_redirects=False).status_code == 303
+    from hotline.notifications import service
+
+    with session_scope() as db:
+        from hotline.auth.models import User
+
+        assert service.unread_count(db, user_id=db.scalar(select(User.id).where(User.username == "gs1"))) == 0
     assert _inbox("tvv1") == [("blocking.refused", f"Đề xuất chặn người gọi của hồ sơ #{record_id} đã bị từ chối.",
                                f"/records/{record_id}")]

@@ -63,6 +63,10 @@ def test_a_built_day_asks_the_supervisors_to_sign_it_off(centre):
         service.sign_off(db, centre=c, day=DAY, actor=boss)
     _build()  # the same summary: nothing to sign again
     assert len(_inbox(gs1)) == 1
+    from hotline.notifications import service as notifications
+
+    with session_scope() as db:
+        assert notifications.unread_count(db, user_id=gs1) == 0  # signed off: the request is settled
     add_call(centre.centre_id, utc(2026, 11, 20, 5), counsellor_id=tvv1, record={"issues": ("dv.physical",)})
     _build()  # a call of that day arrived late: the signed day changed
     assert _inbox(gs1)[-1] == ("daily_log.changed", "Sổ cuộc gọi ngày 20/11/2026 đã thay đổi sau khi ký duyệt: "

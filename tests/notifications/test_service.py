@@ -99,6 +99,21 @@ def test_mark_read_one_and_all_only_for_the_owner(staff):
         assert service.unread_count(db, user_id=other) == 3
 
 
+def test_a_settled_matter_is_read_for_everyone_told_of_it(staff):
+    ids = staff.ids
+    for centre in (staff.centre_id, staff.other_centre_id):
+        _notify(centre_id=centre, roles=("supervisor",), kind="blocking.proposal", title=Text("Hello"), link="/blocking")
+    _notify(user_ids=[ids["gs1"]], kind="blocking.proposal", title=Text("Hello"), link="/records/1")
+    _notify(user_ids=[ids["gs1"]], kind="other", title=Text("Hello"), link="/blocking")
+    with session_scope() as db:
+        assert service.settle(db, link="/blocking", kinds=("blocking.proposal",), centre_id=staff.centre_id) == 1
+        assert service.unread_count(db, user_id=ids["gs1"]) == 2  # another link, another kind
+        assert service.unread_count(db, user_id=ids["gs_other"]) == 1  # another centre's matter
+        assert service.settle(db, link="/blocking", kinds=("blocking.proposal",)) == 1
+        assert service.unread_count(db, user_id=ids["gs_other"]) == 0
+        assert service.settle(db, link="/blocking", kinds=()) == 0
+
+
 def test_the_list_is_paginated_newest_first(staff):
     me = staff.ids["tvv1"]
     with session_scope() as db:
