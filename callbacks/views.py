@@ -17,8 +17,10 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from markupsafe import Markup
+from sqlalchemy import select
 
 from callbacks import service
+from callbacks.models import CallbackItem
 from hotline.auth.deps import Principal, csrf_protect, require_roles
 from hotline.db import session_scope, utcnow
 from hotline.i18n import N_, Text
@@ -251,3 +253,21 @@ def wallboard_figures(session: Any, centre_id: int, now: datetime | None = None)
         {"key": "oldest_follow_up", "label": N_("Oldest follow-up due"),
          "value": oldest_fu.isoformat() if oldest_fu else None, "text": oldest_fu.strftime("%d/%m/%Y") if oldest_fu else "—"},
     ]
+
+
+def call_notes(session: Any, calls: list[Any]) -> dict[int, Text]:
+    """On the calls list, under a call the hotline placed: which missed call it returned, or which record's
+    follow-up it was (the time in the centre's time zone)."""
+    refs = {c.id: str((c.facts or {}).get("callback") or "") for c in calls}
+    item_ids = {int(r[3:]) for r in refs.values() if r.startswith("cb:") and r[3:].isdigit() and len(r) < 16}
+    items = {i.id: i for i in session.scalars(select(CallbackItem).where(CallbackItem.id.in_(item_ids)))} \
+        if item_ids else {}
+    out: dict[int, Text] = {}
+    for call_id, ref in refs.items():
+        if ref.startswith("cb:") and ref[3:].isdigit() and int(ref[3:]) in items:
+            item = items[int(ref[3:])]
+            when = item.missed_at.astimezone(service.centre_zone(session, item.centre_id))
+            out[call_id] = Text("Callback for the missed call at %(time)s", time=when.strftime("%H:%M %d/%m/%Y"))
+        elif ref.startswith("fu:") and ref[3:].isdigit():
+            out[call_id] = Text("Follow-up call for record #%(id)s", id=ref[3:])
+    return out

@@ -68,6 +68,8 @@ RecordPanel = Callable[..., Any]
 LivePanel = Callable[..., Any]
 #: ``figures(session, centre_id, now) -> [{"key", "label" (msgid), "value", "text" (shown), "href"?}]``: the wallboard's.
 WallboardFigures = Callable[..., list[dict[str, Any]]]
+#: ``notes(session, calls) -> {call id: Text}``: a short line under calls on the calls list.
+CallNotes = Callable[..., dict[int, Any]]
 #: ``rule(viewer, message) -> bool``: may this viewer see this live-screen message?
 VisibilityRule = Callable[[Any, dict[str, Any]], bool]
 #: ``hook(session, command)``: a call hotline placed (``hotline.pbx``) ended ``placed`` or ``failed``
@@ -88,6 +90,7 @@ class Wiring:
     record_panels: tuple[RecordPanel, ...] = ()
     live_panels: tuple[LivePanel, ...] = ()
     wallboard_figures: tuple[WallboardFigures, ...] = ()
+    call_notes: tuple[CallNotes, ...] = ()
     #: ``(message type, role) -> rule`` for the domain's own live-screen messages
     visibility: Mapping[tuple[str, str], VisibilityRule] = field(default_factory=dict)
     #: the domain's retention steps (see ``hotline.security.service.RetentionHook``)
@@ -231,7 +234,7 @@ def _callbacks() -> Wiring:
 
     return Wiring(routers=(views.router,), app_setup=(views.setup_app,), commands=cli.register,
                   periodic=tuple(jobs.PERIODIC), record_panels=(views.record_panel,), live_panels=(views.live_panel,),
-                  wallboard_figures=(views.wallboard_figures,), pbx_results={"cb": service.on_pbx_result,
+                  wallboard_figures=(views.wallboard_figures,), call_notes=(views.call_notes,), pbx_results={"cb": service.on_pbx_result,
                                                                              "fu": service.on_pbx_result},
                   retention=(RetentionHook("callbacks", service.retain),))
 
@@ -312,6 +315,10 @@ def live_panels() -> list[LivePanel]:
 
 def wallboard_figures() -> list[WallboardFigures]:
     return [f for d in DOMAINS for f in d.wiring.wallboard_figures]
+
+
+def call_notes() -> list[CallNotes]:
+    return [n for d in DOMAINS for n in d.wiring.call_notes]
 
 
 def places_module() -> ModuleType:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hotline import domains
 from hotline.auth.deps import Principal, csrf_protect, require_roles
 from hotline.auth.models import User
 from hotline.calls import service
@@ -109,8 +110,12 @@ def calls_page(
     ids = {c.counsellor_id for c in rows if c.counsellor_id}
     names = {u.id: u.display_name or u.username for u in session.scalars(select(User).where(User.id.in_(ids)))} \
         if ids else {}
+    notes: dict[int, Any] = {}
+    for hook in domains.call_notes():  # e.g. "a callback for the missed call at …" (hotline.domains)
+        notes.update(hook(session, rows))
     calls = [{**d, "received_at": c.received_at, "record_id": records.get(c.id),
               "counsellor": names.get(c.counsellor_id or 0, ""),
+              "note": notes[c.id].translate(principal.language) if c.id in notes else "",
               "may_reveal": principal.role in REVEAL_ROLES and bool(c.caller_number)}
              for c, d in zip(rows, service.call_dicts(session, rows), strict=True)]
     base = [("status", s) for s in status] + ([("day", day.isoformat())] if day else [])

@@ -274,6 +274,8 @@ def test_the_placed_calls_record_says_which_missed_call_it_returns(client, staff
     sign_in(client, "tvv1")
     page = client.get(f"/records/{record_id}")
     assert page.status_code == 200 and "Gọi lại cho cuộc gọi nhỡ lúc" in page.text
+    # and the calls list says so under the placed call
+    assert "Gọi lại cho cuộc gọi nhỡ lúc 09:00 03/12/2026" in client.get("/calls").text
     # a placed call is never itself a missed call to call back
     assert build()["made"] == 0
 
@@ -363,3 +365,17 @@ def test_the_daily_log_and_the_periodic_report_count_callbacks(client, staff, pb
     sign_in(client, "gs1")
     page = client.get(f"/daily-log/{centre.code}/2026-12-03")
     assert page.status_code == 200 and "Cuộc gọi nhỡ đã được gọi lại" in page.text
+
+
+def test_a_claim_nobody_uses_returns_to_the_list(client, staff, clock):
+    missed("0912345678", MORNING)
+    build()
+    [item] = items()
+    post(client, f"/callbacks/{item.id}/claim", sign_in(client, "tvv1"))
+    client.cookies.clear()
+    token = sign_in(client, "tvv2")
+    assert post(client, f"/callbacks/{item.id}/claim", token).status_code == 409
+    clock.tick(timedelta(minutes=21))  # HOTLINE_CALLBACK_CLAIM_MINUTES = 20
+    token = sign_in(client, "tvv2")
+    assert post(client, f"/callbacks/{item.id}/claim", token).status_code == 303
+    assert items()[0].claimed_by_id == staff.ids["tvv2"]
