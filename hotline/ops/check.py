@@ -7,6 +7,7 @@ create or change anything, so they are safe to run on a live system at any time.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ MIN_SECRET_LENGTH = 32
 CLOCK_WARN_SECONDS = 2.0
 CLOCK_FAIL_SECONDS = 30.0
 TIMEOUT_SECONDS = 5.0
+SPOOL_MIN_FREE_BYTES = 50 * 1024 * 1024  # below this a database outage soon fills the disk spool
 
 
 @dataclass
@@ -418,7 +420,12 @@ def check_data_dir(settings: Settings, state: dict[str, Any]) -> list[Result]:
     if waiting:
         return [Result("data-dir", WARN, f"{waiting} spool file(s) of events wait in {spool.resolve()}",
                        "they are replayed once the database answers; if they stay, check the worker's log")]
-    return [Result("data-dir", OK, f"{folder.resolve()} is writable")]
+    free = shutil.disk_usage(folder).free
+    if free < SPOOL_MIN_FREE_BYTES:
+        return [Result("data-dir", WARN, f"only {free // 1024 // 1024} MB free for the disk spool in {folder.resolve()}",
+                       "during a database outage events then wait in the processes' memory (see /readyz "
+                       "checks.spool and hotline_spool_memory_events): free some space")]
+    return [Result("data-dir", OK, f"{folder.resolve()} is writable, {free // 1024 // 1024} MB free")]
 
 
 # ---------------------------------------------------------------------- keys for data at rest

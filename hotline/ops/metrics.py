@@ -140,6 +140,19 @@ class SharedStateCollector(Collector):
                                   "(written while the database was unreachable)")
         files.add_metric([], len([*spool.glob("*.jsonl"), *spool.glob("*.claimed-*")]) if spool.is_dir() else 0)
         out.append(files)
+        from hotline.ingest import spool as ingest_spool
+
+        state = ingest_spool.status()
+        held = GaugeMetricFamily("hotline_spool_memory_events", "Events this process holds in memory because "
+                                 "the disk spool could not be written (disk full, I/O error)")
+        held.add_metric([], state["memory_events"])
+        failures = CounterMetricFamily("hotline_spool_disk_failures", "Writes to the disk spool that failed "
+                                       "in this process")
+        failures.add_metric([], state["disk_failures"])
+        lost = CounterMetricFamily("hotline_spool_events_lost", "Events this process could keep neither on "
+                                   "disk nor in memory")
+        lost.add_metric([], state["lost"])
+        out.extend([held, failures, lost])
         hub = getattr(getattr(self.app, "state", None), "live_hub", None)
         if hub is not None:
             screens = GaugeMetricFamily("hotline_live_screens", "Live screens connected to this web process")

@@ -3,7 +3,8 @@
 * ``GET /healthz`` (defined in ``hotline.web``): the process is alive and serving, no database
   or Redis call, always 200 ``{"status": "ok"}``.
 * ``GET /readyz``: the database answers and is fully migrated, and Redis answers when configured;
-  200 ``{"status": "ready"}`` or 503 with what is wrong.  nginx or a load balancer takes a web
+  200 ``{"status": "ready"}`` or 503 with what is wrong.  ``checks.spool`` says when this process
+  holds events in memory because the disk spool refused them (it stays ready: it still takes calls).  nginx or a load balancer takes a web
   process out of rotation while it says 503.
 * ``GET /metrics``: Prometheus text format.  With ``HOTLINE_METRICS_TOKEN`` set it needs
   ``Authorization: Bearer <token>``; without it, only a direct connection from this machine
@@ -85,8 +86,23 @@ def readyz() -> JSONResponse:
             problems.append(problem)
     if not settings.redis_url:
         checks["redis"] = "not configured"
+    checks["spool"] = _spool_state()
     body: dict[str, Any] = {"status": "ready" if not problems else "not ready", "checks": checks}
     return JSONResponse(body, status_code=200 if not problems else 503, headers={"Cache-Control": "no-store"})
+
+
+def _spool_state() -> str:
+    """This process's events held in memory because the disk spool refused them (not a reason to take
+    the process out of rotation: it still answers calls and keeps their events)."""
+    from hotline.ingest import spool
+
+    state = spool.status()
+    if state["memory_events"]:
+        return (f"{state['memory_events']} event(s) held in memory: the disk spool cannot be written "
+                f"({state['last_disk_error']}); free space in {get_settings().data_dir}/spool")
+    if state["lost"]:
+        return f"{state['lost']} event(s) lost since this process started: neither the disk spool nor memory could hold them"
+    return "ok"
 
 
 def _local_direct(request: Request) -> bool:

@@ -6,46 +6,20 @@ back. Counted: calls received, records kept, events lost = 0, events counted twi
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
-from hotline import migrate
 from hotline.calls.models import Call, DeadLetter, RawEvent
 from hotline.db import session_scope
 from hotline.ingest import spool
 from hotline.ingest.providers.asterisk.simulator import synthetic_call
-from hotline.settings import reset_settings
 from tests.ami.conftest import Rig
-from tests.conftest import _configure
 from tests.helpers import wait_for
-from tests.services import PostgresServer, ServiceError
+from tests.services import PostgresServer
 
 pytestmark = pytest.mark.slow
 BURST = 24  # calls; the database goes down after the 8th and comes back after the 16th
-
-
-@pytest.fixture
-def own_pg(tmp_path, monkeypatch) -> Iterator[PostgresServer]:
-    try:
-        server = PostgresServer()
-        server.start()
-    except ServiceError as exc:
-        pytest.skip(f"no PostgreSQL programs to start a private server: {exc}")
-    engine = create_engine(server.url("postgres"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text('CREATE DATABASE "hotline"'))
-    engine.dispose()
-    url = server.url("hotline") + "?connect_timeout=2"
-    migrate.upgrade(url)
-    _configure(monkeypatch, tmp_path, url)
-    yield server
-    from hotline.db import reset_engine
-
-    reset_engine()
-    server.close()
-    reset_settings()
 
 
 def _count(model: type) -> int:

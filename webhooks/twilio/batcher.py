@@ -111,8 +111,9 @@ class Batcher:
             try:
                 return self._submit(raws) is not None
             except Exception as again:  # noqa: BLE001 - the disk spool is the last resort
-                path = spool.write(raws)
-                log.error("twilio.event_spooled_after_error", extra={"spool": path.name, "reason": describe(again)})
+                kept = spool.keep(raws)
+                log.error("twilio.event_spooled_after_error", extra={"spool": kept.name, "kept": kept.where,
+                                                                     "reason": describe(again)})
                 return False
 
 

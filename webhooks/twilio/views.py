@@ -397,8 +397,9 @@ async def voice(request: Request) -> Response:
             reachable = False
     if not reachable:
         _mark_down(request)
-        path = await anyio.to_thread.run_sync(lambda: spool.write(items))
-        log.error("twilio.voice_spooled", extra={"call_sid": req.get("CallSid"), "spool": path.name})
+        kept = await anyio.to_thread.run_sync(lambda: spool.keep(items))  # disk, else memory: never fails the call
+        log.error("twilio.voice_spooled", extra={"call_sid": req.get("CallSid"), "spool": kept.name,
+                                                 "kept": kept.where})
     elif await _blocked(req):
         return _twiml(blocked_twiml(settings, req.assigned_queue))
     if route is not None and not route.open:
@@ -582,7 +583,7 @@ async def agent(request: Request) -> Response:
     try:
         await _keep(raw, budget=DB_BUDGET_SECONDS)
     except Exception:  # noqa: BLE001 - kept on disk instead
-        await anyio.to_thread.run_sync(lambda: spool.write([raw]))
+        await anyio.to_thread.run_sync(lambda: spool.keep([raw]))
     return _twiml(agent_twiml(settings, queue, identity, supervisor))
 
 

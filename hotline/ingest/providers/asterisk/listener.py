@@ -33,6 +33,7 @@ from datetime import datetime, timedelta, timezone
 from asterisk.ami import Action, AMIClient
 from asterisk.ami.response import Response
 
+from hotline import bus
 from hotline.ingest import gaps, spool
 from hotline.ingest.events import RawIn
 from hotline.ingest.providers.asterisk import queue_log
@@ -380,14 +381,28 @@ class AmiListener:
 
         Calls to place (``pbx_commands``, ``hotline.pbx``) go the same way: a ``PbxCommand`` message
         on the bus wakes this thread at once, and pending rows are looked for on every poll; each
-        is claimed (exactly once across listeners) before its ``Originate`` is sent."""
-        from hotline import bus
+        is claimed (exactly once across listeners) before its ``Originate`` is sent.
 
-        sub = bus.Subscription([AMI_COMMAND_CHANNEL])
-        next_poll = 0.0
+        Redis down: the subscription is dropped and tried again every 2 s; meanwhile the stored
+        presence and the pending calls to place are still polled from the database."""
+        sub: bus.Subscription | None = None
+        next_poll = next_subscribe = 0.0
         try:
             while not self._stop.is_set():
-                command = None if self._pbx_wake.is_set() else sub.get(timeout=min(0.2, self.presence_poll))
+                if sub is None and time.monotonic() >= next_subscribe:
+                    sub = self._subscribe_commands()
+                    next_subscribe = time.monotonic() + 2.0
+                command = None
+                try:
+                    if sub is None:
+                        self._stop.wait(0 if self._pbx_wake.is_set() else min(0.2, self.presence_poll))
+                    elif not self._pbx_wake.is_set():
+                        command = sub.get(timeout=min(0.2, self.presence_poll))
+                except Exception as exc:  # noqa: BLE001 - Redis went away: the database is still polled; subscribe again
+                    log.warning("ami.commands_unavailable", extra={"source": self.source, "reason": str(exc)[:200]})
+                    assert sub is not None
+                    sub.close()
+                    sub = None
                 if command is not None and command.get("action") == "PbxCommand":
                     self._pbx_wake.set()
                 elif command is not None:
@@ -403,7 +418,15 @@ class AmiListener:
                     next_poll = time.monotonic() + self.presence_poll
                     self._apply_presence()
         finally:
-            sub.close()
+            if sub is not None:
+                sub.close()
+
+    def _subscribe_commands(self) -> bus.Subscription | None:
+        try:
+            return bus.Subscription([AMI_COMMAND_CHANNEL])
+        except Exception as exc:  # noqa: BLE001 - Redis down: the stored presence is still polled, retried in 2 s
+            log.warning("ami.commands_unavailable", extra={"source": self.source, "reason": str(exc)[:200]})
+            return None
 
     def _apply_presence(self) -> None:
         if not self.stats.connected or self._client is None:
@@ -863,17 +886,15 @@ class AmiListener:
             self.applied_event.notify_all()
 
     def _spool(self, items: list[RawIn], why: str) -> None:
-        try:
-            spool.write(items)
+        kept = spool.keep(items)  # the disk spool, else memory (logged there); never raises for the disk
+        if kept.safe:
             self.stats.spooled += len(items)
-            log.warning("ami.spooled", extra={"source": self.source, "events": len(items), "reason": why})
-        except OSError as exc:
-            log.critical("ami.spool_failed", extra={"source": self.source, "events": len(items),
-                                                    "reason": f"cannot write the spool: {exc}"})
+            log.warning("ami.spooled", extra={"source": self.source, "events": len(items), "reason": why,
+                                              "kept": kept.where})
 
     def _drain_spool(self) -> None:
         try:
-            if spool.pending_files():
+            if spool.held() or spool.pending_files():
                 replayed = spool.drain()
                 if replayed:
                     log.info("ami.spool_replayed", extra={"source": self.source, "events": replayed})
