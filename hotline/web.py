@@ -395,6 +395,88 @@ def openapi_for_staff(request: Request) -> Response:
     return JSONResponse(request.app.openapi())
 
 
+# ---------------------------------------------------------------------- what the schema says (#14)
+# FastAPI documents a 200 in JSON and its own 422 on every operation. The app answers more than
+# that, the same way everywhere: pages in HTML (JSON when asked), a 303 to the sign-in page or after
+# a form, and the errors of hotline.errors and the auth checks, as JSON {"detail": "...", ...} for
+# the API and scripts, as an HTML page for a browser.  document_responses() writes that down once,
+# so Schemathesis (tests/security/test_schemathesis.py) checks the answers against the truth.
+ERROR_CODES = {400: "The request could not be understood (the answer says what is wrong)",
+               401: "Not signed in, or a wrong API token",
+               403: "Not allowed for this account, or a missing/wrong CSRF token or webhook signature",
+               404: "No such object, or one this account may not see",
+               405: "This method is not allowed here",
+               409: "Conflict: the object changed meanwhile, or its state does not allow this",
+               413: "The request body is too large",
+               422: "A parameter, field or body is not valid (the answer names it)",
+               429: "Too many attempts: wait (the answer says how long)"}
+ERROR_SCHEMA = {
+    "title": "Error", "type": "object", "required": ["detail"],
+    "properties": {
+        "detail": {"anyOf": [{"type": "string"},
+                             {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}],
+                   "description": "What was wrong, in the reader's language (FastAPI's validation errors: a list)"},
+        "errors": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "Field name → what is wrong with it"},
+        "request_id": {"type": "string"}},
+}
+EXPORT_TYPES = {".csv": "text/csv", ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _success_types(path: str) -> list[str]:
+    for suffix, media in EXPORT_TYPES.items():
+        if path.endswith(suffix):
+            return [media, "text/html", "application/json"]  # an error page when there is nothing to export
+    if path.startswith("/webhooks/"):
+        return ["text/xml", "text/plain"]
+    if path.startswith("/api/blocking/"):
+        return ["text/plain"]  # the Asterisk dialplan reads "blocked=1"
+    if path.startswith("/api/"):
+        return ["application/json"]
+    return ["text/html", "application/json"]  # a page, or JSON for Accept: application/json and htmx
+
+
+def document_responses(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the answers every operation really gives (see above) to FastAPI's OpenAPI schema."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = ERROR_SCHEMA
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    for path, item in schema.get("paths", {}).items():
+        api = path.startswith("/api/")
+        webhook = path.startswith("/webhooks/")
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            ok = responses.setdefault("200", {"description": "Successful Response"})
+            content = ok.setdefault("content", {})
+            declared = content.get("application/json", {}).get("schema", {})
+            for media in _success_types(path):
+                content.setdefault(media, {"schema": declared if media == "application/json" else {"type": "string"}})
+            if not api and not webhook:
+                for key in [k for k in content if k not in _success_types(path)]:
+                    del content[key]
+            if not api:
+                responses.setdefault("303", {"description": "See Other: to the sign-in page, or after a form"})
+            for code, description in ERROR_CODES.items():
+                body: dict[str, Any] = {"application/json": {"schema": error_ref}}
+                if not api:
+                    body["text/html"] = {"schema": {"type": "string"}}
+                if webhook or path.startswith("/api/blocking/"):
+                    body["text/plain"] = {"schema": {"type": "string"}}
+                responses[str(code)] = {"description": description, "content": body}
+    return schema
+
+
+def document_openapi(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_responses(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
+
+
 def setup_app(app: FastAPI) -> None:
     """Browser page loads get an HTML error page; API and script requests keep FastAPI's JSON.
 
@@ -402,6 +484,7 @@ def setup_app(app: FastAPI) -> None:
     page shrinks about fivefold); server-sent events are left alone by the middleware."""
     from starlette.middleware.gzip import GZipMiddleware
 
+    document_openapi(app)
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(StarletteHTTPException, _html_errors)

@@ -455,11 +455,15 @@ async def acknowledge(request: Request) -> Response:
         except signing.BadSignature as exc:
             db.rollback()
             _refused_ack(db, request, body, str(exc))
-            return JSONResponse({"error": "refused", "reason": str(exc)}, status_code=401)
+            return JSONResponse({"error": "refused", "reason": str(exc), "detail": (
+                f"Xác nhận bị từ chối: chữ ký hoặc thời điểm không hợp lệ. / Acknowledgement refused: {exc}.")},
+                status_code=401)
         except service.ReferralError as exc:
             db.rollback()
             _refused_ack(db, request, body, "invalid body")
-            return JSONResponse({"error": "invalid", "errors": _errors(request, exc)}, status_code=422)
+            errors = _errors(request, exc)
+            return JSONResponse({"error": "invalid", "errors": errors, "detail": " ".join(errors.values())},
+                                status_code=422)
         audit.record(db, actor=f"webhook:{ref.service_id}", action="referral.acknowledge", object_type="referral",
                      object_id=ref.id, request=request, detail={"state": ref.state})
         return JSONResponse({"referral_id": ref.public_id, "state": ref.state})

@@ -45,7 +45,7 @@ def test_healthz_and_readyz_on_a_good_installation(app_client):
     assert r.status_code == 200 and r.json() == {"status": "ok"}
     r = app_client.get("/readyz")
     assert r.status_code == 200, r.text
-    assert r.json() == {"status": "ready", "checks": {"database": "ok", "redis": "not configured"}}
+    assert r.json() == {"status": "ready", "checks": {"database": "ok", "redis": "not configured", "spool": "ok"}}
     assert r.headers["cache-control"] == "no-store"
 
 
@@ -69,7 +69,8 @@ def test_readyz_says_not_ready_when_redis_is_down(env, monkeypatch):
     with TestClient(create_app()) as c:
         r = c.get("/readyz")
     assert r.status_code == 503 and r.json()["checks"] == {"database": "ok",
-                                                           "redis": "redis unreachable (ConnectionError)"}
+                                                           "redis": "redis unreachable (ConnectionError)",
+                                                           "spool": "ok"}
 
 
 def test_metrics_need_the_token_when_one_is_set(env, monkeypatch):
