@@ -83,7 +83,7 @@ def propose(request: Request, record_id: int = Path(ge=1, le=MAX_ROW_ID), reason
     return RedirectResponse(f"/records/{record_id}", status_code=303)
 
 
-@router.get("/api/blocking/check")
+@router.get("/api/blocking/check", response_class=PlainTextResponse)  # the dialplan reads text
 def check(number: str = Query("", max_length=128), call: str = Query("", max_length=128),
           principal: Principal = Depends(supervisors)) -> Response:
     """For the Asterisk dialplan (API token): ``blocked=1`` or ``blocked=0``; the call is recorded as blocked."""
@@ -91,7 +91,8 @@ def check(number: str = Query("", max_length=128), call: str = Query("", max_len
     return PlainTextResponse(f"blocked={1 if block_id else 0}")
 
 
-@router.post("/api/blocking/pressed", dependencies=[Depends(supervisors), Depends(csrf_protect)])
+@router.post("/api/blocking/pressed", dependencies=[Depends(supervisors), Depends(csrf_protect)],
+             response_class=PlainTextResponse)
 def pressed(call: str = Query("", max_length=128), principal: Principal = Depends(supervisors)) -> Response:
     """The dialplan says a blocked caller pressed the key for a supervisor."""
     service.mark_pressed(provider="asterisk", call_ref=call)

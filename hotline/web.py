@@ -429,15 +429,14 @@ def _success_types(path: str) -> list[str]:
             return [media, "text/html", "application/json"]  # an error page when there is nothing to export
     if path.startswith("/webhooks/"):
         return ["text/xml", "text/plain"]
-    if path.startswith("/api/blocking/"):
-        return ["text/plain"]  # the Asterisk dialplan reads "blocked=1"
     if path.startswith("/api/"):
-        return ["application/json"]
+        return []  # what the route declares (FastAPI: JSON, or its response_class, e.g. text for the dialplan)
     return ["text/html", "application/json"]  # a page, or JSON for Accept: application/json and htmx
 
 
 def document_responses(schema: dict[str, Any]) -> dict[str, Any]:
-    """Add the answers every operation really gives (see above) to FastAPI's OpenAPI schema."""
+    """Add the answers every operation really gives (see above) to FastAPI's OpenAPI schema.
+    A route answering something else declares it (``response_class=``) and it is kept."""
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
     error_ref = {"$ref": "#/components/schemas/Error"}
@@ -451,16 +450,14 @@ def document_responses(schema: dict[str, Any]) -> dict[str, Any]:
             declared = content.get("application/json", {}).get("schema", {})
             for media in _success_types(path):
                 content.setdefault(media, {"schema": declared if media == "application/json" else {"type": "string"}})
-            if not api and not webhook:
-                for key in [k for k in content if k not in _success_types(path)]:
-                    del content[key]
+            plain = "text/plain" in content
             if not api:
                 responses.setdefault("303", {"description": "See Other: to the sign-in page, or after a form"})
             for code, description in ERROR_CODES.items():
                 body: dict[str, Any] = {"application/json": {"schema": error_ref}}
                 if not api:
                     body["text/html"] = {"schema": {"type": "string"}}
-                if webhook or path.startswith("/api/blocking/"):
+                if webhook or plain:
                     body["text/plain"] = {"schema": {"type": "string"}}
                 responses[str(code)] = {"description": description, "content": body}
     return schema

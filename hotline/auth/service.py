@@ -7,20 +7,25 @@ only its SHA-256, so a copy of the database does not let anyone sign in.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from hotline.auth.models import LANGUAGES, ROLES, LoginThrottle, User, UserSession
 from hotline.auth.schemas import AgentRow, CentreChoice, LoginResult, NewSession
 from hotline.db import insert_ignore, utcnow
 from hotline.i18n import N_
+
+log = logging.getLogger(__name__)
 
 SESSION_IDLE = timedelta(hours=2)  # signed out after this long without a request
 SESSION_ABSOLUTE = timedelta(hours=12)  # and after one long shift whatever happens
@@ -372,13 +377,24 @@ def load_session(session: Session, *, cookie_value: str) -> tuple[UserSession, U
     row, user, tz = found
     now = utcnow()
     if row.expires_at <= now or now - row.last_seen_at > SESSION_IDLE or not user.active:
-        session.delete(row)
-        session.flush()
+        _best_effort(session, delete(UserSession).where(UserSession.id == row.id))
         return None
     if now - row.last_seen_at >= TOUCH_EVERY:
-        row.last_seen_at = now
-        session.flush()
+        _best_effort(session, update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now))
     return row, user, tz
+
+
+def _best_effort(session: Session, statement: Any) -> None:
+    """Housekeeping while a request reads its session (the idle timer, an expired row): it may lose
+    a race and is done again by a later request.  On SQLite a read that turns into a write after
+    another connection committed is refused at once ("database is locked", whatever the busy
+    timeout); that must not turn the page into a 500."""
+    try:
+        session.execute(statement)
+        session.flush()
+    except OperationalError as exc:
+        session.rollback()  # the row and user reload on their next use
+        log.warning("auth.session_housekeeping_skipped", extra={"reason": str(exc.orig)[:200]})
 
 
 def session_id_for(cookie_value: str) -> str:

@@ -127,7 +127,7 @@ def _submit(kind: Kind, *, call: str, line: str, reason: str | None = None) -> N
                         events=[event])])
 
 
-@router.get("/api/lines/route")
+@router.get("/api/lines/route", response_class=PlainTextResponse)  # the dialplan reads text
 def route(line: str = Query("", max_length=64), queue: str = Query("", max_length=128),
           call: str = Query("", max_length=128), principal: Principal = Depends(admin_only)) -> Response:
     """For the Asterisk dialplan (API token).  Fails open on the PBX's side: anything but a clear
@@ -148,7 +148,8 @@ def route(line: str = Query("", max_length=64), queue: str = Query("", max_lengt
     return PlainTextResponse(f"route=closed&message={decided.sound}&callback={int(decided.callback)}")
 
 
-@router.post("/api/lines/callback-request", dependencies=[Depends(admin_only), Depends(csrf_protect)])
+@router.post("/api/lines/callback-request", dependencies=[Depends(admin_only), Depends(csrf_protect)],
+             response_class=PlainTextResponse)
 def callback_request(call: str = Query(..., min_length=1, max_length=128), line: str = Query("", max_length=64),
                      principal: Principal = Depends(admin_only)) -> Response:
     """The dialplan says an out-of-hours caller pressed the key to be called back."""

@@ -388,4 +388,19 @@ def start_drainer(interval: float = 5.0) -> Callable[[], None]:
 
     thread = threading.Thread(target=loop, name="spool-drainer", daemon=True)
     thread.start()
-    return stop.set
+
+    def finish() -> None:
+        """On the way out, a last try for events still held in memory (they die with the process)."""
+        stop.set()
+        thread.join(interval + 5)
+        if held():
+            try:
+                drain()
+            except Exception:  # reported just below with what stays
+                log.exception("ingest.spool_drain_failed")
+        if held():
+            log.critical("ingest.events_lost", extra={
+                "reason": "the process stops while neither the database nor the disk spool takes its events",
+                "events": held()})
+
+    return finish

@@ -420,6 +420,11 @@ def check_data_dir(settings: Settings, state: dict[str, Any]) -> list[Result]:
     if waiting:
         return [Result("data-dir", WARN, f"{waiting} spool file(s) of events wait in {spool.resolve()}",
                        "they are replayed once the database answers; if they stay, check the worker's log")]
+    stray = len(list(spool.glob("*.tmp"))) if spool.is_dir() else 0
+    if stray:
+        return [Result("data-dir", WARN, f"{stray} half-written .tmp file(s) in {spool.resolve()}",
+                       "left by a process stopped while writing; the web process's spool drainer removes "
+                       "them within a minute")]
     free = shutil.disk_usage(folder).free
     if free < SPOOL_MIN_FREE_BYTES:
         return [Result("data-dir", WARN, f"only {free // 1024 // 1024} MB free for the disk spool in {folder.resolve()}",

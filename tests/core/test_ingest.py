@@ -147,6 +147,37 @@ def test_database_outage_spools_then_replays(sqlite_env, monkeypatch):
     assert call.status == "queued"
 
 
+def test_a_spool_that_cannot_be_written_keeps_the_events_in_memory_until_disk_or_database_takes_them(
+        sqlite_env, monkeypatch):
+    from hotline.ingest import spool
+    from hotline.settings import reset_settings
+
+    good_url = sqlite_env.database_url
+    folder = sqlite_env.spool_dir
+    stray = folder / "1-4194311-deadbeef.tmp"  # a process killed mid-write (that pid does not exist)
+    stray.write_text("half")
+    for leftover in folder.iterdir():
+        leftover.unlink()
+    folder.rmdir()
+    folder.write_text("not a directory")  # every spool write now fails with an OSError
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1")
+    reset_settings()
+    assert submit(ANSWERED_CALL[:2]) is None and submit(ANSWERED_CALL[2:]) is None  # no exception: kept
+    assert spool.held() == len(ANSWERED_CALL) and spool.status()["disk_failures"] >= 2
+    assert spool.drain() == 0 and spool.held() == len(ANSWERED_CALL)  # neither takes them yet
+
+    folder.unlink()
+    folder.mkdir()
+    stray.write_text("half")
+    assert spool.drain() == 0  # the database is still down: the backlog moves to the disk spool
+    assert spool.held() == 0 and len(spool.pending_files()) == 1 and not stray.exists()
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", good_url)
+    reset_settings()
+    assert spool.drain() == len(ANSWERED_CALL)
+    [call] = calls()
+    assert call.status == "completed" and spool.pending_files() == [] and list(folder.glob("*.tmp")) == []
+
+
 def test_spool_drains_safely_when_files_are_taken_or_broken(sqlite_env):
     from hotline.ingest import spool
 

@@ -153,6 +153,18 @@ def test_spooled_events_waiting_are_a_warning(env, capsys):
     assert checks["data-dir"]["status"] == "warn" and "1 spool file(s)" in checks["data-dir"]["message"]
 
 
+def test_half_written_spool_files_are_a_warning_and_free_space_is_reported(env, capsys):
+    from hotline.settings import get_settings
+
+    assert main(["check", "--json"]) == 0
+    checks = _checks(capsys.readouterr().out)
+    assert checks["data-dir"]["status"] == "ok" and "MB free" in checks["data-dir"]["message"]
+    (get_settings().spool_dir / "1-4194311-deadbeef.tmp").write_text("half")
+    assert main(["check", "--json"]) == 0
+    checks = _checks(capsys.readouterr().out)
+    assert checks["data-dir"]["status"] == "warn" and "1 half-written .tmp" in checks["data-dir"]["message"]
+
+
 def test_data_at_rest_keys_are_checked_against_what_the_database_holds(env, monkeypatch, capsys):
     """A stored value under a key that is no longer configured is a failure naming the key; values
     under an older key still configured are a warning to run the rotation; after it, OK."""

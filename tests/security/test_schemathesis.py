@@ -33,7 +33,7 @@ from tests.live.conftest import sign_in
 from tests.security.test_authz_matrix import client, staff, world  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
-EXAMPLES = 8  # per operation and mode
+EXAMPLES = 6  # per operation and mode
 STREAMS = {"/live/events"}  # an event stream never ends: its own tests read it
 # Operations that end the session or the sign-in stages: sent without the administrator's session,
 # so the other operations keep it.
@@ -95,4 +95,4 @@ def test_every_operation_of_the_openapi_schema_answers_without_a_server_error(cl
     print(f"schemathesis: {len(operations)} operations, {sent['requests']} requests "
           f"({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}), {len(failures)} failures, {elapsed:.0f} s")
     assert not failures, "\n\n".join(failures[:30]) + f"\n\n({len(failures)} failures)"
-    assert sent["requests"] >= 8 * len(operations)
+    assert sent["requests"] >= 6 * len(operations)
