@@ -173,6 +173,28 @@ def check_and_record(raw_number: str | None, *, provider: str, call_ref: str) ->
         return block.id
 
 
+def blocked_counts(session: Session, *, centre_id: int, since: datetime, until: datetime) -> dict[str, int]:
+    """Calls a block turned away in [since, until) that belong to the centre (the call's centre when
+    the call is known, else the centre of the supervisor who blocked the number), and how many of
+    those pressed the key for a supervisor (the daily log and reports count them)."""
+    from sqlalchemy import and_
+
+    from hotline.calls.models import Call, CallKey
+
+    rows = session.execute(
+        select(BlockedCall.pressed_for_supervisor, Call.centre_id, NumberBlock.centre_id)
+        .outerjoin(CallKey, and_(CallKey.provider == BlockedCall.provider, CallKey.key == BlockedCall.call_ref))
+        .outerjoin(Call, Call.id == CallKey.call_id)
+        .outerjoin(NumberBlock, NumberBlock.id == BlockedCall.block_id)
+        .where(BlockedCall.at >= since, BlockedCall.at < until))
+    out = {"blocked": 0, "blocked_to_supervisor": 0}
+    for pressed, call_centre, block_centre in rows:
+        if (call_centre if call_centre is not None else block_centre) == centre_id:
+            out["blocked"] += 1
+            out["blocked_to_supervisor"] += 1 if pressed else 0
+    return out
+
+
 def mark_pressed(*, provider: str, call_ref: str) -> None:
     with session_scope() as session:
         row = session.scalars(select(BlockedCall).where(BlockedCall.provider == provider,

@@ -42,6 +42,11 @@ TOTAL_LABELS = (
     ("records_counted", N_("Records counted in statistics")),
     ("records_draft", N_("Records not completed")),
     ("excluded_no_consent", N_("Records left out (no consent to statistics)")),
+    ("blocked", N_("Blocked calls")),
+    ("blocked_to_supervisor", N_("Blocked callers who asked for a supervisor")),
+    ("overflow_out", N_("Calls overflowed to another centre")),
+    ("overflow_in", N_("Calls overflowed here from another centre")),
+    ("out_of_hours", N_("Calls out of hours")),
 )
 CALLBACK_LABELS = (  # summary["callbacks"] / report.callbacks (callbacks.service.counts)
     ("called_back", N_("Missed callers called back")),

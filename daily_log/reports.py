@@ -248,6 +248,7 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
     now = now or utcnow()
     totals_out = {k: int(totals.get(k, 0)) for k in (
         "received", "answered", "missed", "abandoned", "failed", "unknown_outcome", "other_channels")}
+    totals_out.update(_routing_totals(session, centre, start, end, in_period))
     totals_out["records_counted"] = sum(rt.records_total.values())
     totals_out["non_counselling"] = rt.non_counselling
     tables_out = {k: _finish(v) for k, v in rt.tables.items()}
@@ -265,6 +266,18 @@ def build_report(session: Session, *, centre: Centre, period: Period, now: datet
         ended=now.astimezone(tz).date() > period.end, referrals=referrals,
         callbacks=service.callback_counts(session, centre_id=centre.id, since=start, until=end),
     )
+
+
+def _routing_totals(session: Session, centre: Centre, start: datetime, end: datetime, in_period: Any) -> dict[str, int]:
+    """Blocked calls, overflow out and in, out-of-hours calls (#17; callback requests: ``callbacks``)."""
+    from blocking import service as blocking
+
+    out = blocking.blocked_counts(session, centre_id=centre.id, since=start, until=end)
+    out["overflow_out"] = session.scalar(select(func.count()).where(in_period, Call.overflow_centre_id.is_not(None))) or 0
+    out["overflow_in"] = session.scalar(select(func.count()).select_from(Call).where(
+        Call.overflow_centre_id == centre.id, Call.received_at >= start, Call.received_at < end)) or 0
+    out["out_of_hours"] = session.scalar(select(func.count()).where(in_period, Call.end_reason == "out_of_hours")) or 0
+    return out
 
 
 def _telephony(session: Session, in_period: Any, pg: bool,

@@ -197,7 +197,10 @@ _REC_COLS = (CallRecord.id, CallRecord.state, CallRecord.counsellor_id, CallReco
              CallRecord.service_level, CallRecord.outcome, CallRecord.follow_up_needed,
              CallRecord.follow_up_date, CallRecord.risk, CallRecord.created_at)
 _TOTALS = ("received", "answered", "missed", "abandoned", "failed", "unknown_outcome", "open_at_midnight",
-           "non_counselling", "other_channels", "records", "records_counted", "records_draft", "excluded_no_consent")
+           "non_counselling", "other_channels", "records", "records_counted", "records_draft", "excluded_no_consent",
+           # lines' routing (#17): blocked callers, overflow between centres, out of hours
+           # (out-of-hours callback requests: summary["callbacks"]["callback_requests"], from callbacks)
+           "blocked", "blocked_to_supervisor", "overflow_out", "overflow_in", "out_of_hours")
 
 
 def summarise(session: Session, *, centre: Centre, day: date) -> dict[str, Any]:
@@ -221,6 +224,7 @@ def summarise(session: Session, *, centre: Centre, day: date) -> dict[str, Any]:
         entries.append(_walkin_entry(r, tz, part(r)))
     rows_by_record = {r.id: r for r in [*call_rows, *walkin_rows] if r.id is not None}
     counted = _count_records(entries, rows_by_record, totals)
+    overflow_in = routing_counts(session, centre=centre, start=start, end=end, call_rows=call_rows, totals=totals)
 
     users = _user_names(session, {e["counsellor_id"] for e in entries if e["counsellor_id"]})
     for e in entries:
@@ -254,6 +258,7 @@ def summarise(session: Session, *, centre: Centre, day: date) -> dict[str, Any]:
         "talk_seconds": spread(talks),
         "per_counsellor": per_counsellor,
         "calls": entries,
+        "overflow_in_calls": overflow_in,
         "record_ids": sorted(record_ids),
     }
     from hotline.calls.service import parts_text_by_call
@@ -274,7 +279,8 @@ def _day_rows(session: Session, centre: Centre, start: datetime, end: datetime) 
     call_rows = session.execute(
         select(Call.id.label("call_id"), Call.received_at, Call.answered_at, Call.ended_at, Call.status,
                Call.abandoned, Call.queue_wait_seconds, Call.talk_seconds, Call.caller_masked,
-               Call.caller_id_status, Call.counsellor_id.label("call_counsellor"), *_REC_COLS)
+               Call.caller_id_status, Call.counsellor_id.label("call_counsellor"), Call.overflow_centre_id,
+               Call.facts, *_REC_COLS)
         .outerjoin(CallRecord, CallRecord.call_id == Call.id)
         .where(Call.centre_id == centre.id, Call.received_at >= start, Call.received_at < end)
         .order_by(Call.received_at, Call.id)
@@ -285,6 +291,32 @@ def _day_rows(session: Session, centre: Centre, start: datetime, end: datetime) 
         .order_by(CallRecord.created_at, CallRecord.id)
     ).all()
     return list(call_rows), list(walkin_rows)
+
+
+def routing_counts(session: Session, *, centre: Centre, start: datetime, end: datetime, call_rows: Sequence[Any],
+                   totals: Counter[str]) -> list[dict[str, Any]]:
+    """Blocked calls, overflow out (this centre's lines) and in (another centre's line, answered
+    here) and out-of-hours calls, counted into ``totals``; returns the
+    calls that overflowed in (they count in both centres' logs, marked as overflow)."""
+    from blocking import service as blocking
+
+    totals.update(blocking.blocked_counts(session, centre_id=centre.id, since=start, until=end))
+    for r in call_rows:
+        facts = r.facts or {}
+        totals["overflow_out"] += 1 if r.overflow_centre_id is not None else 0
+        totals["out_of_hours"] += 1 if facts.get("out_of_hours") else 0
+    tz = zone(centre)
+    came = session.execute(
+        select(Call.id, Call.received_at, Call.status, Call.answered_at, Call.queue_wait_seconds, Call.talk_seconds,
+               Call.counsellor_id, Centre.code)
+        .join(Centre, Centre.id == Call.centre_id)
+        .where(Call.overflow_centre_id == centre.id, Call.received_at >= start, Call.received_at < end)
+        .order_by(Call.received_at, Call.id)).all()
+    totals["overflow_in"] += len(came)
+    return [{"call_id": c.id, "time": c.received_at.astimezone(tz).strftime("%H:%M"), "status": c.status,
+             "overflow_from": c.code, "wait_seconds": c.queue_wait_seconds,
+             "talk_seconds": c.talk_seconds if c.answered_at else None, "counsellor_id": c.counsellor_id}
+            for c in came]
 
 
 def _day_issues(session: Session, centre: Centre, start: datetime, end: datetime) -> dict[int, list[str]]:
@@ -334,6 +366,8 @@ def _call_entry(r: Any, tz: ZoneInfo, end: datetime, totals: Counter[str], waits
             "caller": r.caller_masked or "", "caller_id_status": r.caller_id_status, "status": status,
             "wait_seconds": r.queue_wait_seconds, "talk_seconds": r.talk_seconds if r.answered_at else None,
             "open_at_midnight": open_at_midnight,
+            "overflow": "out" if r.overflow_centre_id is not None else None,
+            "out_of_hours": bool((r.facts or {}).get("out_of_hours")),
             "counsellor_id": r.counsellor_id or r.call_counsellor,
             **record}
 

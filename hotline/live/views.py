@@ -306,6 +306,7 @@ def wallboard_page(request: Request, centre: int | None = None,
     with session_scope() as db:
         data = service.wallboard(db, centre_id=viewer.centre_id)
     labels = {k: text(lang)(k) for k in ("available", "busy", "wrap_up", "away", "nobody_waiting", "no_calls_in_progress",
-                                         "no_counsellors", "connection_lost", "connected")}
+                                         "no_counsellors", "connection_lost", "connected", "overflow_in",
+                                         "overflow_out")}
     return render(request, "live/wallboard.html", {"t": text(lang), "data": data, "labels": labels,
                                                    "centre": viewer.centre_id})

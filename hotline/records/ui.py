@@ -21,6 +21,8 @@ TEXT: dict[str, str] = {
     "nobody_waiting": N_("Nobody is waiting."),
     "no_calls_in_progress": N_("No calls in progress."),
     "no_counsellors": N_("No counsellors yet."),
+    "overflow_in": N_("overflow from another centre"),
+    "overflow_out": N_("overflowed to another centre"),
 }
 
 

@@ -31,15 +31,20 @@
     if (!rows.length) { tb.appendChild(row([emptyText], ["muted"])); return; }
     rows.forEach(function (r) { tb.appendChild(r); });
   }
+  // an overflowed call: the line, and whether it came from another centre or went to one
+  function lineText(c) { return c.overflow ? c.line + " · " + (labels["overflow_" + c.overflow] || "") : c.line; }
   function draw() {
     fill("wb-waiting", data.waiting.map(function (w) {
       var s = since(w.since);
-      var tr = row([w.line, w.caller, fmt(s)], [null, "mono", (s > 60 ? "long-wait " : "") + "wb-since"]);
-      tr.dataset.callId = w.id; tr.dataset.since = w.since; return tr;
+      var tr = row([lineText(w), w.caller, fmt(s)], [null, "mono", (s > 60 ? "long-wait " : "") + "wb-since"]);
+      tr.dataset.callId = w.id; tr.dataset.since = w.since;
+      if (w.overflow) tr.dataset.overflow = w.overflow;
+      return tr;
     }), labels.nobody_waiting);
     fill("wb-progress", data.in_progress.map(function (p) {
-      var tr = row([p.counsellor, p.line, fmt(since(p.since))], [null, null, "wb-since"]);
+      var tr = row([p.counsellor, lineText(p), fmt(since(p.since))], [null, null, "wb-since"]);
       tr.dataset.callId = p.id; tr.dataset.since = p.since;
+      if (p.overflow) tr.dataset.overflow = p.overflow;
       var td = document.createElement("td");
       td.className = "wb-spy";
       if (p.spy) {
