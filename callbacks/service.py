@@ -139,12 +139,14 @@ def _flagged_hashes(session: Session, hashes: Hashes) -> set[str]:
 
 
 def _answered_after(session: Session, hashes: Hashes, since: datetime) -> dict[str, datetime]:
-    """For each hash, the latest answered call from it received after ``since``."""
+    """For each hash, the latest answered call from it received after ``since`` (the calls hotline placed
+    itself, callbacks, do not count: the counsellor's own phone answers those first)."""
     out: dict[str, datetime] = {}
     for chunk in _chunks(hashes):
         rows = session.execute(select(Call.number_hash, func.max(Call.received_at))
                                .where(Call.number_hash.in_(chunk), Call.answered_at.is_not(None),
-                                      Call.received_at >= since)
+                                      Call.received_at >= since,
+                                      Call.facts["callback"].as_string().is_(None))  # not our own callbacks
                                .group_by(Call.number_hash))
         out.update({h: _aware(t) for h, t in rows if h})
     return out

@@ -276,8 +276,9 @@ def test_the_placed_calls_record_says_which_missed_call_it_returns(client, staff
     assert page.status_code == 200 and "Gọi lại cho cuộc gọi nhỡ lúc" in page.text
     # and the calls list says so under the placed call
     assert "Gọi lại cho cuộc gọi nhỡ lúc 09:00 03/12/2026" in client.get("/calls").text
-    # a placed call is never itself a missed call to call back
-    assert build()["made"] == 0
+    # a placed call is never itself a missed call to call back, nor "the caller answered since"
+    assert build() == {"made": 0, "merged": 0, "closed": 0, "expired": 0}
+    assert [i.id for i in items()] == [item.id]
 
 
 # ---------------------------------------------------------------------- CLI, strip, wallboard, counts
