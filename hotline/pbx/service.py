@@ -135,7 +135,7 @@ def _nudge(session: Session, cmd: PbxCommand) -> None:
                 from hotline.pbx import twilio
                 from hotline.queue import enqueue
 
-                enqueue(twilio.send, command_id, job_id=f"pbx-{command_id}")
+                enqueue(twilio.send, command_id)
         except Exception:  # noqa: BLE001 - the listener's poll / the sweep still send it
             log.warning("pbx.nudge_failed", extra={"command": command_id})
 
