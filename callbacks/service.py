@@ -664,6 +664,11 @@ def follow_up_blocker(session: Session, record: CallRecord, now: datetime) -> Te
         return Text("There is no number to call back for this record.")
     if not within_hours(session, record.centre_id, now):
         return Text("Callbacks are made only between %(hours)s.", hours=hours_text())
+    last = last_attempt(session, ref=f"fu:{record.id}")
+    if last is not None and last.outcome == "no_answer" and last.ended_at is not None \
+            and _aware(last.ended_at) + _spacing() > now:
+        return Text("The next attempt may be made from %(time)s.", time=(_aware(last.ended_at) + _spacing())
+                    .astimezone(_tz(session, record.centre_id)).strftime("%H:%M"))
     return None
 
 

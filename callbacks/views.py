@@ -170,6 +170,16 @@ def follow_up_page(request: Request, record_id: int = Path(ge=1, le=MAX_ROW_ID),
     return render(request, "callbacks/follow_up.html", {"row": row, "last": last, **_labels()})
 
 
+@router.get("/callbacks/follow-ups/{record_id}/status")
+def follow_up_status(record_id: int = Path(ge=1, le=MAX_ROW_ID), principal: Principal = Depends(staff)) -> Response:
+    """The follow-up call under way (for the page's script, which reloads when the PBX answers)."""
+    with session_scope() as session:
+        row = _follow_up(session, principal, record_id)
+        last = service.last_attempt(session, ref=f"fu:{row['record'].id}")
+        return JSONResponse({"status": last.status if last else None, "attempt": last.id if last else None},
+                            headers={"Cache-Control": "no-store"})
+
+
 @router.post("/callbacks/follow-ups/{record_id}/call", dependencies=[Depends(staff), Depends(csrf_protect)])
 def follow_up_call(request: Request, record_id: int = Path(ge=1, le=MAX_ROW_ID),
                    principal: Principal = Depends(staff)) -> Response:

@@ -79,7 +79,7 @@ def test_supervisor_reassigns_and_counsellors_may_not(client, staff):
     assert f'data-record="{rid}"' in client.get("/callbacks/follow-ups").text
 
 
-def test_follow_up_call_outcomes(client, staff, pbx):
+def test_follow_up_call_outcomes(client, staff, pbx, clock):
     rid = record(staff, due=TODAY)
     token = sign_in(client, "tvv1")
     page = client.get(f"/callbacks/follow-ups/{rid}")
@@ -88,8 +88,13 @@ def test_follow_up_call_outcomes(client, staff, pbx):
     assert [r["ref"] for r in pbx.requests()] == [f"fu:{rid}"]
     assert post(client, f"/callbacks/follow-ups/{rid}/call", token).status_code == 409  # one at a time
     pbx.finish(1, "placed")
+    assert client.get(f"/callbacks/follow-ups/{rid}/status").json()["status"] == "placed"
     assert post(client, f"/callbacks/follow-ups/{rid}/outcome", token, outcome="no_answer").status_code == 303
     assert f'data-record="{rid}"' in client.get("/callbacks/follow-ups").text  # still to do
+    assert post(client, f"/callbacks/follow-ups/{rid}/call", token).status_code == 422  # spaced: 30 minutes
+    assert "Lần gọi tiếp theo" in client.get(f"/callbacks/follow-ups/{rid}").text
+    clock.tick(timedelta(minutes=31))
+    token = sign_in(client, "tvv1")
     assert post(client, f"/callbacks/follow-ups/{rid}/call", token).status_code == 303
     assert post(client, f"/callbacks/follow-ups/{rid}/outcome", token, outcome="unsafe").status_code == 303
     assert f'data-record="{rid}"' not in client.get("/callbacks/follow-ups").text

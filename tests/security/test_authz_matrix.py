@@ -207,6 +207,7 @@ POST /callbacks/{item_id}/release                    : in   ok   404  ok   ok   
 POST /callbacks/{item_id}/call                       : in   ok   404  ok   ok   403  403  in
 POST /callbacks/{item_id}/outcome                    : in   ok   404  ok   ok   403  403  in
 GET /callbacks/follow-ups/{record_id}                : in   ok   404  ok   ok   403  403  in
+GET /callbacks/follow-ups/{record_id}/status         : in   ok   404  ok   ok   403  403  in
 POST /callbacks/follow-ups/{record_id}/call          : in   ok   404  ok   ok   403  403  in
 POST /callbacks/follow-ups/{record_id}/outcome       : in   ok   404  ok   ok   403  403  in
 POST /callbacks/follow-ups/{record_id}/done          : in   ok   404  ok   ok   403  403  in
