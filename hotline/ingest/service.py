@@ -594,6 +594,16 @@ def _hangup_requested(b: _Batch, call: Call, ev: CallEvent) -> None:
 
 
 def _queue_result(b: _Batch, call: Call, ev: CallEvent) -> None:
+    facts = call.facts or {}
+    if ev.reason and facts.get("overflow_at"):
+        # QUEUESTATUS stays on the caller's channel: the first queue's (why it overflowed) comes
+        # with the overflow queue's join and every later event; it is not the overflow queue's result.
+        if ev.at <= datetime.fromisoformat(facts["overflow_at"]):
+            if not facts.get("overflow_reason"):
+                call.facts = {**facts, "overflow_reason": ev.reason}
+            return
+        if ev.reason == facts.get("overflow_reason"):
+            return
     if ev.reason and not (call.facts or {}).get("queue_status"):
         call.facts = {**(call.facts or {}), "queue_status": ev.reason}
     if call.queued_at is None and ev.reason in ("JOINEMPTY", "JOINUNAVAIL", "FULL"):
