@@ -322,6 +322,7 @@ def _overflow(call: Call, centre_id: int) -> str:
 def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Calls waiting (and for how long), in progress by counsellor, presence, today's totals."""
     from hotline.auth import service as users
+    from hotline.auth.models import User
     from hotline.settings import get_settings
 
     now = now or utcnow()
@@ -335,6 +336,10 @@ def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) 
     open_calls = calls.list_calls(session, flt=calls.CallFilter(statuses=OPEN_STATUSES, centre_ids=[centre_id],
                                                                 with_overflow=True), limit=500)
     waiting, talking = [], []
+    # an overflowed call is answered by the other centre's counsellor: their name too
+    others = {c.counsellor_id for c in open_calls if c.counsellor_id and c.counsellor_id not in names}
+    other_names = {u.id: (u.display_name or u.username) for u in session.scalars(
+        select(User).where(User.id.in_(others)))} if others else {}
     for c in sorted(open_calls, key=lambda c: c.received_at):
         if c.ended_at is not None:
             continue
@@ -345,7 +350,7 @@ def wallboard(session: Session, *, centre_id: int, now: datetime | None = None) 
                             "waited": _since(c.queued_at or c.received_at, now), "offered_to": c.offered_to})
         else:
             talking.append({"id": c.id, "line": line, "overflow": _overflow(c, centre_id),
-                            "counsellor": names.get(c.counsellor_id or 0,
+                            "counsellor": names.get(c.counsellor_id or 0) or other_names.get(c.counsellor_id or 0,
                                                                               c.answered_by or ""),
                             "since": (c.answered_at or c.received_at).isoformat(),
                             "talking": _since(c.answered_at or c.received_at, now),

@@ -171,7 +171,8 @@ def test_overflow_after_the_line_wait_answered_by_the_other_centre(client, post,
     assert call.id in [c["id"] for c in (listed["calls"] if isinstance(listed, dict) else listed)]
     client.cookies.clear()
     login(client, "gs1", PASSWORD)
-    assert [(c["id"], c["overflow"]) for c in client.get("/live/wallboard.json").json()["in_progress"]] == [(call.id, "out")]
+    [row] = client.get("/live/wallboard.json").json()["in_progress"]
+    assert (row["id"], row["overflow"], row["counsellor"]) == (call.id, "out", "hoa")  # hcm's counsellor, by name
 
 
 def test_nobody_free_overflows_at_once(post, centres, people):
