@@ -512,11 +512,22 @@ def mark_verified(session: Session, *, service_id: str, by: str, at: datetime | 
     return svc
 
 
-def not_verified_since(session: Session, *, days: int = 180, now: datetime | None = None) -> list[Service]:
+def not_verified_since(session: Session, *, days: int = 180, now: datetime | None = None,
+                       limit: int | None = None) -> list[Service]:
+    """Services not verified within ``days``, never-verified first, then the oldest; at most ``limit``."""
     cutoff = (now or utcnow()) - timedelta(days=days)
     return list(session.scalars(
-        select(Service).where((Service.last_verified_at.is_(None)) | (Service.last_verified_at < cutoff))
-        .order_by(Service.last_verified_at.is_not(None), Service.last_verified_at, Service.name)))
+        select(Service).where(_stale(cutoff))
+        .order_by(Service.last_verified_at.is_not(None), Service.last_verified_at, Service.name).limit(limit)))
+
+
+def count_not_verified_since(session: Session, *, days: int = 180, now: datetime | None = None) -> int:
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    return session.scalar(select(func.count()).select_from(Service).where(_stale(cutoff))) or 0
+
+
+def _stale(cutoff: datetime) -> Any:
+    return (Service.last_verified_at.is_(None)) | (Service.last_verified_at < cutoff)
 
 
 def history(session: Session, *, service_id: str | None = None, limit: int = 200) -> list[Change]:

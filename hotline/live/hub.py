@@ -7,9 +7,13 @@ With Redis the number comes from Redis itself, keyed by a digest of the message:
 process that receives the same published message gives it the same number, so a browser may
 reconnect to any process.  Without Redis (the demo, one process) numbers and ring stay in memory.
 
-Memory stays bounded: the ring keeps ``RING_SIZE`` messages per centre, and each screen's
-queue holds at most ``QUEUE_SIZE``; a screen that falls that far behind is disconnected and
-catches up from the ring when its browser reconnects.
+Memory and work stay bounded whatever the number of screens: each message is encoded as its SSE
+text once per web process (``Item.text``), not once per screen, and handed to each event loop
+once (one wake-up per loop, not per screen); the ring keeps ``RING_SIZE`` messages per centre, and
+each screen's queue holds at most ``QUEUE_SIZE`` items.  A screen that falls that far behind gets
+a ``resync`` event and its stream ends; its browser reconnects with ``Last-Event-ID`` and catches
+up from the ring, or, when the ring no longer holds what it missed, gets ``resync`` again and
+reloads what it shows.
 """
 
 from __future__ import annotations
@@ -91,18 +95,40 @@ def make_ring() -> MemoryRing | RedisRing:
     return RedisRing(client) if client is not None else MemoryRing()
 
 
+def sse(seq: int, message: dict[str, Any]) -> str:
+    """One message as server-sent event text."""
+    data = json.dumps(message, ensure_ascii=False, default=str)
+    return f"id: {seq}\nevent: {message.get('type', 'message')}\ndata: {data}\n\n"
+
+
+@dataclass(frozen=True)
+class Item:
+    """A message with its sequence number and its SSE text, shared by every screen."""
+
+    seq: int
+    message: dict[str, Any]
+    text: str
+
+
 @dataclass(eq=False)
 class Listener:
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[tuple[int, dict[str, Any]] | None] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE))
+    queue: asyncio.Queue[Item | None] = field(default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE))
     dropped: bool = False
 
-    def deliver(self, item: tuple[int, dict[str, Any]] | None) -> None:
+    def deliver(self, item: Item | None) -> None:
+        if self.dropped:
+            return
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
-            self.dropped = True  # the stream ends; the browser reconnects and catches up
+            # Too far behind: nothing more is queued for it; the stream sends ``resync`` and ends.
+            self.dropped = True
+
+
+def _deliver_all(listeners: list[Listener], item: Item | None) -> None:
+    for listener in listeners:
+        listener.deliver(item)
 
 
 class CentreFeed:
@@ -111,6 +137,7 @@ class CentreFeed:
         self.ring = ring
         self.enrich = enrich
         self.listeners: set[Listener] = set()
+        self.generation = 0  # messages seen: what was computed before a change is known stale
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.ready = threading.Event()
@@ -141,23 +168,30 @@ class CentreFeed:
                 sub.close()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
+        self.generation += 1
         if self.enrich is not None:
             try:
                 message = self.enrich(message)
             except Exception as exc:  # noqa: BLE001 - a message without its labels is still shown
                 log.warning("live.enrich_failed", extra={"reason": str(exc)})
         seq = self.ring.assign(self.centre_id, message)
+        self._fan_out(Item(seq, message, sse(seq, message)))
+
+    def _fan_out(self, item: Item | None) -> None:
+        """One hand-off per event loop (normally one per process), not one per screen."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Listener]] = {}
         with self.lock:
-            targets = list(self.listeners)
-        for listener in targets:
-            listener.loop.call_soon_threadsafe(listener.deliver, (seq, message))
+            for listener in self.listeners:
+                by_loop.setdefault(listener.loop, []).append(listener)
+        for loop, group in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver_all, group, item)
+            except RuntimeError:  # that loop has closed (tests, shutdown): its screens are gone
+                continue
 
     def stop(self) -> None:
         self.stopping.set()
-        with self.lock:
-            targets = list(self.listeners)
-        for listener in targets:
-            listener.loop.call_soon_threadsafe(listener.deliver, None)
+        self._fan_out(None)
 
 
 class Hub:
@@ -194,6 +228,11 @@ class Hub:
         if feed is not None:
             with feed.lock:
                 feed.listeners.discard(listener)
+
+    def generation(self, centre_id: int) -> int:
+        """How many updates of the centre this process has seen (0 while nobody watches it)."""
+        feed = self._feeds.get(centre_id)
+        return feed.generation if feed is not None else 0
 
     def connected(self) -> int:
         return sum(len(f.listeners) for f in list(self._feeds.values()))

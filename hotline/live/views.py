@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from hotline.db import session_scope
 from hotline.errors import NotAllowed
 from hotline.i18n import N_, error_text, translator
 from hotline.live import service
-from hotline.live.hub import Hub
+from hotline.live.hub import Hub, sse
 from hotline.live.models import MANUAL_STATES
 from hotline.records.ui import PRESENCE_KEYS, pop_labels, text
 from hotline.taxonomy import get_taxonomies
@@ -97,9 +98,7 @@ def _viewer(principal: Principal, centre: int | None) -> service.Viewer:
             raise HTTPException(409, detail=error_text(exc, principal.language)) from None
 
 
-def _event(seq: int, message: dict[str, Any]) -> str:
-    data = json.dumps(message, ensure_ascii=False, default=str)
-    return f"id: {seq}\nevent: {message.get('type', 'message')}\ndata: {data}\n\n"
+RESYNC = "event: resync\ndata: {}\n\n"
 
 
 def _last_id(request: Request) -> int | None:
@@ -108,6 +107,16 @@ def _last_id(request: Request) -> int | None:
         return int(raw) if raw else None
     except ValueError:
         return None
+
+
+def _replay(viewer: service.Viewer, last: int, current: int, missed: list[tuple[int, dict[str, Any]]]) -> tuple[str, int]:
+    """What a reconnecting screen missed, as SSE text, from the ring; ``resync`` first when the
+    ring no longer holds all of it (the screen then reloads what it shows)."""
+    gap = last < current and (not missed or missed[0][0] > last + 1)
+    parts = [RESYNC] if gap else []
+    parts += [sse(seq, message) for seq, message in missed if service.visible(viewer, message)]
+    sent = max([last, *(seq for seq, _ in missed)] + ([current] if gap else []))
+    return "".join(parts), sent
 
 
 @router.get("/live/events")
@@ -123,29 +132,46 @@ async def events(request: Request, centre: int | None = None, principal: Princip
     async def stream() -> AsyncIterator[str]:
         try:
             yield "retry: 2000\n\n"
-            sent = last
-            for seq, message in await asyncio.to_thread(hub.ring.since, viewer.centre_id, last):
-                sent = max(sent, seq)
-                if service.visible(viewer, message):
-                    yield _event(seq, message)
+
+            def missed() -> tuple[int, list[tuple[int, dict[str, Any]]]]:
+                return hub.ring.current(viewer.centre_id), hub.ring.since(viewer.centre_id, last)
+
+            current, items = await asyncio.to_thread(missed)
+            text, sent = _replay(viewer, last, current, items)
+            if text:
+                yield text
             hello = json.dumps({"role": viewer.role, "centre_id": viewer.centre_id})
             yield f"id: {sent}\nevent: hello\ndata: {hello}\n\n"
-            while not listener.dropped:
+            queue = listener.queue
+            while True:
                 try:
-                    item = await asyncio.wait_for(listener.queue.get(), HEARTBEAT_SECONDS)
+                    async with asyncio.timeout(HEARTBEAT_SECONDS):  # no task per message, unlike wait_for
+                        first = await queue.get()
                 except TimeoutError:
                     yield ": ping\n\n"
                     continue
-                if item is None:
+                if listener.dropped:  # fell QUEUE_SIZE behind: reconnect and catch up from the ring
+                    yield RESYNC
                     return
-                seq, message = item
-                if seq <= sent:
-                    continue
-                sent = seq
-                # Updates for others are not sent at all: no wake-up for 29 idle screens per call.
-                # A reconnect replays from the last id this screen saw and filters the same way.
-                if service.visible(viewer, message):
-                    yield _event(seq, message)
+                batch = [first]
+                while not queue.empty():  # whatever else is waiting goes out in one write
+                    batch.append(queue.get_nowait())
+                out, ended = [], False
+                for item in batch:
+                    if item is None:
+                        ended = True
+                        break
+                    if item.seq <= sent:
+                        continue
+                    sent = item.seq
+                    # Updates for others are not sent at all: no wake-up for 29 idle screens per call.
+                    # A reconnect replays from the last id this screen saw and filters the same way.
+                    if service.visible(viewer, item.message):
+                        out.append(item.text)  # encoded once per process, shared by every screen
+                if out:
+                    yield "".join(out)
+                if ended:
+                    return
         finally:
             hub.remove(viewer.centre_id, listener)
 
@@ -290,23 +316,108 @@ async def listen_in(call_id: int, request: Request, principal: Principal = Depen
     return JSONResponse(out, status_code=202, headers={"Cache-Control": "no-store"})
 
 
+class _Boards:
+    """The wallboard's figures per centre, computed by one thread at a time per centre and shared
+    by every screen of this process.
+
+    Every supervisor's wallboard re-reads them after updates; with 200 screens that was 200
+    computations of the day's figures at once on the thread pool (each holding the day's calls as
+    ORM objects), the webhooks queued behind them and each web process grew past 600 MB
+    (bench/live_memory.py).  Now a request gets the last result if no update for the centre
+    reached this process since it was computed (and it is younger than ``WALLBOARD_MAX_AGE``),
+    else the next computation, which starts at least ``WALLBOARD_SPACING`` after the previous
+    one: whatever the number of screens, a few computations a second per centre at most, and
+    never one older than the update that made the browser ask."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.cache: dict[int, tuple[float, tuple[int, tuple[int, ...]], dict[str, Any]]] = {}
+        self.running: dict[int, _BoardRun] = {}
+        self.last_start: dict[int, float] = {}
+
+    async def get(self, centre_id: int) -> dict[str, Any]:
+        while True:
+            generation = self._generation(centre_id)
+            hit = self.cache.get(centre_id)
+            if hit is not None and hit[1] == generation and time.monotonic() - hit[0] < WALLBOARD_MAX_AGE:
+                return hit[2]
+            run = self.running.get(centre_id)
+            if run is None:
+                run = self.running[centre_id] = _BoardRun()
+                run.future = asyncio.ensure_future(self._run(centre_id, run))
+            if run.generation is None or run.generation == generation:
+                return await asyncio.shield(run.future)  # not started yet, or started after the last update
+            try:  # started before the last update: wait for it to end, then for the next one
+                await asyncio.shield(run.future)
+            except Exception:  # noqa: BLE001 - its failure is reported to its own requests; this one starts the next
+                pass
+
+    async def _run(self, centre_id: int, run: _BoardRun) -> dict[str, Any]:
+        try:
+            wait = self.last_start.get(centre_id, 0.0) + WALLBOARD_SPACING - time.monotonic()
+            data = await asyncio.to_thread(self._compute, centre_id, min(wait, WALLBOARD_SPACING), run)
+            assert run.generation is not None  # set by _compute
+            self.cache[centre_id] = (self.last_start[centre_id], run.generation, data)
+            return data
+        finally:
+            self.running.pop(centre_id, None)
+
+    def _generation(self, centre_id: int) -> tuple[int, tuple[int, ...]]:
+        """Updates seen for the centre, and the thresholds the figures were made with."""
+        from hotline.settings import get_settings
+
+        s = get_settings()
+        return self.hub.generation(centre_id), (s.wallboard_answer_seconds, s.wallboard_service_level_min,
+                                                s.wallboard_abandoned_max, s.wallboard_wait_max_seconds)
+
+    def _compute(self, centre_id: int, wait: float, run: _BoardRun) -> dict[str, Any]:
+        if wait > 0:  # spaced from the previous one (slept here, not on the loop: its clock may be frozen in tests)
+            time.sleep(wait)
+        run.generation = self._generation(centre_id)
+        self.last_start[centre_id] = time.monotonic()
+        with session_scope() as db:
+            return service.wallboard(db, centre_id=centre_id)
+
+
+class _BoardRun:
+    def __init__(self) -> None:
+        self.generation: tuple[int, tuple[int, ...]] | None = None  # set when the computation starts
+        self.future: asyncio.Future[dict[str, Any]]
+
+
+WALLBOARD_MAX_AGE = 2.0  # seconds; the browser counts waiting and talking seconds itself
+WALLBOARD_SPACING = 0.25
+
+
+def _boards(request: Request) -> _Boards:
+    boards = getattr(request.app.state, "live_boards", None)
+    if boards is None:
+        boards = request.app.state.live_boards = _Boards(_hub(request))
+    return boards
+
+
+def _centre(principal: Principal, centre: int | None) -> int:
+    try:
+        return service.centre_for(principal, centre)
+    except service.LiveError as exc:
+        raise HTTPException(409, detail=error_text(exc, principal.language)) from None
+
+
 @router.get("/live/wallboard.json")
-def wallboard_data(centre: int | None = None, principal: Principal = Depends(supervisors)) -> Response:
-    viewer = _viewer(principal, centre)
-    with session_scope() as db:
-        data = service.wallboard(db, centre_id=viewer.centre_id)
+async def wallboard_data(request: Request, centre: int | None = None,
+                         principal: Principal = Depends(supervisors)) -> Response:
+    data = await _boards(request).get(_centre(principal, centre))
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/live/wallboard")
-def wallboard_page(request: Request, centre: int | None = None,
-                   principal: Principal = Depends(supervisors)) -> Response:
-    viewer = _viewer(principal, centre)
+async def wallboard_page(request: Request, centre: int | None = None,
+                         principal: Principal = Depends(supervisors)) -> Response:
+    centre_id = _centre(principal, centre)
     lang = principal.language
-    with session_scope() as db:
-        data = service.wallboard(db, centre_id=viewer.centre_id)
+    data = await _boards(request).get(centre_id)
     labels = {k: text(lang)(k) for k in ("available", "busy", "wrap_up", "away", "nobody_waiting", "no_calls_in_progress",
                                          "no_counsellors", "connection_lost", "connected", "overflow_in",
                                          "overflow_out")}
-    return render(request, "live/wallboard.html", {"t": text(lang), "data": data, "labels": labels,
-                                                   "centre": viewer.centre_id})
+    ctx = {"t": text(lang), "data": data, "labels": labels, "centre": centre_id}
+    return await asyncio.to_thread(render, request, "live/wallboard.html", ctx)  # the base page reads the database

@@ -96,18 +96,25 @@
     var b = e.target.closest ? e.target.closest("button[data-mode]") : null;
     if (b) listen(b);
   });
+  // At most one re-read a second, the last update always followed by one: with calls arriving
+  // faster than the wait a timer restarted on every event never fired, and every screen asking
+  // at each event was the servers' load (they share one summary a second per centre now).
   function refresh() {
-    clearTimeout(pending);
+    if (pending) return;
     pending = setTimeout(function () {
+      pending = null;
       fetch("/live/wallboard.json?centre=" + encodeURIComponent(centre), {credentials: "same-origin", headers: {"Accept": "application/json"}})
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (d) { if (d) { data = d; draw(); } });
-    }, 150);
+    }, 1000);
   }
   function note(e) { if (e.lastEventId) lastId = e.lastEventId; }
   function connect() {
     es = new EventSource("/live/events?centre=" + encodeURIComponent(centre) + (lastId ? "&last_event_id=" + lastId : ""));
     es.addEventListener("hello", function (e) { note(e); statusEl.textContent = labels.connected; refresh(); });
+    // The server could not keep every update for this screen (too far behind, or a reconnect
+    // after the ring moved on): the summary is re-read, as it is after any update.
+    es.addEventListener("resync", refresh);
     ["call", "presence", "record"].forEach(function (t) {
       es.addEventListener(t, function (e) {
         note(e);
