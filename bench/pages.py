@@ -216,7 +216,7 @@ def pages(ids: dict[str, object]) -> list[tuple[str, str]]:
         ("supervisor", "/live/wallboard.json"), ("supervisor", "/calls"), ("supervisor", "/calls?page=5"),
         ("supervisor", "/records"), ("supervisor", f"/records/{rr}"), ("supervisor", "/daily-log"),
         ("supervisor", day), ("supervisor", "/reports"), ("supervisor", "/blocking"), ("supervisor", "/callbacks"),
-        ("supervisor", "/referrals"), ("supervisor", "/admin/agents"),
+        ("supervisor", "/referrals"), ("administrator", "/admin/agents"),
         ("administrator", "/"), ("administrator", "/calls"), ("administrator", "/admin/users"),
         ("administrator", "/admin/audit"), ("administrator", "/admin/retention"), ("administrator", "/admin/lines"),
         ("administrator", "/directory/admin"), ("administrator", "/directory/admin/stale"),
