@@ -258,10 +258,24 @@ def build(session: Session, *, now: datetime | None = None, centre_id: int | Non
                 "closed_at": now if reason else None, "close_reason": reason})
             result.made += 0 if reason else 1
             result.closed += 1 if reason else 0
-        if new_rows:  # a plain executemany: no ORM objects, no RETURNING
-            session.execute(insert(CallbackItem.metadata.tables[CallbackItem.__tablename__]), new_rows)
+        if new_rows:
+            _insert_items(session, new_rows)
         session.flush()
     return result
+
+
+def _insert_items(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Thousands of items at once: PostgreSQL's COPY (in the session's transaction), else one executemany."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        columns = list(rows[0])
+        driver: Any = connection.connection.driver_connection
+        with driver.cursor() as cursor, cursor.copy(
+                f"COPY {CallbackItem.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        return
+    session.execute(insert(CallbackItem.metadata.tables[CallbackItem.__tablename__]), rows)
 
 
 def _recheck_open(session: Session, *, now: datetime, centre_id: int | None) -> int:
