@@ -63,7 +63,7 @@ def _call(client) -> int:
 def test_a_callback_is_asked_of_twilio_counsellor_first(client, api):
     item_id = _call(client)
     _, attempt = wait_for(lambda: (r := _item_and_attempt())[1] and r[1].status == "placed" and r,
-                          what="the placed call")
+                          timeout=40, what="the placed call")
     assert attempt.call_uid == CALL_SID and attempt.ref == f"cb:{item_id}"
     [req] = api.requests
     assert req["form"]["To"] == ["client:tvv1"] and req["form"]["From"] == [LINE]
@@ -75,7 +75,7 @@ def test_a_twilio_api_error_puts_the_item_back_with_the_reason(client, api, mode
     api.mode = mode
     item_id = _call(client)
     item, attempt = wait_for(lambda: (r := _item_and_attempt())[1] and r[1].status == "failed" and r,
-                             what="the failed call")
+                             timeout=40, what="the failed call")
     assert attempt.reason == reason and (item.status, item.claimed_by_id, item.attempts) == ("open", None, 0)
     page = client.get("/callbacks")
     assert f'data-item="{item_id}"' in page.text and translator("vi")(reason) in page.text
