@@ -125,7 +125,7 @@ def test_report_page_csv_and_cli(client, staff, monkeypatch, capsys):
     page = client.get("/reports?from=01/03/2026&to=31/03/2026")
     assert page.status_code == 200
     assert "UBND TỈNH QUẢNG NINH" in page.text and "&lt;UBND tỉnh&gt;" in page.text
-    assert page.text.count("<svg") == 3 and 'id="ind-gbv_victims_served"' in page.text
+    assert page.text.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 3 and 'id="ind-gbv_victims_served"' in page.text
     assert page.text.count('class="chart-title"') == 3 and page.text.count('class="chart-axis"') == 6
     assert "2/3 (66.7%)" in page.text and "Nạn nhân bạo lực giới được phát hiện" in page.text
     bad = client.get("/reports?from=31/03/2026&to=01/03/2026")
