@@ -293,6 +293,28 @@ def current_call(session: Session, *, viewer: Viewer, hours: int = 12) -> Call |
     return session.scalars(q).first()
 
 
+def active_calls(session: Session, *, viewer: Viewer, hours: int = 12, limit: int = 50) -> list[dict[str, Any]]:
+    """The calls not yet ended that this screen may see, as the summaries the stream carries (with
+    the line's label): what a screen shows when it opens, or after ``resync`` when the updates it
+    missed are no longer in the ring."""
+    from sqlalchemy import or_
+
+    from hotline.ingest.service import call_summary
+
+    since = utcnow() - timedelta(hours=hours)
+    q = (select(Call).where(or_(Call.centre_id == viewer.centre_id, Call.overflow_centre_id == viewer.centre_id),
+                            Call.ended_at.is_(None), Call.received_at >= since)
+         .order_by(Call.received_at.desc()).limit(limit))
+    labels = line_labels(session)
+    out = []
+    for call in session.scalars(q):
+        summary = call_summary(call)
+        if visible(viewer, {"type": "call", "call": summary}):
+            summary["line"] = labels.get(call.line_id or 0) or call.queue or ""
+            out.append(summary)
+    return out
+
+
 def call_card(session: Session, *, call: Call, actor: Actor) -> dict[str, Any]:
     """What the top of the workspace shows about a call: never the full number."""
     history = records.caller_history(session, call=call, actor=actor)

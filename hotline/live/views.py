@@ -217,6 +217,16 @@ def screen(request: Request, completed: int | None = None, principal: Principal 
         return render(request, "live/screen.html", ctx)
 
 
+@router.get("/live/calls.json")
+def active_calls(centre: int | None = None, principal: Principal = Depends(staff)) -> Response:
+    """The calls in progress this screen may see (masked): the live screen asks when it opens and
+    after ``resync``, so a pop that left the ring is not lost."""
+    with session_scope() as db:
+        viewer = _viewer(principal, centre)
+        return JSONResponse({"calls": service.active_calls(db, viewer=viewer)},
+                            headers={"Cache-Control": "no-store"})
+
+
 @router.post("/live/presence/wrap-up-over")
 def wrap_up_over(request: Request, principal: Principal = Depends(staff_write)) -> Response:
     """The live screen's countdown reached zero: available again (and unpaused) unless changed."""

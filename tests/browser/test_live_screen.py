@@ -312,3 +312,34 @@ def test_a_call_through_signed_twilio_webhooks_pops_on_the_answering_counsellors
             assert pop.locator("#cc-caller").inner_text() == "0912 *** 678"
         finally:
             ctx.close()
+
+
+def test_calls_waiting_before_the_screen_opened_are_drawn_for_whoever_may_see_them(browser, live_env):
+    """A screen that opens while calls wait (or, after ``resync``, one that missed more updates
+    than the server keeps) asks /live/calls.json and draws the calls in progress it may see."""
+    make_staff(live_env)
+    waiting = feed_call(agent=None, caller="0912000111")  # in the queue, offered to nobody yet
+    feed_call(agent=None, caller="0912000222", ended=True)  # over: not on any screen
+    offered = feed_call(agent="PJSIP/tvv1", caller="0912000333")  # ringing at tvv1's phone
+    with LiveServer() as server:
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+        try:
+            page = ctx.new_page()
+            sign_in(page, server.url, "gs1", PASSWORD, "/live")
+            pop = page.locator(f'.pop[data-call-id="{call_id(waiting)}"]')
+            pop.wait_for(timeout=10000)
+            assert pop.locator(".pop-caller").inner_text() == "0912 *** 111"
+            page.locator(f'.pop[data-call-id="{call_id(offered)}"]').wait_for(timeout=5000)
+            assert page.locator(".pop").count() == 2
+        finally:
+            ctx.close()
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+        try:
+            page = ctx.new_page()
+            sign_in(page, server.url, "tvv1", PASSWORD, "/live")
+            mine = page.locator(f'.pop[data-call-id="{call_id(offered)}"]')
+            mine.wait_for(timeout=10000)
+            assert mine.locator(".pop-caller").inner_text() == "0912 *** 333"
+            assert page.locator(".pop").count() == 1  # the queue's other call is not offered to them
+        finally:
+            ctx.close()

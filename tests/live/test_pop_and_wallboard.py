@@ -117,3 +117,23 @@ def test_live_screen_and_form_pages_use_local_assets_only(client, staff):
                   "/live-static/live.css"):
         r = client.get(asset)
         assert r.status_code == 200 and len(r.content) < 20_000 and b"http" not in r.content
+
+
+
+def test_calls_in_progress_are_listed_for_a_screen_as_it_may_see_them(client, staff):
+    waiting = call_id(feed_call(agent=None, caller="0912000111"))
+    feed_call(agent=None, caller="0912000222", ended=True)
+    offered = call_id(feed_call(agent="PJSIP/tvv1", caller="0912000333"))
+    sign_in(client, "gs1")
+    r = client.get("/live/calls.json", headers=JSON)
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    calls = r.json()["calls"]
+    assert sorted(c["id"] for c in calls) == sorted([waiting, offered])
+    assert {c["caller_masked"] for c in calls} == {"0912 *** 111", "0912 *** 333"}
+    assert "0912000111" not in r.text and "+84912000111" not in r.text  # masked only
+    client.cookies.clear()
+    sign_in(client, "tvv1")
+    assert [c["id"] for c in client.get("/live/calls.json", headers=JSON).json()["calls"]] == [offered]
+    client.cookies.clear()
+    sign_in(client, "tvv_other")  # another centre's counsellor sees none of them
+    assert client.get("/live/calls.json", headers=JSON).json()["calls"] == []

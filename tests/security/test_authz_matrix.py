@@ -88,6 +88,7 @@ GET /admin/agents                                    : in   403  403  403  ok   
 GET /admin/audit                                     : in   403  403  403  ok   403  403  in
 GET /live/events                                     : in   ok   ok   ok   ok   403  403  in
 GET /live                                            : in   ok   ok   ok   ok   403  403  in
+GET /live/calls.json                                 : in   ok   ok   ok   ok   403  403  in
 GET /live/calls/{call_id}/pop                        : in   ok   404  ok   ok   403  403  in
 GET /live/wallboard.json                             : in   403  403  ok   ok   403  403  in
 GET /live/wallboard                                  : in   403  403  ok   ok   403  403  in

@@ -93,13 +93,13 @@
     if (el) el.remove();
   }
 
-  function render(c) {
+  function render(c, snapshot) {
     var id = String(c.id);
     if (card && cardCall && id === String(cardCall.id)) { updateCard(c); return; }
     if (dismissed[id]) return;
     // Abandoned or ended calls leave the strip.
     if (c.ended_at || c.status === "abandoned" || c.status === "missed") { removePop(id); return; }
-    if (c.answered_at && !c.ended_at && mine(c) && (reloadOnAnswer || (window.location.pathname === "/live" && currentCall))) {
+    if (!snapshot && c.answered_at && !c.ended_at && mine(c) && (reloadOnAnswer || (window.location.pathname === "/live" && currentCall))) {
       // Your call was answered: the live screen becomes its workspace (what was typed in the
       // previous record is saved or kept in this browser and replayed when it is opened again).
       window.location.reload();
@@ -228,6 +228,8 @@
     es = new EventSource(url, {withCredentials: true});
     es.addEventListener("open", function () { setStatus(true); });
     es.addEventListener("hello", function (e) { onEvent(e); setStatus(true); });
+    // The updates this screen missed are no longer kept: ask for the calls in progress instead.
+    es.addEventListener("resync", loadActive);
     es.addEventListener("call", function (e) {
       onEvent(e);
       var msg = JSON.parse(e.data);
@@ -287,5 +289,14 @@
       if (newest) { e.preventDefault(); dismissed[newest.dataset.callId] = 1; newest.remove(); }
     }
   });
+  // The calls in progress when the screen opens (or after a resync), drawn like the stream's.
+  function loadActive() {
+    fetch("/live/calls.json", {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (d) { ((d && d.calls) || []).slice().reverse().forEach(function (c) { render(c, true); }); })
+      .catch(function () { /* the stream goes on; the next resync asks again */ });
+  }
+
+  loadActive();
   connect();
 })();
