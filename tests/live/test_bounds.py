@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -25,11 +27,33 @@ from hotline.live.hub import QUEUE_SIZE, Hub, Item, Listener
 from tests.live.conftest import call_id, feed_call, session_cookie
 from tests.live.sse_helpers import SSE, LiveServer
 
+T = TypeVar("T")
+
 
 @pytest.fixture
 def server(staff):
     with LiveServer() as s:
         yield s
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on a thread of its own: a worker that ran a browser test has Playwright's
+    event loop running on its main thread, where asyncio.run refuses to start."""
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the test's thread below
+            out["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    if "error" in out:
+        raise out["error"]
+    value: T = out["value"]
+    return value
 
 
 def _messages(n: int) -> list[dict]:
@@ -52,7 +76,7 @@ def test_a_screen_that_falls_behind_is_dropped_at_queue_size_not_grown(env):
         hub.stop()
         return size, dropped, fresh.queue.qsize() == 1 and not fresh.dropped
 
-    size, dropped, fresh_ok = asyncio.run(scenario())
+    size, dropped, fresh_ok = _run(scenario())
     assert size == QUEUE_SIZE and dropped
     assert fresh_ok
 
@@ -73,7 +97,7 @@ def test_each_update_is_encoded_once_and_handed_to_the_loop_once_for_all_screens
         hub.stop()
         return screens
 
-    screens = asyncio.run(scenario())
+    screens = _run(scenario())
     assert len(encoded) == 3 and handed[:3] == [50, 50, 50]  # (the fourth: stop() ending every stream)
     items: list[list[Item]] = [[s.queue.get_nowait() for _ in range(3)] for s in screens]
     for n in range(3):  # the very same text object in every screen's queue
