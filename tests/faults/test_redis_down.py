@@ -96,7 +96,9 @@ def test_redis_down_while_calls_arrive_and_screens_are_open(sqlite_env, rig: Rig
         # Pub/sub keeps nothing for a subscriber that is not there yet: wait for the web process's feed
         # to subscribe again (what was published meanwhile reaches screens through their snapshot).
         r = redis_py.Redis.from_url(redis.url(0))
-        wait_for(lambda: r.execute_command("PUBSUB", "CHANNELS"), timeout=30, what="the web process subscribed again")
+        # (The listener in this process subscribes to its command channel too: wait for the screens' one.)
+        wait_for(lambda: any(b":centre:" in c for c in r.execute_command("PUBSUB", "CHANNELS")), timeout=30,
+                 what="the web process subscribed again")
         r.close()
         for _ in range(AFTER):
             call()

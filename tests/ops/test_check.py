@@ -4,6 +4,7 @@ AMI server on 127.0.0.1; output, JSON and exit codes."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -159,7 +160,9 @@ def test_half_written_spool_files_are_a_warning_and_free_space_is_reported(env, 
     assert main(["check", "--json"]) == 0
     checks = _checks(capsys.readouterr().out)
     assert checks["data-dir"]["status"] == "ok" and "MB free" in checks["data-dir"]["message"]
-    (get_settings().spool_dir / "1-4194311-deadbeef.tmp").write_text("half")
+    # Named after this (live) process and fresh, so no spool drainer left running in this worker
+    # sweeps it away between the write and the check.
+    (get_settings().spool_dir / f"1-{os.getpid()}-deadbeef.tmp").write_text("half")
     assert main(["check", "--json"]) == 0
     checks = _checks(capsys.readouterr().out)
     assert checks["data-dir"]["status"] == "warn" and "1 half-written .tmp" in checks["data-dir"]["message"]

@@ -170,6 +170,28 @@
     tickWrapUp();
   }
 
+  // A presence button changes presence in place: the screen is not reloaded in the middle of a call
+  // (and a shortcut typed right after is not lost to the reload). Without a usable answer the form is
+  // submitted the plain way.
+  if (presenceForm) presenceForm.addEventListener("submit", function (event) {
+    var button = event.submitter;
+    if (!button || !button.value || !window.fetch) return;
+    event.preventDefault();
+    fetch(presenceForm.action, {
+      method: "POST", credentials: "same-origin",
+      headers: {"Accept": "application/json", "Content-Type": "application/json", "X-CSRF-Token": csrf},
+      body: JSON.stringify({state: button.value})
+    }).then(function (r) { return r.ok ? r.json() : null; })
+      .catch(function () { return null; })
+      .then(function (d) {
+        if (d) { showPresence(d.state, null); return; }
+        var field = document.createElement("input");
+        field.type = "hidden"; field.name = "state"; field.value = button.value;
+        presenceForm.appendChild(field);
+        HTMLFormElement.prototype.submit.call(presenceForm);
+      });
+  });
+
   function tickWrapUp() {
     if (!wrapUntil) return;
     var left = (wrapUntil - Date.now()) / 1000;
