@@ -36,8 +36,12 @@ class LiveServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        # Wait for the whole shutdown (its lifespan stops the spool drainer and the web scheduler):
+        # a server still stopping when the next test starts would sweep or drain that test's spool.
         self.server.should_exit = True
-        self.thread.join(5)
+        self.thread.join(60)
+        if self.thread.is_alive() and exc[0] is None:
+            raise RuntimeError("uvicorn did not stop within 60 s")
 
 
 class SSE:
