@@ -56,7 +56,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name")
     p.add_argument("--timezone", default="Asia/Ho_Chi_Minh")
     p.add_argument("--province")
+    p.add_argument("--pbx", default="", help="the PBX (hotline-ami@NAME) where its phones and queues live")
     p.set_defaults(handler=cmd_centre_add)
+    p = cs.add_parser("pbx", help="name the PBX where a centre's phones and queues live (its callbacks go out there)")
+    p.add_argument("code")
+    p.add_argument("name", nargs="?", default="", help="the PBX's name (hotline-ami@NAME); omit for any")
+    p.set_defaults(handler=cmd_centre_pbx)
     p = cs.add_parser("list")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_centre_list)
@@ -69,6 +74,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--kind", choices=["number", "queue"], required=True)
     p.add_argument("identifier", help="a DID / Twilio number, or a queue name")
     p.add_argument("--label", default="")
+    p.add_argument("--pbx", default="", help="the PBX whose trunk carries this number (default: the centre's)")
     p.set_defaults(handler=cmd_line_add)
 
     agent = sub.add_parser("agent", help="map a queue member / Twilio client identity to a counsellor")
@@ -157,10 +163,26 @@ def cmd_centre_add(args: argparse.Namespace) -> int:
     with session_scope() as session:
         try:
             centre = create_centre(session, code=args.code, name=args.name, timezone=args.timezone,
-                                   province_code=args.province)
+                                   province_code=args.province, pbx=args.pbx)
         except ValueError as exc:
             raise CliError(str(exc)) from None
         print(f"centre {centre.code} added (id {centre.id})")
+    return 0
+
+
+def cmd_centre_pbx(args: argparse.Namespace) -> int:
+    from hotline.centres.service import set_centre_pbx
+    from hotline.cli import CliError
+
+    session, centre = _centre(args.code)
+    with session:
+        try:
+            set_centre_pbx(session, centre, args.name)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        session.commit()
+        print(f"centre {centre.code}: calls placed for it go out on "
+              f"{'PBX ' + centre.pbx if centre.pbx else 'any PBX (none named)'}")
     return 0
 
 
@@ -172,13 +194,15 @@ def cmd_centre_list(args: argparse.Namespace) -> int:
 
     with session_scope() as session:
         rows: list[dict[str, Any]] = [{"code": c.code, "name": c.name, "timezone": c.timezone, "default": c.is_default,
-                 "lines": [f"{ln.provider}:{ln.kind}:{ln.identifier}" for ln in c.lines]}
+                 "pbx": c.pbx,
+                 "lines": [f"{ln.provider}:{ln.kind}:{ln.identifier}{'@' + ln.pbx if ln.pbx else ''}" for ln in c.lines]}
                 for c in session.scalars(select(Centre).order_by(Centre.code))]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
     else:
         for r in rows:
-            print(f"{r['code']}\t{r['name']}\t{r['timezone']}{'  (default)' if r['default'] else ''}\t{' '.join(r['lines'])}")
+            print(f"{r['code']}\t{r['name']}\t{r['timezone']}{'  (default)' if r['default'] else ''}"
+                  f"{'  pbx=' + r['pbx'] if r['pbx'] else ''}\t{' '.join(r['lines'])}")
     return 0
 
 
@@ -190,7 +214,7 @@ def cmd_line_add(args: argparse.Namespace) -> int:
     with session:
         try:
             line = add_line(session, centre=centre, provider=args.provider, kind=args.kind,
-                            identifier=args.identifier, label=args.label)
+                            identifier=args.identifier, label=args.label, pbx=args.pbx)
             session.commit()
         except ValueError as exc:
             raise CliError(str(exc)) from None

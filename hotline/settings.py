@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     ami_port: int = 5038
     ami_username: str = ""
     ami_secret: str = ""
+    ami_name: str = Field("", pattern=r"^[A-Za-z0-9_.:@-]{0,64}$",
+                          description="This PBX's name (the hotline-ami@NAME unit sets it): the source of the calls "
+                                      "it reports and the name centres and lines give to send their calls there; "
+                                      "empty = ami:HOST:PORT")
     ami_keepalive_seconds: float = 10.0
     ami_reconnect_max_seconds: float = 30.0
     ami_queue_log: Path | None = Field(

@@ -21,6 +21,9 @@ class Centre(Base):
     province_code: Mapped[str | None] = mapped_column(String(16))
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: the PBX (the name of its AMI listener, ``hotline-ami@NAME``) where this centre's phones and
+    #: queues live: its callbacks and follow-up calls go out there; "" = any (one PBX)
+    pbx: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     lines: Mapped[list[Line]] = relationship(back_populates="centre", cascade="all, delete-orphan",
@@ -43,6 +46,8 @@ class Line(Base):
     identifier: Mapped[str] = mapped_column(String(128))
     label: Mapped[str] = mapped_column(String(255), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: the PBX whose trunk carries this number (calls shown with it go out there); "" = the centre's
+    pbx: Mapped[str] = mapped_column(String(64), default="")
 
     # Routing (``hotline.centres.routing``): where a call goes when nobody here takes it, and when
     # the line is open.  ``hours`` None = always open; else weekday code (MO..SU) → [[HH:MM, HH:MM], …]

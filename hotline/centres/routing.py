@@ -197,6 +197,7 @@ class LineSettings:
     closed_on_holidays: bool = True
     closed_dates: str = ""
     closed_message: str = "callback"
+    pbx: str = ""  # the PBX whose trunk carries the line ("" = the centre's)
 
 
 def lines(session: Session) -> list[Line]:
@@ -225,6 +226,14 @@ def update_line(session: Session, *, line_id: int, form: LineSettings) -> Line:
                                            low=MIN_WAIT, high=MAX_WAIT)
         else:
             wait = int(text)
+    from hotline.centres.service import pbx_name
+
+    pbx = ""
+    try:
+        pbx = pbx_name(form.pbx)
+    except ValueError:
+        errors["pbx"] = Text("A PBX's name is the name of its listener (hotline-ami@NAME): letters, digits and "
+                             ". _ - : @ only, at most 64 characters (got %(value)s).", value=form.pbx[:70])
     if form.closed_message not in CLOSED_MESSAGES:
         errors["closed_message"] = Text("Choose one of the out-of-hours messages.")
     hours: dict[str, Any] | None = None
@@ -248,5 +257,6 @@ def update_line(session: Session, *, line_id: int, form: LineSettings) -> Line:
     line.overflow_centre_id, line.overflow_wait_seconds = overflow, wait
     line.hours, line.closed_on_holidays, line.closed_dates = hours, form.closed_on_holidays, dates
     line.closed_message = form.closed_message
+    line.pbx = pbx
     session.flush()
     return line

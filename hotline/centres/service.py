@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -39,15 +40,36 @@ def ensure_default_centre(session: Session, *, code: str, name: str, timezone: s
     raise RuntimeError(f"could not create or find the default centre {code!r}")
 
 
+#: A PBX's name: its AMI listener's (``hotline-ami@NAME``, ``HOTLINE_AMI_NAME``), what calls it reports carry
+#: as their source.
+PBX_NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+
+
+def pbx_name(value: str | None) -> str:
+    """A PBX's name as typed ("" = none: any listener, as with one PBX); ``ValueError`` when not allowed."""
+    name = (value or "").strip()
+    if name and not PBX_NAME.match(name):
+        raise ValueError(f"invalid PBX name {name[:70]!r}: the name of its listener (hotline-ami@NAME), letters, "
+                         "digits and . _ - : @ only, at most 64")
+    return name
+
+
+def set_centre_pbx(session: Session, centre: Centre, pbx: str | None) -> Centre:
+    """Name the PBX where the centre's phones and queues live (its callbacks go out there)."""
+    centre.pbx = pbx_name(pbx)
+    session.flush()
+    return centre
+
+
 def create_centre(session: Session, *, code: str, name: str, timezone: str = "Asia/Ho_Chi_Minh",
-                  province_code: str | None = None) -> Centre:
+                  province_code: str | None = None, pbx: str = "") -> Centre:
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown timezone {timezone!r}; use an IANA name such as Asia/Ho_Chi_Minh") from None
     if session.scalar(select(Centre).where(Centre.code == code)):
         raise ValueError(f"a centre with code {code!r} already exists")
-    centre = Centre(code=code, name=name, timezone=timezone, province_code=province_code)
+    centre = Centre(code=code, name=name, timezone=timezone, province_code=province_code, pbx=pbx_name(pbx))
     session.add(centre)
     session.flush()
     return centre
@@ -62,7 +84,7 @@ def get_centre(session: Session, code: str) -> Centre:
 
 
 def add_line(session: Session, *, centre: Centre, provider: str, kind: str, identifier: str,
-             label: str = "") -> Line:
+             label: str = "", pbx: str = "") -> Line:
     if provider not in {"asterisk", "twilio", "any"}:
         raise ValueError("provider must be asterisk, twilio or any")
     if kind not in {"number", "queue"}:
@@ -70,7 +92,7 @@ def add_line(session: Session, *, centre: Centre, provider: str, kind: str, iden
     ident = normalize_line_identifier(identifier) if kind == "number" else identifier.strip()
     if not ident:
         raise ValueError("a line needs an identifier")
-    line = Line(centre_id=centre.id, provider=provider, kind=kind, identifier=ident, label=label)
+    line = Line(centre_id=centre.id, provider=provider, kind=kind, identifier=ident, label=label, pbx=pbx_name(pbx))
     session.add(line)
     session.flush()
     return line

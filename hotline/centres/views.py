@@ -48,7 +48,7 @@ def _form_of(line: Line, centres: dict[int, Centre]) -> dict[str, Any]:
             "hours": {d: routing.slots_text((line.hours or {}).get(d)) for d in routing.WEEKDAYS},
             "closed_on_holidays": line.closed_on_holidays,
             "closed_dates": "\n".join(f"{d[8:10]}/{d[5:7]}/{d[0:4]}" for d in line.closed_dates or []),
-            "closed_message": line.closed_message}
+            "closed_message": line.closed_message, "pbx": line.pbx}
 
 
 @router.get("/admin/lines")
@@ -64,6 +64,17 @@ def lines_page(request: Request, principal: Principal = Depends(admin_only)) -> 
                                                 "weekday_labels": routing.WEEKDAY_LABELS})
 
 
+def _pbx_names() -> list[str]:
+    """The PBXes this installation is set up to listen to (suggested on the line's page)."""
+    from hotline.settings import get_settings
+
+    s = get_settings()
+    names = {s.ami_name} if s.ami_name else set()
+    if s.ami_pbx_dir is not None and s.ami_pbx_dir.is_dir():
+        names.update(p.stem for p in s.ami_pbx_dir.glob("*.env"))
+    return sorted(n for n in names if n)
+
+
 def _line_page(request: Request, line_id: int, *, form: dict[str, Any] | None = None,
                errors: dict[str, str] | None = None, notice: str = "", status_code: int = 200) -> Response:
     with session_scope() as db:
@@ -76,7 +87,8 @@ def _line_page(request: Request, line_id: int, *, form: dict[str, Any] | None = 
                    "overflow_choices": [c for c in centres if c.id != line.centre_id],
                    "form": form or _form_of(line, by_id), "errors": errors or {}, "notice": notice,
                    "weekdays": routing.WEEKDAYS, "weekday_labels": routing.WEEKDAY_LABELS,
-                   "messages": routing.CLOSED_MESSAGES}
+                   "messages": routing.CLOSED_MESSAGES, "pbx_names": _pbx_names(),
+                   "centre_pbx": (by_id[line.centre_id].pbx if line.centre_id in by_id else "")}
         db.expunge_all()
     return render(request, "admin/line.html", context, status_code=status_code)
 
@@ -100,7 +112,7 @@ async def save_line(request: Request, line_id: int = Path(ge=1, le=MAX_ROW_ID),
         overflow_centre=field("overflow_centre"), overflow_wait=field("overflow_wait"),
         always_open=bool(field("always_open")), hours={d: field(f"hours_{d}") for d in routing.WEEKDAYS},
         closed_on_holidays=bool(field("closed_on_holidays")), closed_dates=field("closed_dates"),
-        closed_message=field("closed_message") or "callback")
+        closed_message=field("closed_message") or "callback", pbx=field("pbx"))
     form = dataclasses.asdict(settings)
     try:
         with session_scope() as db:
@@ -110,7 +122,7 @@ async def save_line(request: Request, line_id: int = Path(ge=1, le=MAX_ROW_ID),
                                                   "overflow_wait_seconds": line.overflow_wait_seconds,
                                                   "hours": line.hours, "closed_on_holidays": line.closed_on_holidays,
                                                   "closed_dates": line.closed_dates,
-                                                  "closed_message": line.closed_message})
+                                                  "closed_message": line.closed_message, "pbx": line.pbx})
     except Invalid as exc:
         return _line_page(request, line_id, form=form, errors=exc.errors, status_code=422)
     return RedirectResponse(f"/admin/lines/{line_id}?saved=1", status_code=303)

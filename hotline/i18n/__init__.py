@@ -13,6 +13,8 @@ translate at request time with ``translator(lang)``; templates get ``_``/``gette
 from __future__ import annotations
 
 import contextvars
+import json
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -76,8 +78,38 @@ def get_translations(lang: str | None) -> NullTranslations:
                 trans.merge(extra)
             else:
                 trans = extra
+        _read_stored_texts(trans)
         _cache[lang] = trans
         return trans
+
+
+#: A ``Text`` kept in one string column (a reason naming a PBX, where the column holds a msgid):
+#: its msgid, this mark, then its values as JSON (``stored_text``).  Every ``gettext`` of this
+#: module's catalogues (templates' ``_`` included) translates the msgid and fills the values in.
+STORED_MARK = "\x1f"
+_STORED_VALUE = re.compile(r"[^A-Za-z0-9_.:@/ +-]")  # values shown unescaped in pages: plain names only
+
+
+def stored_text(msgid: str, **values: str | int) -> str:
+    """``Text(msgid, **values)`` as one string for a column that is translated with ``_()`` when shown."""
+    clean = {k: v if isinstance(v, int) else _STORED_VALUE.sub("", str(v))[:64] for k, v in values.items()}
+    return msgid + STORED_MARK + json.dumps(clean, ensure_ascii=True, separators=(",", ":"))
+
+
+def _read_stored_texts(trans: NullTranslations) -> None:
+    plain = trans.gettext
+
+    def gettext(message: str) -> str:
+        if STORED_MARK not in message:
+            return plain(message)
+        msgid, _, raw = message.partition(STORED_MARK)
+        try:
+            values = json.loads(raw)
+            return plain(msgid) % values if isinstance(values, dict) else plain(msgid)
+        except (ValueError, TypeError, KeyError):
+            return plain(msgid)
+
+    trans.gettext = gettext  # type: ignore[method-assign]  # this catalogue reads stored texts too
 
 
 def _domain_catalogues(lang: str) -> list[Path]:

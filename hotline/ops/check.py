@@ -196,7 +196,7 @@ def configured_pbxes(settings: Settings) -> list[dict[str, Any]]:
     ``*.env`` file in HOTLINE_AMI_PBX_DIR (what each ``hotline-ami@NAME`` unit reads)."""
     pbxes: list[dict[str, Any]] = []
     if settings.ami_username:
-        pbxes.append({"name": "main", "host": settings.ami_host, "port": settings.ami_port,
+        pbxes.append({"name": settings.ami_name or "main", "host": settings.ami_host, "port": settings.ami_port,
                       "username": settings.ami_username, "secret": settings.ami_secret})
     folder = getattr(settings, "ami_pbx_dir", None)
     if folder and Path(folder).is_dir():
@@ -258,6 +258,55 @@ def check_ami(settings: Settings, state: dict[str, Any]) -> list[Result]:
             out.append(Result(name, FAIL, problem,
                               "check that Asterisk runs, manager.conf has this user and secret, its permit= covers "
                               f"this machine, and the firewall lets this machine reach port {pbx['port']}"))
+    return out
+
+
+def pbx_name_of(settings: Settings, pbx: dict[str, Any]) -> str:
+    """The name a configured PBX's listener goes by (its calls' source; what centres and lines name):
+    the env file's name (the hotline-ami@NAME unit), HOTLINE_AMI_NAME, else ami:HOST:PORT."""
+    if "file" in pbx:
+        return str(pbx["name"])
+    return settings.ami_name or f"ami:{pbx['host']}:{pbx['port']}"
+
+
+def check_pbx_routing(settings: Settings, state: dict[str, Any]) -> list[Result]:
+    """Several PBXes: each centre's calls to place go to a PBX that has a listener here."""
+    if not state.get("db_ok") or not state.get("migrated"):
+        return []
+    from hotline.centres.models import Centre, Line
+
+    known = {pbx_name_of(settings, p) for p in configured_pbxes(settings)}
+    engine = _engine(settings.effective_database_url)
+    try:
+        with engine.connect() as conn:
+            centres = conn.execute(select(Centre.id, Centre.code, Centre.pbx).where(Centre.active.is_(True))).all()
+            lines = conn.execute(select(Line.centre_id, Line.identifier, Line.pbx).where(
+                Line.active.is_(True), Line.provider.in_(["asterisk", "any"]))).all()
+    finally:
+        engine.dispose()
+    named = [(f"centre {c.code}", c.pbx) for c in centres if c.pbx] + [(f"line {ln.identifier}", ln.pbx)
+                                                                        for ln in lines if ln.pbx]
+    if not named and len(known) <= 1:
+        return []  # one PBX (or none): every call placed goes out on it
+    out: list[Result] = []
+    for what, pbx in named:
+        if pbx not in known:
+            out.append(Result("pbx-routing", WARN, f"{what} names PBX {pbx!r}, which has no listener configured here "
+                              f"(known: {', '.join(sorted(known)) or 'none'}): its calls to place fail after "
+                              f"{settings.pbx_pending_seconds} s unless hotline-ami@{pbx} runs elsewhere",
+                              f"add /etc/hotline/pbx/{pbx}.env and run hotline-ami@{pbx}, or correct the name"))
+    if len(known) > 1:
+        with_lines = {ln.centre_id for ln in lines}
+        lines_named = {ln.centre_id for ln in lines if ln.pbx}
+        for c in centres:
+            if c.id in with_lines and not c.pbx and c.id not in lines_named:
+                out.append(Result("pbx-routing", WARN, f"{len(known)} PBXes, and centre {c.code} names none: its "
+                                  "callbacks go out on whichever listener takes them first",
+                                  f"hotline centre pbx {c.code} NAME (one of {', '.join(sorted(known))})"))
+    if not out:
+        where = {c.code: c.pbx or "any" for c in centres}
+        out.append(Result("pbx-routing", OK, "calls placed go out on: " + ", ".join(
+            f"{code} → {pbx}" for code, pbx in sorted(where.items())), details={"centres": where}))
     return out
 
 
@@ -540,7 +589,7 @@ def check_web_protections(settings: Settings, state: dict[str, Any]) -> list[Res
 
 
 CHECKS: tuple[Callable[[Settings, dict[str, Any]], list[Result]], ...] = (
-    check_database, check_redis, check_ami, check_telephony_gaps, check_secrets, check_encryption, check_clock, check_timezone, check_twilio, check_data_dir,
+    check_database, check_redis, check_ami, check_pbx_routing, check_telephony_gaps, check_secrets, check_encryption, check_clock, check_timezone, check_twilio, check_data_dir,
     check_web_protections,
 )
 

@@ -1,7 +1,8 @@
 """One row per call hotline asks the PBX to place (``pbx_commands``).
 
 The row is the truth between the web and the PBX: the web writes it ``pending``; an AMI listener
-claims it (``sent``, exactly once, by a conditional UPDATE) and sends the ``Originate``; the PBX's
+claims it (``sent``, exactly once, by a conditional UPDATE; only the listener of the row's ``pbx``
+when it names one) and sends the ``Originate``; the PBX's
 answer ends it ``placed`` or ``failed`` with a reason.  The number to call is encrypted at rest and
 cleared once the command has ended.
 """
@@ -29,6 +30,8 @@ class PbxCommand(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(8), default="call")  # call | spy
     provider: Mapped[str] = mapped_column(String(16))  # asterisk | twilio
+    #: the PBX it must go out on (the name of an AMI listener, its ``source``); "" = any listener
+    pbx: Mapped[str] = mapped_column(String(128), default="")
     ref: Mapped[str] = mapped_column(String(64), default="", index=True)
     #: the counsellor's (or supervisor's) own phone: an AMI interface or a Twilio client/number
     device: Mapped[str] = mapped_column(String(255), default="")

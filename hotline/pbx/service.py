@@ -8,6 +8,14 @@ polls pending rows every second, so it works without Redis and after a restart) 
 (``claim``: ``pending`` → ``sent`` by a conditional UPDATE), and the PBX's answer ends it
 (``finish``: ``placed`` or ``failed`` with a reason); the domain that asked for the call hears the
 end through its hook (``pbx_results`` in ``hotline.domains``, keyed by the ref's prefix).
+
+Several PBXes (one Asterisk per centre, one ``hotline ami`` listener each): every row names the PBX
+it must go out on (``pbx``, the name of a listener: its ``HOTLINE_AMI_NAME`` / ``--source``, which is
+also the ``source`` of the calls it reports), and only that PBX's listener claims it.  A call placed
+fresh (callback, follow-up) goes to its line's PBX, else its centre's (``lines.pbx``,
+``centres.pbx``); a listen-in goes to the PBX the call is on (``calls.source``).  ``""`` (nothing
+named: one PBX) lets any listener take it, as with a single PBX.  A row whose PBX has no listener
+fails after ``pbx_pending_seconds`` with a reason naming the PBX.
 """
 
 from __future__ import annotations
@@ -25,13 +33,14 @@ from hotline.calls.models import Call, CallPart
 from hotline.centres.models import AgentIdentity, Line
 from hotline.db import rowcount, utcnow
 from hotline.errors import Actor, Invalid, NotAllowed, NotFound
-from hotline.i18n import N_, Text
+from hotline.i18n import N_, Text, stored_text
 from hotline.pbx.models import ENDED, PbxCommand
 from hotline.phone import SHORT_CODES, normalize_number
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PbxCommand", "PbxError", "claim", "command", "finish", "forget_number", "listen_in", "place_call"]
+__all__ = ["PbxCommand", "PbxError", "claim", "command", "finish", "forget_number", "listen_in", "pbx_of",
+           "place_call"]
 
 AMI_CHANNEL = "ami-commands"  # the listener's channel (``hotline.ingest.providers.asterisk.listener``)
 PROVIDERS = ("asterisk", "twilio")
@@ -47,6 +56,8 @@ CONGESTED = N_("the network is congested")
 REFUSED = N_("the phone refused the call")
 UNREACHABLE = N_("the phone could not be reached")
 NOT_TAKEN = N_("the PBX did not take the call (is the AMI listener, hotline ami, running?)")
+#: stored with the PBX's name (``hotline.i18n.stored_text``)
+NOT_TAKEN_BY = N_("the PBX %(pbx)s did not take the call (is its AMI listener, hotline-ami@%(pbx)s, running?)")
 NO_RESULT = N_("the PBX did not say how the call went")
 PBX_LOST = N_("the connection to the PBX was lost before the call could be asked for")
 REFUSED_BY_PBX = N_("the PBX refused the call request (check the phone's name and the AMI user's originate "
@@ -101,8 +112,20 @@ def _own_phone(session: Session, *, user_id: int, centre_id: int) -> dict[str, s
     return out
 
 
-def route(session: Session, *, user_id: int, centre_id: int) -> tuple[str, str, str]:
-    """(provider, the person's own phone, the hotline number to show) for a call placed from this centre."""
+def pbx_of(session: Session, *, centre_id: int, line: Line | None = None) -> str:
+    """The PBX a call placed fresh from this centre (shown with ``line``'s number) goes out on: the
+    line's own, else the centre's; "" when neither names one (any listener: one PBX)."""
+    from hotline.centres.models import Centre
+
+    if line is not None and line.pbx:
+        return line.pbx
+    centre = session.get(Centre, centre_id)
+    return centre.pbx if centre is not None else ""
+
+
+def route(session: Session, *, user_id: int, centre_id: int) -> tuple[str, str, str, str]:
+    """(provider, the person's own phone, the hotline number to show, the PBX) for a call placed
+    from this centre (the PBX is "" on Twilio and when none is named)."""
     lines = _hotline_numbers(session, centre_id)
     if not lines:
         raise PbxError(Text("This centre has no hotline number to call from; an administrator adds one in the "
@@ -111,7 +134,8 @@ def route(session: Session, *, user_id: int, centre_id: int) -> tuple[str, str, 
     for line in lines:
         for provider in (PROVIDERS if line.provider == "any" else (line.provider,)):
             if provider in phones:
-                return provider, phones[provider], line.identifier
+                pbx = pbx_of(session, centre_id=centre_id, line=line) if provider == "asterisk" else ""
+                return provider, phones[provider], line.identifier, pbx
     raise PbxError(Text("You have no phone mapped for this centre's line; an administrator maps your extension "
                         "or Twilio identity to your account."))
 
@@ -155,14 +179,14 @@ def place_call(session: Session, *, actor: Actor, centre_id: int, number: str, r
         raise PbxError(Text("This number cannot be called: it is not a valid phone number."))
     if e164 in SHORT_CODES:
         raise PbxError(Text("Hotline does not place calls to short codes such as %(code)s.", code=e164))
-    provider, device, hotline_number = route(session, user_id=actor.id, centre_id=centre_id)
-    cmd = PbxCommand(centre_id=centre_id, user_id=actor.id, kind="call", provider=provider, ref=ref,
+    provider, device, hotline_number, pbx_name = route(session, user_id=actor.id, centre_id=centre_id)
+    cmd = PbxCommand(centre_id=centre_id, user_id=actor.id, kind="call", provider=provider, pbx=pbx_name, ref=ref,
                      device=device, dial_number=e164, caller_id=hotline_number, status="pending",
                      created_at=utcnow())
     session.add(cmd)
     session.flush()
     _nudge(session, cmd)
-    log.info("pbx.call_requested", extra={"command": cmd.id, "provider": provider, "ref": ref})
+    log.info("pbx.call_requested", extra={"command": cmd.id, "provider": provider, "pbx": pbx_name, "ref": ref})
     return cmd
 
 
@@ -200,14 +224,16 @@ def listen_in(session: Session, *, actor: Actor, call_id: int, mode: str) -> Pbx
     if not device:
         raise PbxError(Text("You have no Asterisk phone mapped to your account; an administrator maps your "
                             "extension so that your phone rings to listen in."))
+    # ChanSpy works only on the PBX the call is on: the listener that reported it (its source)
     cmd = PbxCommand(centre_id=call.centre_id, user_id=actor.id, kind="spy", provider="asterisk",
+                     pbx=(call.source or "")[:128],
                      ref=f"spy:{call_id}", device=device, dial_number=None, caller_id="",
                      options={"channel": channel, "exact": exact, "mode": mode, "call_id": call_id},
                      status="pending", created_at=utcnow())
     session.add(cmd)
     session.flush()
     _nudge(session, cmd)
-    log.info("pbx.spy_requested", extra={"command": cmd.id, "mode": mode, "call_id": call_id})
+    log.info("pbx.spy_requested", extra={"command": cmd.id, "mode": mode, "call_id": call_id, "pbx": cmd.pbx})
     return cmd
 
 
@@ -219,15 +245,21 @@ def command(session: Session, command_id: int) -> PbxCommand:
 
 
 # ---------------------------------------------------------------------- the sender's side
-def pending_ids(session: Session, *, provider: str, limit: int = 50) -> list[int]:
-    return list(session.scalars(select(PbxCommand.id).where(PbxCommand.provider == provider,
-                                                            PbxCommand.status == "pending")
-                                .order_by(PbxCommand.id).limit(limit)))
+def pending_ids(session: Session, *, provider: str, pbx: str | None = None, limit: int = 50) -> list[int]:
+    """Pending rows a sender may take; ``pbx``: the AMI listener's name (its own rows and those naming none)."""
+    where = [PbxCommand.provider == provider, PbxCommand.status == "pending"]
+    if pbx is not None:
+        where.append(PbxCommand.pbx.in_(("", pbx)))
+    return list(session.scalars(select(PbxCommand.id).where(*where).order_by(PbxCommand.id).limit(limit)))
 
 
-def claim(session: Session, command_id: int, *, by: str) -> PbxCommand | None:
-    """``pending`` → ``sent`` for exactly one sender; the row, or None when another took it first."""
-    res = session.execute(update(PbxCommand).where(PbxCommand.id == command_id, PbxCommand.status == "pending")
+def claim(session: Session, command_id: int, *, by: str, pbx: str | None = None) -> PbxCommand | None:
+    """``pending`` → ``sent`` for exactly one sender (with ``pbx``: only a row for that PBX or for
+    any); the row, or None when another took it first."""
+    where = [PbxCommand.id == command_id, PbxCommand.status == "pending"]
+    if pbx is not None:
+        where.append(PbxCommand.pbx.in_(("", pbx)))
+    res = session.execute(update(PbxCommand).where(*where)
                           .values(status="sent", sent_at=utcnow(), claimed_by=by[:128]))
     if rowcount(res) != 1:
         return None
@@ -273,8 +305,10 @@ def expire_stale(session: Session, *, now: datetime | None = None, pending_secon
     now = now or utcnow()
     pending_cut = now - timedelta(seconds=pending_seconds if pending_seconds is not None else s.pbx_pending_seconds)
     sent_cut = now - timedelta(seconds=sent_seconds if sent_seconds is not None else s.pbx_ring_seconds + 60)
-    stale: list[tuple[int, str]] = [(i, NOT_TAKEN) for i in session.scalars(select(PbxCommand.id).where(
-        PbxCommand.status == "pending", PbxCommand.created_at < pending_cut).limit(200))]
+    stale: list[tuple[int, str]] = [
+        (i, stored_text(NOT_TAKEN_BY, pbx=name) if name else NOT_TAKEN)
+        for i, name in session.execute(select(PbxCommand.id, PbxCommand.pbx).where(
+            PbxCommand.status == "pending", PbxCommand.created_at < pending_cut).limit(200))]
     stale += [(i, NO_RESULT) for i in session.scalars(select(PbxCommand.id).where(
         PbxCommand.status == "sent", PbxCommand.sent_at < sent_cut).limit(200))]
     for command_id, reason in stale:
@@ -300,6 +334,7 @@ def retain(*, now: datetime, notes_cutoff: datetime | None, numbers_cutoff: date
 
 def summary(cmd: PbxCommand) -> dict[str, Any]:
     """What a page or the API shows about a command (never the number)."""
-    return {"id": cmd.id, "ref": cmd.ref, "kind": cmd.kind, "provider": cmd.provider, "status": cmd.status,
+    return {"id": cmd.id, "ref": cmd.ref, "kind": cmd.kind, "provider": cmd.provider, "pbx": cmd.pbx,
+            "status": cmd.status,
             "reason": cmd.reason, "call_uid": cmd.call_uid, "created_at": cmd.created_at.isoformat(),
             "finished_at": cmd.finished_at.isoformat() if cmd.finished_at else None}

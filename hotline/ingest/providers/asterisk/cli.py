@@ -21,11 +21,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--host", help="override HOTLINE_AMI_HOST")
     p.add_argument("--port", type=int, help="override HOTLINE_AMI_PORT")
-    p.add_argument("--source", help="name of this PBX in call records (default ami:HOST:PORT)")
+    p.add_argument("--source", "--name", dest="source",
+                   help="tên tổng đài này / this PBX's name: the source of its calls, and what centres and lines "
+                        "name to send their calls here (default HOTLINE_AMI_NAME, else ami:HOST:PORT)")
     p.set_defaults(handler=cmd_ami)
 
 
 def cmd_ami(args: argparse.Namespace) -> int:
+    from hotline.centres.service import PBX_NAME
     from hotline.cli import CliError
     from hotline.ingest.providers.asterisk.listener import AmiListener
 
@@ -42,7 +45,11 @@ def cmd_ami(args: argparse.Namespace) -> int:
     port = args.port or settings.ami_port
     if not 0 < port < 65536:
         raise CliError(f"cổng AMI không hợp lệ / invalid AMI port: {port} (Asterisk uses 5038)")
-    listener = AmiListener(host, port, settings.ami_username, settings.ami_secret, source=args.source)
+    source = (args.source or settings.ami_name or "").strip() or None
+    if source is not None and not PBX_NAME.match(source):
+        raise CliError(f"tên tổng đài không hợp lệ / invalid PBX name: {source[:70]!r} (letters, digits and . _ - : @, "
+                       "at most 64)")
+    listener = AmiListener(host, port, settings.ami_username, settings.ami_secret, source=source)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

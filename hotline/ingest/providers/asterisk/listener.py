@@ -75,28 +75,35 @@ def pause_for(state: str | None) -> bool | None:
     return None
 
 
-def stored_pauses() -> dict[str, tuple[bool, str]]:
-    """Interface → (paused, reason) for every counsellor with a stored presence and an Asterisk
-    queue-member interface (the effective state: a wrap-up past its ``until`` counts as available)."""
+def stored_presence() -> dict[str, tuple[bool, str, str]]:
+    """Interface → (paused, reason, the PBX its centre names or "") for every counsellor with a
+    stored presence and an Asterisk queue-member interface (the effective state: a wrap-up past its
+    ``until`` counts as available)."""
     from sqlalchemy import select
 
-    from hotline.centres.models import AgentIdentity
+    from hotline.centres.models import AgentIdentity, Centre
     from hotline.db import session_scope
     from hotline.live.models import CounsellorPresence
     from hotline.live.service import effective_state
 
-    out: dict[str, tuple[bool, str]] = {}
+    out: dict[str, tuple[bool, str, str]] = {}
     with session_scope() as s:
-        rows = s.execute(select(AgentIdentity.identity, CounsellorPresence)
+        rows = s.execute(select(AgentIdentity.identity, Centre.pbx, CounsellorPresence)
                          .join(CounsellorPresence, CounsellorPresence.user_id == AgentIdentity.user_id)
+                         .join(Centre, Centre.id == AgentIdentity.centre_id)
                          .where(AgentIdentity.provider == "asterisk")).all()
         # a wrap-up whose time has run is available (unpaused), whether or not the worker stored it yet
-        states = [(identity, effective_state(row)) for identity, row in rows]
-    for identity, state in states:
+        states = [(identity, pbx or "", effective_state(row)) for identity, pbx, row in rows]
+    for identity, pbx, state in states:
         paused = pause_for(state)
         if paused is not None:
-            out[identity] = (paused, state)
+            out[identity] = (paused, state, pbx)
     return out
+
+
+def stored_pauses() -> dict[str, tuple[bool, str]]:
+    """Interface → (paused, reason), whichever PBX the interface is on."""
+    return {i: (paused, reason) for i, (paused, reason, _pbx) in stored_presence().items()}
 
 
 class AmiLoginError(Exception):
@@ -302,6 +309,7 @@ class AmiListener:
         self._submit_fn = submit
         self.presence_poll = float(presence_poll)
         self._sent_pause: dict[str, bool] = {}  # interface → paused, as sent on this connection
+        self._member_pbx: dict[str, str] = {}  # interface → the PBX its centre names ("" = any), last poll
         self._presence_wake = threading.Event()
         self._pbx_wake = threading.Event()
         # (command id, status, reason, call uid) heard from the PBX, written by the command thread
@@ -381,7 +389,9 @@ class AmiListener:
 
         Calls to place (``pbx_commands``, ``hotline.pbx``) go the same way: a ``PbxCommand`` message
         on the bus wakes this thread at once, and pending rows are looked for on every poll; each
-        is claimed (exactly once across listeners) before its ``Originate`` is sent.
+        is claimed (exactly once across listeners) before its ``Originate`` is sent.  Only rows for
+        this PBX (``pbx`` = this listener's ``source``, its name) or naming none are taken, and a
+        pause goes only to the PBX where the counsellor's queue member lives (``_serves``).
 
         Redis down: the subscription is dropped and tried again every 2 s; meanwhile the stored
         presence and the pending calls to place are still polled from the database."""
@@ -432,16 +442,35 @@ class AmiListener:
         if not self.stats.connected or self._client is None:
             return
         try:
-            wanted = stored_pauses()
+            wanted = stored_presence()
         except Exception as exc:  # noqa: BLE001 - the database may be away; the next poll retries
             if not self._presence_db_failed:
                 log.warning("ami.presence_unreadable", extra={"source": self.source, "reason": type(exc).__name__})
             self._presence_db_failed = True
             return
         self._presence_db_failed = False
-        for interface, (paused, reason) in sorted(wanted.items()):
-            if self._sent_pause.get(interface) != paused:
+        self._member_pbx = {interface: pbx for interface, (_p, _r, pbx) in wanted.items()}
+        members = self._member_interfaces()
+        for interface, (paused, reason, pbx) in sorted(wanted.items()):
+            if self._sent_pause.get(interface) != paused and self._serves(interface, pbx, members):
                 self._send_pause(interface, paused, reason, None, origin="stored presence")
+
+    # Several PBXes: a counsellor's queue member lives on one of them.  A pause goes to the PBX
+    # whose queues list the interface (QueueStatus, member events) and to the PBX the counsellor's
+    # centre names; to every PBX when the centre names none (one PBX: as before).  Not to the
+    # others: the same extension name there would be someone else (or an "Interface not found").
+    def _member_interfaces(self) -> frozenset[str]:
+        for _ in range(3):
+            try:
+                return frozenset(self.mapper.members.values())
+            except RuntimeError:  # the applier thread added a member meanwhile
+                continue
+        return frozenset()
+
+    def _serves(self, interface: str, pbx: str, members: frozenset[str] | None = None) -> bool:
+        if not pbx or pbx == self.source:
+            return True
+        return interface in (members if members is not None else self._member_interfaces())
 
     def _send_pbx_commands(self) -> None:
         """Claim and send every pending call to place (only while connected: a claimed command is ours)."""
@@ -452,10 +481,11 @@ class AmiListener:
 
         pbx = pbx_service
         try:
-            with session_scope() as db:
-                ids = pbx.pending_ids(db, provider="asterisk")
+            with session_scope() as db:  # this PBX's rows and those naming none
+                ids = pbx.pending_ids(db, provider="asterisk", pbx=self.source)
                 claimed = [(c.id, pbx_ami.action_id(c), pbx_ami.originate(c))
-                           for c in (pbx.claim(db, i, by=self.source) for i in ids) if c is not None]
+                           for c in (pbx.claim(db, i, by=self.source, pbx=self.source) for i in ids)
+                           if c is not None]
         except Exception as exc:  # noqa: BLE001 - the database may be away; the next poll retries
             if not self._pbx_db_failed:
                 log.warning("ami.pbx_unreadable", extra={"source": self.source, "reason": type(exc).__name__})
@@ -517,6 +547,9 @@ class AmiListener:
             keys["Queue"] = str(command["queue"])
         if command.get("reason"):
             keys["Reason"] = str(command["reason"])[:80]
+        if not self._serves(keys["Interface"], self._member_pbx.get(keys["Interface"], "")):
+            log.debug("ami.queue_pause_elsewhere", extra={"source": self.source, "interface": keys["Interface"]})
+            return
         self._send_pause(keys["Interface"], bool(command.get("paused")), keys.get("Reason"), keys.get("Queue"),
                          origin="bus")
 
