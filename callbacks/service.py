@@ -207,10 +207,14 @@ def build(session: Session, *, now: datetime | None = None, centre_id: int | Non
     covered = exists().where(CallbackItem.centre_id == Call.centre_id, CallbackItem.number_hash == Call.number_hash,
                              CallbackItem.last_missed_at >= Call.received_at)
     requested = Call.facts["callback_requested"].as_string().is_not(None)
+    # a caller who reached a closed line and did not press the key did not ask to be called: ringing them back
+    # unasked could endanger them (the issue: "the caller can press a key to ask for a callback")
+    in_hours = and_(Call.facts["out_of_hours"].as_string().is_(None),
+                    or_(Call.end_reason.is_(None), Call.end_reason != "out_of_hours"))
     q = (select(Call.id, Call.centre_id, Call.number_hash, Call.caller_masked, Call.received_at, Call.status,
                 requested.label("requested"))
          .where(Call.received_at > now - _expiry(), Call.received_at <= now,
-                or_(Call.status.in_(("missed", "abandoned")), requested),
+                or_(and_(Call.status.in_(("missed", "abandoned")), in_hours), requested),
                 Call.caller_id_status == CallerIdStatus.PRESENT.value, Call.number_hash.is_not(None),
                 Call.facts["callback"].as_string().is_(None), ~covered)
          .order_by(Call.received_at, Call.id))
