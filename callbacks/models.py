@@ -80,6 +80,10 @@ class DoNotCallBack(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128))
     source: Mapped[str] = mapped_column(String(64), default="")  # the attempt's ref
+    # a supervisor lifted the mark (audited): the row stays as the history, it no longer stops callbacks
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lifted_by: Mapped[str | None] = mapped_column(String(128))
+    lift_reason: Mapped[str | None] = mapped_column(String(255))
 
 
 class FollowUp(Base):
@@ -97,6 +101,21 @@ class FollowUp(Base):
     reminded_due: Mapped[date | None] = mapped_column(Date)  # "due today" sent to the assignee on this date
     reminded_overdue: Mapped[date | None] = mapped_column(Date)  # "overdue" sent to supervisors on this date
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # attempts made before the assignee chose to try again after the limit (HOTLINE_CALLBACK_MAX_ATTEMPTS
+    # counts from here): the follow-up is never dropped by the limit, the assignee decides
+    attempts_base: Mapped[int] = mapped_column(Integer, default=0)
     last_outcome: Mapped[str | None] = mapped_column(String(32))
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class CentreCallbackHours(Base):
+    """A centre's own callback hours (``HH:MM-HH:MM`` in its time zone), set by its supervisors; a centre
+    without a row uses ``HOTLINE_CALLBACK_HOURS``."""
+
+    __tablename__ = "callback_centre_hours"
+
+    centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id", ondelete="CASCADE"), primary_key=True)
+    hours: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(128), default="")

@@ -24,7 +24,7 @@ from sqlalchemy import Select, and_, cast, delete, exists, func, insert, or_, se
 from sqlalchemy import Text as SqlText
 from sqlalchemy.orm import Session
 
-from callbacks.models import OUTCOMES, CallbackAttempt, CallbackItem, DoNotCallBack, FollowUp
+from callbacks.models import OUTCOMES, CallbackAttempt, CallbackItem, CentreCallbackHours, DoNotCallBack, FollowUp
 from hotline.audit import service as audit
 from hotline.calls.models import Call, CallRecord
 from hotline.centres.models import Centre
@@ -71,25 +71,113 @@ def centre_zone(session: Session, centre_id: int) -> ZoneInfo:
     return _tz(session, centre_id)
 
 
-def callback_hours() -> tuple[time, time]:
-    """``HOTLINE_CALLBACK_HOURS`` (``07:30-21:00``) as two local times."""
-    raw = get_settings().callback_hours
+@dataclass(frozen=True)
+class Hours:
+    """Callback hours in a centre's time zone, as minutes after midnight; an end at or before the start runs
+    past midnight (``20:00-02:00``), ``00:00-24:00`` is the whole day."""
+
+    start: int
+    end: int
+
+    def contains(self, minute: int) -> bool:
+        if self.start < self.end:
+            return self.start <= minute < self.end
+        return minute >= self.start or minute < self.end
+
+    @property
+    def start_time(self) -> time:
+        return time(self.start // 60, self.start % 60)
+
+    def text(self) -> str:
+        return f"{self.start // 60:02d}:{self.start % 60:02d}–{self.end // 60:02d}:{self.end % 60:02d}"
+
+    def setting(self) -> str:
+        return self.text().replace("–", "-")
+
+
+def parse_hours(raw: str | None) -> Hours | None:
+    """``HH:MM-HH:MM`` (``07:30-21:00``; ``24:00`` may end a day), else None."""
     m = _HOURS.match(raw or "")
     if m is None:
-        raise ValueError(f"HOTLINE_CALLBACK_HOURS must look like 07:30-21:00 (got {raw!r})")
+        return None
     h1, m1, h2, m2 = (int(g) for g in m.groups())
-    return time(h1, m1), time(min(h2, 23), m2 if h2 < 24 else 59)
+    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
+        return None
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if start == end or (start == 0 and end == 0):
+        return None
+    return Hours(start, end)
 
 
-def hours_text() -> str:
-    start, end = callback_hours()
-    return f"{start:%H:%M}–{end:%H:%M}"
+def default_hours() -> Hours:
+    """``HOTLINE_CALLBACK_HOURS`` (``07:30-21:00``): the hours of a centre that has not set its own."""
+    raw = get_settings().callback_hours
+    hours = parse_hours(raw)
+    if hours is None:
+        raise ValueError(f"HOTLINE_CALLBACK_HOURS must look like 07:30-21:00 (got {raw!r})")
+    return hours
+
+
+def own_hours(session: Session, centre_id: int) -> Hours | None:
+    """The centre's own callback hours, if its supervisors set them."""
+    row = session.get(CentreCallbackHours, centre_id)
+    return parse_hours(row.hours) if row is not None else None
+
+
+def centre_hours(session: Session, centre_id: int | None) -> Hours:
+    """The centre's callback hours, falling back to ``HOTLINE_CALLBACK_HOURS``."""
+    return (own_hours(session, centre_id) if centre_id is not None else None) or default_hours()
+
+
+def hours_text(session: Session | None = None, centre_id: int | None = None) -> str:
+    if session is None or centre_id is None:
+        return default_hours().text()
+    return centre_hours(session, centre_id).text()
 
 
 def within_hours(session: Session, centre_id: int, now: datetime) -> bool:
-    start, end = callback_hours()
-    local = now.astimezone(_tz(session, centre_id)).time()
-    return start <= local < end
+    local = now.astimezone(_tz(session, centre_id))
+    return centre_hours(session, centre_id).contains(local.hour * 60 + local.minute)
+
+
+def next_open(session: Session, centre_id: int, at: datetime) -> datetime:
+    """The earliest moment at or after ``at`` inside the centre's callback hours."""
+    zone = _tz(session, centre_id)
+    local = at.astimezone(zone)
+    hours = centre_hours(session, centre_id)
+    if hours.contains(local.hour * 60 + local.minute):
+        return at
+    opening = datetime.combine(local.date(), hours.start_time, tzinfo=zone)
+    if opening <= local:
+        opening = datetime.combine(local.date() + timedelta(days=1), hours.start_time, tzinfo=zone)
+    return opening.astimezone(timezone.utc)
+
+
+def not_before(session: Session, centre_id: int, now: datetime, next_attempt_at: datetime | None = None) -> datetime | None:
+    """When a call may next be placed, if not now: after the spacing since the last attempt, inside the
+    centre's callback hours."""
+    earliest = max(now, _aware(next_attempt_at)) if next_attempt_at is not None else now
+    at = next_open(session, centre_id, earliest)
+    return at if at > now else None
+
+
+def when_text(session: Session, centre_id: int, at: datetime, now: datetime) -> str:
+    """``21:30`` today, ``07:30 04/12`` another day (the centre's time zone)."""
+    zone = _tz(session, centre_id)
+    local = at.astimezone(zone)
+    return local.strftime("%H:%M") if local.date() == now.astimezone(zone).date() else local.strftime("%H:%M %d/%m")
+
+
+def why_not_now(session: Session, centre_id: int, now: datetime, next_attempt_at: datetime | None = None) -> Text | None:
+    """Why a call may not be placed now, and from when it may (shown beside the disabled button, and as the
+    refusal if it is asked for anyway)."""
+    at = not_before(session, centre_id, now, next_attempt_at)
+    if at is None:
+        return None
+    if not within_hours(session, centre_id, now) or not within_hours(session, centre_id, at - timedelta(minutes=1)):
+        return Text("Callbacks are made only between %(hours)s; this one may be placed from %(time)s.",
+                    hours=hours_text(session, centre_id), time=when_text(session, centre_id, at, now))
+    return Text("The next attempt may be made from %(time)s.", time=when_text(session, centre_id, at, now))
 
 
 def _expiry() -> timedelta:
@@ -128,7 +216,8 @@ def _flagged_hashes(session: Session, hashes: Hashes) -> set[str]:
     """Hashes of numbers with a record flagged "do not call back (unsafe)", or marked after an unsafe callback."""
     out: set[str] = set()
     for chunk in _chunks(hashes):
-        out.update(session.scalars(select(DoNotCallBack.number_hash).where(DoNotCallBack.number_hash.in_(chunk))))
+        out.update(session.scalars(select(DoNotCallBack.number_hash).where(DoNotCallBack.number_hash.in_(chunk),
+                                                                           DoNotCallBack.lifted_at.is_(None))))
         flagged = session.execute(
             select(Call.number_hash, CallRecord.flags).join(CallRecord, CallRecord.call_id == Call.id)
             .where(Call.number_hash.in_(chunk), cast(CallRecord.flags, SqlText()).like(f"%{DO_NOT_CALL_FLAG}%")))
@@ -362,18 +451,15 @@ def item_state(session: Session, item: CallbackItem, *, actor: Any, now: datetim
     """What the page shows about one item: who holds it, whether the actor may call now and if not why."""
     mine = item.status == "claimed" and item.claimed_by_id == actor.id
     stale = item.status == "claimed" and item.claimed_at is not None and _aware(item.claimed_at) < _claim_stale(now)
-    blocked_reason: Text | None = None
-    if not within_hours(session, item.centre_id, now):
-        blocked_reason = Text("Callbacks are made only between %(hours)s.", hours=hours_text())
-    elif item.next_attempt_at is not None and _aware(item.next_attempt_at) > now:
-        blocked_reason = Text("The next attempt may be made from %(time)s.",
-                              time=_aware(item.next_attempt_at).astimezone(_tz(session, item.centre_id))
-                              .strftime("%H:%M"))
+    blocked_reason = why_not_now(session, item.centre_id, now, item.next_attempt_at)
+    wait_until = not_before(session, item.centre_id, now, item.next_attempt_at)
     attempt = current_attempt(session, ref=f"cb:{item.id}")
     return {"mine": mine, "claimable": item.status == "open" or stale or mine,
             "held_by_other": item.status == "claimed" and not mine and not stale,
             "may_call": mine and blocked_reason is None and attempt is None, "why_not": blocked_reason,
-            "attempt": attempt, "attempts_left": max(0, _max_attempts() - item.attempts)}
+            "attempt": attempt, "attempts_left": max(0, _max_attempts() - item.attempts),
+            "not_before": wait_until,
+            "not_before_text": when_text(session, item.centre_id, wait_until, now) if wait_until else ""}
 
 
 def _item(session: Session, *, actor: Any, item_id: int) -> CallbackItem:
@@ -453,9 +539,15 @@ def _place(session: Session, *, actor: Any, centre_id: int, number: str, ref: st
     return pbx.place_call(session, actor=actor, centre_id=centre_id, number=number, ref=ref)
 
 
-def _check_hours(session: Session, centre_id: int, now: datetime) -> None:
+def _check_hours(session: Session, centre_id: int, now: datetime, next_attempt_at: datetime | None = None) -> None:
+    """Refuse a call outside the centre's callback hours (422) or too soon after the last attempt (409),
+    saying from when it may be placed."""
+    reason = why_not_now(session, centre_id, now, next_attempt_at)
+    if reason is None:
+        return
     if not within_hours(session, centre_id, now):
-        raise Invalid({"": Text("Callbacks are made only between %(hours)s.", hours=hours_text())})
+        raise Invalid({"": reason})
+    raise Conflict(reason)
 
 
 def _start_attempt(session: Session, *, actor: Any, centre_id: int, number: str, ref: str,
@@ -479,10 +571,7 @@ def call(session: Session, *, actor: Any, item_id: int, request: Any = None) -> 
         raise Conflict(Text("Claim this callback before calling."))
     if _aware(item.expires_at) <= now:
         raise Conflict(Text("This callback is no longer on the list."))
-    _check_hours(session, item.centre_id, now)
-    if item.next_attempt_at is not None and _aware(item.next_attempt_at) > now:
-        raise Conflict(Text("The next attempt may be made from %(time)s.", time=_aware(item.next_attempt_at)
-                            .astimezone(_tz(session, item.centre_id)).strftime("%H:%M")))
+    _check_hours(session, item.centre_id, now, item.next_attempt_at)
     if current_attempt(session, ref=f"cb:{item.id}") is not None:
         raise Conflict(Text("A call to this caller is already under way; record its outcome first."))
     missed = session.get(Call, item.call_id) if item.call_id else None
@@ -529,7 +618,8 @@ def on_pbx_result(session: Session, command: Any) -> None:
 
 
 def _mark_do_not_call(session: Session, *, actor: Any, centre_id: int, number_hash: str, masked: str, ref: str) -> None:
-    if session.scalar(select(DoNotCallBack.id).where(DoNotCallBack.number_hash == number_hash)) is None:
+    if session.scalar(select(DoNotCallBack.id).where(DoNotCallBack.number_hash == number_hash,
+                                                     DoNotCallBack.lifted_at.is_(None))) is None:
         session.add(DoNotCallBack(centre_id=centre_id, number_hash=number_hash, number_masked=masked,
                                   created_by=actor.username[:128], source=ref[:64]))
 
@@ -570,6 +660,91 @@ def record_outcome(session: Session, *, actor: Any, item_id: int, outcome: str, 
     audit.record(session, actor=actor, action="callback.outcome", object_type="callback_item", object_id=item.id,
                  request=request, detail={"outcome": outcome, "attempt": attempt.id, "number": item.number_masked})
     return item
+
+
+# ---------------------------------------------------------------------- "do not call back (unsafe)" marks
+def marks_of_call(session: Session, call: Any) -> list[DoNotCallBack]:
+    """The marks (not lifted) on this call's number: someone else answered when it was called back."""
+    if call is None or not call.caller_number or call.caller_id_status != CallerIdStatus.PRESENT:
+        return []
+    return list(session.scalars(select(DoNotCallBack).where(DoNotCallBack.number_hash.in_(_hashes_of(call)),
+                                                            DoNotCallBack.lifted_at.is_(None))
+                                .order_by(DoNotCallBack.created_at)))
+
+
+def caller_marks(session: Session, call: Any, actor: Any) -> list[dict[str, Any]]:
+    """``caller_marks`` hook (the live screen's caller history): the mark, shown to every staff member who
+    may see the call, so nobody rings the number back by hand."""
+    if getattr(actor, "role", None) not in STAFF:
+        return []
+    out = []
+    for mark in marks_of_call(session, call)[:1]:
+        when = _aware(mark.created_at).astimezone(_tz(session, mark.centre_id or call.centre_id))
+        out.append({"code": DO_NOT_CALL_FLAG, "id": mark.id,
+                    "text": Text("Do not call back (unsafe): someone else answered a callback to this number on "
+                                 "%(date)s.", date=when.strftime("%d/%m/%Y"))})
+    return out
+
+
+def marks(session: Session, *, actor: Any, centre_id: int | None = None, limit: int = 200) -> list[DoNotCallBack]:
+    """The centre's marks in force (supervisors: to review and lift)."""
+    if actor.role not in SUPERVISORS:
+        raise NotAllowed(Text("Only a supervisor may lift a do-not-call-back mark."))
+    centre = _centre_for(actor, centre_id)
+    q = select(DoNotCallBack).where(DoNotCallBack.lifted_at.is_(None))
+    if centre is not None:
+        q = q.where(DoNotCallBack.centre_id == centre)
+    return list(session.scalars(q.order_by(DoNotCallBack.created_at.desc()).limit(limit)))
+
+
+def lift_mark(session: Session, *, actor: Any, mark_id: int, reason: str, request: Any = None) -> DoNotCallBack:
+    """A supervisor lifts the mark (the caller asked to be called, the other person has left): audited, kept
+    as history; the number's next missed call makes a callback item again."""
+    if actor.role not in SUPERVISORS:
+        raise NotAllowed(Text("Only a supervisor may lift a do-not-call-back mark."))
+    mark = session.get(DoNotCallBack, mark_id)
+    if mark is None or (actor.role != "administrator" and mark.centre_id != _scope(actor)):
+        raise NotFound(Text("No such mark."))
+    if mark.lifted_at is not None:
+        raise Conflict(Text("This mark was already lifted."))
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid({"reason": Text("Say why the mark is lifted (for the audit log).")})
+    if len(reason) > 255:
+        raise Invalid({"reason": Text("The reason is too long (255 characters at most).")})
+    mark.lifted_at, mark.lifted_by, mark.lift_reason = utcnow(), actor.username[:128], reason
+    audit.record(session, actor=actor, action="callback.do_not_call_lift", object_type="callback_do_not_call",
+                 object_id=mark.id, request=request, detail={"number": mark.number_masked, "reason": reason})
+    return mark
+
+
+# ---------------------------------------------------------------------- each centre's callback hours
+def set_hours(session: Session, *, actor: Any, centre_id: int | None, hours: str, request: Any = None) -> Hours | None:
+    """A supervisor sets the centre's callback hours (``HH:MM-HH:MM``), or clears them (empty: the default)."""
+    if actor.role not in SUPERVISORS:
+        raise NotAllowed(Text("Only a supervisor may change the callback hours."))
+    centre = _centre_for(actor, centre_id)
+    if centre is None or session.get(Centre, centre) is None:
+        raise Invalid({"centre_id": Text("Choose a centre.")})
+    raw = (hours or "").strip()
+    row = session.get(CentreCallbackHours, centre)
+    before = row.hours if row is not None else ""
+    if not raw:
+        if row is not None:
+            session.delete(row)
+        parsed = None
+    else:
+        parsed = parse_hours(raw)
+        if parsed is None:
+            raise Invalid({"hours": Text("Write the hours as HH:MM-HH:MM, for example 07:30-21:00 (24:00 may end "
+                                         "the day; an end before the start runs past midnight).")})
+        if row is None:
+            row = CentreCallbackHours(centre_id=centre, hours=parsed.setting())
+            session.add(row)
+        row.hours, row.updated_at, row.updated_by = parsed.setting(), utcnow(), actor.username[:128]
+    audit.record(session, actor=actor, action="callback.hours", object_type="centre", object_id=centre,
+                 request=request, detail={"before": before, "after": parsed.setting() if parsed else ""})
+    return parsed
 
 
 # ---------------------------------------------------------------------- a placed call's record
@@ -620,7 +795,8 @@ def follow_ups(session: Session, *, actor: Any, today: date | None = None, limit
         out.append({"record": record, "follow_up": fu, "assignee_id": who, "assignee": names.get(who or 0, ""),
                     "due": due, "marker": marker, "attempts": fu.attempts if fu and fu.due == due else 0,
                     "last_outcome": fu.last_outcome if fu and fu.due == due else None,
-                    "attempt": current_attempt(session, ref=f"fu:{record.id}")})
+                    "attempt": current_attempt(session, ref=f"fu:{record.id}"),
+                    "used_up": attempts_used_up(fu if fu and fu.due == due else None)})
     return out
 
 
@@ -641,6 +817,7 @@ def _follow_up_row(session: Session, record: CallRecord) -> FollowUp:
         session.flush()
     elif fu.due != record.follow_up_date:  # a new follow-up date: a new follow-up
         fu.due, fu.done_at, fu.done_reason, fu.attempts, fu.last_outcome = record.follow_up_date, None, None, 0, None
+        fu.attempts_base = 0
         fu.reminded_due = fu.reminded_overdue = None
     return fu
 
@@ -673,6 +850,18 @@ def assignable(session: Session, *, centre_id: int) -> list[Any]:
     return [u for u in users.list_users(session, centre_id=centre_id, include_disabled=False) if u.role in STAFF]
 
 
+def _follow_up_state(session: Session, record: CallRecord) -> FollowUp | None:
+    """The record's follow-up row, if it is about the record's current follow-up date."""
+    fu = session.scalar(select(FollowUp).where(FollowUp.record_id == record.id))
+    return fu if fu is not None and fu.due == record.follow_up_date else None
+
+
+def attempts_used_up(fu: FollowUp | None) -> bool:
+    """The follow-up's tries through the phone system reached ``HOTLINE_CALLBACK_MAX_ATTEMPTS`` without
+    reaching the caller: it stays on the list for the assignee to decide (try again, a new date, done)."""
+    return fu is not None and fu.done_at is None and fu.attempts - (fu.attempts_base or 0) >= _max_attempts()
+
+
 def follow_up_blocker(session: Session, record: CallRecord, now: datetime) -> Text | None:
     """Why a follow-up call may not be placed (shown beside a disabled button), or None."""
     if not record.consent_callback:
@@ -680,14 +869,13 @@ def follow_up_blocker(session: Session, record: CallRecord, now: datetime) -> Te
     call = session.get(Call, record.call_id) if record.call_id else None
     if call is None or not call.caller_number or call.caller_id_status != CallerIdStatus.PRESENT:
         return Text("There is no number to call back for this record.")
-    if not within_hours(session, record.centre_id, now):
-        return Text("Callbacks are made only between %(hours)s.", hours=hours_text())
+    if attempts_used_up(_follow_up_state(session, record)):
+        return Text("%(n)s attempts without reaching the caller. Decide: try again, set a new follow-up date on "
+                    "the record, or mark the follow-up done.", n=_max_attempts())
     last = last_attempt(session, ref=f"fu:{record.id}")
-    if last is not None and last.outcome == "no_answer" and last.ended_at is not None \
-            and _aware(last.ended_at) + _spacing() > now:
-        return Text("The next attempt may be made from %(time)s.", time=(_aware(last.ended_at) + _spacing())
-                    .astimezone(_tz(session, record.centre_id)).strftime("%H:%M"))
-    return None
+    after = (_aware(last.ended_at) + _spacing() if last is not None and last.outcome == "no_answer"
+             and last.ended_at is not None else None)
+    return why_not_now(session, record.centre_id, now, after)
 
 
 def call_follow_up(session: Session, *, actor: Any, record_id: int, request: Any = None) -> CallbackAttempt:
@@ -699,6 +887,8 @@ def call_follow_up(session: Session, *, actor: Any, record_id: int, request: Any
         raise NotAllowed(Text("This follow-up is assigned to someone else."))
     blocker = follow_up_blocker(session, record, now)
     if blocker is not None:
+        if attempts_used_up(_follow_up_state(session, record)):
+            raise Conflict(blocker)
         raise Invalid({"": blocker})
     ref = f"fu:{record.id}"
     if current_attempt(session, ref=ref) is not None:
@@ -734,6 +924,21 @@ def follow_up_outcome(session: Session, *, actor: Any, record_id: int, outcome: 
                               masked=call_row.caller_masked, ref=attempt.ref)
     audit.record(session, actor=actor, action="follow_up.outcome", object_type="call_record", object_id=record.id,
                  request=request, detail={"outcome": outcome, "attempt": attempt.id})
+    return fu
+
+
+def follow_up_retry(session: Session, *, actor: Any, record_id: int, request: Any = None) -> FollowUp:
+    """After the last attempt, the assignee (or a supervisor) chooses to try again: a new round of
+    ``HOTLINE_CALLBACK_MAX_ATTEMPTS`` attempts, with the same spacing and hours."""
+    record = _record(session, actor=actor, record_id=record_id)
+    if actor.role == "counsellor" and _effective_assignee(session, record) != actor.id:
+        raise NotAllowed(Text("This follow-up is assigned to someone else."))
+    fu = _follow_up_state(session, record)
+    if fu is None or not attempts_used_up(fu):
+        raise Conflict(Text("This follow-up still has attempts left; call again when the time comes."))
+    fu.attempts_base = fu.attempts
+    audit.record(session, actor=actor, action="follow_up.retry", object_type="call_record", object_id=record.id,
+                 request=request, detail={"attempts": fu.attempts})
     return fu
 
 

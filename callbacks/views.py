@@ -13,7 +13,7 @@ from datetime import date, datetime
 from pathlib import Path as FilePath
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from markupsafe import Markup
@@ -39,9 +39,9 @@ def setup_app(app: FastAPI) -> None:
     app.mount("/callbacks-static", StaticFiles(directory=FilePath(__file__).parent / "static"), name="callbacks-static")
 
 
-def _labels() -> dict[str, Any]:
+def _labels(session: Any = None, centre_id: int | None = None) -> dict[str, Any]:
     return {"outcomes": service.OUTCOME_LABELS, "kinds": service.KIND_LABELS, "closes": service.CLOSE_LABELS,
-            "hours": service.hours_text()}
+            "hours": service.hours_text(session, centre_id)}
 
 
 def _shown(text: Text | None, lang: str) -> str:
@@ -59,11 +59,15 @@ def page(request: Request, principal: Principal = Depends(staff)) -> Response:
         size = service.sizes(session, centre_id=principal.centre_id, now=now) if principal.centre_id else None
         for s in states.values():
             s["why_not_text"] = _shown(s["why_not"], principal.language)
+        labels = _labels(session, principal.centre_id)
+        opens = (service.when_text(session, principal.centre_id, service.next_open(session, principal.centre_id, now), now)
+                 if not in_hours and principal.centre_id else "")
         session.expunge_all()
     return render(request, "callbacks/page.html", {
         "items": items, "states": states, "names": names, "in_hours": in_hours, "tab": "callbacks", "size": size,
         "may_reveal": principal.role in REVEAL_ROLES, "may_build": principal.role in service.SUPERVISORS,
-        "max_attempts": service._max_attempts(), **_labels()})
+        "max_attempts": service._max_attempts(), "may_settings": principal.role in service.SUPERVISORS,
+        "opens": opens, **labels})
 
 
 @router.post("/callbacks/build", dependencies=[Depends(supervisors), Depends(csrf_protect)])
@@ -80,6 +84,77 @@ def strip(request: Request, principal: Principal = Depends(staff)) -> Response:
         return render(request, "callbacks/_strip.html", _strip_context(session, principal))
 
 
+# ---------------------------------------------------------------------- settings: hours, do-not-call marks
+def _settings_centre(session: Any, principal: Principal, centre_id: int | None) -> Any:
+    from hotline.centres.models import Centre
+
+    if principal.role == "administrator":
+        centres = list(session.scalars(select(Centre).where(Centre.active.is_(True)).order_by(Centre.name)))
+        chosen = next((c for c in centres if c.id == centre_id), None) or next(
+            (c for c in centres if c.id == principal.centre_id), None) or (centres[0] if centres else None)
+        return chosen, centres
+    centre = session.get(Centre, principal.centre_id) if principal.centre_id else None
+    if centre is None:
+        from hotline.errors import NotAllowed
+
+        raise NotAllowed(Text("Your account belongs to no centre; ask an administrator to set one."))
+    return centre, [centre]
+
+
+def _settings_page(request: Request, principal: Principal, centre_id: int | None, *, errors: dict[str, str] | None = None,
+                   entered: str | None = None, status: int = 200) -> Response:
+    with session_scope() as session:
+        centre, centres = _settings_centre(session, principal, centre_id)
+        own = service.own_hours(session, centre.id) if centre else None
+        zone = service.centre_zone(session, centre.id) if centre else None
+        marks = [{"id": m.id, "number": m.number_masked, "by": m.created_by, "source": m.source,
+                  "since": service._aware(m.created_at).astimezone(zone).strftime("%d/%m/%Y %H:%M") if zone else ""}
+                 for m in (service.marks(session, actor=principal, centre_id=centre.id) if centre else [])]
+        session.expunge_all()
+    return render(request, "callbacks/settings.html", {
+        "tab": "settings", "may_settings": True, "centre": centre, "centres": centres,
+        "own": own.setting() if own else "", "default": service.default_hours().setting(),
+        "entered": entered, "errors": errors or {}, "marks": marks,
+        "max_attempts": service._max_attempts(), "spacing": int(service._spacing().total_seconds() // 60),
+        "expiry": int(service._expiry().total_seconds() // 3600),
+        "claim_minutes": int(service.get_settings().callback_claim_minutes)}, status_code=status)
+
+
+@router.get("/callbacks/settings")
+def settings_page(request: Request, centre: int | None = Query(None, ge=1, le=MAX_ROW_ID),
+                  principal: Principal = Depends(supervisors)) -> Response:
+    """A supervisor's callback settings for the centre: its callback hours (or the default), the rules
+    that apply, and the numbers marked "do not call back (unsafe)" (to lift)."""
+    return _settings_page(request, principal, centre)
+
+
+@router.post("/callbacks/settings", dependencies=[Depends(supervisors), Depends(csrf_protect)])
+def settings_save(request: Request, hours: str = Form("", max_length=32), centre_id: int | None = Form(None, ge=1, le=MAX_ROW_ID),
+                  principal: Principal = Depends(supervisors)) -> Response:
+    from hotline.errors import Invalid
+
+    try:
+        with session_scope() as session:
+            centre, _ = _settings_centre(session, principal, centre_id)
+            service.set_hours(session, actor=principal, centre_id=centre.id if centre else None, hours=hours,
+                              request=request)
+            chosen = centre.id if centre else None
+    except Invalid as e:
+        shown = {k: (v.translate(principal.language) if hasattr(v, "translate") else str(v))
+                 for k, v in e.messages.items()}
+        return _settings_page(request, principal, centre_id, errors=shown, entered=hours, status=422)
+    return RedirectResponse(f"/callbacks/settings?centre={chosen}" if chosen else "/callbacks/settings", status_code=303)
+
+
+@router.post("/callbacks/do-not-call/{mark_id}/lift", dependencies=[Depends(supervisors), Depends(csrf_protect)])
+def lift_mark(request: Request, mark_id: int = Path(ge=1, le=MAX_ROW_ID), reason: str = Form("", max_length=1000),
+              record_id: int | None = Form(None, ge=1, le=MAX_ROW_ID), principal: Principal = Depends(supervisors)) -> Response:
+    """A supervisor lifts a "do not call back (unsafe)" mark, with the reason (audited)."""
+    with session_scope() as session:
+        service.lift_mark(session, actor=principal, mark_id=mark_id, reason=reason, request=request)
+    return RedirectResponse(f"/records/{record_id}" if record_id else "/callbacks/settings", status_code=303)
+
+
 @router.get("/callbacks/follow-ups")
 def follow_ups_page(request: Request, principal: Principal = Depends(staff)) -> Response:
     now = utcnow()
@@ -89,10 +164,12 @@ def follow_ups_page(request: Request, principal: Principal = Depends(staff)) -> 
             row["why_not_text"] = _shown(service.follow_up_blocker(session, row["record"], now), principal.language)
         people = (service.assignable(session, centre_id=principal.centre_id)
                   if principal.role in service.SUPERVISORS and principal.centre_id else [])
+        labels = _labels(session, principal.centre_id)
         session.expunge_all()
     return render(request, "callbacks/follow_ups.html", {"rows": rows, "people": people, "tab": "follow_ups",
                                                          "may_assign": principal.role in service.SUPERVISORS,
-                                                         **_labels()})
+                                                         "may_settings": principal.role in service.SUPERVISORS,
+                                                         "max_attempts": service._max_attempts(), **labels})
 
 
 @router.get("/callbacks/{item_id}")
@@ -104,10 +181,11 @@ def item_page(request: Request, item_id: int = Path(ge=1, le=MAX_ROW_ID), princi
         state["why_not_text"] = _shown(state["why_not"], principal.language)
         last = service.last_attempt(session, ref=f"cb:{item.id}")
         names = service.user_names(session, [item.claimed_by_id])
+        labels = _labels(session, item.centre_id)
         session.expunge_all()
     return render(request, "callbacks/item.html", {
         "item": item, "state": state, "last": last, "names": names, "may_reveal": principal.role in REVEAL_ROLES,
-        "max_attempts": service._max_attempts(), **_labels()})
+        "max_attempts": service._max_attempts(), **labels})
 
 
 @router.get("/callbacks/{item_id}/status")
@@ -166,8 +244,10 @@ def follow_up_page(request: Request, record_id: int = Path(ge=1, le=MAX_ROW_ID),
         row = _follow_up(session, principal, record_id)
         row["why_not_text"] = _shown(service.follow_up_blocker(session, row["record"], utcnow()), principal.language)
         last = service.last_attempt(session, ref=f"fu:{record_id}")
+        labels = _labels(session, row["record"].centre_id)
         session.expunge_all()
-    return render(request, "callbacks/follow_up.html", {"row": row, "last": last, **_labels()})
+    return render(request, "callbacks/follow_up.html", {"row": row, "last": last, "max_attempts": service._max_attempts(),
+                                                        **labels})
 
 
 @router.get("/callbacks/follow-ups/{record_id}/status")
@@ -204,6 +284,15 @@ def follow_up_done(request: Request, record_id: int = Path(ge=1, le=MAX_ROW_ID),
     return RedirectResponse("/callbacks/follow-ups", status_code=303)
 
 
+@router.post("/callbacks/follow-ups/{record_id}/retry", dependencies=[Depends(staff), Depends(csrf_protect)])
+def follow_up_retry(request: Request, record_id: int = Path(ge=1, le=MAX_ROW_ID),
+                    principal: Principal = Depends(staff)) -> Response:
+    """After the last attempt: the assignee chooses to try again (a new round of attempts)."""
+    with session_scope() as session:
+        service.follow_up_retry(session, actor=principal, record_id=record_id, request=request)
+    return RedirectResponse(f"/callbacks/follow-ups/{record_id}", status_code=303)
+
+
 @router.post("/callbacks/follow-ups/{record_id}/assign", dependencies=[Depends(supervisors), Depends(csrf_protect)])
 def follow_up_assign(request: Request, record_id: int = Path(ge=1, le=MAX_ROW_ID), user_id: int = Form(0, ge=0, le=MAX_ROW_ID),
                      principal: Principal = Depends(supervisors)) -> Response:
@@ -221,8 +310,16 @@ def _strip_context(session: Any, principal: Principal) -> dict[str, Any]:
     size = service.sizes(session, centre_id=principal.centre_id, now=now)
     mine = len(service.follow_ups(session, actor=principal, limit=50)) if principal.role == "counsellor" else None
     names = service.user_names(session, [i.claimed_by_id for i in items])
+    not_before = {}
+    for i in items:
+        at = service.not_before(session, i.centre_id, now, i.next_attempt_at)
+        if at is not None:
+            not_before[i.id] = service.when_text(session, i.centre_id, at, now)
+    in_hours = service.within_hours(session, principal.centre_id, now)
+    opens = "" if in_hours else service.when_text(session, principal.centre_id,
+                                                  service.next_open(session, principal.centre_id, now), now)
     return {"strip": {"items": items, "size": size, "names": names, "my_follow_ups": mine,
-                      "in_hours": service.within_hours(session, principal.centre_id, now)}, **_labels()}
+                      "in_hours": in_hours, "opens": opens, "not_before": not_before}, **_labels(session, principal.centre_id)}
 
 
 def live_panel(request: Request, db: Any, principal: Principal) -> Markup:
@@ -240,9 +337,14 @@ def record_panel(request: Request, db: Any, record: Any, principal: Principal) -
 
     call = db.get(Call, record.call_id) if getattr(record, "call_id", None) else None
     link = service.link_of(db, (call.facts or {}).get("callback") if call is not None else None)
-    if link is None:
+    marks = service.marks_of_call(db, call) if principal.role in service.STAFF else []
+    if link is None and not marks:
         return Markup("")
-    ctx = template_context(request, {"link": link})
+    zone = service.centre_zone(db, record.centre_id)
+    ctx = template_context(request, {
+        "link": link, "record": record, "may_lift": principal.role in service.SUPERVISORS,
+        "marks": [{"id": m.id, "since": service._aware(m.created_at).astimezone(zone).strftime("%d/%m/%Y"),
+                   "by": m.created_by} for m in marks]})
     return Markup(templates.get_template("callbacks/_record_panel.html").render(ctx))
 
 

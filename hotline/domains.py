@@ -70,6 +70,9 @@ LivePanel = Callable[..., Any]
 WallboardFigures = Callable[..., list[dict[str, Any]]]
 #: ``notes(session, calls) -> {call id: Text}``: a short line under calls on the calls list.
 CallNotes = Callable[..., dict[int, Any]]
+#: ``marks(session, call, actor) -> [{"code", "text" (Text), ...}]``: warnings about the caller's number shown
+#: with the caller history of a pop (e.g. "do not call back (unsafe)")
+CallerMarks = Callable[..., list[dict[str, Any]]]
 #: ``rule(viewer, message) -> bool``: may this viewer see this live-screen message?
 VisibilityRule = Callable[[Any, dict[str, Any]], bool]
 #: ``hook(session, command)``: a call hotline placed (``hotline.pbx``) ended ``placed`` or ``failed``
@@ -91,6 +94,7 @@ class Wiring:
     live_panels: tuple[LivePanel, ...] = ()
     wallboard_figures: tuple[WallboardFigures, ...] = ()
     call_notes: tuple[CallNotes, ...] = ()
+    caller_marks: tuple[CallerMarks, ...] = ()
     #: ``(message type, role) -> rule`` for the domain's own live-screen messages
     visibility: Mapping[tuple[str, str], VisibilityRule] = field(default_factory=dict)
     #: the domain's retention steps (see ``hotline.security.service.RetentionHook``)
@@ -234,8 +238,9 @@ def _callbacks() -> Wiring:
 
     return Wiring(routers=(views.router,), app_setup=(views.setup_app,), commands=cli.register,
                   periodic=tuple(jobs.PERIODIC), record_panels=(views.record_panel,), live_panels=(views.live_panel,),
-                  wallboard_figures=(views.wallboard_figures,), call_notes=(views.call_notes,), pbx_results={"cb": service.on_pbx_result,
-                                                                             "fu": service.on_pbx_result},
+                  wallboard_figures=(views.wallboard_figures,), call_notes=(views.call_notes,),
+                  caller_marks=(service.caller_marks,), pbx_results={"cb": service.on_pbx_result,
+                                                                     "fu": service.on_pbx_result},
                   retention=(RetentionHook("callbacks", service.retain),))
 
 
@@ -319,6 +324,10 @@ def wallboard_figures() -> list[WallboardFigures]:
 
 def call_notes() -> list[CallNotes]:
     return [n for d in DOMAINS for n in d.wiring.call_notes]
+
+
+def caller_marks() -> list[CallerMarks]:
+    return [m for d in DOMAINS for m in d.wiring.caller_marks]
 
 
 def places_module() -> ModuleType:

@@ -73,8 +73,8 @@ class Settings(BaseSettings):
                                                                      "within this time fails (is hotline ami running?)")
     pbx_callback_context: str = Field("hotline-callback", description="Asterisk dialplan context that dials the "
                                                                       "number of a callback through the trunk")
-    callback_hours: str = Field("07:30-21:00", description="Local hours (HH:MM-HH:MM, the centre's time zone) in which callbacks and follow-up calls may be placed")
-    callback_max_attempts: int = Field(3, ge=1, le=20, description="Attempts to call a missed caller back before the item leaves the list")
+    callback_hours: str = Field("07:30-21:00", description="Local hours (HH:MM-HH:MM, the centre's time zone) in which callbacks and follow-up calls may be placed, for a centre that has not set its own (/callbacks/settings)")
+    callback_max_attempts: int = Field(3, ge=1, le=20, description="Attempts to call a missed caller back before the item leaves the list (and a follow-up waits for its assignee to decide)")
     callback_spacing_minutes: int = Field(30, ge=0, le=1440, description="Minutes between two attempts to call the same caller back")
     callback_expiry_hours: int = Field(72, ge=1, le=24 * 30, description="A missed call leaves the callback list this many hours after it came in")
     callback_claim_minutes: int = Field(20, ge=1, le=240, description="A claimed callback nobody calls within this many minutes returns to the list")

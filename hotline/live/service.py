@@ -137,6 +137,8 @@ def pop(session: Session, *, call_id: int, actor: Actor) -> dict[str, Any]:
         "call": call,
         "line": line_labels(session).get(call.line_id or 0, call.queue or call.dialed or ""),
         "history": records.caller_history(session, call=call, actor=actor),
+        # the domains' warnings about the number (e.g. callbacks' "do not call back (unsafe)")
+        "marks": [m for hook in domains.caller_marks() for m in hook(session, call, actor)],
         "record_id": record_id,
         "may_reveal": actor.role in REVEAL_ROLES and bool(call.caller_number),
     }
