@@ -20,17 +20,25 @@ log = logging.getLogger(__name__)
 
 _local_lock = threading.Lock()
 _local_subscribers: dict[str, list[queue.Queue[dict[str, Any]]]] = {}
+_clients: dict[str, redis.Redis] = {}
 
 
 def _redis() -> redis.Redis | None:
+    """One client (and connection pool) per Redis URL per process.  A new client per publish
+    opened a new connection each time (connect and handshake on the webhook's path: ~10 % of a
+    loaded web process's time, bench/live_memory.py).  redis-py resets the pool in a forked child
+    and reconnects after an outage by itself."""
     from hotline.settings import get_settings
 
     url = get_settings().redis_url
     if not url:
         return None
-    import redis
+    client = _clients.get(url)
+    if client is None:
+        import redis
 
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        client = _clients.setdefault(url, redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2))
+    return client
 
 
 def _channel(client: Any, channel: str) -> str:
