@@ -7,10 +7,12 @@ With Redis the number comes from Redis itself, keyed by a digest of the message:
 process that receives the same published message gives it the same number, so a browser may
 reconnect to any process.  Without Redis (the demo, one process) numbers and ring stay in memory.
 
-Memory and work stay bounded whatever the number of screens: each message is encoded as its SSE
-text once per web process (``Item.text``), not once per screen, and handed to each event loop
-once (one wake-up per loop, not per screen); the ring keeps ``RING_SIZE`` messages per centre, and
-each screen's queue holds at most ``QUEUE_SIZE`` items.  A screen that falls that far behind gets
+Memory and work stay bounded whatever the number of screens: each message is framed as its SSE
+bytes once per web process (``Item.data``), not once per screen, and handed to each event loop
+once (one wake-up per loop, not per screen); every screen is sent that same bytes object.  The
+keep-alive comment is one timer per event loop (``PING`` into every screen's queue every
+``HEARTBEAT_SECONDS``), not a timer armed and cancelled by each screen at each message.  The ring
+keeps ``RING_SIZE`` messages per centre, and each screen's queue holds at most ``QUEUE_SIZE`` items.  A screen that falls that far behind gets
 a ``resync`` event and its stream ends; its browser reconnects with ``Last-Event-ID`` and catches
 up from the ring, or, when the ring no longer holds what it missed, gets ``resync`` again and
 reloads what it shows.
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 RING_SIZE = 200
 QUEUE_SIZE = 256
 RING_TTL_SECONDS = 3600
+HEARTBEAT_SECONDS = 15.0  # a comment line on every stream, so proxies and browsers keep it open
 
 _ASSIGN = """
 local seq = redis.call('GET', KEYS[1])
@@ -95,19 +98,22 @@ def make_ring() -> MemoryRing | RedisRing:
     return RedisRing(client) if client is not None else MemoryRing()
 
 
-def sse(seq: int, message: dict[str, Any]) -> str:
-    """One message as server-sent event text."""
+def sse(seq: int, message: dict[str, Any]) -> bytes:
+    """One message as a server-sent event, UTF-8 bytes ready for the socket."""
     data = json.dumps(message, ensure_ascii=False, default=str)
-    return f"id: {seq}\nevent: {message.get('type', 'message')}\ndata: {data}\n\n"
+    return f"id: {seq}\nevent: {message.get('type', 'message')}\ndata: {data}\n\n".encode()
 
 
 @dataclass(frozen=True)
 class Item:
-    """A message with its sequence number and its SSE text, shared by every screen."""
+    """A message with its sequence number and its SSE bytes, shared by every screen."""
 
     seq: int
     message: dict[str, Any]
-    text: str
+    data: bytes
+
+
+PING = Item(0, {}, b": ping\n\n")  # the keep-alive comment; never counted as a message
 
 
 @dataclass(eq=False)
@@ -199,6 +205,7 @@ class Hub:
         self._lock = threading.Lock()
         self._feeds: dict[int, CentreFeed] = {}
         self._ring: MemoryRing | RedisRing | None = None
+        self._pinging: set[asyncio.AbstractEventLoop] = set()
         self.enrich = enrich
 
     @property
@@ -217,11 +224,28 @@ class Hub:
             return found
 
     def add(self, centre_id: int) -> Listener:
-        listener = Listener(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        listener = Listener(loop)
         feed = self.feed(centre_id)
         with feed.lock:
             feed.listeners.add(listener)
+        if loop not in self._pinging:
+            self._pinging.add(loop)
+            loop.call_later(HEARTBEAT_SECONDS, self._ping, loop)
         return listener
+
+    def _ping(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every ``HEARTBEAT_SECONDS`` on each event loop with screens: ``PING`` into each of its
+        screens' queues (one timer per loop, none per screen); stops when the loop has none."""
+        group = []
+        for feed in list(self._feeds.values()):
+            with feed.lock:
+                group += [listener for listener in feed.listeners if listener.loop is loop]
+        if not group:
+            self._pinging.discard(loop)
+            return
+        _deliver_all(group, PING)
+        loop.call_later(HEARTBEAT_SECONDS, self._ping, loop)
 
     def remove(self, centre_id: int, listener: Listener) -> None:
         feed = self._feeds.get(centre_id)

@@ -32,7 +32,7 @@ from hotline.db import session_scope
 from hotline.errors import NotAllowed
 from hotline.i18n import N_, error_text, translator
 from hotline.live import service
-from hotline.live.hub import Hub, sse
+from hotline.live.hub import PING, Hub, sse
 from hotline.live.models import MANUAL_STATES
 from hotline.records.ui import PRESENCE_KEYS, pop_labels, text
 from hotline.taxonomy import get_taxonomies
@@ -50,7 +50,6 @@ async def staff_write(request: Request, principal: Principal = Depends(staff)) -
     return principal
 
 supervisors = require_roles("supervisor", "administrator")
-HEARTBEAT_SECONDS = 15.0
 
 
 class _LineCache:
@@ -98,7 +97,7 @@ def _viewer(principal: Principal, centre: int | None) -> service.Viewer:
             raise HTTPException(409, detail=error_text(exc, principal.language)) from None
 
 
-RESYNC = "event: resync\ndata: {}\n\n"
+RESYNC = b"event: resync\ndata: {}\n\n"
 
 
 def _last_id(request: Request) -> int | None:
@@ -109,14 +108,14 @@ def _last_id(request: Request) -> int | None:
         return None
 
 
-def _replay(viewer: service.Viewer, last: int, current: int, missed: list[tuple[int, dict[str, Any]]]) -> tuple[str, int]:
-    """What a reconnecting screen missed, as SSE text, from the ring; ``resync`` first when the
+def _replay(viewer: service.Viewer, last: int, current: int, missed: list[tuple[int, dict[str, Any]]]) -> tuple[bytes, int]:
+    """What a reconnecting screen missed, as SSE bytes, from the ring; ``resync`` first when the
     ring no longer holds all of it (the screen then reloads what it shows)."""
     gap = last < current and (not missed or missed[0][0] > last + 1)
     parts = [RESYNC] if gap else []
     parts += [sse(seq, message) for seq, message in missed if service.visible(viewer, message)]
     sent = max([last, *(seq for seq, _ in missed)] + ([current] if gap else []))
-    return "".join(parts), sent
+    return b"".join(parts), sent
 
 
 @router.get("/live/events")
@@ -129,47 +128,48 @@ async def events(request: Request, centre: int | None = None, principal: Princip
         last = await asyncio.to_thread(hub.ring.current, viewer.centre_id)
     listener = hub.add(viewer.centre_id)
 
-    async def stream() -> AsyncIterator[str]:
+    async def stream() -> AsyncIterator[bytes]:
         try:
-            yield "retry: 2000\n\n"
+            yield b"retry: 2000\n\n"
 
             def missed() -> tuple[int, list[tuple[int, dict[str, Any]]]]:
                 return hub.ring.current(viewer.centre_id), hub.ring.since(viewer.centre_id, last)
 
             current, items = await asyncio.to_thread(missed)
-            text, sent = _replay(viewer, last, current, items)
-            if text:
-                yield text
+            replayed, sent = _replay(viewer, last, current, items)
+            if replayed:
+                yield replayed
             hello = json.dumps({"role": viewer.role, "centre_id": viewer.centre_id})
-            yield f"id: {sent}\nevent: hello\ndata: {hello}\n\n"
-            queue = listener.queue
+            yield f"id: {sent}\nevent: hello\ndata: {hello}\n\n".encode()
+            queue, visible = listener.queue, service.visible
             while True:
-                try:
-                    async with asyncio.timeout(HEARTBEAT_SECONDS):  # no task per message, unlike wait_for
-                        first = await queue.get()
-                except TimeoutError:
-                    yield ": ping\n\n"
-                    continue
+                first = await queue.get()  # the hub's PING every HEARTBEAT_SECONDS: no timer per screen
                 if listener.dropped:  # fell QUEUE_SIZE behind: reconnect and catch up from the ring
                     yield RESYNC
                     return
                 batch = [first]
                 while not queue.empty():  # whatever else is waiting goes out in one write
                     batch.append(queue.get_nowait())
-                out, ended = [], False
+                out: list[bytes] = []
+                ended = ping = False
                 for item in batch:
                     if item is None:
                         ended = True
                         break
+                    if item is PING:
+                        ping = True
+                        continue
                     if item.seq <= sent:
                         continue
                     sent = item.seq
                     # Updates for others are not sent at all: no wake-up for 29 idle screens per call.
                     # A reconnect replays from the last id this screen saw and filters the same way.
-                    if service.visible(viewer, item.message):
-                        out.append(item.text)  # encoded once per process, shared by every screen
+                    if visible(viewer, item.message):
+                        out.append(item.data)  # framed once per process: the same bytes for every screen
                 if out:
-                    yield "".join(out)
+                    yield out[0] if len(out) == 1 else b"".join(out)
+                elif ping:
+                    yield PING.data
                 if ended:
                     return
         finally:
@@ -344,6 +344,7 @@ class _Boards:
         self.cache: dict[int, tuple[float, tuple[int, tuple[int, ...]], dict[str, Any]]] = {}
         self.running: dict[int, _BoardRun] = {}
         self.last_start: dict[int, float] = {}
+        self._encoded: dict[int, tuple[dict[str, Any], bytes]] = {}  # per centre: the last figures, as JSON
 
     async def get(self, centre_id: int) -> dict[str, Any]:
         while True:
@@ -371,6 +372,13 @@ class _Boards:
             return data
         finally:
             self.running.pop(centre_id, None)
+
+    def encoded(self, centre_id: int, data: dict[str, Any]) -> bytes:
+        """The figures as JSON, encoded once per computation for every screen asking for them."""
+        last = self._encoded.get(centre_id)
+        if last is None or last[0] is not data:
+            last = self._encoded[centre_id] = (data, JSONResponse(data).body)
+        return last[1]
 
     def _generation(self, centre_id: int) -> tuple[int, tuple[int, ...]]:
         """Updates seen for the centre, and the thresholds the figures were made with."""
@@ -416,8 +424,9 @@ def _centre(principal: Principal, centre: int | None) -> int:
 @router.get("/live/wallboard.json")
 async def wallboard_data(request: Request, centre: int | None = None,
                          principal: Principal = Depends(supervisors)) -> Response:
-    data = await _boards(request).get(_centre(principal, centre))
-    return JSONResponse(data, headers={"Cache-Control": "no-store"})
+    boards, centre_id = _boards(request), _centre(principal, centre)
+    data = await boards.get(centre_id)
+    return Response(boards.encoded(centre_id, data), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/live/wallboard")

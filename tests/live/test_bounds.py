@@ -100,9 +100,9 @@ def test_each_update_is_encoded_once_and_handed_to_the_loop_once_for_all_screens
     screens = _run(scenario())
     assert len(encoded) == 3 and handed[:3] == [50, 50, 50]  # (the fourth: stop() ending every stream)
     items: list[list[Item]] = [[s.queue.get_nowait() for _ in range(3)] for s in screens]
-    for n in range(3):  # the very same text object in every screen's queue
-        assert len({id(got[n].text) for got in items}) == 1
-        assert items[0][n].text.startswith(f"id: {items[0][n].seq}\nevent: call\ndata: ")
+    for n in range(3):  # the very same bytes object in every screen's queue
+        assert len({id(got[n].data) for got in items}) == 1
+        assert items[0][n].data.startswith(f"id: {items[0][n].seq}\nevent: call\ndata: ".encode())
 
 
 def test_a_reconnect_past_the_ring_gets_resync_then_what_the_ring_still_holds(server, monkeypatch):
@@ -167,3 +167,42 @@ def test_many_wallboards_asking_at_once_share_one_computation_never_older_than_t
         assert len(runs) == before + 1
     finally:
         board_stream.close()
+
+
+def test_the_keep_alive_is_one_timer_per_event_loop_for_all_its_screens(env, monkeypatch):
+    monkeypatch.setattr(hub_module, "HEARTBEAT_SECONDS", 0.05)
+    handed: list[tuple[int, Item | None]] = []
+    real_deliver = hub_module._deliver_all
+    monkeypatch.setattr(hub_module, "_deliver_all", lambda group, item: handed.append((len(group), item)) or real_deliver(group, item))
+
+    async def scenario() -> tuple[list[Listener], int]:
+        hub = Hub()
+        screens = [hub.add(1) for _ in range(20)]
+        await asyncio.sleep(0.18)  # three ticks
+        for screen in screens:
+            hub.remove(1, screen)
+        await asyncio.sleep(0.12)  # no screen left: the timer stops
+        ticks = len(handed)
+        await asyncio.sleep(0.12)
+        hub.stop()
+        return screens, ticks if len(handed) == ticks else -1
+
+    screens, ticks = _run(scenario())
+    pings = [n for n, item in handed if item is hub_module.PING]
+    assert 2 <= len(pings) <= 4 and set(pings) == {20}  # each tick: all 20 screens in one hand-off
+    assert ticks == len(pings)  # and none once the loop has no screen
+    assert all(s.queue.qsize() == len(pings) and s.queue.get_nowait() is hub_module.PING for s in screens)
+
+
+def test_a_silent_stream_gets_the_keep_alive_comment(server, monkeypatch):
+    monkeypatch.setattr(hub_module, "HEARTBEAT_SECONDS", 0.2)
+    cookie = session_cookie("gs1")[0]
+    with httpx.Client(base_url=server.url, cookies={SESSION_COOKIE: cookie}, timeout=10) as c, \
+            c.stream("GET", "/live/events", headers={"Accept": "text/event-stream"}) as r:
+        assert r.status_code == 200
+        lines = []
+        for line in r.iter_lines():
+            lines.append(line)
+            if line == ": ping":
+                break
+        assert "event: hello" in lines and lines[-1] == ": ping"
