@@ -3,6 +3,7 @@
     .venv/bin/python bench/live_memory.py                    # 200 screens, 2 web processes, 20 calls/s, 60 s
     .venv/bin/python bench/live_memory.py --screens 200 --rate 20 --seconds 60 --trace
     .venv/bin/python bench/live_memory.py --screens 10 --rate 1 --seconds 30       # the small reference
+    .venv/bin/python bench/live_memory.py --profile /tmp/prof   # + py-spy profiles of the web processes
 
 Everything real: a scratch PostgreSQL database (created and dropped), Redis pub/sub between the
 web processes (``HOTLINE_BENCH_REDIS`` or ``HOTLINE_TEST_REDIS``, else db 14), two uvicorn
@@ -12,12 +13,16 @@ The screens are supervisors (each sees every call) signed in with their own sess
 ``GET /live/events`` over plain sockets from separate client processes (one per web process, so
 the load generator costs little), reconnecting with ``Last-Event-ID`` as a browser does.
 
-Each call: the voice webhook (the call rings), ``in-progress`` 2 s later, ``completed`` 6 s later.
-Pop latency: from just before the voice webhook is sent to the first SSE event for that call on
+Each call: the voice webhook (the call rings), ``in-progress`` 2 s later, ``completed`` 6 s later,
+sent at their times over keep-alive connections, a new one when all are busy (Twilio does not wait
+for an answer before the next webhook): the offered rate is printed.  Pop latency: from just before the voice webhook is sent to the first SSE event for that call on
 each screen (same machine, same clock).  Memory: each web process's resident set (``/proc``),
 sampled every second; ``--trace`` runs the web processes under ``tracemalloc`` and writes, for
 the moment the screens are connected and the end of the load, the live objects by type and the
 top allocation sites (``bench/_web_traced.py``; bench only, production has no such switch).
+CPU: each process's user + system time during the load (web processes, screen clients, this
+process sending the webhooks, PostgreSQL and Redis); ``--profile DIR`` also samples each web
+process and screen client with py-spy (the thread holding the GIL, 100 Hz) into collapsed stacks.
 
 Targets (issue #17): each web process ≤ 400 MB resident; pop p99 ≤ 150 ms; no pop missing.
 """
@@ -28,6 +33,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -59,6 +65,30 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (``/proc/PID/stat``), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def named_cpu(names: tuple[str, ...]) -> float:
+    """CPU time of every process whose command is one of ``names`` (PostgreSQL's backends, Redis):
+    on a shared machine this includes other users' work on the same servers."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm in names:
+                total += cpu_seconds(int(entry.name))
+    return total
 
 
 def pct(values: list[float], p: float) -> float:
@@ -299,7 +329,9 @@ async def drive(ports: list[int], rate: float, seconds: float, first: int, sampl
             if kind == "completed":
                 params["CallDuration"] = "6"
             path, body, headers = signed(PUBLIC, "/webhooks/twilio/status", params)
-        conn = await pools[port].get()
+        # Twilio does not wait for an earlier webhook to be answered: a new connection when all are busy,
+        # so the offered rate stays what was asked however slow the answers get.
+        conn = pools[port].get_nowait() if not pools[port].empty() else Connection("127.0.0.1", port)
         try:
             started = time.time()
             if kind == "voice":
@@ -345,6 +377,9 @@ def main() -> int:
                     "(every event restarts a 150 ms timer)")
     ap.add_argument("--today", type=int, default=5000, help="calls (with records) already taken today")
     ap.add_argument("--trace", action="store_true", help="tracemalloc in the web processes, dumps in --dumps")
+    ap.add_argument("--profile", default="", help="a directory: py-spy (next to python, or on PATH) samples each web process and "
+                    "screen client for the length of the load (the thread holding the GIL: where the CPU "
+                    "goes in Python) and writes collapsed stacks there")
     ap.add_argument("--dumps", default="", help="where the memory dumps go (default: a temp directory)")
     ap.add_argument("--client", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -411,10 +446,30 @@ def main() -> int:
 
         samples: list[list[float]] = []
         load_start = os.getloadavg()[0]
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+        spy_exe = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}") or "py-spy"
+        spies = [subprocess.Popen([spy_exe, "record", "--pid", str(proc.pid), "--rate", "100", "--nonblocking", "--gil",
+                                   "--duration", str(int(args.seconds)), "--format", "raw",
+                                   "-o", str(Path(args.profile) / f"{name}.txt")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for name, proc in [*((f"web{n + 1}", w) for n, w in enumerate(webs)),
+                                    *((f"client{n + 1}", c) for n, c in enumerate(clients))]] if args.profile else []
+        watched = {**{f"web{n + 1}": w.pid for n, w in enumerate(webs)},
+                   **{f"screens{n + 1}": c.pid for n, c in enumerate(clients)}, "webhook sender": os.getpid()}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+        servers_before = {"postgres": named_cpu(("postgres",)), "redis": named_cpu(("redis-server",))}
+        wall_before = time.time()
         sent, webhook_lat, failures = asyncio.run(
             drive(ports, args.rate, args.seconds, 0, lambda: samples.append(rss())))
+        wall = time.time() - wall_before
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in watched.items()}
+        cpu.update({"postgres (all)": named_cpu(("postgres",)) - servers_before["postgres"],
+                    "redis-server": named_cpu(("redis-server",)) - servers_before["redis"]})
         time.sleep(3)
         samples.append(rss())
+        for spy in spies:
+            spy.wait(60)
         if args.trace:
             dump(webs, dirs, 2)
         time.sleep(2)
@@ -446,6 +501,8 @@ def main() -> int:
         peak = [max(s[n] for s in samples) for n in range(len(webs))]
         wh = sorted(x * 1000 for x in webhook_lat)
         kinds = sorted(set(failures), key=failures.count, reverse=True)[:3]
+        span = max(sent.values()) - min(sent.values()) if len(sent) > 1 else 0.0
+        print(f"calls offered: {len(sent)} voice webhooks in {span:.1f} s ({(len(sent) - 1) / span if span else 0:.1f} calls/s)")
         print(f"webhooks: {len(wh)} posted, {len(failures)} failed ({', '.join(f'{k} ×{failures.count(k)}' for k in kinds)}); p50 {statistics.median(wh):.1f} ms, "
               f"p99 {pct(wh, 99):.1f} ms (load average {load_start:.1f} at the start)")
         if dead[0]:
@@ -460,6 +517,10 @@ def main() -> int:
             print(f"pop (voice webhook sent → first SSE event of the call on a screen): {len(pops)} pops, "
                   f"{missing} missing; p50 {pct(pops, 50):.1f} ms, p95 {pct(pops, 95):.1f} ms, "
                   f"p99 {pct(pops, 99):.1f} ms, max {max(pops):.1f} ms")
+        print(f"CPU during the load ({wall:.0f} s, {os.cpu_count()} CPUs = {wall * (os.cpu_count() or 1):.0f} CPU-s): "
+              + ", ".join(f"{k} {v:.1f} s ({v / wall * 100:.0f} %)" for k, v in cpu.items()))
+        if args.profile:
+            print(f"py-spy profiles (collapsed stacks, 100 Hz): {args.profile}")
         timeline = " ".join("/".join(f"{x:.0f}" for x in s) for s in samples[:: max(1, len(samples) // 12)])
         print(f"RSS every ~{max(1, len(samples) // 12)} s during the load (MB, per process): {timeline}")
         print(f"RSS: idle {', '.join(f'{x:.0f}' for x in idle)} → screens connected "
