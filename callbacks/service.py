@@ -680,7 +680,7 @@ def caller_marks(session: Session, call: Any, actor: Any) -> list[dict[str, Any]
     out = []
     for mark in marks_of_call(session, call)[:1]:
         when = _aware(mark.created_at).astimezone(_tz(session, mark.centre_id or call.centre_id))
-        out.append({"code": DO_NOT_CALL_FLAG, "id": mark.id,
+        out.append({"code": DO_NOT_CALL_FLAG, "id": mark.id, "label": Text("Do not call back (unsafe)"),
                     "text": Text("Do not call back (unsafe): someone else answered a callback to this number on "
                                  "%(date)s.", date=when.strftime("%d/%m/%Y"))})
     return out

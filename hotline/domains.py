@@ -70,8 +70,8 @@ LivePanel = Callable[..., Any]
 WallboardFigures = Callable[..., list[dict[str, Any]]]
 #: ``notes(session, calls) -> {call id: Text}``: a short line under calls on the calls list.
 CallNotes = Callable[..., dict[int, Any]]
-#: ``marks(session, call, actor) -> [{"code", "text" (Text), ...}]``: warnings about the caller's number shown
-#: with the caller history of a pop (e.g. "do not call back (unsafe)")
+#: ``marks(session, call, actor) -> [{"code", "label" (Text, short), "text" (Text), ...}]``: warnings about the
+#: caller's number, on the call card (label) and with the caller history of a pop (text), e.g. "do not call back"
 CallerMarks = Callable[..., list[dict[str, Any]]]
 #: ``rule(viewer, message) -> bool``: may this viewer see this live-screen message?
 VisibilityRule = Callable[[Any, dict[str, Any]], bool]

@@ -129,6 +129,12 @@ def get_call(session: Session, *, call_id: int, actor: Actor) -> Call:
     return call
 
 
+def caller_marks(session: Session, *, call: Call, actor: Actor) -> list[dict[str, Any]]:
+    """The domains' warnings about the caller's number (``caller_marks`` in hotline.domains, e.g.
+    callbacks' "do not call back (unsafe)"): ``{"code", "label" (Text), "text" (Text)}``."""
+    return [m for hook in domains.caller_marks() for m in hook(session, call, actor)]
+
+
 def pop(session: Session, *, call_id: int, actor: Actor) -> dict[str, Any]:
     """A call as the pop shows it, with the caller's history from earlier calls."""
     call = get_call(session, call_id=call_id, actor=actor)
@@ -137,8 +143,7 @@ def pop(session: Session, *, call_id: int, actor: Actor) -> dict[str, Any]:
         "call": call,
         "line": line_labels(session).get(call.line_id or 0, call.queue or call.dialed or ""),
         "history": records.caller_history(session, call=call, actor=actor),
-        # the domains' warnings about the number (e.g. callbacks' "do not call back (unsafe)")
-        "marks": [m for hook in domains.caller_marks() for m in hook(session, call, actor)],
+        "marks": caller_marks(session, call=call, actor=actor),
         "record_id": record_id,
         "may_reveal": actor.role in REVEAL_ROLES and bool(call.caller_number),
     }
@@ -327,6 +332,10 @@ def call_card(session: Session, *, call: Call, actor: Actor) -> dict[str, Any]:
             if f.get("code") not in seen:
                 seen.add(f.get("code"))
                 flags.append(f)
+    for m in caller_marks(session, call=call, actor=actor):  # e.g. "do not call back (unsafe)", on the card at once
+        if m["code"] not in seen:
+            seen.add(m["code"])
+            flags.append({"code": m["code"], "vi": m["label"].translate("vi"), "en": m["label"].translate("en")})
     return {
         "id": call.id, "line": line_labels(session).get(call.line_id or 0, call.queue or call.dialed or ""),
         "caller_masked": call.caller_masked, "caller_id_status": call.caller_id_status, "status": call.status,

@@ -241,6 +241,7 @@ def test_the_mark_shows_in_the_pop_and_on_the_record_and_a_supervisor_lifts_it(c
         record_id = rec.id
     page = client.get(f"/records/{record_id}")
     assert 'id="do-not-call-panel"' in page.text and "Không gọi lại (không an toàn)" in page.text
+    assert 'data-flag="do_not_call_back"' in page.text  # on the call card at the top of the record
     assert "lift-form" not in page.text  # a counsellor sees the mark, may not lift it
     [mark_id] = [m for (m,) in _marks()]
     assert post(client, f"/callbacks/do-not-call/{mark_id}/lift", token, reason="x").status_code == 403
@@ -259,7 +260,8 @@ def test_the_mark_shows_in_the_pop_and_on_the_record_and_a_supervisor_lifts_it(c
     assert lifted.status_code == 303 and lifted.headers["location"] == f"/records/{record_id}"
     assert post(client, f"/callbacks/do-not-call/{mark_id}/lift", token, reason="again").status_code == 409
     assert 'data-mark="do_not_call_back"' not in client.get(f"/live/calls/{again}/pop").text
-    assert 'id="do-not-call-panel"' not in client.get(f"/records/{record_id}").text
+    page = client.get(f"/records/{record_id}")
+    assert 'id="do-not-call-panel"' not in page.text and 'data-flag="do_not_call_back"' not in page.text
     assert audit_actions("callback.do_not_call_lift") == [
         ("callback.do_not_call_lift", {"number": "0912 *** 678", "reason": "Người gọi xin được gọi lại"})]
     with session_scope() as db:
