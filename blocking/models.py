@@ -52,7 +52,7 @@ class BlockedCall(Base):
     """A call a block turned away before the queue (the daily log counts these)."""
 
     __tablename__ = "blocked_calls"
-    __table_args__ = (Index("ix_blocked_calls_at", "at"),)
+    __table_args__ = (Index("ix_blocked_calls_at", "at"), Index("ix_blocked_calls_ref", "provider", "call_ref"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

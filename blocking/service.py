@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,7 +14,10 @@ from typing import Any
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
+from blocking.index import Stale as Stale  # re-exported: the voice path catches it
+from blocking.index import active
 from blocking.models import BlockedCall, BlockProposal, NumberBlock
+from blocking.recorder import recorder
 from hotline.audit import service as audit
 from hotline.db import session_scope, utcnow
 from hotline.errors import Conflict, Invalid, NotAllowed, NotFound
@@ -18,6 +25,7 @@ from hotline.i18n import N_, Text
 from hotline.phone import CallerIdStatus, parse_caller
 from hotline.security.crypto import hash_keyring
 
+log = logging.getLogger(__name__)
 BLOCK_ROLES = ("supervisor", "administrator")
 PROPOSE_ROLES = ("counsellor", "supervisor", "administrator")
 MIN_DURATION = timedelta(hours=1)
@@ -97,6 +105,7 @@ def _add(session: Session, *, actor: Actor, number_hash: str, masked: str, durat
                         proposal_id=proposal_id)
     session.add(block)
     session.flush()
+    active.invalidate_on_commit(session)  # applies at once in this process, within a second elsewhere
     audit.record(session, actor=actor, action="block.add", object_type="number_block", object_id=block.id,
                  request=request, detail={"number": masked, "until": block.expires_at.isoformat(),
                                           "reason": reason, "proposal": proposal_id})
@@ -122,6 +131,7 @@ def lift(session: Session, *, actor: Actor, block_id: int, request: Any = None) 
     if block.lifted_at is not None or block.expires_at <= now:
         raise Conflict(Text("This block has already ended."))
     block.lifted_at, block.lifted_by = now, actor.username[:128]
+    active.invalidate_on_commit(session)
     audit.record(session, actor=actor, action="block.lift", object_type="number_block", object_id=block.id,
                  request=request, detail={"number": block.number_masked})
     return block
@@ -136,12 +146,89 @@ def active_blocks(session: Session, actor: Actor) -> list[NumberBlock]:
 
 
 # ---------------------------------------------------------------------- the voice path
-def check(session: Session, raw_number: str | None) -> NumberBlock | None:
-    """The active block of this caller ID, or None (always None for withheld/unavailable/invalid IDs)."""
+# The Twilio voice webhook and the Asterisk lookup check a caller against this process's copy of the
+# active blocks (``blocking.index``: no database, no thread) and record a blocked call after they
+# answered (``blocking.recorder``: a writer thread, a journal on disk while the database is down).
+
+def _caller_hashes(raw_number: str | None) -> list[str] | None:
+    """The hashes a block of this caller ID may be stored under; None for withheld, unavailable,
+    invalid IDs and short codes (never blocked)."""
     caller = parse_caller(raw_number)
     if caller.status is not CallerIdStatus.PRESENT or caller.normalized is None or caller.is_short_code:
         return None
-    return _active_for(session, hash_keyring().candidates(caller.normalized), utcnow())
+    return hash_keyring().candidates(caller.normalized)
+
+
+def check(session: Session, raw_number: str | None) -> NumberBlock | None:
+    """The active block of this caller ID, read from the database, or None."""
+    hashes = _caller_hashes(raw_number)
+    return None if hashes is None else _active_for(session, hashes, utcnow())
+
+
+def check_cached(raw_number: str | None, *, stale_ok: bool = False) -> int | None:
+    """The id of the active block of this caller ID from this process's copy (no database), or None.
+    Raises ``Stale`` when the copy is not known to be current (unless ``stale_ok``: then what the
+    copy knows, None if it never loaded); call ``refresh_blocks()`` and ask again."""
+    hashes = _caller_hashes(raw_number)
+    if hashes is None:
+        return None
+    if stale_ok and not active.known:
+        return None
+    return active.lookup(hashes, stale_ok=stale_ok)
+
+
+def refresh_blocks() -> None:
+    """Bring this process's copy of the active blocks up to date (one statement when nothing changed)."""
+    active.refresh()
+
+
+CHECK_BUDGET = 1.0  # seconds the voice path waits for a refresh of the blocks before using what it knows
+# Refreshes asked by the voice path run here, not on the shared thread pool that pages keep busy.
+_refresher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="blocking-check")
+
+
+async def blocked_now(raw_number: str | None) -> int | None:
+    """The caller's active block id from this process's copy of the blocks, for the voice path.
+    When the copy may be out of date it is refreshed first on a thread of its own (within
+    ``CHECK_BUDGET``); when that fails, what the copy knows applies (a known block still turns the
+    caller away; a caller it does not know is let in).  Never raises: a failed check lets the call in."""
+    try:
+        try:
+            return check_cached(raw_number)
+        except Stale:
+            pass
+        await asyncio.wait_for(asyncio.wrap_future(_refresher.submit(refresh_blocks)), CHECK_BUDGET)
+        return check_cached(raw_number, stale_ok=True)
+    except Exception as exc:  # noqa: BLE001 - the database is slow or down: what is known still applies
+        try:
+            known = check_cached(raw_number, stale_ok=True)
+        except Exception:  # noqa: BLE001 - never keeps a caller out
+            known = None
+        log.error("blocking.check_stale", extra={"reason": type(exc).__name__, "blocked": known is not None})
+        return known
+
+
+def record_blocked_call(*, provider: str, call_ref: str, block_id: int | None) -> None:
+    """A block turned this call away: recorded after the answer, never lost (``blocking.recorder``)."""
+    recorder.blocked(provider=provider, call_ref=call_ref, block_id=block_id)
+
+
+def mark_pressed(*, provider: str, call_ref: str) -> None:
+    """The blocked caller pressed the key for a supervisor: recorded after the call's own record."""
+    recorder.pressed(provider=provider, call_ref=call_ref)
+
+
+def start_voice_path() -> Callable[[], None]:
+    """For a web process: a fresh copy of the active blocks kept current by a refresher thread, and
+    the recorder's writer; returns the function that stops both (writing what is still queued)."""
+    active.invalidate()
+    stop_refresher = active.start_refresher()
+
+    def stop() -> None:
+        stop_refresher()
+        recorder.stop()
+
+    return stop
 
 
 def blocked_hashes(session: Session, hashes: list[str] | Select[Any], now: datetime | None = None) -> set[str]:
@@ -155,22 +242,6 @@ def blocked_hashes(session: Session, hashes: list[str] | Select[Any], now: datet
             NumberBlock.number_hash.in_(chunk), NumberBlock.lifted_at.is_(None),
             NumberBlock.expires_at > now, NumberBlock.starts_at <= now)))
     return out
-
-
-def record_blocked_call(session: Session, *, provider: str, call_ref: str, block_id: int | None,
-                        pressed: bool = False) -> None:
-    session.add(BlockedCall(provider=provider[:16], call_ref=(call_ref or "")[:128], block_id=block_id,
-                            pressed_for_supervisor=pressed))
-
-
-def check_and_record(raw_number: str | None, *, provider: str, call_ref: str) -> int | None:
-    """One transaction for the voice path: the blocking block's id (the call recorded as blocked) or None."""
-    with session_scope() as session:
-        block = check(session, raw_number)
-        if block is None:
-            return None
-        record_blocked_call(session, provider=provider, call_ref=call_ref, block_id=block.id)
-        return block.id
 
 
 def blocked_counts(session: Session, *, centre_id: int, since: datetime, until: datetime) -> dict[str, int]:
@@ -193,15 +264,6 @@ def blocked_counts(session: Session, *, centre_id: int, since: datetime, until: 
             out["blocked"] += 1
             out["blocked_to_supervisor"] += 1 if pressed else 0
     return out
-
-
-def mark_pressed(*, provider: str, call_ref: str) -> None:
-    with session_scope() as session:
-        row = session.scalars(select(BlockedCall).where(BlockedCall.provider == provider,
-                                                        BlockedCall.call_ref == call_ref)
-                              .order_by(BlockedCall.id.desc()).limit(1)).first()
-        if row is not None:
-            row.pressed_for_supervisor = True
 
 
 # ---------------------------------------------------------------------- proposals
@@ -302,6 +364,8 @@ def retain(*, now: datetime, notes_cutoff: datetime | None, numbers_cutoff: date
         decided = select(BlockProposal.id).where(BlockProposal.status != "pending",
                                                  BlockProposal.decided_at < numbers_cutoff)
         ids, pids = list(session.scalars(ended)), list(session.scalars(decided))
+        if not dry_run and ids:
+            active.invalidate_on_commit(session)
         if not dry_run:
             if ids:
                 session.execute(delete(NumberBlock).where(NumberBlock.id.in_(ids)))

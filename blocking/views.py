@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from markupsafe import Markup
 
@@ -83,20 +84,36 @@ def propose(request: Request, record_id: int = Path(ge=1, le=MAX_ROW_ID), reason
     return RedirectResponse(f"/records/{record_id}", status_code=303)
 
 
+async def lookup_caller(request: Request) -> Principal:
+    """``supervisors`` for the Asterisk lookup without a thread when it carries the API token (no
+    database to read): a busy thread pool must not delay a caller."""
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return supervisors(request)
+    return await run_in_threadpool(supervisors, request)
+
+
 @router.get("/api/blocking/check", response_class=PlainTextResponse)  # the dialplan reads text
-def check(number: str = Query("", max_length=128), call: str = Query("", max_length=128),
-          principal: Principal = Depends(supervisors)) -> Response:
-    """For the Asterisk dialplan (API token): ``blocked=1`` or ``blocked=0``; the call is recorded as blocked."""
-    block_id = service.check_and_record(number, provider="asterisk", call_ref=call)
+async def check(number: str = Query("", max_length=128), call: str = Query("", max_length=128),
+                principal: Principal = Depends(lookup_caller)) -> Response:
+    """For the Asterisk dialplan (API token): ``blocked=1`` or ``blocked=0``; a blocked call is
+    recorded after the answer (``blocking.recorder``)."""
+    block_id = await service.blocked_now(number)
+    if block_id is not None:
+        service.record_blocked_call(provider="asterisk", call_ref=call, block_id=block_id)
     return PlainTextResponse(f"blocked={1 if block_id else 0}")
 
 
 @router.post("/api/blocking/pressed", dependencies=[Depends(supervisors), Depends(csrf_protect)],
              response_class=PlainTextResponse)
 def pressed(call: str = Query("", max_length=128), principal: Principal = Depends(supervisors)) -> Response:
-    """The dialplan says a blocked caller pressed the key for a supervisor."""
+    """The dialplan says a blocked caller pressed the key for a supervisor (recorded after the answer)."""
     service.mark_pressed(provider="asterisk", call_ref=call)
     return PlainTextResponse("ok")
+
+
+def setup_app(app: FastAPI) -> None:
+    """Each web process keeps a copy of the active blocks and records blocked calls off the voice path."""
+    app.state.startup_hooks.append(lambda _app: service.start_voice_path())
 
 
 def record_panel(request: Request, db: Any, record: Any, principal: Principal) -> Markup:

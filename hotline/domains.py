@@ -219,8 +219,8 @@ def _blocking() -> Wiring:
     from blocking import cli, service, views
     from hotline.security.service import RetentionHook
 
-    return Wiring(routers=(views.router,), commands=cli.register, record_panels=(views.record_panel,),
-                  retention=(RetentionHook("number_blocks", service.retain),))
+    return Wiring(routers=(views.router,), app_setup=(views.setup_app,), commands=cli.register,
+                  record_panels=(views.record_panel,), retention=(RetentionHook("number_blocks", service.retain),))
 
 
 def _notifications() -> Wiring:

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     twilio_auth_token: str = Field("", description="Twilio auth token (checks X-Twilio-Signature)")
     twilio_account_sid: str = ""
     twilio_recording_notice: bool = Field(False, description="Play a recording notice before enqueueing")
+    block_refresh_seconds: float = Field(
+        1.0, ge=0.2, le=10.0,
+        description="Each web process re-reads the active blocks this often: a block set or lifted in another "
+                    "process applies within this time")
     twilio_queue_prefix: str = "hotline"
     twilio_sms_from: str = Field("", description="The Twilio number (or messaging service SID) referral SMS come from")
     twilio_api_base_url: str = Field("", description="Empty: Twilio's own API; otherwise a stand-in (tests)")

@@ -14,7 +14,7 @@ from blocking.models import BlockedCall, BlockProposal, NumberBlock
 from hotline.audit.models import AuditEntry
 from hotline.cli import main
 from hotline.db import session_scope
-from tests.helpers import create_user, login
+from tests.helpers import create_user, login, wait_for
 from tests.twilio.conftest import CALL_SID, CALLER, base_params
 
 PASSWORD = "Mat-khau-dai-du-2026!"
@@ -30,6 +30,17 @@ def supervisor(client):
 def _block(client, csrf, number=CALLER, amount="2", unit="d", reason="Gọi quấy rối nhiều lần"):
     return client.post("/blocking", data={"number": number, "amount": amount, "unit": unit, "reason": reason,
                                           "csrf_token": csrf}, follow_redirects=False)
+
+
+def _blocked_calls(what: str, predicate=bool) -> list[BlockedCall]:
+    """The blocked calls once ``predicate(rows)`` holds: the voice path records them after its answer."""
+    def rows():
+        with session_scope() as db:
+            found = db.scalars(select(BlockedCall).order_by(BlockedCall.id)).all()
+            db.expunge_all()
+        return found if found and predicate(found) else None
+
+    return wait_for(rows, timeout=10, what=what)
 
 
 def _active_ids() -> list[int]:
@@ -104,9 +115,8 @@ def test_twilio_voice_blocked_then_normal_after_expiry(client, supervisor, post)
         body = answer.text
         assert "<Gather" in body and "113" in body and "115" in body and "111" in body and "<Enqueue" not in body
         assert "/webhooks/twilio/blocked-key" in body
-    with session_scope() as db:
-        rows = db.scalars(select(BlockedCall)).all()
-        assert [(r.provider, r.call_ref) for r in rows] == [("twilio", CALL_SID)]
+    rows = _blocked_calls("the blocked call recorded")
+    assert [(r.provider, r.call_ref) for r in rows] == [("twilio", CALL_SID)]
     with freeze_time(start + timedelta(hours=3, minutes=1)):
         answer = post("/webhooks/twilio/voice", base_params(CallSid="CA" + "9" * 32))
         assert answer.status_code == 200 and "<Enqueue" in answer.text and "<Gather" not in answer.text
@@ -129,8 +139,8 @@ def test_blocked_caller_key_reaches_the_supervisors_queue(client, supervisor, po
     path = "/webhooks/twilio/blocked-key?queue=hotline-default"
     answer = post(path, base_params(Digits="5"))
     assert answer.status_code == 200 and "hotline-default-supervisors</Enqueue>" in answer.text
-    with session_scope() as db:
-        assert db.scalars(select(BlockedCall.pressed_for_supervisor)).one() is True
+    rows = _blocked_calls("the key press recorded", lambda rows: rows[0].pressed_for_supervisor)
+    assert [r.pressed_for_supervisor for r in rows] == [True]
     assert "<Hangup" in post(path, base_params(Digits="")).text
     assert post(path, base_params(Digits="1"), signature="bad").status_code == 403
 
@@ -149,9 +159,8 @@ def test_asterisk_lookup(client, supervisor):
     for withheld in ("anonymous", "", "<unknown>", "garbage"):
         assert client.get("/api/blocking/check", params={"number": withheld}, headers=API).text == "blocked=0"
     assert client.post("/api/blocking/pressed", params={"call": "1700000000.12"}, headers=API).status_code == 200
-    with session_scope() as db:
-        row = db.scalars(select(BlockedCall)).one()
-        assert (row.provider, row.call_ref, row.pressed_for_supervisor) == ("asterisk", "1700000000.12", True)
+    rows = _blocked_calls("the key press recorded", lambda rows: rows[0].pressed_for_supervisor)
+    assert [(r.provider, r.call_ref, r.pressed_for_supervisor) for r in rows] == [("asterisk", "1700000000.12", True)]
 
 
 # ---------------------------------------------------------------------- proposals

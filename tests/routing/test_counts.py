@@ -12,10 +12,11 @@ from xml.etree import ElementTree
 from freezegun import freeze_time
 from sqlalchemy import select
 
+from blocking.models import BlockedCall
 from hotline.centres.models import Centre, Line
 from hotline.cli import main
 from hotline.db import session_scope
-from tests.helpers import create_user, login
+from tests.helpers import create_user, login, wait_for
 from tests.routing.conftest import PASSWORD
 from tests.twilio.conftest import base_params
 
@@ -62,6 +63,11 @@ def test_the_day_and_the_report_count_blocked_overflow_and_out_of_hours(client, 
         post(_path(closed.find("Gather").get("action")), base_params(CallSid="CA" + "d" * 32, Digits="1"))
         ElementTree.fromstring(post("/webhooks/twilio/voice", base_params(CallSid="CA" + "e" * 32)).text)
 
+    def pressed() -> bool:  # the voice path records the blocked call, then the key press, after its answers
+        with session_scope() as db:
+            return db.scalar(select(BlockedCall.pressed_for_supervisor)) is True
+
+    wait_for(pressed, timeout=10, what="the blocked call and its key press recorded")
     home = _cli_json(capsys, "daily-log", "build", "--centre", "default", "--date", DAY, "--json")
     totals = home["totals"]
     assert (totals["blocked"], totals["blocked_to_supervisor"]) == (1, 1)

@@ -11,9 +11,11 @@ caller whatever happens to the database: a caller must always reach a counsellor
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TypeVar
@@ -23,24 +25,28 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import aliased
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from blocking import service as blocking
 from hotline.auth.models import User
 from hotline.centres import routing as line_routing
-from hotline.centres.models import Centre
+from hotline.centres.models import Centre, Line
 from hotline.centres.service import Routing, ensure_default_centre
 from hotline.db import session_scope
 from hotline.ingest import spool
 from hotline.ingest.events import RawIn
 from hotline.ingest.providers.twilio import translator
 from hotline.ingest.providers.twilio.translator import Hook, QueueOutcome
+from hotline.phone import normalize_line_identifier
 from hotline.settings import Settings, get_settings
 from webhooks.twilio.batcher import batcher, describe
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["twilio"])
 
@@ -66,7 +72,6 @@ BLOCKED = ("Số điện thoại của bạn đang tạm thời bị chặn gọ
            "hoặc 111 để được bảo vệ trẻ em. Nếu bạn cần nói chuyện với người giám sát, hãy bấm một phím bất kỳ.")
 BLOCKED_BYE = "Xin cảm ơn. Xin chào tạm biệt."
 TO_SUPERVISOR = "Xin vui lòng giữ máy, chúng tôi đang kết nối bạn với người giám sát."
-BLOCK_CHECK_BUDGET = 1.0  # the block check fails open: past this the caller is enqueued as usual
 SUPERVISOR_QUEUE_SUFFIX = "-supervisors"
 # A supervisor's phone first takes a caller waiting in the supervisors' queue (blocked callers who
 # pressed the key); <Dial><Queue> waits this long on an empty queue, then the centre's queue follows.
@@ -114,6 +119,11 @@ class _Params:
         return {k: v[-1] for k, v in self.multi.items()}
 
 
+@functools.lru_cache(maxsize=4)
+def _validator(token: str) -> RequestValidator:
+    return RequestValidator(token)
+
+
 def _signature_problem(settings: Settings, request: Request, params: _Params) -> str | None:
     if not settings.twilio_auth_token:
         return ("HOTLINE_TWILIO_AUTH_TOKEN is not set, so no Twilio request can be trusted; set it to the "
@@ -124,7 +134,7 @@ def _signature_problem(settings: Settings, request: Request, params: _Params) ->
     url = settings.public_base_url.rstrip("/") + request.url.path
     if request.url.query:
         url += "?" + request.url.query
-    if not RequestValidator(settings.twilio_auth_token).validate(url, params, signature):
+    if not _validator(settings.twilio_auth_token).validate(url, params, signature):
         return (f"X-Twilio-Signature does not match the request for {request.url.path}; check that "
                 "HOTLINE_PUBLIC_BASE_URL is the exact URL configured in Twilio and HOTLINE_TWILIO_AUTH_TOKEN "
                 "is the account's auth token")
@@ -138,6 +148,15 @@ async def _keep(raw: RawIn | list[RawIn], budget: float | None = None) -> bool:
         return await asyncio.wrap_future(batcher.submit(items))
     with anyio.fail_after(budget):
         return await asyncio.wrap_future(batcher.submit(items))
+
+
+# The voice webhook's database work runs on threads of its own: under load the shared thread pool is
+# busy with pages, and a caller must not wait behind them.
+_voice_threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="twilio-voice")
+
+
+async def _on_voice_thread(fn: Callable[[], T], budget: float) -> T:
+    return await asyncio.wait_for(asyncio.wrap_future(_voice_threads.submit(fn)), budget)
 
 
 async def _in_thread(fn: Callable[[], object], budget: float | None = None) -> object:
@@ -225,9 +244,6 @@ def _remember(known: dict[tuple[str, str | None], str], key: tuple[str, str | No
     return queue
 
 
-T = TypeVar("T")
-
-
 def _retry_race(fn: Callable[[], T]) -> T:
     """Run a lookup again when a concurrent request created the default centre first."""
     try:
@@ -257,23 +273,36 @@ def _centre_code_for_agent(settings: Settings, identity: str | None) -> tuple[st
     return _retry_race(lambda: _agent_lookup(settings, identity))
 
 
+_OVERFLOW = aliased(Centre)
+# Built once (composing it for every call cost a third of the lookup): the line of a dialled number
+# with its centre and overflow centre, the provider's own line before an ``any`` one.
+_LINE_OF_NUMBER = (
+    select(Line, Centre, _OVERFLOW).join(Centre, Centre.id == Line.centre_id)
+    .outerjoin(_OVERFLOW, _OVERFLOW.id == Line.overflow_centre_id)
+    .where(Line.active.is_(True), Line.kind == "number", Line.identifier == bindparam("ident"),
+           Line.provider.in_((translator.PROVIDER, "any")))
+    .order_by(Line.provider == "any", Line.id).limit(1))
+
+
 def _number_lookup(settings: Settings, dialed: str | None) -> NumberRoute:
+    """One statement for the line (``_LINE_OF_NUMBER``); the default centre only when no line claims the number."""
+    ident = normalize_line_identifier(dialed) if dialed else ""
     with session_scope() as session:
-        default = ensure_default_centre(session, code=settings.default_centre_code,
-                                        name=settings.default_centre_name, timezone=settings.default_timezone)
-        line = Routing.load(session, default.id).line_for(translator.PROVIDER, dialed=dialed, queue=None)
-        if line is None:
+        found = session.execute(_LINE_OF_NUMBER, {"ident": ident}).first() if ident else None
+        if found is None:
+            default = ensure_default_centre(session, code=settings.default_centre_code,
+                                            name=settings.default_centre_name, timezone=settings.default_timezone)
             return NumberRoute(default.code)
-        route = line_routing.route_of(session, line, now=_now())
+        line, centre, other = found
+        route = line_routing.route_of(session, line, now=_now())  # the centre is in the session already
         if not route.open:
-            return NumberRoute(line.centre.code, open=False, closed_text=route.text, callback=route.callback)
-        other = session.get(Centre, route.overflow_centre_id) if route.overflow_centre_id else None
-        if other is None or not other.active:
-            return NumberRoute(line.centre.code)
+            return NumberRoute(centre.code, open=False, closed_text=route.text, callback=route.callback)
+        if route.overflow_centre_id is None or other is None or not other.active:
+            return NumberRoute(centre.code)
         # Nobody free here (no counsellor available on the live screen): on at the first wait URL.
         free = line_routing.available_counsellors(session, line.centre_id)
         after = (route.wait_seconds or DEFAULT_OVERFLOW_SECONDS) if free else 0
-        return NumberRoute(line.centre.code, overflow_code=other.code, overflow_centre_id=other.id,
+        return NumberRoute(centre.code, overflow_code=other.code, overflow_centre_id=other.id,
                            overflow_after=after)
 
 
@@ -338,16 +367,8 @@ def blocked_twiml(settings: Settings, queue: str) -> VoiceResponse:
     return response
 
 
-async def _blocked(req: translator.Request) -> bool:
-    """Is the caller's number blocked (the call then recorded as blocked)?  Fails open."""
-    try:
-        found = await _in_thread(lambda: blocking.check_and_record(req.get("From") or req.get("Caller"),
-                                                                   provider="twilio", call_ref=req.get("CallSid") or ""),
-                                 budget=BLOCK_CHECK_BUDGET)
-    except Exception as exc:  # noqa: BLE001 - a failed check never keeps a caller out
-        log.error("twilio.block_check_failed", extra={"reason": describe(exc), "call_sid": req.get("CallSid")})
-        return False
-    return found is not None
+def _caller(req: translator.Request) -> str | None:
+    return req.get("From") or req.get("Caller")
 
 
 def _mark_down(request: Request) -> None:
@@ -362,6 +383,9 @@ async def voice(request: Request) -> Response:
         return req
     settings = get_settings()
     deadline = anyio.current_time() + DB_BUDGET_SECONDS
+    # The block check reads this process's copy of the active blocks (no database, no thread: it
+    # answers at once; only a copy that may be out of date is refreshed first, beside the lookup).
+    checking = asyncio.ensure_future(blocking.blocked_now(_caller(req)))
     req.assigned_queue = queue_name(settings, settings.default_centre_code)
     known = _last_known(request)
     route: NumberRoute | None = None
@@ -370,10 +394,8 @@ async def voice(request: Request) -> Response:
         req.assigned_queue = known.get(("number", translator.dialed_of(req)), req.assigned_queue)
     elif not translator.missing_fields(Hook.VOICE, req.params):
         try:
-            found = await _in_thread(lambda: _centre_code_for_number(settings, translator.dialed_of(req)),
-                                     budget=DB_BUDGET_SECONDS)
-            assert isinstance(found, NumberRoute)
-            route = found
+            route = await _on_voice_thread(lambda: _centre_code_for_number(settings, translator.dialed_of(req)),
+                                           DB_BUDGET_SECONDS)
             req.assigned_queue = _remember(known, ("number", translator.dialed_of(req)),
                                            queue_name(settings, route.code))
             req.closed = not route.open
@@ -388,6 +410,7 @@ async def voice(request: Request) -> Response:
     raw = items[0]
     if raw.error:
         await _keep(raw)
+        await checking
         return _bad_request(req, raw)
     if reachable:
         try:
@@ -400,7 +423,10 @@ async def voice(request: Request) -> Response:
         kept = await anyio.to_thread.run_sync(lambda: spool.keep(items))  # disk, else memory: never fails the call
         log.error("twilio.voice_spooled", extra={"call_sid": req.get("CallSid"), "spool": kept.name,
                                                  "kept": kept.where})
-    elif await _blocked(req):
+    block_id = await checking  # fails open: None when the check could not be made
+    if block_id is not None:
+        # Recorded after the answer, by the blocking recorder's thread (journalled while the database is down).
+        blocking.record_blocked_call(provider="twilio", call_ref=req.get("CallSid") or "", block_id=block_id)
         return _twiml(blocked_twiml(settings, req.assigned_queue))
     if route is not None and not route.open:
         return _twiml(closed_twiml(settings, route))
@@ -428,9 +454,8 @@ async def blocked_key(request: Request) -> Response:
         response.hangup()
         return _twiml(response)
     queue = (request.query_params.get("queue") or queue_name(settings, settings.default_centre_code))
-    try:
-        await _in_thread(lambda: blocking.mark_pressed(provider="twilio", call_ref=fields.get("CallSid", "")),
-                         budget=BLOCK_CHECK_BUDGET)
+    try:  # recorded after the answer, after the call's own record (the blocking recorder)
+        blocking.mark_pressed(provider="twilio", call_ref=fields.get("CallSid", ""))
     except Exception as exc:  # noqa: BLE001 - the caller reaches a supervisor whatever happens
         log.error("twilio.block_pressed_not_kept", extra={"reason": describe(exc)})
     response.say(TO_SUPERVISOR, language=LANG)
