@@ -151,6 +151,8 @@ def main() -> int:
     ap.add_argument("--blocks", type=int, default=1000, help="active blocks (as many again lifted or expired)")
     ap.add_argument("--requests", type=int, default=400, help="requests of each kind")
     ap.add_argument("--rate", type=float, default=20.0, help="requests per second")
+    ap.add_argument("--py-spy", metavar="DIR", default="",
+                    help="sample the server with py-spy (pip install py-spy) during each kind: DIR/<kind>.folded")
     args = ap.parse_args()
 
     from sqlalchemy import create_engine, text
@@ -213,8 +215,19 @@ def main() -> int:
               f"load average {os.getloadavg()[0]:.1f}")
         worst = 0.0
         for kind, (requests, expect) in kinds.items():
+            spy = None
+            if args.py_spy:
+                Path(args.py_spy).mkdir(parents=True, exist_ok=True)
+                out = Path(args.py_spy) / (kind.replace(" ", "_").replace(",", "") + ".folded")
+                spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--rate", "1000", "--format",
+                                        "raw", "--threads", "--nonblocking", "-o", str(out)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1.0)
             before = cpu_seconds(proc.pid)
             latencies = asyncio.run(paced(port, requests, args.rate, expect))
+            if spy is not None:
+                spy.send_signal(2)  # SIGINT: py-spy writes its file and ends
+                spy.wait(30)
             worst = max(worst, report(kind, latencies, (cpu_seconds(proc.pid) - before) / len(requests)))
         print(f"(load average {os.getloadavg()[0]:.1f} at the end)")
         verdict = "PASS" if worst <= TARGET_P99_MS else "FAIL"
