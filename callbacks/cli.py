@@ -1,4 +1,5 @@
-"""``hotline callbacks list|build``: the callback worklist from the command line (masked numbers only)."""
+"""``hotline callbacks list|build|hours``: the callback worklist from the command line (masked numbers only),
+and each centre's callback hours."""
 
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--centre", help="a centre code (default: every centre)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_list)
+    p = cs.add_parser("hours", help="a centre's callback hours (shown, set or cleared: audited as on /callbacks/settings)")
+    p.add_argument("--centre", required=True, help="a centre code")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--set", dest="hours", metavar="HH:MM-HH:MM", help="the centre's own callback hours")
+    what.add_argument("--clear", action="store_true", help="back to HOTLINE_CALLBACK_HOURS")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_hours)
 
 
 def _centre_id(session: Any, code: str | None) -> int | None:
@@ -60,7 +68,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows: list[dict[str, Any]] = [{
             "id": i.id, "centre_id": i.centre_id, "number": i.number_masked, "kind": i.kind,
             "missed_at": i.missed_at.isoformat(), "missed_calls": i.missed_calls, "attempts": i.attempts,
-            "status": i.status, "claimed_by": names.get(i.claimed_by_id or 0), "expires_at": i.expires_at.isoformat()}
+            "status": i.status, "claimed_by": names.get(i.claimed_by_id or 0), "expires_at": i.expires_at.isoformat(),
+            "not_before": nb.isoformat() if (nb := service.not_before(session, i.centre_id, now, i.next_attempt_at)) else None}
             for i in items]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
@@ -70,4 +79,25 @@ def cmd_list(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"#{r['id']}  {r['number']}  {r['missed_at'][:16]}  {r['kind']}  {r['attempts']}  {r['status']}"
               f"{'  ' + r['claimed_by'] if r['claimed_by'] else ''}")
+    return 0
+
+
+def cmd_hours(args: argparse.Namespace) -> int:
+    from hotline.errors import Invalid
+
+    with session_scope() as session:
+        centre_id = _centre_id(session, args.centre)
+        if args.hours is not None or args.clear:
+            try:
+                service.set_hours(session, actor=CLI_ACTOR, centre_id=centre_id, hours="" if args.clear else args.hours)
+            except Invalid as e:
+                raise CliError(next(iter(e.messages.values()))) from None
+        own = service.own_hours(session, centre_id) if centre_id is not None else None
+        hours = service.centre_hours(session, centre_id)
+    if args.json:
+        print(json.dumps({"centre": args.centre, "hours": hours.setting(), "own": own is not None}))
+    elif own is not None:
+        print(Text("%(centre)s: callback hours %(hours)s.", centre=args.centre, hours=hours.setting()))
+    else:
+        print(Text("%(centre)s: callback hours %(hours)s (the default).", centre=args.centre, hours=hours.setting()))
     return 0

@@ -297,3 +297,26 @@ def test_an_unsafe_follow_up_marks_the_number_for_the_pop(client, staff, pbx):
     again = answered("0912345678", MORNING + timedelta(minutes=5))
     pop = client.get(f"/live/calls/{again}/pop")
     assert 'data-mark="do_not_call_back"' in pop.text
+
+
+def test_the_cli_shows_sets_and_clears_a_centres_hours_and_lists_not_before(staff, capsys):
+    import json
+
+    from hotline.cli import main
+
+    missed("0912345678", MORNING)
+    build()
+    assert main(["callbacks", "hours", "--centre", "default", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"centre": "default", "hours": "07:30-21:00", "own": False}
+    assert main(["callbacks", "hours", "--centre", "default", "--set", "7h-9h"]) == 2
+    assert "GG:PP-GG:PP" in capsys.readouterr().err
+    assert main(["callbacks", "hours", "--centre", "default", "--set", "13:00-17:00"]) == 0
+    assert "13:00-17:00" in capsys.readouterr().out
+    assert main(["callbacks", "list", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["not_before"] == "2026-12-03T06:00:00+00:00"  # 13:00 in Hanoi
+    assert main(["callbacks", "hours", "--centre", "default", "--clear", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["own"] is False
+    assert main(["callbacks", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["not_before"] is None
+    assert [d["after"] for _, d in audit_actions("callback.hours")] == ["13:00-17:00", ""]
