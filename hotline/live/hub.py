@@ -119,6 +119,7 @@ PING = Item(0, {}, b": ping\n\n")  # the keep-alive comment; never counted as a 
 @dataclass(eq=False)
 class Listener:
     loop: asyncio.AbstractEventLoop
+    board: bool = False  # a wallboard's stream: also gets the centre's figures (``wallboard`` events)
     queue: asyncio.Queue[Item | None] = field(default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE))
     dropped: bool = False
 
@@ -223,9 +224,9 @@ class Hub:
                 found = self._feeds[centre_id] = CentreFeed(centre_id, ring, self.enrich)
             return found
 
-    def add(self, centre_id: int) -> Listener:
+    def add(self, centre_id: int, *, board: bool = False) -> Listener:
         loop = asyncio.get_running_loop()
-        listener = Listener(loop)
+        listener = Listener(loop, board)
         feed = self.feed(centre_id)
         with feed.lock:
             feed.listeners.add(listener)
@@ -252,6 +253,18 @@ class Hub:
         if feed is not None:
             with feed.lock:
                 feed.listeners.discard(listener)
+
+    def boards(self, centre_id: int, loop: asyncio.AbstractEventLoop) -> list[Listener]:
+        """The wallboards' streams of a centre on an event loop."""
+        feed = self._feeds.get(centre_id)
+        if feed is None:
+            return []
+        with feed.lock:
+            return [listener for listener in feed.listeners if listener.board and listener.loop is loop]
+
+    def to_boards(self, centre_id: int, loop: asyncio.AbstractEventLoop, item: Item) -> None:
+        """Hand ``item`` to the centre's wallboards on ``loop`` (called on that loop)."""
+        _deliver_all(self.boards(centre_id, loop), item)
 
     def generation(self, centre_id: int) -> int:
         """How many updates of the centre this process has seen (0 while nobody watches it)."""

@@ -4,7 +4,9 @@ Updates travel on the bus channel ``centre:{id}`` as small JSON messages:
 
 * ``{"type": "call", "call": {…masked summary…}}``: published by the ingestor;
 * ``{"type": "presence", "presence": {"user_id", "state", "at"}}``: published here;
-* ``{"type": "record", "record": {"id", "state", "primary_issue", …}}``: a record was completed.
+* ``{"type": "record", "record": {"id", "state", "primary_issue", …}}``: a record was completed;
+* ``{"type": "wallboard", "centre_id", "wallboard": {…}}``: the wallboard's figures, not on the bus:
+  each web process pushes them to its own wallboards' streams (``hotline/live/views.py``).
 
 Presence changes of a counsellor with an Asterisk queue-member interface also publish
 ``{"action": "QueuePause", "interface", "paused", "reason"}`` on ``ami-commands``.
@@ -98,6 +100,9 @@ VISIBILITY: dict[tuple[str, str], Callable[[Viewer, dict[str, Any]], bool]] = {
     ("record", "counsellor"): lambda v, m: (m.get("record") or {}).get("counsellor_id") == v.user_id,
     ("record", "supervisor"): lambda v, m: True,
     ("record", "administrator"): lambda v, m: True,
+    # The wallboard's figures (pushed to wallboards' streams): the same roles as /live/wallboard.json.
+    ("wallboard", "supervisor"): lambda v, m: m.get("centre_id") == v.centre_id,
+    ("wallboard", "administrator"): lambda v, m: m.get("centre_id") == v.centre_id,
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,12 +33,13 @@ from hotline.db import session_scope
 from hotline.errors import NotAllowed
 from hotline.i18n import N_, error_text, translator
 from hotline.live import service
-from hotline.live.hub import PING, Hub, sse
+from hotline.live.hub import PING, Hub, Item, sse
 from hotline.live.models import MANUAL_STATES
 from hotline.records.ui import PRESENCE_KEYS, pop_labels, text
 from hotline.taxonomy import get_taxonomies
 from hotline.web import add_template_dir, render
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 add_template_dir(HERE / "templates")
 router = APIRouter()
@@ -119,14 +121,20 @@ def _replay(viewer: service.Viewer, last: int, current: int, missed: list[tuple[
 
 
 @router.get("/live/events")
-async def events(request: Request, centre: int | None = None, principal: Principal = Depends(staff)) -> Response:
+async def events(request: Request, centre: int | None = None, board: bool = False,
+                 principal: Principal = Depends(staff)) -> Response:
+    """``board=1``: a wallboard's stream, which also gets the centre's figures (``wallboard``
+    events, supervisors and administrators only) instead of re-reading them after each update."""
     viewer = await asyncio.to_thread(_viewer, principal, centre)
     hub = _hub(request)
     await asyncio.to_thread(hub.feed, viewer.centre_id)  # subscribing may wait on Redis: not on the loop
     last = _last_id(request)
     if last is None:  # a fresh screen starts from now; read before listening so nothing falls between
         last = await asyncio.to_thread(hub.ring.current, viewer.centre_id)
-    listener = hub.add(viewer.centre_id)
+    board = board and service.visible(viewer, {"type": "wallboard", "centre_id": viewer.centre_id})
+    listener = hub.add(viewer.centre_id, board=board)
+    if board:
+        _boards(request).push(viewer.centre_id)
 
     async def stream() -> AsyncIterator[bytes]:
         try:
@@ -159,9 +167,10 @@ async def events(request: Request, centre: int | None = None, principal: Princip
                     if item is PING:
                         ping = True
                         continue
-                    if item.seq <= sent:
-                        continue
-                    sent = item.seq
+                    if item.seq:  # the centre's numbered updates; the wallboard's figures have no number
+                        if item.seq <= sent:
+                            continue
+                        sent = item.seq
                     # Updates for others are not sent at all: no wake-up for 29 idle screens per call.
                     # A reconnect replays from the last id this screen saw and filters the same way.
                     if visible(viewer, item.message):
@@ -345,6 +354,7 @@ class _Boards:
         self.running: dict[int, _BoardRun] = {}
         self.last_start: dict[int, float] = {}
         self._encoded: dict[int, tuple[dict[str, Any], bytes]] = {}  # per centre: the last figures, as JSON
+        self.pushing: dict[tuple[asyncio.AbstractEventLoop, int], asyncio.Future[None]] = {}
 
     async def get(self, centre_id: int) -> dict[str, Any]:
         while True:
@@ -372,6 +382,35 @@ class _Boards:
             return data
         finally:
             self.running.pop(centre_id, None)
+
+    def push(self, centre_id: int) -> None:
+        """Keep this event loop's wallboards of the centre up to date (one task per loop and centre)."""
+        loop = asyncio.get_running_loop()
+        if (loop, centre_id) not in self.pushing:
+            self.pushing[(loop, centre_id)] = asyncio.ensure_future(self._push(loop, centre_id))
+
+    async def _push(self, loop: asyncio.AbstractEventLoop, centre_id: int) -> None:
+        """Every ``WALLBOARD_PUSH_SECONDS`` while the centre has wallboards here: if updates came
+        since the last figures, the next shared computation goes to all of them as one bytes object.
+        Before, every wallboard re-read ``/live/wallboard.json`` after updates: with 200 of them,
+        200 requests a second (routing, session lookup, JSON), a fifth of each web process's CPU."""
+        seen: tuple[int, tuple[int, ...]] | None = None
+        try:
+            while self.hub.boards(centre_id, loop):
+                generation = self._generation(centre_id)
+                if generation != seen:
+                    try:
+                        data = await self.get(centre_id)
+                    except Exception as exc:  # noqa: BLE001 - the next tick tries again; screens keep their figures
+                        log.warning("live.wallboard_failed", extra={"centre": centre_id, "reason": str(exc)[:200]})
+                    else:
+                        seen = generation
+                        message = {"type": "wallboard", "centre_id": centre_id, "wallboard": data}
+                        frame = b"event: wallboard\ndata: " + self.encoded(centre_id, data) + b"\n\n"
+                        self.hub.to_boards(centre_id, loop, Item(0, message, frame))
+                await asyncio.sleep(WALLBOARD_PUSH_SECONDS)
+        finally:
+            self.pushing.pop((loop, centre_id), None)
 
     def encoded(self, centre_id: int, data: dict[str, Any]) -> bytes:
         """The figures as JSON, encoded once per computation for every screen asking for them."""
@@ -405,6 +444,7 @@ class _BoardRun:
 
 WALLBOARD_MAX_AGE = 2.0  # seconds; the browser counts waiting and talking seconds itself
 WALLBOARD_SPACING = 0.25
+WALLBOARD_PUSH_SECONDS = 1.0  # how often the figures may go to the wallboards (after updates only)
 
 
 def _boards(request: Request) -> _Boards:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
+import httpx
 import pytest
 
+from hotline.auth.deps import SESSION_COOKIE
 from hotline.settings import reset_settings
 from tests.live.conftest import call_id, feed_call, session_cookie
 from tests.live.sse_helpers import SSE, LiveServer
@@ -122,3 +125,31 @@ def test_presence_away_pauses_the_queue_member_and_reaches_the_wallboard(server)
     finally:
         ami.close()
         boss.close()
+
+
+def test_wallboards_get_the_figures_pushed_after_updates_and_nobody_else_does(server):
+    board = SSE(server.url, session_cookie("gs1")[0], query="?board=1")
+    plain = SSE(server.url, session_cookie("gs1")[0])  # a supervisor's live screen: no figures
+    counsellor = SSE(server.url, session_cookie("tvv1")[0], query="?board=1")  # asks, is not given them
+    other = SSE(server.url, session_cookie("gs_other")[0], query="?board=1")  # another centre's wallboard
+    try:
+        for s in (board, plain, counsellor, other):
+            assert s.status == 200
+            s.next("hello")
+        board.next("wallboard")  # the figures as they are when the first wallboard connects
+        key = feed_call(agent="PJSIP/tvv1", caller="0912345678")
+        assert board.next("call")["data"]["call"]["id"] == call_id(key)
+        pushed = board.next("wallboard", timeout=10)["data"]  # within a second or so of the update
+        assert [w["id"] for w in pushed["waiting"]] == [call_id(key)]
+        assert pushed["waiting"][0]["caller"] == "0912 *** 678" and "0912345678" not in json.dumps(pushed)
+        with httpx.Client(base_url=server.url, cookies={SESSION_COOKIE: session_cookie("gs1")[0]}) as c:
+            assert c.get("/live/wallboard.json").json() == pushed  # the same figures as the page reads
+        assert counsellor.next("call")["data"]["call"]["id"] == call_id(key)  # their own call, but no figures
+        time.sleep(1.5)
+        for s in (plain, counsellor):
+            assert "wallboard" not in [ev.get("event") for ev in s.drain()]
+        theirs = [ev["data"] for ev in other.drain() if ev.get("event") == "wallboard"]
+        assert all(call_id(key) not in [w["id"] for w in f["waiting"]] for f in theirs)  # only their centre's
+    finally:
+        for s in (board, plain, counsellor, other):
+            s.close()

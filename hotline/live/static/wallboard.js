@@ -1,5 +1,6 @@
-/* Supervisor wallboard: live over the same event stream; each update re-reads the summary
-   (a few rows), so the board is always the server's truth.  Text only, never markup. */
+/* Supervisor wallboard: live over the same event stream (board=1), which also carries the
+   server's figures ("wallboard" events, at most one a second, after updates), so the board is
+   always the server's truth without asking for it.  Text only, never markup. */
 (function () {
   "use strict";
   var board = document.getElementById("wallboard");
@@ -96,9 +97,9 @@
     var b = e.target.closest ? e.target.closest("button[data-mode]") : null;
     if (b) listen(b);
   });
-  // At most one re-read a second, the last update always followed by one: with calls arriving
-  // faster than the wait a timer restarted on every event never fired, and every screen asking
-  // at each event was the servers' load (they share one summary a second per centre now).
+  // Re-read when the stream (re)opens or the server could not keep every update for this screen;
+  // after updates the server pushes the figures itself (every wallboard re-reading them after
+  // each update was 200 requests a second with 200 wallboards).
   function refresh() {
     if (pending) return;
     pending = setTimeout(function () {
@@ -110,11 +111,12 @@
   }
   function note(e) { if (e.lastEventId) lastId = e.lastEventId; }
   function connect() {
-    es = new EventSource("/live/events?centre=" + encodeURIComponent(centre) + (lastId ? "&last_event_id=" + lastId : ""));
+    es = new EventSource("/live/events?board=1&centre=" + encodeURIComponent(centre) + (lastId ? "&last_event_id=" + lastId : ""));
     es.addEventListener("hello", function (e) { note(e); statusEl.textContent = labels.connected; refresh(); });
     // The server could not keep every update for this screen (too far behind, or a reconnect
-    // after the ring moved on): the summary is re-read, as it is after any update.
+    // after the ring moved on): the summary is re-read.
     es.addEventListener("resync", refresh);
+    es.addEventListener("wallboard", function (e) { data = JSON.parse(e.data); draw(); });
     ["call", "presence", "record"].forEach(function (t) {
       es.addEventListener(t, function (e) {
         note(e);
@@ -123,7 +125,6 @@
           a.href = "/records/" + rec.id; a.textContent = "#" + rec.id + " " + (rec.primary_issue || "");
           li.appendChild(a); document.getElementById("wb-records").insertBefore(li, document.getElementById("wb-records").firstChild);
         }
-        refresh();
       });
     });
     es.addEventListener("notification", function (e) {  // the inbox badge (static/js/notifications.js)
