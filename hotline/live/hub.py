@@ -11,7 +11,10 @@ Memory and work stay bounded whatever the number of screens: each message is fra
 bytes once per web process (``Item.data``), not once per screen, and handed to each event loop
 once (one wake-up per loop, not per screen); every screen is sent that same bytes object.  The
 keep-alive comment is one timer per event loop (``PING`` into every screen's queue every
-``HEARTBEAT_SECONDS``), not a timer armed and cancelled by each screen at each message.  The ring
+``HEARTBEAT_SECONDS``), not a timer armed and cancelled by each screen at each message.  Messages
+that arrive faster than the feed thread hands them on are taken together (up to ``BATCH_MAX``):
+numbered in one Redis round trip and handed to each loop in one wake-up, so a backlog shrinks
+instead of growing when the process is busy.  The ring
 keeps ``RING_SIZE`` messages per centre, and each screen's queue holds at most ``QUEUE_SIZE`` items.  A screen that falls that far behind gets
 a ``resync`` event and its stream ends; its browser reconnects with ``Last-Event-ID`` and catches
 up from the ring, or, when the ring no longer holds what it missed, gets ``resync`` again and
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 RING_SIZE = 200
 QUEUE_SIZE = 256
 RING_TTL_SECONDS = 3600
+BATCH_MAX = 64  # messages numbered and handed on together when they arrive faster than they are sent
 HEARTBEAT_SECONDS = 15.0  # a comment line on every stream, so proxies and browsers keep it open
 
 _ASSIGN = """
@@ -63,6 +67,9 @@ class MemoryRing:
             self._items.setdefault(centre_id, deque(maxlen=RING_SIZE)).append((seq, message))
             return seq
 
+    def assign_many(self, centre_id: int, messages: tuple[dict[str, Any], ...]) -> list[int]:
+        return [self.assign(centre_id, message) for message in messages]
+
     def current(self, centre_id: int) -> int:
         with self._lock:
             return self._seq.get(centre_id, 0)
@@ -78,12 +85,19 @@ class RedisRing:
         self._script = client.register_script(_ASSIGN)
 
     def assign(self, centre_id: int, message: dict[str, Any]) -> int:
-        data = json.dumps(message, sort_keys=True, default=str)
-        digest = hashlib.sha256(data.encode()).hexdigest()
+        return self.assign_many(centre_id, (message,))[0]
+
+    def assign_many(self, centre_id: int, messages: tuple[dict[str, Any], ...]) -> list[int]:
+        """Numbers for messages in order, in one round trip (a pipeline of the script)."""
         base = f"hotline:live:{centre_id}"
-        # The ring member carries its digest, so identical messages are stored once.
-        return int(self._script(keys=[f"{base}:msg:{digest}", f"{base}:seq", f"{base}:ring"],
-                                args=[data, RING_SIZE, RING_TTL_SECONDS]))
+        pipe = self.client.pipeline(transaction=False)
+        for message in messages:
+            data = json.dumps(message, sort_keys=True, default=str)
+            digest = hashlib.sha256(data.encode()).hexdigest()
+            # The ring member carries its digest, so identical messages are stored once.
+            self._script(keys=[f"{base}:msg:{digest}", f"{base}:seq", f"{base}:ring"],
+                         args=[data, RING_SIZE, RING_TTL_SECONDS], client=pipe)
+        return [int(seq) for seq in pipe.execute()]
 
     def current(self, centre_id: int) -> int:
         return int(self.client.get(f"hotline:live:{centre_id}:seq") or 0)
@@ -138,6 +152,11 @@ def _deliver_all(listeners: list[Listener], item: Item | None) -> None:
         listener.deliver(item)
 
 
+def _deliver_each(listeners: list[Listener], items: tuple[Item | None, ...]) -> None:
+    for item in items:
+        _deliver_all(listeners, item)
+
+
 class CentreFeed:
     def __init__(self, centre_id: int, ring: MemoryRing | RedisRing, enrich: Any = None):
         self.centre_id = centre_id
@@ -167,32 +186,40 @@ class CentreFeed:
                     message = sub.get(timeout=1.0)
                     if message is None:
                         continue
-                    self._dispatch(message)
+                    batch = [message]
+                    while len(batch) < BATCH_MAX and (more := sub.get(timeout=0)) is not None:
+                        batch.append(more)  # what else has arrived: numbered in one Redis round trip
+                    self._dispatch(*batch)
             except Exception as exc:  # noqa: BLE001 - the feed goes on after a second: screens keep their last state
                 log.warning("live.feed_error", extra={"centre": self.centre_id, "reason": str(exc)})
                 self.stopping.wait(1)
             finally:
                 sub.close()
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        self.generation += 1
+    def _dispatch(self, *messages: dict[str, Any]) -> None:
+        """Number, frame and hand on messages that arrived together (one or many)."""
+        self.generation += len(messages)
         if self.enrich is not None:
-            try:
-                message = self.enrich(message)
-            except Exception as exc:  # noqa: BLE001 - a message without its labels is still shown
-                log.warning("live.enrich_failed", extra={"reason": str(exc)})
-        seq = self.ring.assign(self.centre_id, message)
-        self._fan_out(Item(seq, message, sse(seq, message)))
+            enriched = []
+            for message in messages:
+                try:
+                    enriched.append(self.enrich(message))
+                except Exception as exc:  # noqa: BLE001 - a message without its labels is still shown
+                    log.warning("live.enrich_failed", extra={"reason": str(exc)})
+                    enriched.append(message)
+            messages = tuple(enriched)
+        seqs = self.ring.assign_many(self.centre_id, messages)
+        self._fan_out(*(Item(seq, message, sse(seq, message)) for seq, message in zip(seqs, messages, strict=True)))
 
-    def _fan_out(self, item: Item | None) -> None:
-        """One hand-off per event loop (normally one per process), not one per screen."""
+    def _fan_out(self, *items: Item | None) -> None:
+        """One hand-off per event loop (normally one per process) for the items, not one per screen."""
         by_loop: dict[asyncio.AbstractEventLoop, list[Listener]] = {}
         with self.lock:
             for listener in self.listeners:
                 by_loop.setdefault(listener.loop, []).append(listener)
         for loop, group in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_deliver_all, group, item)
+                loop.call_soon_threadsafe(_deliver_each, group, items)
             except RuntimeError:  # that loop has closed (tests, shutdown): its screens are gone
                 continue
 
