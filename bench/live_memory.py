@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/live_memory.py                    # 200 screens, 2 web processes, 20 calls/s, 60 s
     .venv/bin/python bench/live_memory.py --screens 200 --rate 20 --seconds 60 --trace
+    .venv/bin/python bench/live_memory.py --board reread         # wallboards re-reading their figures
     .venv/bin/python bench/live_memory.py --screens 10 --rate 1 --seconds 30       # the small reference
     .venv/bin/python bench/live_memory.py --profile /tmp/prof   # + py-spy profiles of the web processes
 
@@ -100,11 +101,14 @@ def pct(values: list[float], p: float) -> float:
 
 # ---------------------------------------------------------------------- the screens (client process)
 class Board:
-    """What ``hotline/live/static/wallboard.js`` does: an SSE event starts a 1 s timer unless one is
-    running; when it fires, ``GET /live/wallboard.json`` (here over one keep-alive connection per
-    screen).  ``--old-board``: what it did before 05/12/2026, every event restarting a 150 ms timer."""
+    """What ``hotline/live/static/wallboard.js`` does.  ``push`` (since 05/12/2026, late): its stream
+    asks for ``board=1`` and the server pushes the figures (``wallboard`` events); the board reads
+    ``GET /live/wallboard.json`` only 1 s after the stream opens or a ``resync``.  ``--board reread``
+    (earlier that day): an SSE event starts a 1 s timer unless one is running, then the JSON is
+    re-read (one keep-alive connection per screen).  ``--board old`` (before 05/12/2026): every
+    event restarts a 150 ms timer."""
 
-    old = False
+    mode = "push"
 
     def __init__(self, host: str, port: int, cookie: str, stats: dict[str, int], times: list[float]):
         self.host, self.port, self.cookie, self.stats, self.times = host, port, cookie, stats, times
@@ -112,12 +116,17 @@ class Board:
         self.lock = asyncio.Lock()
         self.conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
+    def opened(self) -> None:
+        """``hello`` or ``resync``: the JS re-reads the figures once, 1 s later."""
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(1.0, self._fire)
+
     def event(self) -> None:
-        if self.old:
+        if self.mode == "old":
             if self.timer is not None:
                 self.timer.cancel()
             self.timer = asyncio.get_running_loop().call_later(0.15, lambda: asyncio.ensure_future(self.fetch()))
-        elif self.timer is None:
+        elif self.mode == "reread" and self.timer is None:
             self.timer = asyncio.get_running_loop().call_later(1.0, self._fire)
 
     def _fire(self) -> None:
@@ -153,7 +162,8 @@ async def _screen(host: str, port: int, cookie: str, seen: dict[int, float], sta
             stats["connect_errors"] += 1
             await asyncio.sleep(1)
             continue
-        head = (f"GET /live/events HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+        path = "/live/events?board=1" if board is not None and Board.mode == "push" else "/live/events"
+        head = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
                 f"Cookie: hotline_session={cookie}\r\n" + (f"Last-Event-ID: {last}\r\n" if last else "") + "\r\n")
         writer.write(head.encode())
         try:
@@ -163,7 +173,7 @@ async def _screen(host: str, port: int, cookie: str, seen: dict[int, float], sta
                 await asyncio.sleep(1)
                 continue
             stats["connections"] += 1
-            buf = b""
+            buf, kind = b"", b""
             while not stop.is_set():
                 data = await reader.read(1 << 16)
                 if not data:
@@ -176,6 +186,12 @@ async def _screen(host: str, port: int, cookie: str, seen: dict[int, float], sta
                 for line in lines:
                     if line.startswith(b"id: "):
                         last = line[4:].strip().decode()
+                    elif line.startswith(b"event: "):
+                        kind = line[7:].strip()
+                        if board is not None and kind in (b"hello", b"resync"):
+                            board.opened()
+                    elif line.startswith(b"data: ") and kind == b"wallboard":
+                        stats["wallboard_pushed"] += 1
                     elif line.startswith(b"data: "):
                         stats["events"] += 1
                         if board is not None:
@@ -201,9 +217,9 @@ async def _clients(conf: dict) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     seen: list[dict[int, float]] = [{} for _ in conf["cookies"]]
     stats = dict.fromkeys(("connections", "connect_errors", "refused", "closed_by_server", "errors", "events",
-                           "resyncs", "bytes", "wallboard_ok", "wallboard_failed"), 0)
+                           "resyncs", "bytes", "wallboard_ok", "wallboard_failed", "wallboard_pushed"), 0)
     times: list[float] = []
-    Board.old = conf.get("old_board", False)
+    Board.mode = conf.get("board", "push")
     boards = [Board("127.0.0.1", conf["port"], cookie, stats, times) if conf["wallboard"] else None
               for cookie in conf["cookies"]]
     tasks = [asyncio.create_task(_screen("127.0.0.1", conf["port"], cookie, seen[n], stats, stop, boards[n]))
@@ -373,8 +389,10 @@ def main() -> int:
     ap.add_argument("--screen", choices=("wallboard", "live"), default="wallboard",
                     help="wallboard: each event (re)starts wallboard.js's 150 ms timer for GET /live/wallboard.json; "
                          "live: the SSE stream only")
-    ap.add_argument("--old-board", action="store_true", help="the wallboard's refresh as before 05/12/2026 "
-                    "(every event restarts a 150 ms timer)")
+    ap.add_argument("--board", choices=("push", "reread", "old"), default="push",
+                    help="how the wallboards get their figures: push (pushed on their stream, now), reread "
+                    "(GET /live/wallboard.json 1 s after events, earlier on 05/12/2026), old (a 150 ms timer "
+                    "restarted by every event, before 05/12/2026)")
     ap.add_argument("--today", type=int, default=5000, help="calls (with records) already taken today")
     ap.add_argument("--trace", action="store_true", help="tracemalloc in the web processes, dumps in --dumps")
     ap.add_argument("--profile", default="", help="a directory: py-spy (next to python, or on PATH) samples each web process and "
@@ -428,7 +446,7 @@ def main() -> int:
             conf = work / f"client{n}.json"
             out = work / f"client{n}.out"
             conf.write_text(json.dumps({"port": port, "cookies": cookies[n::len(ports)], "out": str(out),
-                                        "wallboard": args.screen == "wallboard", "old_board": args.old_board}))
+                                        "wallboard": args.screen == "wallboard", "board": args.board}))
             outs.append(out)
             clients.append(subprocess.Popen([sys.executable, __file__, "--client", str(conf)], cwd=ROOT))
         deadline = time.time() + 120
@@ -510,6 +528,8 @@ def main() -> int:
         print(f"screens: {stats['connections']} connections ({stats['closed_by_server']} closed by the server, "
               f"{stats['errors']} errors, {stats['refused']} refused), {stats['events']} events, "
               f"{stats['resyncs']} resyncs, {stats['bytes'] / 2**20:.1f} MiB read")
+        if stats["wallboard_pushed"]:
+            print(f"wallboard figures pushed on the streams: {stats['wallboard_pushed']} received")
         if boards:
             print(f"wallboard.json: {stats['wallboard_ok']} answered, {stats['wallboard_failed']} failed; "
                   f"p50 {pct(boards, 50):.0f} ms, p99 {pct(boards, 99):.0f} ms")
