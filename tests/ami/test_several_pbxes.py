@@ -197,6 +197,32 @@ def test_a_pause_goes_to_the_pbx_where_the_member_lives(env, two) -> None:
     wait_for(lambda: "PJSIP/hn101" in paused(south), what="hn's pause on south")
 
 
+def test_a_pause_also_goes_where_the_pbx_lists_the_member(env, rig: Rig, two) -> None:
+    """A counsellor of a centre on north who is also a member of a queue on south (heard from south's
+    member events) is paused on both."""
+    from hotline.ingest.providers.asterisk.simulator import message
+    from hotline.live.models import CounsellorPresence
+
+    north, south = two
+    _centre("hn", "+842473001111", pbx_name="north")
+    a = _person("tvv_hn", "hn", "PJSIP/hn101")
+    # south rings the member for a caller in its overflow queue (AgentCalled names queue member and interface)
+    south.push(message(("Event", "AgentCalled"), ("Privilege", "agent,all"), ("Channel", "PJSIP/trunk-00000001"),
+                       ("Uniqueid", "1764900000.501"), ("Linkedid", "1764900000.501"), ("CallerIDNum", "0912345678"),
+                       ("DestChannel", "PJSIP/hn101-00000002"), ("Queue", "hotline-overflow"),
+                       ("Interface", "PJSIP/hn101"), ("MemberName", "TVV Ha Noi")))
+    [on_south] = [lst for lst in rig.listeners if lst.source == "south"]
+    wait_for(lambda: on_south.mapper.members.get("TVV Ha Noi") == "PJSIP/hn101", what="south hears its member")
+    with session_scope() as db:
+        db.add(CounsellorPresence(user_id=a.id, centre_id=a.centre_id, state="away", changed_at=utcnow()))
+
+    def paused(server) -> set[str]:
+        return {x["Interface"] for x in list(server.actions) if x.get("Action") == "QueuePause"}
+
+    wait_for(lambda: paused(north) == {"PJSIP/hn101"} and paused(south) == {"PJSIP/hn101"},
+             what="the pause on both PBXes")
+
+
 def test_line_names_are_checked(env) -> None:
     _centre("hn", "+842473001111")
     with session_scope() as db:
