@@ -30,7 +30,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from hotline.calls.models import Call, CallPart
-from hotline.centres.models import AgentIdentity, Line
+from hotline.centres.models import AgentIdentity, Centre, Line
 from hotline.db import rowcount, utcnow
 from hotline.errors import Actor, Invalid, NotAllowed, NotFound
 from hotline.i18n import N_, Text, stored_text
@@ -115,8 +115,6 @@ def _own_phone(session: Session, *, user_id: int, centre_id: int) -> dict[str, s
 def pbx_of(session: Session, *, centre_id: int, line: Line | None = None) -> str:
     """The PBX a call placed fresh from this centre (shown with ``line``'s number) goes out on: the
     line's own, else the centre's; "" when neither names one (any listener: one PBX)."""
-    from hotline.centres.models import Centre
-
     if line is not None and line.pbx:
         return line.pbx
     centre = session.get(Centre, centre_id)
