@@ -68,8 +68,23 @@ class BenchPbx(DemoPbx):
         self.originated: dict[str, float] = {}
         self.arrived = threading.Condition()
 
-    def place_call(self):  # type: ignore[no-untyped-def]  # DemoPbx's
-        return super().place_call() if self.loading else None
+    def start(self) -> BenchPbx:
+        super().start()
+        threading.Thread(target=self._load, name="bench-load", daemon=True).start()
+        return self
+
+    def place_call(self):  # type: ignore[no-untyped-def]  # DemoPbx's own pacing (one per 50 ms tick at most)
+        return None  # the load thread places the calls, at the asked rate
+
+    def _load(self) -> None:
+        next_at = time.monotonic()
+        while not self._stopped.is_set():
+            if self.loading:
+                DemoPbx.place_call(self)  # its frames go out on DemoPbx's 50 ms ticks
+                next_at += self.interval
+            else:
+                next_at = time.monotonic() + self.interval
+            self._stopped.wait(max(0.0, next_at - time.monotonic()))
 
     def _originate(self, conn, head, fields):  # type: ignore[no-untyped-def]  # AmiServer's
         at = time.perf_counter()
