@@ -862,6 +862,12 @@ def attempts_used_up(fu: FollowUp | None) -> bool:
     return fu is not None and fu.done_at is None and fu.attempts - (fu.attempts_base or 0) >= _max_attempts()
 
 
+def _must_not_call(session: Session, record: CallRecord) -> bool:
+    """The record's number is marked "do not call back (unsafe)" (a mark in force, or a record's flag)."""
+    call = session.get(Call, record.call_id) if record.call_id else None
+    return call is not None and bool(call.caller_number) and bool(_flagged_hashes(session, _hashes_of(call)))
+
+
 def follow_up_blocker(session: Session, record: CallRecord, now: datetime) -> Text | None:
     """Why a follow-up call may not be placed (shown beside a disabled button), or None."""
     if not record.consent_callback:
@@ -869,6 +875,8 @@ def follow_up_blocker(session: Session, record: CallRecord, now: datetime) -> Te
     call = session.get(Call, record.call_id) if record.call_id else None
     if call is None or not call.caller_number or call.caller_id_status != CallerIdStatus.PRESENT:
         return Text("There is no number to call back for this record.")
+    if _must_not_call(session, record):
+        return Text("This caller must not be called back: %(reason)s.", reason=Text(CLOSE_LABELS["do_not_call"]))
     if attempts_used_up(_follow_up_state(session, record)):
         return Text("%(n)s attempts without reaching the caller. Decide: try again, set a new follow-up date on "
                     "the record, or mark the follow-up done.", n=_max_attempts())
@@ -887,7 +895,7 @@ def call_follow_up(session: Session, *, actor: Any, record_id: int, request: Any
         raise NotAllowed(Text("This follow-up is assigned to someone else."))
     blocker = follow_up_blocker(session, record, now)
     if blocker is not None:
-        if attempts_used_up(_follow_up_state(session, record)):
+        if attempts_used_up(_follow_up_state(session, record)) or _must_not_call(session, record):
             raise Conflict(blocker)
         raise Invalid({"": blocker})
     ref = f"fu:{record.id}"

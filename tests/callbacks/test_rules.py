@@ -297,6 +297,14 @@ def test_an_unsafe_follow_up_marks_the_number_for_the_pop(client, staff, pbx):
     again = answered("0912345678", MORNING + timedelta(minutes=5))
     pop = client.get(f"/live/calls/{again}/pop")
     assert 'data-mark="do_not_call_back"' in pop.text
+    # a new follow-up date on the record: listed, but the button is disabled with the reason and a call refused
+    with session_scope() as db:
+        db.get(CallRecord, rid).follow_up_date = TODAY + timedelta(days=7)
+    page = client.get(f"/callbacks/follow-ups/{rid}")
+    assert 'id="call-button" class="primary" disabled' in page.text
+    assert "Không được gọi lại cho người này: Đã đánh dấu không gọi lại." in page.text
+    refused = post(client, f"/callbacks/follow-ups/{rid}/call", token)
+    assert refused.status_code == 409 and "Không được gọi lại cho người này" in refused.text
 
 
 def test_the_cli_shows_sets_and_clears_a_centres_hours_and_lists_not_before(staff, capsys):
