@@ -481,11 +481,9 @@ class AmiListener:
 
         pbx = pbx_service
         try:
-            with session_scope() as db:  # this PBX's rows and those naming none
-                ids = pbx.pending_ids(db, provider="asterisk", pbx=self.source)
+            with session_scope() as db:  # this PBX's rows and those naming none, in one statement
                 claimed = [(c.id, pbx_ami.action_id(c), pbx_ami.originate(c))
-                           for c in (pbx.claim(db, i, by=self.source, pbx=self.source) for i in ids)
-                           if c is not None]
+                           for c in pbx.claim_pending(db, provider="asterisk", by=self.source, pbx=self.source)]
         except Exception as exc:  # noqa: BLE001 - the database may be away; the next poll retries
             if not self._pbx_db_failed:
                 log.warning("ami.pbx_unreadable", extra={"source": self.source, "reason": type(exc).__name__})
