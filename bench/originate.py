@@ -4,9 +4,9 @@
     .venv/bin/python bench/originate.py --clicks 200 --load-rate 20 --spacing 0.15
 
 Everything real: a scratch PostgreSQL database (created and dropped), Redis (``HOTLINE_BENCH_REDIS``
-or ``HOTLINE_TEST_REDIS``, else db 14) for the bus nudge, one uvicorn web process serving
-``hotline.app:create_app``, one ``hotline ami`` listener process logged in to an AMI simulator that
-runs in this process (``hotline.ingest.providers.asterisk.simulator``).  The missed calls reach the
+or ``HOTLINE_TEST_REDIS``, else db 14) for the bus nudge, one web process (``hotline serve``:
+uvicorn), one ``hotline ami`` listener process logged in to an AMI simulator that runs in this
+process (``hotline.ingest.providers.asterisk.simulator``).  The missed calls reach the
 database the way production's do: abandoned calls streamed by the simulator, ingested by the
 listener; the worklist is built, the counsellor signs in through ``/login`` and claims the items.
 
@@ -253,8 +253,8 @@ def main() -> int:
         server.start()
         env = environment(url, work / "data")
         port = free_port()
-        procs.append(start([sys.executable, "-m", "uvicorn", "hotline.app:create_app", "--factory", "--host",
-                            "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"], env))
+        procs.append(start([sys.executable, "-m", "hotline", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                           env))  # as production starts it (uvicorn, uvloop and httptools when installed)
         procs.append(start([sys.executable, "-m", "hotline", "ami"],
                            {**env, "HOTLINE_AMI_HOST": "127.0.0.1", "HOTLINE_AMI_PORT": str(server.port),
                             "HOTLINE_AMI_USERNAME": AMI_USER, "HOTLINE_AMI_SECRET": AMI_SECRET}))
@@ -275,7 +275,7 @@ def main() -> int:
                                     .order_by(CallbackItem.id)))
         if len(items) < total:
             raise SystemExit(f"only {len(items)} callback items were made ({made.as_dict()}); {total} needed")
-        print(f"click → Originate: 1 uvicorn web process, 1 hotline ami listener process, PostgreSQL, Redis "
+        print(f"click → Originate: 1 web process (hotline serve), 1 hotline ami listener process, PostgreSQL, Redis "
               f"{REDIS_URL}; AMI simulator in the bench process; {os.cpu_count()} CPUs, load average "
               f"{os.getloadavg()[0]:.1f}")
         clicks(f"http://127.0.0.1:{port}", server, items[:10], args.spacing, rng)  # warm-up, not counted
