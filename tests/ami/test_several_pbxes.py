@@ -10,8 +10,13 @@ place goes out only on the PBX that serves it, through two AMI simulators' real 
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -24,10 +29,11 @@ from hotline.i18n import translator
 from hotline.ingest.providers.asterisk.simulator import synthetic_call
 from hotline.pbx import service as pbx
 from hotline.pbx.models import PbxCommand
-from tests.ami.conftest import Rig, wait_for
+from tests.ami.conftest import SECRET, USER, Rig, wait_for
 from tests.helpers import create_user
 
 PASSWORD = "Several-Pbx-Pass-2026!"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -232,3 +238,43 @@ def test_line_names_are_checked(env) -> None:
         with pytest.raises(ValueError, match="invalid PBX name"):
             add_line(db, centre=centre, provider="asterisk", kind="queue", identifier="q", pbx="x" * 65)
         assert db.scalar(select(Line.pbx).where(Line.identifier == "+842473001111")) == ""
+
+
+def _ami_process(port: int, **named: str) -> subprocess.Popen[bytes]:
+    """``hotline ami`` as its own process, named as the unit names it (``HOTLINE_AMI_NAME``) or
+    with ``--name``."""
+    env = {**os.environ, "HOTLINE_AMI_HOST": "127.0.0.1", "HOTLINE_AMI_PORT": str(port),
+           "HOTLINE_AMI_USERNAME": USER, "HOTLINE_AMI_SECRET": SECRET, "HOTLINE_AMI_KEEPALIVE_SECONDS": "1",
+           "HOTLINE_AMI_RECONNECT_MAX_SECONDS": "0.5", "HOTLINE_REDIS_URL": "", "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "hotline", "--log-format", "json", "ami"]
+    if "env" in named:
+        env["HOTLINE_AMI_NAME"] = named["env"]
+    if "flag" in named:
+        argv += ["--name", named["flag"]]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+
+
+def test_two_listener_processes_named_as_their_units_name_them(sqlite_env, rig: Rig) -> None:
+    north, south = rig.server(), rig.server()
+    _centre("hn", "+842473001111", pbx_name="north")
+    _centre("hcm", "+842873002222", pbx_name="south")
+    a, b = _person("tvv_hn", "hn", "PJSIP/hn101"), _person("tvv_hcm", "hcm", "PJSIP/hcm101")
+    procs = [_ami_process(north.port, env="north"), _ami_process(south.port, flag="south")]
+    try:
+        assert north.wait_for_login(1, 30) and south.wait_for_login(1, 30)
+        first, second = _place(b, "cb:1"), _place(a, "cb:2")
+        assert _ended(first).status == _ended(second).status == "placed"
+        assert [o["ActionID"] for o in _originates(north)] == [f"hotline-pbx-{second}"]
+        assert [o["ActionID"] for o in _originates(south)] == [f"hotline-pbx-{first}"]
+        assert (_cmd(first).claimed_by, _cmd(second).claimed_by) == ("south", "north")
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.communicate(timeout=20)
+
+
+def test_a_bad_pbx_name_stops_the_listener_with_the_reason(sqlite_env) -> None:
+    proc = _ami_process(5038, flag="north; rm")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "invalid PBX name" in err.decode()
