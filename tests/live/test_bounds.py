@@ -206,3 +206,14 @@ def test_a_silent_stream_gets_the_keep_alive_comment(server, monkeypatch):
             if line == ": ping":
                 break
         assert "event: hello" in lines and lines[-1] == ": ping"
+
+
+def test_a_running_web_app_lets_threads_take_the_gil_every_millisecond_and_restores_it(staff):
+    import sys
+
+    from hotline.live import views
+
+    before = sys.getswitchinterval()
+    with LiveServer():
+        assert sys.getswitchinterval() == pytest.approx(views.SWITCH_INTERVAL)
+    assert sys.getswitchinterval() == pytest.approx(before)
