@@ -141,6 +141,9 @@ class _Batch:
         self.routing = ingest_routing(session, code=settings.default_centre_code, name=settings.default_centre_name,
                                       timezone=settings.default_timezone)
         self.keys: dict[tuple[str, str], Call] = {}
+        # Keys looked up in this batch that name no call (hence no call_keys row: a key always has
+        # its call): a new call's key is not asked for again by resolve() and link().
+        self.missing: set[tuple[str, str]] = set()
         self.touched: set[int] = set()
         self.pending: dict[tuple[str, str], list[CallEvent]] = {}  # events waiting for their call
         self.parts: dict[int, list[CallPart]] = {}  # each call's parts, read once per batch
@@ -159,6 +162,8 @@ class _Batch:
         hit = self.keys.get((provider, key))
         if hit is not None:
             return hit
+        if (provider, key) in self.missing:
+            return None
         call = self.session.scalar(
             select(Call).join(CallKey, CallKey.call_id == Call.id).where(
                 CallKey.provider == provider, CallKey.key == key
@@ -166,16 +171,20 @@ class _Batch:
         )
         if call is not None:
             self.keys[(provider, key)] = call
+        else:
+            self.missing.add((provider, key))
         return call
 
     def link(self, call: Call, provider: str, key: str, kind: str) -> None:
         if (provider, key) in self.keys and self.keys[(provider, key)] is call:
             return
-        existing = self.session.scalar(select(CallKey).where(CallKey.provider == provider, CallKey.key == key))
+        existing = None if (provider, key) in self.missing else self.session.scalar(
+            select(CallKey).where(CallKey.provider == provider, CallKey.key == key))
         if existing is None:
             self.session.add(CallKey(provider=provider, key=key, kind=kind, call=call))
         elif existing.call_id != call.id:
             existing.call_id = call.id
+        self.missing.discard((provider, key))
         self.keys[(provider, key)] = call
 
     def create(self, ev: CallEvent) -> Call:
@@ -789,6 +798,7 @@ def ingest(session: Session, items: Sequence[RawIn], *, settings: Settings | Non
         result.applied += sum(len(item.events) for item in applicable)
     except Exception:  # noqa: BLE001 - undone; applied again event by event below
         batch.keys.clear()
+        batch.missing.clear()
         batch.touched.clear()
         batch.pending.clear()
         batch.parts.clear()
@@ -801,6 +811,7 @@ def ingest(session: Session, items: Sequence[RawIn], *, settings: Settings | Non
                     result.applied += 1
                 except Exception as exc:  # noqa: BLE001 - the event is kept, with the reason
                     batch.keys.clear()
+                    batch.missing.clear()
                     batch.parts.clear()
                     reason = f"{type(exc).__name__}: {exc} while applying {ev.kind.value} for {ev.key}"
                     _dead(session, item, reason)
