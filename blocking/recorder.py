@@ -29,13 +29,14 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Integer, String, Table, bindparam, exists, false, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from blocking.models import BlockedCall
-from hotline.db import session_scope, utcnow
+from hotline.db import UTCDateTime, rowcount, session_scope, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -64,27 +65,32 @@ class Entry:
                    at=datetime.fromisoformat(data["at"]), block_id=data.get("block_id"))
 
 
+_TABLE = cast(Table, BlockedCall.__table__)
+_SAME_CALL = (_TABLE.c.provider == bindparam("p_provider")) & (_TABLE.c.call_ref == bindparam("p_ref"))
+# Built once, plain Core (the recorder's cost is CPU the voice path shares): a blocked call is
+# inserted unless its reference was recorded before (a replay, Twilio asking twice); a key press
+# marks the call's latest row.
+_RECORD = insert(_TABLE).from_select(
+    ["at", "provider", "call_ref", "block_id", "pressed_for_supervisor"],
+    select(bindparam("p_at", type_=UTCDateTime()), bindparam("p_provider", type_=String()),
+           bindparam("p_ref", type_=String()), bindparam("p_block", type_=Integer()), false())
+    .where((bindparam("p_ref", type_=String()) == "") | ~exists().where(_SAME_CALL)))
+_PRESSED = (update(_TABLE).values(pressed_for_supervisor=True)
+            .where(_TABLE.c.id == select(func.max(_TABLE.c.id)).where(_SAME_CALL).scalar_subquery()))
+
+
 def apply(session: Session, entries: list[Entry]) -> list[Entry]:
     """Write entries in order; returns the key presses whose call is not recorded yet (to retry)."""
     orphans: list[Entry] = []
     for e in entries:
-        row = None
-        if e.call_ref:
-            row = session.scalars(select(BlockedCall).where(
-                BlockedCall.provider == e.provider, BlockedCall.call_ref == e.call_ref)
-                .order_by(BlockedCall.id.desc()).limit(1)).first()
         if e.kind == "blocked":
-            if row is None:
-                session.add(BlockedCall(provider=e.provider, call_ref=e.call_ref, block_id=e.block_id, at=e.at))
-                session.flush()
-            elif row.block_id is None:
-                row.block_id = e.block_id
-        elif row is not None:
-            row.pressed_for_supervisor = True
-        elif utcnow() - e.at < ORPHAN_KEEP:
-            orphans.append(e)
-        else:
-            log.warning("blocking.press_without_call", extra={"provider": e.provider})
+            session.execute(_RECORD, {"p_at": e.at, "p_provider": e.provider, "p_ref": e.call_ref,
+                                      "p_block": e.block_id})
+        elif rowcount(session.execute(_PRESSED, {"p_provider": e.provider, "p_ref": e.call_ref})) == 0:
+            if utcnow() - e.at < ORPHAN_KEEP:
+                orphans.append(e)
+            else:
+                log.warning("blocking.press_without_call", extra={"provider": e.provider})
     return orphans
 
 
@@ -276,6 +282,10 @@ class Recorder:
             except DB_ERRORS:
                 claimed.rename(path)
                 return written
+            except Exception as exc:  # noqa: BLE001 - set aside with the reason; the others still replay
+                claimed.rename(path.with_suffix(".bad"))
+                log.error("blocking.journal_failed_to_apply", extra={"file": path.name, "reason": type(exc).__name__})
+                continue
             if orphans:
                 self._journal(orphans)
             claimed.unlink(missing_ok=True)

@@ -74,6 +74,25 @@ def test_a_block_set_or_lifted_in_another_process_applies_within_the_refresh_int
         assert took <= REFRESH + 0.8, f"the lift applied after {took:.2f} s"
 
 
+def test_a_call_is_recorded_once_and_a_key_press_waits_for_its_call(env):
+    from hotline.app import create_app
+    from hotline.cli import main
+
+    assert main(["block", "add", NUMBER, "--for", "2d", "--reason", "quấy rối"]) == 0
+    with TestClient(create_app()) as client:
+        # the key press reaches this process before the call's own record (another process has it)
+        assert client.post("/api/blocking/pressed", params={"call": "ast-1"}, headers=API).status_code == 200
+        for _ in range(2):  # the dialplan (or Twilio) asks twice about one call
+            assert _lookup(client, NUMBER, "ast-1") == "blocked=1"
+            voice = _post_voice(client, CallSid="CA" + "e" * 32, From="+84912345678", Caller="+84912345678")
+            assert "<Gather" in voice.text
+        rows = wait_for(lambda: (found := _rows()) and all(r.pressed_for_supervisor or r.provider == "twilio"
+                                                           for r in found) and len(found) == 2 and found,
+                        timeout=20, interval=0.2, what="the call recorded once, then its key press")
+    assert sorted((r.provider, r.call_ref, r.pressed_for_supervisor) for r in rows) == [
+        ("asterisk", "ast-1", True), ("twilio", "CA" + "e" * 32, False)]
+
+
 def _journal(settings) -> list[Path]:
     return sorted((settings.spool_dir / "blocked-calls").glob("*.jsonl"))
 
