@@ -12,9 +12,10 @@ bytes once per web process (``Item.data``), not once per screen, and handed to e
 once (one wake-up per loop, not per screen); every screen is sent that same bytes object.  The
 keep-alive comment is one timer per event loop (``PING`` into every screen's queue every
 ``HEARTBEAT_SECONDS``), not a timer armed and cancelled by each screen at each message.  Messages
-that arrive faster than the feed thread hands them on are taken together (up to ``BATCH_MAX``):
-numbered in one Redis round trip and handed to each loop in one wake-up, so a backlog shrinks
-instead of growing when the process is busy.  The ring
+that arrive within ``BATCH_WAIT`` of the first (or while the feed thread is busy) are taken
+together, up to ``BATCH_MAX``: numbered in one Redis round trip, handed to each loop in one
+wake-up and written to each screen in one write, so a backlog shrinks instead of growing when the
+process is busy, and a screen costs one wake-up and one write per batch, not per message.  The ring
 keeps ``RING_SIZE`` messages per centre, and each screen's queue holds at most ``QUEUE_SIZE`` items.  A screen that falls that far behind gets
 a ``resync`` event and its stream ends; its browser reconnects with ``Last-Event-ID`` and catches
 up from the ring, or, when the ring no longer holds what it missed, gets ``resync`` again and
@@ -28,6 +29,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 RING_SIZE = 200
 QUEUE_SIZE = 256
 RING_TTL_SECONDS = 3600
+BATCH_WAIT = 0.02  # seconds the feed waits after a message for others to go out with it
 BATCH_MAX = 64  # messages numbered and handed on together when they arrive faster than they are sent
 HEARTBEAT_SECONDS = 15.0  # a comment line on every stream, so proxies and browsers keep it open
 
@@ -187,7 +190,11 @@ class CentreFeed:
                     if message is None:
                         continue
                     batch = [message]
-                    while len(batch) < BATCH_MAX and (more := sub.get(timeout=0)) is not None:
+                    until = time.monotonic() + BATCH_WAIT
+                    while len(batch) < BATCH_MAX:
+                        more = sub.get(timeout=max(0.0, until - time.monotonic()))
+                        if more is None:
+                            break
                         batch.append(more)  # what else has arrived: numbered in one Redis round trip
                     self._dispatch(*batch)
             except Exception as exc:  # noqa: BLE001 - the feed goes on after a second: screens keep their last state
