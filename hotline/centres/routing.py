@@ -165,7 +165,12 @@ def find_line(session: Session, *, provider: str, dialed: str | None, queue: str
 
 def route_of(session: Session, line: Line, *, now: datetime) -> Route:
     centre = session.get(Centre, line.centre_id)
-    tz = centre.timezone if centre is not None else "Asia/Ho_Chi_Minh"
+    return route_at(line, timezone=centre.timezone if centre is not None else "Asia/Ho_Chi_Minh", now=now)
+
+
+def route_at(line: Line, *, timezone: str, now: datetime) -> Route:
+    """``route_of`` when the caller already has the centre's timezone (no statement)."""
+    tz = timezone
     message = line.closed_message if line.closed_message in CLOSED_MESSAGES else "callback"
     overflow = line.overflow_centre_id if line.overflow_centre_id != line.centre_id else None
     return Route(line_id=line.id, centre_id=line.centre_id, open=is_open(line, timezone=tz, now=now),

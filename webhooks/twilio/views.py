@@ -275,9 +275,11 @@ def _centre_code_for_agent(settings: Settings, identity: str | None) -> tuple[st
 
 _OVERFLOW = aliased(Centre)
 # Built once (composing it for every call cost a third of the lookup): the line of a dialled number
-# with its centre and overflow centre, the provider's own line before an ``any`` one.
+# with what the route needs of its centre and overflow centre (columns, not three whole rows), the
+# provider's own line before an ``any`` one.
 _LINE_OF_NUMBER = (
-    select(Line, Centre, _OVERFLOW).join(Centre, Centre.id == Line.centre_id)
+    select(Line, Centre.code, Centre.timezone, _OVERFLOW.id, _OVERFLOW.code, _OVERFLOW.active)
+    .join(Centre, Centre.id == Line.centre_id)
     .outerjoin(_OVERFLOW, _OVERFLOW.id == Line.overflow_centre_id)
     .where(Line.active.is_(True), Line.kind == "number", Line.identifier == bindparam("ident"),
            Line.provider.in_((translator.PROVIDER, "any")))
@@ -293,17 +295,16 @@ def _number_lookup(settings: Settings, dialed: str | None) -> NumberRoute:
             default = ensure_default_centre(session, code=settings.default_centre_code,
                                             name=settings.default_centre_name, timezone=settings.default_timezone)
             return NumberRoute(default.code)
-        line, centre, other = found
-        route = line_routing.route_of(session, line, now=_now())  # the centre is in the session already
+        line, code, timezone_, other_id, other_code, other_active = found
+        route = line_routing.route_at(line, timezone=timezone_, now=_now())
         if not route.open:
-            return NumberRoute(centre.code, open=False, closed_text=route.text, callback=route.callback)
-        if route.overflow_centre_id is None or other is None or not other.active:
-            return NumberRoute(centre.code)
+            return NumberRoute(code, open=False, closed_text=route.text, callback=route.callback)
+        if route.overflow_centre_id is None or other_id is None or not other_active:
+            return NumberRoute(code)
         # Nobody free here (no counsellor available on the live screen): on at the first wait URL.
         free = line_routing.available_counsellors(session, line.centre_id)
         after = (route.wait_seconds or DEFAULT_OVERFLOW_SECONDS) if free else 0
-        return NumberRoute(centre.code, overflow_code=other.code, overflow_centre_id=other.id,
-                           overflow_after=after)
+        return NumberRoute(code, overflow_code=other_code, overflow_centre_id=other_id, overflow_after=after)
 
 
 def _agent_lookup(settings: Settings, identity: str | None) -> tuple[str, bool]:
