@@ -213,6 +213,10 @@ POST /callbacks/follow-ups/{record_id}/call          : in   ok   404  ok   ok   
 POST /callbacks/follow-ups/{record_id}/outcome       : in   ok   404  ok   ok   403  403  in
 POST /callbacks/follow-ups/{record_id}/done          : in   ok   404  ok   ok   403  403  in
 POST /callbacks/follow-ups/{record_id}/assign        : in   403  403  ok   ok   403  403  in
+POST /callbacks/follow-ups/{record_id}/retry         : in   ok   404  ok   ok   403  403  in
+GET /callbacks/settings                              : in   403  403  ok   ok   403  403  in
+POST /callbacks/settings                             : in   403  403  ok   ok   403  403  in
+POST /callbacks/do-not-call/{mark_id}/lift           : in   403  403  ok   ok   403  403  in
 """
 
 
@@ -369,6 +373,14 @@ def world(client, staff) -> dict[str, str]:
         ids["item_id"] = str(item.id)
         rec = db.get(CallRecord, record_id)
         rec.follow_up_needed, rec.follow_up_date = True, date.today()
+        # a "do not call back (unsafe)" mark on a number of A's
+        from callbacks.models import DoNotCallBack
+
+        mark = DoNotCallBack(centre_id=staff.centre_id, number_hash="k:unsafe", number_masked="0913 *** 111",
+                             created_by="tvv1", source="matrix")
+        db.add(mark)
+        db.flush()
+        ids["mark_id"] = str(mark.id)
     return ids
 
 
