@@ -32,6 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 API = {"Authorization": "Bearer test-api-token"}
 NUMBER = "0912345678"
 REFRESH = 1.0  # HOTLINE_BLOCK_REFRESH_SECONDS for these tests (the default)
+# The bound asserted: the interval plus a second for the query and a loaded machine; still below the
+# 3 intervals after which a stale copy would be refreshed by the lookup itself (so the refresher did it).
+BOUND = REFRESH + 1.0
 
 
 def _hotline(*args: str) -> str:
@@ -65,13 +68,13 @@ def test_a_block_set_or_lifted_in_another_process_applies_within_the_refresh_int
         _hotline("block", "add", NUMBER, "--for", "1d", "--reason", "quấy rối")
         took = _until(client, "blocked=1")
         print(f"blocking: a block set by another process applied after {took:.2f} s")
-        assert took <= REFRESH + 0.8, f"the block applied after {took:.2f} s"
+        assert took <= BOUND, f"the block applied after {took:.2f} s"
         with session_scope() as db:
             block_id = db.scalars(select(NumberBlock.id)).one()
         _hotline("block", "lift", str(block_id))
         took = _until(client, "blocked=0")
         print(f"blocking: a lift by another process applied after {took:.2f} s")
-        assert took <= REFRESH + 0.8, f"the lift applied after {took:.2f} s"
+        assert took <= BOUND, f"the lift applied after {took:.2f} s"
 
 
 def test_a_call_is_recorded_once_and_a_key_press_waits_for_its_call(env):
