@@ -275,12 +275,38 @@ class _Batch:
             call.dialed = ev.dialed
         if ev.queue and not call.queue:
             call.queue = ev.queue
+        elif self._joined_before(call, ev):
+            self.first_queue(call, ev)
+            return
         if call.line_id is None:  # the first queue's line (not an overflow queue's)
             line = self.routing.line_for(ev.provider, dialed=ev.dialed or call.dialed, queue=call.queue or ev.queue)
             if line is not None:
                 call.line_id, call.centre_id, call.unrouted = line.id, line.centre_id, False
         if ev.kind is Kind.QUEUED and ev.queue and call.queue and ev.queue != call.queue:
             self.overflow(call, ev)
+
+    def _joined_before(self, call: Call, ev: CallEvent) -> bool:
+        """A caller's join of another queue, dated before anything known of the call's queue so far:
+        events arrived out of order (the overflow queue's answer before the line's own join)."""
+        known = call.queued_at or call.answered_at
+        return (ev.kind is Kind.QUEUED and bool(ev.queue) and bool(call.queue) and ev.queue != call.queue
+                and known is not None and ev.at < known)
+
+    def first_queue(self, call: Call, ev: CallEvent) -> None:
+        """The queue the caller joined first is the call's (and its line's: the call belongs to that
+        centre); the queue seen so far, met later in time, is where it overflowed to."""
+        later, later_at = call.queue, call.queued_at or call.answered_at
+        assert later is not None and later_at is not None  # _joined_before said so
+        call.queue = ev.queue
+        line = self.routing.line_for(ev.provider, dialed=None, queue=ev.queue)
+        if line is None:
+            return
+        call.line_id, call.centre_id, call.unrouted = line.id, line.centre_id, False
+        if call.overflow_centre_id == line.centre_id:  # set while the order was reversed
+            call.overflow_centre_id = None
+            call.facts = {k: v for k, v in (call.facts or {}).items()
+                          if k not in ("overflow_from", "overflow_to", "overflow_at", "overflow_queue")}
+        self.overflow(call, CallEvent(Kind.QUEUED, ev.provider, ev.key, later_at, queue=later))
 
     def overflow(self, call: Call, ev: CallEvent) -> None:
         """The caller left the line's queue for another centre's (the line's overflow): the call stays
@@ -292,7 +318,12 @@ class _Batch:
         else:
             line = self.routing.line_for(ev.provider, dialed=None, queue=ev.queue)
             target = line.centre_id if line is not None else None
-        if target is None or target == call.centre_id or call.overflow_centre_id == target:
+        if target is None or target == call.centre_id:
+            return
+        if call.overflow_centre_id == target:  # known already: keep the earliest time it was seen
+            facts = call.facts or {}
+            if str(facts.get("overflow_at") or "") > ev.at.isoformat():
+                call.facts = {**facts, "overflow_at": ev.at.isoformat()}
             return
         facts = dict(call.facts or {})
         call.overflow_centre_id = target

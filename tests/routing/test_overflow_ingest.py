@@ -64,3 +64,19 @@ def test_the_overflow_queue_times_out_too_missed(centres):
                        (188, Kind.QUEUE_RESULT, {"reason": "TIMEOUT"}),
                        (190, Kind.ENDED, {"channel": key})])
     assert call.status == "missed" and call.overflow_centre_id == centres["other"]
+
+
+def test_the_overflow_queue_heard_of_before_the_line_s_own_join(centres):
+    """Events out of order (a resync, queue_log recovery): the overflow queue's join and answer come
+    before the line's own join. The call is still the line's centre's, overflowed to the other."""
+    key = "ovf-late"
+    answered = [(10, Kind.ANSWERED, {"agent": "PJSIP/hcm1", "queue": "hotline-hcm", "wait_seconds": 2}),
+                (8, Kind.QUEUED, {"queue": "hotline-hcm"})]
+    first = _feed(key, [(0, Kind.STARTED, {"channel": key, "caller": "0906666777"}), *answered])
+    assert (first.queue, first.centre_id) == ("hotline-hcm", centres["other"])  # all it knows so far
+    call = _feed(key, [(0, Kind.QUEUED, {"queue": "hotline"}),
+                       (8, Kind.ABANDONED, {"reason": "left_queue", "wait_seconds": 8}),
+                       (22, Kind.COMPLETED, {"agent": "PJSIP/hcm1", "talk_seconds": 12, "reason": "caller"})])
+    assert (call.queue, call.centre_id, call.overflow_centre_id) == ("hotline", centres["home"], centres["other"])
+    assert call.facts["overflow_at"] == (T + timedelta(seconds=8)).isoformat()
+    assert (call.status, call.talk_seconds) == ("completed", 12)
