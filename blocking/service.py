@@ -195,10 +195,9 @@ async def blocked_now(raw_number: str | None) -> int | None:
     try:
         try:
             return check_cached(raw_number)
-        except Stale:
-            pass
-        await asyncio.wait_for(asyncio.wrap_future(_refresher.submit(refresh_blocks)), CHECK_BUDGET)
-        return check_cached(raw_number, stale_ok=True)
+        except Stale:  # refreshed first, then asked again
+            await asyncio.wait_for(asyncio.wrap_future(_refresher.submit(refresh_blocks)), CHECK_BUDGET)
+            return check_cached(raw_number, stale_ok=True)
     except Exception as exc:  # noqa: BLE001 - the database is slow or down: what is known still applies
         try:
             known = check_cached(raw_number, stale_ok=True)
