@@ -227,6 +227,7 @@ def test_a_pause_also_goes_where_the_pbx_lists_the_member(env, rig: Rig, two) ->
 
     wait_for(lambda: paused(north) == {"PJSIP/hn101"} and paused(south) == {"PJSIP/hn101"},
              what="the pause on both PBXes")
+    assert paused(north) == paused(south) == {"PJSIP/hn101"}
 
 
 def test_line_names_are_checked(env) -> None:
