@@ -1,24 +1,38 @@
-"""The calls a block turned away, recorded after the answer, never lost.
+"""The calls a block turned away, journalled before the answer, recorded after it, never lost.
 
-The voice path (Twilio's webhook, the Asterisk lookup) answers a blocked caller first and hands the
-fact to ``recorder.add()``: an in-memory queue that a writer thread empties in one transaction per
-batch (usually a few milliseconds after the answer).  A key press for a supervisor goes the same
-way, after the call it belongs to.
+The voice path (Twilio's webhook, the Asterisk lookup) hands a blocked call to ``recorder.add()``
+(``add_async()`` from the event loop: on a thread of its own, the answer waiting at most
+``WAL_BUDGET`` for it) before it answers: the entry is appended to this process's write-ahead
+journal (``<data dir>/spool/blocked-calls/<time>-<pid>-<random>.wal``, one JSON line, fsynced:
+~0.4 ms), then queued in memory for a writer thread that records it in one transaction per batch
+(usually a few milliseconds after the answer) and empties the journal once nothing it holds is
+waiting.  A key press for a supervisor goes the same way, after the call it belongs to.
 
-When the database cannot take a batch, it is written to a journal file under the spool directory
-(``<data dir>/spool/blocked-calls/``, JSON lines, fsynced, then renamed into place), and replayed
-every ``RETRY_SECONDS`` once the database is back, by whichever process claims the file first (an
-atomic rename).  When the disk refuses too, the batch stays in this process's memory and is offered
-to the database, then to the disk, at each retry.  When the process stops it writes what it still
-holds.  Replaying is harmless: a call reference already recorded is not recorded twice.
+The journal file is locked (``flock``) by its process while it lives; a process killed outright
+(``SIGKILL``, power) releases the lock, so a journal whose lock is free is a dead process's, whatever
+its pid became: the next process that starts (at once), or a living one (every ``RETRY_SECONDS``),
+turns it into a journal file as below and replays it.  A line torn by the kill is skipped (its
+caller was never answered).  When the disk refuses the write-ahead journal, the entry is only
+queued in memory (the caller is never failed), as before the journal: a kill then loses it.
+
+When the database cannot take a batch, it is written to a journal file under the same directory
+(``*.jsonl``, fsynced, then renamed into place), and replayed every ``RETRY_SECONDS`` once the
+database is back, by whichever process claims the file first (an atomic rename).  When the disk
+refuses too, the batch stays in this process's memory (and in its write-ahead journal, which is not
+emptied meanwhile) and is offered to the database, then to the disk, at each retry.  When the
+process stops it writes what it still holds.  Replaying is harmless: a call reference already
+recorded is not recorded twice (an entry without a reference, which the dialplan and Twilio always
+send, could be counted twice if a process died between its write and the journal's emptying).
 
 Each entry keeps the moment of the call (``at``), so the daily log and the reports count it on the
-right day whenever it is written.  The window that remains is a process killed (``SIGKILL``, power)
-in the milliseconds between the answer and the write.
+right day whenever it is written.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -26,6 +40,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -45,6 +60,12 @@ RETRY_SECONDS = 5.0  # how often journalled entries are offered to the database 
 ORPHAN_KEEP = timedelta(hours=1)  # a key press whose call is not recorded (yet) waits this long
 STALE_CLAIM_SECONDS = 300.0
 MEMORY_MAX = 100_000  # entries held while neither the database nor the disk takes them
+WAL_BUDGET = 0.25  # seconds the async voice path waits for the write-ahead journal before answering anyway
+WAL_NEW_STALE_SECONDS = 60.0  # a ``.wal-new`` file (a process died creating its journal) is removed after this
+# Test only (tests/faults/test_blocked_call_killed.py): the writer waits this long before each
+# batch, so that a kill lands between the answer and the database write.  Unset in production.
+TEST_DELAY_ENV = "HOTLINE_TEST_RECORDER_DELAY_SECONDS"
+_sync = getattr(os, "fdatasync", os.fsync)
 
 
 @dataclass(frozen=True)
@@ -94,6 +115,21 @@ def apply(session: Session, entries: list[Entry]) -> list[Entry]:
     return orphans
 
 
+def _test_delay() -> float:
+    try:
+        return max(0.0, float(os.environ.get(TEST_DELAY_ENV) or 0))
+    except ValueError:
+        return 0.0
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Recorder:
     def __init__(self) -> None:
         self._queue: deque[Entry] = deque()
@@ -103,20 +139,54 @@ class Recorder:
         self._busy = False
         self._stopping = False
         self._last_retry = 0.0
+        # this process's write-ahead journal (``<time>-<pid>-<random>.wal``, locked while it lives)
+        self._wal_lock = threading.Lock()  # taken before ``_cond``, never inside it
+        self._wal_fd: int | None = None
+        self._wal_path: Path | None = None
+        self._wal_pid = 0
+        self._wal_size = 0
+        self._wal_failing = False
+        self._wal_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blocking-wal")
 
     # ------------------------------------------------------------------ the request's side
     def add(self, entry: Entry) -> None:
-        """Queue an entry (no database, no disk): the writer thread records it."""
-        with self._cond:
-            self._queue.append(entry)
-            self._cond.notify()
+        """Append an entry to this process's write-ahead journal (fsynced; when the disk refuses, the
+        entry is only in memory), then queue it: the writer thread records it."""
+        with self._wal_lock:
+            self._wal_append(entry)
+            with self._cond:
+                self._queue.append(entry)
+                self._cond.notify()
         self._ensure_thread()
+
+    async def add_async(self, entry: Entry) -> None:
+        """``add()`` on a thread of its own, for the event loop: the answer waits for the journal's
+        fsync (at most ``WAL_BUDGET``; a slower disk delays the record's safety, never the caller)."""
+        try:
+            future = self._wal_pool.submit(self.add, entry)
+        except RuntimeError:  # the interpreter is shutting down: no new thread, done here
+            self.add(entry)
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), WAL_BUDGET)
+        except TimeoutError:  # the entry is queued when the write ends
+            log.error("blocking.journal_slow", extra={"budget_seconds": WAL_BUDGET})
 
     def blocked(self, *, provider: str, call_ref: str, block_id: int | None, at: datetime | None = None) -> None:
         self.add(Entry("blocked", provider[:16], (call_ref or "")[:128], at or utcnow(), block_id))
 
     def pressed(self, *, provider: str, call_ref: str, at: datetime | None = None) -> None:
         self.add(Entry("pressed", provider[:16], (call_ref or "")[:128], at or utcnow()))
+
+    async def blocked_async(self, *, provider: str, call_ref: str, block_id: int | None) -> None:
+        await self.add_async(Entry("blocked", provider[:16], (call_ref or "")[:128], utcnow(), block_id))
+
+    async def pressed_async(self, *, provider: str, call_ref: str) -> None:
+        await self.add_async(Entry("pressed", provider[:16], (call_ref or "")[:128], utcnow()))
+
+    def start(self) -> None:
+        """Start the writer now (a web process's start): journals left by dead processes are replayed at once."""
+        self._ensure_thread()
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -142,6 +212,7 @@ class Recorder:
         """Write what is queued, then end the thread; what the database refuses goes to the journal."""
         thread = self._thread
         if thread is None or not thread.is_alive():
+            self._close_wal()
             return
         with self._cond:
             self._stopping = True
@@ -153,9 +224,14 @@ class Recorder:
             log.critical("blocking.records_lost", extra={
                 "reason": "the process stops while neither the database nor the disk takes its blocked calls",
                 "entries": len(self._held)})
+        self._close_wal()
 
     # ------------------------------------------------------------------ the writer
     def _run(self) -> None:
+        try:
+            self.replay()  # what dead processes left, at once
+        except Exception:  # the loop below retries
+            log.exception("blocking.recorder_failed")
         while True:
             with self._cond:
                 while not self._queue and not self._stopping:
@@ -167,10 +243,13 @@ class Recorder:
                 self._busy = bool(batch)
             try:
                 if batch:
+                    if delay := _test_delay():
+                        time.sleep(delay)
                     self._write(batch)
                 if time.monotonic() - self._last_retry >= RETRY_SECONDS or stopping:
                     self._last_retry = time.monotonic()
                     self.replay()
+                self._settle_wal()
             except Exception:  # the thread carries on; what it held is journalled or in memory
                 log.exception("blocking.recorder_failed")
             finally:
@@ -208,20 +287,25 @@ class Recorder:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def _journal_file(self, entries: list[Entry]) -> Path:
+        """Write entries to a new journal file (fsynced, renamed into place); raises OSError."""
+        folder = self.directory()
+        path = folder / f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        tmp = path.with_suffix(".tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.writelines(e.to_json() + "\n" for e in entries)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.rename(path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        return path
+
     def _journal(self, entries: list[Entry], *, from_memory: bool = False) -> None:
         try:
-            folder = self.directory()
-            path = folder / f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-            tmp = path.with_suffix(".tmp")
-            try:
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    fh.writelines(e.to_json() + "\n" for e in entries)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                tmp.rename(path)
-            except OSError:
-                tmp.unlink(missing_ok=True)
-                raise
+            self._journal_file(entries)
         except OSError as exc:
             if not from_memory:
                 if len(self._held) + len(entries) > MEMORY_MAX:
@@ -256,6 +340,7 @@ class Recorder:
             written += len(held)
         try:
             folder = self.directory()
+            self._adopt_dead_wals(folder)
             now = time.time()
             for claimed in folder.glob("*.claimed-*"):  # left by a process that died replaying it
                 if now - claimed.stat().st_mtime > STALE_CLAIM_SECONDS:
@@ -292,6 +377,145 @@ class Recorder:
             written += len(entries)
             log.info("blocking.journal_replayed", extra={"file": path.name, "entries": len(entries)})
         return written
+
+    # ------------------------------------------------------------------ the write-ahead journal
+    def _wal_append(self, entry: Entry) -> bool:
+        """Append one entry to this process's write-ahead journal and fsync it (``_wal_lock`` held);
+        False when the disk refuses (the entry is then only in memory, as before the journal)."""
+        line = (entry.to_json() + "\n").encode("utf-8")
+        fd: int | None = None
+        try:
+            fd = self._wal_open()
+            if os.pwrite(fd, line, self._wal_size) != len(line):
+                raise OSError(errno.ENOSPC, "short write")
+            _sync(fd)
+        except Exception as exc:  # noqa: BLE001 - never fails the caller: today's behaviour (memory only)
+            if fd is not None:
+                try:
+                    os.ftruncate(fd, self._wal_size)  # no half line left behind
+                except OSError:
+                    pass  # a torn line is skipped when the journal is read
+            if not self._wal_failing:
+                log.error("blocking.wal_failed", extra={"reason": str(exc)[:200]})
+            self._wal_failing = True
+            return False
+        self._wal_size += len(line)
+        if self._wal_failing:
+            log.info("blocking.wal_back")
+            self._wal_failing = False
+        return True
+
+    def _wal_open(self) -> int:
+        """This process's journal file, created (and locked) on first use: under a temporary name until
+        the lock is held, so no other process takes a journal that is being created for a dead one's."""
+        from hotline.settings import get_settings
+
+        folder = get_settings().spool_dir / "blocked-calls"
+        if self._wal_fd is not None:
+            if self._wal_pid == os.getpid() and self._wal_path is not None and self._wal_path.parent == folder:
+                return self._wal_fd
+            with self._cond:  # another data directory (tests), or a process forked from the owner
+                done = not self._queue and not self._held
+            self._release_wal(remove=done)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        new = folder / f"{name}.wal-new"
+        fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path = new.with_name(f"{name}.wal")
+            new.rename(path)
+            _fsync_dir(folder)  # the file itself survives a power cut
+        except OSError:
+            os.close(fd)
+            new.unlink(missing_ok=True)
+            raise
+        self._wal_fd, self._wal_path, self._wal_pid, self._wal_size = fd, path, os.getpid(), 0
+        return fd
+
+    def _release_wal(self, *, remove: bool = False) -> None:
+        """Close this process's journal (``_wal_lock`` held); ``remove`` when every entry is written.
+        A copy inherited through ``fork`` is only closed: the parent still owns the file."""
+        fd, path = self._wal_fd, self._wal_path
+        self._wal_fd, self._wal_path, self._wal_size = None, None, 0
+        if fd is None:
+            return
+        try:
+            if remove and path is not None and self._wal_pid == os.getpid():
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("blocking.wal_not_removed", extra={"reason": str(exc)[:200]})
+        finally:
+            os.close(fd)
+
+    def _settle_wal(self) -> None:
+        """Empty the journal once everything in it is written to the database or to a journal file
+        (the writer, after a batch): nothing queued, nothing held in memory only."""
+        with self._wal_lock:
+            if self._wal_fd is None or self._wal_size == 0 or self._wal_pid != os.getpid():
+                return
+            with self._cond:
+                if self._queue or self._held:
+                    return
+            try:
+                os.ftruncate(self._wal_fd, 0)
+                self._wal_size = 0
+            except OSError as exc:  # kept: replaying it again is harmless
+                log.error("blocking.wal_not_emptied", extra={"reason": str(exc)[:200]})
+
+    def _close_wal(self) -> None:
+        with self._wal_lock:
+            with self._cond:
+                done = not self._queue and not self._held
+            self._release_wal(remove=done)
+
+    def _adopt_dead_wals(self, folder: Path) -> None:
+        """Turn the write-ahead journals of processes that are gone (their lock is free: a process
+        killed outright releases it too, whatever its pid became) into journal files, replayed next."""
+        now = time.time()
+        for path in sorted(folder.glob("*.wal-new")):
+            try:
+                if now - path.stat().st_mtime > WAL_NEW_STALE_SECONDS:
+                    self._take_dead_wal(path)
+            except OSError:
+                continue
+        for path in sorted(folder.glob("*.wal")):
+            if path == self._wal_path:
+                continue
+            try:
+                self._take_dead_wal(path)
+            except OSError as exc:
+                log.error("blocking.wal_not_replayed", extra={"file": path.name, "reason": str(exc)[:200]})
+
+    def _take_dead_wal(self, path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # its process is alive
+            try:
+                if os.stat(path).st_ino != os.fstat(fd).st_ino:
+                    return  # another process took it first
+            except FileNotFoundError:
+                return
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, size, 0) if size else b""
+            entries: list[Entry] = []
+            for raw in data.splitlines():
+                try:
+                    entries.append(Entry.from_json(raw.decode("utf-8")))
+                except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                    continue  # a line torn by the kill: its caller was never answered
+            if entries:
+                self._journal_file(entries)  # OSError: left in place, taken at the next retry
+                log.warning("blocking.wal_adopted", extra={"file": path.name, "entries": len(entries)})
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
 
 recorder = Recorder()

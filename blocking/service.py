@@ -148,7 +148,8 @@ def active_blocks(session: Session, actor: Actor) -> list[NumberBlock]:
 # ---------------------------------------------------------------------- the voice path
 # The Twilio voice webhook and the Asterisk lookup check a caller against this process's copy of the
 # active blocks (``blocking.index``: no database, no thread) and record a blocked call after they
-# answered (``blocking.recorder``: a writer thread, a journal on disk while the database is down).
+# answered (``blocking.recorder``: an fsynced write-ahead journal before the answer, a writer thread
+# after it, a journal on disk while the database is down).
 
 def _caller_hashes(raw_number: str | None) -> list[str] | None:
     """The hashes a block of this caller ID may be stored under; None for withheld, unavailable,
@@ -208,8 +209,14 @@ async def blocked_now(raw_number: str | None) -> int | None:
 
 
 def record_blocked_call(*, provider: str, call_ref: str, block_id: int | None) -> None:
-    """A block turned this call away: recorded after the answer, never lost (``blocking.recorder``)."""
+    """A block turned this call away: in this process's write-ahead journal before the answer (an
+    fsync), in the database after it, never lost (``blocking.recorder``)."""
     recorder.blocked(provider=provider, call_ref=call_ref, block_id=block_id)
+
+
+async def record_blocked_call_async(*, provider: str, call_ref: str, block_id: int | None) -> None:
+    """``record_blocked_call`` for the event loop: the journal's fsync runs on a thread of its own."""
+    await recorder.blocked_async(provider=provider, call_ref=call_ref, block_id=block_id)
 
 
 def mark_pressed(*, provider: str, call_ref: str) -> None:
@@ -217,11 +224,17 @@ def mark_pressed(*, provider: str, call_ref: str) -> None:
     recorder.pressed(provider=provider, call_ref=call_ref)
 
 
+async def mark_pressed_async(*, provider: str, call_ref: str) -> None:
+    """``mark_pressed`` for the event loop (the journal's fsync on a thread of its own)."""
+    await recorder.pressed_async(provider=provider, call_ref=call_ref)
+
+
 def start_voice_path() -> Callable[[], None]:
     """For a web process: a fresh copy of the active blocks kept current by a refresher thread, and
     the recorder's writer; returns the function that stops both (writing what is still queued)."""
     active.invalidate()
     stop_refresher = active.start_refresher()
+    recorder.start()  # replays at once what a process killed before this one left
 
     def stop() -> None:
         stop_refresher()

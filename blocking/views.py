@@ -96,10 +96,10 @@ async def lookup_caller(request: Request) -> Principal:
 async def check(number: str = Query("", max_length=128), call: str = Query("", max_length=128),
                 principal: Principal = Depends(lookup_caller)) -> Response:
     """For the Asterisk dialplan (API token): ``blocked=1`` or ``blocked=0``; a blocked call is
-    recorded after the answer (``blocking.recorder``)."""
+    recorded: in the write-ahead journal before the answer, in the database after it (``blocking.recorder``)."""
     block_id = await service.blocked_now(number)
     if block_id is not None:
-        service.record_blocked_call(provider="asterisk", call_ref=call, block_id=block_id)
+        await service.record_blocked_call_async(provider="asterisk", call_ref=call, block_id=block_id)
     return PlainTextResponse(f"blocked={1 if block_id else 0}")
 
 

@@ -427,7 +427,7 @@ async def voice(request: Request) -> Response:
     block_id = await checking  # fails open: None when the check could not be made
     if block_id is not None:
         # Recorded after the answer, by the blocking recorder's thread (journalled while the database is down).
-        blocking.record_blocked_call(provider="twilio", call_ref=req.get("CallSid") or "", block_id=block_id)
+        await blocking.record_blocked_call_async(provider="twilio", call_ref=req.get("CallSid") or "", block_id=block_id)
         return _twiml(blocked_twiml(settings, req.assigned_queue))
     if route is not None and not route.open:
         return _twiml(closed_twiml(settings, route))
@@ -456,7 +456,7 @@ async def blocked_key(request: Request) -> Response:
         return _twiml(response)
     queue = (request.query_params.get("queue") or queue_name(settings, settings.default_centre_code))
     try:  # recorded after the answer, after the call's own record (the blocking recorder)
-        blocking.mark_pressed(provider="twilio", call_ref=fields.get("CallSid", ""))
+        await blocking.mark_pressed_async(provider="twilio", call_ref=fields.get("CallSid", ""))
     except Exception as exc:  # noqa: BLE001 - the caller reaches a supervisor whatever happens
         log.error("twilio.block_pressed_not_kept", extra={"reason": describe(exc)})
     response.say(TO_SUPERVISOR, language=LANG)
