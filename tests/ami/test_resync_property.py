@@ -151,13 +151,18 @@ def test_a_resync_at_every_point_of_the_stream_changes_nothing(sqlite_env, path:
 
 
 # Under CI the same 40 examples every run (a clean checkout must pass or fail the same way); elsewhere
-# random ones, which keep looking for orders nobody tried.
-@settings(max_examples=40, deadline=None, derandomize=bool(os.environ.get("CI")),
+# random ones, which keep looking for orders nobody tried.  A longer search, e.g. on one capture:
+# HOTLINE_PROPERTY_EXAMPLES=600 HOTLINE_PROPERTY_STREAMS=callback pytest tests/ami/test_resync_property.py
+EXAMPLES = int(os.environ.get("HOTLINE_PROPERTY_EXAMPLES") or 40)
+ONLY = {s for s in (os.environ.get("HOTLINE_PROPERTY_STREAMS") or "").split(",") if s}
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=bool(os.environ.get("CI")),
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_shuffled_arrival_and_a_resync_anywhere_change_nothing(sqlite_env, data: st.DataObject) -> None:
     url = sqlite_env.database_url
-    streams = _streams()
+    streams = [p for p in _streams() if not ONLY or p.parent.name in ONLY]
     path = data.draw(st.sampled_from(streams), label="stream")
     want = baseline(url, path)
     rng = random.Random(data.draw(st.integers(0, 2**32 - 1), label="seed"))
@@ -166,3 +171,52 @@ def test_shuffled_arrival_and_a_resync_anywhere_change_nothing(sqlite_env, data:
     delay = data.draw(st.integers(0, 5), label="delay")
     batch = data.draw(st.integers(1, 60), label="batch")
     assert _agrees(run(url, events, resync_at=k, delay=delay, batch=batch), want)
+
+
+def _first(events: list[tuple[int, bytes, str]], *kinds: str) -> list[tuple[int, bytes, str]]:
+    """The events of ``kinds`` first (in that order of kinds), then the others as captured: one of the
+    orders ``_shuffled`` can give (each type keeps its own order)."""
+    head = [e for k in kinds for e in events if e[2] == k]
+    return head + [e for e in events if e[2] not in kinds]
+
+
+CALLBACK = FIXTURES / "callback" / "filtered.ami"
+
+
+# Orders the shuffled-arrival property found (600 random examples) on the callback capture: the
+# bridge of the counsellor's phone with the outside number heard before any event that carries
+# HOTLINE_CALLBACK (NewCallerid, OriginateResponse) made the outside number the answerer.
+@pytest.mark.parametrize("kinds", [("BridgeEnter",), ("BridgeEnter", "BridgeLeave", "Hangup"),
+                                   ("Hangup", "BridgeEnter"), ("BridgeLeave", "BridgeEnter", "HangupRequest")],
+                         ids="+".join)
+def test_a_placed_call_is_answered_by_the_counsellor_whatever_arrives_first(sqlite_env, kinds: tuple[str, ...]) -> None:
+    url = sqlite_env.database_url
+    want = baseline(url, CALLBACK)
+    assert [r[3] for r in want.values()] == ["Local/tvv1@phones"]
+    for batch in (1, 60):
+        got = run(url, _first(_events(CALLBACK), *kinds), batch=batch)
+        assert got == want, f"{kinds}, batches of {batch}: {got} != {want}"
+
+
+def _show(event: bytes) -> bytes:
+    """A BridgeEnter of the capture as the resync's CoreShowChannel of that channel."""
+    f = parse_frame(event).fields
+    keep = ("Channel", "ChannelState", "CallerIDNum", "ConnectedLineNum", "Context", "Exten", "Uniqueid", "Linkedid")
+    lines = ["Event: CoreShowChannel", "ActionID: r-1", *(f"{k}: {f[k]}" for k in keep),
+             "Application: Dial", "Duration: 00:00:05", "BridgedTime: 00:00:03", f"BridgeId: {f['BridgeUniqueid']}"]
+    return "\r\n".join(lines).encode()
+
+
+def test_a_resync_during_a_placed_call_names_the_counsellor_and_the_person_called(sqlite_env) -> None:
+    """A callback first heard of in a resync (the listener reconnected while it was up): the
+    counsellor's phone is the call's first channel, bridged with the number called."""
+    empty_tables(sqlite_env.database_url)
+    resync = Resync("r-1", "r-2", BASE)
+    for _pos, raw, kind in _events(CALLBACK):
+        if kind == "BridgeEnter":
+            assert resync.offer(parse_frame(_show(raw)), BASE)
+    resync.channels_done = resync.queue_done = True
+    (live,) = resync.live_calls(BASE)
+    assert (live.caller, live.agent, live.answered) == ("0912345678", "Local/tvv1@phones", True)
+    ingest_and_commit([resync.to_raw(SOURCE)], publish=False)
+    assert [r[3] for r in _records().values()] == ["Local/tvv1@phones"]

@@ -472,29 +472,36 @@ class AmiMapper:
             if status:
                 self._queue_result.add(uid)
                 item.events.append(ctx.ev(Kind.QUEUE_RESULT, reason=status.upper()[:32]))
+        # known as placed before its bridge is paired: the counsellor answers a callback, never the
+        # number called, whether or not an event carrying HOTLINE_CALLBACK came first (out of order)
+        placed = self._placed_ref(ctx) if uid == lid else None
         mapper = MAPPERS.get(name)
         if mapper is not None:
             item.events.extend(mapper(ctx))
-        if uid == lid:
-            self._placed(ctx, item)
+        if placed is not None:
+            self._placed(ctx, item, placed)
         if name == "Hangup":
             self._hangup_requested.discard(uid)
             self._queue_result.discard(uid)
         return item
 
-    def _placed(self, c: _Ctx, item: RawIn) -> None:
-        """A call hotline placed (a callback): its first channel is the counsellor's own phone,
-        marked ``HOTLINE_CALLBACK`` (seen from the first event after the Originate set it, not on
-        Newchannel); its caller is the number the callback context dials (``Exten``), never the
-        channel's caller ID (the hotline number shown to the person called)."""
-        ref = _chanvar(c.frame, "HOTLINE_CALLBACK")
+    def _placed_ref(self, c: _Ctx) -> list[str | None] | None:
+        """The call's entry in ``_callbacks`` when hotline placed it (a callback): its first channel
+        is the counsellor's own phone, marked ``HOTLINE_CALLBACK`` (seen from the first event after
+        the Originate set it, not on Newchannel)."""
         cb = self._callbacks.get(c.key)
         if cb is None:
+            ref = _chanvar(c.frame, "HOTLINE_CALLBACK")
             if not ref:
-                return
+                return None
             cb = self._callbacks[c.key] = [ref[:64], None, None]
             while len(self._callbacks) > self.max_bridges:
                 self._callbacks.popitem(last=False)
+        return cb
+
+    def _placed(self, c: _Ctx, item: RawIn, cb: list[str | None]) -> None:
+        """A call hotline placed: its caller is the number the callback context dials (``Exten``),
+        never the channel's caller ID (the hotline number shown to the person called)."""
         item.events = [e for e in item.events if e.kind is not Kind.CALLER]
         for e in item.events:
             e.caller = None
@@ -712,9 +719,14 @@ class Resync:
                 if others:
                     agent = device(others[0].get("Channel"))
             source = caller_ch if caller_ch is not None else entry
+            caller = source.get("CallerIDNum") if source is not None else None
+            if caller_ch is not None and caller_ch.get("Context") == CALLBACK_CONTEXT:
+                # a call hotline placed: its first channel is the counsellor's phone, dialling the person
+                caller = caller_ch.get("Exten") or None
+                agent = device(caller_ch.get("Channel")) if agent is not None else None
             live.append(LiveCall(
                 key=lid,
-                caller=source.get("CallerIDNum") if source is not None else None,
+                caller=caller,
                 dialed=(caller_ch.get("Exten") or None) if caller_ch is not None else None,
                 queue=queue or None,
                 answered=bridged and entry is None,
