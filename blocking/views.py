@@ -106,7 +106,8 @@ async def check(number: str = Query("", max_length=128), call: str = Query("", m
 @router.post("/api/blocking/pressed", dependencies=[Depends(supervisors), Depends(csrf_protect)],
              response_class=PlainTextResponse)
 def pressed(call: str = Query("", max_length=128), principal: Principal = Depends(supervisors)) -> Response:
-    """The dialplan says a blocked caller pressed the key for a supervisor (recorded after the answer)."""
+    """The dialplan says a blocked caller pressed the key for a supervisor (in the write-ahead journal
+    before the answer, in the database after it)."""
     service.mark_pressed(provider="asterisk", call_ref=call)
     return PlainTextResponse("ok")
 

@@ -4,7 +4,8 @@ empties it once the call is written. A journal whose process is gone (its lock i
 releases it too) is replayed by the next process that starts, or by a living one within
 ``RETRY_SECONDS``; a call already recorded is not recorded twice, a line torn by the kill is
 skipped, and the journal of a living process is left alone. When the disk refuses the journal, the
-caller is answered and the call recorded as before. (The kill itself, on a real server:
+caller is answered and the call recorded as before; a slow disk delays the answer by
+``WAL_BUDGET`` at most. (The kill itself, on a real server:
 tests/faults/test_blocked_call_killed.py.)"""
 
 from __future__ import annotations
@@ -124,6 +125,24 @@ def test_a_disk_that_refuses_the_journal_never_fails_the_caller(env):
         answer = client.get("/api/blocking/check", params={"number": NUMBER, "call": "ast-nodisk"}, headers=API)
         assert answer.status_code == 200 and answer.text == "blocked=1"
         wait_for(lambda: _rows() == [("asterisk", "ast-nodisk", False)], what="the call written all the same")
+
+
+def test_a_slow_disk_delays_the_answer_by_the_budget_at_most(env, monkeypatch):
+    from hotline.app import create_app
+
+    def stalled(fd: int) -> None:  # a disk that takes 1.5 s to sync
+        time.sleep(1.5)
+        os.fsync(fd)
+
+    monkeypatch.setattr(recorder_module, "_sync", stalled)
+    _block()
+    with TestClient(create_app()) as client:
+        started = time.monotonic()
+        answer = client.get("/api/blocking/check", params={"number": NUMBER, "call": "ast-slow"}, headers=API)
+        took = time.monotonic() - started
+        assert answer.text == "blocked=1"
+        assert took < recorder_module.WAL_BUDGET + 0.5, f"answered after {took:.2f} s"
+        wait_for(lambda: _rows() == [("asterisk", "ast-slow", False)], what="the call written once the disk synced")
 
 
 @pytest.fixture(autouse=True)
