@@ -1,6 +1,7 @@
 """Issue #17 on Asterisk, as the shipped dialplan (``deploy/asterisk/extensions.conf``) does it: the block
 check and the line's route are asked of hotline before the queue with a short timeout and fail open; a
-withheld number is never checked against the blocks; a blocked or out-of-hours caller hears a message
+withheld number is never checked against the blocks; a caller overflows to the other centre's queue at
+once when no counsellor is ready, else after the line's wait; a blocked or out-of-hours caller hears a message
 naming the emergency numbers and can press a key (a supervisor's queue, a callback request); a
 callback says nothing before the person answers and shows the hotline number.  The captures in
 ``tests/fixtures/ami`` were recorded on a real Asterisk with these samples; this keeps the samples saying
@@ -75,6 +76,11 @@ def check(text: str) -> None:
     # never for a withheld number: it jumps over the check
     skip = _index(incoming, '"${CALLERID(num-pres):0:6}" = "prohib"]?route')
     assert skip < block
+    # overflow: at once when no counsellor of the line's queue is ready, else after the line's wait
+    ready = _index(incoming, '"${QUEUE_MEMBER(${HOTLINE_QUEUE},ready)}" = "0"]?overflow')
+    own = _index(incoming, "Queue(${HOTLINE_QUEUE},t,,,${HOTLINE_WAIT})")
+    other = _index(incoming, "Queue(${HOTLINE_OVERFLOW},")
+    assert ready < own < _index(incoming, "(overflow),") < other
     # the blocked caller: the emergency numbers, and any key reaches the supervisors' queue
     blocked = ctx["hotline-blocked"]
     assert all(n in said["hotline/blocked"] for n in EMERGENCY), said["hotline/blocked"]
@@ -102,6 +108,8 @@ def test_the_shipped_dialplan_does_what_issue_17_asks() -> None:
     ('GotoIf($["${HOTLINE_BLOCK}" = "blocked=1"]?hotline-blocked,s,1)',
      'GotoIf($["${HOTLINE_BLOCK}" != "blocked=0"]?hotline-blocked,s,1)'),  # a failed lookup would block
     (' same => n,GotoIf($["${CALLERID(num-pres):0:6}" = "prohib"]?route)\n', ""),  # withheld checked
+    ('"${QUEUE_MEMBER(${HOTLINE_QUEUE},ready)}" = "0"]?overflow', '"${QUEUE_MEMBER(${HOTLINE_QUEUE},ready)}" = "0"]?queue'),
+    ("Queue(${HOTLINE_QUEUE},t,,,${HOTLINE_WAIT})", "Queue(${HOTLINE_QUEUE},t)"),  # no wait: never overflows
     ("exten => _X.,1,NoOp(hotline callback ${HOTLINE_CALLBACK})",
      "exten => _X.,1,NoOp(hotline callback ${HOTLINE_CALLBACK})\n same => n,Playback(hotline/welcome)"),
     ("hãy gọi 113 để báo công an, 115 để gọi cấp cứu, hoặc 111 để được bảo vệ trẻ em. Nếu bạn cần",
