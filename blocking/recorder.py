@@ -171,6 +171,8 @@ class Recorder:
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), WAL_BUDGET)
         except TimeoutError:  # the entry is queued when the write ends
             log.error("blocking.journal_slow", extra={"budget_seconds": WAL_BUDGET})
+        except Exception:  # never fails the caller
+            log.exception("blocking.record_not_queued")
 
     def blocked(self, *, provider: str, call_ref: str, block_id: int | None, at: datetime | None = None) -> None:
         self.add(Entry("blocked", provider[:16], (call_ref or "")[:128], at or utcnow(), block_id))
