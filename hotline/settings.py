@@ -9,6 +9,7 @@ is generated once and kept (mode 0600) in the data directory.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -140,6 +141,19 @@ class Settings(BaseSettings):
         if v not in {"development", "production", "test"}:
             raise ValueError("HOTLINE_ENVIRONMENT must be development, production or test")
         return v
+
+    @field_validator("callback_hours")
+    @classmethod
+    def _callback_hours(cls, v: str) -> str:
+        """``HH:MM-HH:MM`` as ``callbacks.service.parse_hours`` reads it (core imports no domain): a typo is
+        refused at start, not met later by every page showing the callback strip (the live screen)."""
+        m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", v or "")
+        if m is not None:
+            h1, m1, h2, m2 = (int(g) for g in m.groups())
+            if h1 <= 23 and m1 <= 59 and m2 <= 59 and (h2 <= 23 or (h2, m2) == (24, 0)) and (h1, m1) != (h2, m2):
+                return v
+        raise ValueError(f"HOTLINE_CALLBACK_HOURS must look like 07:30-21:00 (24:00 may end the day; an end "
+                         f"before the start runs past midnight), got {v!r}")
 
     # ------------------------------------------------------------------ derived values
     @property
