@@ -6,6 +6,12 @@ the reason, and is kept as a dead letter.  Events go through ``hotline.ingest.sp
 batches (``webhooks.twilio.batcher``): when the database is down they are written to the disk
 spool and the drainer registered by ``setup_app`` applies them when it is back.  The voice webhook answers with TwiML that enqueues the
 caller whatever happens to the database: a caller must always reach a counsellor.
+
+A webhook answers once its events are on disk (an in-flight file, ``spool.hold``), not once they
+are committed: the batch commits a few milliseconds after the answer, in the request's background
+task, and the file goes at the commit.  A process killed in between leaves the file, which the
+drainer replays (the dedupe keys make any second copy harmless).  When the disk refuses the file,
+the webhook waits for the commit before answering, as it did before.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode
 
@@ -28,6 +35,7 @@ from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import aliased
+from starlette.background import BackgroundTask
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
@@ -97,8 +105,8 @@ def queue_name(settings: Settings, centre_code: str) -> str:
     return f"{settings.twilio_queue_prefix}-{centre_code}"[:64]  # Twilio allows 64 characters
 
 
-def _twiml(response: VoiceResponse) -> Response:
-    return Response(content=str(response), media_type=TEXT_XML)
+def _twiml(response: VoiceResponse, background: BackgroundTask | None = None) -> Response:
+    return Response(content=str(response), media_type=TEXT_XML, background=background)
 
 
 class _Params:
@@ -148,6 +156,39 @@ async def _keep(raw: RawIn | list[RawIn], budget: float | None = None) -> bool:
         return await asyncio.wrap_future(batcher.submit(items))
     with anyio.fail_after(budget):
         return await asyncio.wrap_future(batcher.submit(items))
+
+
+async def _held(items: list[RawIn], on_spooled: Callable[[], None] | None = None) -> BackgroundTask | None:
+    """Keep events before the answer at the cost of a disk write: an in-flight file (fsynced,
+    ``spool.hold``), then the batcher applies them while the answer goes out; the file is removed
+    at the commit, or replayed by the drainer if the process dies first.  Returns the task that
+    waits for the commit after the response (``on_spooled`` runs when the database did not take
+    them); None when the disk refused the file, and nothing was submitted: keep them with ``_keep``."""
+    try:
+        journal = await _on_voice_thread(lambda: spool.hold(items), DB_BUDGET_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - a disk too slow to answer: keep them the other way
+        log.error("twilio.inflight_not_written", extra={"reason": describe(exc)})
+        return None
+    if journal is None:
+        return None
+    future = batcher.submit(items)
+    future.add_done_callback(functools.partial(_release_when_committed, journal))
+    return BackgroundTask(_committed_after_answer, future, on_spooled)
+
+
+def _release_when_committed(journal: Path, future: Future[bool]) -> None:
+    if not future.cancelled() and future.exception() is None and future.result():
+        spool.release(journal)  # spooled instead: the file stays, and its replay is a harmless copy
+
+
+async def _committed_after_answer(future: Future[bool], on_spooled: Callable[[], None] | None) -> None:
+    """After the response: wait for the batch (the request's task ends with it, as before)."""
+    try:
+        committed = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), DB_BUDGET_SECONDS)
+    except Exception:  # noqa: BLE001 - late or failed: the in-flight file still holds the events
+        committed = False
+    if not committed and on_spooled is not None:
+        on_spooled()
 
 
 # The voice webhook's database work runs on threads of its own: under load the shared thread pool is
@@ -413,10 +454,14 @@ async def voice(request: Request) -> Response:
         await _keep(raw)
         await checking
         return _bad_request(req, raw)
+    settle: BackgroundTask | None = None
     if reachable:
+        # On disk first, answered at once; the commit follows (``_held``).  The database went away
+        # just now when the ingestor spools the event instead: the next callers skip it a while.
+        settle = await _held(items, on_spooled=lambda: _mark_down(request))
         try:
-            if not await _keep(items, budget=max(0.1, deadline - anyio.current_time())):
-                _mark_down(request)  # the ingestor spooled it: the database went away just now
+            if settle is None and not await _keep(items, budget=max(0.1, deadline - anyio.current_time())):
+                _mark_down(request)
         except Exception:  # noqa: BLE001 - a late commit and the spooled copy are one event (same dedupe key)
             reachable = False
     if not reachable:
@@ -426,12 +471,12 @@ async def voice(request: Request) -> Response:
                                                  "kept": kept.where})
     block_id = await checking  # fails open: None when the check could not be made
     if block_id is not None:
-        # Recorded after the answer, by the blocking recorder's thread (journalled while the database is down).
+        # On the blocking recorder's journal before the answer; its thread records it just after.
         await blocking.record_blocked_call_async(provider="twilio", call_ref=req.get("CallSid") or "", block_id=block_id)
-        return _twiml(blocked_twiml(settings, req.assigned_queue))
+        return _twiml(blocked_twiml(settings, req.assigned_queue), settle)
     if route is not None and not route.open:
-        return _twiml(closed_twiml(settings, route))
-    return _twiml(voice_twiml(settings, req.assigned_queue, route))
+        return _twiml(closed_twiml(settings, route), settle)
+    return _twiml(voice_twiml(settings, req.assigned_queue, route), settle)
 
 
 @router.post("/blocked-key")
@@ -516,11 +561,14 @@ async def _callback(request: Request, hook: Hook,
         return req
     items = translator.translate_all(req)  # the event, and a dead letter for any value left out
     raw = items[0]
-    await _keep(items)
     if raw.error:
+        await _keep(items)
         return _bad_request(req, raw)
+    settle = await _held(items)  # on disk, answered at once, committed just after
+    if settle is None:
+        await _keep(items)
     settings = get_settings()
-    return _twiml(answer(settings, req) if answer else VoiceResponse())
+    return _twiml(answer(settings, req) if answer else VoiceResponse(), settle)
 
 
 @router.post("/status")
@@ -606,11 +654,13 @@ async def agent(request: Request) -> Response:
     except Exception as exc:  # noqa: BLE001 - a counsellor must always get TwiML that reaches the callers
         queue = _last_known(request).get(("agent", identity), queue)
         log.error("twilio.agent_lookup_failed", extra={"reason": describe(exc)})
+    settle = await _held([raw])
     try:
-        await _keep(raw, budget=DB_BUDGET_SECONDS)
+        if settle is None:
+            await _keep(raw, budget=DB_BUDGET_SECONDS)
     except Exception:  # noqa: BLE001 - kept on disk instead
         await anyio.to_thread.run_sync(lambda: spool.keep([raw]))
-    return _twiml(agent_twiml(settings, queue, identity, supervisor))
+    return _twiml(agent_twiml(settings, queue, identity, supervisor), settle)
 
 
 # ---------------------------------------------------------------------- the app
