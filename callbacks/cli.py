@@ -76,9 +76,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     if not rows:
         print(Text("No caller is waiting for a callback."))
-    for r in rows:
-        print(f"#{r['id']}  {r['number']}  {r['missed_at'][:16]}  {r['kind']}  {r['attempts']}  {r['status']}"
-              f"{'  ' + r['claimed_by'] if r['claimed_by'] else ''}")
+    for r in rows:  # words in the reader's language, never the codes (those are in --json)
+        held = f"  {Text('Claimed by %(name)s', name=r['claimed_by'] or '?')}" if r["status"] == "claimed" else ""
+        print(f"#{r['id']}  {r['number']}  {r['missed_at'][:16]}  {Text(service.KIND_LABELS[r['kind']])}  "
+              f"{r['attempts']}/{service._max_attempts()}{held}")
     return 0
 
 
