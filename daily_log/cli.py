@@ -79,6 +79,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         t = out["totals"]
         print(f"{centre.code} {service.fmt_day(day)}: built ({out['build_count']}x) - received {t['received']}, "
               f"answered {t['answered']}, missed {t['missed']}, abandoned {t['abandoned']}, "
+              f"out of hours {t['out_of_hours']}, "
               f"non-counselling {t['non_counselling']}, open at midnight {t['open_at_midnight']}")
     return 0
 

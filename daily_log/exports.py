@@ -70,6 +70,7 @@ CALL_COLUMNS = (
     ("wait_seconds", N_("Wait (s)")), ("talk_seconds", N_("Talk (s)")),
     ("open_at_midnight", N_("Open at midnight")), ("statistics", N_("Counted in statistics")),
     ("referrals", N_("Referrals")), ("parts", N_("Parts (transfers)")),
+    ("out_of_hours", N_("Out of hours")),  # a closed line: counted as out of hours, not as missed
 )
 
 
@@ -135,7 +136,7 @@ def call_row(call: dict[str, Any], lang: str) -> list[Any]:
         v = call.get(key)
         if key == "issues":
             v = ", ".join(v or [])
-        elif key in ("open_at_midnight", "statistics"):
+        elif key in ("open_at_midnight", "statistics", "out_of_hours"):
             v = "x" if v else ""
         elif key == "referrals":
             v = "; ".join(f"{r.get('service_name', '')} ({label('referral_state', r.get('state', ''), lang)})"

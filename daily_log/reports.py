@@ -276,7 +276,7 @@ def _routing_totals(session: Session, centre: Centre, start: datetime, end: date
     out["overflow_out"] = session.scalar(select(func.count()).where(in_period, Call.overflow_centre_id.is_not(None))) or 0
     out["overflow_in"] = session.scalar(select(func.count()).select_from(Call).where(
         Call.overflow_centre_id == centre.id, Call.received_at >= start, Call.received_at < end)) or 0
-    out["out_of_hours"] = session.scalar(select(func.count()).where(in_period, Call.end_reason == "out_of_hours")) or 0
+    out["out_of_hours"] = session.scalar(select(func.count()).where(in_period, service.out_of_hours_call())) or 0
     return out
 
 
@@ -292,16 +292,15 @@ def _telephony(session: Session, in_period: Any, pg: bool,
     totals: Counter[str] = Counter()
     by_day_counter: Counter[date] = Counter()
     by_hour = [0] * 24
-    lost = and_(Call.abandoned.is_(True), Call.answered_at.is_(None))
+    # the daily log's rules: missed and abandoned by status, each once; out of hours is neither
+    closed = service.out_of_hours_call()
     scan: Any = session.execute(
-        select(bucket, Call.status, func.count(), func.count(Call.answered_at),
-               func.sum(case((lost, 1), else_=0))).where(in_period).group_by(bucket, Call.status))
-    for b, status, n, answered, abandoned in scan:
+        select(bucket, Call.status, func.count(), func.count(Call.answered_at), func.sum(case((closed, 1), else_=0)))
+        .where(in_period).group_by(bucket, Call.status))
+    for b, status, n, answered, out_of_hours in scan:
         totals["received"] += n
         totals["answered"] += answered
-        totals[status] += n
-        if status != "abandoned":
-            totals["abandoned"] += int(abandoned or 0)
+        totals[status] += n - (int(out_of_hours or 0) if status in ("missed", "abandoned") else 0)
         at = datetime.fromtimestamp(int(b) * 900, tz=timezone.utc).astimezone(tz)
         by_day_counter[at.date()] += n
         by_hour[at.hour] += n

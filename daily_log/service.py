@@ -11,6 +11,11 @@ What is counted where:
 
 * telephony totals (received, answered, missed, abandoned, …) and waiting / talk times count every
   call: they carry nothing about the caller;
+* **missed** and **abandoned** are callers who reached the line while it was open and were not
+  answered, each counted once, by the call's status (a queue timeout is missed: the caller did not
+  give up, ``hotline.ingest.service.caller_gave_up``); a call that reached a closed line (``out_of_hours``: it heard the closed message) counts
+  only on its own line, ``out_of_hours`` (its key presses: out-of-hours callback requests), never as
+  missed: nobody could have answered it.  The periodic reports and the wallboard count the same way;
 * everything taken from what the counsellor recorded (issues, level, sex, age group, province,
   caller role, outcome, non-counselling, referrals, per-counsellor records) counts only
   **completed records whose caller consented to statistics**; the others are listed in the day's
@@ -34,7 +39,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, union_all, update
+from sqlalchemy import ColumnElement, func, or_, select, union_all, update
 from sqlalchemy.orm import Session, defer
 
 from daily_log.models import DailyLog, DailyLogComment, DailyLogFailure
@@ -203,6 +208,17 @@ _TOTALS = ("received", "answered", "missed", "abandoned", "failed", "unknown_out
            "blocked", "blocked_to_supervisor", "overflow_out", "overflow_in", "out_of_hours")
 
 
+def out_of_hours_call() -> ColumnElement[bool]:
+    """SQL: the call reached a closed line (``_closed`` of the ingestor sets both; never NULL)."""
+    return or_(Call.facts["out_of_hours"].as_string().is_not(None),
+               func.coalesce(Call.end_reason, "") == "out_of_hours")
+
+
+def is_out_of_hours(facts: dict[str, Any] | None, end_reason: str | None) -> bool:
+    """The same rule for a row already read."""
+    return bool((facts or {}).get("out_of_hours")) or end_reason == "out_of_hours"
+
+
 def summarise(session: Session, *, centre: Centre, day: date) -> dict[str, Any]:
     """The summary of one local day (JSON-ready; codes, counts and masked numbers only)."""
     tz = zone(centre)
@@ -280,7 +296,7 @@ def _day_rows(session: Session, centre: Centre, start: datetime, end: datetime) 
         select(Call.id.label("call_id"), Call.received_at, Call.answered_at, Call.ended_at, Call.status,
                Call.abandoned, Call.queue_wait_seconds, Call.talk_seconds, Call.caller_masked,
                Call.caller_id_status, Call.counsellor_id.label("call_counsellor"), Call.overflow_centre_id,
-               Call.facts, *_REC_COLS)
+               Call.facts, Call.end_reason, *_REC_COLS)
         .outerjoin(CallRecord, CallRecord.call_id == Call.id)
         .where(Call.centre_id == centre.id, Call.received_at >= start, Call.received_at < end)
         .order_by(Call.received_at, Call.id)
@@ -302,9 +318,8 @@ def routing_counts(session: Session, *, centre: Centre, start: datetime, end: da
 
     totals.update(blocking.blocked_counts(session, centre_id=centre.id, since=start, until=end))
     for r in call_rows:
-        facts = r.facts or {}
         totals["overflow_out"] += 1 if r.overflow_centre_id is not None else 0
-        totals["out_of_hours"] += 1 if facts.get("out_of_hours") else 0
+        totals["out_of_hours"] += 1 if is_out_of_hours(r.facts, r.end_reason) else 0
     tz = zone(centre)
     came = session.execute(
         select(Call.id, Call.received_at, Call.status, Call.answered_at, Call.queue_wait_seconds, Call.talk_seconds,
@@ -348,9 +363,10 @@ def _call_entry(r: Any, tz: ZoneInfo, end: datetime, totals: Counter[str], waits
     if r.answered_at is not None:
         totals["answered"] += 1
     status = r.status
-    if status == "missed":
+    closed = is_out_of_hours(r.facts, r.end_reason)  # counted as out_of_hours (routing_counts), not as lost
+    if status == "missed" and not closed:
         totals["missed"] += 1
-    if status == "abandoned" or (r.abandoned and r.answered_at is None):
+    if status == "abandoned" and not closed:  # a queue timeout (QueueCallerAbandon too) is missed, not also this
         totals["abandoned"] += 1
     if status in ("failed", "unknown_outcome"):
         totals[status] += 1
@@ -367,7 +383,7 @@ def _call_entry(r: Any, tz: ZoneInfo, end: datetime, totals: Counter[str], waits
             "wait_seconds": r.queue_wait_seconds, "talk_seconds": r.talk_seconds if r.answered_at else None,
             "open_at_midnight": open_at_midnight,
             "overflow": "out" if r.overflow_centre_id is not None else None,
-            "out_of_hours": bool((r.facts or {}).get("out_of_hours")),
+            "out_of_hours": closed,
             "counsellor_id": r.counsellor_id or r.call_counsellor,
             **record}
 
@@ -754,6 +770,7 @@ def active_centres(session: Session) -> list[Centre]:
 __all__ = [
     "DayRefused", "NotAllowed", "STATES", "add_comment", "build_day", "changes_after_sign_off", "check_buildable",
     "comments", "day_window", "digest", "first_day", "get_centre", "get_log", "is_stale", "list_days",
-    "local_today", "missing_days", "open_failures", "parse_day", "percentile", "public_summary", "record_failure",
+    "is_out_of_hours", "local_today", "missing_days", "open_failures", "out_of_hours_call", "parse_day", "percentile",
+    "public_summary", "record_failure",
     "sign_off", "state_of", "summarise", "visible_centres",
 ]

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from hotline import bus, domains
@@ -443,16 +443,20 @@ def _day_totals(session: Session, centre_id: int, start: datetime, end: datetime
     longest wait, counted by the database.  Only calls answered without a recorded queue wait are
     read, to compute their wait from their times (portable across PostgreSQL and SQLite).  Reading
     the five columns of every call of the day was a quarter of a loaded web process's CPU with
-    5,000 calls of the day and 200 wallboards (bench/live_memory.py)."""
+    5,000 calls of the day and 200 wallboards (bench/live_memory.py).  A call that reached a closed
+    line (out of hours) is neither missed nor abandoned, as in the daily log: ``out_of_hours``."""
     day = (Call.centre_id == centre_id, Call.received_at >= start, Call.received_at < end)
     answered = Call.answered_at.is_not(None)
-    received, n_answered, abandoned, missed, in_time, longest = session.execute(
+    closed = or_(Call.facts["out_of_hours"].as_string().is_not(None),
+                 func.coalesce(Call.end_reason, "") == "out_of_hours")
+    received, n_answered, abandoned, missed, out_of_hours, in_time, longest = session.execute(
         select(func.count(), func.count(Call.answered_at),
-               func.count(case((Call.status == "abandoned", 1))), func.count(case((Call.status == "missed", 1))),
+               func.count(case(((Call.status == "abandoned") & ~closed, 1))),
+               func.count(case(((Call.status == "missed") & ~closed, 1))), func.count(case((closed, 1))),
                func.count(case((answered & (Call.queue_wait_seconds <= answer_seconds), 1))),
                func.max(Call.queue_wait_seconds)).where(*day)).one()
     totals = {"received": int(received), "answered": int(n_answered), "abandoned": int(abandoned),
-              "missed": int(missed)}
+              "missed": int(missed), "out_of_hours": int(out_of_hours)}
     in_time, longest = int(in_time), max(0, int(longest or 0))
     for row in session.execute(select(Call.answered_at, Call.queue_wait_seconds, Call.queued_at, Call.received_at)
                                .where(*day, answered, Call.queue_wait_seconds.is_(None))):
@@ -475,8 +479,9 @@ def _wait_seconds(c: Any) -> int | None:
 def _service_figures(totals: dict[str, int], in_time: int, longest_today: int, waiting: list[dict[str, Any]],
                      settings: Any) -> dict[str, Any]:
     """Service level (share of today's calls answered within the centre's seconds), abandonment rate,
-    longest wait (now and today), and which passed the thresholds the centre set."""
-    received = totals["received"]
+    longest wait (now and today), and which passed the thresholds the centre set; of the calls that
+    reached the line while it was open (nobody could answer one out of hours)."""
+    received = totals["received"] - totals.get("out_of_hours", 0)
     level = round(100 * in_time / received) if received else None
     abandoned = round(100 * totals["abandoned"] / received) if received else None
     longest_now = max((w["waited"] for w in waiting), default=0)
