@@ -271,6 +271,8 @@ class _Batch:
 
     # ------------------------------------------------------------------ facts
     def route(self, call: Call, ev: CallEvent) -> None:
+        if ev.kind is Kind.QUEUED and ev.queue and call.queue and ev.queue != call.queue:
+            self.requeued(call)
         if ev.dialed and not call.dialed:
             call.dialed = ev.dialed
         if ev.queue and not call.queue:
@@ -284,6 +286,14 @@ class _Batch:
                 call.line_id, call.centre_id, call.unrouted = line.id, line.centre_id, False
         if ev.kind is Kind.QUEUED and ev.queue and call.queue and ev.queue != call.queue:
             self.overflow(call, ev)
+
+    def requeued(self, call: Call) -> None:
+        """The caller joined a second queue (an overflow, routed by hotline's lines or not): each queue
+        reports its own hold time, in whatever order they arrive, so the wait is the clock's, from the
+        first join."""
+        facts = call.facts or {}
+        if not facts.get("requeued"):
+            call.facts = {**{k: v for k, v in facts.items() if k != "wait_reported"}, "requeued": True}
 
     def _joined_before(self, call: Call, ev: CallEvent) -> bool:
         """A caller's join of another queue, dated before anything known of the call's queue so far:
@@ -510,7 +520,7 @@ class _Batch:
 
     def report(self, call: Call, *, wait: int | None = None, talk: int | None = None) -> None:
         facts = dict(call.facts or {})
-        if wait is not None and not facts.get("overflow_at"):  # an overflowed call waited in both queues
+        if wait is not None and not facts.get("overflow_at") and not facts.get("requeued"):  # waited in both queues
             call.queue_wait_seconds = wait
             facts["wait_reported"] = True
         if talk is not None and not facts.get("talk_from_parts"):  # a transfer's parts add up
