@@ -39,8 +39,8 @@ from hotline.phone import SHORT_CODES, normalize_number
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PbxCommand", "PbxError", "claim", "claim_pending", "command", "finish", "forget_number", "listen_in", "pbx_of",
-           "place_call"]
+__all__ = ["PbxCommand", "PbxError", "claim", "claim_pending", "command", "fail_placed", "finish", "forget_number",
+           "listen_in", "pbx_of", "place_call"]
 
 AMI_CHANNEL = "ami-commands"  # the listener's channel (``hotline.ingest.providers.asterisk.listener``)
 PROVIDERS = ("asterisk", "twilio")
@@ -60,6 +60,12 @@ NOT_TAKEN = N_("the PBX did not take the call (is the AMI listener, hotline ami,
 NOT_TAKEN_BY = N_("the PBX %(pbx)s did not take the call (is its AMI listener, hotline-ami@%(pbx)s, running?)")
 NO_RESULT = N_("the PBX did not say how the call went")
 PBX_LOST = N_("the connection to the PBX was lost before the call could be asked for")
+CANCELLED = N_("the call was cancelled before it was answered")
+#: the counsellor answered, then the person called (Twilio's ``<Dial>`` said why not)
+PERSON_NO_ANSWER = N_("the person called did not answer")
+PERSON_BUSY = N_("the person called was busy")
+PERSON_UNREACHABLE = N_("the person called could not be reached")
+PERSON_CANCELLED = N_("the call ended before the person called answered")
 REFUSED_BY_PBX = N_("the PBX refused the call request (check the phone's name and the AMI user's originate "
                     "permission)")
 
@@ -301,6 +307,24 @@ def finish(session: Session, command_id: int, *, status: str, reason: str = "", 
         cmd.dial_number = None  # needed only to place the call (Twilio: until its TwiML and callbacks)
     session.flush()
     log.info("pbx.call_" + status, extra={"command": cmd.id, "ref": cmd.ref, "reason": cmd.reason})
+    _run_hook(session, cmd)
+    return cmd
+
+
+def fail_placed(session: Session, command_id: int, *, reason: str, call_uid: str = "") -> PbxCommand | None:
+    """A call the PBX took (``placed``, or still ``sent``) that then failed before it was answered
+    (Twilio's status callback ``no-answer``/``busy``/``failed``/``canceled``, or its ``<Dial>`` to the
+    person called): ``failed`` with the reason, once; runs the ref's hook like ``finish``.  None when
+    the command is unknown or already failed."""
+    cmd = session.get(PbxCommand, command_id)
+    if cmd is None or cmd.status not in ("sent", "placed"):
+        return None
+    cmd.status, cmd.reason = "failed", reason[:255]
+    cmd.call_uid = cmd.call_uid or call_uid[:128]
+    cmd.finished_at = utcnow()
+    cmd.dial_number = None
+    session.flush()
+    log.info("pbx.call_failed_after_placed", extra={"command": cmd.id, "ref": cmd.ref, "reason": cmd.reason})
     _run_hook(session, cmd)
     return cmd
 

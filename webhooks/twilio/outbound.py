@@ -5,6 +5,9 @@ for TwiML, which says nothing (nothing may name the service before the person co
 and ``<Dial callerId=hotline number>`` the number.  The call's status callbacks
 (``/outbound/{id}/status?callback=<ref>``) and the dial's action (``/outbound/{id}/dial?callback=<ref>``)
 record it as a call marked with the ref (``facts["callback"]``), the person called as its caller.
+A call that ends before it is answered (the counsellor's phone: status ``no-answer``/``busy``/``failed``/
+``canceled``; the person called: the dial's ``DialCallStatus``) fails its command with the reason
+(``pbx.fail_placed``), and the ref's hook puts the callback back on its list, as on Asterisk.
 Every request's ``X-Twilio-Signature`` is checked (``views._read``); raw requests are kept like the
 other webhooks'.
 """
@@ -33,6 +36,12 @@ router = APIRouter(prefix="/webhooks/twilio", tags=["twilio"])
 # Said to the counsellor (never to the person called) when the call cannot go on.
 CANNOT_CALL = "Không thực hiện được cuộc gọi này. Xin vui lòng thử lại từ danh sách gọi lại."
 FINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
+#: the call to the counsellor's own phone ended before it was answered (its status callback)
+COUNSELLOR_NOT_REACHED = {"no-answer": pbx.NO_ANSWER, "busy": pbx.BUSY, "failed": pbx.UNREACHABLE,
+                          "canceled": pbx.CANCELLED}
+#: the counsellor answered, the ``<Dial>`` to the person called did not connect (its action)
+PERSON_NOT_REACHED = {"no-answer": pbx.PERSON_NO_ANSWER, "busy": pbx.PERSON_BUSY, "failed": pbx.PERSON_UNREACHABLE,
+                      "canceled": pbx.PERSON_CANCELLED}
 
 
 def _target(command_id: int, *, forget: bool = False) -> tuple[str, str, str] | None:
@@ -85,7 +94,25 @@ async def _placed_callback(request: Request, hook: Hook, command_id: int) -> Res
     await _keep(items)
     if items[0].error:
         return _bad_request(req, items[0])
+    if target is not None and req.query.get("callback") == target[2]:
+        if hook == Hook.STATUS:
+            reason = COUNSELLOR_NOT_REACHED.get((req.get("CallStatus") or "").lower())
+        else:
+            reason = PERSON_NOT_REACHED.get((req.get("DialCallStatus") or "").lower())
+        if reason is not None:
+            sid = req.get("CallSid") or ""
+            await anyio.to_thread.run_sync(lambda: _failed(command_id, reason, sid))
     return _twiml(VoiceResponse())
+
+
+def _failed(command_id: int, reason: str, call_sid: str) -> None:
+    """The placed call ended before it was answered: the command fails with the reason and the ref's hook
+    puts the callback back on its list (as a refused Originate does on Asterisk)."""
+    try:
+        with session_scope() as db:
+            pbx.fail_placed(db, command_id, reason=reason, call_uid=call_sid)
+    except Exception:  # noqa: BLE001 - the call is recorded; the sweep fails a command left "sent"
+        log.warning("twilio.outbound_fail_unrecorded", extra={"command": command_id, "reason": reason})
 
 
 @router.post("/outbound/{command_id}/status")
