@@ -22,7 +22,7 @@ from hotline.audit import service as audit
 from hotline.db import session_scope, utcnow
 from hotline.errors import Conflict, Invalid, NotAllowed, NotFound
 from hotline.i18n import N_, Text
-from hotline.phone import CallerIdStatus, parse_caller
+from hotline.phone import NOT_A_NUMBER, CallerIdStatus, parse_caller, why_invalid
 from hotline.security.crypto import hash_keyring
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ def blockable(number: str) -> tuple[str, str]:
     if caller.status in (CallerIdStatus.WITHHELD, CallerIdStatus.UNAVAILABLE):
         raise Invalid({"number": Text("A withheld or unavailable number cannot be blocked.")})
     if caller.status is CallerIdStatus.INVALID or caller.normalized is None:
-        raise Invalid({"number": Text("This is not a valid phone number (%(reason)s).", reason=caller.reason)})
+        raise Invalid({"number": Text("This is not a valid phone number: %(reason)s.",
+                                      reason=Text(why_invalid(number) or NOT_A_NUMBER))})
     if caller.is_short_code:
         raise Invalid({"number": Text("An emergency or hotline short code cannot be blocked.")})
     return caller.normalized, caller.masked

@@ -19,7 +19,9 @@ from enum import StrEnum
 from urllib.parse import unquote
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat
+from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+
+from hotline.i18n import N_
 
 SHORT_CODES: dict[str, tuple[str, str]] = {
     "111": ("Tổng đài quốc gia bảo vệ trẻ em", "National child protection hotline"),
@@ -113,6 +115,54 @@ def normalize_number(text: str) -> tuple[str | None, str]:
     if not phonenumbers.is_valid_number(parsed):
         return None, f"{text!r} is not a valid number in its numbering plan"
     return phonenumbers.format_number(parsed, PhoneNumberFormat.E164), ""
+
+
+#: Why a number is not valid, said to a person (English msgids, translated where shown);
+#: ``normalize_number``'s own reasons (logs, stored facts) quote the text and stay as they are.
+NO_DIGITS = N_("it has no digits")
+PLUS_INSIDE = N_("it has a '+' in the middle")
+NOT_A_NUMBER = N_("it is not a phone number")
+TOO_SHORT = N_("it has too few digits")
+TOO_LONG = N_("it has too many digits")
+NO_SUCH_COUNTRY = N_("no country has this calling code")
+NOT_VIETNAMESE = N_("no Vietnamese number has this length and prefix")
+NOT_IN_PLAN = N_("it is not a number in use in its country's numbering plan")
+
+
+def why_invalid(text: str) -> str:
+    """The reason (an English msgid above) a number ``normalize_number`` refuses is not valid, said
+    so a person can fix it (too short, not a Vietnamese number…); "" when it is valid."""
+    if normalize_number(text)[0] is not None:
+        return ""
+    digits = _KEEP.sub("", text or "")
+    if not re.search(r"\d", digits):
+        return NO_DIGITS
+    if "+" in digits[1:]:
+        return PLUS_INSIDE
+    if len(digits.lstrip("+")) < 3:
+        return TOO_SHORT
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    elif digits.startswith("84") and len(digits) >= 11:
+        digits = "+" + digits
+    try:
+        parsed = phonenumbers.parse(digits, "VN")
+    except NumberParseException as exc:
+        if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE:
+            return NO_SUCH_COUNTRY
+        if exc.error_type in (NumberParseException.TOO_SHORT_NSN, NumberParseException.TOO_SHORT_AFTER_IDD):
+            return TOO_SHORT
+        if exc.error_type == NumberParseException.TOO_LONG:
+            return TOO_LONG
+        return NOT_A_NUMBER
+    possible = phonenumbers.is_possible_number_with_reason(parsed)
+    if possible == ValidationResult.INVALID_COUNTRY_CODE:
+        return NO_SUCH_COUNTRY
+    if possible == ValidationResult.TOO_SHORT:
+        return TOO_SHORT
+    if possible == ValidationResult.TOO_LONG:
+        return TOO_LONG
+    return NOT_VIETNAMESE if parsed.country_code == 84 else NOT_IN_PLAN
 
 
 def mask(normalized: str | None) -> str:
