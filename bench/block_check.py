@@ -10,11 +10,13 @@ second over keep-alive connections (calls arrive one by one, not in a burst):
 
 * ``GET /api/blocking/check?number=…&call=…`` with the API token, as the Asterisk dialplan asks
   (``CURL`` with a short timeout, failing open): numbers not blocked, then blocked ones (answered
-  from the web process's copy of the active blocks; the blocked call is recorded after the answer
-  by the blocking recorder's thread, whose CPU counts in the server CPU below);
+  from the web process's copy of the active blocks; the blocked call goes to the recorder's
+  journal on disk before the answer and is written to the database after it by the recorder's
+  thread, whose CPU counts in the server CPU below);
 * ``POST /webhooks/twilio/voice`` signed as Twilio signs it: callers not blocked (the line's route
-  looked up, the call stored, TwiML enqueues it), then blocked callers (the same, checked against
-  the copy of the blocks, TwiML with the emergency numbers, recorded after the answer).
+  looked up, the call's event written to an in-flight file, TwiML enqueues the caller, the event
+  committed just after the answer), then blocked callers (the same, checked against the copy of the
+  blocks, journalled by the recorder, TwiML with the emergency numbers).
 
 Prints p50/p95/p99/max per kind and the server's CPU per request (``/proc``: every thread of the
 uvicorn process, the recorder's and the refresher's included; it grows with the machine's load, as

@@ -1,8 +1,9 @@
 """Group commit for webhook events: a few threads apply what many requests brought, in few transactions.
 
-Each request hands its raw events to ``submit()`` and waits for the batch that carries them to be
-committed (or, when the database is down, written to the disk spool by ``hotline.ingest.spool``):
-a request is answered only once its event is kept.  Batching spends one transaction, one routing
+Each request hands its raw events to ``submit()``; the future it gets says when the batch that
+carries them is committed (or, when the database is down, written to the disk spool by
+``hotline.ingest.spool``).  The webhooks answer once the events are in an in-flight file on disk
+(``spool.hold``) and wait for the future after the answer; without that file, before it.  Batching spends one transaction, one routing
 load and one publish on many events.  Events are sharded by call key over ``SHARDS`` threads, so
 one call's events stay in order on one thread and two threads never wait on each other's rows.
 """
