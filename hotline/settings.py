@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         1.0, ge=0.2, le=10.0,
         description="Each web process re-reads the active blocks this often: a block set or lifted in another "
                     "process applies within this time")
+    routes_refresh_seconds: float = Field(
+        1.0, ge=0.2, le=10.0,
+        description="Each web process re-reads the lines callers dial this often (the Twilio voice webhook routes "
+                    "from its copy): a line changed in another process applies within this time")
     twilio_queue_prefix: str = "hotline"
     twilio_sms_from: str = Field("", description="The Twilio number (or messaging service SID) referral SMS come from")
     twilio_api_base_url: str = Field("", description="Empty: Twilio's own API; otherwise a stand-in (tests)")

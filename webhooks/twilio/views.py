@@ -32,9 +32,7 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
-from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.orm import aliased
 from starlette.background import BackgroundTask
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
@@ -42,14 +40,13 @@ from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 from blocking import service as blocking
 from hotline.auth.models import User
 from hotline.centres import routing as line_routing
-from hotline.centres.models import Centre, Line
+from hotline.centres.numbers import NumberLine, Stale, number_lines
 from hotline.centres.service import Routing, ensure_default_centre
 from hotline.db import session_scope
 from hotline.ingest import spool
 from hotline.ingest.events import RawIn
 from hotline.ingest.providers.twilio import translator
 from hotline.ingest.providers.twilio.translator import Hook, QueueOutcome
-from hotline.phone import normalize_line_identifier
 from hotline.settings import Settings, get_settings
 from webhooks.twilio.batcher import batcher, describe
 
@@ -314,38 +311,56 @@ def _centre_code_for_agent(settings: Settings, identity: str | None) -> tuple[st
     return _retry_race(lambda: _agent_lookup(settings, identity))
 
 
-_OVERFLOW = aliased(Centre)
-# Built once (composing it for every call cost a third of the lookup): the line of a dialled number
-# with what the route needs of its centre and overflow centre (columns, not three whole rows), the
-# provider's own line before an ``any`` one.
-_LINE_OF_NUMBER = (
-    select(Line, Centre.code, Centre.timezone, _OVERFLOW.id, _OVERFLOW.code, _OVERFLOW.active)
-    .join(Centre, Centre.id == Line.centre_id)
-    .outerjoin(_OVERFLOW, _OVERFLOW.id == Line.overflow_centre_id)
-    .where(Line.active.is_(True), Line.kind == "number", Line.identifier == bindparam("ident"),
-           Line.provider.in_((translator.PROVIDER, "any")))
-    .order_by(Line.provider == "any", Line.id).limit(1))
+def _reload_number_lines(settings: Settings) -> None:
+    number_lines.reload(default_code=settings.default_centre_code, default_name=settings.default_centre_name,
+                        default_timezone=settings.default_timezone)
+
+
+def _free_counsellors(centre_id: int) -> int:
+    with session_scope() as session:
+        return line_routing.available_counsellors(session, centre_id)
+
+
+def _route_of(found: NumberLine | str, free: Callable[[int], int] | None) -> NumberRoute | None:
+    """The route of a call from this process's copy of the lines (``hotline.centres.numbers``);
+    None when it needs ``free`` (a line with an overflow centre: is a counsellor free?) and has none."""
+    if isinstance(found, str):
+        return NumberRoute(found)  # no line claims the number: the default centre
+    route = line_routing.route_at(found.line, timezone=found.timezone, now=_now())
+    if not route.open:
+        return NumberRoute(found.centre_code, open=False, closed_text=route.text, callback=route.callback)
+    if route.overflow_centre_id is None or found.overflow_id is None or not found.overflow_active:
+        return NumberRoute(found.centre_code)
+    if free is None:
+        return None
+    # Nobody free here (no counsellor available on the live screen): on at the first wait URL.
+    after = (route.wait_seconds or DEFAULT_OVERFLOW_SECONDS) if free(found.line.centre_id) else 0
+    return NumberRoute(found.centre_code, overflow_code=found.overflow_code, overflow_centre_id=found.overflow_id,
+                       overflow_after=after)
+
+
+def _route_now(dialed: str | None) -> NumberRoute | None:
+    """The route without a thread or a statement, when the copy of the lines is current and the
+    line has no overflow centre; else None (``_number_lookup`` on a voice thread)."""
+    try:
+        return _route_of(number_lines.find(translator.PROVIDER, dialed), None)
+    except Stale:
+        return None
 
 
 def _number_lookup(settings: Settings, dialed: str | None) -> NumberRoute:
-    """One statement for the line (``_LINE_OF_NUMBER``); the default centre only when no line claims the number."""
-    ident = normalize_line_identifier(dialed) if dialed else ""
-    with session_scope() as session:
-        found = session.execute(_LINE_OF_NUMBER, {"ident": ident}).first() if ident else None
-        if found is None:
-            default = ensure_default_centre(session, code=settings.default_centre_code,
-                                            name=settings.default_centre_name, timezone=settings.default_timezone)
-            return NumberRoute(default.code)
-        line, code, timezone_, other_id, other_code, other_active = found
-        route = line_routing.route_at(line, timezone=timezone_, now=_now())
-        if not route.open:
-            return NumberRoute(code, open=False, closed_text=route.text, callback=route.callback)
-        if route.overflow_centre_id is None or other_id is None or not other_active:
-            return NumberRoute(code)
-        # Nobody free here (no counsellor available on the live screen): on at the first wait URL.
-        free = line_routing.available_counsellors(session, line.centre_id)
-        after = (route.wait_seconds or DEFAULT_OVERFLOW_SECONDS) if free else 0
-        return NumberRoute(code, overflow_code=other_code, overflow_centre_id=other_id, overflow_after=after)
+    """On a voice thread: the copy of the lines reloaded first when it may be out of date, and a
+    line with an overflow centre asks whether a counsellor is free."""
+    if not number_lines.fresh():
+        _reload_number_lines(settings)
+    try:
+        found = number_lines.find(translator.PROVIDER, dialed)
+    except Stale:  # changed again while reloading: read once more
+        _reload_number_lines(settings)
+        found = number_lines.find(translator.PROVIDER, dialed)
+    route = _route_of(found, _free_counsellors)
+    assert route is not None  # with ``free`` given, always a route
+    return route
 
 
 def _agent_lookup(settings: Settings, identity: str | None) -> tuple[str, bool]:
@@ -436,11 +451,14 @@ async def voice(request: Request) -> Response:
         req.assigned_queue = known.get(("number", translator.dialed_of(req)), req.assigned_queue)
     elif not translator.missing_fields(Hook.VOICE, req.params):
         try:
-            route = await _on_voice_thread(lambda: _centre_code_for_number(settings, translator.dialed_of(req)),
-                                           DB_BUDGET_SECONDS)
+            found = _route_now(translator.dialed_of(req))  # from memory, else on a voice thread
+            if found is None:
+                found = await _on_voice_thread(lambda: _centre_code_for_number(settings, translator.dialed_of(req)),
+                                               DB_BUDGET_SECONDS)
+            route = found
             req.assigned_queue = _remember(known, ("number", translator.dialed_of(req)),
-                                           queue_name(settings, route.code))
-            req.closed = not route.open
+                                           queue_name(settings, found.code))
+            req.closed = not found.open
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the caller is enqueued
             # The last queue this number was routed to, else the default.  Only an outage (no
             # connection, no answer in time) sends the event straight to the disk spool.
@@ -675,7 +693,18 @@ def _start_drainer(app: FastAPI) -> Callable[[], None]:
     return stop
 
 
+def _start_number_lines(app: FastAPI) -> Callable[[], None]:
+    """Keep this process's copy of the lines current, so the voice webhook routes from memory."""
+    settings = get_settings()
+    number_lines.invalidate()  # read afresh by the first call, whatever an earlier app of this process left
+    if not settings.twilio_auth_token:  # no Twilio request can be trusted: nothing to route
+        return lambda: None
+    return number_lines.start_refresher(lambda: _reload_number_lines(settings))
+
+
 def setup_app(app: FastAPI) -> None:
-    """Replay spooled Twilio events (written while the database was down) once it is back."""
+    """Replay spooled Twilio events (written while the database was down) once it is back, and
+    keep the copy of the lines the voice webhook routes from."""
     app.state.twilio_last_known = {}
     app.state.startup_hooks.append(_start_drainer)
+    app.state.startup_hooks.append(_start_number_lines)
