@@ -472,11 +472,21 @@ async def voice(request: Request) -> Response:
         await _keep(raw)
         await checking
         return _bad_request(req, raw)
+    block_id = await checking  # fails open: None when the check could not be made
+    # A blocked call goes to the blocking recorder's journal before the answer (its thread records
+    # it just after), written beside the call's own in-flight file: two disk writes at once.
+    recording = (blocking.record_blocked_call_async(provider="twilio", call_ref=req.get("CallSid") or "",
+                                                    block_id=block_id) if block_id is not None else None)
     settle: BackgroundTask | None = None
     if reachable:
         # On disk first, answered at once; the commit follows (``_held``).  The database went away
         # just now when the ingestor spools the event instead: the next callers skip it a while.
-        settle = await _held(items, on_spooled=lambda: _mark_down(request))
+        holding = _held(items, on_spooled=lambda: _mark_down(request))
+        if recording is not None:
+            settle, _ = await asyncio.gather(holding, recording)
+            recording = None
+        else:
+            settle = await holding
         try:
             if settle is None and not await _keep(items, budget=max(0.1, deadline - anyio.current_time())):
                 _mark_down(request)
@@ -487,10 +497,9 @@ async def voice(request: Request) -> Response:
         kept = await anyio.to_thread.run_sync(lambda: spool.keep(items))  # disk, else memory: never fails the call
         log.error("twilio.voice_spooled", extra={"call_sid": req.get("CallSid"), "spool": kept.name,
                                                  "kept": kept.where})
-    block_id = await checking  # fails open: None when the check could not be made
+    if recording is not None:
+        await recording
     if block_id is not None:
-        # On the blocking recorder's journal before the answer; its thread records it just after.
-        await blocking.record_blocked_call_async(provider="twilio", call_ref=req.get("CallSid") or "", block_id=block_id)
         return _twiml(blocked_twiml(settings, req.assigned_queue), settle)
     if route is not None and not route.open:
         return _twiml(closed_twiml(settings, route), settle)
