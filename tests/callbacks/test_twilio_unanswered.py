@@ -90,3 +90,36 @@ def test_a_callback_naming_another_ref_changes_nothing(client, api, post):  # no
     path = f"/webhooks/twilio/outbound/{command_id}/status?callback=cb%3A{item_id + 1000}"
     assert post(path, {**COMMON, "CallStatus": "no-answer"}).status_code == 200
     assert _item_and_attempt()[1].status == "placed"
+
+
+def test_a_follow_up_call_unanswered_on_twilio_ends_with_its_reason(client, staff, api, post):  # noqa: F811
+    from sqlalchemy import select
+
+    from callbacks.models import CallbackAttempt, FollowUp
+    from hotline.db import session_scope
+    from tests.callbacks.test_issue17_follow_up_failures import _today
+    from tests.callbacks.test_follow_ups import record
+    from tests.live.conftest import sign_in
+
+    rid = record(staff, due=_today())
+    token = sign_in(client, "tvv1")
+    assert client.post(f"/callbacks/follow-ups/{rid}/call", data={"csrf_token": token},
+                       follow_redirects=False).status_code == 303
+
+    def last() -> CallbackAttempt | None:
+        with session_scope() as db:
+            a = db.scalars(select(CallbackAttempt).where(CallbackAttempt.record_id == rid)
+                           .order_by(CallbackAttempt.id.desc())).first()
+            db.expunge_all()
+            return a
+
+    attempt = wait_for(lambda: (a := last()) is not None and a.status == "placed" and a, timeout=40, what="placed")
+    path = f"/webhooks/twilio/outbound/{attempt.command_id}/status?callback=fu%3A{rid}"
+    assert post(path, {**COMMON, "CallStatus": "busy"}).status_code == 200
+    attempt = last()
+    assert (attempt.status, attempt.outcome, attempt.reason) == ("failed", "failed", pbx.BUSY)
+    with session_scope() as db:
+        fu = db.scalar(select(FollowUp).where(FollowUp.record_id == rid))
+        assert (fu.attempts, fu.last_outcome, fu.done_at) == (0, "failed", None)
+    page = client.get(f"/callbacks/follow-ups/{rid}")
+    assert 'id="last-failed"' in page.text and vi(pbx.BUSY) in page.text and 'id="call-button"' in page.text
