@@ -97,8 +97,8 @@ def test_a_follow_up_call_unanswered_on_twilio_ends_with_its_reason(client, staf
 
     from callbacks.models import CallbackAttempt, FollowUp
     from hotline.db import session_scope
-    from tests.callbacks.test_issue17_follow_up_failures import _today
     from tests.callbacks.test_follow_ups import record
+    from tests.callbacks.test_issue17_follow_up_failures import _today
     from tests.live.conftest import sign_in
 
     rid = record(staff, due=_today())
