@@ -35,6 +35,10 @@ class Kind(StrEnum):
     CALLBACK_REQUESTED = "callback_requested"  # the caller pressed the key asking for a callback (``reason``)
 
 
+# An ALIAS event whose reason starts with this names, after it, the PBX the call came from over a
+# trunk (``HOTLINE_ORIGIN``): the alias is the same caller in the overflow centre's queue on another PBX.
+OVERFLOW_FROM = "overflow_from:"
+
 # What makes a call a hotline call: reaching a queue (or its outcome), a counsellor, a hotline
 # line.  Other events about an unknown key wait in ``pending_call_events`` and never create one.
 CREATING = frozenset({"queued", "offered", "offer_missed", "answered", "abandoned", "completed",

@@ -34,7 +34,7 @@ from hotline.calls.models import (
 from hotline.centres.models import Centre
 from hotline.centres.service import ingest_routing
 from hotline.db import insert_ignore
-from hotline.ingest.events import CallEvent, Kind, LiveCall, RawIn
+from hotline.ingest.events import OVERFLOW_FROM, CallEvent, Kind, LiveCall, RawIn
 from hotline.phone import parse_caller
 from hotline.security import crypto
 from hotline.security.crypto import hash_keyring
@@ -218,9 +218,10 @@ class _Batch:
         return call
 
     # ------------------------------------------------------------------ merge
-    def merge(self, a: Call, b: Call) -> Call:
-        """Fold the newer call into the older one; every fact survives, nothing counts twice."""
-        keep, gone = (a, b) if (a.received_at, a.id) <= (b.received_at, b.id) else (b, a)
+    def merge(self, a: Call, b: Call, *, into_first: bool = False) -> Call:
+        """Fold the newer call into the older one (``into_first``: ``b`` into ``a``); every fact
+        survives, nothing counts twice."""
+        keep, gone = (a, b) if into_first or (a.received_at, a.id) <= (b.received_at, b.id) else (b, a)
         keep.received_at = _min(keep.received_at, gone.received_at)  # type: ignore[assignment]  # both are set, so is their minimum
         keep.queued_at = _min(keep.queued_at, gone.queued_at)
         keep.answered_at = _min(keep.answered_at, gone.answered_at)
@@ -284,7 +285,9 @@ class _Batch:
             line = self.routing.line_for(ev.provider, dialed=ev.dialed or call.dialed, queue=call.queue or ev.queue)
             if line is not None:
                 call.line_id, call.centre_id, call.unrouted = line.id, line.centre_id, False
-        if ev.kind is Kind.QUEUED and ev.queue and call.queue and ev.queue != call.queue:
+        if ev.kind is Kind.QUEUED and ev.queue and call.queue and (ev.queue != call.queue or call.line_id is not None):
+            # another centre's queue (the line's overflow), also when it is the first queue of a call
+            # its dialled number already placed (a caller sent on at once, or over a trunk)
             self.overflow(call, ev)
 
     def requeued(self, call: Call) -> None:
@@ -339,15 +342,59 @@ class _Batch:
         call.overflow_centre_id = target
         facts.update(overflow_from=call.centre_id, overflow_to=target, overflow_at=ev.at.isoformat(),
                      overflow_queue=ev.queue)
-        if call.answered_at is None and (call.ended_at is None or call.ended_at <= ev.at):
+        if ev.scope:  # the PBX of the overflow queue (another one when the caller crossed a trunk)
+            facts["overflow_source"] = ev.scope
+        # The line's queue letting the caller go (its QueueCallerAbandon) is not the call's end.  Over
+        # a trunk the two PBXes' events come in any order: the caller's real hangup may be known
+        # already, and the two clocks differ, so it is told by the queue, not by the time.
+        left_first = call.abandoned and facts.get("abandon_queue") not in (None, ev.queue)
+        if left_first or (call.answered_at is None and (call.ended_at is None or call.ended_at <= ev.at)):
             if facts.get("queue_status"):
                 facts["overflow_reason"] = facts.pop("queue_status")
-            for name in ("abandon", "abandon_at", "hangup_request_at", "wait_reported"):
+            left_at = facts.pop("abandon_at", None)
+            for name in ("abandon", "abandon_queue", "wait_reported"):
                 facts.pop(name, None)
-            call.abandoned, call.ended_at, call.end_reason = False, None, None
+            if str(facts.get("hangup_request_at") or "") <= ev.at.isoformat():
+                facts.pop("hangup_request_at", None)
+            if call.ended_at is not None and (call.ended_at <= ev.at or (
+                    left_at and call.ended_at <= datetime.fromisoformat(left_at))):
+                call.ended_at = None  # the end was the first queue's leaving
+            call.abandoned, call.end_reason = False, None
         call.facts = facts
         self.session.execute(update(CallRecord).where(CallRecord.call_id == call.id)
                              .values(overflow_centre_id=target))
+
+    def overflow_link(self, call: Call, ev: CallEvent) -> Call:
+        """Another PBX says its caller ``ev.alias_key`` is ``call``, sent over a trunk to the overflow
+        centre's queue there (``HOTLINE_ORIGIN``, ``ev.reason`` names the PBX it came from): that
+        side's events become the call's, which stays the line's centre's, overflowed to the other.
+        Linkedids are unique per PBX only: a call heard from another PBX than the one named is not
+        it (two calls stay two)."""
+        pbx = (ev.reason or "").partition(":")[2]
+        if pbx and call.source and call.source != pbx:
+            log.warning("ingest.overflow_origin_elsewhere", extra={"call": call.id, "named": pbx,
+                                                                   "source": call.source})
+            return call
+        other = self.find(ev.provider, ev.alias_key)
+        if other is None:
+            self.link(call, ev.provider, ev.alias_key or "", "overflow")
+            self.unstash(call, ev.provider, ev.alias_key or "")  # what the other side said before this
+            return call
+        if other.id == call.id:
+            return call
+        # That side was recorded as a call of its own first (this PBX's events came later): fold it
+        # into this one, then mark the overflow as its queue join would have.
+        queue, joined, where = other.queue, other.queued_at or other.received_at, other.source
+        call = self.merge(call, other, into_first=True)
+        facts = dict(call.facts or {})
+        facts.pop("wait_reported", None)  # the wait runs from the line's queue to the answer there
+        call.facts = facts
+        if queue:
+            self.overflow(call, CallEvent(Kind.QUEUED, ev.provider, ev.key, joined, queue=queue, scope=where or None))
+        self.session.execute(update(CallRecord).where(CallRecord.call_id == call.id)
+                             .values(centre_id=call.centre_id, overflow_centre_id=call.overflow_centre_id))
+        _refresh(call)
+        return call
 
     def caller(self, call: Call, raw: str | None, presentation: str | None = None) -> None:
         facts = call.facts or {}
@@ -499,7 +546,9 @@ class _Batch:
             # the stream speaks of it after a resync closed it: it was alive, the stream wins
             call.resync_closed_at = None
         if ev.kind is Kind.ALIAS:
-            if ev.alias_key:
+            if ev.alias_key and (ev.reason or "").startswith(OVERFLOW_FROM):
+                call = self.overflow_link(call, ev)
+            elif ev.alias_key:
                 other = self.find(ev.provider, ev.alias_key)
                 if other is not None and other.id != call.id:
                     call = self.merge(call, other)
@@ -623,6 +672,11 @@ def _answered(b: _Batch, call: Call, ev: CallEvent) -> None:
 
 
 def _abandoned(b: _Batch, call: Call, ev: CallEvent) -> None:
+    facts = call.facts or {}
+    if facts.get("overflow_queue") and ev.queue and ev.queue == call.queue != facts["overflow_queue"]:
+        return  # the line's queue letting the caller go on to the overflow queue, heard after it (two PBXes)
+    if ev.queue:
+        call.facts = {**facts, "abandon_queue": ev.queue}
     call.abandoned = True
     call.ended_at = _max(call.ended_at, ev.at)
     b.report(call, wait=ev.wait_seconds)
@@ -645,6 +699,11 @@ def _hangup_requested(b: _Batch, call: Call, ev: CallEvent) -> None:
 
 def _queue_result(b: _Batch, call: Call, ev: CallEvent) -> None:
     facts = call.facts or {}
+    if ev.reason and facts.get("overflow_source") and ev.scope and ev.scope != facts["overflow_source"]:
+        # the first PBX's QUEUESTATUS, its caller sent over a trunk to the overflow queue on another PBX
+        if not facts.get("overflow_reason"):
+            call.facts = {**facts, "overflow_reason": ev.reason}
+        return
     if ev.reason and facts.get("overflow_at"):
         # QUEUESTATUS stays on the caller's channel: the first queue's (why it overflowed) comes
         # with the overflow queue's join and every later event; it is not the overflow queue's result.
@@ -874,6 +933,39 @@ def ingest(session: Session, items: Sequence[RawIn], *, settings: Settings | Non
     return result
 
 
+def adopt_waiting(session: Session, *, settings: Settings | None = None, limit: int = 200) -> IngestResult:
+    """Apply events still waiting for a key that has become a call (the caller commits).
+
+    A key becomes a call in one transaction, which applies what waited for it; an event about
+    that key stored at the same moment by another process waits on.  With several PBXes this
+    happens to a trunk overflow: one listener keeps the link to the other PBX's call (an ``ALIAS``
+    naming the origin) while the other listener creates that call.  Each listener calls this every
+    few seconds; another one doing the same skips the rows it holds (PostgreSQL)."""
+    result = IngestResult()
+    keys = session.execute(
+        select(PendingCallEvent.provider, PendingCallEvent.key)
+        .join(CallKey, (CallKey.provider == PendingCallEvent.provider) & (CallKey.key == PendingCallEvent.key)
+              & (CallKey.kind == "call"))  # a call's own key: what its creation would have applied
+        .order_by(PendingCallEvent.id).limit(limit)
+        .with_for_update(skip_locked=True, of=PendingCallEvent)).all()
+    if not keys:
+        return result
+    batch = _Batch(session, settings or get_settings())
+    with session.begin_nested():
+        for provider, key in dict.fromkeys((p, k) for p, k in keys):
+            call = batch.find(provider, key)
+            if call is not None:
+                batch.unstash(call, provider, key)
+                batch.touched.add(call.id)
+        batch.save_pending()
+    session.flush()
+    result.applied = len(keys)
+    result.touched = set(batch.touched)
+    result.calls = {c.id: c for c in batch.keys.values() if c.id in result.touched}
+    log.info("ingest.adopted_waiting", extra={"events": len(keys), "calls": len(result.touched)})
+    return result
+
+
 def publish_updates(session: Session, call_ids: set[int], calls: dict[int, Call] | None = None) -> None:
     """Tell live screens what changed (after the commit)."""
     if not call_ids:
@@ -926,5 +1018,5 @@ def ingest_and_commit(items: Sequence[RawIn], *, publish: bool = True) -> Ingest
     return result
 
 
-__all__ = ["IngestResult", "LiveCall", "derive_status", "ingest", "ingest_and_commit", "publish_updates",
+__all__ = ["IngestResult", "LiveCall", "adopt_waiting", "derive_status", "ingest", "ingest_and_commit", "publish_updates",
            "store_raw", "call_summary"]

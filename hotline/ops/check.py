@@ -280,7 +280,7 @@ def check_pbx_routing(settings: Settings, state: dict[str, Any]) -> list[Result]
     try:
         with engine.connect() as conn:
             centres = conn.execute(select(Centre.id, Centre.code, Centre.pbx).where(Centre.active.is_(True))).all()
-            lines = conn.execute(select(Line.centre_id, Line.identifier, Line.pbx).where(
+            lines = conn.execute(select(Line.centre_id, Line.identifier, Line.pbx, Line.overflow_centre_id).where(
                 Line.active.is_(True), Line.provider.in_(["asterisk", "any"]))).all()
     finally:
         engine.dispose()
@@ -305,8 +305,18 @@ def check_pbx_routing(settings: Settings, state: dict[str, Any]) -> list[Result]
                                   f"hotline centre pbx {c.code} NAME (one of {', '.join(sorted(known))})"))
     if not out:
         where = {c.code: c.pbx or "any" for c in centres}
+        # A line whose overflow centre is served by another PBX: its callers cross a trunk, and are
+        # one call only if the dial plans pass HOTLINE_ORIGIN (deploy/asterisk/README.md).
+        by_id = {c.id: c for c in centres}
+        trunks = sorted({(ln.identifier, ln.pbx or by_id[ln.centre_id].pbx, by_id[ln.overflow_centre_id].pbx)
+                         for ln in lines if ln.centre_id in by_id and ln.overflow_centre_id in by_id
+                         and (ln.pbx or by_id[ln.centre_id].pbx) and by_id[ln.overflow_centre_id].pbx
+                         and (ln.pbx or by_id[ln.centre_id].pbx) != by_id[ln.overflow_centre_id].pbx})
+        over = "".join(f"; line {line} overflows from {a} to {b} over a trunk (HOTLINE_ORIGIN in both dial plans)"
+                       for line, a, b in trunks)
         out.append(Result("pbx-routing", OK, "calls placed go out on: " + ", ".join(
-            f"{code} → {pbx}" for code, pbx in sorted(where.items())), details={"centres": where}))
+            f"{code} → {pbx}" for code, pbx in sorted(where.items())) + over,
+            details={"centres": where, "overflow_trunks": [list(t) for t in trunks]}))
     return out
 
 

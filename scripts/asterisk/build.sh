@@ -9,7 +9,7 @@ SRC=${ASTERISK_SRC:?give ASTERISK_SRC, a git checkout or bare clone of asterisk}
 TAG=${ASTERISK_TAG:-22.10.1}
 ROOT=${ASTERISK_ROOT:-/tmp/asterisk-root}
 BUILD=$(mktemp -d /tmp/asterisk-build.XXXXXX)
-need=(libjansson-dev libedit-dev libcurl4-openssl-dev libxml2-dev uuid-dev libsqlite3-dev)
+need=(libjansson-dev libedit-dev libcurl4-openssl-dev libxml2-dev uuid-dev libsqlite3-dev libssl-dev)
 missing=()
 for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -23,6 +23,9 @@ cd "$BUILD"
 ./configure --prefix="$ROOT" --without-pjproject-bundled --without-jansson-bundled --with-libcurl >/dev/null
 make menuselect.makeopts >/dev/null
 # Only what the captures need (see record.py's docstring): no sound packages, no PJSIP.
+# chan_iax2 (needs res_crypto, libssl-dev): the trunk between the two PBXes of the trunk_overflow
+# captures (IAXVAR carries hotline's call identity across it); func_dialplan: DIALPLAN_EXISTS in
+# the overflow branch.
 menuselect/menuselect --disable-all \
   --enable app_queue --enable app_dial --enable app_directed_pickup --enable app_playback \
   --enable app_originate --enable app_read --enable app_chanspy --enable app_mixmonitor \
@@ -35,7 +38,7 @@ menuselect/menuselect --disable-all \
   --enable app_confbridge --enable res_timing_timerfd --enable res_curl --enable chan_bridge_media \
   --enable res_musiconhold --enable format_wav --enable format_sln --enable format_pcm \
   --enable codec_ulaw --enable codec_alaw --enable codec_resample \
-  --enable app_senddtmf --enable app_waituntil \
+  --enable app_senddtmf --enable app_waituntil --enable chan_iax2 --enable res_crypto --enable func_dialplan \
   --disable-category MENUSELECT_CORE_SOUNDS --disable-category MENUSELECT_MOH \
   --disable-category MENUSELECT_EXTRA_SOUNDS menuselect.makeopts >/dev/null
 make -j"$(nproc)" >/dev/null

@@ -103,6 +103,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 PHONES = r"""
 ; ---- recording stand-ins (scripts/asterisk/record.py), not part of the shipped sample ----
 [trunk-sim]
@@ -177,7 +183,8 @@ exten => wait,1,Answer()
 """
 
 
-def make_config(work: Path, port: int, sc: Scenario) -> Path:
+def make_config(work: Path, port: int, sc: Scenario, side: Side | None = None) -> Path:
+    """The scenario's configuration; ``side``: one of the two PBXes of a trunk scenario."""
     etc = work / "etc"
     for d in ("etc", "log", "run", "spool", "lib", "db", "keys"):
         (work / d).mkdir(parents=True, exist_ok=True)
@@ -219,7 +226,18 @@ verbose = 3
         (work / "data" / "sounds" / "vi" / "hotline" / f"{prompt}.sln").write_bytes(bytes(16000))
     (etc / "modules.conf").write_text("[modules]\nautoload = yes\nnoload => res_musiconhold.so\n"
                                         + "".join(f"noload => {m}.so\n" for m in (
-                                            "app_mixmonitor", "app_stack", "cdr_csv", "cdr_custom", "cel_custom")))
+                                            "app_mixmonitor", "app_stack", "cdr_csv", "cdr_custom", "cel_custom"))
+                                        + ("" if side else "noload => chan_iax2.so\n"))
+    if side is not None:  # the IAX2 trunk between the two PBXes: the sample, on loopback
+        iax = (SAMPLES / "iax.conf").read_text(encoding="utf-8")
+        iax = re.sub(r"(?m)^bindport = .*$", f"bindport = {side.iax_port}", iax)
+        iax = re.sub(r"(?m)^bindaddr = .*$", "bindaddr = 127.0.0.1", iax)
+        iax = re.sub(r"(?m)^host = .*$", f"host = 127.0.0.1\nport = {side.peer_iax_port}", iax)
+        iax = re.sub(r"(?m)^secret = .*$", "secret = recorder-trunk-secret", iax)
+        if side.name != "north":  # the other PBX's copy: the section names north, which calls as south
+            iax = iax.replace("[hotline-south]", "[hotline-north]").replace(
+                "username = hotline-north", "username = hotline-south")
+        (etc / "iax.conf").write_text(iax, encoding="utf-8")
     shutil.copy(SAMPLES / "logger.conf", etc / "logger.conf")
     shutil.copy(SAMPLES / "features.conf", etc / "features.conf")
     (etc / "cdr.conf").write_text("[general]\nenable = no\n")
@@ -241,10 +259,10 @@ verbose = 3
         queues = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", queues)
     # each queue's members in its own section (the sample ends with [hotline-supervisors])
     queues = queues.replace("\n[hotline]\n", "\n[hotline]\n" + "".join(
-        f"member => {iface(a)},0,{AGENTS[a]}\n" for a in sc.members), 1)
+        f"member => {iface(a)},0,{AGENTS[a]}\n" for a in (side.members if side else sc.members)), 1)
     queues = queues.replace("\n[hotline-supervisors]\n", "\n[hotline-supervisors]\n" + "".join(
         f"member => {iface(a)},0,{AGENTS[a]}\n" for a in sc.supervisors), 1)
-    for name, members in sc.other_queues.items():  # another centre's queue (the line's overflow)
+    for name, members in (side.queues if side else sc.other_queues).items():  # another centre's queue
         queues += (f"\n[{name}]\nstrategy = rrmemory\ntimeout = 20\ntimeoutpriority = app\nretry = 2\n"
                    "joinempty = yes\nleavewhenempty = no\nringinuse = no\nautopause = no\n"
                    + "".join(f"member => {iface(a)},0,{AGENTS[a]}\n" for a in members))
@@ -252,6 +270,11 @@ verbose = 3
     # extensions.conf: the sample's [hotline-in], counsellors reached through [phones]
     ext = (SAMPLES / "extensions.conf").read_text(encoding="utf-8")
     ext = re.sub(r"(?m)^HOTLINE_QUEUE_TIMEOUT=.*$", f"HOTLINE_QUEUE_TIMEOUT={sc.queue_timeout}", ext)
+    if side is not None:
+        ext = re.sub(r"(?m)^HOTLINE_PBX=.*$", f"HOTLINE_PBX={side.name}", ext)
+        if not sc.trunk_origin:  # a dial plan that does not pass the call's identity across the trunk
+            ext = re.sub(r"(?m)^(exten => [^,]+,1|\s*same => n),(?!NoOp).*HOTLINE_ORIGIN.*$",
+                         r"\1,NoOp(no HOTLINE_ORIGIN across the trunk)", ext)
     if HTTP is not None:  # the dialplan's lookups reach the recorder's stand-in for hotline
         ext = re.sub(r"(?m)^HOTLINE_URL=.*$", f"HOTLINE_URL={HTTP.url}", ext)
         ext = re.sub(r"(?m)^HOTLINE_API_TOKEN=.*$", f"HOTLINE_API_TOKEN={HTTP.TOKEN}", ext)
@@ -398,10 +421,11 @@ def all_conn(port: int) -> Ami:
 
 # ---------------------------------------------------------------------- Asterisk process
 class Pbx:
-    def __init__(self, sc: Scenario):
-        self.work = Path(tempfile.mkdtemp(prefix=f"ast-{sc.name}-"))
+    def __init__(self, sc: Scenario, side: Side | None = None):
+        self.work = Path(tempfile.mkdtemp(prefix=f"ast-{sc.name}-{side.name + '-' if side else ''}"))
         self.port = free_port()
-        self.conf = make_config(self.work, self.port, sc)
+        self.side = side
+        self.conf = make_config(self.work, self.port, sc, side)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -452,6 +476,21 @@ class Scenario:
     supervisors: tuple[str, ...] = ()  # members of [hotline-supervisors]
     other_queues: dict[str, tuple[str, ...]] = field(default_factory=dict)  # another centre's queue: members
     centres: dict[str, dict[str, Any]] = field(default_factory=dict)  # expected.json: centre code -> queues, agents
+    # Two PBXes joined by an IAX2 trunk (the line's overflow centre on the other PBX): each PBX's
+    # name, queue members and other queues; the caller calls the first.
+    pbxes: tuple[Side, ...] = ()
+    trunk_origin: bool = True  # the dial plans pass HOTLINE_ORIGIN across the trunk (the samples do)
+
+
+@dataclass
+class Side:
+    """One PBX of a trunk scenario (its name is HOTLINE_PBX and its listener's, hotline-ami@NAME)."""
+
+    name: str
+    members: tuple[str, ...] = ()  # of its [hotline] queue
+    queues: dict[str, tuple[str, ...]] = field(default_factory=dict)  # its other queues: members
+    iax_port: int = 0
+    peer_iax_port: int = 0
 
 
 class HotlineHttp:
@@ -575,14 +614,17 @@ def hotline_env(data: Path) -> dict[str, str]:
 
 
 class Run:
-    def __init__(self, sc: Scenario, pbx: Pbx):
+    def __init__(self, sc: Scenario, pbx: Pbx, parent: Run | None = None):
         self.sc, self.pbx = sc, pbx
-        self.hotline = HotlineAmi(HOTLINE_ENV, pbx.port, pbx.work / "hotline-ami.log") if HOTLINE_ENV else None
+        self.label = f"[{pbx.side.name}] " if pbx.side else ""
+        self.peer: Run | None = None  # a trunk scenario's other PBX (its own connections)
+        self.hotline = HotlineAmi(HOTLINE_ENV, pbx.port, pbx.work / "hotline-ami.log") \
+            if HOTLINE_ENV and parent is None else None
         if self.hotline:
             self.hotline.start()
-        self.t0 = time.monotonic()
-        self.timeline: list[str] = []
-        self.calls: list[dict[str, Any]] = []
+        self.t0 = parent.t0 if parent else time.monotonic()
+        self.timeline: list[str] = parent.timeline if parent else []
+        self.calls: list[dict[str, Any]] = parent.calls if parent else []
         self.segments: dict[str, list[bytes]] = {"filtered": [], "all": []}
         self.gaps: list[dict[str, float]] = []
         self.n = 0
@@ -639,7 +681,7 @@ class Run:
         self.log("Asterisk is back; the listener and the all-events connection log in again")
 
     def log(self, text: str) -> None:
-        line = f"t+{time.monotonic() - self.t0:5.1f} s  {text}"
+        line = f"t+{time.monotonic() - self.t0:5.1f} s  {self.label}{text}"
         self.timeline.append(line)
         print(f"  {line}", flush=True)
 
@@ -1087,6 +1129,46 @@ def s_blocked_to_supervisor(r: Run) -> None:
              notes="/api/blocking/check says blocked=1: the caller hears hotline/blocked in [hotline-blocked], "
                    "presses 5 after 3 s, the dialplan POSTs /api/blocking/pressed and queues the caller in "
                    "hotline-supervisors, where the supervisor gs1 answers after 2 s; the caller hangs up.")
+TRUNK_PBXES = (Side("north", members=("tvv1",)), Side("south", queues={"hotline-hcm": ("tvv4",)}))
+
+
+def s_trunk_overflow(r: Run) -> None:
+    south = r.peer
+    assert south is not None
+    r.phone("tvv1", "noanswer")
+    south.phone("tvv4", "answer", ring=2)
+    r.sleep(1)
+    r.caller("0906666888", "Vu Thi T", hangup_after=24)
+    r.sleep(28)
+    r.expect("0906666888", "completed", 10, 14.5, "tvv4", name="Vu Thi T", overflow_to="hcm",
+             notes=f"Two PBXes joined by an IAX2 trunk. hotline's route for the line on north: {OVERFLOW_ROUTE}. "
+                   "tvv1 (north, the line's centre) rings and never answers; after 8 s north's queue times out "
+                   "and [hotline-overflow-out] dials hotline-hcm over the trunk with HOTLINE_ORIGIN=north:<the "
+                   "call's Linkedid> (IAXVAR, also on north's trunk channel); on south [hotline-overflow-in] "
+                   "makes it a channel variable (its events carry it: channelvars) and queues the caller in "
+                   "hotline-hcm, where tvv4 answers after 2 s; the caller hangs up on north. ONE call: the "
+                   "line's centre's (default, on north), overflowed to hcm, answered by tvv4; its wait runs "
+                   "from north's queue join to tvv4's answer on south.",
+             offered_to=[iface("tvv1"), iface("tvv4")])
+
+
+def s_trunk_overflow_unlinked(r: Run) -> None:
+    south = r.peer
+    assert south is not None
+    r.phone("tvv1", "noanswer")
+    south.phone("tvv4", "answer", ring=2)
+    r.sleep(1)
+    r.caller("0906666999", "Vu Van U", hangup_after=24)
+    r.sleep(28)
+    r.expect("0906666999", "completed", 10, 14.5, "tvv4", name="Vu Van U", overflow_to="hcm",
+             notes="The same call as trunk_overflow, with dial plans that do not pass HOTLINE_ORIGIN (its lines "
+                   "removed on both PBXes): the truth is the same one call, but nothing in either PBX's events "
+                   "ties its two halves. North sees its caller wait 8 s in hotline, then bridged with the IAX2 "
+                   "trunk channel until the caller hangs up; south sees a caller from the trunk queued in "
+                   "hotline-hcm and answered by tvv4 after 2 s. hotline records two calls (see the README).",
+             offered_to=[iface("tvv1"), iface("tvv4")])
+
+
 def _pbx_command(**kw: Any) -> Any:
     sys.path.insert(0, str(REPO))
     from hotline.pbx.models import PbxCommand
@@ -1181,6 +1263,11 @@ SCENARIOS = [
              s_callback, members=("tvv1",)),
     Scenario("listen_in", "A supervisor listens in to a call in progress (ChanSpy)", s_listen_in,
              members=("tvv1",)),
+    Scenario("trunk_overflow", "The line's overflow to another PBX's queue over an IAX2 trunk: one call",
+             s_trunk_overflow, route=OVERFLOW_ROUTE, centres=OVERFLOW_CENTRES, pbxes=TRUNK_PBXES),
+    Scenario("trunk_overflow_unlinked", "The same overflow over a trunk that does not pass the call's identity",
+             s_trunk_overflow_unlinked, route=OVERFLOW_ROUTE, centres=OVERFLOW_CENTRES, pbxes=TRUNK_PBXES,
+             trunk_origin=False),
 ]
 
 
@@ -1250,6 +1337,31 @@ def observed(data: bytes, linkedid: str | None) -> dict[str, float | None]:
     return {"wait_s": round(wait, 1), "talk_s": round(talk, 1) if talk is not None else None}
 
 
+def observed_trunk(data: bytes, linkedid: str | None, peer: bytes, peer_linkedid: str | None
+                   ) -> dict[str, float | None]:
+    """Wait and talk of a call sent over the trunk: from the queue join on the first PBX to the
+    answer on the other (AgentConnect), then to the caller's hangup on the first."""
+    join = end = connect = None
+    caller_chan = None
+    for raw in data.split(b"\r\n\r\n"):
+        f = parse(raw)
+        if not linkedid or f.get("Linkedid") != linkedid or "Timestamp" not in f:
+            continue
+        if f.get("Event") == "QueueCallerJoin" and join is None:
+            join, caller_chan = float(f["Timestamp"]), f.get("Channel")
+        elif f.get("Event") == "Hangup" and f.get("Channel") == caller_chan:
+            end = float(f["Timestamp"])
+    for raw in peer.split(b"\r\n\r\n"):
+        f = parse(raw)
+        if peer_linkedid and f.get("Linkedid") == peer_linkedid and f.get("Event") == "AgentConnect":
+            connect = connect or float(f["Timestamp"])
+    if join is None:
+        return {"wait_s": None, "talk_s": None}
+    wait = (connect or end or join) - join
+    talk = (end - connect) if (connect and end) else None
+    return {"wait_s": round(wait, 1), "talk_s": round(talk, 1) if talk is not None else None}
+
+
 def no_answers(data: bytes) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for raw in data.split(b"\r\n\r\n"):
@@ -1274,13 +1386,19 @@ def write(sc: Scenario, r: Run, version: str) -> Path:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    for which, segs in r.segments.items():
-        for i, data in enumerate(segs):
-            (out / (f"{which}.ami" if i == 0 else f"{which}-{i + 1}.ami")).write_bytes(data)
-    ql = r.pbx.work / "log" / "queue_log"
-    if ql.exists():
-        shutil.copy(ql, out / "queue_log")
+    # a trunk scenario: each PBX's streams and queue_log in a folder named after it
+    runs = [(out, r)] if r.peer is None else [(out / run.pbx.side.name, run) for run in (r, r.peer)
+                                              if run is not None and run.pbx.side is not None]
+    for where, run in runs:
+        where.mkdir(parents=True, exist_ok=True)
+        for which, segs in run.segments.items():
+            for i, data in enumerate(segs):
+                (where / (f"{which}.ami" if i == 0 else f"{which}-{i + 1}.ami")).write_bytes(data)
+        ql = run.pbx.work / "log" / "queue_log"
+        if ql.exists():
+            shutil.copy(ql, where / "queue_log")
     every = b"".join(r.segments["all"])
+    peer_every = b"".join(r.peer.segments["all"]) if r.peer else b""
     ids = linkedids(every)
     used: dict[str, int] = {}
     for c in r.calls:
@@ -1289,7 +1407,13 @@ def write(sc: Scenario, r: Run, version: str) -> Path:
         i = used.get(num, 0)
         c["linkedid"] = c.pop("fixed_linkedid", None) or (cand[i] if i < len(cand) else None)
         used[num] = i + 1
-        obs = observed(every, c["linkedid"])
+        if r.peer is not None:  # the same caller on the other PBX: its own Linkedid there
+            joins = [f.get("Linkedid", "") for f in map(parse, peer_every.split(b"\r\n\r\n"))
+                     if f.get("Event") == "QueueCallerJoin" and f.get("CallerIDNum") == num]
+            c["peer_linkedid"] = joins[i] if i < len(joins) else None
+            obs = observed_trunk(every, c["linkedid"], peer_every, c["peer_linkedid"])
+        else:
+            obs = observed(every, c["linkedid"])
         c["observed"] = obs
         for k in ("wait_s", "talk_s"):
             if obs[k] is not None and c[k] is not None and not c["parts"]:
@@ -1317,6 +1441,14 @@ def write(sc: Scenario, r: Run, version: str) -> Path:
             expected["agents"][iface(a)] = {"username": a, "name": AGENTS[a], "centre": code}
     if sc.centres:  # the hotline lines of the scenario (the conformance test configures them)
         expected["centres"] = sc.centres
+    if sc.pbxes:  # a trunk scenario: each PBX (its listener's name, its folder), the trunk
+        expected["pbxes"] = {side.name: {"folder": f"{side.name}/", "members": list(side.members),
+                                         "queues": {q: list(m) for q, m in side.queues.items()}}
+                             for side in sc.pbxes}
+        expected["trunk"] = {"technology": "IAX2", "origin_passed": sc.trunk_origin}
+        for side in sc.pbxes:
+            for a in (*side.members, *(m for ms in side.queues.values() for m in ms)):
+                expected["agents"].setdefault(iface(a), {"username": a, "name": AGENTS[a]})
     if HTTP is not None and HTTP.requests:
         expected["http"] = HTTP.requests
     (out / "expected.json").write_text(json.dumps(expected, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -1332,9 +1464,15 @@ def write(sc: Scenario, r: Run, version: str) -> Path:
                      f"talk {c['talk_s']} s, answered by {c['answered_by_user'] or 'nobody'}"
                      + (f", parts {[(p['user'], p['talk_s']) for p in c['parts']]}" if c["parts"] else "")
                      + f". {c['notes']}")
-    lines += ["", "## Timeline (what the script did)", "", "```", *r.timeline, "```", "",
-              "## Queue events seen (all.ami, seconds from the first)", "", "```", *summary(every), "```", "",
-              "Files: " + ", ".join(f"`{f}`" for f in files) + "."]
+    lines += ["", "## Timeline (what the script did)", "", "```", *r.timeline, "```", ""]
+    if r.peer is None:
+        lines += ["## Queue events seen (all.ami, seconds from the first)", "", "```", *summary(every), "```", ""]
+    else:
+        for where, run in runs:
+            lines += [f"## Queue events seen on {where.name} ({where.name}/all.ami, seconds from its first)", "",
+                      "```", *summary(b"".join(run.segments["all"])), "```", ""]
+        files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != "README.md")
+    lines += ["Files: " + ", ".join(f"`{f}`" for f in files) + "."]
     (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
 
@@ -1344,27 +1482,57 @@ def record(sc: Scenario) -> None:
     global HTTP
     HTTP = HTTP or HotlineHttp()
     HTTP.scenario, HTTP.requests, HTTP.on_request = sc, [], None
-    pbx = Pbx(sc)
+    sides = sc.pbxes
+    if sides:  # two PBXes, each with its IAX2 port and the other's
+        first, second = sides
+        first.iax_port, second.iax_port = free_udp_port(), free_udp_port()
+        first.peer_iax_port, second.peer_iax_port = second.iax_port, first.iax_port
+    pbx = Pbx(sc, sides[0] if sides else None)
+    peer_pbx = Pbx(sc, sides[1]) if sides else None
     pbx.start()
+    if peer_pbx is not None:
+        peer_pbx.start()
     version = pbx.cli("core show version").split()[1] if pbx.cli("core show version") else "22"
     try:
         r = Run(sc, pbx)
+        if peer_pbx is not None:
+            r.peer = Run(sc, peer_pbx, parent=r)
+            wait_trunk(pbx, r)
         HTTP.on_request = r.log
         sc.play(r)
-        r.finish_segment("filtered")
-        r.finish_segment("all")
-        r.ctl.close()
+        for run in (r, r.peer):
+            if run is not None:
+                run.finish_segment("filtered")
+                run.finish_segment("all")
+                run.ctl.close()
         if r.hotline:
             time.sleep(1)
             r.hotline.stop()
     finally:
         pbx.stop()
+        if peer_pbx is not None:
+            peer_pbx.stop()
     out = write(sc, r, version)
     warnings = [ln for ln in (pbx.work / "log" / "messages").read_text(errors="replace").splitlines()
                 if "WARNING" in ln or "ERROR" in ln] if (pbx.work / "log" / "messages").exists() else []
     print("\n".join(f"    {ln}" for ln in summary(b"".join(r.segments["all"]))))
     print(f"  -> {out}  ({len(warnings)} warnings in the Asterisk log, {pbx.work})")
     shutil.rmtree(pbx.work / "lib", ignore_errors=True)
+    if peer_pbx is not None:
+        print(f"  -> the other PBX: {peer_pbx.work}")
+        shutil.rmtree(peer_pbx.work / "lib", ignore_errors=True)
+
+
+def wait_trunk(pbx: Pbx, r: Run, timeout: float = 20) -> None:
+    """Until the first PBX sees its IAX2 peer reachable (qualify), so the first call gets through."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        shown = pbx.cli("iax2 show peers")
+        if re.search(r"hotline-south\S*\s.*\bOK\b", shown):
+            r.log("the IAX2 trunk north → south is up (iax2 show peers: OK)")
+            return
+        time.sleep(0.5)
+    print(f"  !! the trunk did not come up: {pbx.cli('iax2 show peers')}")
 
 
 def main() -> int:

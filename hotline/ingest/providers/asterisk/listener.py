@@ -306,6 +306,7 @@ class AmiListener:
         self.batch_wait = batch_wait
         self.resync_timeout = resync_timeout
         self.spool_check_seconds = spool_check_seconds
+        self._adopt_failed = False  # the last adopt_waiting round failed (logged once a streak)
         self._submit_fn = submit
         self.presence_poll = float(presence_poll)
         self._sent_pause: dict[str, bool] = {}  # interface → paused, as sent on this connection
@@ -870,6 +871,7 @@ class AmiListener:
             if not stopping and time.monotonic() - last_spool_check > self.spool_check_seconds:
                 last_spool_check = time.monotonic()
                 self._drain_spool()
+                self._adopt_waiting()
 
     def _take(self, stopping: bool) -> list[tuple[int, datetime, list[bytes]] | tuple[int, None, Resync]]:
         """Up to ``batch_size`` frames, waiting at most ``batch_wait`` once something arrived."""
@@ -931,6 +933,24 @@ class AmiListener:
                     log.info("ami.spool_replayed", extra={"source": self.source, "events": replayed})
         except Exception:  # try again later
             log.exception("ami.spool_drain_failed", extra={"source": self.source})
+
+    def _adopt_waiting(self) -> None:
+        """Events another listener stored for a call this one (or a third) created at the same
+        moment: a trunk overflow's link to the other PBX's half (``service.adopt_waiting``)."""
+        from hotline.db import session_scope
+        from hotline.ingest import service
+
+        try:
+            with self._submit_lock, session_scope() as session:
+                result = service.adopt_waiting(session)
+                if result.touched:
+                    session.commit()
+                    service.publish_updates(session, result.touched, result.calls)
+            self._adopt_failed = False
+        except Exception as exc:  # noqa: BLE001 - the database is away: the next round will do (logged once a streak)
+            if not self._adopt_failed:
+                log.warning("ami.adopt_waiting_failed", extra={"source": self.source, "error": type(exc).__name__})
+            self._adopt_failed = True
 
     def wait_applied(self, predicate: Callable[[ListenerStats], bool], timeout: float = 10.0) -> bool:
         """Block until ``predicate(stats)`` holds (tests, benchmarks)."""

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from hotline.ingest.events import CREATING, CallEvent, Kind, LiveCall, RawIn
+from hotline.ingest.events import CREATING, OVERFLOW_FROM, CallEvent, Kind, LiveCall, RawIn
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,10 @@ CALL_EVENT_NAMES = (
 # The dialplan context that dials a callback's number (deploy/asterisk/extensions.conf): its Exten
 # is the number called.
 CALLBACK_CONTEXT = "hotline-callback"
+# The channel variable (manager.conf ``channelvars``) a caller carries across a trunk to another PBX
+# (the line's overflow centre's queue there): ``<PBX name>:<Linkedid>`` of the call on the PBX it came
+# from (deploy/asterisk/extensions.conf, [hotline-overflow-out] / [hotline-overflow-in]).
+ORIGIN_VAR = "HOTLINE_ORIGIN"
 # The list events of the resync actions (answers to our actions are never filtered by Asterisk).
 RESYNC_EVENT_NAMES = ("CoreShowChannel", "CoreShowChannelsComplete", "QueueParams", "QueueMember",
                       "QueueEntry", "QueueStatusComplete")
@@ -426,6 +430,10 @@ class AmiMapper:
         self.callback_context = CALLBACK_CONTEXT
         self._where: OrderedDict[str, str] = OrderedDict()  # channel name → its latest bridge
         self._in: dict[str, set[str]] = {}  # Uniqueid → bridges it is in (until it hangs up)
+        # Trunk overflow (HOTLINE_ORIGIN): callers that came from another PBX (Linkedid → the origin
+        # told), and this PBX's channels carrying a caller to another PBX (no counsellor's part).
+        self._origins: OrderedDict[str, str] = OrderedDict()
+        self._trunk_legs: OrderedDict[str, None] = OrderedDict()
 
     def learn(self, f: Frame) -> None:
         """Queue member name → interface (queue_log names members by name)."""
@@ -467,6 +475,11 @@ class AmiMapper:
         if name in _UNTRACKED:
             return item
         ctx = _Ctx(f, lid, uid, at, self.source, self)
+        origin = _chanvar(f, ORIGIN_VAR)
+        if origin:
+            link = self._origin(uid, lid, origin, at)
+            if link is not None:
+                item.events.append(link)
         if uid == lid and uid not in self._queue_result:
             status = _chanvar(f, "QUEUESTATUS")
             if status:
@@ -484,6 +497,29 @@ class AmiMapper:
             self._hangup_requested.discard(uid)
             self._queue_result.discard(uid)
         return item
+
+    def _origin(self, uid: str, lid: str, origin: str, at: datetime) -> CallEvent | None:
+        """``HOTLINE_ORIGIN=<PBX>:<Linkedid>``: on a caller's channel naming another call, this caller
+        came over a trunk from that call on that PBX (the line's overflow): an ``ALIAS`` tells the
+        ingestor, once, so both PBXes' events make one call.  On another channel of the call it names
+        (inherited by the trunk channel the origin PBX dialled), that channel carries the caller away:
+        not a counsellor's part."""
+        pbx, _, key = origin.strip().rpartition(":")
+        if not key:
+            return None
+        if uid != lid:
+            if key == lid and uid not in self._trunk_legs:
+                self._trunk_legs[uid] = None
+                while len(self._trunk_legs) > self.max_bridges:
+                    self._trunk_legs.popitem(last=False)
+            return None
+        if key == lid or self._origins.get(lid) == origin:
+            return None
+        self._origins[lid] = origin
+        while len(self._origins) > self.max_bridges:
+            self._origins.popitem(last=False)
+        return CallEvent(Kind.ALIAS, PROVIDER, key[:128], at, alias_key=lid, reason=(OVERFLOW_FROM + pbx)[:128],
+                         scope=self.source, creates=False)
 
     def _placed_ref(self, c: _Ctx) -> list[str | None] | None:
         """The call's entry in ``_callbacks`` when hotline placed it (a callback): its first channel
@@ -558,7 +594,7 @@ class AmiMapper:
 
     def _pair(self, c: _Ctx, bridge: str, caller: str, crec: _Member, leg: str, lrec: _Member,
               enter: bool) -> list[CallEvent]:
-        if crec.enter is None or lrec.enter is None:
+        if crec.enter is None or lrec.enter is None or leg in self._trunk_legs:
             return []
         if (lrec.gone is not None and lrec.gone < crec.enter) or (crec.leave is not None and crec.leave < lrec.enter):
             return []  # never in the bridge together (a bridge id used again)
@@ -753,5 +789,5 @@ class Resync:
         )
 
 
-__all__ = ["AmiMapper", "CALL_EVENT_NAMES", "Frame", "MAPPERS", "Resync", "parse_frame",
+__all__ = ["AmiMapper", "CALL_EVENT_NAMES", "Frame", "MAPPERS", "ORIGIN_VAR", "OVERFLOW_FROM", "Resync", "parse_frame",
            "device", "presentation", "ring_seconds", "split_frames"]
