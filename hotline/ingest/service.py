@@ -149,6 +149,11 @@ class _Batch:
         self.parts: dict[int, list[CallPart]] = {}  # each call's parts, read once per batch
         self.created: set[int] = set()  # calls made in this batch
         self._stored_pending: bool | None = None  # whether pending_call_events has rows (asked once)
+        # Trunk overflow links met while their call was being created (before its own event said its
+        # queue and line): applied right after that event (see overflow_link).
+        self.deferred: list[CallEvent] = []
+        self._depth = 0  # apply() within apply() (what waited for a new call)
+        self._deferred_once: set[tuple[str, str | None]] = set()
         self.agents: dict[tuple[str, str], int] = {}
         for (provider, ident), row in self.routing.agents.items():
             if row.user_id is not None:
@@ -375,6 +380,13 @@ class _Batch:
             log.warning("ingest.overflow_origin_elsewhere", extra={"call": call.id, "named": pbx,
                                                                    "source": call.source})
             return call
+        if call.id in self.created and call.line_id is None and call.queue is None \
+                and (ev.key, ev.alias_key) not in self._deferred_once:
+            # the call is being created by an event not applied yet (this link waited for it): its own
+            # queue and line first, else the other side's queue would pass for the line's
+            self._deferred_once.add((ev.key, ev.alias_key))
+            self.deferred.append(ev)
+            return call
         other = self.find(ev.provider, ev.alias_key)
         if other is None:
             self.link(call, ev.provider, ev.alias_key or "", "overflow")
@@ -382,15 +394,19 @@ class _Batch:
             return call
         if other.id == call.id:
             return call
-        # That side was recorded as a call of its own first (this PBX's events came later): fold it
-        # into this one, then mark the overflow as its queue join would have.
+        # That side was recorded as a call of its own first (this PBX's events came later): mark the
+        # overflow as its queue join would have (the line's queue letting the caller go is not how the
+        # call ended), then fold it into this one: how it ended there is how it ended.
         queue, joined, where = other.queue, other.queued_at or other.received_at, other.source
+        lists = {name: [*(call.facts or {}).get(name, []), *(other.facts or {}).get(name, [])]
+                 for name in ("offers", "offers_missed")}
+        if queue:
+            self.overflow(call, CallEvent(Kind.QUEUED, ev.provider, ev.key, joined, queue=queue, scope=where or None))
         call = self.merge(call, other, into_first=True)
         facts = dict(call.facts or {})
         facts.pop("wait_reported", None)  # the wait runs from the line's queue to the answer there
+        facts.update({name: list(dict.fromkeys(items)) for name, items in lists.items() if items})
         call.facts = facts
-        if queue:
-            self.overflow(call, CallEvent(Kind.QUEUED, ev.provider, ev.key, joined, queue=queue, scope=where or None))
         self.session.execute(update(CallRecord).where(CallRecord.call_id == call.id)
                              .values(centre_id=call.centre_id, overflow_centre_id=call.overflow_centre_id))
         _refresh(call)
@@ -465,6 +481,9 @@ class _Batch:
 
     def save_pending(self) -> None:
         """Keep what is still waiting for a call; forget what waited long enough (the raw events stay)."""
+        for ev in self.deferred:  # a link whose call's own event never came in this batch: the sweep's
+            self.stash(ev)
+        self.deferred.clear()
         if self.pending:
             for (provider, key), events in self.pending.items():
                 for ev in events:
@@ -528,6 +547,17 @@ class _Batch:
             call.facts = facts
 
     def apply(self, ev: CallEvent) -> None:
+        self._depth += 1
+        try:
+            self._apply_event(ev)
+        finally:
+            self._depth -= 1
+        if self._depth == 0 and self.deferred:  # overflow links that waited for this event (overflow_link)
+            waiting, self.deferred = self.deferred, []
+            for later in waiting:
+                self.apply(later)
+
+    def _apply_event(self, ev: CallEvent) -> None:
         if ev.kind is Kind.SNAPSHOT:
             self.snapshot(ev)
             return
@@ -903,6 +933,7 @@ def ingest(session: Session, items: Sequence[RawIn], *, settings: Settings | Non
         batch.pending.clear()
         batch.parts.clear()
         batch.created.clear()
+        batch.deferred.clear()
         for item in applicable:
             for ev in item.events:
                 try:

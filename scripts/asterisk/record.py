@@ -553,8 +553,8 @@ HTTP: HotlineHttp | None = None
 class HotlineAmi:
     """``hotline ami`` itself (the --hotline check), against the scenario's Asterisk."""
 
-    def __init__(self, env: dict[str, str], port: int, log: Path):
-        self.env, self.port, self.log = env, port, log
+    def __init__(self, env: dict[str, str], port: int, log: Path, name: str = ""):
+        self.env, self.port, self.log, self.name = env, port, log, name  # name: the PBX's (trunk scenarios)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def wait_connected(self, pbx: Pbx, timeout: float = 60) -> None:
@@ -571,7 +571,8 @@ class HotlineAmi:
     def start(self) -> None:
         out = open(self.log, "ab")  # noqa: SIM115 - kept open for the process
         self.proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "hotline"), "--log-format", "json", "ami",
-                                      "--port", str(self.port)], env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                      "--port", str(self.port), *(["--name", self.name] if self.name else [])],
+                                     env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                      cwd=self.env["HOTLINE_DATA_DIR"])
 
     def stop(self) -> None:
@@ -606,6 +607,12 @@ def hotline_env(data: Path) -> dict[str, str]:
     run("db", "upgrade")
     run("centre", "add", "default", "Default centre")
     run("line", "add", "--centre", "default", "--provider", "asterisk", "--kind", "queue", "hotline")
+    # the overflow centre's queue (overflow, trunk_overflow*): calls there are that centre's, or the
+    # line's centre's overflowed to it
+    for code, centre in OVERFLOW_CENTRES.items():
+        run("centre", "add", code, centre["name"])
+        for q in centre["queues"]:
+            run("line", "add", "--centre", code, "--provider", "asterisk", "--kind", "queue", q)
     for a, name in AGENTS.items():
         run("user", "create", "--role", "counsellor", "--centre", "default", "--name", name, "--password-stdin", a,
             stdin="Recorder-Pass-2026!\n")
@@ -618,8 +625,9 @@ class Run:
         self.sc, self.pbx = sc, pbx
         self.label = f"[{pbx.side.name}] " if pbx.side else ""
         self.peer: Run | None = None  # a trunk scenario's other PBX (its own connections)
-        self.hotline = HotlineAmi(HOTLINE_ENV, pbx.port, pbx.work / "hotline-ami.log") \
-            if HOTLINE_ENV and parent is None else None
+        # one hotline ami per PBX, named as hotline-ami@NAME names it (a trunk scenario's two PBXes)
+        self.hotline = HotlineAmi(HOTLINE_ENV, pbx.port, pbx.work / "hotline-ami.log",
+                                  pbx.side.name if pbx.side else "") if HOTLINE_ENV else None
         if self.hotline:
             self.hotline.start()
         self.t0 = parent.t0 if parent else time.monotonic()
@@ -1169,6 +1177,24 @@ def s_trunk_overflow_unlinked(r: Run) -> None:
              offered_to=[iface("tvv1"), iface("tvv4")])
 
 
+def s_trunk_overflow_abandoned(r: Run) -> None:
+    south = r.peer
+    assert south is not None
+    r.phone("tvv1", "noanswer")
+    south.phone("tvv4", "noanswer")
+    r.sleep(1)
+    r.caller("0906666555", "Vu Van V", hangup_after=14)
+    r.sleep(18)
+    r.expect("0906666555", "abandoned", 14, None, None, name="Vu Van V", overflow_to="hcm",
+             notes="As trunk_overflow, but nobody answers on either PBX: tvv1 (north) rings 8 s, the caller is "
+                   "sent over the trunk to hotline-hcm on south, where tvv4 rings, and hangs up 14 s after calling "
+                   "(about 6 s in south's queue). North's caller hangs up first (HangupRequest), the trunk tears "
+                   "down south's caller, whose QueueCallerAbandon follows its HangupRequest: abandoned, not missed "
+                   "(north's QUEUESTATUS=TIMEOUT is why it overflowed, not how it ended). One call, the line's "
+                   "centre's, overflowed to hcm.",
+             offered_to=[iface("tvv1"), iface("tvv4")])
+
+
 def _pbx_command(**kw: Any) -> Any:
     sys.path.insert(0, str(REPO))
     from hotline.pbx.models import PbxCommand
@@ -1268,6 +1294,8 @@ SCENARIOS = [
     Scenario("trunk_overflow_unlinked", "The same overflow over a trunk that does not pass the call's identity",
              s_trunk_overflow_unlinked, route=OVERFLOW_ROUTE, centres=OVERFLOW_CENTRES, pbxes=TRUNK_PBXES,
              trunk_origin=False),
+    Scenario("trunk_overflow_abandoned", "Overflow over the trunk; the caller gives up in the other PBX's queue",
+             s_trunk_overflow_abandoned, route=OVERFLOW_ROUTE, centres=OVERFLOW_CENTRES, pbxes=TRUNK_PBXES),
 ]
 
 
@@ -1505,9 +1533,10 @@ def record(sc: Scenario) -> None:
                 run.finish_segment("filtered")
                 run.finish_segment("all")
                 run.ctl.close()
-        if r.hotline:
-            time.sleep(1)
-            r.hotline.stop()
+        for run in (r, r.peer):
+            if run is not None and run.hotline:
+                time.sleep(1)
+                run.hotline.stop()
     finally:
         pbx.stop()
         if peer_pbx is not None:

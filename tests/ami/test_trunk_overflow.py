@@ -9,6 +9,7 @@ centre answers.  Each PBX's stream (``north/``, ``south/``) is replayed byte for
 - with the samples' dial plans (``HOTLINE_ORIGIN`` crosses the trunk): one call, the line's centre's,
   overflowed to the other centre, answered by its counsellor, whichever PBX's events arrive first;
   both centres' supervisors see it, each daily log counts it once (overflow out / overflow in);
+  a caller who gives up in the other PBX's queue is one abandoned call;
 - without it (an unconfigured trunk): two calls, as documented (deploy/asterisk/README.md);
 - an origin naming another PBX than the one the call came through links nothing.
 """
@@ -40,6 +41,7 @@ from tests.helpers import create_user
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 LINKED, UNLINKED = FIXTURES / "trunk_overflow", FIXTURES / "trunk_overflow_unlinked"
+ABANDONED = FIXTURES / "trunk_overflow_abandoned"
 PASSWORD = "Trunk-Overflow-Pass-2026!"
 
 
@@ -167,6 +169,25 @@ def test_a_call_overflowed_over_a_trunk_is_one_call(setup, rig: Rig, stream: str
     assert (hcm["received"], hcm["overflow_out"], hcm["overflow_in"]) == (0, 0, 1)
 
 
+@pytest.mark.parametrize("order", ["together", "north_first", "south_first"])
+def test_a_caller_who_gives_up_in_the_other_pbxs_queue_abandoned_one_call(setup, rig: Rig, order: str) -> None:
+    """Nobody answers on either PBX; the caller hangs up while waiting on south: one call, abandoned
+    (north's queue timeout is why it overflowed, not how it ended), the line's centre's."""
+    (exp,) = spec(ABANDONED)["calls"]
+    _replay_both(rig, ABANDONED, "filtered.ami", order)
+    (call,) = wait_for(lambda: len(c := _closed()) == 1 and c, what="one call, closed")
+    assert call.provider_key == exp["linkedid"]
+    assert (call.centre_id, call.overflow_centre_id) == (setup["home"], setup["hcm"])
+    assert call.status == exp["status"] == "abandoned"
+    assert call.answered_at is None and call.counsellor_id is None
+    assert abs(call.queue_wait_seconds - exp["wait_s"]) <= 1, (call.queue_wait_seconds, exp["wait_s"])
+    with session_scope() as db:
+        home = summarise(db, centre=db.get(Centre, setup["home"]), day=_day(call))["totals"]
+        hcm = summarise(db, centre=db.get(Centre, setup["hcm"]), day=_day(call))["totals"]
+    assert (home["received"], home["abandoned"], home["missed"], home["overflow_out"]) == (1, 1, 0, 1)
+    assert (hcm["received"], hcm["overflow_in"]) == (0, 1)
+
+
 def test_without_the_origin_the_trunk_gives_two_calls(setup, rig: Rig) -> None:
     """An unconfigured trunk (no HOTLINE_ORIGIN): nothing ties the halves, hotline does not guess
     (a caller number and a time are no proof: see deploy/asterisk/README.md)."""
@@ -233,3 +254,34 @@ def test_check_names_a_lines_overflow_across_a_trunk(setup, tmp_path: Path, monk
     assert after.status == "ok"
     assert "line hotline overflows from north to south over a trunk (HOTLINE_ORIGIN" in after.message
     assert after.details["overflow_trunks"] == [["hotline", "north", "south"]]
+
+
+def test_a_link_stored_while_the_other_listener_created_the_call_is_applied_by_the_sweep(setup) -> None:
+    """The race two listeners can run into (PostgreSQL, the same instant): south's listener keeps its
+    link as a waiting event because north's call is not committed yet, while north's listener
+    creates the call without seeing it.  ``adopt_waiting`` (each listener, every few seconds)
+    applies it: one call."""
+    from hotline.calls.models import PendingCallEvent
+    from hotline.ingest.service import adopt_waiting, ingest_and_commit
+
+    (exp,) = spec(LINKED)["calls"]
+    at = datetime(2026, 12, 5, tzinfo=timezone.utc)
+    items = {side: [AmiMapper(side).to_raw(raw, at) for raw in Capture.load(LINKED / side / "filtered.ami").frames]
+             for side in ("north", "south")}
+    links = [e for item in items["south"] for e in item.events if e.kind is Kind.ALIAS]
+    for item in items["south"]:
+        item.events = [e for e in item.events if e.kind is not Kind.ALIAS]
+    ingest_and_commit(items["north"], publish=False)
+    ingest_and_commit(items["south"], publish=False)
+    assert len(_calls()) == 2  # each listener's half, the link not seen by the one creating the call
+    with session_scope() as db:
+        db.add_all(PendingCallEvent(provider="asterisk", key=e.key, event=e.to_json()) for e in links)
+    with session_scope() as db:
+        assert adopt_waiting(db).touched
+    (call,) = _calls()
+    assert call.provider_key == exp["linkedid"] and call.status == "completed"
+    assert (call.centre_id, call.overflow_centre_id, call.counsellor_id) == (setup["home"], setup["hcm"], setup["tvv4"])
+    assert abs(call.queue_wait_seconds - exp["wait_s"]) <= 1 and abs(call.talk_seconds - exp["talk_s"]) <= 1
+    with session_scope() as db:
+        assert db.scalar(select(PendingCallEvent.id).where(PendingCallEvent.key == exp["linkedid"])) is None
+        assert not adopt_waiting(db).touched  # nothing left
