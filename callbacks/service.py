@@ -589,10 +589,43 @@ def call(session: Session, *, actor: Any, item_id: int, request: Any = None) -> 
     return attempt
 
 
+def _person_not_answering(command: Any) -> bool:
+    """The counsellor was connected and the person called did not answer or was busy (Twilio's
+    ``<Dial>`` to them): a "no answer" attempt, as the counsellor records it on Asterisk."""
+    from hotline.pbx.service import PERSON_BUSY, PERSON_NO_ANSWER
+
+    return command.status == "failed" and command.reason in (PERSON_NO_ANSWER, PERSON_BUSY)
+
+
+def _no_answer_by_pbx(session: Session, attempt: CallbackAttempt, command: Any) -> None:
+    """Count the attempt as "no answer" with the PBX's reason: spaced, limited, as if recorded by hand."""
+    now = utcnow()
+    attempt.status, attempt.outcome, attempt.ended_at = "done", "no_answer", now
+    attempt.reason = (command.reason or "")[:255]
+    if attempt.item_id is not None:
+        item = session.get(CallbackItem, attempt.item_id)
+        if item is None or item.status not in OPEN:
+            return
+        item.attempts += 1
+        item.last_outcome, item.last_reason = "no_answer", attempt.reason
+        item.claimed_by_id, item.claimed_at = None, None
+        if item.attempts < _max_attempts():
+            item.status, item.next_attempt_at = "open", now + _spacing()
+        else:
+            item.status, item.closed_at, item.close_reason = "closed", now, "attempts"
+    elif attempt.record_id is not None:
+        fu = session.scalar(select(FollowUp).where(FollowUp.record_id == attempt.record_id))
+        if fu is not None:
+            fu.attempts += 1
+            fu.last_outcome = "no_answer"
+
+
 def _apply_result(session: Session, attempt: CallbackAttempt, command: Any) -> None:
     if attempt.status not in ("placing", "placed"):
         return
-    if command.status == "failed":
+    if _person_not_answering(command):
+        _no_answer_by_pbx(session, attempt, command)
+    elif command.status == "failed":
         attempt.status, attempt.outcome, attempt.ended_at = "failed", "failed", utcnow()
         attempt.reason = (command.reason or "")[:255]
         if attempt.item_id is not None:

@@ -57,10 +57,8 @@ def test_the_counsellors_phone_not_answering_puts_the_item_back_with_the_reason(
     wait_for(lambda: (r := _item_and_attempt())[1] and r[1].status == "placed" and r, timeout=40, what="the second call")
 
 
-@pytest.mark.parametrize(("status", "reason"), [("no-answer", pbx.PERSON_NO_ANSWER), ("busy", pbx.PERSON_BUSY),
-                                                ("failed", pbx.PERSON_UNREACHABLE)])
-def test_the_person_called_not_answering_puts_the_item_back_with_the_reason(client, api, post, status, reason):  # noqa: F811
-    item_id, command_id = _placed(client)
+def _person_does_not_answer(post, item_id: int, command_id: int, status: str) -> None:
+    """The counsellor answers; Twilio's ``<Dial>`` to the person called ends with ``status``."""
     status_path = f"/webhooks/twilio/outbound/{command_id}/status?callback=cb%3A{item_id}"
     assert post(status_path, {**COMMON, "CallStatus": "in-progress"}).status_code == 200
     r = post(f"/webhooks/twilio/outbound/{command_id}", {**COMMON, "CallStatus": "in-progress"})
@@ -69,7 +67,34 @@ def test_the_person_called_not_answering_puts_the_item_back_with_the_reason(clie
              {**COMMON, "CallStatus": "in-progress", "DialCallStatus": status})
     assert r.status_code == 200
     assert post(status_path, {**COMMON, "CallStatus": "completed", "CallDuration": "31"}).status_code == 200
-    _back_on_the_list(client, item_id, reason)
+
+
+def test_the_person_called_unreachable_puts_the_item_back_with_the_reason(client, api, post):  # noqa: F811
+    item_id, command_id = _placed(client)
+    _person_does_not_answer(post, item_id, command_id, "failed")
+    _back_on_the_list(client, item_id, pbx.PERSON_UNREACHABLE)
+
+
+@pytest.mark.parametrize(("status", "reason"), [("no-answer", pbx.PERSON_NO_ANSWER), ("busy", pbx.PERSON_BUSY)])
+def test_the_person_called_not_answering_is_a_spaced_and_limited_no_answer_attempt(client, api, post, status,  # noqa: F811
+                                                                                   reason, monkeypatch):
+    """As the counsellor records "no answer" on Asterisk: one attempt used, the next one spaced, and
+    the item closed once the attempts are used up (HOTLINE_CALLBACK_MAX_ATTEMPTS)."""
+    from hotline.settings import get_settings
+
+    item_id, command_id = _placed(client)
+    _person_does_not_answer(post, item_id, command_id, status)
+    item, attempt = _item_and_attempt()
+    assert (attempt.status, attempt.outcome, attempt.reason) == ("done", "no_answer", reason)
+    assert (item.status, item.claimed_by_id, item.attempts, item.last_outcome, item.last_reason) == (
+        "open", None, 1, "no_answer", reason)
+    assert item.next_attempt_at is not None  # spaced: not before HOTLINE_CALLBACK_SPACING_MINUTES
+    assert vi(reason) in client.get(f"/callbacks/{item_id}").text
+    # the same status repeated by Twilio counts nothing more
+    assert post(f"/webhooks/twilio/outbound/{command_id}/dial?callback=cb%3A{item_id}",
+                {**COMMON, "CallStatus": "completed", "DialCallStatus": status}).status_code == 200
+    assert _item_and_attempt()[0].attempts == 1
+    assert get_settings().callback_max_attempts > 1
 
 
 def test_a_call_answered_at_both_ends_waits_for_the_counsellors_outcome(client, api, post):  # noqa: F811
