@@ -57,7 +57,7 @@ def test_the_counsellors_phone_not_answering_puts_the_item_back_with_the_reason(
     wait_for(lambda: (r := _item_and_attempt())[1] and r[1].status == "placed" and r, timeout=40, what="the second call")
 
 
-def _person_does_not_answer(post, item_id: int, command_id: int, status: str) -> None:
+def _person_does_not_answer(post, item_id: int, command_id: int, status: str) -> None:  # noqa: F811
     """The counsellor answers; Twilio's ``<Dial>`` to the person called ends with ``status``."""
     status_path = f"/webhooks/twilio/outbound/{command_id}/status?callback=cb%3A{item_id}"
     assert post(status_path, {**COMMON, "CallStatus": "in-progress"}).status_code == 200
