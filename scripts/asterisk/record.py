@@ -215,7 +215,10 @@ astsbindir => {ROOT}/sbin
 [options]
 nocolor = yes
 verbose = 3
-""")
+""" + (f"systemname = {side.name}\n" if side is not None else ""))
+    # systemname: two PBXes number channels <epoch>.<counter> each, so the first channels of one second
+    # get the same Uniqueid on both (seen: a caller sent over the trunk within the second); the name
+    # makes them north-…, south-… (deploy/asterisk/README.md)
     # Asterisk built with its XML documentation refuses to start (stasis) without it in astdatadir
     docs = ROOT / "var" / "lib" / "asterisk" / "documentation"
     if docs.is_dir() and not (work / "data" / "documentation").exists():
@@ -1195,6 +1198,23 @@ def s_trunk_overflow_abandoned(r: Run) -> None:
              offered_to=[iface("tvv1"), iface("tvv4")])
 
 
+def s_trunk_overflow_at_once(r: Run) -> None:
+    south = r.peer
+    assert south is not None
+    r.pause("tvv1", True)
+    south.phone("tvv4", "answer", ring=2)
+    r.sleep(1)
+    r.caller("0906666444", "Vu Thi X", hangup_after=12)
+    r.sleep(16)
+    r.expect("0906666444", "completed", 2, 10, "tvv4", name="Vu Thi X", overflow_to="hcm",
+             notes="No counsellor of the line's centre is ready (tvv1 paused, as hotline's presence does): "
+                   "[hotline-in] sends the caller over the trunk at once (QUEUE_MEMBER(hotline,ready) = 0), "
+                   "so north never queues them: its events know the call only by the number dialled "
+                   "(18001234, a number line of the line's centre in hotline). On south tvv4 answers after 2 s; "
+                   "the caller hangs up 12 s after calling. One call, the line's centre's, overflowed to hcm.",
+             offered_to=[iface("tvv4")])
+
+
 def _pbx_command(**kw: Any) -> Any:
     sys.path.insert(0, str(REPO))
     from hotline.pbx.models import PbxCommand
@@ -1296,6 +1316,9 @@ SCENARIOS = [
              trunk_origin=False),
     Scenario("trunk_overflow_abandoned", "Overflow over the trunk; the caller gives up in the other PBX's queue",
              s_trunk_overflow_abandoned, route=OVERFLOW_ROUTE, centres=OVERFLOW_CENTRES, pbxes=TRUNK_PBXES),
+    Scenario("trunk_overflow_at_once", "Nobody ready on the line's PBX: over the trunk at once, answered there",
+             s_trunk_overflow_at_once, route=OVERFLOW_ROUTE, pbxes=TRUNK_PBXES,
+             centres={**OVERFLOW_CENTRES, "default": {"numbers": ["18001234"], "queues": ["hotline"]}}),
 ]
 
 
@@ -1370,19 +1393,20 @@ def observed_trunk(data: bytes, linkedid: str | None, peer: bytes, peer_linkedid
     """Wait and talk of a call sent over the trunk: from the queue join on the first PBX to the
     answer on the other (AgentConnect), then to the caller's hangup on the first."""
     join = end = connect = None
-    caller_chan = None
     for raw in data.split(b"\r\n\r\n"):
         f = parse(raw)
         if not linkedid or f.get("Linkedid") != linkedid or "Timestamp" not in f:
             continue
         if f.get("Event") == "QueueCallerJoin" and join is None:
-            join, caller_chan = float(f["Timestamp"]), f.get("Channel")
-        elif f.get("Event") == "Hangup" and f.get("Channel") == caller_chan:
+            join = float(f["Timestamp"])
+        elif f.get("Event") == "Hangup" and f.get("Uniqueid") == linkedid:  # the caller's channel
             end = float(f["Timestamp"])
     for raw in peer.split(b"\r\n\r\n"):
         f = parse(raw)
         if peer_linkedid and f.get("Linkedid") == peer_linkedid and f.get("Event") == "AgentConnect":
             connect = connect or float(f["Timestamp"])
+        elif peer_linkedid and f.get("Linkedid") == peer_linkedid and f.get("Event") == "QueueCallerJoin":
+            join = join if join is not None else float(f["Timestamp"])  # sent at once: no queue on the first
     if join is None:
         return {"wait_s": None, "talk_s": None}
     wait = (connect or end or join) - join

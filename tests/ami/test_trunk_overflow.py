@@ -41,7 +41,7 @@ from tests.helpers import create_user
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 LINKED, UNLINKED = FIXTURES / "trunk_overflow", FIXTURES / "trunk_overflow_unlinked"
-ABANDONED = FIXTURES / "trunk_overflow_abandoned"
+ABANDONED, AT_ONCE = FIXTURES / "trunk_overflow_abandoned", FIXTURES / "trunk_overflow_at_once"
 PASSWORD = "Trunk-Overflow-Pass-2026!"
 
 
@@ -186,6 +186,40 @@ def test_a_caller_who_gives_up_in_the_other_pbxs_queue_abandoned_one_call(setup,
         hcm = summarise(db, centre=db.get(Centre, setup["hcm"]), day=_day(call))["totals"]
     assert (home["received"], home["abandoned"], home["missed"], home["overflow_out"]) == (1, 1, 0, 1)
     assert (hcm["received"], hcm["overflow_in"]) == (0, 1)
+
+
+@pytest.mark.parametrize("order", ["together", "north_first", "south_first"])
+def test_a_caller_sent_over_at_once_is_the_lines_call(setup, rig: Rig, order: str) -> None:
+    """No counsellor of the line's centre ready: the caller crosses the trunk at once and never joins a
+    queue on north, whose events know the call only by the number dialled.  A real trunk's channel
+    names it on ``Newchannel`` (``Exten``); the recorder's Local-channel caller names ``caller``, so
+    the stream is replayed with the number a trunk would give: one call, the line's centre's (its
+    number line), overflowed to hcm, waiting from the queue join on south."""
+    (exp,) = spec(AT_ONCE)["calls"]
+    with session_scope() as db:
+        add_line(db, centre=db.get(Centre, setup["home"]), provider="asterisk", kind="number", identifier="18001234")
+    as_trunk = (AT_ONCE / "north" / "filtered.ami").read_bytes().replace(b"\r\nExten: caller\r\n",
+                                                                        b"\r\nExten: 18001234\r\n")
+    north, south = ("north", as_trunk), ("south", (AT_ONCE / "south" / "filtered.ami").read_bytes())
+    for name, data in ((south, north) if order == "south_first" else (north, south)):
+        listener = rig.listener(rig.server(replay=data), source=name)
+        if order != "together":
+            wait_for(lambda lst=listener, d=data: lst.stats.frames_received >= len(Capture.load(d).frames),
+                     what=f"{name}'s replay")
+    (call,) = wait_for(lambda: len(c := _closed()) == 1 and c[0].provider_key == exp["linkedid"]
+                       and c[0].counsellor_id is not None and c, what="one call, north's, answered on south")
+    assert call.status == "completed"
+    assert (call.centre_id, call.overflow_centre_id, call.counsellor_id) == (setup["home"], setup["hcm"], setup["tvv4"])
+    assert abs(call.queue_wait_seconds - exp["wait_s"]) <= 1 and abs(call.talk_seconds - exp["talk_s"]) <= 1
+
+
+def test_a_caller_sent_over_at_once_without_the_number_is_the_other_centres(setup, rig: Rig) -> None:
+    """The same stream as recorded (north never names the number dialled, nor a queue): north's
+    events make no call, and south's half is one call of hcm's own, not marked as overflow (as on one
+    PBX without a number line: deploy/asterisk/README.md)."""
+    _replay_both(rig, AT_ONCE, "filtered.ami", "north_first")
+    (call,) = wait_for(lambda: len(c := _closed()) == 1 and c, what="one call, closed")
+    assert (call.centre_id, call.overflow_centre_id, call.source) == (setup["hcm"], None, "south")
 
 
 def test_without_the_origin_the_trunk_gives_two_calls(setup, rig: Rig) -> None:
