@@ -23,6 +23,11 @@ as the script sets per counsellor through global variables.  Transfers, pickups 
 conference are driven with AMI actions (BlindTransfer, Atxfer, PlayDTMF, Hangup, Originate).
 Calls hotline places itself (``callback``, ``listen_in``) are sent on the filtered connection as
 ``hotline ami`` sends them, built by ``hotline.pbx.asterisk.originate``.
+Trunk scenarios (``trunk_overflow*``) start TWO Asterisks, ``north`` and ``south`` (``systemname``,
+``HOTLINE_PBX``), joined by the sample IAX2 trunk (deploy/asterisk/iax.conf on loopback ports;
+needs chan_iax2, res_crypto and func_dialplan, which build.sh enables): the caller calls north,
+whose overflow branch dials south's queue; each PBX's streams and queue_log go to <scenario>/north/
+and <scenario>/south/ (expected.json: ``pbxes``, ``trunk``, each call's ``peer_linkedid``).
 
 Build:  ASTERISK_SRC=<a clone of github.com/asterisk/asterisk> bash scripts/asterisk/build.sh  (22.10.1, ~6 min)
 Usage:  .venv/bin/python scripts/asterisk/record.py [--list] [SCENARIO ...]
