@@ -50,3 +50,25 @@ def test_the_call_hotline_placed_is_not_an_item_nor_the_caller_answered(env, rig
     with session_scope() as db:
         [item] = db.scalars(select(CallbackItem)).all()
         assert item.status == "open" and item.call_id != placed.id
+
+
+def test_a_callback_context_named_by_the_setting_is_recognised(env, rig: Rig, tmp_path, monkeypatch) -> None:
+    """HOTLINE_PBX_CALLBACK_CONTEXT names the dialplan context hotline's calls run in (Originate's
+    Context); the listener reads the same setting: the capture with its context renamed is still one
+    callback, answered by the counsellor, its caller the number dialled."""
+    from hotline.settings import reset_settings
+
+    spec = expected(FIXTURES / "callback")
+    _users(spec)
+    renamed = tmp_path / "filtered.ami"
+    data = (FIXTURES / "callback" / "filtered.ami").read_bytes()
+    assert data.count(b"hotline-callback") >= 1
+    renamed.write_bytes(data.replace(b"hotline-callback", b"hl-goi-lai"))
+    monkeypatch.setenv("HOTLINE_PBX_CALLBACK_CONTEXT", "hl-goi-lai")
+    reset_settings()
+    replay(rig, renamed, spec)
+    with session_scope() as db:
+        placed = db.scalars(select(Call)).one()
+        assert placed.facts["callback"] == "cb:1"
+        assert placed.answered_by == "Local/tvv1@phones"  # the counsellor's phone, as without renaming
+        assert placed.caller_number == "+84912345678"  # the number dialled (None when the context is not known)

@@ -327,6 +327,8 @@ class AmiListener:
 
         self.stats = ListenerStats()
         self.mapper = AmiMapper(self.source)
+        # Calls hotline places run in this dialplan context (HOTLINE_PBX_CALLBACK_CONTEXT, hotline.pbx.asterisk).
+        self.mapper.callback_context = settings.pbx_callback_context or self.mapper.callback_context
         self._queue: queue.Queue[tuple[int, datetime, list[bytes]] | tuple[int, None, Resync]] = queue.Queue(queue_chunks)
         self._stop = threading.Event()
         self._client: _FrameClient | None = None
@@ -671,7 +673,8 @@ class AmiListener:
         log.info("ami.connected", extra={"source": self.source, "ami_version": client._ami_version})
         for name in (*self.event_names, *ACTION_EVENT_NAMES):
             client.send_named("Filter", self._next_id("filter"), Operation="Add", Filter=f"Event: {name}")
-        resync = Resync(self._next_id("resync"), self._next_id("resync"), datetime.now(timezone.utc))
+        resync = Resync(self._next_id("resync"), self._next_id("resync"), datetime.now(timezone.utc),
+                        callback_context=self.mapper.callback_context)
         self._queue.put((generation, None, resync))  # before the actions, so it precedes their answers
         client.send_named("CoreShowChannels", resync.channels_id)
         client.send_named("QueueStatus", resync.queue_id)

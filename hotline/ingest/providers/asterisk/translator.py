@@ -677,6 +677,7 @@ class Resync:
     failed: str | None = None
     answered_at: datetime | None = None
     spare: set[str] = field(default_factory=set)  # keys heard on the stream after it was asked for
+    callback_context: str = CALLBACK_CONTEXT  # where calls hotline places run (HOTLINE_PBX_CALLBACK_CONTEXT)
 
     @property
     def done(self) -> bool:
@@ -756,7 +757,7 @@ class Resync:
                     agent = device(others[0].get("Channel"))
             source = caller_ch if caller_ch is not None else entry
             caller = source.get("CallerIDNum") if source is not None else None
-            if caller_ch is not None and caller_ch.get("Context") == CALLBACK_CONTEXT:
+            if caller_ch is not None and caller_ch.get("Context") == self.callback_context:
                 # a call hotline placed: its first channel is the counsellor's phone, dialling the person
                 caller = caller_ch.get("Exten") or None
                 agent = device(caller_ch.get("Channel")) if agent is not None else None
