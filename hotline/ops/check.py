@@ -7,6 +7,7 @@ create or change anything, so they are safe to run on a live system at any time.
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import time
@@ -303,6 +304,12 @@ def check_pbx_routing(settings: Settings, state: dict[str, Any]) -> list[Result]
                 out.append(Result("pbx-routing", WARN, f"{len(known)} PBXes, and centre {c.code} names none: its "
                                   "callbacks go out on whichever listener takes them first",
                                   f"hotline centre pbx {c.code} NAME (one of {', '.join(sorted(known))})"))
+    if len(known) > 1 and (plain := _linkedid_without_system_name(settings)):
+        out.append(Result("pbx-routing", WARN, f"{len(known)} PBXes, and calls are reported with Linkedids that "
+                          f"do not name their PBX (e.g. {plain}): two PBXes number their channels alike "
+                          "(<epoch>.<counter>), so two callers of the same second could become one call",
+                          "set systemname in each PBX's asterisk.conf ([options] systemname = NAME, "
+                          "deploy/asterisk/README.md) and restart it"))
     if not out:
         where = {c.code: c.pbx or "any" for c in centres}
         # A line whose overflow centre is served by another PBX: its callers cross a trunk, and are
@@ -318,6 +325,24 @@ def check_pbx_routing(settings: Settings, state: dict[str, Any]) -> list[Result]
             f"{code} → {pbx}" for code, pbx in sorted(where.items())) + over,
             details={"centres": where, "overflow_trunks": [list(t) for t in trunks]}))
     return out
+
+
+_PLAIN_LINKEDID = re.compile(r"\d+\.\d+")
+
+
+def _linkedid_without_system_name(settings: Settings) -> str | None:
+    """A recent Asterisk call key numbered without the PBX's ``systemname`` (``1796460243.0``, not
+    ``north-1796460243.0``), or None."""
+    from hotline.calls.models import CallKey
+
+    engine = _engine(settings.effective_database_url)
+    try:
+        with engine.connect() as conn:
+            keys = conn.scalars(select(CallKey.key).where(CallKey.provider == "asterisk", CallKey.kind == "call")
+                                .order_by(CallKey.id.desc()).limit(500)).all()
+    finally:
+        engine.dispose()
+    return next((k for k in keys if _PLAIN_LINKEDID.fullmatch(k)), None)
 
 
 def check_telephony_gaps(settings: Settings, state: dict[str, Any]) -> list[Result]:

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from hotline.calls.models import Call, CallKey
 from hotline.centres.models import Centre, Line
 from hotline.cli import main
 from hotline.db import session_scope
@@ -91,3 +93,24 @@ def test_check_lists_each_pbx_and_where_each_centres_calls_go(tmp_path: Path, en
         main(["check", "--json"])
         [routing_ok] = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "pbx-routing"]
         assert routing_ok["status"] == "ok" and routing_ok["details"]["centres"] == {"default": "north", "hcm": "south"}
+        # calls whose Linkedids do not name their PBX (no systemname): two PBXes may number two callers alike
+        with session_scope() as db:
+            hcm = db.query(Centre).filter_by(code="hcm").one()
+            named = Call(provider="asterisk", provider_key="south-1796460243.0", centre_id=hcm.id,
+                         received_at=datetime.now(timezone.utc), status="completed")
+            db.add(named)
+            db.flush()
+            db.add(CallKey(provider="asterisk", key="south-1796460243.0", kind="call", call_id=named.id))
+        main(["check", "--json"])
+        [routing_ok] = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "pbx-routing"]
+        assert routing_ok["status"] == "ok"
+        with session_scope() as db:
+            plain = Call(provider="asterisk", provider_key="1796460243.0", centre_id=hcm.id,
+                         received_at=datetime.now(timezone.utc), status="completed")
+            db.add(plain)
+            db.flush()
+            db.add(CallKey(provider="asterisk", key="1796460243.0", kind="call", call_id=plain.id))
+        main(["check", "--json"])
+        [warned] = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "pbx-routing"]
+        assert warned["status"] == "warn" and "1796460243.0" in warned["message"]
+        assert "systemname" in warned["fix"]
