@@ -30,6 +30,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from blocking.models import NumberBlock
+from hotline import periodic
 from hotline.db import session_scope, utcnow
 
 log = logging.getLogger(__name__)
@@ -124,29 +125,7 @@ class ActiveBlocks:
 
     def start_refresher(self) -> Callable[[], None]:
         """Refresh every interval in a daemon thread; returns a stop function."""
-        stop = threading.Event()
-
-        def loop() -> None:
-            failing = False
-            while not stop.wait(self.interval()):
-                try:
-                    self.refresh()
-                    if failing:
-                        log.warning("blocking.refresh_recovered")
-                    failing = False
-                except Exception as exc:  # noqa: BLE001 - the database may be down: keep trying
-                    if not failing:
-                        log.error("blocking.refresh_failed", extra={"reason": f"{type(exc).__name__}"})
-                    failing = True
-
-        thread = threading.Thread(target=loop, name="blocking-refresher", daemon=True)
-        thread.start()
-
-        def finish() -> None:
-            stop.set()
-            thread.join(5)
-
-        return finish
+        return periodic.start("blocking", self.interval, self.refresh)
 
 
 active = ActiveBlocks()

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, aliased
 
+from hotline import periodic
 from hotline.centres.models import Centre, Line
 from hotline.centres.service import ensure_default_centre
 from hotline.db import get_engine, session_scope
@@ -129,29 +130,7 @@ class NumberLines:
 
     def start_refresher(self, reload: Callable[[], None]) -> Callable[[], None]:
         """Call ``reload`` every interval in a daemon thread; returns a stop function."""
-        stop = threading.Event()
-
-        def loop() -> None:
-            failing = False
-            while not stop.wait(self.interval()):
-                try:
-                    reload()
-                    if failing:
-                        log.warning("centres.number_lines_recovered")
-                    failing = False
-                except Exception as exc:  # noqa: BLE001 - the database may be down: keep trying
-                    if not failing:
-                        log.error("centres.number_lines_refresh_failed", extra={"reason": type(exc).__name__})
-                    failing = True
-
-        thread = threading.Thread(target=loop, name="number-lines-refresher", daemon=True)
-        thread.start()
-
-        def finish() -> None:
-            stop.set()
-            thread.join(5)
-
-        return finish
+        return periodic.start("centres.number_lines", self.interval, reload)
 
 
 number_lines = NumberLines()

@@ -164,12 +164,7 @@ def recover_inflight(max_age: float = INFLIGHT_STALE_SECONDS) -> int:
         return 0
     for path in found:
         try:
-            pid = int(path.name.split("-")[1])
-        except (IndexError, ValueError):
-            pid = 0
-        try:
-            left = now - path.stat().st_mtime > max_age or (pid != os.getpid() and not _alive(pid))
-            if left:
+            if _left_behind(path, max_age, now):
                 path.rename(spool_dir() / path.name)
                 moved += 1
         except FileNotFoundError:  # released (or moved by another process) meanwhile
@@ -320,11 +315,7 @@ def sweep_stray(max_age: float = TMP_STALE_SECONDS) -> int:
         return 0
     for tmp in found:
         try:
-            pid = int(tmp.name.split("-")[1])
-        except (IndexError, ValueError):
-            pid = 0
-        try:
-            stale = now - tmp.stat().st_mtime > max_age or (pid != os.getpid() and not _alive(pid))
+            stale = _left_behind(tmp, max_age, now)
         except FileNotFoundError:
             continue
         if stale:
@@ -333,6 +324,16 @@ def sweep_stray(max_age: float = TMP_STALE_SECONDS) -> int:
     if removed:
         log.warning("ingest.spool_tmp_removed", extra={"files": removed})
     return removed
+
+
+def _left_behind(path: Path, max_age: float, now: float) -> bool:
+    """A file named ``<ns>-<pid>-…`` whose writer is gone (another process's pid, not alive) or that
+    is older than ``max_age`` seconds.  Raises FileNotFoundError when it went meanwhile."""
+    try:
+        pid = int(path.name.split("-")[1])
+    except (IndexError, ValueError):
+        pid = 0
+    return now - path.stat().st_mtime > max_age or (pid != os.getpid() and not _alive(pid))
 
 
 def _alive(pid: int) -> bool:

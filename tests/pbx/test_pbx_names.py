@@ -64,6 +64,22 @@ def test_the_cli_names_a_centres_pbx(env, centres, capsys):  # noqa: F811
         assert db.query(Centre).filter_by(code="hcm").one().pbx == ""
 
 
+def _asterisk_call(linkedid: str) -> None:
+    with session_scope() as db:
+        call = Call(provider="asterisk", provider_key=linkedid, centre_id=db.query(Centre).filter_by(code="hcm").one().id,
+                    received_at=datetime.now(timezone.utc), status="completed")
+        db.add(call)
+        db.flush()
+        db.add(CallKey(provider="asterisk", key=linkedid, kind="call", call_id=call.id))
+
+
+def _pbx_routing(capsys) -> dict:
+    capsys.readouterr()
+    main(["check", "--json"])
+    [routing] = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "pbx-routing"]
+    return routing
+
+
 def test_check_lists_each_pbx_and_where_each_centres_calls_go(tmp_path: Path, env, centres, monkeypatch,  # noqa: F811
                                                               capsys):
     folder = tmp_path / "pbx"
@@ -94,23 +110,9 @@ def test_check_lists_each_pbx_and_where_each_centres_calls_go(tmp_path: Path, en
         [routing_ok] = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "pbx-routing"]
         assert routing_ok["status"] == "ok" and routing_ok["details"]["centres"] == {"default": "north", "hcm": "south"}
         # calls whose Linkedids do not name their PBX (no systemname): two PBXes may number two callers alike
-        with session_scope() as db:
-            hcm = db.query(Centre).filter_by(code="hcm").one()
-            named = Call(provider="asterisk", provider_key="south-1796460243.0", centre_id=hcm.id,
-                         received_at=datetime.now(timezone.utc), status="completed")
-            db.add(named)
-            db.flush()
-            db.add(CallKey(provider="asterisk", key="south-1796460243.0", kind="call", call_id=named.id))
-        main(["check", "--json"])
-        [routing_ok] = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "pbx-routing"]
-        assert routing_ok["status"] == "ok"
-        with session_scope() as db:
-            plain = Call(provider="asterisk", provider_key="1796460243.0", centre_id=hcm.id,
-                         received_at=datetime.now(timezone.utc), status="completed")
-            db.add(plain)
-            db.flush()
-            db.add(CallKey(provider="asterisk", key="1796460243.0", kind="call", call_id=plain.id))
-        main(["check", "--json"])
-        [warned] = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["name"] == "pbx-routing"]
+        _asterisk_call("south-1796460243.0")
+        assert _pbx_routing(capsys)["status"] == "ok"
+        _asterisk_call("1796460243.0")
+        warned = _pbx_routing(capsys)
         assert warned["status"] == "warn" and "1796460243.0" in warned["message"]
         assert "systemname" in warned["fix"]
