@@ -31,6 +31,7 @@ right day whenever it is written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import json
@@ -393,10 +394,9 @@ class Recorder:
             _sync(fd)
         except Exception as exc:  # noqa: BLE001 - never fails the caller: today's behaviour (memory only)
             if fd is not None:
-                try:
-                    os.ftruncate(fd, self._wal_size)  # no half line left behind
-                except OSError:
-                    pass  # a torn line is skipped when the journal is read
+                # No half line left behind; if even that fails, the reader skips a torn line.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, self._wal_size)
             if not self._wal_failing:
                 log.error("blocking.wal_failed", extra={"reason": str(exc)[:200]})
             self._wal_failing = True
